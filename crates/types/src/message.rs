@@ -1,0 +1,230 @@
+//! The message a gateway hands to smsroute, validated once at the door.
+
+use std::time::{Duration, SystemTime};
+
+use crate::{E164, InvalidNumber, InvalidSender, Segmentation, Sender, segment};
+
+/// Default cap on parts per message (`[limits] max_segments`).
+pub const DEFAULT_MAX_SEGMENTS: u32 = 10;
+
+/// A message id, unique within one router.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(pub u64);
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Why a message was refused at validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidMessage {
+    /// The destination is not an E.164 number.
+    #[error("destination: {0}")]
+    Destination(#[from] InvalidNumber),
+    /// The sender is not a valid sender id.
+    #[error("sender: {0}")]
+    Sender(#[from] InvalidSender),
+    /// The text needs more parts than allowed.
+    #[error("text needs {segments} segments, at most {max} are allowed")]
+    TooManySegments {
+        /// Parts the text needs.
+        segments: u32,
+        /// The configured maximum.
+        max: u32,
+    },
+    /// A validity of zero would expire the message before its first attempt.
+    #[error("validity must be greater than zero")]
+    ZeroValidity,
+}
+
+/// A validated message: destination, sender, text and its segmentation, delivery options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    id: MessageId,
+    to: E164,
+    from: Sender,
+    text: Box<str>,
+    segmentation: Segmentation,
+    validity: Option<Duration>,
+    not_before: Option<SystemTime>,
+    client_ref: Option<Box<str>>,
+    tags: Vec<(Box<str>, Box<str>)>,
+}
+
+impl Message {
+    /// Starts a message to `to` from `from` with `text`; nothing is checked until
+    /// [`MessageBuilder::build`].
+    ///
+    /// ```
+    /// use smsroute_types::Message;
+    /// let m = Message::builder("+44 7700 900123", "ACME", "Your code is 1234")
+    ///     .client_ref("order-17")
+    ///     .build(10)
+    ///     .unwrap();
+    /// assert_eq!(m.to().as_str(), "447700900123");
+    /// assert_eq!(m.segments(), 1);
+    /// ```
+    pub fn builder(to: &str, from: &str, text: &str) -> MessageBuilder {
+        MessageBuilder {
+            id: MessageId::default(),
+            to: to.to_string(),
+            from: from.to_string(),
+            text: text.into(),
+            validity: None,
+            not_before: None,
+            client_ref: None,
+            tags: Vec::new(),
+        }
+    }
+
+    /// The id (assigned by the router on submit).
+    pub fn id(&self) -> MessageId {
+        self.id
+    }
+    /// Sets the id; the router does this on submit.
+    pub fn set_id(&mut self, id: MessageId) {
+        self.id = id;
+    }
+    /// Destination number.
+    pub fn to(&self) -> &E164 {
+        &self.to
+    }
+    /// Sender id.
+    pub fn from(&self) -> &Sender {
+        &self.from
+    }
+    /// Text as given.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+    /// Encoding and length of the text.
+    pub fn segmentation(&self) -> Segmentation {
+        self.segmentation
+    }
+    /// Parts the text needs: what cost and throughput are charged by.
+    pub fn segments(&self) -> u32 {
+        self.segmentation.segments
+    }
+    /// The message's own validity, overriding the configured default.
+    pub fn validity(&self) -> Option<Duration> {
+        self.validity
+    }
+    /// Earliest time to send (scheduled delivery).
+    pub fn not_before(&self) -> Option<SystemTime> {
+        self.not_before
+    }
+    /// The gateway's own reference, echoed in status events.
+    pub fn client_ref(&self) -> Option<&str> {
+        self.client_ref.as_deref()
+    }
+    /// Free-form key/value tags, echoed in status events.
+    pub fn tags(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.tags.iter().map(|(k, v)| (&**k, &**v))
+    }
+}
+
+/// Builds a [`Message`]; `build` validates number, sender and segment count.
+#[derive(Clone, Debug)]
+pub struct MessageBuilder {
+    id: MessageId,
+    to: String,
+    from: String,
+    text: Box<str>,
+    validity: Option<Duration>,
+    not_before: Option<SystemTime>,
+    client_ref: Option<Box<str>>,
+    tags: Vec<(Box<str>, Box<str>)>,
+}
+
+impl MessageBuilder {
+    /// Sets the id (normally the router assigns it).
+    pub fn id(mut self, id: MessageId) -> Self {
+        self.id = id;
+        self
+    }
+    /// Gives up after `validity` instead of the configured default.
+    pub fn validity(mut self, validity: Duration) -> Self {
+        self.validity = Some(validity);
+        self
+    }
+    /// Holds the message until `at`.
+    pub fn not_before(mut self, at: SystemTime) -> Self {
+        self.not_before = Some(at);
+        self
+    }
+    /// The gateway's own reference.
+    pub fn client_ref(mut self, reference: &str) -> Self {
+        self.client_ref = Some(reference.into());
+        self
+    }
+    /// Adds a tag.
+    pub fn tag(mut self, key: &str, value: &str) -> Self {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+
+    /// Validates and builds; `max_segments` is the configured `[limits] max_segments`.
+    pub fn build(self, max_segments: u32) -> Result<Message, InvalidMessage> {
+        let to = E164::parse(&self.to)?;
+        let from = Sender::parse(&self.from)?;
+        let segmentation = segment(&self.text);
+        if segmentation.segments > max_segments {
+            return Err(InvalidMessage::TooManySegments {
+                segments: segmentation.segments,
+                max: max_segments,
+            });
+        }
+        if self.validity == Some(Duration::ZERO) {
+            return Err(InvalidMessage::ZeroValidity);
+        }
+        Ok(Message {
+            id: self.id,
+            to,
+            from,
+            text: self.text,
+            segmentation,
+            validity: self.validity,
+            not_before: self.not_before,
+            client_ref: self.client_ref,
+            tags: self.tags,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Encoding;
+
+    #[test]
+    fn builds_a_valid_message() {
+        let m = Message::builder("00 33 6 12 34 56 78", "+33612345678", &"ж".repeat(100))
+            .id(MessageId(7))
+            .validity(Duration::from_secs(60))
+            .tag("campaign", "spring")
+            .build(DEFAULT_MAX_SEGMENTS)
+            .unwrap();
+        assert_eq!(m.id(), MessageId(7));
+        assert_eq!(m.to().as_str(), "33612345678");
+        assert_eq!(m.segmentation().encoding, Encoding::Ucs2);
+        assert_eq!(m.segments(), 2);
+        assert_eq!(m.tags().collect::<Vec<_>>(), vec![("campaign", "spring")]);
+    }
+
+    #[test]
+    fn refuses_invalid_parts() {
+        let build = |to: &str, from: &str, text: &str| Message::builder(to, from, text).build(3);
+        assert!(matches!(build("12", "ACME", "hi"), Err(InvalidMessage::Destination(_))));
+        assert!(matches!(build("447700900123", "", "hi"), Err(InvalidMessage::Sender(_))));
+        assert_eq!(
+            build("447700900123", "ACME", &"a".repeat(500)),
+            Err(InvalidMessage::TooManySegments { segments: 4, max: 3 })
+        );
+        let zero = Message::builder("447700900123", "ACME", "hi").validity(Duration::ZERO);
+        assert_eq!(zero.build(3), Err(InvalidMessage::ZeroValidity));
+        let err = build("447700900123", "ACME", &"a".repeat(500)).unwrap_err();
+        assert_eq!(err.to_string(), "text needs 4 segments, at most 3 are allowed");
+    }
+}
