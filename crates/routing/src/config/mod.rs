@@ -1,0 +1,213 @@
+//! The configuration file (TOML): carriers, rate-deck routes, blocks, ported numbers, retry
+//! and limits. [`Config::parse`] checks everything and reports every problem it finds as
+//! `path:line:col: message`.
+
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::path::Path;
+
+use smsroute_types::{E164, Money};
+
+pub use validate::MAX_CARRIERS;
+
+/// A checked configuration: every id unique, every reference resolved, every number in range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Carriers in file order; a route's `carrier` is an index into this list.
+    pub carriers: Vec<CarrierConfig>,
+    /// Rate-deck rows in file order.
+    pub routes: Vec<RouteConfig>,
+    /// Block rules.
+    pub blocks: Vec<BlockConfig>,
+    /// Ported numbers.
+    pub ported: Vec<PortedConfig>,
+    /// Retry and timeout policy.
+    pub retry: RetryConfig,
+    /// Message limits.
+    pub limits: LimitsConfig,
+}
+
+/// One carrier's contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CarrierConfig {
+    /// Unique id, `[a-z0-9_-]+`.
+    pub id: String,
+    /// Contracted segments per second over the whole carrier (≥ 1).
+    pub tps: u32,
+    /// Token-bucket depth in segments (≥ `max_segments`).
+    pub burst: u32,
+    /// Most submits in flight over all binds (≥ 1).
+    pub window: u32,
+    /// A real SMPP connection, when configured.
+    pub smpp: Option<SmppConfig>,
+}
+
+/// Where and how to bind to a carrier's SMSC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmppConfig {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port (1..=65535).
+    pub port: u16,
+    /// SMPP system_id (at most 15 characters).
+    pub system_id: String,
+    /// SMPP password (at most 8 characters).
+    pub password: String,
+    /// SMPP system_type (at most 12 characters, default empty).
+    pub system_type: String,
+    /// Sessions to open (≥ 1); they share the carrier's tps and window.
+    pub binds: u32,
+}
+
+/// One rate-deck row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Digits, 1..=15.
+    pub prefix: String,
+    /// Index into [`Config::carriers`].
+    pub carrier: usize,
+    /// Price per segment.
+    pub cost: Money,
+    /// Lower tiers are tried first (0..=255).
+    pub tier: u8,
+    /// Share of traffic among equal-cost healthy carriers (≥ 1).
+    pub weight: u32,
+}
+
+/// A block rule: numbers under `prefix` lose every carrier whose own match is not longer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockConfig {
+    /// Digits, 1..=15.
+    pub prefix: String,
+}
+
+/// A ported number: routes exactly as the digits `route_as` would.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortedConfig {
+    /// The full number.
+    pub number: E164,
+    /// Digits whose routing (routes and blocks) this number takes.
+    pub route_as: String,
+}
+
+/// Retry, failover and expiry policy (`[retry]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// Submits per message, the first and failovers included (≥ 1).
+    pub max_attempts: u32,
+    /// Backoff base in milliseconds (≥ 1).
+    pub backoff_base_ms: u64,
+    /// Backoff cap in milliseconds (≥ base).
+    pub backoff_cap_ms: u64,
+    /// No submit response by then: outcome unknown (timeout class).
+    pub submit_timeout_ms: u64,
+    /// No receipt by then: terminal `sent`.
+    pub receipt_timeout_s: u64,
+    /// Default message validity.
+    pub validity_s: u64,
+    /// Fail over when a receipt says undeliverable.
+    pub reroute_on_undeliverable: bool,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            backoff_base_ms: 50,
+            backoff_cap_ms: 5_000,
+            submit_timeout_ms: 10_000,
+            receipt_timeout_s: 600,
+            validity_s: 3_600,
+            reroute_on_undeliverable: false,
+        }
+    }
+}
+
+/// Message limits (`[limits]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Most parts a message may need (1..=255).
+    pub max_segments: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_segments: smsroute_types::DEFAULT_MAX_SEGMENTS }
+    }
+}
+
+/// One problem in a configuration file, at a 1-based line and column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub col: usize,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+/// Everything wrong with a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file, as the user named it.
+    pub path: String,
+    /// The problems, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ConfigError {
+    /// One `path:line:col: message` line per problem.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}:{}: {}", self.path, d.line, d.col, d.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let label = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: label.clone(),
+            diagnostics: vec![Diagnostic { line: 1, col: 1, message: format!("cannot read file: {e}") }],
+        })?;
+        Self::parse(&text, &label)
+    }
+
+    /// Parses and checks configuration text; `path` labels the errors.
+    ///
+    /// ```
+    /// use smsroute_routing::Config;
+    /// let config = Config::parse(r#"
+    /// [[carriers]]
+    /// id = "uk-alpha"
+    /// tps = 500
+    ///
+    /// [[routes]]
+    /// prefix = "44"
+    /// carrier = "uk-alpha"
+    /// cost = 0.0040
+    /// "#, "example.toml").unwrap();
+    /// assert_eq!(config.carriers[0].burst, 50);
+    /// assert_eq!(config.routes[0].cost.micros(), 4_000);
+    ///
+    /// let err = Config::parse("[[carriers]]\nid = \"UK\"\ntps = 0\n", "bad.toml").unwrap_err();
+    /// assert!(err.to_string().starts_with("bad.toml:2:6: carrier id \"UK\""));
+    /// ```
+    pub fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
+        validate::parse(text, path)
+    }
+
+    /// Index of the carrier with this id.
+    pub fn carrier_index(&self, id: &str) -> Option<usize> {
+        self.carriers.iter().position(|c| c.id == id)
+    }
+}

@@ -1,0 +1,132 @@
+//! `explain`: how a number is routed and why each carrier is in or out. Cold path.
+
+use smsroute_types::{E164, Money, pack_digits};
+
+use super::RouteTable;
+use crate::rank::rank;
+use crate::{CarrierHealth, CarrierIndex, HealthView};
+
+/// A candidate as `explain` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explained {
+    /// The carrier.
+    pub carrier: CarrierIndex,
+    /// The carrier's own longest matching prefix.
+    pub prefix: String,
+    /// Price per segment.
+    pub cost: Money,
+    /// Tier.
+    pub tier: u8,
+    /// Weight.
+    pub weight: u32,
+    /// Health at the time of the explanation.
+    pub health: CarrierHealth,
+}
+
+/// Why a carrier that matched the number is not a candidate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// A block prefix at least as long as the carrier's own match.
+    Blocked {
+        /// The longest matching block prefix.
+        block_prefix: String,
+    },
+    /// The carrier is ejected and others are available.
+    Ejected,
+}
+
+/// A carrier that matched but was dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    /// The carrier.
+    pub carrier: CarrierIndex,
+    /// Its own longest matching prefix.
+    pub prefix: String,
+    /// Why it was dropped.
+    pub reason: DropReason,
+}
+
+/// The routing of one number, for people.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explanation {
+    /// The number.
+    pub number: E164,
+    /// For a ported number, the digits it routes as.
+    pub ported_as: Option<String>,
+    /// A block rule removed every carrier.
+    pub blocked: bool,
+    /// The longest block prefix that matched, if any.
+    pub block_prefix: Option<String>,
+    /// Every candidate was ejected, so all are used.
+    pub panic_mode: bool,
+    /// Candidates in rank order; an equal-cost healthy group by weight descending, then id.
+    pub candidates: Vec<Explained>,
+    /// Carriers that matched but are not candidates.
+    pub dropped: Vec<Dropped>,
+}
+
+impl RouteTable {
+    /// Explains the routing of `number` under `health` (use [`crate::AllHealthy`] offline).
+    pub fn explain<H: HealthView + ?Sized>(&self, number: &E164, health: &H) -> Explanation {
+        let found = self.candidates(number);
+        let ported_as = found.ported.map(|i| self.ported[i as usize].1.to_string());
+        let digits: &str = ported_as.as_deref().unwrap_or(number.as_str());
+        let packed = pack_digits(digits.as_bytes());
+
+        // Every carrier that matched on the path, with its deepest prefix, and the deepest block.
+        let mut matched: Vec<(CarrierIndex, u8)> = Vec::new();
+        let mut block_depth = None;
+        self.trie.walk(packed, digits.len(), |depth, node| {
+            let mut lists = vec![self.trie.nodes[node as usize].list];
+            if let Ok(i) = self.block_nodes.binary_search_by_key(&node, |b| b.0) {
+                block_depth = Some(depth);
+                lists.insert(0, self.block_nodes[i].1);
+            }
+            for list in lists {
+                for offer in self.lists.get(list).0 {
+                    match matched.iter_mut().find(|m| m.0 == offer.carrier) {
+                        Some(m) => m.1 = m.1.max(offer.prefix_len),
+                        None => matched.push((offer.carrier, offer.prefix_len)),
+                    }
+                }
+            }
+        });
+        let block_prefix = block_depth.map(|d| digits[..d].to_string());
+        let prefix = |len: u8| digits[..usize::from(len)].to_string();
+
+        let (ranked, panic_mode) = rank(found.offers, health, None);
+        let candidates: Vec<Explained> = ranked
+            .iter()
+            .map(|r| Explained {
+                carrier: r.carrier,
+                prefix: prefix(r.prefix_len),
+                cost: r.cost,
+                tier: r.tier,
+                weight: r.weight,
+                health: r.health,
+            })
+            .collect();
+        let mut dropped: Vec<Dropped> = Vec::new();
+        for offer in found.offers {
+            if !candidates.iter().any(|c| c.carrier == offer.carrier) {
+                dropped.push(Dropped { carrier: offer.carrier, prefix: prefix(offer.prefix_len), reason: DropReason::Ejected });
+            }
+        }
+        for &(carrier, len) in &matched {
+            if !found.offers.iter().any(|o| o.carrier == carrier) {
+                let block_prefix = block_prefix.clone().unwrap_or_default();
+                dropped.push(Dropped { carrier, prefix: prefix(len), reason: DropReason::Blocked { block_prefix } });
+            }
+        }
+        dropped.sort_by_key(|d| d.carrier);
+        Explanation {
+            number: *number,
+            ported_as,
+            blocked: found.blocked,
+            block_prefix,
+            panic_mode,
+            candidates,
+            dropped,
+        }
+    }
+}
