@@ -39,7 +39,10 @@ pub struct CarrierHealth {
 
 impl CarrierHealth {
     /// Healthy, penalty 1.0.
-    pub const HEALTHY: CarrierHealth = CarrierHealth { state: HealthState::Healthy, penalty: 1.0 };
+    pub const HEALTHY: CarrierHealth = CarrierHealth {
+        state: HealthState::Healthy,
+        penalty: 1.0,
+    };
 }
 
 impl Default for CarrierHealth {

@@ -52,6 +52,6 @@ pub use config::{Config, ConfigError, Diagnostic};
 pub use health::{AllHealthy, CarrierHealth, HealthState, HealthView};
 pub use rank::{Ranked, RankedList, rank};
 pub use table::{
-    BuildError, CarrierIndex, CarrierInfo, Candidates, DropReason, Dropped, Explained, Explanation,
+    BuildError, Candidates, CarrierIndex, CarrierInfo, DropReason, Dropped, Explained, Explanation,
     Offer, Route, RouteTable, TableBuilder, TableStats,
 };

@@ -38,7 +38,11 @@ pub type RankedList = SmallVec<[Ranked; 8]>;
 /// Returns the list and whether panic mode applied (every candidate ejected, so all are used).
 /// With `pick`, the leading group of healthy carriers with equal tier and effective cost is
 /// split by weight: `pick` (a uniform random `u64`) chooses the first, the rest keep their order.
-pub fn rank<H: HealthView + ?Sized>(offers: &[Offer], health: &H, pick: Option<u64>) -> (RankedList, bool) {
+pub fn rank<H: HealthView + ?Sized>(
+    offers: &[Offer],
+    health: &H,
+    pick: Option<u64>,
+) -> (RankedList, bool) {
     let mut out = RankedList::new();
     let mut ejected = 0;
     let mut unit_penalties = true;
@@ -62,7 +66,11 @@ pub fn rank<H: HealthView + ?Sized>(offers: &[Offer], health: &H, pick: Option<u
     // The static order is already right when every penalty is 1; the sort is stable, so
     // equal effective costs keep weight-descending, id order.
     if !unit_penalties {
-        out.sort_by(|a, b| a.tier.cmp(&b.tier).then(a.effective_cost().total_cmp(&b.effective_cost())));
+        out.sort_by(|a, b| {
+            a.tier
+                .cmp(&b.tier)
+                .then(a.effective_cost().total_cmp(&b.effective_cost()))
+        });
     }
     if let Some(pick) = pick {
         pick_weighted(&mut out, pick);
@@ -72,7 +80,9 @@ pub fn rank<H: HealthView + ?Sized>(offers: &[Offer], health: &H, pick: Option<u
 
 /// Moves a weighted random member of the leading equal-cost healthy group to the front.
 fn pick_weighted(ranked: &mut [Ranked], pick: u64) {
-    let Some(first) = ranked.first().copied() else { return };
+    let Some(first) = ranked.first().copied() else {
+        return;
+    };
     if first.health.state != HealthState::Healthy {
         return;
     }
@@ -110,7 +120,13 @@ mod tests {
     use super::*;
 
     fn offer(carrier: u16, tier: u8, cost: u64, weight: u32) -> Offer {
-        Offer { cost: Money::from_micros(cost), weight, carrier: CarrierIndex(carrier), tier, prefix_len: 2 }
+        Offer {
+            cost: Money::from_micros(cost),
+            weight,
+            carrier: CarrierIndex(carrier),
+            tier,
+            prefix_len: 2,
+        }
     }
     fn order(list: &RankedList) -> Vec<u16> {
         list.iter().map(|r| r.carrier.0).collect()
@@ -122,7 +138,11 @@ mod tests {
     #[test]
     fn penalty_reorders_within_a_tier_only() {
         let offers = [offer(0, 0, 100, 1), offer(1, 0, 150, 1), offer(2, 1, 10, 1)];
-        let health = [state(HealthState::Degraded, 2.0), CarrierHealth::HEALTHY, CarrierHealth::HEALTHY];
+        let health = [
+            state(HealthState::Degraded, 2.0),
+            CarrierHealth::HEALTHY,
+            CarrierHealth::HEALTHY,
+        ];
         let (ranked, panic) = rank(&offers, &health[..], None);
         assert_eq!(order(&ranked), vec![1, 0, 2]);
         assert!(!panic);
@@ -140,14 +160,22 @@ mod tests {
 
     #[test]
     fn weighted_pick_only_among_equal_healthy() {
-        let offers = [offer(0, 0, 100, 3), offer(1, 0, 100, 1), offer(2, 0, 120, 9)];
+        let offers = [
+            offer(0, 0, 100, 3),
+            offer(1, 0, 100, 1),
+            offer(2, 0, 120, 9),
+        ];
         // total weight 4: picks in the top quarter of the u64 range land on carrier 1.
         let (ranked, _) = rank(&offers, &crate::AllHealthy, Some(u64::MAX));
         assert_eq!(order(&ranked), vec![1, 0, 2]);
         let (ranked, _) = rank(&offers, &crate::AllHealthy, Some(0));
         assert_eq!(order(&ranked), vec![0, 1, 2]);
         // A degraded member leaves the group: no split.
-        let health = [CarrierHealth::HEALTHY, state(HealthState::Degraded, 1.5), CarrierHealth::HEALTHY];
+        let health = [
+            CarrierHealth::HEALTHY,
+            state(HealthState::Degraded, 1.5),
+            CarrierHealth::HEALTHY,
+        ];
         let (ranked, _) = rank(&offers, &health[..], Some(u64::MAX));
         assert_eq!(order(&ranked), vec![0, 2, 1]);
     }

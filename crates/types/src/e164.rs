@@ -25,7 +25,9 @@ pub enum InvalidNumber {
     #[error("number is empty")]
     Empty,
     /// A character that is neither a digit nor an accepted separator.
-    #[error("number contains {found:?} at position {position}: only digits, a leading '+' or '00', spaces, dashes, dots and parentheses are allowed")]
+    #[error(
+        "number contains {found:?} at position {position}: only digits, a leading '+' or '00', spaces, dashes, dots and parentheses are allowed"
+    )]
     BadCharacter {
         /// The offending character.
         found: char,
@@ -51,7 +53,9 @@ pub enum InvalidNumber {
         digits: usize,
     },
     /// The country code would start with 0 (a national-format number).
-    #[error("number starts with 0 after normalisation: country codes never do (national format? write it with its country code)")]
+    #[error(
+        "number starts with 0 after normalisation: country codes never do (national format? write it with its country code)"
+    )]
     LeadingZero,
 }
 
@@ -204,8 +208,20 @@ mod tests {
         let cases = [
             ("", Empty),
             ("  ( ) -", Empty),
-            ("+44 7700 9OO123", BadCharacter { found: 'O', position: 10 }),
-            ("447700900123#", BadCharacter { found: '#', position: 12 }),
+            (
+                "+44 7700 9OO123",
+                BadCharacter {
+                    found: 'O',
+                    position: 10,
+                },
+            ),
+            (
+                "447700900123#",
+                BadCharacter {
+                    found: '#',
+                    position: 12,
+                },
+            ),
             ("44+7700900123", MisplacedPlus { position: 2 }),
             ("++447700900123", MisplacedPlus { position: 1 }),
             ("123456", TooShort { digits: 6 }),
@@ -217,7 +233,12 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(E164::parse(input), Err(want), "input {input:?}");
         }
-        assert!(E164::parse("12a4567").unwrap_err().to_string().contains("'a'"));
+        assert!(
+            E164::parse("12a4567")
+                .unwrap_err()
+                .to_string()
+                .contains("'a'")
+        );
     }
 
     #[test]

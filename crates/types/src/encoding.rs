@@ -111,7 +111,11 @@ fn limits(encoding: Encoding) -> (u32, u32) {
 /// assert_eq!(segment("Привет").encoding, Encoding::Ucs2);
 /// ```
 pub fn segment(text: &str) -> Segmentation {
-    let encoding = if is_gsm7(text) { Encoding::Gsm7 } else { Encoding::Ucs2 };
+    let encoding = if is_gsm7(text) {
+        Encoding::Gsm7
+    } else {
+        Encoding::Ucs2
+    };
     let (single, multi) = limits(encoding);
     let mut units = 0u32;
     let mut parts = 1u32;
@@ -126,7 +130,11 @@ pub fn segment(text: &str) -> Segmentation {
         in_part += w;
     }
     let segments = if units <= single { 1 } else { parts };
-    Segmentation { encoding, units, segments }
+    Segmentation {
+        encoding,
+        units,
+        segments,
+    }
 }
 
 /// Splits `text` into the byte ranges of its parts, never splitting an escape pair or a
@@ -169,11 +177,31 @@ mod tests {
             (euro.repeat(80), Encoding::Gsm7, 160, 1),
             (euro.repeat(81), Encoding::Gsm7, 162, 2),
             // 152 basic + one escape pair: the pair does not fit in part one's last septet.
-            (format!("{}{}", "a".repeat(152), euro), Encoding::Gsm7, 154, 1),
-            (format!("{}{}x", "a".repeat(152), euro.repeat(4)), Encoding::Gsm7, 161, 2),
-            (format!("{}{}{}", "a".repeat(152), euro, "a".repeat(10)), Encoding::Gsm7, 164, 2),
+            (
+                format!("{}{}", "a".repeat(152), euro),
+                Encoding::Gsm7,
+                154,
+                1,
+            ),
+            (
+                format!("{}{}x", "a".repeat(152), euro.repeat(4)),
+                Encoding::Gsm7,
+                161,
+                2,
+            ),
+            (
+                format!("{}{}{}", "a".repeat(152), euro, "a".repeat(10)),
+                Encoding::Gsm7,
+                164,
+                2,
+            ),
             ("Ünïcödé ä".into(), Encoding::Ucs2, 9, 1), // ï is not in GSM 03.38
-            ("é à ù ì ò Ç Ø Å Æ ß É Ä Ö Ñ Ü ä ö ñ ü ΔΦΓΛΩΠΨΣΘΞ ¡¿§¤£¥".into(), Encoding::Gsm7, 55, 1),
+            (
+                "é à ù ì ò Ç Ø Å Æ ß É Ä Ö Ñ Ü ä ö ñ ü ΔΦΓΛΩΠΨΣΘΞ ¡¿§¤£¥".into(),
+                Encoding::Gsm7,
+                55,
+                1,
+            ),
             ("ж".repeat(70), Encoding::Ucs2, 70, 1),
             ("ж".repeat(71), Encoding::Ucs2, 71, 2),
             ("ж".repeat(134), Encoding::Ucs2, 134, 2),
@@ -182,12 +210,25 @@ mod tests {
             ("😀".repeat(36), Encoding::Ucs2, 72, 2),
             // 66 units + a surrogate pair: the pair moves whole to part two.
             (format!("{}😀", "ж".repeat(66)), Encoding::Ucs2, 68, 1),
-            (format!("{}😀{}", "ж".repeat(66), "ж".repeat(3)), Encoding::Ucs2, 71, 2),
+            (
+                format!("{}😀{}", "ж".repeat(66), "ж".repeat(3)),
+                Encoding::Ucs2,
+                71,
+                2,
+            ),
             ("`".into(), Encoding::Ucs2, 1, 1), // backtick has no GSM-7 code
         ];
         for (text, encoding, units, segments) in cases {
             let got = segment(&text);
-            assert_eq!(got, Segmentation { encoding, units, segments }, "text {text:?}");
+            assert_eq!(
+                got,
+                Segmentation {
+                    encoding,
+                    units,
+                    segments
+                },
+                "text {text:?}"
+            );
             let parts = split_parts(&text);
             assert_eq!(parts.len() as u32, segments, "parts of {text:?}");
         }
@@ -202,7 +243,10 @@ mod tests {
             let septets: u32 = part.chars().map(|c| gsm7_width(c).unwrap()).sum();
             assert!(septets <= GSM7_MULTI, "part of {septets} septets");
         }
-        assert_eq!(parts.iter().map(|r| &text[r.clone()]).collect::<String>(), text);
+        assert_eq!(
+            parts.iter().map(|r| &text[r.clone()]).collect::<String>(),
+            text
+        );
         assert_eq!(&text[parts[0].clone()], "a".repeat(152));
     }
 

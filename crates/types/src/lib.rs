@@ -26,13 +26,15 @@ mod e164;
 mod encoding;
 mod message;
 mod money;
+mod rng;
 mod sender;
 
 pub use e164::{E164, InvalidNumber, MAX_DIGITS, MIN_DIGITS, pack_digits};
 pub use encoding::{
-    Encoding, GSM7_MULTI, GSM7_SINGLE, Segmentation, UCS2_MULTI, UCS2_SINGLE, gsm7_width,
-    is_gsm7, segment, split_parts,
+    Encoding, GSM7_MULTI, GSM7_SINGLE, Segmentation, UCS2_MULTI, UCS2_SINGLE, gsm7_width, is_gsm7,
+    segment, split_parts,
 };
 pub use message::{DEFAULT_MAX_SEGMENTS, InvalidMessage, Message, MessageBuilder, MessageId};
 pub use money::{InvalidMoney, Money};
+pub use rng::SplitMix64;
 pub use sender::{InvalidSender, MAX_ALPHANUMERIC, MAX_NUMERIC, Sender};

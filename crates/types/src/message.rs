@@ -216,15 +216,27 @@ mod tests {
     #[test]
     fn refuses_invalid_parts() {
         let build = |to: &str, from: &str, text: &str| Message::builder(to, from, text).build(3);
-        assert!(matches!(build("12", "ACME", "hi"), Err(InvalidMessage::Destination(_))));
-        assert!(matches!(build("447700900123", "", "hi"), Err(InvalidMessage::Sender(_))));
+        assert!(matches!(
+            build("12", "ACME", "hi"),
+            Err(InvalidMessage::Destination(_))
+        ));
+        assert!(matches!(
+            build("447700900123", "", "hi"),
+            Err(InvalidMessage::Sender(_))
+        ));
         assert_eq!(
             build("447700900123", "ACME", &"a".repeat(500)),
-            Err(InvalidMessage::TooManySegments { segments: 4, max: 3 })
+            Err(InvalidMessage::TooManySegments {
+                segments: 4,
+                max: 3
+            })
         );
         let zero = Message::builder("447700900123", "ACME", "hi").validity(Duration::ZERO);
         assert_eq!(zero.build(3), Err(InvalidMessage::ZeroValidity));
         let err = build("447700900123", "ACME", &"a".repeat(500)).unwrap_err();
-        assert_eq!(err.to_string(), "text needs 4 segments, at most 3 are allowed");
+        assert_eq!(
+            err.to_string(),
+            "text needs 4 segments, at most 3 are allowed"
+        );
     }
 }

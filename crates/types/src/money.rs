@@ -138,11 +138,26 @@ mod tests {
     #[test]
     fn rejects_bad_amounts() {
         assert_eq!(Money::parse_decimal("-0.1"), Err(InvalidMoney::Negative));
-        assert_eq!(Money::parse_decimal("0.0000001"), Err(InvalidMoney::TooPrecise(7)));
-        assert_eq!(Money::parse_decimal("1e-7"), Err(InvalidMoney::TooPrecise(7)));
-        assert!(matches!(Money::parse_decimal("abc"), Err(InvalidMoney::NotDecimal(_))));
-        assert!(matches!(Money::parse_decimal("."), Err(InvalidMoney::NotDecimal(_))));
-        assert_eq!(Money::parse_decimal("99999999999999999999"), Err(InvalidMoney::Overflow));
+        assert_eq!(
+            Money::parse_decimal("0.0000001"),
+            Err(InvalidMoney::TooPrecise(7))
+        );
+        assert_eq!(
+            Money::parse_decimal("1e-7"),
+            Err(InvalidMoney::TooPrecise(7))
+        );
+        assert!(matches!(
+            Money::parse_decimal("abc"),
+            Err(InvalidMoney::NotDecimal(_))
+        ));
+        assert!(matches!(
+            Money::parse_decimal("."),
+            Err(InvalidMoney::NotDecimal(_))
+        ));
+        assert_eq!(
+            Money::parse_decimal("99999999999999999999"),
+            Err(InvalidMoney::Overflow)
+        );
     }
 
     proptest::proptest! {

@@ -36,7 +36,9 @@ pub enum InvalidSender {
     #[error("numeric sender has {0} digits, at most {MAX_NUMERIC} are allowed")]
     NumericTooLong(usize),
     /// A character outside the allowed set.
-    #[error("sender contains {0:?}: only ASCII letters, digits, spaces and '- . & _' are allowed (or '+' and digits for a number)")]
+    #[error(
+        "sender contains {0:?}: only ASCII letters, digits, spaces and '- . & _' are allowed (or '+' and digits for a number)"
+    )]
     BadCharacter(char),
 }
 
@@ -62,7 +64,10 @@ impl Sender {
             if body.len() > MAX_NUMERIC {
                 return Err(InvalidSender::NumericTooLong(body.len()));
             }
-            return Ok(Sender::Numeric { digits: body.into(), international });
+            return Ok(Sender::Numeric {
+                digits: body.into(),
+                international,
+            });
         }
         if let Some(bad) = text
             .chars()
@@ -89,7 +94,10 @@ impl Sender {
 impl fmt::Display for Sender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Sender::Numeric { digits, international: true } => write!(f, "+{digits}"),
+            Sender::Numeric {
+                digits,
+                international: true,
+            } => write!(f, "+{digits}"),
             other => f.write_str(other.as_str()),
         }
     }
@@ -123,7 +131,10 @@ mod tests {
         let bad = [
             ("", InvalidSender::Empty),
             ("   ", InvalidSender::Empty),
-            ("12345678901A", InvalidSender::AlphanumericTooLong("12345678901A".into(), 12)),
+            (
+                "12345678901A",
+                InvalidSender::AlphanumericTooLong("12345678901A".into(), 12),
+            ),
             ("1234567890123456", InvalidSender::NumericTooLong(16)),
             ("Brand!", InvalidSender::BadCharacter('!')),
             ("Bränd", InvalidSender::BadCharacter('ä')),

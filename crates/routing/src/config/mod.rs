@@ -134,7 +134,9 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_segments: smsroute_types::DEFAULT_MAX_SEGMENTS }
+        Self {
+            max_segments: smsroute_types::DEFAULT_MAX_SEGMENTS,
+        }
     }
 }
 
@@ -177,7 +179,11 @@ impl Config {
         let label = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: label.clone(),
-            diagnostics: vec![Diagnostic { line: 1, col: 1, message: format!("cannot read file: {e}") }],
+            diagnostics: vec![Diagnostic {
+                line: 1,
+                col: 1,
+                message: format!("cannot read file: {e}"),
+            }],
         })?;
         Self::parse(&text, &label)
     }

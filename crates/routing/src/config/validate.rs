@@ -29,7 +29,10 @@ impl<'a> Checker<'a> {
     }
 
     fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     fn finish(mut self, path: &str) -> Result<(), ConfigError> {
@@ -42,7 +45,10 @@ impl<'a> Checker<'a> {
             .iter()
             .map(|(offset, message)| position(self.text, *offset, message))
             .collect();
-        Err(ConfigError { path: path.to_string(), diagnostics })
+        Err(ConfigError {
+            path: path.to_string(),
+            diagnostics,
+        })
     }
 
     /// An optional integer in `min..=max`, or `default` when absent.
@@ -56,7 +62,7 @@ impl<'a> Checker<'a> {
         let Some(value) = value else { return default };
         let v = *value.get_ref();
         if v < min || v > max {
-            let range = if max == i64::MAX {
+            let range = if max >= i64::from(u32::MAX) {
                 format!("at least {min}")
             } else {
                 format!("between {min} and {max}")
@@ -81,13 +87,19 @@ impl<'a> Checker<'a> {
             other => {
                 self.error(
                     value.span(),
-                    format!("{what} must be a quoted string of digits, found a {}", other.type_str()),
+                    format!(
+                        "{what} must be a quoted string of digits, found a {}",
+                        other.type_str()
+                    ),
                 );
                 return None;
             }
         };
         if text.is_empty() {
-            self.error(value.span(), format!("{what} is empty: expected 1 to {MAX_PREFIX_DIGITS} digits"));
+            self.error(
+                value.span(),
+                format!("{what} is empty: expected 1 to {MAX_PREFIX_DIGITS} digits"),
+            );
             return None;
         }
         if let Some((at, bad)) = text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
@@ -100,7 +112,10 @@ impl<'a> Checker<'a> {
         if text.len() > MAX_PREFIX_DIGITS {
             self.error(
                 value.span(),
-                format!("{what} {text:?} has {} digits, at most {MAX_PREFIX_DIGITS} are allowed", text.len()),
+                format!(
+                    "{what} {text:?} has {} digits, at most {MAX_PREFIX_DIGITS} are allowed",
+                    text.len()
+                ),
             );
             return None;
         }
@@ -114,7 +129,13 @@ impl<'a> Checker<'a> {
             Value::Float(_) | Value::Integer(_) => self.text[span.clone()].to_string(),
             Value::String(s) => s.clone(),
             other => {
-                self.error(span, format!("cost must be a decimal number, found a {}", other.type_str()));
+                self.error(
+                    span,
+                    format!(
+                        "cost must be a decimal number, found a {}",
+                        other.type_str()
+                    ),
+                );
                 return None;
             }
         };
@@ -141,9 +162,16 @@ fn position(text: &str, offset: usize, message: &str) -> Diagnostic {
 pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
         path: path.to_string(),
-        diagnostics: vec![position(text, e.span().map_or(0, |s| s.start), e.message().trim())],
+        diagnostics: vec![position(
+            text,
+            e.span().map_or(0, |s| s.start),
+            e.message().trim(),
+        )],
     })?;
-    let mut check = Checker { text, problems: Vec::new() };
+    let mut check = Checker {
+        text,
+        problems: Vec::new(),
+    };
 
     let limits = limits(&mut check, raw.limits.as_ref());
     let retry = retry(&mut check, raw.retry.as_ref());
@@ -159,14 +187,19 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
             let known: Vec<&str> = carriers.iter().map(|c| c.id.as_str()).collect();
             check.error(
                 r.carrier.span(),
-                format!("unknown carrier {carrier_name:?} in route (known carriers: {})", known.join(", ")),
+                format!(
+                    "unknown carrier {carrier_name:?} in route (known carriers: {})",
+                    known.join(", ")
+                ),
             );
         }
         let prefix = check.digits(&r.prefix, "prefix");
         let cost = check.cost(&r.cost);
         let tier = check.int(r.tier.as_ref(), "tier", (0, 255), 0u8);
         let weight = check.int(r.weight.as_ref(), "weight", (1, u32::MAX.into()), 1u32);
-        let (Some(carrier), Some(prefix), Some(cost)) = (carrier, prefix, cost) else { continue };
+        let (Some(carrier), Some(prefix), Some(cost)) = (carrier, prefix, cost) else {
+            continue;
+        };
         let line = check.line_of(row.span().start);
         if let Some(first) = seen_routes.insert((carrier, prefix.clone()), line) {
             check.error(
@@ -177,13 +210,21 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
             );
             continue;
         }
-        routes.push(RouteConfig { prefix, carrier, cost, tier, weight });
+        routes.push(RouteConfig {
+            prefix,
+            carrier,
+            cost,
+            tier,
+            weight,
+        });
     }
 
     let mut blocks = Vec::with_capacity(raw.block.len());
     let mut seen_blocks: HashMap<String, usize> = HashMap::new();
     for row in &raw.block {
-        let Some(prefix) = check.digits(&row.get_ref().prefix, "block prefix") else { continue };
+        let Some(prefix) = check.digits(&row.get_ref().prefix, "block prefix") else {
+            continue;
+        };
         let line = check.line_of(row.span().start);
         if let Some(first) = seen_blocks.insert(prefix.clone(), line) {
             check.error(
@@ -203,25 +244,36 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
             Value::String(s) => match E164::parse(s) {
                 Ok(n) => Some(n),
                 Err(e) => {
-                    check.error(p.number.span(), format!("ported number {s:?} is invalid: {e}"));
+                    check.error(
+                        p.number.span(),
+                        format!("ported number {s:?} is invalid: {e}"),
+                    );
                     None
                 }
             },
             other => {
                 check.error(
                     p.number.span(),
-                    format!("ported number must be a quoted string, found a {}", other.type_str()),
+                    format!(
+                        "ported number must be a quoted string, found a {}",
+                        other.type_str()
+                    ),
                 );
                 None
             }
         };
         let route_as = check.digits(&p.route_as, "route_as");
-        let (Some(number), Some(route_as)) = (number, route_as) else { continue };
+        let (Some(number), Some(route_as)) = (number, route_as) else {
+            continue;
+        };
         let line = check.line_of(row.span().start);
         if let Some(first) = seen_ported.insert(number.as_str().to_string(), line) {
             check.error(
                 p.number.span(),
-                format!("duplicate ported number {:?} (first on line {first})", number.as_str()),
+                format!(
+                    "duplicate ported number {:?} (first on line {first})",
+                    number.as_str()
+                ),
             );
             continue;
         }
@@ -229,14 +281,26 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
     }
 
     check.finish(path)?;
-    Ok(Config { carriers, routes, blocks, ported, retry, limits })
+    Ok(Config {
+        carriers,
+        routes,
+        blocks,
+        ported,
+        retry,
+        limits,
+    })
 }
 
 fn limits(check: &mut Checker<'_>, raw: Option<&RawLimits>) -> LimitsConfig {
     let default = LimitsConfig::default();
     let Some(raw) = raw else { return default };
     LimitsConfig {
-        max_segments: check.int(raw.max_segments.as_ref(), "max_segments", (1, 255), default.max_segments),
+        max_segments: check.int(
+            raw.max_segments.as_ref(),
+            "max_segments",
+            (1, 255),
+            default.max_segments,
+        ),
     }
 }
 
@@ -245,16 +309,52 @@ fn retry(check: &mut Checker<'_>, raw: Option<&RawRetry>) -> RetryConfig {
     let Some(raw) = raw else { return d };
     let positive = (1, i64::MAX);
     let config = RetryConfig {
-        max_attempts: check.int(raw.max_attempts.as_ref(), "max_attempts", (1, 1_000), d.max_attempts),
-        backoff_base_ms: check.int(raw.backoff_base_ms.as_ref(), "backoff_base_ms", positive, d.backoff_base_ms),
-        backoff_cap_ms: check.int(raw.backoff_cap_ms.as_ref(), "backoff_cap_ms", positive, d.backoff_cap_ms),
-        submit_timeout_ms: check.int(raw.submit_timeout_ms.as_ref(), "submit_timeout_ms", positive, d.submit_timeout_ms),
-        receipt_timeout_s: check.int(raw.receipt_timeout_s.as_ref(), "receipt_timeout_s", positive, d.receipt_timeout_s),
-        validity_s: check.int(raw.validity_s.as_ref(), "validity_s", positive, d.validity_s),
-        reroute_on_undeliverable: raw.reroute_on_undeliverable.unwrap_or(d.reroute_on_undeliverable),
+        max_attempts: check.int(
+            raw.max_attempts.as_ref(),
+            "max_attempts",
+            (1, 1_000),
+            d.max_attempts,
+        ),
+        backoff_base_ms: check.int(
+            raw.backoff_base_ms.as_ref(),
+            "backoff_base_ms",
+            positive,
+            d.backoff_base_ms,
+        ),
+        backoff_cap_ms: check.int(
+            raw.backoff_cap_ms.as_ref(),
+            "backoff_cap_ms",
+            positive,
+            d.backoff_cap_ms,
+        ),
+        submit_timeout_ms: check.int(
+            raw.submit_timeout_ms.as_ref(),
+            "submit_timeout_ms",
+            positive,
+            d.submit_timeout_ms,
+        ),
+        receipt_timeout_s: check.int(
+            raw.receipt_timeout_s.as_ref(),
+            "receipt_timeout_s",
+            positive,
+            d.receipt_timeout_s,
+        ),
+        validity_s: check.int(
+            raw.validity_s.as_ref(),
+            "validity_s",
+            positive,
+            d.validity_s,
+        ),
+        reroute_on_undeliverable: raw
+            .reroute_on_undeliverable
+            .unwrap_or(d.reroute_on_undeliverable),
     };
     if config.backoff_cap_ms < config.backoff_base_ms {
-        let span = raw.backoff_cap_ms.as_ref().or(raw.backoff_base_ms.as_ref()).map_or(0..0, |s| s.span());
+        let span = raw
+            .backoff_cap_ms
+            .as_ref()
+            .or(raw.backoff_base_ms.as_ref())
+            .map_or(0..0, |s| s.span());
         check.error(
             span,
             format!(
@@ -266,9 +366,16 @@ fn retry(check: &mut Checker<'_>, raw: Option<&RawRetry>) -> RetryConfig {
     config
 }
 
-fn carriers(check: &mut Checker<'_>, raw: &[Spanned<RawCarrier>], limits: &LimitsConfig) -> Vec<CarrierConfig> {
+fn carriers(
+    check: &mut Checker<'_>,
+    raw: &[Spanned<RawCarrier>],
+    limits: &LimitsConfig,
+) -> Vec<CarrierConfig> {
     if raw.len() > MAX_CARRIERS {
-        check.error(raw[MAX_CARRIERS].span(), format!("too many carriers: at most {MAX_CARRIERS}"));
+        check.error(
+            raw[MAX_CARRIERS].span(),
+            format!("too many carriers: at most {MAX_CARRIERS}"),
+        );
     }
     let mut out: Vec<CarrierConfig> = Vec::with_capacity(raw.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -276,7 +383,9 @@ fn carriers(check: &mut Checker<'_>, raw: &[Spanned<RawCarrier>], limits: &Limit
         let c = row.get_ref();
         let id = c.id.get_ref();
         let id_ok = !id.is_empty()
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !id_ok {
             check.error(
                 c.id.span(),
@@ -286,11 +395,24 @@ fn carriers(check: &mut Checker<'_>, raw: &[Spanned<RawCarrier>], limits: &Limit
         let line = check.line_of(row.span().start);
         let duplicate = seen.insert(id.clone(), line);
         if let Some(first) = duplicate {
-            check.error(c.id.span(), format!("duplicate carrier id {id:?} (first defined on line {first})"));
+            check.error(
+                c.id.span(),
+                format!("duplicate carrier id {id:?} (first defined on line {first})"),
+            );
         }
-        let tps: u32 = check.int(Some(&c.tps), "tps (segments per second)", (1, u32::MAX.into()), 1);
+        let tps: u32 = check.int(
+            Some(&c.tps),
+            "tps (segments per second)",
+            (1, u32::MAX.into()),
+            1,
+        );
         let default_burst = (tps / 10).max(limits.max_segments);
-        let burst: u32 = check.int(c.burst.as_ref(), "burst", (0, u32::MAX.into()), default_burst);
+        let burst: u32 = check.int(
+            c.burst.as_ref(),
+            "burst",
+            (0, u32::MAX.into()),
+            default_burst,
+        );
         if let Some(b) = &c.burst
             && burst < limits.max_segments
         {
@@ -305,7 +427,13 @@ fn carriers(check: &mut Checker<'_>, raw: &[Spanned<RawCarrier>], limits: &Limit
         let window = check.int(c.window.as_ref(), "window", (1, u32::MAX.into()), 64u32);
         let smpp = c.smpp.as_ref().map(|s| smpp(check, s.get_ref()));
         if id_ok && duplicate.is_none() {
-            out.push(CarrierConfig { id: id.clone(), tps, burst, window, smpp });
+            out.push(CarrierConfig {
+                id: id.clone(),
+                tps,
+                burst,
+                window,
+                smpp,
+            });
         }
     }
     out
@@ -319,7 +447,10 @@ fn smpp(check: &mut Checker<'_>, raw: &RawSmpp) -> SmppConfig {
         } else if v.len() > max {
             check.error(
                 value.span(),
-                format!("{name} has {} characters, SMPP 3.4 allows at most {max}", v.len()),
+                format!(
+                    "{name} has {} characters, SMPP 3.4 allows at most {max}",
+                    v.len()
+                ),
             );
         }
         v.clone()
@@ -327,7 +458,10 @@ fn smpp(check: &mut Checker<'_>, raw: &RawSmpp) -> SmppConfig {
     let host = bounded(&raw.host, "host", 253, true);
     let system_id = bounded(&raw.system_id, "system_id", 15, true);
     let password = bounded(&raw.password, "password", 8, false);
-    let system_type = raw.system_type.as_ref().map_or_else(String::new, |s| bounded(s, "system_type", 12, false));
+    let system_type = raw
+        .system_type
+        .as_ref()
+        .map_or_else(String::new, |s| bounded(s, "system_type", 12, false));
     SmppConfig {
         host,
         port: check.int(Some(&raw.port), "port", (1, 65_535), 2775),

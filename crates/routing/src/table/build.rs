@@ -72,14 +72,17 @@ pub struct TableBuilder {
 }
 
 fn packed_prefix(prefix: &str) -> Result<(u64, u8), BuildError> {
-    if prefix.is_empty() || prefix.len() > MAX_DIGITS || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+    if prefix.is_empty() || prefix.len() > MAX_DIGITS || !prefix.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(BuildError::BadPrefix(prefix.to_string()));
     }
     Ok((pack_digits(prefix.as_bytes()), prefix.len() as u8))
 }
 
 fn unpack(packed: u64, len: u8) -> String {
-    (0..usize::from(len)).map(|i| char::from(b'0' + digit(packed, i) as u8)).collect()
+    (0..usize::from(len))
+        .map(|i| char::from(b'0' + digit(packed, i) as u8))
+        .collect()
 }
 
 impl TableBuilder {
@@ -108,7 +111,17 @@ impl TableBuilder {
             return Err(BuildError::UnknownCarrier(carrier.0));
         }
         let (packed, len) = packed_prefix(prefix)?;
-        self.rows.push(Row { packed, len, offer: Offer { cost, weight, carrier, tier, prefix_len: len } });
+        self.rows.push(Row {
+            packed,
+            len,
+            offer: Offer {
+                cost,
+                weight,
+                carrier,
+                tier,
+                prefix_len: len,
+            },
+        });
         Ok(())
     }
 
@@ -127,9 +140,11 @@ impl TableBuilder {
 
     /// Compiles the table.
     pub fn build(mut self) -> Result<RouteTable, BuildError> {
-        self.rows.sort_unstable_by_key(|r| (r.packed, r.len, r.offer.carrier));
+        self.rows
+            .sort_unstable_by_key(|r| (r.packed, r.len, r.offer.carrier));
         if let Some(w) = self.rows.windows(2).find(|w| {
-            (w[0].packed, w[0].len, w[0].offer.carrier) == (w[1].packed, w[1].len, w[1].offer.carrier)
+            (w[0].packed, w[0].len, w[0].offer.carrier)
+                == (w[1].packed, w[1].len, w[1].offer.carrier)
         }) {
             return Err(BuildError::DuplicateRoute {
                 carrier: self.carriers[w[0].offer.carrier.get()].id.to_string(),
@@ -139,11 +154,19 @@ impl TableBuilder {
         let keys = self.keys();
         let prefixes = keys.iter().filter(|k| k.rows.0 < k.rows.1).count();
 
-        let mut compiler = Compiler { nodes: vec![Node::EMPTY], interner: Interner::new(), block_nodes: Vec::new(), exact: Vec::new() };
+        let mut compiler = Compiler {
+            nodes: vec![Node::EMPTY],
+            interner: Interner::new(),
+            block_nodes: Vec::new(),
+            exact: Vec::new(),
+        };
         compiler.node(0, 0, &keys, &self.rows, &Resolved::default());
         drop(keys);
 
-        let mut trie = Trie { nodes: compiler.nodes, exact: Vec::new() };
+        let mut trie = Trie {
+            nodes: compiler.nodes,
+            exact: Vec::new(),
+        };
         trie.nodes.shrink_to_fit();
         // A ported number takes the list its route_as digits resolve to (prefix matches only).
         trie.exact = compiler
@@ -151,7 +174,11 @@ impl TableBuilder {
             .iter()
             .map(|&(node, ported)| {
                 let (_, packed, len, _) = &self.ported[ported as usize];
-                (node, trie.lookup(*packed, usize::from(*len), false).list, ported)
+                (
+                    node,
+                    trie.lookup(*packed, usize::from(*len), false).list,
+                    ported,
+                )
             })
             .collect();
         trie.exact.sort_unstable_by_key(|e| e.0);
@@ -169,27 +196,51 @@ impl TableBuilder {
         };
         let lists = compiler.interner.finish();
         Ok(RouteTable {
-            stats: TableStats { lists: lists.count(), ..stats },
+            stats: TableStats {
+                lists: lists.count(),
+                ..stats
+            },
             carriers: self.carriers,
             trie,
             lists,
             block_nodes,
-            ported: self.ported.into_iter().map(|(number, _, _, route_as)| (number, route_as)).collect(),
+            ported: self
+                .ported
+                .into_iter()
+                .map(|(number, _, _, route_as)| (number, route_as))
+                .collect(),
         })
     }
 
     /// Distinct digit strings in trie order, each with its rows, block flag and ported entry.
     fn keys(&mut self) -> Vec<Key> {
-        let mut keys: Vec<Key> = Vec::with_capacity(self.rows.len() / 2 + self.blocks.len() + self.ported.len());
+        let mut keys: Vec<Key> =
+            Vec::with_capacity(self.rows.len() / 2 + self.blocks.len() + self.ported.len());
         let mut start = 0usize;
         while start < self.rows.len() {
             let (packed, len) = (self.rows[start].packed, self.rows[start].len);
-            let end = start + self.rows[start..].iter().take_while(|r| r.packed == packed && r.len == len).count();
-            keys.push(Key { packed, len, block: false, ported: None, rows: (start as u32, end as u32) });
+            let end = start
+                + self.rows[start..]
+                    .iter()
+                    .take_while(|r| r.packed == packed && r.len == len)
+                    .count();
+            keys.push(Key {
+                packed,
+                len,
+                block: false,
+                ported: None,
+                rows: (start as u32, end as u32),
+            });
             start = end;
         }
         let none = (0, 0);
-        keys.extend(self.blocks.iter().map(|&(packed, len)| Key { packed, len, block: true, ported: None, rows: none }));
+        keys.extend(self.blocks.iter().map(|&(packed, len)| Key {
+            packed,
+            len,
+            block: true,
+            ported: None,
+            rows: none,
+        }));
         keys.extend(self.ported.iter().enumerate().map(|(i, (number, ..))| Key {
             packed: number.packed(),
             len: number.len() as u8,
@@ -260,7 +311,11 @@ impl Compiler {
         let mut start = 0;
         while start < rest.len() {
             let d = digit(rest[start].packed, depth);
-            let end = start + rest[start..].iter().take_while(|k| digit(k.packed, depth) == d).count();
+            let end = start
+                + rest[start..]
+                    .iter()
+                    .take_while(|k| digit(k.packed, depth) == d)
+                    .count();
             // Keys are sorted, so the first and last of a group share the fewest digits.
             let child_depth = common_digits(&rest[start], &rest[end - 1]).min(depth + 1 + MAX_SKIP);
             groups.push((d, start, end, child_depth));
@@ -271,10 +326,19 @@ impl Compiler {
         self.nodes[at as usize].set_children(first_child, bitmap);
         for &(_, start, _, child_depth) in &groups {
             let skip_len = child_depth - depth - 1;
-            self.nodes.push(Node::with_skip(chunk(rest[start].packed, depth + 1, skip_len), skip_len));
+            self.nodes.push(Node::with_skip(
+                chunk(rest[start].packed, depth + 1, skip_len),
+                skip_len,
+            ));
         }
         for (i, &(_, start, end, child_depth)) in groups.iter().enumerate() {
-            self.node(first_child + i as u32, child_depth, &rest[start..end], rows, below);
+            self.node(
+                first_child + i as u32,
+                child_depth,
+                &rest[start..end],
+                rows,
+                below,
+            );
         }
     }
 
@@ -283,7 +347,11 @@ impl Compiler {
     fn resolve(&mut self, at: u32, key: &Key, rows: &[Row], inherited: &Resolved) -> Resolved {
         let mut resolved = inherited.clone();
         for row in &rows[key.rows.0 as usize..key.rows.1 as usize] {
-            match resolved.offers.iter_mut().find(|o| o.carrier == row.offer.carrier) {
+            match resolved
+                .offers
+                .iter_mut()
+                .find(|o| o.carrier == row.offer.carrier)
+            {
                 Some(existing) => *existing = row.offer,
                 None => resolved.offers.push(row.offer),
             }

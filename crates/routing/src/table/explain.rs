@@ -109,13 +109,21 @@ impl RouteTable {
         let mut dropped: Vec<Dropped> = Vec::new();
         for offer in found.offers {
             if !candidates.iter().any(|c| c.carrier == offer.carrier) {
-                dropped.push(Dropped { carrier: offer.carrier, prefix: prefix(offer.prefix_len), reason: DropReason::Ejected });
+                dropped.push(Dropped {
+                    carrier: offer.carrier,
+                    prefix: prefix(offer.prefix_len),
+                    reason: DropReason::Ejected,
+                });
             }
         }
         for &(carrier, len) in &matched {
             if !found.offers.iter().any(|o| o.carrier == carrier) {
                 let block_prefix = block_prefix.clone().unwrap_or_default();
-                dropped.push(Dropped { carrier, prefix: prefix(len), reason: DropReason::Blocked { block_prefix } });
+                dropped.push(Dropped {
+                    carrier,
+                    prefix: prefix(len),
+                    reason: DropReason::Blocked { block_prefix },
+                });
             }
         }
         dropped.sort_by_key(|d| d.carrier);

@@ -36,7 +36,12 @@ pub struct Offer {
 impl Offer {
     /// Static rank order: tier, cost, weight descending, carrier index.
     fn order_key(&self) -> (u8, Money, std::cmp::Reverse<u32>, CarrierIndex) {
-        (self.tier, self.cost, std::cmp::Reverse(self.weight), self.carrier)
+        (
+            self.tier,
+            self.cost,
+            std::cmp::Reverse(self.weight),
+            self.carrier,
+        )
     }
 }
 
@@ -69,7 +74,10 @@ impl Lists {
     pub fn get(&self, id: u32) -> (&[Offer], bool) {
         let span = self.spans[id as usize];
         let start = span.start as usize;
-        (&self.offers[start..start + usize::from(span.len)], span.blocked)
+        (
+            &self.offers[start..start + usize::from(span.len)],
+            span.blocked,
+        )
     }
 
     pub fn count(&self) -> usize {
@@ -91,7 +99,10 @@ pub(crate) struct Interner {
 impl Interner {
     pub fn new() -> Self {
         let mut interner = Interner {
-            lists: Lists { offers: Vec::new(), spans: Vec::new() },
+            lists: Lists {
+                offers: Vec::new(),
+                spans: Vec::new(),
+            },
             by_hash: Default::default(),
             hasher: RandomState::with_seeds(1, 2, 3, 4),
         };
@@ -116,7 +127,11 @@ impl Interner {
         }
         let id = self.lists.spans.len() as u32;
         let len = u16::try_from(offers.len()).expect("at most 65535 carriers");
-        self.lists.spans.push(Span { start: self.lists.offers.len() as u32, len, blocked });
+        self.lists.spans.push(Span {
+            start: self.lists.offers.len() as u32,
+            len,
+            blocked,
+        });
         self.lists.offers.extend_from_slice(offers);
         ids.push(id);
         id
@@ -134,7 +149,13 @@ mod tests {
     use super::*;
 
     fn offer(carrier: u16, cost: u64) -> Offer {
-        Offer { cost: Money::from_micros(cost), weight: 1, carrier: CarrierIndex(carrier), tier: 0, prefix_len: 2 }
+        Offer {
+            cost: Money::from_micros(cost),
+            weight: 1,
+            carrier: CarrierIndex(carrier),
+            tier: 0,
+            prefix_len: 2,
+        }
     }
 
     #[test]

@@ -30,7 +30,12 @@ pub struct CarrierInfo {
 impl CarrierInfo {
     /// A carrier with default contract figures (tps 100, burst 10, window 64).
     pub fn new(id: &str) -> Self {
-        Self { id: id.into(), tps: 100, burst: 10, window: 64 }
+        Self {
+            id: id.into(),
+            tps: 100,
+            burst: 10,
+            window: 64,
+        }
     }
 }
 
@@ -93,10 +98,21 @@ impl RouteTable {
     pub fn compile(config: &Config) -> Result<Self, BuildError> {
         let mut b = TableBuilder::new();
         for c in &config.carriers {
-            b.carrier(CarrierInfo { id: c.id.as_str().into(), tps: c.tps, burst: c.burst, window: c.window })?;
+            b.carrier(CarrierInfo {
+                id: c.id.as_str().into(),
+                tps: c.tps,
+                burst: c.burst,
+                window: c.window,
+            })?;
         }
         for r in &config.routes {
-            b.route(&r.prefix, CarrierIndex(r.carrier as u16), r.cost, r.tier, r.weight)?;
+            b.route(
+                &r.prefix,
+                CarrierIndex(r.carrier as u16),
+                r.cost,
+                r.tier,
+                r.weight,
+            )?;
         }
         for block in &config.blocks {
             b.block(&block.prefix)?;
@@ -114,7 +130,10 @@ impl RouteTable {
 
     /// The carrier with this id.
     pub fn carrier_index(&self, id: &str) -> Option<CarrierIndex> {
-        self.carriers.iter().position(|c| &*c.id == id).map(|i| CarrierIndex(i as u16))
+        self.carriers
+            .iter()
+            .position(|c| &*c.id == id)
+            .map(|i| CarrierIndex(i as u16))
     }
 
     /// The id of a carrier.
@@ -132,8 +151,16 @@ impl RouteTable {
         self.trie.memory_bytes()
             + self.lists.memory_bytes()
             + self.block_nodes.len() * size_of::<(u32, u32)>()
-            + self.ported.iter().map(|(_, r)| size_of::<(E164, Box<str>)>() + r.len()).sum::<usize>()
-            + self.carriers.iter().map(|c| size_of::<CarrierInfo>() + c.id.len()).sum::<usize>()
+            + self
+                .ported
+                .iter()
+                .map(|(_, r)| size_of::<(E164, Box<str>)>() + r.len())
+                .sum::<usize>()
+            + self
+                .carriers
+                .iter()
+                .map(|c| size_of::<CarrierInfo>() + c.id.len())
+                .sum::<usize>()
     }
 
     /// The serving carriers' offers for `number`: one trie walk, no allocation.
@@ -141,7 +168,11 @@ impl RouteTable {
     pub fn candidates(&self, number: &E164) -> Candidates<'_> {
         let hit = self.trie.lookup(number.packed(), number.len(), true);
         let (offers, blocked) = self.lists.get(hit.list);
-        Candidates { offers, blocked, ported: hit.ported }
+        Candidates {
+            offers,
+            blocked,
+            ported: hit.ported,
+        }
     }
 
     /// Routes `number`: candidates ranked under `health`, with `pick` (a uniform random
@@ -150,6 +181,10 @@ impl RouteTable {
     pub fn route<H: HealthView + ?Sized>(&self, number: &E164, health: &H, pick: u64) -> Route {
         let found = self.candidates(number);
         let (candidates, panic_mode) = rank(found.offers, health, Some(pick));
-        Route { blocked: found.blocked, panic_mode, candidates }
+        Route {
+            blocked: found.blocked,
+            panic_mode,
+            candidates,
+        }
     }
 }

@@ -28,11 +28,18 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    pub const EMPTY: Node = Node { first_child: 0, list: NO_LIST, meta: 0 };
+    pub const EMPTY: Node = Node {
+        first_child: 0,
+        list: NO_LIST,
+        meta: 0,
+    };
 
     pub fn with_skip(skip: u64, skip_len: usize) -> Node {
         debug_assert!(skip_len <= MAX_SKIP);
-        Node { meta: (skip << SKIP_SHIFT) | ((skip_len as u64) << SKIP_LEN_SHIFT), ..Node::EMPTY }
+        Node {
+            meta: (skip << SKIP_SHIFT) | ((skip_len as u64) << SKIP_LEN_SHIFT),
+            ..Node::EMPTY
+        }
     }
     #[inline]
     fn bitmap(&self) -> u32 {
@@ -122,14 +129,23 @@ impl Trie {
                 best = node.list;
             }
         }
-        Hit { list: best, ported: None }
+        Hit {
+            list: best,
+            ported: None,
+        }
     }
 
     #[cold]
     fn exact_hit(&self, node: u32, best: u32) -> Hit {
         match self.exact.binary_search_by_key(&node, |e| e.0) {
-            Ok(i) => Hit { list: self.exact[i].1, ported: Some(self.exact[i].2) },
-            Err(_) => Hit { list: best, ported: None },
+            Ok(i) => Hit {
+                list: self.exact[i].1,
+                ported: Some(self.exact[i].2),
+            },
+            Err(_) => Hit {
+                list: best,
+                ported: None,
+            },
         }
     }
 
@@ -187,6 +203,9 @@ mod tests {
         let mut n = Node::with_skip(0x1234_5678_9012, 12);
         n.set_children(7, 0x3FF);
         n.set_exact();
-        assert_eq!((n.skip(), n.skip_len(), n.bitmap(), n.has_exact()), (0x1234_5678_9012, 12, 0x3FF, true));
+        assert_eq!(
+            (n.skip(), n.skip_len(), n.bitmap(), n.has_exact()),
+            (0x1234_5678_9012, 12, 0x3FF, true)
+        );
     }
 }

@@ -1,0 +1,144 @@
+//! Malformed configurations: each names the file, line and column, and says what was expected.
+
+use smsroute_routing::Config;
+
+const CARRIER: &str = "[[carriers]]\nid = \"uk-alpha\"\ntps = 500\n";
+
+/// (config, expected "line:col", fragment of the message)
+fn cases() -> Vec<(String, &'static str, &'static str)> {
+    let with = |rest: &str| format!("{CARRIER}{rest}");
+    vec![
+        ("[[carriers]]\nid = \"uk-alpha\"\ntps = \n".into(), "3:7", "string values must be quoted"),
+        ("[[carriers]]\nid = \"UK Alpha\"\ntps = 5\n".into(), "2:6", "carrier id \"UK Alpha\" is invalid"),
+        ("[[carriers]]\nid = \"a\"\ntps = 0\n".into(), "3:7", "tps (segments per second) must be at least 1, got 0"),
+        ("[[carriers]]\nid = \"a\"\ntps = 500\nburst = 5\n".into(), "4:9", "burst 5 is less than max_segments 10"),
+        (with("[[carriers]]\nid = \"uk-alpha\"\ntps = 1\n"), "5:6", "duplicate carrier id \"uk-alpha\" (first defined on line 1)"),
+        ("[[carriers]]\nid = \"a\"\ntsp = 5\n".into(), "3:1", "unknown field `tsp`"),
+        ("[[carriers]]\nid = \"a\"\n".into(), "1:1", "missing field `tps`"),
+        (with("[[routes]]\nprefix = \"44\"\ncarrier = \"uk-beta\"\ncost = 0.004\n"), "6:11", "unknown carrier \"uk-beta\" in route (known carriers: uk-alpha)"),
+        (with("[[routes]]\nprefix = \"4a4\"\ncarrier = \"uk-alpha\"\ncost = 0.004\n"), "5:10", "bad prefix digit 'a' at position 2"),
+        (with("[[routes]]\nprefix = \"+44\"\ncarrier = \"uk-alpha\"\ncost = 0.004\n"), "5:10", "bad prefix digit '+' at position 1"),
+        (with("[[routes]]\nprefix = 44\ncarrier = \"uk-alpha\"\ncost = 0.004\n"), "5:10", "prefix must be a quoted string of digits (\"44\")"),
+        (with("[[routes]]\nprefix = \"44\"\ncarrier = \"uk-alpha\"\ncost = -0.004\n"), "7:8", "cost must not be negative"),
+        (with("[[routes]]\nprefix = \"44\"\ncarrier = \"uk-alpha\"\ncost = 0.0000001\n"), "7:8", "cost has 7 decimals, at most 6"),
+        (with("[[routes]]\nprefix = \"44\"\ncarrier = \"uk-alpha\"\ncost = true\n"), "7:8", "cost must be a decimal number, found a boolean"),
+        (
+            with("[[routes]]\nprefix = \"44\"\ncarrier = \"uk-alpha\"\ncost = 1\n[[routes]]\nprefix = \"44\"\ncarrier = \"uk-alpha\"\ncost = 2\n"),
+            "9:10",
+            "duplicate route for carrier \"uk-alpha\" and prefix \"44\" (first on line 4)",
+        ),
+        (with("[[routes]]\nprefix = \"44\"\ncarrier = \"uk-alpha\"\ncost = 1\ntier = 300\n"), "8:8", "tier must be between 0 and 255, got 300"),
+        (with("[[routes]]\nprefix = \"44\"\ncarrier = \"uk-alpha\"\ncost = 1\nweight = 0\n"), "8:10", "weight must be at least 1, got 0"),
+        (with("[[routes]]\nprefix = \"1234567890123456\"\ncarrier = \"uk-alpha\"\ncost = 1\n"), "5:10", "has 16 digits, at most 15"),
+        (with("[[block]]\nprefix = \"\"\n"), "5:10", "block prefix is empty"),
+        (with("[[ported]]\nnumber = \"0770\"\nroute_as = \"44\"\n"), "5:10", "ported number \"0770\" is invalid: number has 4 digits"),
+        (with("[[ported]]\nnumber = \"447700900123\"\nroute_as = \"4x\"\n"), "6:12", "bad route_as digit 'x'"),
+        (with("[retry]\nbackoff_base_ms = 500\nbackoff_cap_ms = 100\n"), "6:18", "backoff_cap_ms 100 is less than backoff_base_ms 500"),
+        (with("[retry]\nmax_attempts = 0\n"), "5:16", "max_attempts must be between 1 and 1000, got 0"),
+        (with("[limits]\nmax_segments = 0\n"), "5:16", "max_segments must be between 1 and 255, got 0"),
+        (
+            "[[carriers]]\nid = \"a\"\ntps = 5\n[carriers.smpp]\nhost = \"127.0.0.1\"\nport = 70000\nsystem_id = \"x\"\npassword = \"toolongpassword\"\n".into(),
+            "6:8",
+            "port must be between 1 and 65535, got 70000",
+        ),
+        (
+            "[[carriers]]\nid = \"a\"\ntps = 5\n[carriers.smpp]\nhost = \"h\"\nport = 2775\nsystem_id = \"x\"\npassword = \"toolongpassword\"\n".into(),
+            "8:12",
+            "password has 15 characters, SMPP 3.4 allows at most 8",
+        ),
+        (with("[[block]]\nprefix = \"44\"\n[[block]]\nprefix = \"44\"\n"), "7:10", "duplicate block for prefix \"44\" (first on line 4)"),
+    ]
+}
+
+#[test]
+fn every_malformed_config_names_line_column_and_problem() {
+    let cases = cases();
+    assert!(cases.len() >= 15);
+    for (text, at, fragment) in cases {
+        let err = Config::parse(&text, "bad.toml").expect_err(&format!("should reject:\n{text}"));
+        let rendered = err.to_string();
+        let first = rendered.lines().next().unwrap();
+        let want_prefix = format!("bad.toml:{at}: ");
+        assert!(
+            first.starts_with(&want_prefix),
+            "want {want_prefix:?}, got {first:?} for:\n{text}"
+        );
+        assert!(
+            first.contains(fragment),
+            "want {fragment:?} in {first:?} for:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn several_problems_are_all_reported_in_file_order() {
+    let text = "[[carriers]]\nid = \"Bad\"\ntps = 0\n[[routes]]\nprefix = \"4x\"\ncarrier = \"nope\"\ncost = -1\n";
+    let err = Config::parse(text, "multi.toml").unwrap_err();
+    let lines: Vec<String> = err.to_string().lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    assert!(lines[0].starts_with("multi.toml:2:6: carrier id \"Bad\""));
+    assert!(lines[1].starts_with("multi.toml:3:7: tps"));
+    assert!(lines[2].starts_with("multi.toml:5:10: bad prefix digit"));
+    assert!(lines[3].starts_with("multi.toml:6:11: unknown carrier \"nope\""));
+    assert!(lines[4].starts_with("multi.toml:7:8: cost must not be negative"));
+}
+
+#[test]
+fn defaults_fill_in_and_a_full_contract_file_parses() {
+    let text = r#"
+[[carriers]]
+id = "uk-alpha"
+tps = 500
+burst = 50
+window = 64
+[carriers.smpp]
+host = "127.0.0.1"
+port = 2775
+system_id = "acme"
+password = "secret"
+binds = 2
+
+[[carriers]]
+id = "slow_1"
+tps = 20
+
+[[routes]]
+prefix = "44"
+carrier = "uk-alpha"
+cost = 0.0040
+tier = 0
+weight = 1
+
+[[block]]
+prefix = "4470099"
+
+[[ported]]
+number = "+44 7700 900123"
+route_as = "447400"
+
+[retry]
+max_attempts = 5
+backoff_base_ms = 50
+backoff_cap_ms = 5000
+submit_timeout_ms = 10000
+receipt_timeout_s = 600
+validity_s = 3600
+reroute_on_undeliverable = true
+
+[limits]
+max_segments = 6
+"#;
+    let config = Config::parse(text, "full.toml").unwrap();
+    assert_eq!(
+        config.carriers[0].smpp.as_ref().map(|s| (s.port, s.binds)),
+        Some((2775, 2))
+    );
+    // Default burst: max(tps / 10, max_segments) = max(2, 6).
+    assert_eq!(
+        (config.carriers[1].burst, config.carriers[1].window),
+        (6, 64)
+    );
+    assert_eq!(config.ported[0].number.as_str(), "447700900123");
+    assert!(config.retry.reroute_on_undeliverable);
+    assert_eq!(config.limits.max_segments, 6);
+}
