@@ -17,8 +17,6 @@ pub struct Ranked {
     pub tier: u8,
     /// Weight of the carrier's matching row.
     pub weight: u32,
-    /// Digits of the carrier's own longest matching prefix.
-    pub prefix_len: u8,
     /// Health when ranked.
     pub health: CarrierHealth,
 }
@@ -55,7 +53,6 @@ pub fn rank<H: HealthView + ?Sized>(
             cost: offer.cost,
             tier: offer.tier,
             weight: offer.weight,
-            prefix_len: offer.prefix_len,
             health: h,
         });
     }
@@ -125,7 +122,7 @@ mod tests {
             weight,
             carrier: CarrierIndex(carrier),
             tier,
-            prefix_len: 2,
+            own: true,
         }
     }
     fn order(list: &RankedList) -> Vec<u16> {

@@ -50,7 +50,9 @@ fn table() -> impl Strategy<Value = Table> {
 }
 
 /// The reference: scan every row and block, exactly as DESIGN.md words the rules.
-fn reference(t: &Table, number: &str) -> (Vec<Offer>, bool, Vec<(usize, usize)>) {
+/// Returns the offers in rank order with each one's prefix length, the blocked flag, and the
+/// carriers dropped by a block with their prefix lengths.
+fn reference(t: &Table, number: &str) -> (Vec<(Offer, usize)>, bool, Vec<(usize, usize)>) {
     let digits = t
         .ported
         .iter()
@@ -77,15 +79,16 @@ fn reference(t: &Table, number: &str) -> (Vec<Offer>, bool, Vec<(usize, usize)>)
             dropped.push((carrier, prefix.len()));
             continue;
         }
-        offers.push(Offer {
+        let offer = Offer {
             cost: Money::from_micros(*cost),
             weight: *weight,
             carrier: CarrierIndex(carrier as u16),
             tier: *tier,
-            prefix_len: prefix.len() as u8,
-        });
+            own: true,
+        };
+        offers.push((offer, prefix.len()));
     }
-    offers.sort_by_key(|o| (o.tier, o.cost, std::cmp::Reverse(o.weight), o.carrier));
+    offers.sort_by_key(|(o, _)| (o.tier, o.cost, std::cmp::Reverse(o.weight), o.carrier));
     let blocked = offers.is_empty() && block_len.is_some();
     (offers, blocked, dropped)
 }
@@ -126,10 +129,17 @@ proptest! {
             let e164 = E164::parse(&number).unwrap();
             let (want, want_blocked, want_dropped) = reference(&t, &number);
             let got = compiled.candidates(&e164);
-            prop_assert_eq!(got.offers, &want[..], "offers for {}", number);
+            let terms = |o: &Offer| (o.carrier, o.cost, o.tier, o.weight);
+            let got_terms: Vec<_> = got.offers.iter().map(terms).collect();
+            let want_terms: Vec<_> = want.iter().map(|(o, _)| terms(o)).collect();
+            prop_assert_eq!(got_terms, want_terms, "offers for {}", number);
             prop_assert_eq!(got.blocked, want_blocked, "blocked flag for {}", number);
 
             let explained = compiled.explain(&e164, &AllHealthy);
+            let prefixes: Vec<(usize, usize)> =
+                explained.candidates.iter().map(|c| (c.carrier.get(), c.prefix.len())).collect();
+            let want_prefixes: Vec<(usize, usize)> = want.iter().map(|(o, len)| (o.carrier.get(), *len)).collect();
+            prop_assert_eq!(prefixes, want_prefixes, "candidate prefixes for {}", number);
             let mut dropped: Vec<(usize, usize)> = explained
                 .dropped
                 .iter()

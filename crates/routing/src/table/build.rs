@@ -119,7 +119,7 @@ impl TableBuilder {
                 weight,
                 carrier,
                 tier,
-                prefix_len: len,
+                own: true,
             },
         });
         Ok(())
@@ -346,6 +346,9 @@ impl Compiler {
     /// rows replacing each carrier's shallower one; a block then empties it.
     fn resolve(&mut self, at: u32, key: &Key, rows: &[Row], inherited: &Resolved) -> Resolved {
         let mut resolved = inherited.clone();
+        for offer in &mut resolved.offers {
+            offer.own = false;
+        }
         for row in &rows[key.rows.0 as usize..key.rows.1 as usize] {
             match resolved
                 .offers

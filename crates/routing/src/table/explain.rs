@@ -73,8 +73,9 @@ impl RouteTable {
         let digits: &str = ported_as.as_deref().unwrap_or(number.as_str());
         let packed = pack_digits(digits.as_bytes());
 
-        // Every carrier that matched on the path, with its deepest prefix, and the deepest block.
-        let mut matched: Vec<(CarrierIndex, u8)> = Vec::new();
+        // Every carrier that matched on the path, with the depth of its own deepest row, and
+        // the deepest block.
+        let mut matched: Vec<(CarrierIndex, usize)> = Vec::new();
         let mut block_depth = None;
         self.trie.walk(packed, digits.len(), |depth, node| {
             let mut lists = vec![self.trie.nodes[node as usize].list];
@@ -83,23 +84,26 @@ impl RouteTable {
                 lists.insert(0, self.block_nodes[i].1);
             }
             for list in lists {
-                for offer in self.lists.get(list).0 {
+                for offer in self.lists.get(list).0.iter().filter(|o| o.own) {
                     match matched.iter_mut().find(|m| m.0 == offer.carrier) {
-                        Some(m) => m.1 = m.1.max(offer.prefix_len),
-                        None => matched.push((offer.carrier, offer.prefix_len)),
+                        Some(m) => m.1 = depth,
+                        None => matched.push((offer.carrier, depth)),
                     }
                 }
             }
         });
         let block_prefix = block_depth.map(|d| digits[..d].to_string());
-        let prefix = |len: u8| digits[..usize::from(len)].to_string();
+        let prefix_of = |carrier: CarrierIndex| {
+            let depth = matched.iter().find(|m| m.0 == carrier).map_or(0, |m| m.1);
+            digits[..depth].to_string()
+        };
 
         let (ranked, panic_mode) = rank(found.offers, health, None);
         let candidates: Vec<Explained> = ranked
             .iter()
             .map(|r| Explained {
                 carrier: r.carrier,
-                prefix: prefix(r.prefix_len),
+                prefix: prefix_of(r.carrier),
                 cost: r.cost,
                 tier: r.tier,
                 weight: r.weight,
@@ -109,19 +113,21 @@ impl RouteTable {
         let mut dropped: Vec<Dropped> = Vec::new();
         for offer in found.offers {
             if !candidates.iter().any(|c| c.carrier == offer.carrier) {
+                let prefix = prefix_of(offer.carrier);
                 dropped.push(Dropped {
                     carrier: offer.carrier,
-                    prefix: prefix(offer.prefix_len),
+                    prefix,
                     reason: DropReason::Ejected,
                 });
             }
         }
-        for &(carrier, len) in &matched {
+        for &(carrier, depth) in &matched {
             if !found.offers.iter().any(|o| o.carrier == carrier) {
                 let block_prefix = block_prefix.clone().unwrap_or_default();
+                let prefix = digits[..depth].to_string();
                 dropped.push(Dropped {
                     carrier,
-                    prefix: prefix(len),
+                    prefix,
                     reason: DropReason::Blocked { block_prefix },
                 });
             }
