@@ -50,9 +50,16 @@ fn table() -> impl Strategy<Value = Table> {
 }
 
 /// The reference: scan every row and block, exactly as DESIGN.md words the rules.
-/// Returns the offers in rank order with each one's prefix length, the blocked flag, and the
-/// carriers dropped by a block with their prefix lengths.
-fn reference(t: &Table, number: &str) -> (Vec<(Offer, usize)>, bool, Vec<(usize, usize)>) {
+/// What the reference decides for one number.
+struct Expected {
+    /// Offers in rank order, each with its carrier's prefix length.
+    offers: Vec<(Offer, usize)>,
+    blocked: bool,
+    /// `(carrier, prefix length)` of carriers a block dropped.
+    dropped: Vec<(usize, usize)>,
+}
+
+fn reference(t: &Table, number: &str) -> Expected {
     let digits = t
         .ported
         .iter()
@@ -90,7 +97,11 @@ fn reference(t: &Table, number: &str) -> (Vec<(Offer, usize)>, bool, Vec<(usize,
     }
     offers.sort_by_key(|(o, _)| (o.tier, o.cost, std::cmp::Reverse(o.weight), o.carrier));
     let blocked = offers.is_empty() && block_len.is_some();
-    (offers, blocked, dropped)
+    Expected {
+        offers,
+        blocked,
+        dropped,
+    }
 }
 
 fn compile(t: &Table) -> smsroute_routing::RouteTable {
@@ -127,7 +138,7 @@ proptest! {
         let all = numbers.iter().cloned().chain(t.ported.iter().map(|p| p.0.clone()));
         for number in all {
             let e164 = E164::parse(&number).unwrap();
-            let (want, want_blocked, want_dropped) = reference(&t, &number);
+            let Expected { offers: want, blocked: want_blocked, dropped: want_dropped } = reference(&t, &number);
             let got = compiled.candidates(&e164);
             let terms = |o: &Offer| (o.carrier, o.cost, o.tier, o.weight);
             let got_terms: Vec<_> = got.offers.iter().map(terms).collect();

@@ -142,6 +142,7 @@ pub fn segment(text: &str) -> Segmentation {
 pub fn split_parts(text: &str) -> Vec<Range<usize>> {
     let seg = segment(text);
     if seg.segments == 1 {
+        #[allow(clippy::single_range_in_vec_init)] // one part: the whole text
         return vec![0..text.len()];
     }
     let (_, multi) = limits(seg.encoding);
