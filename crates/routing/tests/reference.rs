@@ -27,9 +27,18 @@ fn digits(min: usize, max: usize) -> impl Strategy<Value = String> {
 }
 
 fn table() -> impl Strategy<Value = Table> {
+    table_of(0..40)
+}
+
+/// Tables large enough (hundreds of nodes) that lookups enter through a multi-digit jump table.
+fn large_table() -> impl Strategy<Value = Table> {
+    table_of(400..900)
+}
+
+fn table_of(routes: std::ops::Range<usize>) -> impl Strategy<Value = Table> {
     let route = (digits(1, 8), 0usize..5, 0u64..4, 0u8..2, 1u32..4);
     (
-        proptest::collection::vec(route, 0..40),
+        proptest::collection::vec(route, routes),
         proptest::collection::vec(digits(1, 9), 0..6),
         proptest::collection::vec((digits(7, 10), digits(1, 9)), 0..4),
     )
@@ -128,39 +137,66 @@ fn compile(t: &Table) -> smsroute_routing::RouteTable {
     b.build().unwrap()
 }
 
+fn check_against_reference(t: &Table, numbers: &[String]) -> Result<(), TestCaseError> {
+    let compiled = compile(t);
+    // Query random numbers and every ported number too.
+    let all = numbers
+        .iter()
+        .cloned()
+        .chain(t.ported.iter().map(|p| p.0.clone()));
+    for number in all {
+        let e164 = E164::parse(&number).unwrap();
+        let Expected {
+            offers: want,
+            blocked: want_blocked,
+            dropped: want_dropped,
+        } = reference(t, &number);
+        let got = compiled.candidates(&e164);
+        let terms = |o: &Offer| (o.carrier, o.cost, o.tier, o.weight);
+        let got_terms: Vec<_> = got.offers.iter().map(terms).collect();
+        let want_terms: Vec<_> = want.iter().map(|(o, _)| terms(o)).collect();
+        prop_assert_eq!(got_terms, want_terms, "offers for {}", number);
+        prop_assert_eq!(got.blocked, want_blocked, "blocked flag for {}", number);
+
+        let explained = compiled.explain(&e164, &AllHealthy);
+        let prefixes: Vec<(usize, usize)> = explained
+            .candidates
+            .iter()
+            .map(|c| (c.carrier.get(), c.prefix.len()))
+            .collect();
+        let want_prefixes: Vec<(usize, usize)> = want
+            .iter()
+            .map(|(o, len)| (o.carrier.get(), *len))
+            .collect();
+        prop_assert_eq!(prefixes, want_prefixes, "candidate prefixes for {}", number);
+        let mut dropped: Vec<(usize, usize)> = explained
+            .dropped
+            .iter()
+            .map(|d| {
+                assert!(matches!(d.reason, DropReason::Blocked { .. }));
+                (d.carrier.get(), d.prefix.len())
+            })
+            .collect();
+        dropped.sort();
+        prop_assert_eq!(dropped, want_dropped, "dropped for {}", number);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
     fn trie_matches_brute_force(t in table(), numbers in proptest::collection::vec(digits(7, 12), 1..30)) {
-        let compiled = compile(&t);
-        // Query random numbers and every ported number too.
-        let all = numbers.iter().cloned().chain(t.ported.iter().map(|p| p.0.clone()));
-        for number in all {
-            let e164 = E164::parse(&number).unwrap();
-            let Expected { offers: want, blocked: want_blocked, dropped: want_dropped } = reference(&t, &number);
-            let got = compiled.candidates(&e164);
-            let terms = |o: &Offer| (o.carrier, o.cost, o.tier, o.weight);
-            let got_terms: Vec<_> = got.offers.iter().map(terms).collect();
-            let want_terms: Vec<_> = want.iter().map(|(o, _)| terms(o)).collect();
-            prop_assert_eq!(got_terms, want_terms, "offers for {}", number);
-            prop_assert_eq!(got.blocked, want_blocked, "blocked flag for {}", number);
+        check_against_reference(&t, &numbers)?;
+    }
+}
 
-            let explained = compiled.explain(&e164, &AllHealthy);
-            let prefixes: Vec<(usize, usize)> =
-                explained.candidates.iter().map(|c| (c.carrier.get(), c.prefix.len())).collect();
-            let want_prefixes: Vec<(usize, usize)> = want.iter().map(|(o, len)| (o.carrier.get(), *len)).collect();
-            prop_assert_eq!(prefixes, want_prefixes, "candidate prefixes for {}", number);
-            let mut dropped: Vec<(usize, usize)> = explained
-                .dropped
-                .iter()
-                .map(|d| {
-                    assert!(matches!(d.reason, DropReason::Blocked { .. }));
-                    (d.carrier.get(), d.prefix.len())
-                })
-                .collect();
-            dropped.sort();
-            prop_assert_eq!(dropped, want_dropped, "dropped for {}", number);
-        }
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    #[test]
+    fn large_tables_match_brute_force(t in large_table(), numbers in proptest::collection::vec(digits(7, 12), 50..100)) {
+        check_against_reference(&t, &numbers)?;
     }
 }

@@ -163,11 +163,8 @@ impl TableBuilder {
         compiler.node(0, 0, &keys, &self.rows, &Resolved::default());
         drop(keys);
 
-        let mut trie = Trie {
-            nodes: compiler.nodes,
-            exact: Vec::new(),
-        };
-        trie.nodes.shrink_to_fit();
+        compiler.nodes.shrink_to_fit();
+        let mut trie = Trie::new(compiler.nodes);
         // A ported number takes the list its route_as digits resolve to (prefix matches only).
         trie.exact = compiler
             .exact
@@ -267,6 +264,8 @@ impl TableBuilder {
 /// The candidate list in force below a node, while compiling.
 #[derive(Clone, Default)]
 struct Resolved {
+    /// Interned id of `offers` (with the blocked flag).
+    list: u32,
     offers: SmallVec<[Offer; 8]>,
     /// A block rule matched somewhere above.
     block_seen: bool,
@@ -303,6 +302,8 @@ impl Compiler {
                 below = &own;
             }
         }
+        // Every node carries the list in force at its depth, terminal or not.
+        self.nodes[at as usize].list = below.list;
         if rest.is_empty() {
             return;
         }
@@ -366,7 +367,8 @@ impl Compiler {
             resolved.offers.clear();
             resolved.block_seen = true;
         }
-        self.nodes[at as usize].list = self.interner.intern(&resolved.offers, resolved.block_seen);
+        resolved.list = self.interner.intern(&resolved.offers, resolved.block_seen);
+        self.nodes[at as usize].set_terminal();
         resolved
     }
 }

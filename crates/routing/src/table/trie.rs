@@ -1,28 +1,31 @@
 //! The compiled digit trie: a flat arena of 16-byte nodes, path-compressed, children found by
-//! a 10-bit bitmap and popcount. See `docs/routing.md` for the layout and why.
+//! a 10-bit bitmap and popcount, entered through a direct-indexed jump table on the first few
+//! digits. See `docs/routing.md` for the layout and the measurements behind it.
 
-/// `Node::list` of a node that ends no prefix.
-pub(crate) const NO_LIST: u32 = u32::MAX;
 /// Most digits a node's compressed edge carries (12 nibbles fill the 48 spare bits).
 pub(crate) const MAX_SKIP: usize = 12;
+/// Most digits the jump table indexes (numbers have at least 7).
+const MAX_JUMP_DIGITS: usize = 6;
 
 const BITMAP_MASK: u64 = 0x3FF;
 const EXACT_BIT: u64 = 1 << 10;
 const SKIP_LEN_SHIFT: u32 = 11;
+const TERMINAL_BIT: u64 = 1 << 15;
 const SKIP_SHIFT: u32 = 16;
 
 /// One trie node. A node stands for the digit string that leads to it: the parent's string,
 /// one branch digit (its position in the parent's bitmap), then `skip_len` compressed digits.
 ///
 /// `meta` packs, from the low bits: the child bitmap (bits 0–9, one per digit), the exact flag
-/// (bit 10: a ported number ends here), `skip_len` (bits 11–14) and the skipped digits as
-/// right-aligned nibbles (bits 16–63).
+/// (bit 10: a ported number ends here), `skip_len` (bits 11–14), the terminal flag (bit 15: a
+/// route or block prefix ends here) and the skipped digits as right-aligned nibbles (16–63).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub(crate) struct Node {
     /// Arena index of the first child; children are contiguous, in digit order.
     pub first_child: u32,
-    /// Candidate list of the prefix ending here, or [`NO_LIST`].
+    /// Candidate list of the longest prefix that ends here or above (pushed down at compile
+    /// time, so a lookup keeps no "best so far").
     pub list: u32,
     pub meta: u64,
 }
@@ -30,7 +33,7 @@ pub(crate) struct Node {
 impl Node {
     pub const EMPTY: Node = Node {
         first_child: 0,
-        list: NO_LIST,
+        list: 0,
         meta: 0,
     };
 
@@ -56,6 +59,12 @@ impl Node {
     fn has_exact(&self) -> bool {
         self.meta & EXACT_BIT != 0
     }
+    pub fn set_terminal(&mut self) {
+        self.meta |= TERMINAL_BIT;
+    }
+    fn is_terminal(&self) -> bool {
+        self.meta & TERMINAL_BIT != 0
+    }
     #[inline]
     fn skip_len(&self) -> usize {
         ((self.meta >> SKIP_LEN_SHIFT) & 0xF) as usize
@@ -63,6 +72,12 @@ impl Node {
     #[inline]
     fn skip(&self) -> u64 {
         self.meta >> SKIP_SHIFT
+    }
+    /// The child for digit `d`, if any.
+    #[inline]
+    fn child(&self, d: u32) -> Option<u32> {
+        let bitmap = self.bitmap();
+        (bitmap & (1 << d) != 0).then(|| self.first_child + (bitmap & ((1 << d) - 1)).count_ones())
     }
 }
 
@@ -78,6 +93,12 @@ pub(crate) fn chunk(packed: u64, from: usize, count: usize) -> u64 {
     ((packed << (4 * from)) >> SKIP_SHIFT) >> (48 - 4 * count)
 }
 
+/// The first `count` digits as a decimal number.
+#[inline]
+fn decimal_prefix(packed: u64, count: usize) -> usize {
+    (0..count).fold(0, |acc, i| acc * 10 + digit(packed, i) as usize)
+}
+
 /// Where a lookup ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Hit {
@@ -87,95 +108,139 @@ pub(crate) struct Hit {
     pub ported: Option<u32>,
 }
 
-/// The arena plus the side table of ported numbers, sorted by node.
+/// The arena, the jump table and the side table of ported numbers.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Trie {
     pub nodes: Vec<Node>,
+    /// For every string of `jump_digits` digits, the deepest node on its path that ends within
+    /// those digits, packed as `node << 3 | depth`. Skips the top levels' chain of loads.
+    jump: Vec<u32>,
+    jump_digits: usize,
     /// `(node, list, ported index)` for nodes with the exact flag, sorted by node.
     pub exact: Vec<(u32, u32, u32)>,
 }
 
 impl Trie {
+    /// Wraps a built arena and adds the jump table, sized to stay a small fraction of it.
+    pub fn new(nodes: Vec<Node>) -> Trie {
+        let mut jump_digits = 0;
+        while jump_digits < MAX_JUMP_DIGITS
+            && 10usize.pow(jump_digits as u32 + 1) * 2 <= nodes.len()
+        {
+            jump_digits += 1;
+        }
+        let mut trie = Trie {
+            nodes,
+            jump: Vec::new(),
+            jump_digits,
+            exact: Vec::new(),
+        };
+        if jump_digits > 0 {
+            assert!(
+                trie.nodes.len() < 1 << 29,
+                "node indices fit in 29 bits of a jump entry"
+            );
+            trie.jump = vec![0; 10usize.pow(jump_digits as u32)];
+            trie.fill_jump(0, 0, 0);
+        }
+        trie
+    }
+
+    /// Points every jump entry under `node`'s string (`value`, `depth` digits) at `node`, then
+    /// lets the children that end within the jump digits overwrite their share.
+    fn fill_jump(&mut self, at: u32, depth: usize, value: usize) {
+        let span = 10usize.pow((self.jump_digits - depth) as u32);
+        let entry = (at << 3) | depth as u32;
+        self.jump[value * span..(value + 1) * span].fill(entry);
+        let node = self.nodes[at as usize];
+        for d in 0..10 {
+            let Some(child_at) = node.child(d) else {
+                continue;
+            };
+            let child = self.nodes[child_at as usize];
+            let end = depth + 1 + child.skip_len();
+            if end > self.jump_digits {
+                continue;
+            }
+            let mut child_value = value * 10 + d as usize;
+            for i in (0..child.skip_len()).rev() {
+                child_value = child_value * 10 + ((child.skip() >> (4 * i)) & 0xF) as usize;
+            }
+            self.fill_jump(child_at, end, child_value);
+        }
+    }
+
     /// Longest-prefix match of `len` packed digits; with `exact`, a ported number that equals
     /// all `len` digits wins over every prefix.
     #[inline]
     pub fn lookup(&self, packed: u64, len: usize, exact: bool) -> Hit {
         let nodes = &self.nodes[..];
-        let mut best = 0;
-        let mut at = 0usize;
-        let mut node = nodes[0];
-        let mut depth = 0usize;
-        loop {
-            if depth == len {
-                if exact && node.has_exact() {
-                    return self.exact_hit(at as u32, best);
-                }
+        let (mut at, mut depth) = (0usize, 0usize);
+        if len >= self.jump_digits && self.jump_digits > 0 {
+            let entry = self.jump[decimal_prefix(packed, self.jump_digits)];
+            (at, depth) = ((entry >> 3) as usize, (entry & 7) as usize);
+        }
+        let mut node = nodes[at];
+        while depth < len {
+            let Some(child_at) = node.child(digit(packed, depth)) else {
+                break;
+            };
+            let child = nodes[child_at as usize];
+            let skip_len = child.skip_len();
+            let end = depth + 1 + skip_len;
+            if end > len || chunk(packed, depth + 1, skip_len) != child.skip() {
                 break;
             }
-            let d = digit(packed, depth);
-            let bitmap = node.bitmap();
-            if bitmap & (1 << d) == 0 {
-                break;
-            }
-            at = (node.first_child + (bitmap & ((1 << d) - 1)).count_ones()) as usize;
-            node = nodes[at];
-            depth += 1;
-            let skip_len = node.skip_len();
-            if depth + skip_len > len || chunk(packed, depth, skip_len) != node.skip() {
-                break;
-            }
-            depth += skip_len;
-            if node.list != NO_LIST {
-                best = node.list;
-            }
+            (node, at, depth) = (child, child_at as usize, end);
+        }
+        if exact && depth == len && node.has_exact() {
+            return self.exact_hit(at as u32, node.list);
         }
         Hit {
-            list: best,
+            list: node.list,
             ported: None,
         }
     }
 
     #[cold]
-    fn exact_hit(&self, node: u32, best: u32) -> Hit {
+    fn exact_hit(&self, node: u32, prefix_list: u32) -> Hit {
         match self.exact.binary_search_by_key(&node, |e| e.0) {
             Ok(i) => Hit {
                 list: self.exact[i].1,
                 ported: Some(self.exact[i].2),
             },
             Err(_) => Hit {
-                list: best,
+                list: prefix_list,
                 ported: None,
             },
         }
     }
 
-    /// Calls `visit(depth, node index)` for every node on the path of the digits that ends a
-    /// prefix (has a list), shallowest first. Cold path: used by `explain`.
+    /// Calls `visit(depth, node index)` for every node on the path of the digits where a route
+    /// or block prefix ends, shallowest first. Cold path: used by `explain`.
     pub fn walk(&self, packed: u64, len: usize, mut visit: impl FnMut(usize, u32)) {
         let mut node = self.nodes[0];
         let mut depth = 0usize;
         while depth < len {
-            let d = digit(packed, depth);
-            let bitmap = node.bitmap();
-            if bitmap & (1 << d) == 0 {
+            let Some(at) = node.child(digit(packed, depth)) else {
                 return;
-            }
-            let at = node.first_child + (bitmap & ((1 << d) - 1)).count_ones();
+            };
             node = self.nodes[at as usize];
-            depth += 1;
             let skip_len = node.skip_len();
-            if depth + skip_len > len || chunk(packed, depth, skip_len) != node.skip() {
+            if depth + 1 + skip_len > len || chunk(packed, depth + 1, skip_len) != node.skip() {
                 return;
             }
-            depth += skip_len;
-            if node.list != NO_LIST {
+            depth += 1 + skip_len;
+            if node.is_terminal() {
                 visit(depth, at);
             }
         }
     }
 
     pub fn memory_bytes(&self) -> usize {
-        self.nodes.len() * size_of::<Node>() + self.exact.len() * size_of::<(u32, u32, u32)>()
+        self.nodes.len() * size_of::<Node>()
+            + self.jump.len() * size_of::<u32>()
+            + self.exact.len() * size_of::<(u32, u32, u32)>()
     }
 }
 
@@ -196,6 +261,7 @@ mod tests {
         assert_eq!(chunk(packed, 5, 0), 0);
         assert_eq!(chunk(packed, 3, 12), 0x7009_0012_3000);
         assert_eq!(digit(packed, 11), 3);
+        assert_eq!(decimal_prefix(packed, 5), 44770);
     }
 
     #[test]
@@ -203,9 +269,11 @@ mod tests {
         let mut n = Node::with_skip(0x1234_5678_9012, 12);
         n.set_children(7, 0x3FF);
         n.set_exact();
+        n.set_terminal();
         assert_eq!(
             (n.skip(), n.skip_len(), n.bitmap(), n.has_exact()),
             (0x1234_5678_9012, 12, 0x3FF, true)
         );
+        assert!(n.is_terminal());
     }
 }
