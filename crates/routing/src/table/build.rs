@@ -7,7 +7,7 @@
 use smallvec::SmallVec;
 use smsroute_types::{E164, MAX_DIGITS, Money, pack_digits};
 
-use super::lists::{CarrierIndex, Interner, Offer, sort_offers};
+use super::lists::{CarrierIndex, Interner, Offer, shift_id, sort_offers};
 use super::trie::{MAX_SKIP, Node, Trie, chunk, digit};
 use super::{CarrierInfo, RouteTable, TableStats};
 
@@ -163,6 +163,16 @@ impl TableBuilder {
         compiler.node(0, 0, &keys, &self.rows, &Resolved::default());
         drop(keys);
 
+        let (lists, shift) = compiler.interner.finish();
+        for node in &mut compiler.nodes {
+            node.list = shift_id(node.list, shift);
+        }
+        let mut block_nodes: Vec<(u32, u32)> = compiler
+            .block_nodes
+            .iter()
+            .map(|&(node, list)| (node, shift_id(list, shift)))
+            .collect();
+        block_nodes.sort_unstable_by_key(|b| b.0);
         compiler.nodes.shrink_to_fit();
         let mut trie = Trie::new(compiler.nodes);
         // A ported number takes the list its route_as digits resolve to (prefix matches only).
@@ -179,8 +189,6 @@ impl TableBuilder {
             })
             .collect();
         trie.exact.sort_unstable_by_key(|e| e.0);
-        let mut block_nodes = compiler.block_nodes;
-        block_nodes.sort_unstable_by_key(|b| b.0);
 
         let stats = TableStats {
             carriers: self.carriers.len(),
@@ -191,7 +199,6 @@ impl TableBuilder {
             nodes: trie.nodes.len(),
             lists: 0,
         };
-        let lists = compiler.interner.finish();
         Ok(RouteTable {
             stats: TableStats {
                 lists: lists.count(),
