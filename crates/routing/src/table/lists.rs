@@ -1,7 +1,7 @@
 //! Candidate lists, interned: every distinct list (offers in rank order, plus whether a block
 //! emptied it) is stored once and named by a `u32`.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use ahash::RandomState;
 use smsroute_types::Money;
@@ -131,9 +131,10 @@ impl Interner {
         if offers.is_empty() {
             return if blocked { BLOCKED } else { EMPTY };
         }
-        let mut h = self.hasher.build_hasher();
-        offers.hash(&mut h);
-        let ids = self.by_hash.entry(h.finish()).or_default();
+        let ids = self
+            .by_hash
+            .entry(self.hasher.hash_one(offers))
+            .or_default();
         for &id in ids.iter() {
             if self.lists.get(id).0 == offers {
                 return id;
