@@ -1,8 +1,6 @@
 //! Candidate lists, interned: every distinct list (offers in rank order, plus whether a block
 //! emptied it) is stored once and named by a `u32`.
 
-use std::hash::BuildHasher;
-
 use ahash::RandomState;
 use smsroute_types::Money;
 
