@@ -34,7 +34,7 @@ pub struct CarrierHealth {
     /// Circuit state.
     pub state: HealthState,
     /// Effective cost = cost × penalty; 1.0 when healthy.
-    pub penalty: f64,
+    pub penalty: f32,
 }
 
 impl CarrierHealth {

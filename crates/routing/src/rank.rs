@@ -24,7 +24,7 @@ pub struct Ranked {
 impl Ranked {
     /// Cost × penalty, what ranking compares within a tier.
     pub fn effective_cost(&self) -> f64 {
-        self.cost.micros() as f64 * self.health.penalty
+        self.cost.micros() as f64 * f64::from(self.health.penalty)
     }
 }
 
@@ -128,7 +128,7 @@ mod tests {
     fn order(list: &RankedList) -> Vec<u16> {
         list.iter().map(|r| r.carrier.0).collect()
     }
-    fn state(state: HealthState, penalty: f64) -> CarrierHealth {
+    fn state(state: HealthState, penalty: f32) -> CarrierHealth {
         CarrierHealth { state, penalty }
     }
 

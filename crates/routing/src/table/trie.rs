@@ -112,9 +112,10 @@ pub(crate) struct Hit {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Trie {
     pub nodes: Vec<Node>,
-    /// For every string of `jump_digits` digits, the deepest node on its path that ends within
-    /// those digits, packed as `node << 3 | depth`. Skips the top levels' chain of loads.
-    jump: Vec<u32>,
+    /// For every string of `jump_digits` digits, a copy of the deepest node on its path that
+    /// ends within those digits, so a lookup starts there without loading the node itself: the
+    /// copy's skip bits (already consumed) hold its depth (bits 16–18) and index (19–50).
+    jump: Vec<Node>,
     jump_digits: usize,
     /// `(node, list, ported index)` for nodes with the exact flag, sorted by node.
     pub exact: Vec<(u32, u32, u32)>,
@@ -136,11 +137,7 @@ impl Trie {
             exact: Vec::new(),
         };
         if jump_digits > 0 {
-            assert!(
-                trie.nodes.len() < 1 << 29,
-                "node indices fit in 29 bits of a jump entry"
-            );
-            trie.jump = vec![0; 10usize.pow(jump_digits as u32)];
+            trie.jump = vec![Node::EMPTY; 10usize.pow(jump_digits as u32)];
             trie.fill_jump(0, 0, 0);
         }
         trie
@@ -150,9 +147,14 @@ impl Trie {
     /// lets the children that end within the jump digits overwrite their share.
     fn fill_jump(&mut self, at: u32, depth: usize, value: usize) {
         let span = 10usize.pow((self.jump_digits - depth) as u32);
-        let entry = (at << 3) | depth as u32;
-        self.jump[value * span..(value + 1) * span].fill(entry);
         let node = self.nodes[at as usize];
+        let entry = Node {
+            meta: (node.meta & ((1 << SKIP_SHIFT) - 1))
+                | ((depth as u64) << SKIP_SHIFT)
+                | (u64::from(at) << 19),
+            ..node
+        };
+        self.jump[value * span..(value + 1) * span].fill(entry);
         for d in 0..10 {
             let Some(child_at) = node.child(d) else {
                 continue;
@@ -175,12 +177,12 @@ impl Trie {
     #[inline]
     pub fn lookup(&self, packed: u64, len: usize, exact: bool) -> Hit {
         let nodes = &self.nodes[..];
-        let (mut at, mut depth) = (0usize, 0usize);
+        let (mut node, mut at, mut depth) = (nodes[0], 0usize, 0usize);
         if len >= self.jump_digits && self.jump_digits > 0 {
-            let entry = self.jump[decimal_prefix(packed, self.jump_digits)];
-            (at, depth) = ((entry >> 3) as usize, (entry & 7) as usize);
+            node = self.jump[decimal_prefix(packed, self.jump_digits)];
+            at = (node.meta >> 19) as usize;
+            depth = ((node.meta >> SKIP_SHIFT) & 7) as usize;
         }
-        let mut node = nodes[at];
         while depth < len {
             let Some(child_at) = node.child(digit(packed, depth)) else {
                 break;
@@ -239,7 +241,7 @@ impl Trie {
 
     pub fn memory_bytes(&self) -> usize {
         self.nodes.len() * size_of::<Node>()
-            + self.jump.len() * size_of::<u32>()
+            + self.jump.len() * size_of::<Node>()
             + self.exact.len() * size_of::<(u32, u32, u32)>()
     }
 }

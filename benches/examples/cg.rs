@@ -1,0 +1,25 @@
+//! Deterministic cost of lookups for cachegrind: `valgrind --tool=cachegrind target/release/examples/cg 1000000 N`
+//! Run with N = 0 and N > 0; the difference is the lookups' share.
+use std::hint::black_box;
+
+use smsroute_benches::deck::Deck;
+use smsroute_routing::AllHealthy;
+
+fn main() {
+    let mut args = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<usize>().expect("a number"));
+    let size = args.next().expect("prefix count");
+    let n = args.next().expect("lookups");
+    let deck = Deck::generate(size, 0xDEC0 + size as u64);
+    let table = deck.table();
+    let queries = deck.queries(1 << 16, 5);
+    let mut acc = 0usize;
+    for i in 0..n {
+        acc += table
+            .route(black_box(&queries[i & 0xFFFF]), &AllHealthy, i as u64)
+            .candidates
+            .len();
+    }
+    black_box(acc);
+}
