@@ -3,7 +3,7 @@
 use std::hint::black_box;
 
 use smsroute_benches::deck::Deck;
-use smsroute_routing::AllHealthy;
+use smsroute_routing::CarrierHealth;
 
 fn main() {
     let mut args = std::env::args()
@@ -14,12 +14,11 @@ fn main() {
     let deck = Deck::generate(size, 0xDEC0 + size as u64);
     let table = deck.table();
     let queries = deck.queries(1 << 16, 5);
+    let health = vec![CarrierHealth::HEALTHY; table.carriers().len()];
     let mut acc = 0usize;
     for i in 0..n {
-        acc += table
-            .route(black_box(&queries[i & 0xFFFF]), &AllHealthy, i as u64)
-            .candidates
-            .len();
+        let route = table.route(black_box(&queries[i & 0xFFFF]), &health[..], i as u64);
+        acc += route.first().map_or(0, |o| o.carrier.get() + o.cost.micros() as usize);
     }
     black_box(acc);
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use smsroute_benches::deck::Deck;
 use smsroute_benches::naive::NaiveTrie;
-use smsroute_routing::AllHealthy;
+use smsroute_routing::CarrierHealth;
 
 fn time(n: usize, mut f: impl FnMut(usize) -> usize) -> f64 {
     let t = Instant::now();
@@ -30,6 +30,7 @@ fn main() {
     for (i, (p, _)) in deck.prefixes.iter().enumerate() {
         naive.insert(p, i as u32);
     }
+    let health = vec![CarrierHealth::HEALTHY; table.carriers().len()];
     let n = 1_000_000;
     let mut best = [f64::MAX; 3];
     for _ in 0..7 {
@@ -63,10 +64,8 @@ fn main() {
         });
         eprintln!("offers read all {o:.1} first {f:.1} last {l:.1}");
         let r = time(n, |i| {
-            table
-                .route(black_box(&queries[i & 0xFFFF]), &AllHealthy, i as u64)
-                .candidates
-                .len()
+            let route = table.route(black_box(&queries[i & 0xFFFF]), &health[..], i as u64);
+            route.first().map_or(0, |o| o.carrier.get() + o.cost.micros() as usize)
         });
         let v = time(n, |i| {
             naive

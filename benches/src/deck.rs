@@ -141,7 +141,7 @@ mod tests {
         // Every query falls under some prefix, so at least one carrier serves it.
         for q in a.queries(500, 9) {
             assert!(
-                !table.route(&q, &AllHealthy, 0).candidates.is_empty(),
+                !table.route(&q, &AllHealthy, 0).is_empty(),
                 "{q}"
             );
         }

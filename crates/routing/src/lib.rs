@@ -37,7 +37,7 @@
 //!
 //! let number = E164::parse("+44 7700 900123").unwrap();
 //! let route = table.route(&number, &AllHealthy, 0);
-//! let order: Vec<&str> = route.candidates.iter().map(|c| table.carrier_id(c.carrier)).collect();
+//! let order: Vec<&str> = route.iter().map(|c| table.carrier_id(c.carrier)).collect();
 //! assert_eq!(order, ["uk-beta", "uk-alpha"]); // both serve it; beta is cheaper
 //! ```
 #![forbid(unsafe_code)]
@@ -50,8 +50,8 @@ mod table;
 
 pub use config::{Config, ConfigError, Diagnostic};
 pub use health::{AllHealthy, CarrierHealth, HealthState, HealthView};
-pub use rank::{Ranked, RankedList, rank};
+pub use rank::{Route, rank};
 pub use table::{
     BuildError, Candidates, CarrierIndex, CarrierInfo, DropReason, Dropped, Explained, Explanation,
-    Offer, Route, RouteTable, TableBuilder, TableStats,
+    Offer, RouteTable, TableBuilder, TableStats,
 };

@@ -1,132 +1,170 @@
 //! Ranking: tier first, then effective cost (cost × health penalty); ejected carriers last
 //! resort only; a weighted random pick among the leading equal-cost healthy group.
+//!
+//! A [`Route`] borrows the table's candidate list instead of copying it: when every candidate
+//! is healthy with penalty 1 (the common case) the rank order is the list's static order with
+//! the weighted pick moved to the front, and nothing is copied at all.
 
 use smallvec::SmallVec;
-use smsroute_types::Money;
 
-use crate::{CarrierHealth, CarrierIndex, HealthState, HealthView, Offer};
+use crate::{CarrierHealth, HealthState, HealthView, Offer};
 
-/// A candidate carrier in rank order, with the terms and health that placed it there.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Ranked {
-    /// The carrier.
-    pub carrier: CarrierIndex,
-    /// Price per segment (configured, before the health penalty).
-    pub cost: Money,
-    /// Tier of the carrier's matching row.
-    pub tier: u8,
-    /// Weight of the carrier's matching row.
-    pub weight: u32,
-    /// Health when ranked.
-    pub health: CarrierHealth,
+/// The routing decision for one number: candidates best first, borrowed from the table.
+#[derive(Clone, Debug)]
+pub struct Route<'a> {
+    offers: &'a [Offer],
+    order: Order,
+    /// A block rule removed every carrier.
+    pub blocked: bool,
+    /// Every candidate was ejected, so all are used (health alone never refuses).
+    pub panic_mode: bool,
 }
 
-impl Ranked {
-    /// Cost × penalty, what ranking compares within a tier.
-    pub fn effective_cost(&self) -> f64 {
-        self.cost.micros() as f64 * f64::from(self.health.penalty)
+/// Rank order over a candidate list.
+#[derive(Clone, Debug)]
+enum Order {
+    /// The static order with the offer at `first` moved to the front.
+    Static { first: usize },
+    /// Positions in the list, best first: health reordered or dropped some.
+    Explicit(SmallVec<[u16; 16]>),
+}
+
+impl<'a> Route<'a> {
+    /// Number of candidates.
+    pub fn len(&self) -> usize {
+        match &self.order {
+            Order::Static { .. } => self.offers.len(),
+            Order::Explicit(positions) => positions.len(),
+        }
+    }
+
+    /// No carrier serves the number (or a block removed them all).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The candidate at `rank` (0 is the best).
+    pub fn get(&self, rank: usize) -> Option<&'a Offer> {
+        let offers = self.offers;
+        match &self.order {
+            Order::Static { first } => match rank {
+                0 => offers.get(*first),
+                r if r <= *first => offers.get(r - 1),
+                r => offers.get(r),
+            },
+            Order::Explicit(positions) => positions.get(rank).map(|&p| &offers[usize::from(p)]),
+        }
+    }
+
+    /// The best candidate.
+    pub fn first(&self) -> Option<&'a Offer> {
+        self.get(0)
+    }
+
+    /// Candidates, best first.
+    pub fn iter(&self) -> impl Iterator<Item = &'a Offer> + '_ {
+        (0..self.len()).filter_map(|rank| self.get(rank))
     }
 }
-
-/// Ranked candidates, best first. Eight fit inline: a prefix rarely has more carriers.
-pub type RankedList = SmallVec<[Ranked; 8]>;
 
 /// Ranks `offers` (in static order: tier, cost, weight descending, carrier) under `health`.
 ///
-/// Returns the list and whether panic mode applied (every candidate ejected, so all are used).
-/// With `pick`, the leading group of healthy carriers with equal tier and effective cost is
-/// split by weight: `pick` (a uniform random `u64`) chooses the first, the rest keep their order.
-pub fn rank<H: HealthView + ?Sized>(
-    offers: &[Offer],
+/// With `pick` (a uniform random `u64`), the leading group of healthy carriers with equal tier
+/// and effective cost is split by weight: `pick` chooses the first, the rest keep their order.
+/// Without it the group stays in static order (weight descending, then id), as `explain` shows.
+///
+/// ```
+/// use smsroute_routing::{AllHealthy, CarrierIndex, Offer, rank};
+/// use smsroute_types::Money;
+/// let offer = |carrier, micros| Offer {
+///     cost: Money::from_micros(micros), weight: 1, carrier: CarrierIndex(carrier), tier: 0, own: true,
+/// };
+/// let offers = [offer(0, 3_500), offer(1, 4_000)];
+/// let route = rank(&offers, false, &AllHealthy, None);
+/// assert_eq!(route.first().map(|o| o.carrier), Some(CarrierIndex(0)));
+/// ```
+pub fn rank<'a, H: HealthView + ?Sized>(
+    offers: &'a [Offer],
+    blocked: bool,
     health: &H,
     pick: Option<u64>,
-) -> (RankedList, bool) {
-    let mut out = RankedList::new();
-    let mut ejected = 0;
-    let mut unit_penalties = true;
-    for offer in offers {
-        let h = health.health(offer.carrier);
-        ejected += usize::from(h.state == HealthState::Ejected);
-        unit_penalties &= h.penalty == 1.0;
-        out.push(Ranked {
-            carrier: offer.carrier,
-            cost: offer.cost,
-            tier: offer.tier,
-            weight: offer.weight,
-            health: h,
-        });
-    }
-    let panic_mode = ejected > 0 && ejected == out.len();
-    if ejected > 0 && !panic_mode {
-        out.retain(|r| r.health.state != HealthState::Ejected);
-    }
-    // The static order is already right when every penalty is 1; the sort is stable, so
-    // equal effective costs keep weight-descending, id order.
-    if !unit_penalties {
-        out.sort_by(|a, b| {
-            a.tier
-                .cmp(&b.tier)
-                .then(a.effective_cost().total_cmp(&b.effective_cost()))
-        });
-    }
-    if let Some(pick) = pick {
-        pick_weighted(&mut out, pick);
-    }
-    (out, panic_mode)
+) -> Route<'a> {
+    let nominal = offers.iter().all(|o| health.health(o.carrier) == CarrierHealth::HEALTHY);
+    let (order, panic_mode) = if nominal {
+        let first = pick.map_or(0, |pick| weighted_pick(offers, 0..offers.len(), pick));
+        (Order::Static { first }, false)
+    } else {
+        rank_by_health(offers, health, pick)
+    };
+    Route { offers, order, blocked, panic_mode }
 }
 
-/// Moves a weighted random member of the leading equal-cost healthy group to the front.
-fn pick_weighted(ranked: &mut [Ranked], pick: u64) {
-    let Some(first) = ranked.first().copied() else {
-        return;
-    };
-    if first.health.state != HealthState::Healthy {
-        return;
+/// The slow path: some carrier is degraded, probing or ejected.
+fn rank_by_health<H: HealthView + ?Sized>(offers: &[Offer], health: &H, pick: Option<u64>) -> (Order, bool) {
+    let mut ranked: SmallVec<[(u16, CarrierHealth); 16]> =
+        offers.iter().enumerate().map(|(i, o)| (i as u16, health.health(o.carrier))).collect();
+    let ejected = ranked.iter().filter(|(_, h)| h.state == HealthState::Ejected).count();
+    let panic_mode = ejected > 0 && ejected == ranked.len();
+    if ejected > 0 && !panic_mode {
+        ranked.retain(|(_, h)| h.state != HealthState::Ejected);
     }
-    let group = ranked
-        .iter()
-        .take_while(|r| {
-            r.tier == first.tier
-                && r.cost == first.cost
-                && r.health.state == HealthState::Healthy
-                && r.health.penalty == first.health.penalty
-        })
-        .count();
+    let effective = |&(i, h): &(u16, CarrierHealth)| offers[usize::from(i)].cost.micros() as f64 * f64::from(h.penalty);
+    // Stable: equal effective costs keep weight-descending, id order.
+    ranked.sort_by(|a, b| {
+        let (oa, ob) = (&offers[usize::from(a.0)], &offers[usize::from(b.0)]);
+        oa.tier.cmp(&ob.tier).then(effective(a).total_cmp(&effective(b)))
+    });
+    if let (Some(pick), Some(&(lead, lead_health))) = (pick, ranked.first())
+        && lead_health.state == HealthState::Healthy
+    {
+        let lead = &offers[usize::from(lead)];
+        let group = ranked
+            .iter()
+            .take_while(|(i, h)| {
+                let o = &offers[usize::from(*i)];
+                o.tier == lead.tier && o.cost == lead.cost && h.state == HealthState::Healthy && h.penalty == lead_health.penalty
+            })
+            .count();
+        let group_offers: SmallVec<[Offer; 16]> = ranked[..group].iter().map(|(i, _)| offers[usize::from(*i)]).collect();
+        let chosen = weighted_pick(&group_offers, 0..group, pick);
+        ranked[..=chosen].rotate_right(1);
+    }
+    (Order::Explicit(ranked.iter().map(|(i, _)| *i).collect()), panic_mode)
+}
+
+/// Index (within `offers`) of a weighted random member of the leading run of `offers[range]`
+/// with the tier and cost of its first; the first itself when the run has one member.
+fn weighted_pick(offers: &[Offer], range: std::ops::Range<usize>, pick: u64) -> usize {
+    let candidates = &offers[range.clone()];
+    let Some(lead) = candidates.first() else { return range.start };
+    let group = candidates.iter().take_while(|o| o.tier == lead.tier && o.cost == lead.cost).count();
     if group < 2 {
-        return;
+        return range.start;
     }
-    let total: u64 = ranked[..group].iter().map(|r| u64::from(r.weight)).sum();
+    let total: u64 = candidates[..group].iter().map(|o| u64::from(o.weight)).sum();
     // Lemire's multiply-shift maps `pick` onto 0..total without a modulo bias worth measuring.
     let mut target = ((u128::from(pick) * u128::from(total)) >> 64) as u64;
-    let chosen = ranked[..group]
-        .iter()
-        .position(|r| {
-            let w = u64::from(r.weight);
-            if target < w {
-                return true;
-            }
-            target -= w;
-            false
-        })
-        .unwrap_or(0);
-    ranked[..=chosen].rotate_right(1);
+    for (i, o) in candidates[..group].iter().enumerate() {
+        let w = u64::from(o.weight);
+        if target < w {
+            return range.start + i;
+        }
+        target -= w;
+    }
+    range.start
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CarrierIndex;
+    use smsroute_types::Money;
 
     fn offer(carrier: u16, tier: u8, cost: u64, weight: u32) -> Offer {
-        Offer {
-            cost: Money::from_micros(cost),
-            weight,
-            carrier: CarrierIndex(carrier),
-            tier,
-            own: true,
-        }
+        Offer { cost: Money::from_micros(cost), weight, carrier: CarrierIndex(carrier), tier, own: true }
     }
-    fn order(list: &RankedList) -> Vec<u16> {
-        list.iter().map(|r| r.carrier.0).collect()
+    fn order(route: &Route<'_>) -> Vec<u16> {
+        route.iter().map(|o| o.carrier.0).collect()
     }
     fn state(state: HealthState, penalty: f32) -> CarrierHealth {
         CarrierHealth { state, penalty }
@@ -135,45 +173,61 @@ mod tests {
     #[test]
     fn penalty_reorders_within_a_tier_only() {
         let offers = [offer(0, 0, 100, 1), offer(1, 0, 150, 1), offer(2, 1, 10, 1)];
-        let health = [
-            state(HealthState::Degraded, 2.0),
-            CarrierHealth::HEALTHY,
-            CarrierHealth::HEALTHY,
-        ];
-        let (ranked, panic) = rank(&offers, &health[..], None);
-        assert_eq!(order(&ranked), vec![1, 0, 2]);
-        assert!(!panic);
+        let health = [state(HealthState::Degraded, 2.0), CarrierHealth::HEALTHY, CarrierHealth::HEALTHY];
+        let route = rank(&offers, false, &health[..], None);
+        assert_eq!(order(&route), vec![1, 0, 2]);
+        assert!(!route.panic_mode);
     }
 
     #[test]
     fn ejected_are_skipped_unless_all_are() {
         let offers = [offer(0, 0, 100, 1), offer(1, 0, 150, 1)];
         let ejected = state(HealthState::Ejected, 1.0);
-        let (ranked, panic) = rank(&offers, &[ejected, CarrierHealth::HEALTHY][..], None);
-        assert_eq!((order(&ranked), panic), (vec![1], false));
-        let (ranked, panic) = rank(&offers, &[ejected, ejected][..], None);
-        assert_eq!((order(&ranked), panic), (vec![0, 1], true));
+        let route = rank(&offers, false, &[ejected, CarrierHealth::HEALTHY][..], None);
+        assert_eq!((order(&route), route.panic_mode, route.len()), (vec![1], false, 1));
+        let route = rank(&offers, false, &[ejected, ejected][..], None);
+        assert_eq!((order(&route), route.panic_mode), (vec![0, 1], true));
     }
 
     #[test]
     fn weighted_pick_only_among_equal_healthy() {
-        let offers = [
-            offer(0, 0, 100, 3),
-            offer(1, 0, 100, 1),
-            offer(2, 0, 120, 9),
-        ];
-        // total weight 4: picks in the top quarter of the u64 range land on carrier 1.
-        let (ranked, _) = rank(&offers, &crate::AllHealthy, Some(u64::MAX));
-        assert_eq!(order(&ranked), vec![1, 0, 2]);
-        let (ranked, _) = rank(&offers, &crate::AllHealthy, Some(0));
-        assert_eq!(order(&ranked), vec![0, 1, 2]);
+        let offers = [offer(0, 0, 100, 3), offer(1, 0, 100, 1), offer(2, 0, 120, 9)];
+        // Total weight 4: picks in the top quarter of the u64 range land on carrier 1.
+        let route = rank(&offers, false, &crate::AllHealthy, Some(u64::MAX));
+        assert_eq!(order(&route), vec![1, 0, 2]);
+        assert_eq!(route.get(1).map(|o| o.carrier.0), Some(0));
+        assert_eq!(route.get(3), None);
+        let route = rank(&offers, false, &crate::AllHealthy, Some(0));
+        assert_eq!(order(&route), vec![0, 1, 2]);
         // A degraded member leaves the group: no split.
-        let health = [
-            CarrierHealth::HEALTHY,
-            state(HealthState::Degraded, 1.5),
-            CarrierHealth::HEALTHY,
-        ];
-        let (ranked, _) = rank(&offers, &health[..], Some(u64::MAX));
-        assert_eq!(order(&ranked), vec![0, 2, 1]);
+        let health = [CarrierHealth::HEALTHY, state(HealthState::Degraded, 1.5), CarrierHealth::HEALTHY];
+        let route = rank(&offers, false, &health[..], Some(u64::MAX));
+        assert_eq!(order(&route), vec![0, 2, 1]);
+        // Healthy members of the group still split when another carrier is degraded.
+        let offers = [offer(0, 0, 100, 1), offer(1, 0, 100, 1), offer(2, 0, 90, 1)];
+        let health = [CarrierHealth::HEALTHY, CarrierHealth::HEALTHY, state(HealthState::Degraded, 2.0)];
+        let route = rank(&offers, false, &health[..], Some(u64::MAX));
+        assert_eq!(order(&route), vec![1, 0, 2]);
+    }
+
+    #[test]
+    fn fast_and_slow_paths_agree_when_all_are_healthy() {
+        // A health view that reports healthy through the slow path's code: penalty exactly 1.
+        struct Slow;
+        impl HealthView for Slow {
+            fn health(&self, _: CarrierIndex) -> CarrierHealth {
+                CarrierHealth::HEALTHY
+            }
+        }
+        let offers = [offer(0, 0, 100, 2), offer(1, 0, 100, 5), offer(2, 1, 50, 1)];
+        for pick in [0, u64::MAX / 3, u64::MAX / 2, u64::MAX] {
+            let fast = order(&rank(&offers, false, &crate::AllHealthy, Some(pick)));
+            let (slow, _) = rank_by_health(&offers, &Slow, Some(pick));
+            let slow = match slow {
+                Order::Explicit(p) => p.iter().map(|&i| offers[usize::from(i)].carrier.0).collect::<Vec<_>>(),
+                Order::Static { .. } => unreachable!(),
+            };
+            assert_eq!(fast, slow, "pick {pick}");
+        }
     }
 }

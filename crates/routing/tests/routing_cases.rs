@@ -203,7 +203,6 @@ fn health_reorders_skips_ejected_and_panics_when_all_are() {
     };
     let ids = |route: &smsroute_routing::Route| -> Vec<String> {
         route
-            .candidates
             .iter()
             .map(|c| table.carrier_id(c.carrier).to_string())
             .collect()
@@ -248,7 +247,7 @@ fn route_agrees_with_candidates_when_all_healthy() {
     let number = E164::parse("441234567890").unwrap();
     let route = table.route(&number, &AllHealthy, 12345);
     let offers = table.candidates(&number).offers;
-    assert_eq!(route.candidates.len(), offers.len());
+    assert_eq!(route.len(), offers.len());
     assert!(!route.blocked && !route.panic_mode);
 }
 

@@ -23,7 +23,7 @@ fn split_follows_weights_chi_square() {
     let mut counts = [0u64; 5];
     for _ in 0..picks {
         let route = table.route(&number, &AllHealthy, rng.next_u64());
-        counts[route.candidates[0].carrier.get()] += 1;
+        counts[route.first().unwrap().carrier.get()] += 1;
     }
     assert_eq!(counts[4], 0, "the pricier carrier is never first");
     let total_weight: u32 = weights.iter().sum();

@@ -98,16 +98,16 @@ impl RouteTable {
             digits[..depth].to_string()
         };
 
-        let (ranked, panic_mode) = rank(found.offers, health, None);
+        let ranked = rank(found.offers, found.blocked, health, None);
         let candidates: Vec<Explained> = ranked
             .iter()
-            .map(|r| Explained {
-                carrier: r.carrier,
-                prefix: prefix_of(r.carrier),
-                cost: r.cost,
-                tier: r.tier,
-                weight: r.weight,
-                health: r.health,
+            .map(|o| Explained {
+                carrier: o.carrier,
+                prefix: prefix_of(o.carrier),
+                cost: o.cost,
+                tier: o.tier,
+                weight: o.weight,
+                health: health.health(o.carrier),
             })
             .collect();
         let mut dropped: Vec<Dropped> = Vec::new();
@@ -138,7 +138,7 @@ impl RouteTable {
             ported_as,
             blocked: found.blocked,
             block_prefix,
-            panic_mode,
+            panic_mode: ranked.panic_mode,
             candidates,
             dropped,
         }

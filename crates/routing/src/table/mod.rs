@@ -7,7 +7,7 @@ mod trie;
 
 use smsroute_types::E164;
 
-use crate::rank::{RankedList, rank};
+use crate::rank::{Route, rank};
 use crate::{Config, HealthView};
 
 pub use build::{BuildError, TableBuilder};
@@ -67,17 +67,6 @@ pub struct Candidates<'a> {
     pub blocked: bool,
     /// The number is ported; index into the ported table.
     pub ported: Option<u32>,
-}
-
-/// The routing decision for one number.
-#[derive(Clone, Debug)]
-pub struct Route {
-    /// A block rule removed every carrier.
-    pub blocked: bool,
-    /// Every candidate was ejected, so all were used (health alone never refuses).
-    pub panic_mode: bool,
-    /// Candidates, best first; the first is the weighted pick among equals.
-    pub candidates: RankedList,
 }
 
 /// A compiled route table: immutable, shared by every router thread, swapped whole on reload.
@@ -178,13 +167,8 @@ impl RouteTable {
     /// Routes `number`: candidates ranked under `health`, with `pick` (a uniform random
     /// `u64`) choosing among equal-cost healthy carriers by weight.
     #[inline]
-    pub fn route<H: HealthView + ?Sized>(&self, number: &E164, health: &H, pick: u64) -> Route {
+    pub fn route<H: HealthView + ?Sized>(&self, number: &E164, health: &H, pick: u64) -> Route<'_> {
         let found = self.candidates(number);
-        let (candidates, panic_mode) = rank(found.offers, health, Some(pick));
-        Route {
-            blocked: found.blocked,
-            panic_mode,
-            candidates,
-        }
+        rank(found.offers, found.blocked, health, Some(pick))
     }
 }
