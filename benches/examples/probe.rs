@@ -72,6 +72,7 @@ fn main() {
                 .longest_match(black_box(queries[i & 0xFFFF].as_str().as_bytes()))
                 .unwrap_or(0) as usize
         });
+        eprintln!("round: candidates {c:.0} route {r:.0} naive {v:.0}");
         for (b, x) in best.iter_mut().zip([c, r, v]) {
             *b = b.min(x);
         }
@@ -83,4 +84,7 @@ fn main() {
         best[2],
         best[1] / best[2]
     );
+    let smaps = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    let huge: Vec<&str> = smaps.lines().filter(|l| l.starts_with("AnonHugePages")).collect();
+    eprintln!("{}", huge.join(" "));
 }
