@@ -65,7 +65,9 @@ fn main() {
         eprintln!("offers read all {o:.1} first {f:.1} last {l:.1}");
         let r = time(n, |i| {
             let route = table.route(black_box(&queries[i & 0xFFFF]), &health[..], i as u64);
-            route.first().map_or(0, |o| o.carrier.get() + o.cost.micros() as usize)
+            route
+                .first()
+                .map_or(0, |o| o.carrier.get() + o.cost.micros() as usize)
         });
         let v = time(n, |i| {
             naive
@@ -85,6 +87,9 @@ fn main() {
         best[1] / best[2]
     );
     let smaps = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
-    let huge: Vec<&str> = smaps.lines().filter(|l| l.starts_with("AnonHugePages")).collect();
+    let huge: Vec<&str> = smaps
+        .lines()
+        .filter(|l| l.starts_with("AnonHugePages"))
+        .collect();
     eprintln!("{}", huge.join(" "));
 }

@@ -140,10 +140,7 @@ mod tests {
         let table = a.table();
         // Every query falls under some prefix, so at least one carrier serves it.
         for q in a.queries(500, 9) {
-            assert!(
-                !table.route(&q, &AllHealthy, 0).is_empty(),
-                "{q}"
-            );
+            assert!(!table.route(&q, &AllHealthy, 0).is_empty(), "{q}");
         }
         // Prefixes of one network share one list (about 4 prefixes a network here).
         assert!(

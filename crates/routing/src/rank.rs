@@ -89,30 +89,51 @@ pub fn rank<'a, H: HealthView + ?Sized>(
     health: &H,
     pick: Option<u64>,
 ) -> Route<'a> {
-    let nominal = offers.iter().all(|o| health.health(o.carrier) == CarrierHealth::HEALTHY);
+    let nominal = offers
+        .iter()
+        .all(|o| health.health(o.carrier) == CarrierHealth::HEALTHY);
     let (order, panic_mode) = if nominal {
         let first = pick.map_or(0, |pick| weighted_pick(offers, 0..offers.len(), pick));
         (Order::Static { first }, false)
     } else {
         rank_by_health(offers, health, pick)
     };
-    Route { offers, order, blocked, panic_mode }
+    Route {
+        offers,
+        order,
+        blocked,
+        panic_mode,
+    }
 }
 
 /// The slow path: some carrier is degraded, probing or ejected.
-fn rank_by_health<H: HealthView + ?Sized>(offers: &[Offer], health: &H, pick: Option<u64>) -> (Order, bool) {
-    let mut ranked: SmallVec<[(u16, CarrierHealth); 16]> =
-        offers.iter().enumerate().map(|(i, o)| (i as u16, health.health(o.carrier))).collect();
-    let ejected = ranked.iter().filter(|(_, h)| h.state == HealthState::Ejected).count();
+fn rank_by_health<H: HealthView + ?Sized>(
+    offers: &[Offer],
+    health: &H,
+    pick: Option<u64>,
+) -> (Order, bool) {
+    let mut ranked: SmallVec<[(u16, CarrierHealth); 16]> = offers
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (i as u16, health.health(o.carrier)))
+        .collect();
+    let ejected = ranked
+        .iter()
+        .filter(|(_, h)| h.state == HealthState::Ejected)
+        .count();
     let panic_mode = ejected > 0 && ejected == ranked.len();
     if ejected > 0 && !panic_mode {
         ranked.retain(|(_, h)| h.state != HealthState::Ejected);
     }
-    let effective = |&(i, h): &(u16, CarrierHealth)| offers[usize::from(i)].cost.micros() as f64 * f64::from(h.penalty);
+    let effective = |&(i, h): &(u16, CarrierHealth)| {
+        offers[usize::from(i)].cost.micros() as f64 * f64::from(h.penalty)
+    };
     // Stable: equal effective costs keep weight-descending, id order.
     ranked.sort_by(|a, b| {
         let (oa, ob) = (&offers[usize::from(a.0)], &offers[usize::from(b.0)]);
-        oa.tier.cmp(&ob.tier).then(effective(a).total_cmp(&effective(b)))
+        oa.tier
+            .cmp(&ob.tier)
+            .then(effective(a).total_cmp(&effective(b)))
     });
     if let (Some(pick), Some(&(lead, lead_health))) = (pick, ranked.first())
         && lead_health.state == HealthState::Healthy
@@ -122,26 +143,43 @@ fn rank_by_health<H: HealthView + ?Sized>(offers: &[Offer], health: &H, pick: Op
             .iter()
             .take_while(|(i, h)| {
                 let o = &offers[usize::from(*i)];
-                o.tier == lead.tier && o.cost == lead.cost && h.state == HealthState::Healthy && h.penalty == lead_health.penalty
+                o.tier == lead.tier
+                    && o.cost == lead.cost
+                    && h.state == HealthState::Healthy
+                    && h.penalty == lead_health.penalty
             })
             .count();
-        let group_offers: SmallVec<[Offer; 16]> = ranked[..group].iter().map(|(i, _)| offers[usize::from(*i)]).collect();
+        let group_offers: SmallVec<[Offer; 16]> = ranked[..group]
+            .iter()
+            .map(|(i, _)| offers[usize::from(*i)])
+            .collect();
         let chosen = weighted_pick(&group_offers, 0..group, pick);
         ranked[..=chosen].rotate_right(1);
     }
-    (Order::Explicit(ranked.iter().map(|(i, _)| *i).collect()), panic_mode)
+    (
+        Order::Explicit(ranked.iter().map(|(i, _)| *i).collect()),
+        panic_mode,
+    )
 }
 
 /// Index (within `offers`) of a weighted random member of the leading run of `offers[range]`
 /// with the tier and cost of its first; the first itself when the run has one member.
 fn weighted_pick(offers: &[Offer], range: std::ops::Range<usize>, pick: u64) -> usize {
     let candidates = &offers[range.clone()];
-    let Some(lead) = candidates.first() else { return range.start };
-    let group = candidates.iter().take_while(|o| o.tier == lead.tier && o.cost == lead.cost).count();
+    let Some(lead) = candidates.first() else {
+        return range.start;
+    };
+    let group = candidates
+        .iter()
+        .take_while(|o| o.tier == lead.tier && o.cost == lead.cost)
+        .count();
     if group < 2 {
         return range.start;
     }
-    let total: u64 = candidates[..group].iter().map(|o| u64::from(o.weight)).sum();
+    let total: u64 = candidates[..group]
+        .iter()
+        .map(|o| u64::from(o.weight))
+        .sum();
     // Lemire's multiply-shift maps `pick` onto 0..total without a modulo bias worth measuring.
     let mut target = ((u128::from(pick) * u128::from(total)) >> 64) as u64;
     for (i, o) in candidates[..group].iter().enumerate() {
@@ -161,7 +199,13 @@ mod tests {
     use smsroute_types::Money;
 
     fn offer(carrier: u16, tier: u8, cost: u64, weight: u32) -> Offer {
-        Offer { cost: Money::from_micros(cost), weight, carrier: CarrierIndex(carrier), tier, own: true }
+        Offer {
+            cost: Money::from_micros(cost),
+            weight,
+            carrier: CarrierIndex(carrier),
+            tier,
+            own: true,
+        }
     }
     fn order(route: &Route<'_>) -> Vec<u16> {
         route.iter().map(|o| o.carrier.0).collect()
@@ -173,7 +217,11 @@ mod tests {
     #[test]
     fn penalty_reorders_within_a_tier_only() {
         let offers = [offer(0, 0, 100, 1), offer(1, 0, 150, 1), offer(2, 1, 10, 1)];
-        let health = [state(HealthState::Degraded, 2.0), CarrierHealth::HEALTHY, CarrierHealth::HEALTHY];
+        let health = [
+            state(HealthState::Degraded, 2.0),
+            CarrierHealth::HEALTHY,
+            CarrierHealth::HEALTHY,
+        ];
         let route = rank(&offers, false, &health[..], None);
         assert_eq!(order(&route), vec![1, 0, 2]);
         assert!(!route.panic_mode);
@@ -184,14 +232,21 @@ mod tests {
         let offers = [offer(0, 0, 100, 1), offer(1, 0, 150, 1)];
         let ejected = state(HealthState::Ejected, 1.0);
         let route = rank(&offers, false, &[ejected, CarrierHealth::HEALTHY][..], None);
-        assert_eq!((order(&route), route.panic_mode, route.len()), (vec![1], false, 1));
+        assert_eq!(
+            (order(&route), route.panic_mode, route.len()),
+            (vec![1], false, 1)
+        );
         let route = rank(&offers, false, &[ejected, ejected][..], None);
         assert_eq!((order(&route), route.panic_mode), (vec![0, 1], true));
     }
 
     #[test]
     fn weighted_pick_only_among_equal_healthy() {
-        let offers = [offer(0, 0, 100, 3), offer(1, 0, 100, 1), offer(2, 0, 120, 9)];
+        let offers = [
+            offer(0, 0, 100, 3),
+            offer(1, 0, 100, 1),
+            offer(2, 0, 120, 9),
+        ];
         // Total weight 4: picks in the top quarter of the u64 range land on carrier 1.
         let route = rank(&offers, false, &crate::AllHealthy, Some(u64::MAX));
         assert_eq!(order(&route), vec![1, 0, 2]);
@@ -200,12 +255,20 @@ mod tests {
         let route = rank(&offers, false, &crate::AllHealthy, Some(0));
         assert_eq!(order(&route), vec![0, 1, 2]);
         // A degraded member leaves the group: no split.
-        let health = [CarrierHealth::HEALTHY, state(HealthState::Degraded, 1.5), CarrierHealth::HEALTHY];
+        let health = [
+            CarrierHealth::HEALTHY,
+            state(HealthState::Degraded, 1.5),
+            CarrierHealth::HEALTHY,
+        ];
         let route = rank(&offers, false, &health[..], Some(u64::MAX));
         assert_eq!(order(&route), vec![0, 2, 1]);
         // Healthy members of the group still split when another carrier is degraded.
         let offers = [offer(0, 0, 100, 1), offer(1, 0, 100, 1), offer(2, 0, 90, 1)];
-        let health = [CarrierHealth::HEALTHY, CarrierHealth::HEALTHY, state(HealthState::Degraded, 2.0)];
+        let health = [
+            CarrierHealth::HEALTHY,
+            CarrierHealth::HEALTHY,
+            state(HealthState::Degraded, 2.0),
+        ];
         let route = rank(&offers, false, &health[..], Some(u64::MAX));
         assert_eq!(order(&route), vec![1, 0, 2]);
     }
@@ -224,7 +287,10 @@ mod tests {
             let fast = order(&rank(&offers, false, &crate::AllHealthy, Some(pick)));
             let (slow, _) = rank_by_health(&offers, &Slow, Some(pick));
             let slow = match slow {
-                Order::Explicit(p) => p.iter().map(|&i| offers[usize::from(i)].carrier.0).collect::<Vec<_>>(),
+                Order::Explicit(p) => p
+                    .iter()
+                    .map(|&i| offers[usize::from(i)].carrier.0)
+                    .collect::<Vec<_>>(),
                 Order::Static { .. } => unreachable!(),
             };
             assert_eq!(fast, slow, "pick {pick}");

@@ -7,11 +7,11 @@ pub const MAX_ALPHANUMERIC: usize = 11;
 /// Longest numeric sender (an E.164 number).
 pub const MAX_NUMERIC: usize = 15;
 
-/// A validated sender: alphanumeric (1–11 characters, at least one letter) or numeric
+/// A validated sender: alphanumeric (1–11 characters, not all digits) or numeric
 /// (1–15 digits, optional leading `+`, stored without it).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Sender {
-    /// Letters, digits, spaces and `- . & _`, at least one letter, up to 11 characters
+    /// Letters, digits, spaces and `- . & _`, not all digits, up to 11 characters
     /// (SMPP TON 5).
     Alphanumeric(Box<str>),
     /// Digits only, up to 15 (SMPP TON 1 when it came with `+`, else TON 0 / short code).
