@@ -147,8 +147,8 @@ impl Interner {
         }
         let offset = u32::try_from(slots.len())
             .ok()
-            .filter(|o| *o < 1 << (32 - OFFSET_SHIFT));
-        let offset = offset.expect("candidate lists fit in 2^27 slots");
+            .filter(|o| *o < (1 << (32 - OFFSET_SHIFT)) - 1);
+        let offset = offset.expect("candidate lists fit in 2^27 - 1 slots");
         if long {
             slots.push(filler(offers.len() as u32));
         }

@@ -108,14 +108,45 @@ pub(crate) struct Hit {
     pub ported: Option<u32>,
 }
 
+/// `Node::list` of a start node rebuilt from a jump entry: its list is not in the entry.
+/// List ids never take this value (the interner keeps offsets below 2^27 - 1).
+const UNKNOWN_LIST: u32 = u32::MAX;
+
+/// Where a walk resumes after the jump table: the start node's first child (bits 0–31), child
+/// bitmap (32–41) and depth (42–44). Eight bytes, half a node, so the table every lookup
+/// touches stays small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct JumpEntry(u64);
+
+impl JumpEntry {
+    fn new(node: &Node, depth: usize) -> Self {
+        JumpEntry(
+            u64::from(node.first_child) | (u64::from(node.bitmap()) << 32) | ((depth as u64) << 42),
+        )
+    }
+
+    /// The start node (children only: list unknown, no flags, no edge) and its depth.
+    #[inline]
+    fn start(self) -> (Node, usize) {
+        let node = Node {
+            first_child: self.0 as u32,
+            list: UNKNOWN_LIST,
+            meta: (self.0 >> 32) & BITMAP_MASK,
+        };
+        (node, ((self.0 >> 42) & 7) as usize)
+    }
+}
+
 /// The arena, the jump table and the side table of ported numbers.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Trie {
     pub nodes: Vec<Node>,
-    /// For every string of `jump_digits` digits, a copy of the deepest node on its path that
-    /// ends within those digits, so a lookup starts there without loading the node itself: the
-    /// copy's skip bits (already consumed) hold its depth (bits 16–18) and index (19–50).
-    jump: Vec<Node>,
+    /// For every string of `jump_digits` digits, where the walk resumes: the deepest node on
+    /// that path ending within those digits, as a [`JumpEntry`] (its children and depth), so a
+    /// lookup starts there without loading the node itself.
+    jump: Vec<JumpEntry>,
+    /// The list of each jump entry's node, read only when the walk stops right there.
+    jump_lists: Vec<u32>,
     jump_digits: usize,
     /// `(node, list, ported index)` for nodes with the exact flag, sorted by node.
     pub exact: Vec<(u32, u32, u32)>,
@@ -133,11 +164,13 @@ impl Trie {
         let mut trie = Trie {
             nodes,
             jump: Vec::new(),
+            jump_lists: Vec::new(),
             jump_digits,
             exact: Vec::new(),
         };
         if jump_digits > 0 {
-            trie.jump = vec![Node::EMPTY; 10usize.pow(jump_digits as u32)];
+            trie.jump = vec![JumpEntry(0); 10usize.pow(jump_digits as u32)];
+            trie.jump_lists = vec![0; 10usize.pow(jump_digits as u32)];
             trie.fill_jump(0, 0, 0);
         }
         trie
@@ -148,13 +181,9 @@ impl Trie {
     fn fill_jump(&mut self, at: u32, depth: usize, value: usize) {
         let span = 10usize.pow((self.jump_digits - depth) as u32);
         let node = self.nodes[at as usize];
-        let entry = Node {
-            meta: (node.meta & ((1 << SKIP_SHIFT) - 1))
-                | ((depth as u64) << SKIP_SHIFT)
-                | (u64::from(at) << 19),
-            ..node
-        };
+        let entry = JumpEntry::new(&node, depth);
         self.jump[value * span..(value + 1) * span].fill(entry);
+        self.jump_lists[value * span..(value + 1) * span].fill(node.list);
         for d in 0..10 {
             let Some(child_at) = node.child(d) else {
                 continue;
@@ -178,10 +207,13 @@ impl Trie {
     pub fn lookup(&self, packed: u64, len: usize, exact: bool) -> Hit {
         let nodes = &self.nodes[..];
         let (mut node, mut at, mut depth) = (nodes[0], 0usize, 0usize);
+        let mut entry = None;
         if len >= self.jump_digits && self.jump_digits > 0 {
-            node = self.jump[decimal_prefix(packed, self.jump_digits)];
-            at = (node.meta >> 19) as usize;
-            depth = ((node.meta >> SKIP_SHIFT) & 7) as usize;
+            // Numbers (7+ digits) always go on past the jump digits, so the start node never
+            // needs its exact flag or index; its list is fetched only if the walk stops there.
+            let at_entry = decimal_prefix(packed, self.jump_digits);
+            (node, depth) = self.jump[at_entry].start();
+            entry = Some(at_entry);
         }
         while depth < len {
             let Some(child_at) = node.child(digit(packed, depth)) else {
@@ -194,6 +226,11 @@ impl Trie {
                 break;
             }
             (node, at, depth) = (child, child_at as usize, end);
+        }
+        if node.list == UNKNOWN_LIST {
+            // The walk stopped at the jump table's start node.
+            let list = entry.map_or(0, |e| self.jump_lists[e]);
+            return Hit { list, ported: None };
         }
         if exact && depth == len && node.has_exact() {
             return self.exact_hit(at as u32, node.list);
@@ -241,7 +278,8 @@ impl Trie {
 
     pub fn memory_bytes(&self) -> usize {
         self.nodes.len() * size_of::<Node>()
-            + self.jump.len() * size_of::<Node>()
+            + self.jump.len() * size_of::<JumpEntry>()
+            + self.jump_lists.len() * size_of::<u32>()
             + self.exact.len() * size_of::<(u32, u32, u32)>()
     }
 }
