@@ -307,7 +307,22 @@ fn limits(check: &mut Checker<'_>, raw: Option<&RawLimits>) -> LimitsConfig {
 fn retry(check: &mut Checker<'_>, raw: Option<&RawRetry>) -> RetryConfig {
     let d = RetryConfig::default();
     let Some(raw) = raw else { return d };
-    let positive = (1, i64::MAX);
+    let mut positive = |value: &Option<Spanned<i64>>, name: &str, default: u64| {
+        check.int(value.as_ref(), name, (1, i64::MAX), default)
+    };
+    let backoff_base_ms = positive(&raw.backoff_base_ms, "backoff_base_ms", d.backoff_base_ms);
+    let backoff_cap_ms = positive(&raw.backoff_cap_ms, "backoff_cap_ms", d.backoff_cap_ms);
+    let submit_timeout_ms = positive(
+        &raw.submit_timeout_ms,
+        "submit_timeout_ms",
+        d.submit_timeout_ms,
+    );
+    let receipt_timeout_s = positive(
+        &raw.receipt_timeout_s,
+        "receipt_timeout_s",
+        d.receipt_timeout_s,
+    );
+    let validity_s = positive(&raw.validity_s, "validity_s", d.validity_s);
     let config = RetryConfig {
         max_attempts: check.int(
             raw.max_attempts.as_ref(),
@@ -315,36 +330,11 @@ fn retry(check: &mut Checker<'_>, raw: Option<&RawRetry>) -> RetryConfig {
             (1, 1_000),
             d.max_attempts,
         ),
-        backoff_base_ms: check.int(
-            raw.backoff_base_ms.as_ref(),
-            "backoff_base_ms",
-            positive,
-            d.backoff_base_ms,
-        ),
-        backoff_cap_ms: check.int(
-            raw.backoff_cap_ms.as_ref(),
-            "backoff_cap_ms",
-            positive,
-            d.backoff_cap_ms,
-        ),
-        submit_timeout_ms: check.int(
-            raw.submit_timeout_ms.as_ref(),
-            "submit_timeout_ms",
-            positive,
-            d.submit_timeout_ms,
-        ),
-        receipt_timeout_s: check.int(
-            raw.receipt_timeout_s.as_ref(),
-            "receipt_timeout_s",
-            positive,
-            d.receipt_timeout_s,
-        ),
-        validity_s: check.int(
-            raw.validity_s.as_ref(),
-            "validity_s",
-            positive,
-            d.validity_s,
-        ),
+        backoff_base_ms,
+        backoff_cap_ms,
+        submit_timeout_ms,
+        receipt_timeout_s,
+        validity_s,
         reroute_on_undeliverable: raw
             .reroute_on_undeliverable
             .unwrap_or(d.reroute_on_undeliverable),
