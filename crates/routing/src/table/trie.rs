@@ -206,15 +206,15 @@ impl Trie {
     #[inline]
     pub fn lookup(&self, packed: u64, len: usize, exact: bool) -> Hit {
         let nodes = &self.nodes[..];
-        let (mut node, mut at, mut depth) = (nodes[0], 0usize, 0usize);
-        let mut entry = None;
-        if len >= self.jump_digits && self.jump_digits > 0 {
-            // Numbers (7+ digits) always go on past the jump digits, so the start node never
-            // needs its exact flag or index; its list is fetched only if the walk stops there.
-            let at_entry = decimal_prefix(packed, self.jump_digits);
-            (node, depth) = self.jump[at_entry].start();
-            entry = Some(at_entry);
-        }
+        // Numbers (7+ digits) always go on past the jump digits, so the start node never needs
+        // its exact flag or index; its list is fetched only if the walk stops there.
+        let entry = (self.jump_digits > 0 && len >= self.jump_digits)
+            .then(|| decimal_prefix(packed, self.jump_digits));
+        let (mut node, mut depth) = match entry {
+            Some(e) => self.jump[e].start(),
+            None => (nodes[0], 0),
+        };
+        let mut at = 0usize;
         while depth < len {
             let Some(child_at) = node.child(digit(packed, depth)) else {
                 break;
