@@ -260,3 +260,54 @@ fn stats_count_what_was_compiled() {
     );
     assert_eq!(stats.prefixes, 6, "44, 447, 447009912, 4474, 33, 3361");
 }
+
+#[test]
+fn builder_refuses_duplicates_and_bad_prefixes() {
+    use smsroute_routing::{BuildError, CarrierInfo, TableBuilder};
+    use smsroute_types::Money;
+
+    let mut b = TableBuilder::new();
+    let c = b.carrier(CarrierInfo::new("c")).unwrap();
+    b.route("44", c, Money::from_micros(1), 0, 1).unwrap();
+    b.route("44", c, Money::from_micros(2), 0, 1).unwrap();
+    assert_eq!(
+        b.build().unwrap_err(),
+        BuildError::DuplicateRoute {
+            carrier: "c".into(),
+            prefix: "44".into()
+        }
+    );
+
+    let mut b = TableBuilder::new();
+    let number = E164::parse("447700900123").unwrap();
+    b.ported(number, "4474").unwrap();
+    b.ported(number, "4475").unwrap();
+    assert_eq!(
+        b.build().unwrap_err(),
+        BuildError::DuplicatePorted("447700900123".into())
+    );
+
+    let mut b = TableBuilder::new();
+    let c = b.carrier(CarrierInfo::new("c")).unwrap();
+    assert_eq!(
+        b.route("4x", c, Money::ZERO, 0, 1),
+        Err(BuildError::BadPrefix("4x".into()))
+    );
+    assert_eq!(b.block(""), Err(BuildError::BadPrefix(String::new())));
+    assert!(matches!(
+        b.route("44", smsroute_routing::CarrierIndex(9), Money::ZERO, 0, 1),
+        Err(BuildError::UnknownCarrier(9))
+    ));
+}
+
+#[test]
+fn an_empty_configuration_routes_nothing() {
+    let table = RouteTable::compile(&Config::parse("", "empty.toml").unwrap()).unwrap();
+    let e = table.explain(&E164::parse("447700900123").unwrap(), &AllHealthy);
+    assert!(e.candidates.is_empty() && !e.blocked);
+    assert!(
+        table
+            .route(&E164::parse("447700900123").unwrap(), &AllHealthy, 1)
+            .is_empty()
+    );
+}

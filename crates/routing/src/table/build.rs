@@ -28,6 +28,9 @@ pub enum BuildError {
     /// A route names a carrier index the builder never handed out.
     #[error("route names unknown carrier index {0}")]
     UnknownCarrier(u16),
+    /// The same number ported twice.
+    #[error("number {0} is ported twice")]
+    DuplicatePorted(String),
     /// More carriers than a `u16` indexes.
     #[error("too many carriers: at most 65535")]
     TooManyCarriers,
@@ -151,6 +154,10 @@ impl TableBuilder {
                 prefix: unpack(w[0].packed, w[0].len),
             });
         }
+        self.ported.sort_by_key(|p| (p.0.packed(), p.0.len()));
+        if let Some(w) = self.ported.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(BuildError::DuplicatePorted(w[0].0.to_string()));
+        }
         let keys = self.keys();
         let prefixes = keys.iter().filter(|k| k.rows.0 < k.rows.1).count();
 
@@ -197,13 +204,10 @@ impl TableBuilder {
             blocks: self.blocks.len(),
             ported: self.ported.len(),
             nodes: trie.nodes.len(),
-            lists: 0,
+            lists: lists.count(),
         };
         Ok(RouteTable {
-            stats: TableStats {
-                lists: lists.count(),
-                ..stats
-            },
+            stats,
             carriers: self.carriers,
             trie,
             lists,

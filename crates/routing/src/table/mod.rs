@@ -77,7 +77,7 @@ pub struct RouteTable {
     lists: lists::Lists,
     /// `(node, list before the block)` sorted by node: what `explain` shows as dropped.
     block_nodes: Vec<(u32, u32)>,
-    /// Ported numbers and their `route_as` digits, in insertion order.
+    /// Ported numbers and their `route_as` digits, sorted by number.
     ported: Vec<(E164, Box<str>)>,
     stats: TableStats,
 }
