@@ -56,6 +56,13 @@ impl Default for CarrierHealth {
 pub trait HealthView {
     /// Health of `carrier`.
     fn health(&self, carrier: CarrierIndex) -> CarrierHealth;
+
+    /// Most of a number's candidates that may be skipped as ejected (0..=1); ejected carriers
+    /// beyond that share are used anyway, in rank order. Default 1: skip every ejected one
+    /// (unless all are: then all are used).
+    fn max_ejected_share(&self) -> f32 {
+        1.0
+    }
 }
 
 /// Every carrier healthy, penalty 1.0: offline `explain`, tests, and benches.

@@ -123,7 +123,18 @@ fn rank_by_health<H: HealthView + ?Sized>(
         .count();
     let panic_mode = ejected > 0 && ejected == ranked.len();
     if ejected > 0 && !panic_mode {
-        ranked.retain(|(_, h)| h.state != HealthState::Ejected);
+        // Skip at most the allowed share; ejected carriers beyond it stay, first in static
+        // order first, and rank by their (high) effective cost.
+        let allowed = (health.max_ejected_share().clamp(0.0, 1.0) * ranked.len() as f32) as usize;
+        let mut keep = ejected.saturating_sub(allowed);
+        ranked.retain(|(_, h)| {
+            if h.state != HealthState::Ejected {
+                return true;
+            }
+            let kept = keep > 0;
+            keep = keep.saturating_sub(1);
+            kept
+        });
     }
     let effective = |&(i, h): &(u16, CarrierHealth)| {
         offers[usize::from(i)].cost.micros() as f64 * f64::from(h.penalty)
@@ -238,6 +249,32 @@ mod tests {
         );
         let route = rank(&offers, false, &[ejected, ejected][..], None);
         assert_eq!((order(&route), route.panic_mode), (vec![0, 1], true));
+    }
+
+    #[test]
+    fn at_most_the_allowed_share_is_skipped() {
+        struct Share(Vec<CarrierHealth>, f32);
+        impl HealthView for Share {
+            fn health(&self, c: CarrierIndex) -> CarrierHealth {
+                self.0[c.get()]
+            }
+            fn max_ejected_share(&self) -> f32 {
+                self.1
+            }
+        }
+        let offers = [
+            offer(0, 0, 100, 1),
+            offer(1, 0, 150, 1),
+            offer(2, 0, 200, 1),
+        ];
+        let ejected = state(HealthState::Ejected, 3.0);
+        let health = vec![ejected, ejected, CarrierHealth::HEALTHY];
+        // Half of three: one may be skipped; the first ejected in static order stays, ranked
+        // by its effective cost (100 × 3 = 300 > 200).
+        let route = rank(&offers, false, &Share(health.clone(), 0.5), None);
+        assert_eq!((order(&route), route.panic_mode), (vec![2, 0], false));
+        let route = rank(&offers, false, &Share(health, 1.0), None);
+        assert_eq!(order(&route), vec![2]);
     }
 
     #[test]
