@@ -1,0 +1,609 @@
+//! The per-message state machine: inputs with `now`, actions out, exactly one terminal event.
+
+use smallvec::{SmallVec, smallvec};
+use smsroute_routing::CarrierIndex;
+use smsroute_types::{MessageId, SplitMix64};
+
+use crate::{ErrorClass, Nanos, ReceiptStatus, RetryBudget, RetryPolicy, classify_status};
+
+/// Why a message failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    /// No carrier to try.
+    NoRoute,
+    /// The carrier refused the message itself (invalid destination, source, data).
+    Permanent {
+        /// The SMPP command_status.
+        status: u32,
+    },
+    /// Every attempt was used up.
+    AttemptsExhausted,
+    /// A receipt said undeliverable.
+    Undeliverable,
+    /// A receipt said rejected.
+    Rejected,
+}
+
+/// A status event for the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The message was accepted (always first).
+    Accepted,
+    /// Attempt `attempt` (1-based) went to `carrier`.
+    Submitted {
+        /// The carrier.
+        carrier: CarrierIndex,
+        /// The attempt number.
+        attempt: u32,
+    },
+    /// The same carrier will be tried again at `after`.
+    Retrying {
+        /// The carrier.
+        carrier: CarrierIndex,
+        /// When.
+        after: Nanos,
+    },
+    /// The next attempt goes to another carrier.
+    FailedOver {
+        /// The carrier that failed.
+        from: CarrierIndex,
+        /// The next one.
+        to: CarrierIndex,
+    },
+    /// Terminal: every part's receipt said delivered.
+    Delivered,
+    /// Terminal: the carrier accepted it and no receipt was asked for or came in time.
+    Sent,
+    /// Terminal: it failed.
+    Failed(FailReason),
+    /// Terminal: validity ran out (here or in the network).
+    Expired,
+}
+
+impl Event {
+    /// Whether this is the message's terminal event.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Event::Delivered | Event::Sent | Event::Failed(_) | Event::Expired
+        )
+    }
+}
+
+/// What the engine must do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Ask `carrier`'s token bucket for `segments`; answer with
+    /// [`Delivery::handle_admission`].
+    Admit {
+        /// The carrier.
+        carrier: CarrierIndex,
+        /// Tokens to take: one per part.
+        segments: u32,
+    },
+    /// Send every part to `carrier` as attempt `attempt`; answer with
+    /// [`Delivery::handle_submit_result`].
+    Submit {
+        /// The carrier.
+        carrier: CarrierIndex,
+        /// The attempt number.
+        attempt: u32,
+    },
+    /// Call [`Delivery::handle_timer`] at this time (replaces any earlier wake).
+    WakeAt(Nanos),
+    /// Report this to the gateway.
+    Emit(Event),
+}
+
+/// Actions of one step; four fit inline.
+pub type Actions = SmallVec<[Action; 4]>;
+
+/// How an attempt's submit ended (all parts: the first failing part decides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubmitResult {
+    /// Every part was accepted.
+    Accepted,
+    /// A part was refused with this SMPP command_status.
+    Rejected {
+        /// The command_status.
+        status: u32,
+    },
+    /// No response within the submit timeout (the engine may also report it).
+    TimedOut,
+    /// The link died with the submit in flight.
+    ConnectionLost,
+}
+
+/// How one attempt went, for the history every terminal event carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Still in flight or awaiting a receipt.
+    Pending,
+    /// The carrier accepted it.
+    Accepted,
+    /// Refused with a status of this class.
+    Refused {
+        /// The class.
+        class: ErrorClass,
+        /// The command_status.
+        status: u32,
+    },
+    /// Timed out or the link died: the carrier may have it.
+    Unknown,
+}
+
+/// One attempt in a message's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// 1-based.
+    pub attempt: u32,
+    /// Where it went.
+    pub carrier: CarrierIndex,
+    /// When it was submitted.
+    pub at: Nanos,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+}
+
+/// Where the retry budgets live (one per carrier in the engine).
+pub trait RetryBudgets {
+    /// A first submit went to `carrier`.
+    fn deposit(&mut self, carrier: CarrierIndex, now: Nanos);
+    /// May a retry charged to `carrier` (whose failure caused it) go now?
+    fn try_withdraw(&mut self, carrier: CarrierIndex, now: Nanos) -> bool;
+}
+
+/// Budgets by carrier index; carriers past the end have no limit.
+impl RetryBudgets for [RetryBudget] {
+    fn deposit(&mut self, carrier: CarrierIndex, now: Nanos) {
+        if let Some(b) = self.get_mut(carrier.get()) {
+            b.deposit(now);
+        }
+    }
+    fn try_withdraw(&mut self, carrier: CarrierIndex, now: Nanos) -> bool {
+        self.get_mut(carrier.get())
+            .is_none_or(|b| b.try_withdraw(now))
+    }
+}
+
+/// No retry budget at all (tests, tools).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unlimited;
+
+impl RetryBudgets for Unlimited {
+    fn deposit(&mut self, _: CarrierIndex, _: Nanos) {}
+    fn try_withdraw(&mut self, _: CarrierIndex, _: Nanos) -> bool {
+        true
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Scheduled {
+        at: Nanos,
+    },
+    Admitting {
+        carrier: CarrierIndex,
+    },
+    WaitingTokens {
+        carrier: CarrierIndex,
+        until: Nanos,
+    },
+    InFlight {
+        carrier: CarrierIndex,
+        attempt: u32,
+        timeout_at: Nanos,
+    },
+    Backoff {
+        carrier: CarrierIndex,
+        until: Nanos,
+    },
+    AwaitingReceipt {
+        carrier: CarrierIndex,
+        attempt: u32,
+        until: Nanos,
+    },
+    Done,
+}
+
+/// What a new delivery needs to know about its message.
+#[derive(Clone, Debug)]
+pub struct DeliveryRequest {
+    /// The message.
+    pub id: MessageId,
+    /// Parts (segments): every attempt sends all of them to one carrier.
+    pub parts: u32,
+    /// Carriers in rank order (the routing decision).
+    pub candidates: SmallVec<[CarrierIndex; 8]>,
+    /// Ask for delivery receipts.
+    pub receipt: bool,
+    /// The message's own validity, overriding the policy's.
+    pub validity: Option<Nanos>,
+    /// Hold until then.
+    pub not_before: Option<Nanos>,
+}
+
+/// One message on its way to exactly one terminal status.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    id: MessageId,
+    parts: u32,
+    candidates: SmallVec<[CarrierIndex; 8]>,
+    /// Carriers that returned a failover-class error for this message.
+    failed: SmallVec<[CarrierIndex; 4]>,
+    policy: RetryPolicy,
+    receipt: bool,
+    deadline: Nanos,
+    state: State,
+    attempts: u32,
+    history: SmallVec<[AttemptRecord; 2]>,
+    possible_duplicate: bool,
+    /// Parts whose receipt said delivered, as a bitset (parts ≤ 256).
+    delivered: [u64; 4],
+    terminal: Option<Event>,
+    rng: SplitMix64,
+}
+
+impl Delivery {
+    /// Accepts a message at `now`: emits `Accepted` and the first step.
+    ///
+    /// # Panics
+    /// If `parts` is 0 or more than 256.
+    pub fn start(request: DeliveryRequest, policy: RetryPolicy, now: Nanos) -> (Delivery, Actions) {
+        assert!((1..=256).contains(&request.parts), "1 to 256 parts");
+        let mut d = Delivery {
+            id: request.id,
+            parts: request.parts,
+            candidates: request.candidates,
+            failed: SmallVec::new(),
+            policy,
+            receipt: request.receipt,
+            deadline: now.saturating_add(request.validity.unwrap_or(policy.validity)),
+            state: State::Done,
+            attempts: 0,
+            history: SmallVec::new(),
+            possible_duplicate: false,
+            delivered: [0; 4],
+            terminal: None,
+            rng: SplitMix64::new(request.id.0 ^ 0x5EED_DE11_7E7E),
+        };
+        let mut actions: Actions = smallvec![Action::Emit(Event::Accepted)];
+        match (d.candidates.first().copied(), request.not_before) {
+            (None, _) => d.finish(Event::Failed(FailReason::NoRoute), &mut actions),
+            (Some(_), Some(at)) if at > now => {
+                d.state = State::Scheduled { at };
+                d.wake(at, &mut actions);
+            }
+            (Some(first), _) => d.admit(first, &mut actions),
+        }
+        (d, actions)
+    }
+
+    /// The message.
+    pub fn id(&self) -> MessageId {
+        self.id
+    }
+    /// Submits made so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+    /// Every attempt so far.
+    pub fn history(&self) -> &[AttemptRecord] {
+        &self.history
+    }
+    /// A submit timed out or was lost in flight: the carrier may have sent a copy.
+    pub fn possible_duplicate(&self) -> bool {
+        self.possible_duplicate
+    }
+    /// The terminal event, once there is one.
+    pub fn terminal(&self) -> Option<Event> {
+        self.terminal
+    }
+    /// When the message expires unless accepted by a carrier before.
+    pub fn deadline(&self) -> Nanos {
+        self.deadline
+    }
+
+    /// The token bucket's answer to [`Action::Admit`]: `Ok` (taken) or `Err(not_before)`.
+    pub fn handle_admission(
+        &mut self,
+        admitted: Result<(), Nanos>,
+        now: Nanos,
+        budgets: &mut (impl RetryBudgets + ?Sized),
+    ) -> Actions {
+        let mut actions = Actions::new();
+        let State::Admitting { carrier } = self.state else {
+            return actions;
+        };
+        match admitted {
+            Err(not_before) if not_before >= self.deadline => {
+                self.finish(Event::Expired, &mut actions)
+            }
+            Err(not_before) => {
+                self.state = State::WaitingTokens {
+                    carrier,
+                    until: not_before,
+                };
+                self.wake(not_before, &mut actions);
+            }
+            Ok(()) => {
+                self.attempts += 1;
+                if self.attempts == 1 {
+                    budgets.deposit(carrier, now);
+                }
+                let attempt = self.attempts;
+                let timeout_at = now.saturating_add(self.policy.submit_timeout);
+                self.state = State::InFlight {
+                    carrier,
+                    attempt,
+                    timeout_at,
+                };
+                self.history.push(AttemptRecord {
+                    attempt,
+                    carrier,
+                    at: now,
+                    outcome: AttemptOutcome::Pending,
+                });
+                actions.push(Action::Emit(Event::Submitted { carrier, attempt }));
+                actions.push(Action::Submit { carrier, attempt });
+                actions.push(Action::WakeAt(timeout_at));
+            }
+        }
+        actions
+    }
+
+    /// The outcome of attempt `attempt`. Results for any other attempt are stale and ignored.
+    pub fn handle_submit_result(
+        &mut self,
+        attempt: u32,
+        result: SubmitResult,
+        now: Nanos,
+        budgets: &mut (impl RetryBudgets + ?Sized),
+    ) -> Actions {
+        let mut actions = Actions::new();
+        let State::InFlight {
+            carrier,
+            attempt: current,
+            ..
+        } = self.state
+        else {
+            return actions;
+        };
+        if attempt != current {
+            return actions;
+        }
+        let (outcome, class, status) = match result {
+            SubmitResult::Accepted => (AttemptOutcome::Accepted, None, 0),
+            SubmitResult::Rejected { status } => {
+                let class = classify_status(status);
+                (
+                    AttemptOutcome::Refused { class, status },
+                    Some(class),
+                    status,
+                )
+            }
+            SubmitResult::TimedOut | SubmitResult::ConnectionLost => {
+                self.possible_duplicate = true;
+                (AttemptOutcome::Unknown, Some(ErrorClass::Unknown), 0)
+            }
+        };
+        if let Some(record) = self.history.last_mut() {
+            record.outcome = outcome;
+        }
+        match class {
+            None if self.receipt => {
+                let until = now.saturating_add(self.policy.receipt_timeout);
+                self.state = State::AwaitingReceipt {
+                    carrier,
+                    attempt,
+                    until,
+                };
+                self.wake(until, &mut actions);
+            }
+            None => self.finish(Event::Sent, &mut actions),
+            Some(class) => self.after_failure(carrier, class, status, now, budgets, &mut actions),
+        }
+        actions
+    }
+
+    /// A delivery receipt for `part` (0-based) of attempt `attempt`. Receipts for another
+    /// attempt, a finished message or a part already delivered are ignored (no actions): the
+    /// engine counts them.
+    pub fn handle_receipt(
+        &mut self,
+        attempt: u32,
+        part: u32,
+        status: ReceiptStatus,
+        now: Nanos,
+        budgets: &mut (impl RetryBudgets + ?Sized),
+    ) -> Actions {
+        let mut actions = Actions::new();
+        let State::AwaitingReceipt {
+            carrier,
+            attempt: current,
+            ..
+        } = self.state
+        else {
+            return actions;
+        };
+        if attempt != current || part >= self.parts {
+            return actions;
+        }
+        let (word, bit) = ((part / 64) as usize, 1u64 << (part % 64));
+        match status {
+            ReceiptStatus::Intermediate => {}
+            ReceiptStatus::Delivered if self.delivered[word] & bit != 0 => {}
+            ReceiptStatus::Delivered => {
+                self.delivered[word] |= bit;
+                let done: u32 = self.delivered.iter().map(|w| w.count_ones()).sum();
+                if done == self.parts {
+                    self.finish(Event::Delivered, &mut actions);
+                }
+            }
+            ReceiptStatus::Expired => self.finish(Event::Expired, &mut actions),
+            ReceiptStatus::Undeliverable | ReceiptStatus::Rejected => {
+                let reason = if status == ReceiptStatus::Rejected {
+                    FailReason::Rejected
+                } else {
+                    FailReason::Undeliverable
+                };
+                let can_reroute = self.policy.reroute_on_undeliverable
+                    && self.candidates.len() > 1
+                    && self.attempts < self.policy.max_attempts
+                    && now < self.deadline;
+                if can_reroute {
+                    self.after_failure(
+                        carrier,
+                        ErrorClass::Failover,
+                        0,
+                        now,
+                        budgets,
+                        &mut actions,
+                    );
+                } else {
+                    self.finish(Event::Failed(reason), &mut actions);
+                }
+            }
+        }
+        actions
+    }
+
+    /// Time reached a wake-up: start a scheduled message, retry after backoff or tokens, time
+    /// out a submit, give up waiting for a receipt, or expire.
+    pub fn handle_timer(
+        &mut self,
+        now: Nanos,
+        budgets: &mut (impl RetryBudgets + ?Sized),
+    ) -> Actions {
+        let mut actions = Actions::new();
+        match self.state {
+            State::Done | State::Admitting { .. } => {}
+            State::InFlight {
+                attempt,
+                timeout_at,
+                ..
+            } if now >= timeout_at => {
+                return self.handle_submit_result(attempt, SubmitResult::TimedOut, now, budgets);
+            }
+            State::AwaitingReceipt { until, .. } if now >= until => {
+                self.finish(Event::Sent, &mut actions)
+            }
+            State::InFlight {
+                timeout_at: until, ..
+            }
+            | State::AwaitingReceipt { until, .. } => {
+                actions.push(Action::WakeAt(until));
+            }
+            State::Scheduled { .. } | State::WaitingTokens { .. } | State::Backoff { .. }
+                if now >= self.deadline =>
+            {
+                self.finish(Event::Expired, &mut actions);
+            }
+            State::Scheduled { at: until }
+            | State::WaitingTokens { until, .. }
+            | State::Backoff { until, .. }
+                if now < until =>
+            {
+                self.wake(until, &mut actions);
+            }
+            State::Scheduled { .. } => {
+                let first = self.candidates[0];
+                self.admit(first, &mut actions);
+            }
+            State::WaitingTokens { carrier, .. } | State::Backoff { carrier, .. } => {
+                self.admit(carrier, &mut actions)
+            }
+        }
+        actions
+    }
+
+    /// Decides the next step after attempt on `carrier` failed with `class`.
+    fn after_failure(
+        &mut self,
+        carrier: CarrierIndex,
+        class: ErrorClass,
+        status: u32,
+        now: Nanos,
+        budgets: &mut (impl RetryBudgets + ?Sized),
+        actions: &mut Actions,
+    ) {
+        if class == ErrorClass::Permanent {
+            return self.finish(Event::Failed(FailReason::Permanent { status }), actions);
+        }
+        if self.attempts >= self.policy.max_attempts {
+            return self.finish(Event::Failed(FailReason::AttemptsExhausted), actions);
+        }
+        if now >= self.deadline {
+            return self.finish(Event::Expired, actions);
+        }
+        let next = match class {
+            ErrorClass::Throttled | ErrorClass::Temporary => carrier,
+            _ => {
+                if !self.failed.contains(&carrier) {
+                    self.failed.push(carrier);
+                }
+                self.next_candidate(carrier)
+            }
+        };
+        // The retry is charged to the carrier that failed; without budget it waits the cap.
+        let delay = if budgets.try_withdraw(carrier, now) {
+            self.policy.backoff(self.attempts, &mut self.rng)
+        } else {
+            self.policy.backoff_cap
+        };
+        let until = now.saturating_add(delay);
+        self.state = State::Backoff {
+            carrier: next,
+            until,
+        };
+        actions.push(Action::Emit(if next == carrier {
+            Event::Retrying {
+                carrier,
+                after: until,
+            }
+        } else {
+            Event::FailedOver {
+                from: carrier,
+                to: next,
+            }
+        }));
+        self.wake(until, actions);
+    }
+
+    /// The next carrier in rank order after `current` that has not failed this message over;
+    /// when every one has, the next in rank order regardless.
+    fn next_candidate(&self, current: CarrierIndex) -> CarrierIndex {
+        let n = self.candidates.len();
+        let at = self
+            .candidates
+            .iter()
+            .position(|&c| c == current)
+            .unwrap_or(0);
+        let order = (1..=n).map(|step| self.candidates[(at + step) % n]);
+        let mut fresh = order.clone().filter(|c| !self.failed.contains(c));
+        fresh
+            .next()
+            .or_else(|| order.clone().next())
+            .unwrap_or(current)
+    }
+
+    fn admit(&mut self, carrier: CarrierIndex, actions: &mut Actions) {
+        self.state = State::Admitting { carrier };
+        actions.push(Action::Admit {
+            carrier,
+            segments: self.parts,
+        });
+    }
+
+    /// Wakes at `until`, or at the deadline if that comes first.
+    fn wake(&self, until: Nanos, actions: &mut Actions) {
+        actions.push(Action::WakeAt(until.min(self.deadline)));
+    }
+
+    fn finish(&mut self, event: Event, actions: &mut Actions) {
+        debug_assert!(event.is_terminal() && self.terminal.is_none());
+        self.state = State::Done;
+        self.terminal = Some(event);
+        actions.push(Action::Emit(event));
+    }
+}
