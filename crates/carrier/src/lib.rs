@@ -1,0 +1,115 @@
+//! The contract between the smsroute engine and a carrier connection: submit a message (all
+//! its parts) and get the carrier's message ids or a classified error; hand delivery receipts
+//! to a sink. Real SMPP sessions, the in-process simulator and the [`mock`] implement it.
+//!
+//! # Example
+//! ```
+//! use std::sync::Arc;
+//! use smsroute_carrier::{Carrier, SubmitError, SubmitRequest, mock::MockCarrier};
+//! use smsroute_types::Message;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let carrier = MockCarrier::new("alpha");
+//! carrier.push_result(Err(SubmitError::Rejected { status: 0x58 }));
+//! let message = Arc::new(Message::builder("447700900123", "ACME", "hi").build(10).unwrap());
+//! let request = SubmitRequest { message, attempt: 1, receipt: true };
+//! assert_eq!(carrier.submit(request.clone()).await, Err(SubmitError::Rejected { status: 0x58 }));
+//! assert!(carrier.submit(request).await.is_ok()); // script used up: accept
+//! assert_eq!(carrier.submitted().len(), 2);
+//! # });
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod mock;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+use smsroute_delivery::ReceiptStatus;
+use smsroute_types::Message;
+
+/// One attempt to hand a message to a carrier.
+#[derive(Clone, Debug)]
+pub struct SubmitRequest {
+    /// The message; every part goes in this one attempt, with one concatenation reference.
+    pub message: Arc<Message>,
+    /// The attempt number (1-based), for logs and duplicate detection.
+    pub attempt: u32,
+    /// Ask for delivery receipts.
+    pub receipt: bool,
+}
+
+/// The carrier accepted every part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The carrier's message id of each part, in part order.
+    pub message_ids: SmallVec<[Box<str>; 1]>,
+}
+
+/// Why an attempt did not go through, classified where it happened.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The carrier answered a part with this SMPP command_status.
+    #[error("carrier refused with status {status:#04x}")]
+    Rejected {
+        /// The command_status.
+        status: u32,
+    },
+    /// No answer within the submit timeout: the carrier may have the message.
+    #[error("no answer from the carrier")]
+    Timeout,
+    /// The connection died with the submit in flight: the carrier may have the message.
+    #[error("connection lost with the submit in flight")]
+    ConnectionLost,
+    /// Not sent at all: no usable connection right now (a failover-class error).
+    #[error("carrier unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+impl SubmitError {
+    /// The SMPP status the delivery state machine classifies this by.
+    pub fn as_submit_result(&self) -> smsroute_delivery::SubmitResult {
+        use smsroute_delivery::SubmitResult;
+        match self {
+            SubmitError::Rejected { status } => SubmitResult::Rejected { status: *status },
+            SubmitError::Timeout => SubmitResult::TimedOut,
+            SubmitError::ConnectionLost => SubmitResult::ConnectionLost,
+            // ESME_RSYSERR: not sent, so no duplicate risk; fail over.
+            SubmitError::Unavailable(_) => SubmitResult::Rejected { status: 0x08 },
+        }
+    }
+}
+
+/// A delivery receipt for one part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The carrier's message id of the part.
+    pub message_id: Box<str>,
+    /// The final state it reports.
+    pub status: ReceiptStatus,
+    /// The carrier's error code (`err:`), 0 when none.
+    pub error: u32,
+}
+
+/// Where a carrier hands delivery receipts: a bounded channel the engine drains. A full sink
+/// applies back-pressure to the carrier (its `deliver_sm_resp` waits), never drops a receipt.
+pub type ReceiptSink = tokio::sync::mpsc::Sender<Receipt>;
+
+/// A connection to one carrier (all its binds). Implementations must be cheap to call from
+/// many tasks at once; pacing and windows are the engine's job, not theirs.
+pub trait Carrier: Send + Sync + 'static {
+    /// The carrier's id, as in the configuration.
+    fn id(&self) -> &str;
+
+    /// Submits every part of the message; resolves when the carrier answered all of them or
+    /// the attempt failed.
+    fn submit(
+        &self,
+        request: SubmitRequest,
+    ) -> impl Future<Output = Result<Accepted, SubmitError>> + Send;
+
+    /// Starts handing receipts to `sink`; called once, before the first submit.
+    fn attach_receipts(&self, sink: ReceiptSink);
+}

@@ -1,0 +1,140 @@
+//! A scripted carrier for tests: answers from a queue of results (accepting once the queue is
+//! empty), records every submit, and sends receipts when told to.
+
+use std::collections::VecDeque;
+
+use parking_lot::Mutex;
+
+use crate::{Accepted, Carrier, Receipt, ReceiptSink, SubmitError, SubmitRequest};
+
+/// A carrier whose answers a test scripts.
+#[derive(Debug)]
+pub struct MockCarrier {
+    id: String,
+    script: Mutex<VecDeque<Result<(), SubmitError>>>,
+    submitted: Mutex<Vec<SubmitRequest>>,
+    sink: Mutex<Option<ReceiptSink>>,
+}
+
+impl MockCarrier {
+    /// A carrier that accepts everything until scripted otherwise.
+    pub fn new(id: &str) -> Self {
+        MockCarrier {
+            id: id.to_string(),
+            script: Mutex::new(VecDeque::new()),
+            submitted: Mutex::new(Vec::new()),
+            sink: Mutex::new(None),
+        }
+    }
+
+    /// Queues the answer to a future submit (`Ok` accepts).
+    pub fn push_result(&self, result: Result<(), SubmitError>) {
+        self.script.lock().push_back(result);
+    }
+
+    /// Every submit so far.
+    pub fn submitted(&self) -> Vec<SubmitRequest> {
+        self.submitted.lock().clone()
+    }
+
+    /// The carrier message id the mock gives part `part` of `attempt` of message `id`.
+    pub fn message_id(message: u64, attempt: u32, part: u32) -> Box<str> {
+        format!("{message}-{attempt}-{part}").into()
+    }
+
+    /// Sends a receipt as the carrier would.
+    ///
+    /// # Panics
+    /// If no sink is attached or the engine dropped it.
+    pub async fn send_receipt(&self, receipt: Receipt) {
+        let sink = self.sink.lock().clone().expect("attach_receipts first");
+        sink.send(receipt).await.expect("receipt sink open");
+    }
+}
+
+impl Carrier for MockCarrier {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn submit(&self, request: SubmitRequest) -> Result<Accepted, SubmitError> {
+        let answer = self.script.lock().pop_front().unwrap_or(Ok(()));
+        let (id, attempt, parts) = (
+            request.message.id().0,
+            request.attempt,
+            request.message.segments(),
+        );
+        self.submitted.lock().push(request);
+        answer.map(|()| Accepted {
+            message_ids: (0..parts)
+                .map(|p| MockCarrier::message_id(id, attempt, p))
+                .collect(),
+        })
+    }
+
+    fn attach_receipts(&self, sink: ReceiptSink) {
+        *self.sink.lock() = Some(sink);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use smsroute_delivery::ReceiptStatus;
+    use smsroute_types::{Message, MessageId};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn scripted_answers_ids_and_receipts() {
+        let carrier = MockCarrier::new("m");
+        carrier.push_result(Err(SubmitError::Timeout));
+        let message = Message::builder("447700900123", "ACME", &"x".repeat(200))
+            .id(MessageId(9))
+            .build(10)
+            .unwrap();
+        let request = SubmitRequest {
+            message: Arc::new(message),
+            attempt: 2,
+            receipt: true,
+        };
+        assert_eq!(
+            carrier.submit(request.clone()).await,
+            Err(SubmitError::Timeout)
+        );
+        let accepted = carrier.submit(request).await.unwrap();
+        assert_eq!(
+            accepted.message_ids.as_slice(),
+            &[Box::from("9-2-0"), Box::from("9-2-1")]
+        );
+
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        carrier.attach_receipts(tx);
+        let receipt = Receipt {
+            message_id: "9-2-0".into(),
+            status: ReceiptStatus::Delivered,
+            error: 0,
+        };
+        carrier.send_receipt(receipt.clone()).await;
+        assert_eq!(rx.recv().await, Some(receipt));
+        assert_eq!(carrier.id(), "m");
+    }
+
+    #[test]
+    fn errors_map_to_the_state_machine_inputs() {
+        use smsroute_delivery::SubmitResult;
+        assert_eq!(
+            SubmitError::Timeout.as_submit_result(),
+            SubmitResult::TimedOut
+        );
+        assert_eq!(
+            SubmitError::Unavailable("no bind").as_submit_result(),
+            SubmitResult::Rejected { status: 0x08 }
+        );
+        assert_eq!(
+            SubmitError::Rejected { status: 0x58 }.as_submit_result(),
+            SubmitResult::Rejected { status: 0x58 }
+        );
+    }
+}
