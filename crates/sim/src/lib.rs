@@ -1,0 +1,30 @@
+//! Simulated carriers for smsroute: a seeded behaviour model (latency, error mix, the carrier's
+//! own rate limit, outages, hangs, receipts) and an in-process [`SimCarrier`] that puts it
+//! behind the [`Carrier`](smsroute_carrier::Carrier) trait on tokio's clock. The same model
+//! will drive the SMPP simulator.
+//!
+//! # Example
+//! ```
+//! use smsroute_sim::{Behaviour, ErrorMix, Latency, Reply, SimModel};
+//!
+//! let behaviour = Behaviour {
+//!     latency: Latency::LogNormal { p50: 20_000_000, p99: 200_000_000 },
+//!     errors: ErrorMix { throttled: 0.01, ..ErrorMix::default() },
+//!     tps_limit: Some(500.0),
+//!     ..Behaviour::default()
+//! };
+//! let mut carrier = SimModel::new(behaviour, 42);
+//! let decision = carrier.decide(0, 1, true);
+//! assert!(matches!(decision.reply, Reply::Accept(_) | Reply::Reject(0x58)));
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod inproc;
+mod model;
+
+pub use inproc::{SimCarrier, SimStats};
+pub use model::{
+    Behaviour, Decision, ErrorMix, Latency, Nanos, Outage, OutageKind, ReceiptMix, Reply, SimModel,
+    status,
+};
