@@ -6,7 +6,7 @@ use smsroute_routing::{Config, RouteTable};
 
 /// Loads and compiles `path`; prints a one-line summary or returns the errors.
 pub fn run(path: &Path) -> Result<(), String> {
-    let table = load(path)?;
+    let (_, table) = load_config(path)?;
     let s = table.stats();
     println!(
         "ok: {} carriers, {} routes, {} prefixes, {} blocks, {} ported numbers; {} trie nodes, {} candidate lists, {} in memory",
@@ -27,10 +27,6 @@ pub fn load_config(path: &Path) -> Result<(Config, RouteTable), String> {
     let config = Config::from_file(path).map_err(|e| e.to_string())?;
     let table = RouteTable::compile(&config).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((config, table))
-}
-
-fn load(path: &Path) -> Result<RouteTable, String> {
-    load_config(path).map(|(_, table)| table)
 }
 
 fn human_bytes(bytes: usize) -> String {

@@ -229,8 +229,6 @@ pub struct Delivery {
     id: MessageId,
     parts: u32,
     candidates: SmallVec<[CarrierIndex; 8]>,
-    /// Carriers that returned a failover-class error for this message.
-    failed: SmallVec<[CarrierIndex; 4]>,
     policy: RetryPolicy,
     receipt: bool,
     deadline: Nanos,
@@ -255,7 +253,6 @@ impl Delivery {
             id: request.id,
             parts: request.parts,
             candidates: request.candidates,
-            failed: SmallVec::new(),
             policy,
             receipt: request.receipt,
             deadline: now.saturating_add(request.validity.unwrap_or(policy.validity)),
@@ -538,12 +535,7 @@ impl Delivery {
         }
         let next = match class {
             ErrorClass::Throttled | ErrorClass::Temporary => carrier,
-            _ => {
-                if !self.failed.contains(&carrier) {
-                    self.failed.push(carrier);
-                }
-                self.next_candidate(carrier)
-            }
+            _ => self.next_candidate(carrier),
         };
         // The retry is charged to the carrier that failed; without budget it waits the cap.
         let delay = if budgets.try_withdraw(carrier, now) {
@@ -570,21 +562,16 @@ impl Delivery {
         self.wake(until, actions);
     }
 
-    /// The next carrier in rank order after `current` that has not failed this message over;
-    /// when every one has, the next in rank order regardless.
+    /// The next carrier in rank order after `current`, wrapping round. Attempts start at the
+    /// best candidate and only a failover moves on, one step at a time, so every carrier after
+    /// the current one has not yet failed this message over, and once the walk wraps, all have.
     fn next_candidate(&self, current: CarrierIndex) -> CarrierIndex {
-        let n = self.candidates.len();
         let at = self
             .candidates
             .iter()
             .position(|&c| c == current)
             .unwrap_or(0);
-        let order = (1..=n).map(|step| self.candidates[(at + step) % n]);
-        let mut fresh = order.clone().filter(|c| !self.failed.contains(c));
-        fresh
-            .next()
-            .or_else(|| order.clone().next())
-            .unwrap_or(current)
+        self.candidates[(at + 1) % self.candidates.len()]
     }
 
     fn admit(&mut self, carrier: CarrierIndex, actions: &mut Actions) {

@@ -259,8 +259,7 @@ impl CarrierTracker {
             .base_ejection
             .saturating_mul(u64::from(self.ejections))
             .min(c.max_ejection);
-        let unit = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let factor = 1.0 + c.jitter * (2.0 * unit - 1.0);
+        let factor = 1.0 + c.jitter * (2.0 * self.rng.next_f64() - 1.0);
         self.circuit = Circuit::Ejected {
             until: now + (base as f64 * factor) as Nanos,
         };

@@ -93,7 +93,19 @@ pub fn rank<'a, H: HealthView + ?Sized>(
         .iter()
         .all(|o| health.health(o.carrier) == CarrierHealth::HEALTHY);
     let (order, panic_mode) = if nominal {
-        let first = pick.map_or(0, |pick| weighted_pick(offers, 0..offers.len(), pick));
+        // The split group: the leading offers with the first one's tier and cost.
+        let group = offers.first().map_or(0, |lead| {
+            offers
+                .iter()
+                .take_while(|o| o.tier == lead.tier && o.cost == lead.cost)
+                .count()
+        });
+        let first = match pick {
+            Some(pick) if group > 1 => {
+                weighted_index(offers[..group].iter().map(|o| o.weight), pick)
+            }
+            _ => 0,
+        };
         (Order::Static { first }, false)
     } else {
         rank_by_health(offers, health, pick)
@@ -160,11 +172,12 @@ fn rank_by_health<H: HealthView + ?Sized>(
                     && h.penalty == lead_health.penalty
             })
             .count();
-        let group_offers: SmallVec<[Offer; 16]> = ranked[..group]
-            .iter()
-            .map(|(i, _)| offers[usize::from(*i)])
-            .collect();
-        let chosen = weighted_pick(&group_offers, 0..group, pick);
+        let chosen = weighted_index(
+            ranked[..group]
+                .iter()
+                .map(|(i, _)| offers[usize::from(*i)].weight),
+            pick,
+        );
         ranked[..=chosen].rotate_right(1);
     }
     (
@@ -173,34 +186,19 @@ fn rank_by_health<H: HealthView + ?Sized>(
     )
 }
 
-/// Index (within `offers`) of a weighted random member of the leading run of `offers[range]`
-/// with the tier and cost of its first; the first itself when the run has one member.
-fn weighted_pick(offers: &[Offer], range: std::ops::Range<usize>, pick: u64) -> usize {
-    let candidates = &offers[range.clone()];
-    let Some(lead) = candidates.first() else {
-        return range.start;
-    };
-    let group = candidates
-        .iter()
-        .take_while(|o| o.tier == lead.tier && o.cost == lead.cost)
-        .count();
-    if group < 2 {
-        return range.start;
-    }
-    let total: u64 = candidates[..group]
-        .iter()
-        .map(|o| u64::from(o.weight))
-        .sum();
+/// Index of a weighted random member of a group with these weights (weight 0 is never
+/// chosen unless all are 0: then the first).
+fn weighted_index(weights: impl Iterator<Item = u32> + Clone, pick: u64) -> usize {
+    let total: u64 = weights.clone().map(u64::from).sum();
     // Lemire's multiply-shift maps `pick` onto 0..total without a modulo bias worth measuring.
     let mut target = ((u128::from(pick) * u128::from(total)) >> 64) as u64;
-    for (i, o) in candidates[..group].iter().enumerate() {
-        let w = u64::from(o.weight);
+    for (i, w) in weights.map(u64::from).enumerate() {
         if target < w {
-            return range.start + i;
+            return i;
         }
         target -= w;
     }
-    range.start
+    0
 }
 
 #[cfg(test)]

@@ -61,10 +61,9 @@ impl Latency {
     }
 }
 
-/// Box–Muller from two uniforms in (0, 1].
+/// Box–Muller; the first uniform is in (0, 1], so its logarithm is finite.
 fn standard_normal(rng: &mut SplitMix64) -> f64 {
-    let unit = |rng: &mut SplitMix64| ((rng.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64;
-    let (u1, u2) = (unit(rng), unit(rng));
+    let (u1, u2) = (1.0 - rng.next_f64(), rng.next_f64());
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
@@ -236,7 +235,7 @@ impl SimModel {
             return answer(Reply::Reject(status::THROTTLED));
         }
         let e = self.behaviour.errors;
-        let draw = self.unit();
+        let draw = self.rng.next_f64();
         let mut edge = self.behaviour.hang;
         if draw < edge {
             return answer(Reply::Hang);
@@ -268,17 +267,13 @@ impl SimModel {
         decision
     }
 
-    fn unit(&mut self) -> f64 {
-        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     fn receipt_outcome(&mut self) -> ReceiptStatus {
         let m = self.behaviour.receipts;
         let total = m.delivered + m.undeliverable + m.expired;
         if total <= 0.0 {
             return ReceiptStatus::Delivered;
         }
-        let draw = self.unit() * total;
+        let draw = self.rng.next_f64() * total;
         if draw < m.delivered {
             ReceiptStatus::Delivered
         } else if draw < m.delivered + m.undeliverable {

@@ -29,10 +29,7 @@ impl<'a> Checker<'a> {
     }
 
     fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())]
-            .matches('\n')
-            .count()
-            + 1
+        position(self.text, offset, "").line
     }
 
     fn finish(mut self, path: &str) -> Result<(), ConfigError> {

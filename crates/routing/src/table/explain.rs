@@ -78,12 +78,16 @@ impl RouteTable {
         let mut matched: Vec<(CarrierIndex, usize)> = Vec::new();
         let mut block_depth = None;
         self.trie.walk(packed, digits.len(), |depth, node| {
-            let mut lists = vec![self.trie.nodes[node as usize].list];
-            if let Ok(i) = self.block_nodes.binary_search_by_key(&node, |b| b.0) {
+            // At a block, the list before the block first, then the (empty) list after it.
+            let block = self.block_nodes.binary_search_by_key(&node, |b| b.0).ok();
+            if block.is_some() {
                 block_depth = Some(depth);
-                lists.insert(0, self.block_nodes[i].1);
             }
-            for list in lists {
+            let before_block = block.map(|i| self.block_nodes[i].1);
+            for list in before_block
+                .into_iter()
+                .chain([self.trie.nodes[node as usize].list])
+            {
                 for offer in self.lists.get(list).0.iter().filter(|o| o.own) {
                     match matched.iter_mut().find(|m| m.0 == offer.carrier) {
                         Some(m) => m.1 = depth,

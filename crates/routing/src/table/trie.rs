@@ -205,26 +205,19 @@ impl Trie {
     /// all `len` digits wins over every prefix.
     #[inline]
     pub fn lookup(&self, packed: u64, len: usize, exact: bool) -> Hit {
-        let nodes = &self.nodes[..];
         // Numbers (7+ digits) always go on past the jump digits, so the start node never needs
         // its exact flag or index; its list is fetched only if the walk stops there.
         let entry = (self.jump_digits > 0 && len >= self.jump_digits)
             .then(|| decimal_prefix(packed, self.jump_digits));
         let (mut node, mut depth) = match entry {
             Some(e) => self.jump[e].start(),
-            None => (nodes[0], 0),
+            None => (self.nodes[0], 0),
         };
         let mut at = 0usize;
         while depth < len {
-            let Some(child_at) = node.child(digit(packed, depth)) else {
+            let Some((child_at, child, end)) = self.descend(&node, packed, depth, len) else {
                 break;
             };
-            let child = nodes[child_at as usize];
-            let skip_len = child.skip_len();
-            let end = depth + 1 + skip_len;
-            if end > len || chunk(packed, depth + 1, skip_len) != child.skip() {
-                break;
-            }
             (node, at, depth) = (child, child_at as usize, end);
         }
         if node.list == UNKNOWN_LIST {
@@ -261,19 +254,34 @@ impl Trie {
         let mut node = self.nodes[0];
         let mut depth = 0usize;
         while depth < len {
-            let Some(at) = node.child(digit(packed, depth)) else {
+            let Some((at, child, end)) = self.descend(&node, packed, depth, len) else {
                 return;
             };
-            node = self.nodes[at as usize];
-            let skip_len = node.skip_len();
-            if depth + 1 + skip_len > len || chunk(packed, depth + 1, skip_len) != node.skip() {
-                return;
-            }
-            depth += 1 + skip_len;
+            (node, depth) = (child, end);
             if node.is_terminal() {
                 visit(depth, at);
             }
         }
+    }
+
+    /// One step of a walk: the child of `node` that the digit at `depth` leads to, if its whole
+    /// edge matches within `len` digits, as (index, node, depth after its edge).
+    #[inline]
+    fn descend(
+        &self,
+        node: &Node,
+        packed: u64,
+        depth: usize,
+        len: usize,
+    ) -> Option<(u32, Node, usize)> {
+        let at = node.child(digit(packed, depth))?;
+        let child = self.nodes[at as usize];
+        let skip_len = child.skip_len();
+        let end = depth + 1 + skip_len;
+        if end > len || chunk(packed, depth + 1, skip_len) != child.skip() {
+            return None;
+        }
+        Some((at, child, end))
     }
 
     pub fn memory_bytes(&self) -> usize {
