@@ -296,6 +296,15 @@ impl Delivery {
     pub fn terminal(&self) -> Option<Event> {
         self.terminal
     }
+    /// The attempt in flight (its carrier and number), if a submit awaits its answer.
+    pub fn in_flight(&self) -> Option<(CarrierIndex, u32)> {
+        match self.state {
+            State::InFlight {
+                carrier, attempt, ..
+            } => Some((carrier, attempt)),
+            _ => None,
+        }
+    }
     /// When the message expires unless accepted by a carrier before.
     pub fn deadline(&self) -> Nanos {
         self.deadline

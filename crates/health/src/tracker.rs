@@ -126,8 +126,12 @@ impl CarrierTracker {
                 {
                     let successes = successes + 1;
                     self.circuit = if successes >= c.probes {
+                        // The probes proved it: the failures of the outage no longer count,
+                        // or their penalty would keep it out of rotation for good.
                         self.healthy_since = now;
                         self.window = [Slot::default(); WINDOW_SLOTS];
+                        self.success = 1.0;
+                        self.consecutive_failures = 0;
                         Circuit::Closed
                     } else {
                         Circuit::Probing {
@@ -304,6 +308,8 @@ mod tests {
         }
         assert_eq!(t.circuit(), Circuit::Closed);
         assert!(t.try_send(until + 2 * MS));
+        // The outage's failures are forgiven: back to full health, ranked by price again.
+        assert_eq!(t.snapshot(), CarrierHealth::HEALTHY);
     }
 
     #[test]

@@ -1,0 +1,204 @@
+//! Status events out to the gateway: a bounded stream where terminal events are never
+//! dropped.
+//!
+//! The dispatcher hands events over in batches (one channel operation per batch, not per
+//! event). Room is accounted in events: every outstanding message (accepted, terminal event
+//! not yet taken by the gateway) has room reserved for its terminal event, so that one always
+//! fits; progress events use the headroom beyond that and are dropped, and counted, when the
+//! gateway lags that far. Submits are refused as `Overloaded` once `max_outstanding`
+//! messages are outstanding, which is what keeps the whole thing bounded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use smsroute_delivery::{AttemptRecord, Event, Nanos};
+use smsroute_routing::CarrierIndex;
+use smsroute_types::MessageId;
+use tokio::sync::mpsc;
+
+/// One thing that happened to one message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusEvent {
+    /// The message.
+    pub id: MessageId,
+    /// When, on the router's clock ([`Router::now`](crate::Router::now)).
+    pub at: Nanos,
+    /// What happened. Carrier indices are the router's carrier slots
+    /// ([`Router::carrier_id`](crate::Router::carrier_id)).
+    pub event: Event,
+    /// Terminal events: submits made (0 if it never reached a carrier).
+    pub attempts: u32,
+    /// Terminal events: a submit timed out or was lost in flight, so the carrier may have
+    /// sent a copy.
+    pub possible_duplicate: bool,
+    /// Terminal events: the carrier of the last attempt.
+    pub carrier: Option<CarrierIndex>,
+    /// Terminal events of messages that needed more than one attempt: every attempt.
+    pub history: Option<Box<[AttemptRecord]>>,
+}
+
+impl StatusEvent {
+    /// Whether this is the message's one terminal event.
+    pub fn is_terminal(&self) -> bool {
+        self.event.is_terminal()
+    }
+}
+
+/// Counters shared by the router, the dispatcher and the stream.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Accepted messages whose terminal event the gateway has not yet taken.
+    pub outstanding: AtomicUsize,
+    /// Events handed over and not yet taken.
+    pub queued: AtomicUsize,
+    /// Progress events dropped because the gateway lagged.
+    pub dropped: AtomicU64,
+}
+
+/// The dispatcher's end: collects a batch, hands it over on flush.
+pub(crate) struct EventSink {
+    tx: mpsc::UnboundedSender<Vec<StatusEvent>>,
+    batch: Vec<StatusEvent>,
+    terminals: usize,
+    counters: Arc<Counters>,
+    /// Events that may be queued: max_outstanding + progress headroom.
+    limit: usize,
+    progress: bool,
+}
+
+/// Events per batch before an early flush.
+const BATCH: usize = 1024;
+
+impl EventSink {
+    pub fn new(counters: Arc<Counters>, limit: usize, progress: bool) -> (EventSink, EventStream) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stream = EventStream {
+            rx,
+            current: Vec::new().into_iter(),
+            counters: counters.clone(),
+        };
+        let sink = EventSink {
+            tx,
+            batch: Vec::with_capacity(BATCH),
+            terminals: 0,
+            counters,
+            limit,
+            progress,
+        };
+        (sink, stream)
+    }
+
+    /// A progress event; `live` messages still owe their terminal event.
+    pub fn progress(&mut self, event: StatusEvent, live: usize) {
+        if !self.progress {
+            return;
+        }
+        let queued = self.counters.queued.load(Ordering::Relaxed) + self.batch.len();
+        if queued + live < self.limit {
+            self.push(event);
+        } else {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A terminal event: always kept (its room was reserved at submit).
+    pub fn terminal(&mut self, event: StatusEvent) {
+        self.terminals += 1;
+        self.push(event);
+    }
+
+    fn push(&mut self, event: StatusEvent) {
+        self.batch.push(event);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    /// Hands the batch to the gateway.
+    pub fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let (len, terminals) = (batch.len(), std::mem::take(&mut self.terminals));
+        self.counters.queued.fetch_add(len, Ordering::Relaxed);
+        if self.tx.send(batch).is_err() {
+            // Nobody listens: the events are taken as soon as they are made.
+            self.counters.queued.fetch_sub(len, Ordering::Relaxed);
+            self.counters
+                .outstanding
+                .fetch_sub(terminals, Ordering::AcqRel);
+        }
+    }
+}
+
+/// The gateway's end: every status event, in order per message. Ends (`None`) after the
+/// router has shut down and every event was taken.
+#[derive(Debug)]
+pub struct EventStream {
+    rx: mpsc::UnboundedReceiver<Vec<StatusEvent>>,
+    current: std::vec::IntoIter<StatusEvent>,
+    counters: Arc<Counters>,
+}
+
+impl EventStream {
+    /// The next event, waiting for one.
+    pub async fn recv(&mut self) -> Option<StatusEvent> {
+        loop {
+            if let Some(event) = self.current.next() {
+                return Some(event);
+            }
+            let batch = self.rx.recv().await?;
+            self.current = self.take(batch).into_iter();
+        }
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&mut self) -> Option<StatusEvent> {
+        loop {
+            if let Some(event) = self.current.next() {
+                return Some(event);
+            }
+            let batch = self.rx.try_recv().ok()?;
+            self.current = self.take(batch).into_iter();
+        }
+    }
+
+    /// Every event ready now, appended to `out`, waiting for at least one; `false` once the
+    /// stream has ended.
+    pub async fn recv_many(&mut self, out: &mut Vec<StatusEvent>) -> bool {
+        out.extend(self.current.by_ref());
+        if out.is_empty() {
+            match self.rx.recv().await {
+                Some(batch) => out.extend(self.take(batch)),
+                None => return false,
+            }
+        }
+        while let Ok(batch) = self.rx.try_recv() {
+            out.extend(self.take(batch));
+        }
+        true
+    }
+
+    /// Frees the room of a batch the gateway now holds.
+    fn take(&self, batch: Vec<StatusEvent>) -> Vec<StatusEvent> {
+        let terminals = batch.iter().filter(|e| e.is_terminal()).count();
+        self.counters
+            .queued
+            .fetch_sub(batch.len(), Ordering::Relaxed);
+        self.counters
+            .outstanding
+            .fetch_sub(terminals, Ordering::AcqRel);
+        batch
+    }
+}
+
+impl Drop for EventStream {
+    /// A gateway that stops listening must not leave the room of unread events taken.
+    fn drop(&mut self) {
+        self.rx.close();
+        while let Ok(batch) = self.rx.try_recv() {
+            self.take(batch);
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Carriers by stable slot, and the routing snapshot that readers load without locking.
+//!
+//! A carrier keeps its slot (and with it its connection, token bucket and health) for the
+//! router's whole life, whatever reloads do to the table's own carrier order: the snapshot maps
+//! the table's indices to slots. Slots are only ever appended; a carrier a reload removes is
+//! retired (no new traffic is routed to it) and drains what it already has.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use smsroute_delivery::RetryPolicy;
+use smsroute_health::HealthBoard;
+use smsroute_routing::{CarrierHealth, CarrierIndex, HealthView, RouteTable};
+use smsroute_throttle::{Gcra, InvalidQuota, Quota};
+
+/// Most carriers one router can know over its life (slots are never reused).
+pub const MAX_CARRIERS: usize = 4096;
+
+/// A carrier's contract as the bucket needs it, packed so it changes in one store.
+pub(crate) fn pack_contract(tps: u32, burst: u32) -> u64 {
+    (u64::from(tps) << 32) | u64::from(burst)
+}
+
+pub(crate) fn unpack_contract(word: u64) -> (u32, u32) {
+    ((word >> 32) as u32, word as u32)
+}
+
+/// One carrier: its connection and the state that must survive reloads.
+pub(crate) struct CarrierSlot<C> {
+    pub id: Arc<str>,
+    pub carrier: Arc<C>,
+    /// The token bucket (its quota follows the adaptive rate).
+    pub bucket: Gcra,
+    /// Contracted tps and burst, packed ([`pack_contract`]).
+    pub contract: AtomicU64,
+    /// Most submits in flight.
+    pub window: AtomicU32,
+    /// Probe messages routing may still steer here while the circuit is half-open.
+    pub probe_permits: AtomicU32,
+    /// Removed by a reload: drains, gets no new traffic.
+    pub retired: AtomicBool,
+}
+
+impl<C> CarrierSlot<C> {
+    pub fn new(
+        id: &str,
+        carrier: Arc<C>,
+        tps: u32,
+        burst: u32,
+        window: u32,
+    ) -> Result<Self, InvalidQuota> {
+        Ok(CarrierSlot {
+            id: id.into(),
+            carrier,
+            bucket: Gcra::new(Quota::per_second(f64::from(tps), burst)?),
+            contract: AtomicU64::new(pack_contract(tps, burst)),
+            window: AtomicU32::new(window),
+            probe_permits: AtomicU32::new(0),
+            retired: AtomicBool::new(false),
+        })
+    }
+
+    /// Takes one probe permit if any is left.
+    pub fn take_probe_permit(&self) -> bool {
+        self.probe_permits
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// What one configuration compiles to; swapped whole on reload.
+pub(crate) struct Snapshot<C> {
+    /// Counts reloads; 1 for the configuration the router started with.
+    pub generation: u64,
+    pub table: RouteTable,
+    /// Table carrier index → slot.
+    pub slot_of: Vec<CarrierIndex>,
+    /// Every slot so far (retired ones included), by slot index.
+    pub slots: Vec<Arc<CarrierSlot<C>>>,
+    pub policy: RetryPolicy,
+    pub max_segments: u32,
+}
+
+/// Routing's view of health: the table's carrier indices read through to slots on the board.
+pub(crate) struct SlotHealth<'a> {
+    pub board: &'a HealthBoard,
+    pub slot_of: &'a [CarrierIndex],
+}
+
+impl HealthView for SlotHealth<'_> {
+    #[inline]
+    fn health(&self, carrier: CarrierIndex) -> CarrierHealth {
+        match self.slot_of.get(carrier.get()) {
+            Some(&slot) => self.board.health(slot),
+            None => CarrierHealth::HEALTHY,
+        }
+    }
+
+    fn max_ejected_share(&self) -> f32 {
+        self.board.max_ejected_share()
+    }
+}

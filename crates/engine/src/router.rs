@@ -1,0 +1,438 @@
+//! The embedding API: start a router, submit messages, reload, shut down.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+use smsroute_carrier::{Carrier, Receipt};
+use smsroute_delivery::{Nanos, RetryPolicy};
+use smsroute_health::{HealthBoard, InvalidHealthConfig};
+use smsroute_routing::{
+    BuildError, CarrierHealth, CarrierIndex, Config, HealthState, HealthView, RouteTable,
+};
+use smsroute_throttle::InvalidQuota;
+use smsroute_types::{InvalidMessage, Message, MessageId, SplitMix64};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::EngineOptions;
+use crate::dispatch::{Control, Dispatcher};
+use crate::dlr::{DlrMap, Matched};
+use crate::event::{Counters, EventSink, EventStream};
+use crate::registry::{CarrierSlot, MAX_CARRIERS, SlotHealth, Snapshot, pack_contract};
+use crate::shared::{Job, Shared};
+
+/// Builds a carrier connection for a configured carrier (at start, and on reload for ids
+/// the router has not seen yet).
+pub type CarrierFactory<C> = Box<dyn FnMut(&smsroute_routing::config::CarrierConfig) -> C + Send>;
+
+/// Why `submit` refused a message. Nothing about a refused message stays in the router.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The message breaks a configured limit (too many segments).
+    #[error("invalid message: {0}")]
+    Invalid(#[from] InvalidMessage),
+    /// A block rule covers the number.
+    #[error("blocked: a block rule covers the destination")]
+    Blocked,
+    /// No carrier serves the number.
+    #[error("no route: no carrier serves the destination")]
+    NoRoute,
+    /// The router is full (the gateway is not taking events fast enough, or the burst is
+    /// larger than the inbound queue): try again later.
+    #[error("overloaded: too many messages outstanding, try again later")]
+    Overloaded,
+    /// The router has stopped.
+    #[error("the router has shut down")]
+    ShuttingDown,
+}
+
+impl Rejection {
+    /// A short name for metrics and reports: `invalid`, `blocked`, `no_route`, `overloaded`,
+    /// `shutting_down`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Invalid(_) => "invalid",
+            Rejection::Blocked => "blocked",
+            Rejection::NoRoute => "no_route",
+            Rejection::Overloaded => "overloaded",
+            Rejection::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// Why a configuration could not be started or reloaded; the running router is untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The route table does not compile.
+    #[error("route table: {0}")]
+    Table(#[from] BuildError),
+    /// Health tuning out of range.
+    #[error("health config: {0}")]
+    Health(#[from] InvalidHealthConfig),
+    /// A carrier's tps and burst make no token bucket.
+    #[error("carrier {id}: {source}")]
+    Quota {
+        /// The carrier.
+        id: String,
+        /// What is wrong.
+        source: InvalidQuota,
+    },
+    /// A router knows at most this many carriers over its life.
+    #[error("more than {MAX_CARRIERS} carriers")]
+    TooManyCarriers,
+}
+
+/// What a reload changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// The new table's generation (1 is the start configuration).
+    pub generation: u64,
+    /// Carriers new to the router.
+    pub added: Vec<String>,
+    /// Carriers no longer configured: they get no new traffic and drain what they have.
+    pub removed: Vec<String>,
+}
+
+/// How a shutdown went.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Messages that reached their terminal status during the shutdown.
+    pub drained: u64,
+    /// Messages still unfinished at the deadline (no terminal event was sent for them).
+    pub unfinished: Vec<MessageId>,
+    /// Progress events dropped over the router's life because the gateway lagged.
+    pub events_dropped: u64,
+}
+
+/// Live figures of a router.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouterStats {
+    /// Accepted messages whose terminal event the gateway has not taken.
+    pub outstanding: usize,
+    /// Progress events dropped because the gateway lagged.
+    pub events_dropped: u64,
+    /// Receipts that matched no message (unknown ids, or for messages already finished).
+    pub unknown_receipts: u64,
+    /// Carrier message ids waiting for receipts, and early receipts held.
+    pub receipts_pending: usize,
+    /// The route table's generation.
+    pub generation: u64,
+}
+
+/// Receipts buffered between a carrier and its pump.
+const RECEIPT_QUEUE: usize = 1024;
+
+/// An smsroute router: messages in, status events out. See the crate docs.
+pub struct Router<C: Carrier> {
+    shared: Arc<Shared<C>>,
+    control: mpsc::UnboundedSender<Control>,
+    matched_tx: mpsc::Sender<Matched>,
+    /// Builds connections; its lock also serialises reloads.
+    factory: Mutex<CarrierFactory<C>>,
+    pumps: Mutex<Vec<AbortHandle>>,
+}
+
+impl<C: Carrier> Router<C> {
+    /// Starts a router for `config` on the current tokio runtime, with a connection from
+    /// `factory` for each carrier. Returns the router and its status-event stream.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(
+        config: &Config,
+        options: EngineOptions,
+        factory: impl FnMut(&smsroute_routing::config::CarrierConfig) -> C + Send + 'static,
+    ) -> Result<(Router<C>, EventStream), SetupError> {
+        options.health.validate()?;
+        let mut factory: CarrierFactory<C> = Box::new(factory);
+        let table = RouteTable::compile(config)?;
+        if config.carriers.len() > MAX_CARRIERS {
+            return Err(SetupError::TooManyCarriers);
+        }
+        let mut slots = Vec::with_capacity(config.carriers.len());
+        for c in &config.carriers {
+            let slot = CarrierSlot::new(&c.id, Arc::new(factory(c)), c.tps, c.burst, c.window)
+                .map_err(|source| SetupError::Quota {
+                    id: c.id.clone(),
+                    source,
+                })?;
+            slots.push(Arc::new(slot));
+        }
+        let snapshot = Snapshot {
+            generation: 1,
+            table,
+            slot_of: (0..slots.len() as u16).map(CarrierIndex).collect(),
+            slots,
+            policy: RetryPolicy::from(&config.retry),
+            max_segments: config.limits.max_segments,
+        };
+        let counters = Arc::new(Counters::default());
+        let limit = options.max_outstanding + options.progress_headroom;
+        let (sink, stream) = EventSink::new(counters.clone(), limit, options.progress_events);
+        let shared = Arc::new(Shared {
+            board: HealthBoard::new(MAX_CARRIERS, options.health.max_ejected_share),
+            inbound: ArrayQueue::new(options.inbound_capacity.max(1)),
+            snapshot: ArcSwap::from_pointee(snapshot),
+            generation: AtomicU64::new(1),
+            wake: Notify::new(),
+            parked: AtomicBool::new(false),
+            counters,
+            dlr: Arc::new(DlrMap::default()),
+            origin: Instant::now(),
+            options,
+            next_id: AtomicU64::new(1),
+            stopped: AtomicBool::new(false),
+        });
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let (matched_tx, matched_rx) = mpsc::channel(RECEIPT_QUEUE);
+        let router = Router {
+            shared: shared.clone(),
+            control,
+            matched_tx,
+            factory: Mutex::new(factory),
+            pumps: Mutex::new(Vec::new()),
+        };
+        let slots = shared.snapshot.load().slots.clone();
+        for (index, slot) in slots.iter().enumerate() {
+            router.attach_receipts(CarrierIndex(index as u16), slot);
+        }
+        let dispatcher = Dispatcher::new(shared, sink, matched_rx, control_rx);
+        tokio::spawn(dispatcher.run());
+        Ok((router, stream))
+    }
+
+    /// Routes a message and queues it for its carriers; never waits. The id is the message's
+    /// own when it has one (non-zero), else the router assigns the next one.
+    pub fn submit(&self, mut message: Message) -> Result<MessageId, Rejection> {
+        let shared = &*self.shared;
+        if shared.stopped.load(Ordering::Relaxed) {
+            return Err(Rejection::ShuttingDown);
+        }
+        let snapshot = shared.snapshot.load();
+        let segments = message.segments();
+        if segments > snapshot.max_segments {
+            return Err(InvalidMessage::TooManySegments {
+                segments,
+                max: snapshot.max_segments,
+            }
+            .into());
+        }
+        let id = match message.id() {
+            MessageId(0) => MessageId(shared.next_id.fetch_add(1, Ordering::Relaxed)),
+            id => id,
+        };
+        let health = SlotHealth {
+            board: &shared.board,
+            slot_of: &snapshot.slot_of,
+        };
+        let pick = SplitMix64::new(id.0 ^ shared.options.seed).next_u64();
+        let route = snapshot.table.route(message.to(), &health, pick);
+        if route.is_empty() {
+            return Err(if route.blocked {
+                Rejection::Blocked
+            } else {
+                Rejection::NoRoute
+            });
+        }
+        let mut candidates: SmallVec<[CarrierIndex; 8]> = route
+            .iter()
+            .map(|offer| snapshot.slot_of[offer.carrier.get()])
+            .collect();
+        steer_probe(&shared.board, &snapshot.slots, &mut candidates);
+        let outstanding = &shared.counters.outstanding;
+        if outstanding.fetch_add(1, Ordering::AcqRel) >= shared.options.max_outstanding {
+            outstanding.fetch_sub(1, Ordering::AcqRel);
+            return Err(Rejection::Overloaded);
+        }
+        message.set_id(id);
+        let job = Job {
+            message: Arc::new(message),
+            candidates,
+        };
+        if shared.inbound.push(job).is_err() {
+            outstanding.fetch_sub(1, Ordering::AcqRel);
+            return Err(Rejection::Overloaded);
+        }
+        // Pairs with the dispatcher's store of `parked` before its last look at the queue:
+        // either it sees this message or this sees it parked.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if shared.parked.load(Ordering::SeqCst) {
+            shared.wake.notify_one();
+        }
+        Ok(id)
+    }
+
+    /// Swaps in a new configuration: compiled here, off the hot path, then published in one
+    /// atomic store. Carriers keep their connection, bucket and health by id; new ones are
+    /// connected; removed ones drain. Messages already accepted keep their candidates and
+    /// retry policy; new messages use the new table.
+    pub fn reload(&self, config: &Config) -> Result<ReloadReport, SetupError> {
+        let mut factory = self.factory.lock();
+        let table = RouteTable::compile(config)?;
+        let current = self.shared.snapshot.load_full();
+        let mut slots = current.slots.clone();
+        let mut slot_of = Vec::with_capacity(config.carriers.len());
+        let mut added = Vec::new();
+        for c in &config.carriers {
+            if let Some(index) = slots.iter().position(|s| &*s.id == c.id.as_str()) {
+                slot_of.push(CarrierIndex(index as u16));
+                continue;
+            }
+            if slots.len() >= MAX_CARRIERS {
+                return Err(SetupError::TooManyCarriers);
+            }
+            let slot = CarrierSlot::new(&c.id, Arc::new(factory(c)), c.tps, c.burst, c.window)
+                .map_err(|source| SetupError::Quota {
+                    id: c.id.clone(),
+                    source,
+                })?;
+            slot_of.push(CarrierIndex(slots.len() as u16));
+            slots.push(Arc::new(slot));
+            added.push(c.id.clone());
+        }
+        // Everything is valid: apply.
+        for (c, &index) in config.carriers.iter().zip(&slot_of) {
+            let slot = &slots[index.get()];
+            slot.contract
+                .store(pack_contract(c.tps, c.burst), Ordering::Release);
+            slot.window.store(c.window, Ordering::Relaxed);
+            slot.retired.store(false, Ordering::Relaxed);
+        }
+        let mut removed = Vec::new();
+        for (index, slot) in slots.iter().enumerate() {
+            let configured = slot_of.iter().any(|s| s.get() == index);
+            if !configured && !slot.retired.swap(true, Ordering::Relaxed) {
+                removed.push(slot.id.to_string());
+            }
+        }
+        for (index, slot) in slots.iter().enumerate().skip(current.slots.len()) {
+            self.attach_receipts(CarrierIndex(index as u16), slot);
+        }
+        let generation = current.generation + 1;
+        self.shared.snapshot.store(Arc::new(Snapshot {
+            generation,
+            table,
+            slot_of,
+            slots,
+            policy: RetryPolicy::from(&config.retry),
+            max_segments: config.limits.max_segments,
+        }));
+        self.shared.generation.store(generation, Ordering::Release);
+        self.shared.wake.notify_one();
+        Ok(ReloadReport {
+            generation,
+            added,
+            removed,
+        })
+    }
+
+    /// Stops taking messages, lets those in flight finish until `grace` has passed, and
+    /// reports what did not. The event stream ends once its last events are taken.
+    pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
+        let deadline = self.shared.now().saturating_add(grace.as_nanos() as Nanos);
+        let (reply, report) = oneshot::channel();
+        let sent = self.control.send(Control::Shutdown {
+            deadline,
+            reply: Some(reply),
+        });
+        self.shared.wake.notify_one();
+        match sent {
+            Ok(()) => report.await.unwrap_or_default(),
+            Err(_) => ShutdownReport::default(),
+        }
+    }
+
+    /// Now on the router's clock (nanoseconds since start), as events' `at` counts it.
+    pub fn now(&self) -> Nanos {
+        self.shared.now()
+    }
+
+    /// The id of a carrier slot, as events name carriers.
+    pub fn carrier_id(&self, carrier: CarrierIndex) -> Option<Arc<str>> {
+        let snapshot = self.shared.snapshot.load();
+        snapshot.slots.get(carrier.get()).map(|s| s.id.clone())
+    }
+
+    /// The slot of a carrier id.
+    pub fn carrier_index(&self, id: &str) -> Option<CarrierIndex> {
+        let snapshot = self.shared.snapshot.load();
+        snapshot
+            .slots
+            .iter()
+            .position(|s| &*s.id == id)
+            .map(|i| CarrierIndex(i as u16))
+    }
+
+    /// A carrier's health as routing sees it now.
+    pub fn health(&self, carrier: CarrierIndex) -> CarrierHealth {
+        self.shared.board.health(carrier)
+    }
+
+    /// The connection of a carrier slot.
+    pub fn carrier(&self, carrier: CarrierIndex) -> Option<Arc<C>> {
+        let snapshot = self.shared.snapshot.load();
+        snapshot.slots.get(carrier.get()).map(|s| s.carrier.clone())
+    }
+
+    /// Live figures.
+    pub fn stats(&self) -> RouterStats {
+        let counters = &self.shared.counters;
+        RouterStats {
+            outstanding: counters.outstanding.load(Ordering::Acquire),
+            events_dropped: counters.dropped.load(Ordering::Relaxed),
+            unknown_receipts: self.shared.dlr.unknown.load(Ordering::Relaxed),
+            receipts_pending: self.shared.dlr.len(),
+            generation: self.shared.generation.load(Ordering::Acquire),
+        }
+    }
+
+    /// Gives a carrier its receipt sink and starts the pump that correlates its receipts.
+    fn attach_receipts(&self, index: CarrierIndex, slot: &CarrierSlot<C>) {
+        let (tx, mut rx) = mpsc::channel::<Receipt>(RECEIPT_QUEUE);
+        slot.carrier.attach_receipts(tx);
+        let (shared, matched) = (self.shared.clone(), self.matched_tx.clone());
+        let early_ttl = shared.options.early_receipt_ttl_ms * 1_000_000;
+        let pump = tokio::spawn(async move {
+            while let Some(receipt) = rx.recv().await {
+                let now = shared.now();
+                if let Some(m) = shared.dlr.arrive(index, receipt, now, early_ttl)
+                    && matched.send(m).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        self.pumps.lock().push(pump.abort_handle());
+    }
+}
+
+impl<C: Carrier> Drop for Router<C> {
+    fn drop(&mut self) {
+        for pump in self.pumps.get_mut().drain(..) {
+            pump.abort();
+        }
+    }
+}
+
+/// While a candidate carrier is half-open, one message in a few takes a probe permit and
+/// tries it first: otherwise its penalty would keep it last and it would never be tested.
+fn steer_probe<C>(
+    board: &HealthBoard,
+    slots: &[Arc<CarrierSlot<C>>],
+    candidates: &mut SmallVec<[CarrierIndex; 8]>,
+) {
+    for i in 1..candidates.len() {
+        let slot = candidates[i];
+        if board.health(slot).state == HealthState::Probing && slots[slot.get()].take_probe_permit()
+        {
+            candidates[..=i].rotate_right(1);
+            return;
+        }
+    }
+}

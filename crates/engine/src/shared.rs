@@ -1,0 +1,57 @@
+//! State the router's handle and the dispatcher share.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+use smallvec::SmallVec;
+use smsroute_delivery::Nanos;
+use smsroute_health::HealthBoard;
+use smsroute_routing::CarrierIndex;
+use smsroute_types::Message;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::EngineOptions;
+use crate::dlr::DlrMap;
+use crate::event::Counters;
+use crate::registry::Snapshot;
+
+/// A routed message on its way to the dispatcher.
+pub(crate) struct Job {
+    pub message: Arc<Message>,
+    /// Carrier slots, best first.
+    pub candidates: SmallVec<[CarrierIndex; 8]>,
+}
+
+pub(crate) struct Shared<C> {
+    pub snapshot: ArcSwap<Snapshot<C>>,
+    /// The snapshot's generation, for the dispatcher's cheap "did it change" check.
+    pub generation: AtomicU64,
+    /// Health by slot.
+    pub board: HealthBoard,
+    /// Submitted messages for the dispatcher (lock-free, bounded).
+    pub inbound: ArrayQueue<Job>,
+    /// Wakes a parked dispatcher.
+    pub wake: Notify,
+    /// The dispatcher is parked (or about to be): submitters must notify.
+    pub parked: AtomicBool,
+    pub counters: Arc<Counters>,
+    pub dlr: Arc<DlrMap>,
+    /// Time zero of the router's clock.
+    pub origin: Instant,
+    pub options: EngineOptions,
+    pub next_id: AtomicU64,
+    /// The dispatcher has ended.
+    pub stopped: AtomicBool,
+}
+
+impl<C> Shared<C> {
+    /// Nanoseconds since the router started (tokio's clock, so tests can pause it).
+    pub fn now(&self) -> Nanos {
+        Instant::now()
+            .saturating_duration_since(self.origin)
+            .as_nanos() as Nanos
+    }
+}
