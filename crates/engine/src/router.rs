@@ -436,3 +436,37 @@ fn steer_probe<C>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use smallvec::smallvec;
+
+    use super::*;
+
+    #[test]
+    fn probes_are_steered_first_while_permits_last() {
+        let board = HealthBoard::new(3, 0.5);
+        let slots: Vec<Arc<CarrierSlot<()>>> = ["a", "b", "c"]
+            .iter()
+            .map(|id| Arc::new(CarrierSlot::new(id, Arc::new(()), 10, 10, 8).unwrap()))
+            .collect();
+        let probing = CarrierHealth {
+            state: HealthState::Probing,
+            penalty: 20.0,
+        };
+        board.publish(CarrierIndex(2), probing);
+        slots[2].probe_permits.store(2, Ordering::Relaxed);
+        let order = || {
+            let mut c: SmallVec<[CarrierIndex; 8]> =
+                smallvec![CarrierIndex(0), CarrierIndex(1), CarrierIndex(2)];
+            steer_probe(&board, &slots, &mut c);
+            c.iter().map(|c| c.0).collect::<Vec<_>>()
+        };
+        assert_eq!(order(), [2, 0, 1]);
+        assert_eq!(order(), [2, 0, 1]);
+        assert_eq!(order(), [0, 1, 2], "permits used up");
+        // A carrier that is not half-open is never steered, permits or not.
+        slots[1].probe_permits.store(5, Ordering::Relaxed);
+        assert_eq!(order(), [0, 1, 2]);
+    }
+}

@@ -42,6 +42,10 @@ pub struct HealthConfig {
     pub max_ejected_share: f32,
     /// Largest penalty. Default 100.
     pub max_penalty: f64,
+    /// The penalty's EWMAs (failure, latency, throttling) fade toward healthy with this
+    /// half-life while no new outcome comes, so a carrier that routing stopped using for its
+    /// penalty is tried again. Default 5 s.
+    pub penalty_half_life: Nanos,
 }
 
 impl Default for HealthConfig {
@@ -62,6 +66,7 @@ impl Default for HealthConfig {
             probes: 3,
             max_ejected_share: 0.5,
             max_penalty: 100.0,
+            penalty_half_life: 5 * SECOND,
         }
     }
 }
@@ -75,7 +80,7 @@ impl HealthConfig {
     /// Checks the invariants the tracker relies on.
     pub fn validate(&self) -> Result<(), InvalidHealthConfig> {
         let unit = |x: f64| x > 0.0 && x <= 1.0;
-        let checks: [(bool, &'static str); 9] = [
+        let checks: [(bool, &'static str); 10] = [
             (
                 unit(self.success_alpha) && unit(self.latency_alpha) && unit(self.throttle_alpha),
                 "EWMA weights must be in (0, 1]",
@@ -106,6 +111,10 @@ impl HealthConfig {
                 "max_ejected_share must be in [0, 1]",
             ),
             (self.max_penalty >= 1.0, "max_penalty must be at least 1"),
+            (
+                self.penalty_half_life > 0,
+                "penalty_half_life must be positive",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, why)) => Err(InvalidHealthConfig(why)),

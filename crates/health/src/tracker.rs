@@ -44,6 +44,9 @@ pub enum Circuit {
 
 const WINDOW_SLOTS: usize = 10;
 
+/// The EWMAs fade in steps of at least this long.
+const FADE_STEP: Nanos = 1_000_000;
+
 /// Failure counts over a sliding window of ten slots.
 #[derive(Clone, Copy, Debug, Default)]
 struct Slot {
@@ -69,6 +72,8 @@ pub struct CarrierTracker {
     ejections: u32,
     /// Since when the carrier has been closed without an ejection (for the decay).
     healthy_since: Nanos,
+    /// Up to when the EWMAs have faded.
+    faded_at: Nanos,
     rng: SplitMix64,
 }
 
@@ -86,6 +91,7 @@ impl CarrierTracker {
             circuit: Circuit::Closed,
             ejections: 0,
             healthy_since: 0,
+            faded_at: 0,
             rng: SplitMix64::new(seed),
         })
     }
@@ -158,6 +164,7 @@ impl CarrierTracker {
     /// Lets time pass: an ejection that is over turns into probing; healthy time forgives
     /// past ejections one `decay_interval` at a time.
     pub fn poll(&mut self, now: Nanos) {
+        self.fade(now);
         match self.circuit {
             Circuit::Ejected { until } if now >= until => {
                 self.circuit = Circuit::Probing {
@@ -176,6 +183,23 @@ impl CarrierTracker {
             }
             _ => {}
         }
+    }
+
+    /// Lets the EWMAs fade toward healthy for the time since the last fade. At most once a
+    /// millisecond: at high rates the elapsed time accumulates instead of costing an `exp`
+    /// per outcome.
+    fn fade(&mut self, now: Nanos) {
+        let elapsed = now.saturating_sub(self.faded_at);
+        if elapsed < FADE_STEP {
+            return;
+        }
+        self.faded_at = now;
+        let keep = (-(elapsed as f64) * std::f64::consts::LN_2
+            / self.config.penalty_half_life as f64)
+            .exp();
+        self.success = 1.0 - (1.0 - self.success) * keep;
+        self.throttled *= keep;
+        self.latency *= keep;
     }
 
     /// May a message go to this carrier now? Closed: yes. Ejected: no. Probing: yes while
@@ -310,6 +334,32 @@ mod tests {
         assert!(t.try_send(until + 2 * MS));
         // The outage's failures are forgiven: back to full health, ranked by price again.
         assert_eq!(t.snapshot(), CarrierHealth::HEALTHY);
+    }
+
+    #[test]
+    fn a_penalty_fades_while_no_outcome_comes() {
+        let mut t = tracker();
+        for i in 0..3 {
+            t.record(Outcome::Failure, i * MS);
+        }
+        let hurt = t.snapshot().penalty;
+        assert!(hurt > 1.1, "{hurt}");
+        // One half-life later, half the distance to healthy is gone.
+        t.poll(5 * S + 2 * MS);
+        let faded = t.snapshot().penalty;
+        let success_then = 1.0 / f64::from(hurt);
+        let success_now = 1.0 / f64::from(faded);
+        let expect = 1.0 - (1.0 - success_then) / 2.0;
+        assert!(
+            (success_now - expect).abs() < 1e-3,
+            "{success_now} vs {expect}"
+        );
+        t.poll(60 * S);
+        assert_eq!(t.snapshot(), CarrierHealth::HEALTHY);
+        // Fading forgives the penalty, not the consecutive failures or the circuit.
+        t.record(Outcome::Failure, 60 * S);
+        t.record(Outcome::Failure, 60 * S);
+        assert!(matches!(t.circuit(), Circuit::Ejected { .. }));
     }
 
     #[test]
