@@ -14,3 +14,4 @@
 
 pub mod deck;
 pub mod naive;
+pub mod pipeline;

@@ -1,0 +1,36 @@
+//! `engine/pipeline/10000` and `engine/pipeline_bare/10000`: 10,000 messages pushed through
+//! the in-process engine to terminal status, with zero-latency simulated carriers. The
+//! submitting and event-taking thread is the bench's; the dispatcher runs on one runtime
+//! worker. `pipeline` runs with a metrics recorder installed once the metrics issue lands;
+//! until then both measure the same pipeline.
+
+use std::time::Duration;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use smsroute_benches::pipeline::{messages, push_through, router, runtime};
+
+const N: usize = 10_000;
+
+fn engine(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine");
+    group.throughput(Throughput::Elements(N as u64));
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1));
+    for name in ["pipeline_bare", "pipeline"] {
+        let rt = runtime();
+        let (router, mut events) = router(&rt, N);
+        group.bench_function(BenchmarkId::new(name, N), |b| {
+            b.iter_batched(
+                || messages(N),
+                |batch| assert_eq!(push_through(&rt, &router, &mut events, batch), N),
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, engine);
+criterion_main!(benches);

@@ -1,0 +1,108 @@
+//! The engine pipeline the `engine/*` benches and the profiling example drive: a router over
+//! zero-latency simulated carriers, a batch of messages pushed through to terminal status.
+
+use std::time::Duration;
+
+use smsroute_delivery::Event;
+use smsroute_engine::{EngineOptions, EventStream, Router};
+use smsroute_routing::Config;
+use smsroute_sim::{Behaviour, SimCarrier};
+use smsroute_types::Message;
+use tokio::runtime::Runtime;
+
+/// A config of three carriers over two countries, ~1,000 prefixes, contracts far above the
+/// bench's rate (so the buckets admit everything and the bench measures the engine).
+pub fn config() -> Config {
+    let mut text = String::new();
+    for id in ["uk-alpha", "uk-beta", "fr-gamma"] {
+        text += &format!("[[carriers]]\nid = \"{id}\"\ntps = 100000000\nwindow = 1000000\n\n");
+    }
+    for i in 0..500u32 {
+        let (a, b) = (4470 + i / 100, i % 100);
+        text += &format!(
+            "[[routes]]\nprefix = \"{a}{b:02}\"\ncarrier = \"uk-alpha\"\ncost = 0.00{}\n\n",
+            30 + i % 7
+        );
+        text += &format!(
+            "[[routes]]\nprefix = \"{a}{b:02}\"\ncarrier = \"uk-beta\"\ncost = 0.00{}\n\n",
+            31 + i % 5
+        );
+        text += &format!(
+            "[[routes]]\nprefix = \"336{i:03}\"\ncarrier = \"fr-gamma\"\ncost = 0.0050\n\n"
+        );
+    }
+    Config::parse(&text, "bench.toml").expect("the bench config is valid")
+}
+
+/// `n` single-part messages to numbers the config serves.
+pub fn messages(n: usize) -> Vec<Message> {
+    (0..n)
+        .map(|i| {
+            let to = if i % 4 == 3 {
+                format!("336{:03}{:05}", i % 500, i % 99_991)
+            } else {
+                format!("44{}{:02}{:05}", 70 + (i % 500) / 100, i % 100, i % 99_991)
+            };
+            Message::builder(&to, "ACME", "Your code is 123456")
+                .build(10)
+                .expect("a valid message")
+        })
+        .collect()
+}
+
+/// A router on `runtime` with zero-latency simulated carriers and no receipts (terminal
+/// status `sent`), sized for batches of `batch`.
+pub fn router(runtime: &Runtime, batch: usize) -> (Router<SimCarrier>, EventStream) {
+    let options = EngineOptions {
+        max_outstanding: batch * 2,
+        inbound_capacity: batch * 2,
+        request_receipts: false,
+        ..EngineOptions::default()
+    };
+    let config = config();
+    let _guard = runtime.enter();
+    Router::start(&config, options, |c| {
+        SimCarrier::new(&c.id, Behaviour::default(), 1)
+    })
+    .expect("the bench router starts")
+}
+
+/// Submits every message and waits until each has its terminal event; returns how many were
+/// sent.
+pub fn push_through(
+    runtime: &Runtime,
+    router: &Router<SimCarrier>,
+    events: &mut EventStream,
+    batch: Vec<Message>,
+) -> usize {
+    let n = batch.len();
+    for message in batch {
+        router.submit(message).expect("room for the whole batch");
+    }
+    runtime.block_on(async {
+        let (mut terminal, mut sent, mut buf) = (0, 0, Vec::with_capacity(4096));
+        while terminal < n {
+            let more = tokio::time::timeout(Duration::from_secs(10), events.recv_many(&mut buf))
+                .await
+                .expect("the pipeline stalled");
+            assert!(more, "the event stream ended");
+            for e in buf.drain(..) {
+                if e.is_terminal() {
+                    terminal += 1;
+                    sent += usize::from(e.event == Event::Sent);
+                }
+            }
+        }
+        sent
+    })
+}
+
+/// A multi-threaded runtime with one worker: the dispatcher's thread; the caller's thread
+/// submits and takes events, as a gateway would.
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
