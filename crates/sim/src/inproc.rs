@@ -1,6 +1,7 @@
 //! An in-process simulated carrier: the behaviour model behind the [`Carrier`] trait, on
 //! tokio's clock (so tests can pause and advance it).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -8,7 +9,9 @@ use parking_lot::Mutex;
 use smsroute_carrier::{Accepted, Carrier, Receipt, ReceiptSink, SubmitError, SubmitRequest};
 use tokio::time::Instant;
 
-use crate::{Behaviour, Reply, SimModel};
+use smsroute_types::MessageId;
+
+use crate::{Behaviour, Nanos, Reply, SimModel};
 
 /// What a simulated carrier saw, independent of the router's own counters.
 #[derive(Debug, Default)]
@@ -21,22 +24,83 @@ pub struct SimStats {
     pub accepted: AtomicU64,
     /// Submits answered ESME_RTHROTTLED.
     pub throttled: AtomicU64,
-    /// Submits refused with another status.
+    /// Submits refused with another status (the three below together).
     pub refused: AtomicU64,
+    /// Refused with ESME_RSYSERR (outage, system error: the router fails over).
+    pub system_errors: AtomicU64,
+    /// Refused with ESME_RX_T_APPN (temporary: the router retries).
+    pub temporary_errors: AtomicU64,
+    /// Refused with another status (permanent: the router gives up).
+    pub permanent_errors: AtomicU64,
     /// Submits never answered.
     pub hung: AtomicU64,
     /// Receipts handed to the router.
     pub receipts: AtomicU64,
 }
 
-/// A simulated carrier in this process.
+/// Called for every submit a simulated carrier accepts: the message and how long after now
+/// the answer goes out (load tests use it to count duplicates and time acks independently of
+/// the router).
+pub type AcceptObserver = Arc<dyn Fn(MessageId, Nanos) + Send + Sync>;
+
+/// Segments received per sliding second, in 10 ms steps.
 #[derive(Debug)]
+struct RateMeter {
+    buckets: [u64; METER_BUCKETS],
+    /// The current 10 ms step.
+    step: u64,
+    sum: u64,
+    max: u64,
+}
+
+const METER_BUCKETS: usize = 100;
+const METER_STEP: Nanos = 10_000_000;
+
+impl RateMeter {
+    fn new() -> Self {
+        RateMeter {
+            buckets: [0; METER_BUCKETS],
+            step: 0,
+            sum: 0,
+            max: 0,
+        }
+    }
+
+    fn add(&mut self, now: Nanos, segments: u64) {
+        let step = now / METER_STEP;
+        if step > self.step {
+            // Steps that slid out of the second are forgotten.
+            let stale = (step - self.step).min(METER_BUCKETS as u64);
+            for s in (step - stale + 1)..=step {
+                let bucket = &mut self.buckets[(s % METER_BUCKETS as u64) as usize];
+                self.sum -= *bucket;
+                *bucket = 0;
+            }
+            self.step = step;
+        }
+        self.buckets[(step % METER_BUCKETS as u64) as usize] += segments;
+        self.sum += segments;
+        self.max = self.max.max(self.sum);
+    }
+}
+
+/// A simulated carrier in this process.
 pub struct SimCarrier {
     id: String,
-    model: Mutex<SimModel>,
+    model: Mutex<(SimModel, RateMeter)>,
     origin: Instant,
     sink: Mutex<Option<ReceiptSink>>,
     stats: SimStats,
+    observer: Option<AcceptObserver>,
+}
+
+impl std::fmt::Debug for SimCarrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCarrier")
+            .field("id", &self.id)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SimCarrier {
@@ -45,11 +109,23 @@ impl SimCarrier {
     pub fn new(id: &str, behaviour: Behaviour, seed: u64) -> Self {
         SimCarrier {
             id: id.to_string(),
-            model: Mutex::new(SimModel::new(behaviour, seed)),
+            model: Mutex::new((SimModel::new(behaviour, seed), RateMeter::new())),
             origin: Instant::now(),
             sink: Mutex::new(None),
             stats: SimStats::default(),
+            observer: None,
         }
+    }
+
+    /// Calls `observer` for every accepted submit.
+    pub fn with_observer(mut self, observer: AcceptObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The most segments received within any one second so far (sliding, in 10 ms steps).
+    pub fn max_rate_1s(&self) -> u64 {
+        self.model.lock().1.max
     }
 
     /// What it saw so far.
@@ -71,11 +147,24 @@ impl Carrier for SimCarrier {
 
     async fn submit(&self, request: SubmitRequest) -> Result<Accepted, SubmitError> {
         let parts = request.message.segments();
-        let decision = self.model.lock().decide(self.now(), parts, request.receipt);
+        let now = self.now();
+        let decision = {
+            let mut model = self.model.lock();
+            model.1.add(now, u64::from(parts));
+            model.0.decide(now, parts, request.receipt)
+        };
         self.stats.submits.fetch_add(1, Ordering::Relaxed);
         self.stats
             .segments
             .fetch_add(u64::from(parts), Ordering::Relaxed);
+        if matches!(decision.reply, Reply::Accept(_)) {
+            // Accepted when decided: a router that stops waiting for the answer does not
+            // undo it (that is how duplicates happen).
+            self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            if let Some(observer) = &self.observer {
+                observer(request.message.id(), decision.respond_after);
+            }
+        }
         if decision.respond_after > 0 {
             tokio::time::sleep(Duration::from_nanos(decision.respond_after)).await;
         }
@@ -85,16 +174,19 @@ impl Carrier for SimCarrier {
                 std::future::pending().await
             }
             Reply::Reject(status) => {
-                let counter = if status == crate::status::THROTTLED {
-                    &self.stats.throttled
-                } else {
-                    &self.stats.refused
+                let counter = match status {
+                    crate::status::THROTTLED => &self.stats.throttled,
+                    crate::status::SYSTEM_ERROR => &self.stats.system_errors,
+                    crate::status::TEMPORARY => &self.stats.temporary_errors,
+                    _ => &self.stats.permanent_errors,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
+                if status != crate::status::THROTTLED {
+                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(SubmitError::Rejected { status })
             }
             Reply::Accept(ids) => {
-                self.stats.accepted.fetch_add(1, Ordering::Relaxed);
                 if let Some(sink) = self.sink.lock().clone() {
                     for (id, (delay, status)) in ids.iter().zip(decision.receipts) {
                         let receipt = Receipt {
@@ -187,6 +279,48 @@ mod tests {
         assert!(
             carrier.submit(request("hi")).await.is_ok(),
             "the outage is over"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_by_class_meters_the_peak_second_and_reports_accepts() {
+        use crate::ErrorMix;
+        let behaviour = Behaviour {
+            errors: ErrorMix {
+                permanent: 0.25,
+                temporary: 0.25,
+                ..ErrorMix::default()
+            },
+            ..Behaviour::default()
+        };
+        let seen = Arc::new(AtomicU64::new(0));
+        let counter = seen.clone();
+        let carrier = SimCarrier::new("sim", behaviour, 9).with_observer(Arc::new(move |_, _| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }));
+        // 50 two-part submits within half a second, then 10 spread over 2 s, a second later.
+        for _ in 0..50 {
+            let _ = carrier.submit(request(&"a".repeat(200))).await;
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_millis(200)).await;
+            let _ = carrier.submit(request(&"a".repeat(200))).await;
+        }
+        let s = carrier.stats();
+        let (accepted, temporary, permanent) = (
+            s.accepted.load(Ordering::Relaxed),
+            s.temporary_errors.load(Ordering::Relaxed),
+            s.permanent_errors.load(Ordering::Relaxed),
+        );
+        assert_eq!(accepted + temporary + permanent, 60);
+        assert!(temporary > 5 && permanent > 5, "{temporary} {permanent}");
+        assert_eq!(seen.load(Ordering::Relaxed), accepted);
+        assert_eq!(
+            carrier.max_rate_1s(),
+            100,
+            "50 submits of 2 segments in one second"
         );
     }
 }

@@ -102,16 +102,25 @@ impl Default for ReceiptMix {
 }
 
 /// How the carrier misbehaves during a window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OutageKind {
     /// Answers every submit with ESME_RSYSERR.
     Refuse,
     /// Never answers.
     Hang,
+    /// Answers this much later than usual (a latency spike).
+    Slow(Nanos),
+    /// Refuses this share of submits with this status (an error burst).
+    Errors {
+        /// Share of submits, 0..=1.
+        share: f64,
+        /// The SMPP status answered.
+        status: u32,
+    },
 }
 
 /// A window of trouble.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Outage {
     /// Start, on the simulation clock.
     pub start: Nanos,
@@ -213,21 +222,30 @@ impl SimModel {
 
     /// Decides how a submit of `parts` parts at `now` goes.
     pub fn decide(&mut self, now: Nanos, parts: u32, receipt: bool) -> Decision {
-        let latency = self.behaviour.latency.sample(&mut self.rng);
+        let mut latency = self.behaviour.latency.sample(&mut self.rng);
+        let mut refuse = None;
+        for outage in &self.behaviour.outages {
+            if now < outage.start || now - outage.start >= outage.duration {
+                continue;
+            }
+            match outage.kind {
+                OutageKind::Hang => refuse = Some(Reply::Hang),
+                OutageKind::Refuse => refuse = refuse.or(Some(Reply::Reject(status::SYSTEM_ERROR))),
+                OutageKind::Slow(extra) => latency = latency.saturating_add(extra),
+                OutageKind::Errors { share, status } => {
+                    if self.rng.next_f64() < share {
+                        refuse = refuse.or(Some(Reply::Reject(status)));
+                    }
+                }
+            }
+        }
         let answer = |reply| Decision {
             respond_after: latency,
             reply,
             receipts: SmallVec::new(),
         };
-        let outage = self
-            .behaviour
-            .outages
-            .iter()
-            .find(|o| now >= o.start && now - o.start < o.duration);
-        match outage.map(|o| o.kind) {
-            Some(OutageKind::Hang) => return answer(Reply::Hang),
-            Some(OutageKind::Refuse) => return answer(Reply::Reject(status::SYSTEM_ERROR)),
-            None => {}
+        if let Some(reply) = refuse {
+            return answer(reply);
         }
         if let Some(limiter) = &self.limiter
             && limiter.try_admit(parts, now) != Admission::Admitted
@@ -436,5 +454,38 @@ mod tests {
             panic!("accepted")
         };
         assert_eq!(ids.len(), 3);
+    }
+
+    #[test]
+    fn spikes_and_bursts_apply_only_inside_their_window() {
+        let behaviour = Behaviour {
+            latency: Latency::Fixed(10 * MS),
+            outages: vec![
+                Outage {
+                    start: 100 * MS,
+                    duration: 100 * MS,
+                    kind: OutageKind::Slow(500 * MS),
+                },
+                Outage {
+                    start: 150 * MS,
+                    duration: 100 * MS,
+                    kind: OutageKind::Errors {
+                        share: 0.5,
+                        status: status::THROTTLED,
+                    },
+                },
+            ],
+            ..Behaviour::default()
+        };
+        let mut m = SimModel::new(behaviour, 3);
+        assert_eq!(m.decide(0, 1, false).respond_after, 10 * MS);
+        assert_eq!(m.decide(120 * MS, 1, false).respond_after, 510 * MS);
+        let throttled = (0..1000)
+            .filter(|_| m.decide(220 * MS, 1, false).reply == Reply::Reject(status::THROTTLED))
+            .count();
+        assert!((400..600).contains(&throttled), "{throttled}");
+        let d = m.decide(260 * MS, 1, false);
+        assert_eq!(d.respond_after, 10 * MS);
+        assert!(matches!(d.reply, Reply::Accept(_)));
     }
 }
