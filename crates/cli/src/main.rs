@@ -1,9 +1,12 @@
-//! The `smsroute` command: `check` a configuration, `explain` how a number is routed.
+//! The `smsroute` command: `check` a configuration, `explain` how a number is routed, run a
+//! `loadtest`.
 //!
-//! Exit codes: 0 success, 2 bad input (configuration, number, text or usage).
+//! Exit codes: 0 success, 1 a load test that lost messages or left some in flight, 2 bad
+//! input (configuration, scenario, number, text or usage).
 
 mod check;
 mod explain;
+mod loadtest;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +41,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a load test against simulated carriers; writes report.json and report.html.
+    Loadtest {
+        /// The scenario file (TOML); without one, the built-in default scenario.
+        scenario: Option<PathBuf>,
+        /// Override the scenario's duration, seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Override the scenario's rate profile with this constant rate, messages per second.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Where to write the reports.
+        #[arg(long, default_value = "target/loadtest")]
+        report_dir: PathBuf,
+    },
 }
 
 /// Exit code for bad input.
@@ -53,6 +70,16 @@ fn main() -> ExitCode {
             text,
             json,
         } => explain::run(&config, &number, &text, json),
+        Command::Loadtest {
+            scenario,
+            duration,
+            rate,
+            report_dir,
+        } => match loadtest::run(scenario.as_deref(), duration, rate, &report_dir) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,36 @@
+//! `smsroute loadtest [SCENARIO] [--duration S] [--rate R] [--report-dir DIR]`.
+
+use std::path::Path;
+
+use smsroute_loadtest::{RunOptions, Scenario, run as run_scenario};
+
+/// Runs the scenario (the built-in default without one), writes the reports, prints the
+/// summary. `Ok(false)` when the run lost messages or left some in flight.
+pub fn run(
+    scenario: Option<&Path>,
+    duration: Option<f64>,
+    rate: Option<f64>,
+    report_dir: &Path,
+) -> Result<bool, String> {
+    let prepared = Scenario::load(scenario, duration, rate).map_err(|e| e.to_string())?;
+    eprintln!(
+        "smsroute loadtest: scenario {} ({} s, {} carriers), reports in {}",
+        prepared.scenario.name,
+        prepared.scenario.duration_s,
+        prepared.config.carriers.len(),
+        report_dir.display()
+    );
+    let report =
+        run_scenario(&prepared, RunOptions { progress: true }).map_err(|e| e.to_string())?;
+    report
+        .write(report_dir)
+        .map_err(|e| format!("{}: cannot write the reports: {e}", report_dir.display()))?;
+    println!("{}", report.summary());
+    if !report.passed() {
+        eprintln!(
+            "FAILED: lost {}, in flight at end {}, double terminal {}",
+            report.lost, report.in_flight_at_end, report.double_terminal
+        );
+    }
+    Ok(report.passed())
+}

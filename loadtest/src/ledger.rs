@@ -1,0 +1,259 @@
+//! The harness's own books: what it sent, what carriers accepted, what came back. Nothing here
+//! reads the engine's counters; `lost` is computed from these.
+
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+use hdrhistogram::Histogram;
+use smsroute_delivery::Event;
+use smsroute_engine::StatusEvent;
+
+/// Per-message facts shared by the generator, the simulated carriers and the event reader,
+/// indexed by message id − 1 (the harness numbers messages itself).
+pub struct Books {
+    /// Intended send time, µs from the start (0 = not sent).
+    pub intended_us: Vec<AtomicU32>,
+    /// First carrier acceptance (answer time), µs from the start, + 1 (0 = none).
+    pub ack_us: Vec<AtomicU32>,
+    /// Acceptances by simulated carriers (more than one: a duplicate).
+    pub accepts: Vec<AtomicU8>,
+    /// Accepted by the router, per second of the run.
+    pub accepted: Vec<AtomicU64>,
+    /// Refused by the router, per second.
+    pub rejected: Vec<AtomicU64>,
+    /// Sent more than [`LATE_US`] after their intended time, per second.
+    pub late: Vec<AtomicU64>,
+    /// Refusals by reason (`Rejection::reason`).
+    pub rejected_by_reason: [AtomicU64; REASONS.len()],
+    /// Terminal events seen (the reader bumps it; the progress line and the drain read it).
+    pub terminal: AtomicU64,
+    /// Failovers seen.
+    pub failovers: AtomicU64,
+    /// p99 of accept → terminal over the last second, µs (for the progress line).
+    pub recent_p99_us: AtomicU64,
+}
+
+/// Rejection reasons, in report order.
+pub const REASONS: [&str; 5] = [
+    "invalid",
+    "blocked",
+    "no_route",
+    "overloaded",
+    "shutting_down",
+];
+
+/// A send this late counts as late, µs.
+pub const LATE_US: u64 = 10_000;
+
+fn zeroed<T: Default>(n: usize) -> Vec<T> {
+    (0..n).map(|_| T::default()).collect()
+}
+
+impl Books {
+    /// Room for `messages` messages over `seconds` seconds.
+    pub fn new(messages: usize, seconds: usize) -> Self {
+        Books {
+            intended_us: zeroed(messages),
+            ack_us: zeroed(messages),
+            accepts: zeroed(messages),
+            accepted: zeroed(seconds),
+            rejected: zeroed(seconds),
+            late: zeroed(seconds),
+            rejected_by_reason: Default::default(),
+            terminal: AtomicU64::new(0),
+            failovers: AtomicU64::new(0),
+            recent_p99_us: AtomicU64::new(0),
+        }
+    }
+
+    /// A simulated carrier accepted message `id`, answering `after_ns` from `now_us`.
+    pub fn carrier_accepted(&self, id: u64, now_us: u64, after_ns: u64) {
+        let Some(i) = (id as usize).checked_sub(1) else {
+            return;
+        };
+        if let Some(count) = self.accepts.get(i) {
+            count.fetch_add(1, Ordering::Relaxed);
+            let at = (now_us + after_ns / 1_000 + 1).min(u64::from(u32::MAX)) as u32;
+            let _ = self.ack_us[i].compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// Acceptances beyond the first, over all messages.
+    pub fn duplicates(&self) -> u64 {
+        self.accepts
+            .iter()
+            .map(|a| u64::from(a.load(Ordering::Relaxed).saturating_sub(1)))
+            .sum()
+    }
+
+    /// Sum of a per-second column.
+    pub fn total(column: &[AtomicU64]) -> u64 {
+        column.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+}
+
+/// One second of the run, as the event reader saw it.
+#[derive(Clone)]
+pub struct Second {
+    /// Attempts submitted, per carrier slot.
+    pub submits: Vec<u64>,
+    /// Terminal events: delivered, sent, failed, expired.
+    pub terminal: [u64; 4],
+    /// Failovers.
+    pub failovers: u64,
+    /// Accept → terminal latency of messages finishing this second, per carrier slot.
+    pub latency: Vec<Histogram<u64>>,
+}
+
+/// The event reader's tallies (one thread owns them).
+pub struct Tally {
+    /// Carrier slots known.
+    carriers: usize,
+    /// Terminal seen, per message.
+    seen: Vec<u8>,
+    /// Terminal events by kind: delivered, sent, failed, expired.
+    pub terminal: [u64; 4],
+    /// Second terminal events for one message (must stay 0).
+    pub double_terminal: u64,
+    /// Events for ids the harness never sent.
+    pub strays: u64,
+    pub retries: u64,
+    pub failovers: u64,
+    /// Accept → terminal, µs, after the warm-up.
+    pub latency: Histogram<u64>,
+    /// Accept → first carrier acceptance, µs, after the warm-up.
+    pub ack_latency: Histogram<u64>,
+    pub seconds: Vec<Second>,
+    warmup_us: u64,
+    /// The last second's latencies, for the progress line.
+    recent: Histogram<u64>,
+    recent_second: usize,
+}
+
+/// Index of a terminal event in the `terminal` arrays.
+pub fn terminal_index(event: &Event) -> Option<usize> {
+    match event {
+        Event::Delivered => Some(0),
+        Event::Sent => Some(1),
+        Event::Failed(_) => Some(2),
+        Event::Expired => Some(3),
+        _ => None,
+    }
+}
+
+impl Tally {
+    pub fn new(messages: usize, carriers: usize, warmup_us: u64) -> Self {
+        Tally {
+            carriers,
+            seen: vec![0; messages],
+            terminal: [0; 4],
+            double_terminal: 0,
+            strays: 0,
+            retries: 0,
+            failovers: 0,
+            latency: histogram(),
+            ack_latency: histogram(),
+            seconds: Vec::new(),
+            warmup_us,
+            recent: histogram(),
+            recent_second: 0,
+        }
+    }
+
+    fn second(&mut self, at_us: u64) -> &mut Second {
+        let s = (at_us / 1_000_000) as usize;
+        while self.seconds.len() <= s {
+            self.seconds.push(Second {
+                submits: vec![0; self.carriers],
+                terminal: [0; 4],
+                failovers: 0,
+                latency: (0..self.carriers)
+                    .map(|_| Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("bounds"))
+                    .collect(),
+            });
+        }
+        &mut self.seconds[s]
+    }
+
+    fn carrier(&mut self, slot: usize) {
+        if slot >= self.carriers {
+            self.carriers = slot + 1;
+            for s in &mut self.seconds {
+                s.submits.resize(self.carriers, 0);
+                s.latency.resize_with(self.carriers, || {
+                    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("bounds")
+                });
+            }
+        }
+    }
+
+    /// Folds one event in; `at_us` is its time on the harness clock.
+    pub fn record(&mut self, event: &StatusEvent, at_us: u64, books: &Books) {
+        let Some(i) = (event.id.0 as usize)
+            .checked_sub(1)
+            .filter(|i| *i < self.seen.len())
+        else {
+            self.strays += 1;
+            return;
+        };
+        match event.event {
+            Event::Submitted { carrier, .. } => {
+                self.carrier(carrier.get());
+                self.second(at_us).submits[carrier.get()] += 1;
+            }
+            Event::Retrying { .. } => self.retries += 1,
+            Event::FailedOver { .. } => {
+                self.failovers += 1;
+                books.failovers.fetch_add(1, Ordering::Relaxed);
+                self.second(at_us).failovers += 1;
+            }
+            _ => {}
+        }
+        let Some(kind) = terminal_index(&event.event) else {
+            return;
+        };
+        if self.seen[i] != 0 {
+            self.double_terminal += 1;
+            return;
+        }
+        self.seen[i] = 1;
+        self.terminal[kind] += 1;
+        books.terminal.fetch_add(1, Ordering::Relaxed);
+        let intended = u64::from(books.intended_us[i].load(Ordering::Relaxed));
+        let latency = at_us.saturating_sub(intended).max(1);
+        if let Some(carrier) = event.carrier {
+            self.carrier(carrier.get());
+            let _ = self.second(at_us).latency[carrier.get()].record(latency);
+        }
+        self.second(at_us).terminal[kind] += 1;
+        let second = (at_us / 1_000_000) as usize;
+        if second != self.recent_second {
+            books
+                .recent_p99_us
+                .store(self.recent.value_at_quantile(0.99), Ordering::Relaxed);
+            self.recent.reset();
+            self.recent_second = second;
+        }
+        let _ = self.recent.record(latency);
+        if intended >= self.warmup_us {
+            let _ = self.latency.record(latency);
+            let ack = u64::from(books.ack_us[i].load(Ordering::Relaxed));
+            if ack > 0 {
+                let _ = self
+                    .ack_latency
+                    .record((ack - 1).saturating_sub(intended).max(1));
+            }
+        }
+    }
+
+    /// Whether message `id` has its terminal event.
+    pub fn is_terminal(&self, id: u64) -> bool {
+        (id as usize)
+            .checked_sub(1)
+            .and_then(|i| self.seen.get(i))
+            .is_some_and(|s| *s != 0)
+    }
+}

@@ -1,0 +1,320 @@
+//! `report.json` (the contract in DESIGN.md, plus extensions after its fields) and the data
+//! behind `report.html`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::ledger::{Books, REASONS, Tally};
+use crate::scenario::Prepared;
+
+/// One carrier, as its simulator saw it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CarrierReport {
+    /// Contracted segments per second.
+    pub tps: u32,
+    /// Bucket depth.
+    pub burst: u32,
+    /// Submits received.
+    pub submitted: u64,
+    /// Submits accepted.
+    pub acked: u64,
+    /// Answered ESME_RTHROTTLED.
+    pub throttled: u64,
+    /// Refused with a system or temporary error.
+    pub temp_errors: u64,
+    /// Refused with a permanent error.
+    pub perm_errors: u64,
+    /// Never answered.
+    pub timeouts: u64,
+    /// The most segments received in any one second (sliding, 10 ms steps).
+    pub max_rate_1s: f64,
+}
+
+/// Terminal statuses.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Terminal {
+    /// Delivered.
+    pub delivered: u64,
+    /// Sent.
+    pub sent: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Expired.
+    pub expired: u64,
+}
+
+/// Latency quantiles, µs.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Quantiles {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Maximum.
+    pub max: u64,
+}
+
+impl Quantiles {
+    fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Quantiles::default();
+        }
+        Quantiles {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// A run's report. Field order follows the contract; extensions come after it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// `inproc` or `smpp`.
+    pub mode: String,
+    /// Seconds of load.
+    pub duration_s: f64,
+    /// Mean intended messages per second.
+    pub target_rate: f64,
+    /// Accepted messages per second of load.
+    pub achieved_rate: f64,
+    /// Accepted by the router.
+    pub accepted: u64,
+    /// Refused by the router.
+    pub rejected: u64,
+    /// Terminal statuses, from the harness's own ledger.
+    pub terminal: Terminal,
+    /// Accepted, not terminal, and still held by the router at the end.
+    pub in_flight_at_end: u64,
+    /// accepted − terminal − in_flight_at_end: must be 0.
+    pub lost: u64,
+    /// Extra acceptances of one message by simulated carriers.
+    pub duplicates: u64,
+    /// Retries (same carrier).
+    pub retries: u64,
+    /// Failovers (another carrier).
+    pub failovers: u64,
+    /// Intended send → terminal, µs (after the warm-up).
+    pub latency_us: Quantiles,
+    /// Per carrier.
+    pub carriers: BTreeMap<String, CarrierReport>,
+    // Extensions.
+    /// Intended send → first carrier acceptance, µs (after the warm-up).
+    pub ack_latency_us: Quantiles,
+    /// Refusals by reason.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Messages sent more than 10 ms after their intended time.
+    pub late_sends: u64,
+    /// Second terminal events for one message (must be 0).
+    pub double_terminal: u64,
+    /// The highest accepted rate over one second with no refusal, no late send and at least
+    /// 99 % of the intended rate.
+    pub max_sustainable_rate: f64,
+    /// Peak resident memory, MiB (sampled each second).
+    pub peak_rss_mb: f64,
+    /// Per-second series and markers for `report.html`.
+    #[serde(skip)]
+    pub timeline: Timeline,
+}
+
+/// A marker on the charts: an instant or a span.
+#[derive(Clone, Debug, Serialize)]
+pub struct Marker {
+    /// Start, seconds.
+    pub at_s: f64,
+    /// End of a span.
+    pub until_s: Option<f64>,
+    /// What happened.
+    pub label: String,
+}
+
+impl Marker {
+    /// An instant.
+    pub fn at(at_s: f64, label: String) -> Self {
+        Marker {
+            at_s,
+            until_s: None,
+            label,
+        }
+    }
+}
+
+/// Per-second series of the run.
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    /// Carrier names by slot.
+    pub carriers: Vec<String>,
+    /// Submits per second, per carrier.
+    pub submits: Vec<Vec<f64>>,
+    /// p99 accept → terminal per second, per carrier, ms.
+    pub p99_ms: Vec<Vec<f64>>,
+    /// Terminal statuses per second: delivered, sent, failed, expired.
+    pub outcomes: [Vec<f64>; 4],
+    /// Accepted and rejected per second.
+    pub accepted: Vec<f64>,
+    /// Refused per second.
+    pub rejected: Vec<f64>,
+    /// Failovers per second.
+    pub failovers: Vec<f64>,
+    /// Resident memory per second, MiB.
+    pub rss_mb: Vec<f64>,
+    /// Faults and reloads.
+    pub markers: Vec<Marker>,
+}
+
+impl Timeline {
+    pub(crate) fn build(
+        tally: &Tally,
+        books: &Books,
+        carriers: &[String],
+        markers: Vec<Marker>,
+        rss_mb: Vec<f64>,
+    ) -> Self {
+        let n = tally.seconds.len();
+        let per_carrier = |f: &dyn Fn(&crate::ledger::Second, usize) -> f64| {
+            (0..carriers.len())
+                .map(|c| tally.seconds.iter().map(|s| f(s, c)).collect())
+                .collect()
+        };
+        let column = |c: &[std::sync::atomic::AtomicU64]| {
+            c.iter()
+                .take(n.max(1))
+                .map(|v| v.load(Ordering::Relaxed) as f64)
+                .collect()
+        };
+        Timeline {
+            carriers: carriers.to_vec(),
+            submits: per_carrier(&|s, c| s.submits.get(c).copied().unwrap_or(0) as f64),
+            p99_ms: per_carrier(&|s, c| {
+                s.latency
+                    .get(c)
+                    .filter(|h| !h.is_empty())
+                    .map_or(0.0, |h| h.value_at_quantile(0.99) as f64 / 1e3)
+            }),
+            outcomes: std::array::from_fn(|k| {
+                tally.seconds.iter().map(|s| s.terminal[k] as f64).collect()
+            }),
+            accepted: column(&books.accepted),
+            rejected: column(&books.rejected),
+            failovers: tally.seconds.iter().map(|s| s.failovers as f64).collect(),
+            rss_mb,
+            markers,
+        }
+    }
+}
+
+impl Report {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        prepared: &Prepared,
+        books: &Books,
+        tally: &Tally,
+        accepted: u64,
+        terminal: u64,
+        in_flight_at_end: u64,
+        carriers: BTreeMap<String, CarrierReport>,
+        timeline: Timeline,
+    ) -> Self {
+        let s = &prepared.scenario;
+        let profile = &s.rate;
+        let warmup = s.warmup_s.floor() as usize;
+        let max_sustainable_rate = (warmup..s.duration_s.floor() as usize)
+            .filter(|&sec| {
+                let want = profile.count_until(sec as f64 + 1.0) - profile.count_until(sec as f64);
+                let got = books.accepted[sec].load(Ordering::Relaxed) as f64;
+                books.rejected[sec].load(Ordering::Relaxed) == 0
+                    && books.late[sec].load(Ordering::Relaxed) == 0
+                    && got >= 0.99 * want
+            })
+            .map(|sec| books.accepted[sec].load(Ordering::Relaxed) as f64)
+            .fold(0.0, f64::max);
+        Report {
+            scenario: s.name.clone(),
+            mode: s.mode.clone(),
+            duration_s: s.duration_s,
+            target_rate: profile.count_until(s.duration_s) / s.duration_s,
+            achieved_rate: accepted as f64 / s.duration_s,
+            accepted,
+            rejected: Books::total(&books.rejected),
+            terminal: Terminal {
+                delivered: tally.terminal[0],
+                sent: tally.terminal[1],
+                failed: tally.terminal[2],
+                expired: tally.terminal[3],
+            },
+            in_flight_at_end,
+            lost: accepted.saturating_sub(terminal + in_flight_at_end),
+            duplicates: books.duplicates(),
+            retries: tally.retries,
+            failovers: tally.failovers,
+            latency_us: Quantiles::of(&tally.latency),
+            carriers,
+            ack_latency_us: Quantiles::of(&tally.ack_latency),
+            rejected_by_reason: REASONS
+                .iter()
+                .zip(&books.rejected_by_reason)
+                .map(|(r, n)| (r.to_string(), n.load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            late_sends: Books::total(&books.late),
+            double_terminal: tally.double_terminal,
+            max_sustainable_rate,
+            peak_rss_mb: timeline.rss_mb.iter().copied().fold(0.0, f64::max),
+            timeline,
+        }
+    }
+
+    /// Whether the run kept every promise: nothing lost, nothing left in flight, no double
+    /// terminal status.
+    pub fn passed(&self) -> bool {
+        self.lost == 0 && self.in_flight_at_end == 0 && self.double_terminal == 0
+    }
+
+    /// Writes `report.json` and `report.html` into `dir` (created if missing).
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("report.json"), json + "\n")?;
+        std::fs::write(dir.join("report.html"), crate::html::render(self))
+    }
+
+    /// A few lines for the terminal.
+    pub fn summary(&self) -> String {
+        let t = &self.terminal;
+        format!(
+            "{}: {:.0} msg/s of {:.0} target over {} s; accepted {}, rejected {}\n\
+             terminal: delivered {}, sent {}, failed {}, expired {}; in flight at end {}, lost {}\n\
+             retries {}, failovers {}, duplicates {}; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            self.scenario,
+            self.achieved_rate,
+            self.target_rate,
+            self.duration_s,
+            self.accepted,
+            self.rejected,
+            t.delivered,
+            t.sent,
+            t.failed,
+            t.expired,
+            self.in_flight_at_end,
+            self.lost,
+            self.retries,
+            self.failovers,
+            self.duplicates,
+            self.latency_us.p50 as f64 / 1e3,
+            self.latency_us.p99 as f64 / 1e3,
+            self.latency_us.max as f64 / 1e3,
+        )
+    }
+}

@@ -1,0 +1,352 @@
+//! Running a scenario: the open-loop generator, the event reader, the fault timeline, the
+//! drain, and the numbers for the report.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use smsroute_engine::{EngineOptions, Router, SetupError};
+use smsroute_routing::Config;
+use smsroute_sim::SimCarrier;
+use smsroute_types::{Message, MessageId, SplitMix64};
+
+use crate::ledger::{Books, LATE_US, REASONS, Tally};
+use crate::report::{CarrierReport, Marker, Report, Timeline};
+use crate::scenario::{FaultKind, Mix, Prepared};
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The engine refused the configuration.
+    #[error("engine: {0}")]
+    Setup(#[from] SetupError),
+    /// The configuration serves no prefix to send to.
+    #[error("the configuration has no routes to send messages to")]
+    NoRoutes,
+}
+
+/// How to run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Print a live progress line on stderr.
+    pub progress: bool,
+}
+
+/// Distinct messages the generator cycles through (cloned, then numbered).
+const TEMPLATES: usize = 4096;
+
+/// Runs a prepared scenario to the end and returns its report.
+pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError> {
+    let scenario = &prepared.scenario;
+    let profile = &scenario.rate;
+    let duration_us = (scenario.duration_s * 1e6) as u64;
+    let total = profile.count_until(scenario.duration_s).ceil() as u64;
+    let planned = total as usize + 1;
+    let seconds = (scenario.duration_s + scenario.drain_s).ceil() as usize + 2;
+    let books = Arc::new(Books::new(planned, seconds));
+    let templates = templates(&prepared.config, &scenario.mix, scenario.seed)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let origin = Instant::now();
+    let now_us = move || origin.elapsed().as_micros() as u64;
+    let engine = EngineOptions {
+        max_outstanding: scenario.engine.max_outstanding,
+        inbound_capacity: scenario.engine.inbound_capacity,
+        request_receipts: scenario.mix.receipts,
+        seed: scenario.seed,
+        ..EngineOptions::default()
+    };
+    let (behaviours, seed, observed) = (prepared.behaviours.clone(), scenario.seed, books.clone());
+    let (router, mut events) = {
+        let _guard = runtime.enter();
+        Router::start(&prepared.config, engine, move |c| {
+            let behaviour = behaviours.get(&c.id).cloned().unwrap_or_default();
+            let books = observed.clone();
+            let observer = Arc::new(move |id: MessageId, after: u64| {
+                books.carrier_accepted(id.0, now_us(), after)
+            });
+            SimCarrier::new(&c.id, behaviour, seed ^ hash(&c.id)).with_observer(observer)
+        })?
+    };
+    // Harness time = router time + offset.
+    let offset_us = now_us().saturating_sub(router.now() / 1_000);
+
+    let reader = {
+        let (books, handle) = (books.clone(), runtime.handle().clone());
+        let carriers = prepared.config.carriers.len();
+        let warmup_us = (scenario.warmup_s * 1e6) as u64;
+        std::thread::spawn(move || {
+            let mut tally = Tally::new(planned, carriers, warmup_us);
+            let mut batch = Vec::with_capacity(4096);
+            while handle.block_on(events.recv_many(&mut batch)) {
+                for event in batch.drain(..) {
+                    tally.record(&event, event.at / 1_000 + offset_us, &books);
+                }
+            }
+            tally
+        })
+    };
+
+    let mut progress = Progress::new(options.progress);
+    let mut markers = fault_markers(prepared);
+    let mut reloads = prepared.reloads.iter().peekable();
+    let mut rss = Vec::new();
+    let mut next: u64 = 0;
+    loop {
+        let now = now_us();
+        while let Some((at, config)) = reloads.next_if(|(at, _)| (*at * 1e6) as u64 <= now) {
+            let label = match router.reload(config) {
+                Ok(r) => format!("reload → generation {}", r.generation),
+                Err(e) => format!("reload refused: {e}"),
+            };
+            markers.push(Marker::at(*at, label));
+        }
+        // Messages 0..=floor(count(now)) are due by now; the run sends ceil(count(duration)).
+        let due = (profile.count_until(now as f64 / 1e6) as u64 + 1).min(total);
+        while next < due {
+            let intended = (profile.time_of(next) * 1e6) as u64;
+            let second = ((intended / 1_000_000) as usize).min(seconds - 1);
+            books.intended_us[next as usize].store(intended as u32, Ordering::Relaxed);
+            let mut message = templates[next as usize % templates.len()].clone();
+            message.set_id(MessageId(next + 1));
+            match router.submit(message) {
+                Ok(_) => books.accepted[second].fetch_add(1, Ordering::Relaxed),
+                Err(refusal) => {
+                    let reason = REASONS.iter().position(|r| *r == refusal.reason());
+                    books.rejected_by_reason[reason.unwrap_or(0)].fetch_add(1, Ordering::Relaxed);
+                    books.rejected[second].fetch_add(1, Ordering::Relaxed)
+                }
+            };
+            if now_us().saturating_sub(intended) > LATE_US {
+                books.late[second].fetch_add(1, Ordering::Relaxed);
+            }
+            next += 1;
+        }
+        if now >= duration_us {
+            break;
+        }
+        if progress.due(now) {
+            rss.push(rss_mb());
+            progress.print(now, &books);
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+
+    // Drain: wait for every accepted message to finish, within drain_s.
+    let accepted = Books::total(&books.accepted);
+    let drain_end = now_us() + (scenario.drain_s * 1e6) as u64;
+    while books.terminal.load(Ordering::Relaxed) < accepted && now_us() < drain_end {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = now_us();
+        if progress.due(now) {
+            rss.push(rss_mb());
+            progress.print(now, &books);
+        }
+    }
+    progress.finish();
+    let carriers: Vec<(String, Arc<SimCarrier>)> = carrier_ids(prepared)
+        .into_iter()
+        .filter_map(|id| {
+            let slot = router.carrier_index(&id)?;
+            Some((id, router.carrier(slot)?))
+        })
+        .collect();
+    let carrier_names: Vec<String> = (0..carriers.len() as u16 + 64)
+        .map_while(|i| {
+            router
+                .carrier_id(smsroute_routing::CarrierIndex(i))
+                .map(|s| s.to_string())
+        })
+        .collect();
+    let shutdown = runtime.block_on(router.shutdown(Duration::ZERO));
+    let tally = reader.join().expect("the event reader does not panic");
+
+    let in_flight_at_end = shutdown
+        .unfinished
+        .iter()
+        .filter(|id| !tally.is_terminal(id.0))
+        .count() as u64;
+    let terminal: u64 = tally.terminal.iter().sum();
+    let carrier_reports = carriers
+        .iter()
+        .map(|(id, sim)| (id.clone(), carrier_report(prepared, id, sim)))
+        .collect();
+    let timeline = Timeline::build(&tally, &books, &carrier_names, markers, rss);
+    Ok(Report::new(
+        prepared,
+        &books,
+        &tally,
+        accepted,
+        terminal,
+        in_flight_at_end,
+        carrier_reports,
+        timeline,
+    ))
+}
+
+/// Every carrier id the run may see: configured at start or added by a reload.
+fn carrier_ids(prepared: &Prepared) -> Vec<String> {
+    let mut ids: Vec<String> = prepared
+        .config
+        .carriers
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    for (_, config) in &prepared.reloads {
+        for c in &config.carriers {
+            if !ids.contains(&c.id) {
+                ids.push(c.id.clone());
+            }
+        }
+    }
+    ids
+}
+
+fn carrier_report(prepared: &Prepared, id: &str, sim: &SimCarrier) -> CarrierReport {
+    let contract = std::iter::once(&prepared.config)
+        .chain(prepared.reloads.iter().map(|(_, c)| c))
+        .flat_map(|c| c.carriers.iter())
+        .find(|c| c.id == id);
+    let s = sim.stats();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    CarrierReport {
+        tps: contract.map_or(0, |c| c.tps),
+        burst: contract.map_or(0, |c| c.burst),
+        submitted: load(&s.submits),
+        acked: load(&s.accepted),
+        throttled: load(&s.throttled),
+        temp_errors: load(&s.system_errors) + load(&s.temporary_errors),
+        perm_errors: load(&s.permanent_errors),
+        timeouts: load(&s.hung),
+        max_rate_1s: sim.max_rate_1s() as f64,
+    }
+}
+
+fn fault_markers(prepared: &Prepared) -> Vec<Marker> {
+    prepared
+        .scenario
+        .faults
+        .iter()
+        .filter(|f| f.kind != FaultKind::Reload)
+        .map(|f| Marker {
+            at_s: f.at_s,
+            until_s: Some(f.at_s + f.duration_s),
+            label: format!("{:?} {}", f.kind, f.carrier.as_deref().unwrap_or_default())
+                .to_lowercase(),
+        })
+        .collect()
+}
+
+/// FNV-1a, to give each carrier its own seed.
+fn hash(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Messages to numbers the configuration routes, in the scenario's mix.
+fn templates(config: &Config, mix: &Mix, seed: u64) -> Result<Vec<Message>, RunError> {
+    let mut prefixes: Vec<&str> = config.routes.iter().map(|r| r.prefix.as_str()).collect();
+    prefixes.sort_unstable();
+    prefixes.dedup();
+    if prefixes.is_empty() {
+        return Err(RunError::NoRoutes);
+    }
+    let mut rng = SplitMix64::new(seed ^ 0x7E3D);
+    let max_segments = config.limits.max_segments;
+    let mut out = Vec::with_capacity(TEMPLATES);
+    while out.len() < TEMPLATES {
+        let prefix = prefixes[rng.below(prefixes.len() as u64) as usize];
+        let mut number = prefix.to_string();
+        while number.len() < 11.max(prefix.len() + 1).min(15) {
+            number.push(char::from(b'0' + rng.below(10) as u8));
+        }
+        let code = rng.below(1_000_000);
+        let long = rng.chance(mix.multipart);
+        let text = match (rng.chance(mix.ucs2), long) {
+            (false, false) => format!("Your code is {code:06}"),
+            (false, true) => format!("Order {code:06} has shipped. ").repeat(8),
+            (true, false) => format!("Ваш код {code:06}"),
+            (true, true) => format!("Заказ {code:06} отправлен. ").repeat(4),
+        };
+        let sender = &mix.senders[out.len() % mix.senders.len()];
+        // A template the config's limits refuse is skipped, not sent.
+        if let Ok(m) = Message::builder(&number, sender, &text).build(max_segments) {
+            out.push(m);
+        } else if out.is_empty() && rng.below(1000) == 0 {
+            return Err(RunError::NoRoutes);
+        }
+    }
+    Ok(out)
+}
+
+/// Resident memory, MiB (Linux; 0 elsewhere).
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |pages| pages * 4096.0 / (1024.0 * 1024.0))
+}
+
+/// The live progress line: rate, p99, in flight, failovers; once a second on a terminal,
+/// every five seconds as plain lines otherwise.
+struct Progress {
+    enabled: bool,
+    tty: bool,
+    next_us: u64,
+    last: (u64, u64),
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Self {
+        Progress {
+            enabled,
+            tty: std::io::stderr().is_terminal(),
+            next_us: 1_000_000,
+            last: (0, 0),
+        }
+    }
+
+    fn due(&mut self, now: u64) -> bool {
+        if now < self.next_us {
+            return false;
+        }
+        self.next_us = now + 1_000_000;
+        true
+    }
+
+    fn print(&mut self, now: u64, books: &Books) {
+        let accepted = Books::total(&books.accepted);
+        let (last_at, last_accepted) = self.last;
+        self.last = (now, accepted);
+        if !self.enabled || (!self.tty && !(now / 1_000_000).is_multiple_of(5)) {
+            return;
+        }
+        let rate = (accepted - last_accepted) as f64 / ((now - last_at).max(1) as f64 / 1e6);
+        let line = format!(
+            "[{:>5.1} s] {:>9.0} msg/s  p99 {:>7.1} ms  in flight {:>7}  failovers {:>6}  rejected {}",
+            now as f64 / 1e6,
+            rate,
+            books.recent_p99_us.load(Ordering::Relaxed) as f64 / 1e3,
+            accepted.saturating_sub(books.terminal.load(Ordering::Relaxed)),
+            books.failovers.load(Ordering::Relaxed),
+            Books::total(&books.rejected),
+        );
+        if self.tty {
+            eprint!("\r{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.enabled && self.tty {
+            eprintln!();
+        }
+    }
+}
