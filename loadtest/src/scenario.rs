@@ -93,6 +93,9 @@ pub struct Generate {
     /// Each carrier's in-flight window. Default 4096.
     #[serde(default = "default_window")]
     pub window: u32,
+    /// TOML appended to the generated configuration (a `[retry]` or `[limits]` table).
+    #[serde(default)]
+    pub append: String,
 }
 
 fn default_window() -> u32 {
@@ -553,6 +556,8 @@ impl Generate {
                 5_000 + i % 400
             );
         }
+        text += "\n";
+        text += &self.append;
         Config::parse(&text, "generated").map_err(|e| e.to_string())
     }
 }

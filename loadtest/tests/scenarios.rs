@@ -1,0 +1,180 @@
+//! Scenario files and short runs of the harness.
+
+use std::path::Path;
+
+use smsroute_loadtest::{RunOptions, Scenario, run};
+
+fn prepare(text: &str) -> Result<smsroute_loadtest::Prepared, String> {
+    Scenario::parse(text, "t.toml")
+        .map_err(|e| e.to_string())?
+        .prepare(Path::new("."))
+}
+
+const BASE: &str = r#"
+name = "t"
+duration_s = 1
+config = { generate = { prefixes = 30, tps = 1000 } }
+rate = { constant = 100 }
+"#;
+
+#[test]
+fn every_shipped_scenario_and_the_default_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let prepared = Scenario::load(Some(&path), None, None).unwrap_or_else(|e| panic!("{e}"));
+        names.push(prepared.scenario.name.clone());
+    }
+    names.sort();
+    for wanted in [
+        "baseline",
+        "default",
+        "hang",
+        "max-throughput",
+        "outage-failover",
+        "overload",
+        "reload-under-load",
+        "throttle-storm",
+    ] {
+        assert!(
+            names.iter().any(|n| n == wanted),
+            "{wanted} missing: {names:?}"
+        );
+    }
+    let default = Scenario::load(None, Some(5.0), Some(1000.0)).unwrap();
+    assert_eq!(default.scenario.duration_s, 5.0);
+    assert_eq!(default.config.carriers.len(), 3);
+    assert!(default.behaviours["uk-beta"].outages.len() == 1);
+}
+
+#[test]
+fn bad_scenarios_say_what_is_wrong() {
+    let cases = [
+        ("durationn_s = 1", "unknown field"),
+        (
+            "name = \"t\"\nduration_s = 1\nrate = { constant = 5 }\n",
+            "missing field",
+        ),
+        (
+            &format!(
+                "{BASE}[[faults]]\nat_s = 1\nkind = \"outage\"\ncarrier = \"nope\"\nduration_s = 1\n"
+            ),
+            "faults[0]: carrier \"nope\" is not in the configuration",
+        ),
+        (
+            &format!("{BASE}[carriers.uk-beta]\nlatency_ms = {{ p50 = 20 }}\n"),
+            "carriers.uk-beta: latency_ms",
+        ),
+        (
+            &format!("{BASE}[carriers.uk-beta]\nhang = 0.7\nerrors = {{ system = 0.5 }}\n"),
+            "sum to at most 1",
+        ),
+        (
+            &format!("{BASE}[[faults]]\nat_s = 1\nkind = \"reload\"\n"),
+            "needs `config`",
+        ),
+        (&BASE.replace("constant = 100", "constant = 0"), "rate:"),
+        (&format!("{BASE}mode = \"smpp\"\n"), "only \"inproc\""),
+        (
+            &BASE.replace("prefixes = 30", "prefixes = 3"),
+            "config.generate: prefixes",
+        ),
+    ];
+    for (text, wanted) in cases {
+        let err = prepare(text)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {text}"));
+        assert!(err.contains(wanted), "{err:?} should say {wanted:?}");
+    }
+    // Syntax errors carry a line and column.
+    let err = prepare("name = \"t\"\nduration_s = = 1\n").unwrap_err();
+    assert!(err.starts_with("t.toml: 2:"), "{err}");
+}
+
+#[test]
+fn an_overloaded_run_refuses_the_excess_and_loses_nothing() {
+    let text = r#"
+        name = "mini-overload"
+        duration_s = 1.5
+        drain_s = 20
+        config = { generate = { prefixes = 30, tps = 500 } }
+        rate = { constant = 4000 }
+        mix = { receipts = false }
+        engine = { max_outstanding = 800 }
+    "#;
+    let report = run(&prepare(text).unwrap(), RunOptions::default()).unwrap();
+    assert!(report.passed(), "{}", report.summary());
+    assert_eq!(report.accepted + report.rejected, 6000);
+    assert!(report.rejected > 1000, "{}", report.summary());
+    assert_eq!(
+        report.rejected_by_reason.get("overloaded"),
+        Some(&report.rejected)
+    );
+    let t = report.terminal;
+    assert_eq!(
+        t.sent, report.accepted,
+        "no receipts: every message ends sent"
+    );
+    for (id, c) in &report.carriers {
+        assert!(
+            c.max_rate_1s <= f64::from(c.tps + c.burst),
+            "{id}: {} > {} + {}",
+            c.max_rate_1s,
+            c.tps,
+            c.burst
+        );
+    }
+    let json = serde_json::to_value(&report).unwrap();
+    for key in [
+        "scenario",
+        "mode",
+        "target_rate",
+        "achieved_rate",
+        "terminal",
+        "in_flight_at_end",
+        "lost",
+        "duplicates",
+        "retries",
+        "failovers",
+        "latency_us",
+        "carriers",
+    ] {
+        assert!(json.get(key).is_some(), "report.json lacks {key}");
+    }
+    assert!(json["carriers"]["uk-beta"].get("max_rate_1s").is_some());
+}
+
+#[test]
+fn a_fault_shows_up_in_the_report_and_the_page() {
+    let text = r#"
+        name = "mini-outage"
+        duration_s = 2
+        drain_s = 20
+        config = { generate = { prefixes = 30, tps = 5000 } }
+        rate = { constant = 1000 }
+        [carriers.uk-beta]
+        latency_ms = { fixed = 2 }
+        [[faults]]
+        at_s = 0.5
+        kind = "outage"
+        carrier = "uk-beta"
+        duration_s = 1
+    "#;
+    let report = run(&prepare(text).unwrap(), RunOptions::default()).unwrap();
+    assert!(report.passed(), "{}", report.summary());
+    assert!(report.failovers > 0);
+    assert!(
+        report.carriers["uk-beta"].temp_errors > 0,
+        "the outage refused submits"
+    );
+    let dir = std::env::temp_dir().join(format!("smsroute-report-{}", std::process::id()));
+    report.write(&dir).unwrap();
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("outage uk-beta") && html.contains("<svg"));
+    assert!(!html.contains("<script") && !html.contains("src=\"http"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["lost"], 0);
+    std::fs::remove_dir_all(dir).ok();
+}
