@@ -1,0 +1,5 @@
+//! SMPP 3.4 for smsroute.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod pdu;

@@ -1,0 +1,650 @@
+//! Our SMPP 3.4 PDUs: the few commands smsroute speaks, as plain structs, encoded and decoded
+//! through the `rusmpp` codec. Every field of every PDU we send is set here explicitly (rusmpp
+//! 0.4.0's `EsmClass::default()` encodes 0x08, so defaults are never trusted).
+
+use bytes::BytesMut;
+use rusmpp::decode::DecodeWithLength;
+use rusmpp::encode::{Encode, Length};
+use rusmpp::pdus::{
+    BindReceiver, BindReceiverResp, BindTransceiver, BindTransceiverResp, BindTransmitter,
+    BindTransmitterResp, DeliverSm, DeliverSmResp, SubmitSm, SubmitSmResp,
+};
+use rusmpp::tlvs::{MessageDeliveryRequestTlvValue, MessageSubmissionRequestTlvValue, TlvValue};
+use rusmpp::types::{COctetString, EmptyOrFullCOctetString, OctetString};
+use rusmpp::values::{
+    DataCoding, EsmClass, InterfaceVersion, MessagePayload, MessageState, Npi, PriorityFlag,
+    RegisteredDelivery, ReplaceIfPresentFlag, ServiceType, Ton,
+};
+use rusmpp::{Command, CommandId, CommandStatus, Pdu as Wire};
+
+/// SMPP command ids we name.
+pub mod command_id {
+    /// generic_nack
+    pub const GENERIC_NACK: u32 = 0x8000_0000;
+    /// bind_receiver
+    pub const BIND_RECEIVER: u32 = 0x0000_0001;
+    /// bind_transmitter
+    pub const BIND_TRANSMITTER: u32 = 0x0000_0002;
+    /// submit_sm
+    pub const SUBMIT_SM: u32 = 0x0000_0004;
+    /// deliver_sm
+    pub const DELIVER_SM: u32 = 0x0000_0005;
+    /// unbind
+    pub const UNBIND: u32 = 0x0000_0006;
+    /// bind_transceiver
+    pub const BIND_TRANSCEIVER: u32 = 0x0000_0009;
+    /// enquire_link
+    pub const ENQUIRE_LINK: u32 = 0x0000_0015;
+}
+
+/// SMPP command statuses we send or act on.
+pub mod status {
+    /// ESME_ROK
+    pub const OK: u32 = 0x0000_0000;
+    /// ESME_RINVMSGLEN
+    pub const INVALID_MESSAGE_LENGTH: u32 = 0x0000_0001;
+    /// ESME_RINVCMDLEN
+    pub const INVALID_COMMAND_LENGTH: u32 = 0x0000_0002;
+    /// ESME_RINVCMDID
+    pub const INVALID_COMMAND_ID: u32 = 0x0000_0003;
+    /// ESME_RINVBNDSTS: not bound for that
+    pub const INVALID_BIND_STATUS: u32 = 0x0000_0004;
+    /// ESME_RALYBND
+    pub const ALREADY_BOUND: u32 = 0x0000_0005;
+    /// ESME_RSYSERR
+    pub const SYSTEM_ERROR: u32 = 0x0000_0008;
+    /// ESME_RINVPASWD
+    pub const INVALID_PASSWORD: u32 = 0x0000_000E;
+    /// ESME_RINVSYSID
+    pub const INVALID_SYSTEM_ID: u32 = 0x0000_000F;
+    /// ESME_RMSGQFUL
+    pub const QUEUE_FULL: u32 = 0x0000_0014;
+    /// ESME_RTHROTTLED
+    pub const THROTTLED: u32 = 0x0000_0058;
+}
+
+/// Which way a session is bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindKind {
+    /// Submits only.
+    Transmitter,
+    /// Deliveries only.
+    Receiver,
+    /// Both.
+    Transceiver,
+}
+
+/// A bind request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    /// Which way.
+    pub kind: BindKind,
+    /// Up to 15 characters.
+    pub system_id: String,
+    /// Up to 8 characters.
+    pub password: String,
+    /// Up to 12 characters.
+    pub system_type: String,
+    /// 0x34 for SMPP 3.4 (node-smpp sends 0x50).
+    pub interface_version: u8,
+}
+
+/// An address with its type of number and numbering plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    /// Type of number (1 international, 5 alphanumeric).
+    pub ton: u8,
+    /// Numbering plan (1 E.164).
+    pub npi: u8,
+    /// Up to 20 characters.
+    pub addr: String,
+}
+
+/// A submit_sm or deliver_sm: the fields smsroute sets or reads, every one explicit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShortMessage {
+    /// Source.
+    pub source: Address,
+    /// Destination.
+    pub destination: Address,
+    /// 0x40 when the message carries a UDH; 0x04 on a deliver_sm that is a receipt.
+    pub esm_class: u8,
+    /// 1: a final receipt is wanted.
+    pub registered_delivery: u8,
+    /// 0 GSM default alphabet, 8 UCS-2 (1 IA5 from node-smpp).
+    pub data_coding: u8,
+    /// User data (UDH included), up to 254 octets; longer content goes in `message_payload`.
+    pub short_message: Vec<u8>,
+    /// The message_payload TLV, when used instead of short_message.
+    pub message_payload: Option<Vec<u8>>,
+    /// receipted_message_id TLV (receipts).
+    pub receipted_message_id: Option<String>,
+    /// message_state TLV (receipts).
+    pub message_state: Option<u8>,
+}
+
+/// The commands smsroute speaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// bind_transmitter / bind_receiver / bind_transceiver.
+    Bind(Bind),
+    /// The response to a bind of this kind.
+    BindResp {
+        /// Which bind it answers.
+        kind: BindKind,
+        /// The MC's system id.
+        system_id: String,
+    },
+    /// submit_sm.
+    SubmitSm(ShortMessage),
+    /// submit_sm_resp (an empty id on errors).
+    SubmitSmResp {
+        /// The MC's id for the message.
+        message_id: String,
+    },
+    /// deliver_sm (a receipt or a mobile-originated message).
+    DeliverSm(ShortMessage),
+    /// deliver_sm_resp.
+    DeliverSmResp,
+    /// enquire_link.
+    EnquireLink,
+    /// enquire_link_resp.
+    EnquireLinkResp,
+    /// unbind.
+    Unbind,
+    /// unbind_resp.
+    UnbindResp,
+    /// generic_nack.
+    GenericNack,
+    /// A valid command we do not handle (answered with generic_nack ESME_RINVCMDID).
+    Unsupported {
+        /// Its command id.
+        command_id: u32,
+    },
+}
+
+/// One PDU: header fields and body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// command_status.
+    pub status: u32,
+    /// sequence_number.
+    pub sequence: u32,
+    /// The command.
+    pub body: Body,
+}
+
+/// Why bytes are not a PDU we can use, or a PDU cannot be encoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PduError {
+    /// command_length below 16 or above the limit.
+    #[error("command_length {0} out of range (16..={MAX_PDU})")]
+    Length(usize),
+    /// The codec refused the body.
+    #[error("malformed {command}: {reason}")]
+    Malformed {
+        /// The command id, as far as it was read.
+        command: String,
+        /// What the codec said.
+        reason: String,
+    },
+    /// A field too long for its SMPP size.
+    #[error("{field}: {reason}")]
+    Field {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Largest PDU we accept (SMPP allows more; no command we use comes near).
+pub const MAX_PDU: usize = 64 * 1024;
+
+fn c_octet<const MIN: usize, const MAX: usize>(
+    field: &'static str,
+    text: &str,
+) -> Result<COctetString<MIN, MAX>, PduError> {
+    let mut bytes = Vec::with_capacity(text.len() + 1);
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.push(0);
+    COctetString::from_vec(bytes).map_err(|e| PduError::Field {
+        field,
+        reason: format!("{e} (at most {} characters)", MAX - 1),
+    })
+}
+
+fn text_of<const MIN: usize, const MAX: usize>(s: &COctetString<MIN, MAX>) -> String {
+    s.as_str().to_string()
+}
+
+fn bind_kind(id: u32) -> Option<BindKind> {
+    match id {
+        command_id::BIND_TRANSMITTER => Some(BindKind::Transmitter),
+        command_id::BIND_RECEIVER => Some(BindKind::Receiver),
+        command_id::BIND_TRANSCEIVER => Some(BindKind::Transceiver),
+        _ => None,
+    }
+}
+
+macro_rules! to_bind {
+    ($ty:ident, $b:expr) => {{
+        let b = $b;
+        $ty {
+            system_id: c_octet("system_id", &b.system_id)?,
+            password: c_octet("password", &b.password)?,
+            system_type: c_octet("system_type", &b.system_type)?,
+            interface_version: InterfaceVersion::from(b.interface_version),
+            addr_ton: Ton::from(0u8),
+            addr_npi: Npi::from(0u8),
+            address_range: c_octet("address_range", "")?,
+        }
+    }};
+}
+
+macro_rules! from_bind {
+    ($kind:expr, $b:expr) => {{
+        let b = $b;
+        Body::Bind(Bind {
+            kind: $kind,
+            system_id: text_of(&b.system_id),
+            password: text_of(&b.password),
+            system_type: text_of(&b.system_type),
+            interface_version: u8::from(b.interface_version),
+        })
+    }};
+}
+
+macro_rules! to_short_message {
+    ($ty:ident, $tlv:ident, $m:expr) => {{
+        let m: &ShortMessage = $m;
+        let mut tlvs = Vec::new();
+        if let Some(payload) = &m.message_payload {
+            tlvs.push($tlv::MessagePayload(MessagePayload::new(
+                rusmpp::types::AnyOctetString::from_slice(payload),
+            )));
+        }
+        $ty::new(
+            ServiceType::default(),
+            Ton::from(m.source.ton),
+            Npi::from(m.source.npi),
+            c_octet("source_addr", &m.source.addr)?,
+            Ton::from(m.destination.ton),
+            Npi::from(m.destination.npi),
+            c_octet("destination_addr", &m.destination.addr)?,
+            EsmClass::from(m.esm_class),
+            0,
+            PriorityFlag::from(0u8),
+            EmptyOrFullCOctetString::empty(),
+            EmptyOrFullCOctetString::empty(),
+            RegisteredDelivery::from(m.registered_delivery),
+            ReplaceIfPresentFlag::from(0u8),
+            DataCoding::from(m.data_coding),
+            0,
+            OctetString::from_slice(&m.short_message).map_err(|e| PduError::Field {
+                field: "short_message",
+                reason: e.to_string(),
+            })?,
+            tlvs,
+        )
+    }};
+}
+
+/// Reads the fields we use from a submit_sm or deliver_sm.
+macro_rules! from_short_message {
+    ($s:expr) => {{
+        let s = $s;
+        let mut m = ShortMessage {
+            source: Address {
+                ton: u8::from(s.source_addr_ton),
+                npi: u8::from(s.source_addr_npi),
+                addr: text_of(&s.source_addr),
+            },
+            destination: Address {
+                ton: u8::from(s.dest_addr_ton),
+                npi: u8::from(s.dest_addr_npi),
+                addr: text_of(&s.destination_addr),
+            },
+            esm_class: u8::from(s.esm_class),
+            registered_delivery: u8::from(s.registered_delivery),
+            data_coding: u8::from(s.data_coding),
+            short_message: s.short_message().as_ref().to_vec(),
+            message_payload: None,
+            receipted_message_id: None,
+            message_state: None,
+        };
+        for tlv in s.tlvs() {
+            match tlv.value() {
+                Some(TlvValue::MessagePayload(p)) => {
+                    m.message_payload = Some(p.value.as_ref().to_vec())
+                }
+                Some(TlvValue::ReceiptedMessageId(id)) => {
+                    m.receipted_message_id = Some(text_of(id))
+                }
+                Some(TlvValue::MessageState(state)) => m.message_state = Some(u8::from(*state)),
+                _ => {}
+            }
+        }
+        m
+    }};
+}
+
+impl Frame {
+    /// A request with `body`.
+    pub fn new(sequence: u32, body: Body) -> Self {
+        Frame {
+            status: status::OK,
+            sequence,
+            body,
+        }
+    }
+
+    fn to_wire(&self) -> Result<Command, PduError> {
+        let pdu: Wire = match &self.body {
+            Body::Bind(b) => match b.kind {
+                BindKind::Transmitter => Wire::BindTransmitter(to_bind!(BindTransmitter, b)),
+                BindKind::Receiver => Wire::BindReceiver(to_bind!(BindReceiver, b)),
+                BindKind::Transceiver => Wire::BindTransceiver(to_bind!(BindTransceiver, b)),
+            },
+            Body::BindResp { kind, system_id } => {
+                let id = c_octet("system_id", system_id)?;
+                match kind {
+                    BindKind::Transmitter => {
+                        Wire::BindTransmitterResp(BindTransmitterResp::new(id, None))
+                    }
+                    BindKind::Receiver => Wire::BindReceiverResp(BindReceiverResp::new(id, None)),
+                    BindKind::Transceiver => {
+                        Wire::BindTransceiverResp(BindTransceiverResp::new(id, None))
+                    }
+                }
+            }
+            Body::SubmitSm(m) => Wire::SubmitSm(to_short_message!(
+                SubmitSm,
+                MessageSubmissionRequestTlvValue,
+                m
+            )),
+            Body::DeliverSm(m) => {
+                let mut d = to_short_message!(DeliverSm, MessageDeliveryRequestTlvValue, m);
+                if let Some(id) = &m.receipted_message_id {
+                    d.push_tlv(MessageDeliveryRequestTlvValue::ReceiptedMessageId(c_octet(
+                        "receipted_message_id",
+                        id,
+                    )?));
+                }
+                if let Some(state) = m.message_state {
+                    d.push_tlv(MessageDeliveryRequestTlvValue::MessageState(
+                        MessageState::from(state),
+                    ));
+                }
+                Wire::DeliverSm(d)
+            }
+            Body::SubmitSmResp { message_id } => {
+                Wire::SubmitSmResp(SubmitSmResp::new(c_octet("message_id", message_id)?, vec![]))
+            }
+            Body::DeliverSmResp => {
+                Wire::DeliverSmResp(DeliverSmResp::new(c_octet("message_id", "")?, vec![]))
+            }
+            Body::EnquireLink => Wire::EnquireLink,
+            Body::EnquireLinkResp => Wire::EnquireLinkResp,
+            Body::Unbind => Wire::Unbind,
+            Body::UnbindResp => Wire::UnbindResp,
+            Body::GenericNack => Wire::GenericNack,
+            Body::Unsupported { command_id } => {
+                return Err(PduError::Field {
+                    field: "command_id",
+                    reason: format!("{command_id:#010x} is not sent by smsroute"),
+                });
+            }
+        };
+        Ok(Command::new(CommandStatus::from(self.status), self.sequence, pdu))
+    }
+
+    /// Appends the encoded PDU (command_length included) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), PduError> {
+        let command = self.to_wire()?;
+        let length = 4 + command.length();
+        let start = out.len();
+        out.extend_from_slice(&(length as u32).to_be_bytes());
+        out.resize(start + length, 0);
+        command.encode(&mut out[start + 4..]);
+        Ok(())
+    }
+
+    /// Decodes one whole PDU (`bytes` starts with command_length and holds exactly it).
+    pub fn decode(bytes: &[u8]) -> Result<Frame, PduError> {
+        if bytes.len() < 16 || bytes.len() > MAX_PDU {
+            return Err(PduError::Length(bytes.len()));
+        }
+        let declared = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        if declared != bytes.len() {
+            return Err(PduError::Length(declared));
+        }
+        let id = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        let mut buf = BytesMut::from(&bytes[4..]);
+        let (command, _) =
+            Command::decode(&mut buf, bytes.len() - 4).map_err(|e| PduError::Malformed {
+                command: format!("{:?}", CommandId::from(id)),
+                reason: e.to_string(),
+            })?;
+        let body = match command.pdu() {
+            Some(Wire::BindTransmitter(b)) => from_bind!(BindKind::Transmitter, b),
+            Some(Wire::BindReceiver(b)) => from_bind!(BindKind::Receiver, b),
+            Some(Wire::BindTransceiver(b)) => from_bind!(BindKind::Transceiver, b),
+            Some(Wire::BindTransmitterResp(r)) => Body::BindResp {
+                kind: BindKind::Transmitter,
+                system_id: text_of(&r.system_id),
+            },
+            Some(Wire::BindReceiverResp(r)) => Body::BindResp {
+                kind: BindKind::Receiver,
+                system_id: text_of(&r.system_id),
+            },
+            Some(Wire::BindTransceiverResp(r)) => Body::BindResp {
+                kind: BindKind::Transceiver,
+                system_id: text_of(&r.system_id),
+            },
+            Some(Wire::SubmitSm(s)) => Body::SubmitSm(from_short_message!(s)),
+            Some(Wire::DeliverSm(s)) => Body::DeliverSm(from_short_message!(s)),
+            Some(Wire::SubmitSmResp(r)) => Body::SubmitSmResp {
+                message_id: text_of(r.message_id()),
+            },
+            Some(Wire::DeliverSmResp(_)) => Body::DeliverSmResp,
+            Some(Wire::EnquireLink) => Body::EnquireLink,
+            Some(Wire::EnquireLinkResp) => Body::EnquireLinkResp,
+            Some(Wire::Unbind) => Body::Unbind,
+            Some(Wire::UnbindResp) => Body::UnbindResp,
+            Some(Wire::GenericNack) => Body::GenericNack,
+            // A response with an error status may come without a body.
+            None if id == command_id::GENERIC_NACK => Body::GenericNack,
+            None => match id {
+                0x8000_0004 => Body::SubmitSmResp {
+                    message_id: String::new(),
+                },
+                0x8000_0005 => Body::DeliverSmResp,
+                _ => match bind_kind(id & 0x7FFF_FFFF) {
+                    Some(kind) if id & 0x8000_0000 != 0 => Body::BindResp {
+                        kind,
+                        system_id: String::new(),
+                    },
+                    _ => Body::Unsupported { command_id: id },
+                },
+            },
+            Some(_) => Body::Unsupported { command_id: id },
+        };
+        Ok(Frame {
+            status: u32::from(command.status()),
+            sequence: command.sequence_number(),
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn message() -> ShortMessage {
+        ShortMessage {
+            source: Address {
+                ton: 5,
+                npi: 0,
+                addr: "ACME".into(),
+            },
+            destination: Address {
+                ton: 1,
+                npi: 1,
+                addr: "447700900123".into(),
+            },
+            esm_class: 0,
+            registered_delivery: 1,
+            data_coding: 0,
+            short_message: b"hello".to_vec(),
+            message_payload: None,
+            receipted_message_id: None,
+            message_state: None,
+        }
+    }
+
+    fn roundtrip(frame: Frame) {
+        let mut bytes = Vec::new();
+        frame.encode(&mut bytes).unwrap();
+        assert_eq!(Frame::decode(&bytes).unwrap(), frame);
+    }
+
+    #[test]
+    fn every_command_we_speak_roundtrips() {
+        let bind = Bind {
+            kind: BindKind::Transceiver,
+            system_id: "acme".into(),
+            password: "secret".into(),
+            system_type: "".into(),
+            interface_version: 0x34,
+        };
+        for kind in [BindKind::Transmitter, BindKind::Receiver, BindKind::Transceiver] {
+            roundtrip(Frame::new(1, Body::Bind(Bind { kind, ..bind.clone() })));
+            roundtrip(Frame::new(
+                1,
+                Body::BindResp {
+                    kind,
+                    system_id: "smsc".into(),
+                },
+            ));
+        }
+        roundtrip(Frame::new(2, Body::SubmitSm(message())));
+        let mut receipt = message();
+        receipt.esm_class = 0x04;
+        receipt.receipted_message_id = Some("a1b2".into());
+        receipt.message_state = Some(2);
+        roundtrip(Frame::new(3, Body::DeliverSm(receipt)));
+        let mut long = message();
+        long.short_message.clear();
+        long.message_payload = Some(vec![b'x'; 600]);
+        roundtrip(Frame::new(4, Body::SubmitSm(long)));
+        for body in [
+            Body::SubmitSmResp {
+                message_id: "42".into(),
+            },
+            Body::DeliverSmResp,
+            Body::EnquireLink,
+            Body::EnquireLinkResp,
+            Body::Unbind,
+            Body::UnbindResp,
+            Body::GenericNack,
+        ] {
+            roundtrip(Frame::new(7, body));
+        }
+    }
+
+    #[test]
+    fn fields_are_encoded_exactly_as_set() {
+        let mut bytes = Vec::new();
+        Frame::new(0x0102_0304, Body::EnquireLink)
+            .encode(&mut bytes)
+            .unwrap();
+        assert_eq!(
+            bytes,
+            [0, 0, 0, 16, 0, 0, 0, 0x15, 0, 0, 0, 0, 1, 2, 3, 4],
+            "enquire_link, status 0, sequence 0x01020304"
+        );
+        bytes.clear();
+        Frame::new(9, Body::SubmitSm(message()))
+            .encode(&mut bytes)
+            .unwrap();
+        // Header, service_type "", TON/NPI, "ACME", TON/NPI, the number, then esm_class.
+        let esm_at = 16 + 1 + 2 + 5 + 2 + 13;
+        assert_eq!(bytes[esm_at], 0x00, "esm_class 0, not rusmpp's default 0x08");
+        assert_eq!(&bytes[esm_at + 1..esm_at + 3], [0, 0], "protocol_id, priority");
+        assert_eq!(&bytes[esm_at + 3..esm_at + 5], [0, 0], "no schedule, no validity");
+        assert_eq!(&bytes[esm_at + 5..esm_at + 10], [1, 0, 0, 0, 5], "receipt, dc 0, len");
+    }
+
+    #[test]
+    fn errors_name_what_is_wrong() {
+        let mut m = message();
+        m.source.addr = "A".repeat(30);
+        let err = Frame::new(1, Body::SubmitSm(m)).encode(&mut Vec::new());
+        assert!(matches!(err, Err(PduError::Field { field: "source_addr", .. })), "{err:?}");
+        assert_eq!(Frame::decode(&[0; 8]), Err(PduError::Length(8)));
+        let mut bytes = Vec::new();
+        Frame::new(2, Body::SubmitSm(message()))
+            .encode(&mut bytes)
+            .unwrap();
+        bytes.truncate(bytes.len() - 3);
+        let declared = bytes.len() + 3;
+        assert_eq!(Frame::decode(&bytes), Err(PduError::Length(declared)));
+        // Fix the length: now the body itself is cut short.
+        let cut = (bytes.len() as u32).to_be_bytes();
+        bytes[..4].copy_from_slice(&cut);
+        assert!(matches!(Frame::decode(&bytes), Err(PduError::Malformed { .. })));
+    }
+
+    #[test]
+    fn unknown_commands_decode_as_unsupported() {
+        // query_sm (0x03) with an empty body: valid framing, not ours.
+        let mut bytes = vec![0, 0, 0, 16, 0, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 0, 5];
+        match Frame::decode(&bytes) {
+            Ok(Frame {
+                body: Body::Unsupported { command_id: 3 },
+                ..
+            })
+            | Err(PduError::Malformed { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        bytes[7] = 0x77;
+        assert!(matches!(
+            Frame::decode(&bytes),
+            Ok(Frame {
+                body: Body::Unsupported { command_id: 0x77 },
+                ..
+            }) | Err(PduError::Malformed { .. })
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        /// Arbitrary bytes with a consistent length field: an error or a frame, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(mut body in proptest::collection::vec(any::<u8>(), 12..300)) {
+            let len = (body.len() + 4) as u32;
+            let mut bytes = len.to_be_bytes().to_vec();
+            bytes.append(&mut body);
+            let _ = Frame::decode(&bytes);
+        }
+
+        /// Real PDUs with bytes flipped: still never a panic.
+        #[test]
+        fn corrupted_pdus_never_panic(flips in proptest::collection::vec((0usize..200, any::<u8>()), 1..8)) {
+            let mut bytes = Vec::new();
+            let mut m = message();
+            m.receipted_message_id = Some("abc".into());
+            m.message_state = Some(2);
+            Frame::new(5, Body::DeliverSm(m)).encode(&mut bytes).unwrap();
+            for (at, value) in flips {
+                let at = 4 + at % (bytes.len() - 4);
+                bytes[at] = value;
+            }
+            let _ = Frame::decode(&bytes);
+        }
+    }
+}
