@@ -378,9 +378,10 @@ impl Frame {
                 }
                 Wire::DeliverSm(d)
             }
-            Body::SubmitSmResp { message_id } => {
-                Wire::SubmitSmResp(SubmitSmResp::new(c_octet("message_id", message_id)?, vec![]))
-            }
+            Body::SubmitSmResp { message_id } => Wire::SubmitSmResp(SubmitSmResp::new(
+                c_octet("message_id", message_id)?,
+                vec![],
+            )),
             Body::DeliverSmResp => {
                 Wire::DeliverSmResp(DeliverSmResp::new(c_octet("message_id", "")?, vec![]))
             }
@@ -396,7 +397,11 @@ impl Frame {
                 });
             }
         };
-        Ok(Command::new(CommandStatus::from(self.status), self.sequence, pdu))
+        Ok(Command::new(
+            CommandStatus::from(self.status),
+            self.sequence,
+            pdu,
+        ))
     }
 
     /// Appends the encoded PDU (command_length included) to `out`.
@@ -521,8 +526,18 @@ mod tests {
             system_type: "".into(),
             interface_version: 0x34,
         };
-        for kind in [BindKind::Transmitter, BindKind::Receiver, BindKind::Transceiver] {
-            roundtrip(Frame::new(1, Body::Bind(Bind { kind, ..bind.clone() })));
+        for kind in [
+            BindKind::Transmitter,
+            BindKind::Receiver,
+            BindKind::Transceiver,
+        ] {
+            roundtrip(Frame::new(
+                1,
+                Body::Bind(Bind {
+                    kind,
+                    ..bind.clone()
+                }),
+            ));
             roundtrip(Frame::new(
                 1,
                 Body::BindResp {
@@ -573,10 +588,25 @@ mod tests {
             .unwrap();
         // Header, service_type "", TON/NPI, "ACME", TON/NPI, the number, then esm_class.
         let esm_at = 16 + 1 + 2 + 5 + 2 + 13;
-        assert_eq!(bytes[esm_at], 0x00, "esm_class 0, not rusmpp's default 0x08");
-        assert_eq!(&bytes[esm_at + 1..esm_at + 3], [0, 0], "protocol_id, priority");
-        assert_eq!(&bytes[esm_at + 3..esm_at + 5], [0, 0], "no schedule, no validity");
-        assert_eq!(&bytes[esm_at + 5..esm_at + 10], [1, 0, 0, 0, 5], "receipt, dc 0, len");
+        assert_eq!(
+            bytes[esm_at], 0x00,
+            "esm_class 0, not rusmpp's default 0x08"
+        );
+        assert_eq!(
+            &bytes[esm_at + 1..esm_at + 3],
+            [0, 0],
+            "protocol_id, priority"
+        );
+        assert_eq!(
+            &bytes[esm_at + 3..esm_at + 5],
+            [0, 0],
+            "no schedule, no validity"
+        );
+        assert_eq!(
+            &bytes[esm_at + 5..esm_at + 10],
+            [1, 0, 0, 0, 5],
+            "receipt, dc 0, len"
+        );
     }
 
     #[test]
@@ -584,7 +614,16 @@ mod tests {
         let mut m = message();
         m.source.addr = "A".repeat(30);
         let err = Frame::new(1, Body::SubmitSm(m)).encode(&mut Vec::new());
-        assert!(matches!(err, Err(PduError::Field { field: "source_addr", .. })), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Err(PduError::Field {
+                    field: "source_addr",
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
         assert_eq!(Frame::decode(&[0; 8]), Err(PduError::Length(8)));
         let mut bytes = Vec::new();
         Frame::new(2, Body::SubmitSm(message()))
@@ -596,7 +635,10 @@ mod tests {
         // Fix the length: now the body itself is cut short.
         let cut = (bytes.len() as u32).to_be_bytes();
         bytes[..4].copy_from_slice(&cut);
-        assert!(matches!(Frame::decode(&bytes), Err(PduError::Malformed { .. })));
+        assert!(matches!(
+            Frame::decode(&bytes),
+            Err(PduError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -161,9 +161,102 @@ pub fn split_parts(text: &str) -> Vec<Range<usize>> {
     parts
 }
 
+/// The GSM 03.38 code of a basic-table character (the table skips 0x1B, the escape).
+fn gsm7_basic_code(ch: char) -> Option<u8> {
+    let index = GSM_BASIC.chars().position(|c| c == ch)?;
+    Some(if index >= 0x1B { index + 1 } else { index } as u8)
+}
+
+/// The code after the escape of an extension-table character.
+fn gsm7_extension_code(ch: char) -> Option<u8> {
+    Some(match ch {
+        '\u{0C}' => 0x0A,
+        '^' => 0x14,
+        '{' => 0x28,
+        '}' => 0x29,
+        '\\' => 0x2F,
+        '[' => 0x3C,
+        '~' => 0x3D,
+        ']' => 0x3E,
+        '|' => 0x40,
+        '€' => 0x65,
+        _ => return None,
+    })
+}
+
+/// Encodes text for SMPP data_coding 0: one GSM 03.38 code per octet (unpacked), an
+/// extension character as 0x1B and its code. Characters outside GSM-7 become `?`.
+pub fn gsm7_encode(text: &str, out: &mut Vec<u8>) {
+    for ch in text.chars() {
+        if let Some(code) = gsm7_basic_code(ch) {
+            out.push(code);
+        } else if let Some(code) = gsm7_extension_code(ch) {
+            out.extend_from_slice(&[0x1B, code]);
+        } else {
+            out.push(b'?');
+        }
+    }
+}
+
+/// Decodes unpacked GSM 03.38 octets; unknown codes become `?`.
+pub fn gsm7_decode(octets: &[u8]) -> String {
+    let basic: Vec<char> = GSM_BASIC.chars().collect();
+    let mut out = String::with_capacity(octets.len());
+    let mut escaped = false;
+    for &code in octets {
+        let code = code & 0x7F;
+        if escaped {
+            escaped = false;
+            let ch = GSM_EXTENSION
+                .chars()
+                .find(|&c| gsm7_extension_code(c) == Some(code));
+            out.push(ch.unwrap_or('?'));
+        } else if code == 0x1B {
+            escaped = true;
+        } else {
+            let index = if code > 0x1B { code - 1 } else { code } as usize;
+            out.push(basic.get(index).copied().unwrap_or('?'));
+        }
+    }
+    out
+}
+
+/// Encodes text as UCS-2 / UTF-16BE (SMPP data_coding 8).
+pub fn ucs2_encode(text: &str, out: &mut Vec<u8>) {
+    for unit in text.encode_utf16() {
+        out.extend_from_slice(&unit.to_be_bytes());
+    }
+}
+
+/// Decodes UTF-16BE octets (an odd last octet is dropped; a lone surrogate becomes U+FFFD).
+pub fn ucs2_decode(octets: &[u8]) -> String {
+    let units: Vec<u16> = octets
+        .chunks_exact(2)
+        .map(|p| u16::from_be_bytes([p[0], p[1]]))
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gsm7_and_ucs2_octets_roundtrip() {
+        let text = "@£$ Hello {world} €5 ÄÖÑÜ§¿äöñüà ÆæßÉ_Δ\n";
+        let mut octets = Vec::new();
+        gsm7_encode(text, &mut octets);
+        assert_eq!(octets[..3], [0x00, 0x01, 0x02]);
+        assert_eq!(gsm7_decode(&octets), text);
+        // Codes past the escape are shifted: Æ is 0x1C, É 0x1F; € is 0x1B 0x65.
+        let mut one = Vec::new();
+        gsm7_encode("ÆÉ€", &mut one);
+        assert_eq!(one, [0x1C, 0x1F, 0x1B, 0x65]);
+        let mut wide = Vec::new();
+        ucs2_encode("Привет 😀", &mut wide);
+        assert_eq!(wide.len(), 2 * 9);
+        assert_eq!(ucs2_decode(&wide), "Привет 😀");
+    }
 
     #[test]
     fn table_driven_segments() {

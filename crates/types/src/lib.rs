@@ -31,8 +31,8 @@ mod sender;
 
 pub use e164::{E164, InvalidNumber, MAX_DIGITS, MIN_DIGITS, pack_digits};
 pub use encoding::{
-    Encoding, GSM7_MULTI, GSM7_SINGLE, Segmentation, UCS2_MULTI, UCS2_SINGLE, gsm7_width, is_gsm7,
-    segment, split_parts,
+    Encoding, GSM7_MULTI, GSM7_SINGLE, Segmentation, UCS2_MULTI, UCS2_SINGLE, gsm7_decode,
+    gsm7_encode, gsm7_width, is_gsm7, segment, split_parts, ucs2_decode, ucs2_encode,
 };
 pub use message::{DEFAULT_MAX_SEGMENTS, InvalidMessage, Message, MessageBuilder, MessageId};
 pub use money::{InvalidMoney, Money};
