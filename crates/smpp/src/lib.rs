@@ -2,5 +2,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
+pub mod io;
 pub mod pdu;
+pub mod server;
 pub mod sm;
+
+pub use client::{EsmeConfig, EsmeStats, SmppCarrier};
+pub use server::{Simulator, SimulatorConfig, SimulatorStats};

@@ -1,0 +1,272 @@
+//! Our ESME against our SMSC simulator over loopback TCP, and both against misbehaving peers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use smsroute_carrier::{Carrier, SubmitError, SubmitRequest};
+use smsroute_delivery::ReceiptStatus;
+use smsroute_sim::{Behaviour, ReceiptMix};
+use smsroute_smpp::pdu::{Bind, BindKind, Body, Frame, status};
+use smsroute_smpp::{EsmeConfig, Simulator, SimulatorConfig, SmppCarrier};
+use smsroute_types::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn request(text: &str) -> SubmitRequest {
+    SubmitRequest {
+        message: Arc::new(
+            Message::builder("447700900123", "ACME", text)
+                .build(10)
+                .unwrap(),
+        ),
+        attempt: 1,
+        receipt: true,
+    }
+}
+
+async fn simulator(config: SimulatorConfig) -> Simulator {
+    Simulator::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+}
+
+fn esme(sim: &Simulator, password: &str) -> EsmeConfig {
+    EsmeConfig {
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(100),
+        ..EsmeConfig::new("127.0.0.1", sim.local_addr().port(), "acme", password)
+    }
+}
+
+async fn until(mut ok: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not met within 5 s");
+}
+
+#[tokio::test]
+async fn submits_gsm_and_ucs2_multipart_and_gets_every_receipt() {
+    let sim = simulator(SimulatorConfig {
+        system_id: Some("acme".into()),
+        password: Some("secret".into()),
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let carrier = SmppCarrier::connect("sim", esme(&sim, "secret"));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    carrier.attach_receipts(tx);
+    until(|| carrier.bound() == 1).await;
+    let mut ids = Vec::new();
+    for text in ["hello", &"x".repeat(200), &"Ж".repeat(100)] {
+        let accepted = carrier.submit(request(text)).await.unwrap();
+        ids.extend(accepted.message_ids);
+    }
+    assert_eq!(ids.len(), 1 + 2 + 2, "one id per part");
+    let mut receipts = Vec::new();
+    while receipts.len() < ids.len() {
+        let r = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.status, ReceiptStatus::Delivered);
+        receipts.push(r.message_id);
+    }
+    receipts.sort();
+    ids.sort();
+    assert_eq!(receipts, ids);
+    assert_eq!(sim.stats().submits.load(Ordering::Relaxed), 5);
+    carrier.close(Duration::from_secs(1)).await;
+    assert_eq!(carrier.bound(), 0, "unbound cleanly");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_and_nothing_is_sent() {
+    let sim = simulator(SimulatorConfig {
+        system_id: Some("acme".into()),
+        password: Some("secret".into()),
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let carrier = SmppCarrier::connect("sim", esme(&sim, "wrong"));
+    until(|| sim.stats().binds_refused.load(Ordering::Relaxed) >= 2).await;
+    assert_eq!(carrier.bound(), 0);
+    assert!(
+        carrier.stats().bind_failures.load(Ordering::Relaxed) >= 2,
+        "it keeps retrying"
+    );
+    assert!(matches!(
+        carrier.submit(request("hi")).await,
+        Err(SubmitError::Unavailable(_))
+    ));
+    assert_eq!(sim.stats().submits.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_dropped_link_loses_in_flight_submits_then_reconnects() {
+    let sim = simulator(SimulatorConfig {
+        disconnect_after: Some(3),
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let carrier = SmppCarrier::connect("sim", esme(&sim, "pw"));
+    until(|| carrier.bound() == 1).await;
+    assert!(carrier.submit(request("one")).await.is_ok());
+    assert!(carrier.submit(request("two")).await.is_ok());
+    // The third submit is the one the SMSC drops the link on: outcome unknown.
+    assert_eq!(
+        carrier.submit(request("three")).await,
+        Err(SubmitError::ConnectionLost)
+    );
+    until(|| carrier.stats().binds.load(Ordering::Relaxed) >= 2 && carrier.bound() == 1).await;
+    assert!(
+        carrier.submit(request("four")).await.is_ok(),
+        "back after reconnecting"
+    );
+    assert!(carrier.stats().link_losses.load(Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_declared_dead_and_unanswered_submits_time_out() {
+    // A peer that answers the bind and then nothing at all.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut first = true;
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    if first {
+                        first = false;
+                        let mut resp = Vec::new();
+                        Frame::new(
+                            1,
+                            Body::BindResp {
+                                kind: BindKind::Transceiver,
+                                system_id: "mute".into(),
+                            },
+                        )
+                        .encode(&mut resp)
+                        .unwrap();
+                        stream.write_all(&resp).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let config = EsmeConfig {
+        enquire_link: Duration::from_millis(100),
+        response_timeout: Duration::from_millis(200),
+        submit_timeout: Duration::from_millis(150),
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(50),
+        ..EsmeConfig::new("127.0.0.1", port, "acme", "pw")
+    };
+    let carrier = SmppCarrier::connect("mute", config);
+    until(|| carrier.bound() == 1).await;
+    let answer = carrier.submit(request("hello?")).await;
+    assert!(
+        matches!(
+            answer,
+            Err(SubmitError::Timeout | SubmitError::ConnectionLost)
+        ),
+        "{answer:?}"
+    );
+    until(|| carrier.stats().link_losses.load(Ordering::Relaxed) >= 1).await;
+    until(|| carrier.stats().binds.load(Ordering::Relaxed) >= 2).await;
+}
+
+#[tokio::test]
+async fn the_simulator_answers_garbage_and_keeps_serving() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let mut raw = TcpStream::connect(sim.local_addr()).await.unwrap();
+    // A PDU with a sound length and a body the codec refuses: generic_nack, session alive.
+    let mut garbage = vec![0, 0, 0, 20, 0, 0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 9];
+    garbage.extend_from_slice(&[0xFF; 4]);
+    raw.write_all(&garbage).await.unwrap();
+    let mut header = [0u8; 16];
+    raw.read_exact(&mut header).await.unwrap();
+    let reply = Frame::decode(&header).unwrap();
+    assert_eq!(reply.body, Body::GenericNack);
+    assert_eq!(
+        (reply.sequence, reply.status),
+        (9, status::INVALID_COMMAND_LENGTH)
+    );
+    let mut enquire = Vec::new();
+    Frame::new(10, Body::EnquireLink)
+        .encode(&mut enquire)
+        .unwrap();
+    raw.write_all(&enquire).await.unwrap();
+    raw.read_exact(&mut header).await.unwrap();
+    assert_eq!(Frame::decode(&header).unwrap().body, Body::EnquireLinkResp);
+    // An impossible length: generic_nack and the session is closed.
+    raw.write_all(&[0, 0, 0, 3, 1, 2, 3]).await.unwrap();
+    raw.read_exact(&mut header).await.unwrap();
+    assert_eq!(Frame::decode(&header).unwrap().body, Body::GenericNack);
+    assert_eq!(raw.read(&mut header).await.unwrap(), 0, "closed");
+    // A submit before binding is refused, a bind after works.
+    let mut other = TcpStream::connect(sim.local_addr()).await.unwrap();
+    let mut bytes = Vec::new();
+    Frame::new(
+        1,
+        Body::Bind(Bind {
+            kind: BindKind::Transmitter,
+            system_id: "x".into(),
+            password: "y".into(),
+            system_type: "".into(),
+            interface_version: 0x34,
+        }),
+    )
+    .encode(&mut bytes)
+    .unwrap();
+    other.write_all(&bytes).await.unwrap();
+    let mut resp = vec![0u8; 64];
+    let n = other.read(&mut resp).await.unwrap();
+    assert_eq!(Frame::decode(&resp[..n]).unwrap().status, status::OK);
+    assert_eq!(sim.stats().garbage.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn the_simulators_model_and_window_apply_per_bind() {
+    let sim = simulator(SimulatorConfig {
+        behaviour: Behaviour {
+            tps_limit: Some(20.0),
+            receipts: ReceiptMix {
+                delivered: 0.0,
+                undeliverable: 1.0,
+                expired: 0.0,
+            },
+            ..Behaviour::default()
+        },
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let carrier = SmppCarrier::connect("sim", esme(&sim, "pw"));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    carrier.attach_receipts(tx);
+    until(|| carrier.bound() == 1).await;
+    let mut throttled = 0;
+    for _ in 0..40 {
+        match carrier.submit(request("hi")).await {
+            Err(SubmitError::Rejected { status: 0x58 }) => throttled += 1,
+            Ok(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // 20/s with a burst of 10: most of 40 immediate submits are throttled.
+    assert!(throttled >= 20, "{throttled}");
+    let r = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, ReceiptStatus::Undeliverable);
+}
