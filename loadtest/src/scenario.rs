@@ -563,7 +563,8 @@ impl Generate {
 }
 
 impl CarrierBehaviour {
-    fn behaviour(&self) -> Result<Behaviour, String> {
+    /// The behaviour model this describes, checked.
+    pub fn behaviour(&self) -> Result<Behaviour, String> {
         let shares = [
             self.errors.system,
             self.errors.temporary,

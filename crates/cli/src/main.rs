@@ -1,12 +1,15 @@
 //! The `smsroute` command: `check` a configuration, `explain` how a number is routed, run a
-//! `loadtest`.
+//! simulated SMSC (`sim`), `send` through real SMPP connections, run a `loadtest`.
 //!
-//! Exit codes: 0 success, 1 a load test that lost messages or left some in flight, 2 bad
-//! input (configuration, scenario, number, text or usage).
+//! Exit codes: 0 success, 1 a load test that lost messages or left some in flight, or a
+//! `send` whose messages were not all delivered, 2 bad input (configuration, scenario,
+//! number, text or usage).
 
 mod check;
 mod explain;
 mod loadtest;
+mod send;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +44,45 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a simulated SMSC (SMPP 3.4 server) until Ctrl-C.
+    Sim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:2775")]
+        listen: String,
+        /// Behaviour profile (TOML: window, disconnect_after, seed, [behaviour] as a load-test
+        /// scenario's carrier).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Accept only this system_id (with --password).
+        #[arg(long)]
+        system_id: Option<String>,
+        /// Accept only this password (with --system-id).
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Submit messages through the SMPP carriers of CONFIG; one JSON line per status event.
+    Send {
+        /// The configuration file (TOML) with `[carriers.smpp]` tables.
+        config: PathBuf,
+        /// Destination number.
+        #[arg(long)]
+        to: String,
+        /// Message text.
+        #[arg(long, default_value = "Hello from smsroute")]
+        text: String,
+        /// Sender id.
+        #[arg(long, default_value = "smsroute")]
+        from: String,
+        /// Messages to send.
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        /// Messages per second.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Seconds to wait for terminal statuses after the last submit.
+        #[arg(long, default_value_t = 30.0)]
+        wait: f64,
+    },
     /// Run a load test against simulated carriers; writes report.json and report.html.
     Loadtest {
         /// The scenario file (TOML); without one, the built-in default scenario.
@@ -70,6 +112,33 @@ fn main() -> ExitCode {
             text,
             json,
         } => explain::run(&config, &number, &text, json),
+        Command::Sim {
+            listen,
+            profile,
+            system_id,
+            password,
+        } => sim::run(&listen, profile.as_deref(), system_id, password),
+        Command::Send {
+            config,
+            to,
+            text,
+            from,
+            count,
+            rate,
+            wait,
+        } => match send::run(send::SendArgs {
+            config: &config,
+            to: &to,
+            text: &text,
+            from: &from,
+            count,
+            rate,
+            wait,
+        }) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Command::Loadtest {
             scenario,
             duration,

@@ -150,3 +150,116 @@ fn explain_rejects_bad_numbers_and_texts_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("at most 10"), "{}", stderr(&out));
 }
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn send_goes_through_the_simulator_and_reports_every_event() {
+    let port = free_port();
+    let _sim = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_smsroute"))
+            .args(["sim", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--system-id", "acme", "--password", "secret"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let dir = std::env::temp_dir().join(format!("smsroute-send-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, password: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[[carriers]]\nid = \"sim\"\ntps = 100\n[carriers.smpp]\nhost = \"127.0.0.1\"\n\
+                 port = {port}\nsystem_id = \"acme\"\npassword = \"{password}\"\n\n\
+                 [[routes]]\nprefix = \"44\"\ncarrier = \"sim\"\ncost = 0.01\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let good = write("good.toml", "secret");
+    // Wait for the simulator to listen.
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsroute"))
+        .args(["send", good.to_str().unwrap(), "--to", "+44 7700 900123"])
+        .args([
+            "--text",
+            &"Ж".repeat(80),
+            "--count",
+            "3",
+            "--rate",
+            "50",
+            "--wait",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |event: &str| lines.iter().filter(|l| l["event"] == event).count();
+    assert_eq!(
+        (count("accepted"), count("submitted"), count("delivered")),
+        (3, 3, 3)
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["event"] == "delivered")
+            .all(|l| l["carrier"] == "sim")
+    );
+
+    // A wrong password: nothing is delivered, exit 1.
+    let bad = write("bad.toml", "nope");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsroute"))
+        .args([
+            "send",
+            bad.to_str().unwrap(),
+            "--to",
+            "447700900123",
+            "--wait",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // Bad input: exit 2 with a message.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsroute"))
+        .args(["send", good.to_str().unwrap(), "--to", "12ab"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("message"));
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -262,6 +262,24 @@ impl SmppCarrier {
         }
     }
 
+    /// A carrier with no SMPP connection configured: every submit is answered
+    /// `Unavailable`, so routing fails over past it.
+    pub fn unconfigured(id: &str) -> Self {
+        SmppCarrier {
+            id: id.into(),
+            shared: Arc::new(Shared {
+                config: EsmeConfig::new("", 0, "", ""),
+                sink: Mutex::new(None),
+                aliases: Mutex::default(),
+                stats: EsmeStats::default(),
+            }),
+            sessions: Vec::new(),
+            tasks: Vec::new(),
+            next: AtomicUsize::new(0),
+            reference: AtomicU8::new(0),
+        }
+    }
+
     /// Live figures.
     pub fn stats(&self) -> &EsmeStats {
         &self.shared.stats
@@ -298,6 +316,9 @@ impl SmppCarrier {
     /// A bound session, round robin; `None` when none is bound.
     fn pick(&self) -> Option<(Arc<Session>, mpsc::Sender<Vec<u8>>)> {
         let n = self.sessions.len();
+        if n == 0 {
+            return None;
+        }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         (0..n).find_map(|i| {
             let s = &self.sessions[(start + i) % n];
