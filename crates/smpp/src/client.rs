@@ -117,6 +117,8 @@ struct Pending {
     answer: oneshot::Sender<PartAnswer>,
     _permit: OwnedSemaphorePermit,
     sent: Instant,
+    /// A receipt was asked for: learn the id's other forms.
+    receipt: bool,
 }
 
 /// One SMPP session and its link (when bound).
@@ -365,6 +367,7 @@ impl Carrier for SmppCarrier {
                     answer: tx,
                     _permit: permit,
                     sent: Instant::now(),
+                    receipt: request.receipt,
                 },
             );
             if link.send(bytes).await.is_err() {
@@ -556,7 +559,9 @@ async fn run_link(
                     continue;
                 };
                 let answer = if frame.status == status::OK {
-                    shared.aliases.lock().learn(&message_id);
+                    if p.receipt {
+                        shared.aliases.lock().learn(&message_id);
+                    }
                     Ok(message_id.into_boxed_str())
                 } else {
                     Err(SubmitError::Rejected {

@@ -58,7 +58,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 
 /// Encodes a frame for [`write_frames`]; errors surface to whoever built the frame.
 pub fn encoded(frame: &Frame) -> Result<Vec<u8>, PduError> {
-    let mut out = Vec::with_capacity(64);
+    // A submit_sm with a short text is ~100 octets: one allocation, no regrowth.
+    let mut out = Vec::with_capacity(192);
     frame.encode(&mut out)?;
     Ok(out)
 }
