@@ -49,7 +49,7 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:2775")]
         listen: String,
-        /// Behaviour profile (TOML: window, disconnect_after, seed, [behaviour] as a load-test
+        /// Behaviour profile (TOML: window, disconnect_after, seed, `[behaviour]` as a load-test
         /// scenario's carrier).
         #[arg(long)]
         profile: Option<PathBuf>,
