@@ -31,6 +31,7 @@ mod profile;
 mod report;
 mod run;
 mod scenario;
+mod smpp_mode;
 
 pub use profile::{Ramp, RateProfile, Step};
 pub use report::{CarrierReport, Marker, Quantiles, Report, Terminal, Timeline};

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use smsroute_engine::{EngineOptions, Router, SetupError};
+use std::collections::BTreeMap;
+
+use smsroute_carrier::Carrier;
+use smsroute_engine::{EngineOptions, EventStream, Router, SetupError};
 use smsroute_routing::Config;
 use smsroute_sim::SimCarrier;
 use smsroute_types::{Message, MessageId, SplitMix64};
@@ -24,6 +27,9 @@ pub enum RunError {
     /// The configuration serves no prefix to send to.
     #[error("the configuration has no routes to send messages to")]
     NoRoutes,
+    /// A simulated SMSC could not start.
+    #[error("{0}")]
+    Io(String),
 }
 
 /// How to run.
@@ -36,48 +42,131 @@ pub struct RunOptions {
 /// Distinct messages the generator cycles through (cloned, then numbered).
 const TEMPLATES: usize = 4096;
 
+/// What every mode shares: the books, the clock, the runtime, the engine options.
+pub(crate) struct Context<'a> {
+    pub prepared: &'a Prepared,
+    pub books: Arc<Books>,
+    pub runtime: tokio::runtime::Runtime,
+    pub origin: Instant,
+    pub engine: EngineOptions,
+    planned: usize,
+    seconds: usize,
+}
+
+impl Context<'_> {
+    pub fn now_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64
+    }
+}
+
 /// Runs a prepared scenario to the end and returns its report.
 pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError> {
     let scenario = &prepared.scenario;
-    let profile = &scenario.rate;
-    let duration_us = (scenario.duration_s * 1e6) as u64;
-    let total = profile.count_until(scenario.duration_s).ceil() as u64;
+    let total = scenario.rate.count_until(scenario.duration_s).ceil() as u64;
     let planned = total as usize + 1;
     let seconds = (scenario.duration_s + scenario.drain_s).ceil() as usize + 2;
-    let books = Arc::new(Books::new(planned, seconds));
-    let templates = templates(&prepared.config, &scenario.mix, scenario.seed)?;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let origin = Instant::now();
-    let now_us = move || origin.elapsed().as_micros() as u64;
-    let engine = EngineOptions {
-        max_outstanding: scenario.engine.max_outstanding,
-        inbound_capacity: scenario.engine.inbound_capacity,
-        request_receipts: scenario.mix.receipts,
-        seed: scenario.seed,
-        ..EngineOptions::default()
+    let ctx = Context {
+        prepared,
+        books: Arc::new(Books::new(planned, seconds)),
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime"),
+        origin: Instant::now(),
+        engine: EngineOptions {
+            max_outstanding: scenario.engine.max_outstanding,
+            inbound_capacity: scenario.engine.inbound_capacity,
+            request_receipts: scenario.mix.receipts,
+            seed: scenario.seed,
+            ..EngineOptions::default()
+        },
+        planned,
+        seconds,
     };
-    let (behaviours, seed, observed) = (prepared.behaviours.clone(), scenario.seed, books.clone());
-    let (router, mut events) = {
-        let _guard = runtime.enter();
-        Router::start(&prepared.config, engine, move |c| {
+    let templates = templates(&prepared.config, &scenario.mix, scenario.seed)?;
+    if scenario.mode == "smpp" {
+        crate::smpp_mode::run(&ctx, templates, options)
+    } else {
+        run_inproc(&ctx, templates, options)
+    }
+}
+
+/// Simulated carriers in this process.
+fn run_inproc(
+    ctx: &Context<'_>,
+    templates: Vec<Message>,
+    options: RunOptions,
+) -> Result<Report, RunError> {
+    let prepared = ctx.prepared;
+    let (behaviours, seed, books, origin) = (
+        prepared.behaviours.clone(),
+        prepared.scenario.seed,
+        ctx.books.clone(),
+        ctx.origin,
+    );
+    let (router, events) = {
+        let _guard = ctx.runtime.enter();
+        Router::start(&prepared.config, ctx.engine.clone(), move |c| {
             let behaviour = behaviours.get(&c.id).cloned().unwrap_or_default();
-            let books = observed.clone();
+            let books = books.clone();
             let observer = Arc::new(move |id: MessageId, after: u64| {
-                books.carrier_accepted(id.0, now_us(), after)
+                books.carrier_accepted(id.0, origin.elapsed().as_micros() as u64, after)
             });
             SimCarrier::new(&c.id, behaviour, seed ^ hash(&c.id)).with_observer(observer)
         })?
     };
+    let make = |n: u64| {
+        let mut message = templates[n as usize % templates.len()].clone();
+        message.set_id(MessageId(n + 1));
+        message
+    };
+    let reports = |router: &Router<SimCarrier>| {
+        carrier_ids(prepared)
+            .into_iter()
+            .filter_map(|id| {
+                let sim = router.carrier(router.carrier_index(&id)?)?;
+                let s = sim.stats();
+                let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                let report = CarrierReport {
+                    submitted: load(&s.submits),
+                    acked: load(&s.accepted),
+                    throttled: load(&s.throttled),
+                    temp_errors: load(&s.system_errors) + load(&s.temporary_errors),
+                    perm_errors: load(&s.permanent_errors),
+                    timeouts: load(&s.hung),
+                    max_rate_1s: sim.max_rate_1s() as f64,
+                    ..contract(prepared, &id)
+                };
+                Some((id, report))
+            })
+            .collect()
+    };
+    drive(ctx, router, events, make, reports, options)
+}
+
+/// Sends the load, drains, shuts down and builds the report; `make(n)` is message n (id n + 1),
+/// `reports` reads the carriers' own figures before the router shuts down.
+pub(crate) fn drive<C: Carrier>(
+    ctx: &Context<'_>,
+    router: Router<C>,
+    mut events: EventStream,
+    make: impl Fn(u64) -> Message,
+    reports: impl FnOnce(&Router<C>) -> BTreeMap<String, CarrierReport>,
+    options: RunOptions,
+) -> Result<Report, RunError> {
+    let prepared = ctx.prepared;
+    let scenario = &prepared.scenario;
+    let profile = &scenario.rate;
+    let books = &ctx.books;
+    let (planned, seconds) = (ctx.planned, ctx.seconds);
+    let total = planned as u64 - 1;
+    let duration_us = (scenario.duration_s * 1e6) as u64;
     // Harness time = router time + offset.
-    let offset_us = now_us().saturating_sub(router.now() / 1_000);
+    let offset_us = ctx.now_us().saturating_sub(router.now() / 1_000);
 
     let reader = {
-        let (books, handle) = (books.clone(), runtime.handle().clone());
+        let (books, handle) = (books.clone(), ctx.runtime.handle().clone());
         let carriers = prepared.config.carriers.len();
         let warmup_us = (scenario.warmup_s * 1e6) as u64;
         std::thread::spawn(move || {
@@ -98,7 +187,7 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
     let mut rss = Vec::new();
     let mut next: u64 = 0;
     loop {
-        let now = now_us();
+        let now = ctx.now_us();
         while let Some((at, config)) = reloads.next_if(|(at, _)| (*at * 1e6) as u64 <= now) {
             let label = match router.reload(config) {
                 Ok(r) => format!("reload → generation {}", r.generation),
@@ -112,9 +201,7 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
             let intended = (profile.time_of(next) * 1e6) as u64;
             let second = ((intended / 1_000_000) as usize).min(seconds - 1);
             books.intended_us[next as usize].store(intended as u32, Ordering::Relaxed);
-            let mut message = templates[next as usize % templates.len()].clone();
-            message.set_id(MessageId(next + 1));
-            match router.submit(message) {
+            match router.submit(make(next)) {
                 Ok(_) => books.accepted[second].fetch_add(1, Ordering::Relaxed),
                 Err(refusal) => {
                     let reason = REASONS.iter().position(|r| *r == refusal.reason());
@@ -122,7 +209,7 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
                     books.rejected[second].fetch_add(1, Ordering::Relaxed)
                 }
             };
-            if now_us().saturating_sub(intended) > LATE_US {
+            if ctx.now_us().saturating_sub(intended) > LATE_US {
                 books.late[second].fetch_add(1, Ordering::Relaxed);
             }
             next += 1;
@@ -132,38 +219,32 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
         }
         if progress.due(now) {
             rss.push(rss_mb());
-            progress.print(now, &books);
+            progress.print(now, books);
         }
         std::thread::sleep(Duration::from_micros(100));
     }
 
     // Drain: wait for every accepted message to finish, within drain_s.
     let accepted = Books::total(&books.accepted);
-    let drain_end = now_us() + (scenario.drain_s * 1e6) as u64;
-    while books.terminal.load(Ordering::Relaxed) < accepted && now_us() < drain_end {
+    let drain_end = ctx.now_us() + (scenario.drain_s * 1e6) as u64;
+    while books.terminal.load(Ordering::Relaxed) < accepted && ctx.now_us() < drain_end {
         std::thread::sleep(Duration::from_millis(10));
-        let now = now_us();
+        let now = ctx.now_us();
         if progress.due(now) {
             rss.push(rss_mb());
-            progress.print(now, &books);
+            progress.print(now, books);
         }
     }
     progress.finish();
-    let carriers: Vec<(String, Arc<SimCarrier>)> = carrier_ids(prepared)
-        .into_iter()
-        .filter_map(|id| {
-            let slot = router.carrier_index(&id)?;
-            Some((id, router.carrier(slot)?))
-        })
-        .collect();
-    let carrier_names: Vec<String> = (0..carriers.len() as u16 + 64)
+    let carrier_reports = reports(&router);
+    let carrier_names: Vec<String> = (0..=u16::MAX)
         .map_while(|i| {
             router
                 .carrier_id(smsroute_routing::CarrierIndex(i))
                 .map(|s| s.to_string())
         })
         .collect();
-    let shutdown = runtime.block_on(router.shutdown(Duration::ZERO));
+    let shutdown = ctx.runtime.block_on(router.shutdown(Duration::ZERO));
     let tally = reader.join().expect("the event reader does not panic");
 
     let in_flight_at_end = shutdown
@@ -172,14 +253,10 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
         .filter(|id| !tally.is_terminal(id.0))
         .count() as u64;
     let terminal: u64 = tally.terminal.iter().sum();
-    let carrier_reports = carriers
-        .iter()
-        .map(|(id, sim)| (id.clone(), carrier_report(prepared, id, sim)))
-        .collect();
-    let timeline = Timeline::build(&tally, &books, &carrier_names, markers, rss);
+    let timeline = Timeline::build(&tally, books, &carrier_names, markers, rss);
     Ok(Report::new(
         prepared,
-        &books,
+        books,
         &tally,
         accepted,
         terminal,
@@ -189,8 +266,27 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
     ))
 }
 
+/// A carrier's report with only its contract filled in.
+pub(crate) fn contract(prepared: &Prepared, id: &str) -> CarrierReport {
+    let contract = std::iter::once(&prepared.config)
+        .chain(prepared.reloads.iter().map(|(_, c)| c))
+        .flat_map(|c| c.carriers.iter())
+        .find(|c| c.id == id);
+    CarrierReport {
+        tps: contract.map_or(0, |c| c.tps),
+        burst: contract.map_or(0, |c| c.burst),
+        submitted: 0,
+        acked: 0,
+        throttled: 0,
+        temp_errors: 0,
+        perm_errors: 0,
+        timeouts: 0,
+        max_rate_1s: 0.0,
+    }
+}
+
 /// Every carrier id the run may see: configured at start or added by a reload.
-fn carrier_ids(prepared: &Prepared) -> Vec<String> {
+pub(crate) fn carrier_ids(prepared: &Prepared) -> Vec<String> {
     let mut ids: Vec<String> = prepared
         .config
         .carriers
@@ -205,26 +301,6 @@ fn carrier_ids(prepared: &Prepared) -> Vec<String> {
         }
     }
     ids
-}
-
-fn carrier_report(prepared: &Prepared, id: &str, sim: &SimCarrier) -> CarrierReport {
-    let contract = std::iter::once(&prepared.config)
-        .chain(prepared.reloads.iter().map(|(_, c)| c))
-        .flat_map(|c| c.carriers.iter())
-        .find(|c| c.id == id);
-    let s = sim.stats();
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    CarrierReport {
-        tps: contract.map_or(0, |c| c.tps),
-        burst: contract.map_or(0, |c| c.burst),
-        submitted: load(&s.submits),
-        acked: load(&s.accepted),
-        throttled: load(&s.throttled),
-        temp_errors: load(&s.system_errors) + load(&s.temporary_errors),
-        perm_errors: load(&s.permanent_errors),
-        timeouts: load(&s.hung),
-        max_rate_1s: sim.max_rate_1s() as f64,
-    }
 }
 
 fn fault_markers(prepared: &Prepared) -> Vec<Marker> {
@@ -243,7 +319,7 @@ fn fault_markers(prepared: &Prepared) -> Vec<Marker> {
 }
 
 /// FNV-1a, to give each carrier its own seed.
-fn hash(id: &str) -> u64 {
+pub(crate) fn hash(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })

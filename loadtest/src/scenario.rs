@@ -27,7 +27,8 @@ pub struct ScenarioError {
 pub struct Scenario {
     /// Name in the report.
     pub name: String,
-    /// `inproc` (simulated carriers in this process); `smpp` comes with the SMPP issue.
+    /// `inproc` (simulated carriers in this process) or `smpp` (the same simulated carriers
+    /// behind SMPP sessions on loopback TCP).
     #[serde(default = "default_mode")]
     pub mode: String,
     /// Seconds of load.
@@ -255,6 +256,9 @@ pub struct CarrierBehaviour {
     /// Delay from accepting to the receipt.
     #[serde(default)]
     pub receipt_delay_ms: LatencySpec,
+    /// `smpp` mode: the simulated SMSC drops each session after this many submits (the
+    /// last one unanswered), so the ESME must reconnect.
+    pub smpp_disconnect_after: Option<u64>,
 }
 
 /// What goes wrong.
@@ -408,9 +412,9 @@ impl Scenario {
     /// Resolves the config, behaviours and faults, checking every reference.
     pub fn prepare(mut self, base: &Path) -> Result<Prepared, String> {
         self.rate.ramp_s = self.duration_s;
-        if self.mode != "inproc" {
+        if self.mode != "inproc" && self.mode != "smpp" {
             return Err(format!(
-                "mode \"{}\": only \"inproc\" runs here (\"smpp\" arrives with the SMPP sessions)",
+                "mode \"{}\": expected \"inproc\" or \"smpp\"",
                 self.mode
             ));
         }

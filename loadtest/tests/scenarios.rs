@@ -35,6 +35,7 @@ fn every_shipped_scenario_and_the_default_are_valid() {
         "outage-failover",
         "overload",
         "reload-under-load",
+        "smpp-disconnects",
         "throttle-storm",
     ] {
         assert!(
@@ -75,7 +76,10 @@ fn bad_scenarios_say_what_is_wrong() {
             "needs `config`",
         ),
         (&BASE.replace("constant = 100", "constant = 0"), "rate:"),
-        (&format!("{BASE}mode = \"smpp\"\n"), "only \"inproc\""),
+        (
+            &format!("{BASE}mode = \"pigeon\"\n"),
+            "expected \"inproc\" or \"smpp\"",
+        ),
         (
             &BASE.replace("prefixes = 30", "prefixes = 3"),
             "config.generate: prefixes",

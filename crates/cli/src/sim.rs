@@ -57,6 +57,7 @@ pub fn run(
         seed: profile.seed,
         window: profile.window,
         disconnect_after: profile.disconnect_after,
+        observer: None,
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {

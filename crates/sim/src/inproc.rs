@@ -43,9 +43,10 @@ pub struct SimStats {
 /// the router).
 pub type AcceptObserver = Arc<dyn Fn(MessageId, Nanos) + Send + Sync>;
 
-/// Segments received per sliding second, in 10 ms steps.
+/// Segments received per sliding second, in 10 ms steps: the highest count any one-second
+/// window saw.
 #[derive(Debug)]
-struct RateMeter {
+pub struct RateMeter {
     buckets: [u64; METER_BUCKETS],
     /// The current 10 ms step.
     step: u64,
@@ -56,8 +57,15 @@ struct RateMeter {
 const METER_BUCKETS: usize = 100;
 const METER_STEP: Nanos = 10_000_000;
 
+impl Default for RateMeter {
+    fn default() -> Self {
+        RateMeter::new()
+    }
+}
+
 impl RateMeter {
-    fn new() -> Self {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
         RateMeter {
             buckets: [0; METER_BUCKETS],
             step: 0,
@@ -66,7 +74,8 @@ impl RateMeter {
         }
     }
 
-    fn add(&mut self, now: Nanos, segments: u64) {
+    /// `segments` arrived at `now` (nanoseconds, never decreasing by more than a step).
+    pub fn add(&mut self, now: Nanos, segments: u64) {
         let step = now / METER_STEP;
         if step > self.step {
             // Steps that slid out of the second are forgotten.
@@ -81,6 +90,11 @@ impl RateMeter {
         self.buckets[(step % METER_BUCKETS as u64) as usize] += segments;
         self.sum += segments;
         self.max = self.max.max(self.sum);
+    }
+
+    /// The most segments within any one second so far.
+    pub fn max(&self) -> u64 {
+        self.max
     }
 }
 

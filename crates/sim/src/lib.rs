@@ -23,7 +23,7 @@
 mod inproc;
 mod model;
 
-pub use inproc::{AcceptObserver, SimCarrier, SimStats};
+pub use inproc::{AcceptObserver, RateMeter, SimCarrier, SimStats};
 pub use model::{
     Behaviour, Decision, ErrorMix, Latency, Nanos, Outage, OutageKind, ReceiptMix, Reply, SimModel,
     status,

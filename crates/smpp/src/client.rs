@@ -154,14 +154,21 @@ impl Session {
 /// the form the engine registered; bounded, oldest forgotten first.
 #[derive(Default)]
 struct Aliases {
+    /// Another form → the id as the submit_sm_resp gave it.
     map: HashMap<String, Box<str>>,
-    order: VecDeque<String>,
+    /// Ids as given: a receipt naming one of these means that one, never an alias.
+    originals: std::collections::HashSet<Box<str>>,
+    /// Insertion order, oldest first: (key, is an original).
+    order: VecDeque<(Box<str>, bool)>,
 }
 
 const ALIASES: usize = 200_000;
 
 impl Aliases {
     fn learn(&mut self, id: &str) {
+        if self.originals.insert(id.into()) {
+            self.order.push_back((id.into(), true));
+        }
         let trimmed = id.trim_start_matches('0');
         let mut forms: SmallVec<[String; 3]> = SmallVec::new();
         if trimmed.len() != id.len() && !trimmed.is_empty() {
@@ -179,18 +186,29 @@ impl Aliases {
         }
         for form in forms {
             if form != id && !self.map.contains_key(&form) {
-                self.map.insert(form.clone(), id.into());
-                self.order.push_back(form);
+                self.order.push_back((form.as_str().into(), false));
+                self.map.insert(form, id.into());
             }
         }
         while self.order.len() > ALIASES {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
+            match self.order.pop_front() {
+                Some((old, true)) => {
+                    self.originals.remove(&old);
+                }
+                Some((old, false)) => {
+                    self.map.remove(&*old);
+                }
+                None => break,
             }
         }
     }
 
+    /// The id a receipt means: itself when it is a known id, else the id one of its other
+    /// forms points to.
     fn resolve(&self, id: &str) -> Option<Box<str>> {
+        if self.originals.contains(id) {
+            return None;
+        }
         self.map
             .get(id)
             .or_else(|| self.map.get(&id.to_ascii_lowercase()))
@@ -413,6 +431,9 @@ async fn supervise(session: Arc<Session>, shared: Arc<Shared>) {
                 run_link(&session, &shared, reader, link).await;
                 *session.link.lock() = None;
                 writer.abort();
+                // Once the writer is gone no send can succeed, so every submit either sees its
+                // send fail or has its pending entry drained below: none is left waiting.
+                let _ = writer.await;
                 shared.stats.link_losses.fetch_add(1, Ordering::Relaxed);
                 session.fail_pending(SubmitError::ConnectionLost, &shared.stats);
             }
@@ -653,5 +674,39 @@ fn expire_pending(session: &Session, timeout: Duration) {
     };
     for p in expired {
         let _ = p.answer.send(Err(SubmitError::Timeout));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipt_ids_in_other_forms_map_back_but_real_ids_stay_themselves() {
+        let mut a = Aliases::default();
+        a.learn("1a2b");
+        a.learn("10");
+        a.learn("0000042");
+        assert_eq!(
+            a.resolve("6699").as_deref(),
+            Some("1a2b"),
+            "decimal of hex 1a2b"
+        );
+        assert_eq!(
+            a.resolve("1A2B"),
+            None,
+            "case alone: the engine's map has it as given"
+        );
+        assert_eq!(a.resolve("42").as_deref(), Some("0000042"), "leading zeros");
+        assert_eq!(
+            a.resolve("2a").as_deref(),
+            Some("0000042"),
+            "hex of decimal 42"
+        );
+        // "16" is the decimal form of hex "10", but once "16" is a real id it means itself.
+        assert_eq!(a.resolve("16").as_deref(), Some("10"));
+        a.learn("16");
+        assert_eq!(a.resolve("16"), None);
+        assert_eq!(a.resolve("unknown"), None);
     }
 }

@@ -9,4 +9,4 @@ pub mod server;
 pub mod sm;
 
 pub use client::{EsmeConfig, EsmeStats, SmppCarrier};
-pub use server::{Simulator, SimulatorConfig, SimulatorStats};
+pub use server::{Simulator, SimulatorConfig, SimulatorStats, SubmitObserver};

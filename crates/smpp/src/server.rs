@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use smsroute_delivery::ReceiptStatus;
-use smsroute_sim::{Behaviour, Reply, SimModel};
+use smsroute_sim::{Behaviour, RateMeter, Reply, SimModel};
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -21,6 +21,20 @@ use tokio::time::Instant;
 use crate::io::{Read, encoded, read_frame, write_frames};
 use crate::pdu::{Address, BindKind, Body, Frame, ShortMessage, status};
 use crate::sm::{ESM_RECEIPT, receipt_text};
+
+/// Called for every submit_sm the simulator accepts, with how long until it answers (load
+/// tests use it to keep their own books).
+#[derive(Clone)]
+pub struct SubmitObserver(pub Arc<ObserveSubmit>);
+
+/// What a [`SubmitObserver`] calls: the accepted submit and how long until it is answered.
+pub type ObserveSubmit = dyn Fn(&ShortMessage, u64) + Send + Sync;
+
+impl std::fmt::Debug for SubmitObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubmitObserver")
+    }
+}
 
 /// How the simulator behaves.
 #[derive(Clone, Debug, Default)]
@@ -37,6 +51,8 @@ pub struct SimulatorConfig {
     pub window: usize,
     /// Close each session after this many submits (the last one unanswered).
     pub disconnect_after: Option<u64>,
+    /// Told of every accepted submit.
+    pub observer: Option<SubmitObserver>,
 }
 
 /// What the simulator saw.
@@ -54,8 +70,14 @@ pub struct SimulatorStats {
     pub accepted: AtomicU64,
     /// Answered ESME_RTHROTTLED (own limit or window).
     pub throttled: AtomicU64,
-    /// Refused with another status.
+    /// Refused with another status (the three below together).
     pub refused: AtomicU64,
+    /// Refused with ESME_RSYSERR.
+    pub system_errors: AtomicU64,
+    /// Refused with ESME_RX_T_APPN.
+    pub temporary_errors: AtomicU64,
+    /// Refused with another status.
+    pub permanent_errors: AtomicU64,
     /// Never answered.
     pub hung: AtomicU64,
     /// deliver_sm receipts sent.
@@ -64,6 +86,8 @@ pub struct SimulatorStats {
     pub garbage: AtomicU64,
     /// Sessions closed by `disconnect_after`.
     pub disconnects: AtomicU64,
+    /// Submits per sliding second.
+    pub rate: Mutex<RateMeter>,
 }
 
 /// A running simulator.
@@ -74,8 +98,24 @@ pub struct Simulator {
     accept: JoinHandle<()>,
 }
 
-/// Sessions bound to receive, by system_id: where receipts for transmitter binds go.
-type Receivers = Arc<Mutex<HashMap<String, Vec<mpsc::Sender<Vec<u8>>>>>>;
+/// A session's way out for deliver_sm, with those not yet answered: an SMSC keeps a receipt
+/// until the ESME acknowledged it, and redelivers it on another session if this one dies.
+struct Outbox {
+    tx: mpsc::Sender<Vec<u8>>,
+    unacked: Mutex<HashMap<u32, Frame>>,
+    sequence: AtomicU32,
+    /// The session has ended: its unacknowledged receipts were (or are being) handed on.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Outbox {
+    fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire) && !self.tx.is_closed()
+    }
+}
+
+/// Sessions bound to receive (transceivers and receivers), by system_id.
+type Receivers = Arc<Mutex<HashMap<String, Vec<Arc<Outbox>>>>>;
 
 struct Shared {
     config: SimulatorConfig,
@@ -145,7 +185,12 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
     );
     let mut bound: Option<(BindKind, String)> = None;
     let outstanding = Arc::new(AtomicUsize::new(0));
-    let sequence = Arc::new(AtomicU32::new(1));
+    let outbox = Arc::new(Outbox {
+        tx: tx.clone(),
+        unacked: Mutex::new(HashMap::new()),
+        sequence: AtomicU32::new(1),
+        closed: std::sync::atomic::AtomicBool::new(false),
+    });
     let mut submits = 0u64;
     let stats = &shared.stats;
     let send = |frame: Frame| {
@@ -213,7 +258,7 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
                                 .lock()
                                 .entry(bind.system_id.clone())
                                 .or_default()
-                                .push(tx.clone());
+                                .push(outbox.clone());
                         }
                         bound = Some((bind.kind, bind.system_id));
                     }
@@ -251,6 +296,7 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
                     continue;
                 }
                 let now = shared.origin.elapsed().as_nanos() as u64;
+                stats.rate.lock().add(now, 1);
                 let wants_receipt = sm.registered_delivery & 1 == 1;
                 let decision = model.decide(now, 1, wants_receipt);
                 let (frame, receipt) = match decision.reply {
@@ -259,16 +305,23 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
                         continue;
                     }
                     Reply::Reject(code) => {
-                        let counter = if code == status::THROTTLED {
-                            &stats.throttled
-                        } else {
-                            &stats.refused
+                        let counter = match code {
+                            status::THROTTLED => &stats.throttled,
+                            status::SYSTEM_ERROR => &stats.system_errors,
+                            smsroute_sim::status::TEMPORARY => &stats.temporary_errors,
+                            _ => &stats.permanent_errors,
                         };
                         counter.fetch_add(1, Ordering::Relaxed);
+                        if code != status::THROTTLED {
+                            stats.refused.fetch_add(1, Ordering::Relaxed);
+                        }
                         (answer(code, ""), None)
                     }
                     Reply::Accept(_) => {
                         stats.accepted.fetch_add(1, Ordering::Relaxed);
+                        if let Some(observer) = &shared.config.observer {
+                            (observer.0)(&sm, decision.respond_after);
+                        }
                         let id = format!("{:x}", shared.next_id.fetch_add(1, Ordering::Relaxed));
                         let receipt = decision
                             .receipts
@@ -292,26 +345,13 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
                     });
                 }
                 if let Some((id, receipt_delay, outcome)) = receipt {
-                    let target = if *kind == BindKind::Transmitter {
-                        let receivers = shared.receivers.lock();
-                        receivers
-                            .get(system_id)
-                            .and_then(|r| r.iter().find(|s| !s.is_closed()).cloned())
-                    } else {
-                        Some(tx.clone())
-                    };
-                    if let Some(target) = target {
-                        let deliver = receipt_pdu(&sm, &id, outcome, sequence.clone());
-                        let stats = shared.stats.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(Duration::from_nanos(delay + receipt_delay)).await;
-                            if let Ok(bytes) = encoded(&deliver)
-                                && target.send(bytes).await.is_ok()
-                            {
-                                stats.receipts.fetch_add(1, Ordering::Relaxed);
-                            }
-                        });
-                    }
+                    let own = (*kind != BindKind::Transmitter).then(|| outbox.clone());
+                    let deliver = receipt_pdu(&sm, &id, outcome);
+                    let (shared, system_id) = (shared.clone(), system_id.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_nanos(delay + receipt_delay)).await;
+                        forward_receipt(&shared, &system_id, own, deliver).await;
+                    });
                 }
             }
             Body::EnquireLink => send(Frame::new(seq, Body::EnquireLinkResp)).await,
@@ -319,8 +359,10 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
                 send(Frame::new(seq, Body::UnbindResp)).await;
                 break;
             }
-            Body::DeliverSmResp
-            | Body::EnquireLinkResp
+            Body::DeliverSmResp => {
+                outbox.unacked.lock().remove(&seq);
+            }
+            Body::EnquireLinkResp
             | Body::GenericNack
             | Body::UnbindResp
             | Body::BindResp { .. }
@@ -330,10 +372,17 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
             }
         }
     }
-    if let Some((_, system_id)) = &bound
-        && let Some(list) = shared.receivers.lock().get_mut(system_id)
-    {
-        list.retain(|s| !s.same_channel(&tx));
+    if let Some((_, system_id)) = &bound {
+        if let Some(list) = shared.receivers.lock().get_mut(system_id) {
+            list.retain(|o| !Arc::ptr_eq(o, &outbox));
+        }
+        // Receipts this session never acknowledged go out again on another one.
+        outbox.closed.store(true, Ordering::Release);
+        let unacked: Vec<Frame> = outbox.unacked.lock().drain().map(|(_, f)| f).collect();
+        for deliver in unacked {
+            let (shared, system_id) = (shared.clone(), system_id.clone());
+            tokio::spawn(async move { forward_receipt(&shared, &system_id, None, deliver).await });
+        }
     }
     // Let queued answers (the unbind_resp) go out, then close the socket: receipt tasks may
     // still hold the channel, so the writer is stopped rather than waited for.
@@ -346,6 +395,60 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
     writer.abort();
 }
 
+/// How long a receipt waits for a session to deliver it on.
+const RECEIPT_HOLD: Duration = Duration::from_secs(60);
+
+/// Delivers a receipt on the submitting session, or, when that one is gone, on any session
+/// of the same system_id able to receive; none bound yet: it waits (store and forward, as an
+/// SMSC does), up to [`RECEIPT_HOLD`]. The session keeps it until its deliver_sm_resp.
+async fn forward_receipt(
+    shared: &Shared,
+    system_id: &str,
+    own: Option<Arc<Outbox>>,
+    mut deliver: Frame,
+) {
+    let deadline = Instant::now() + RECEIPT_HOLD;
+    loop {
+        let target = own.clone().filter(|o| o.is_open()).or_else(|| {
+            let receivers = shared.receivers.lock();
+            receivers
+                .get(system_id)
+                .and_then(|r| r.iter().find(|o| o.is_open()).cloned())
+        });
+        let Some(target) = target else {
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        deliver.sequence = target.sequence.fetch_add(1, Ordering::Relaxed);
+        let Ok(bytes) = encoded(&deliver) else {
+            return;
+        };
+        target
+            .unacked
+            .lock()
+            .insert(deliver.sequence, deliver.clone());
+        if !target.is_open() {
+            // Its session ended between the pick and the insert: take it back and retry,
+            // unless the session's end already handed it on.
+            if target.unacked.lock().remove(&deliver.sequence).is_none() {
+                return;
+            }
+            continue;
+        }
+        if target.tx.send(bytes).await.is_ok() {
+            shared.stats.receipts.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // Closed meanwhile: its session end hands the receipt on, unless it already ran.
+        if target.unacked.lock().remove(&deliver.sequence).is_none() {
+            return;
+        }
+    }
+}
+
 fn nack(code: u32, sequence: u32) -> Frame {
     Frame {
         status: code,
@@ -356,12 +459,7 @@ fn nack(code: u32, sequence: u32) -> Frame {
 
 /// The deliver_sm receipt for a submit: source and destination swapped, esm_class 0x04, the
 /// standard text and the receipted_message_id and message_state TLVs.
-fn receipt_pdu(
-    submit: &ShortMessage,
-    id: &str,
-    outcome: ReceiptStatus,
-    sequence: Arc<AtomicU32>,
-) -> Frame {
+fn receipt_pdu(submit: &ShortMessage, id: &str, outcome: ReceiptStatus) -> Frame {
     let (stat, state) = match outcome {
         ReceiptStatus::Delivered => ("DELIVRD", 2),
         ReceiptStatus::Expired => ("EXPIRED", 3),
@@ -372,7 +470,7 @@ fn receipt_pdu(
     let date = smpp_date(SystemTime::now());
     let text = receipt_text(id, stat, 0, &date, &date);
     Frame::new(
-        sequence.fetch_add(1, Ordering::Relaxed),
+        0, // set when it is sent
         Body::DeliverSm(ShortMessage {
             source: submit.destination.clone(),
             destination: Address {

@@ -95,10 +95,8 @@ async fn a_wrong_password_is_refused_and_nothing_is_sent() {
     let carrier = SmppCarrier::connect("sim", esme(&sim, "wrong"));
     until(|| sim.stats().binds_refused.load(Ordering::Relaxed) >= 2).await;
     assert_eq!(carrier.bound(), 0);
-    assert!(
-        carrier.stats().bind_failures.load(Ordering::Relaxed) >= 2,
-        "it keeps retrying"
-    );
+    // It keeps retrying (its own count may lag the simulator's by one).
+    until(|| carrier.stats().bind_failures.load(Ordering::Relaxed) >= 2).await;
     assert!(matches!(
         carrier.submit(request("hi")).await,
         Err(SubmitError::Unavailable(_))
@@ -269,4 +267,37 @@ async fn the_simulators_model_and_window_apply_per_bind() {
         .unwrap()
         .unwrap();
     assert_eq!(r.status, ReceiptStatus::Undeliverable);
+}
+
+#[tokio::test]
+async fn repeated_disconnects_keep_reconnecting_and_deliver_receipts() {
+    let sim = simulator(SimulatorConfig {
+        disconnect_after: Some(5),
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let carrier = SmppCarrier::connect("sim", esme(&sim, "pw"));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+    carrier.attach_receipts(tx);
+    let (mut ok, mut lost) = (0, 0);
+    for _ in 0..40 {
+        until(|| carrier.bound() == 1).await;
+        match carrier.submit(request("hi")).await {
+            Ok(_) => ok += 1,
+            Err(SubmitError::ConnectionLost) => lost += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        (ok, lost),
+        (32, 8),
+        "every fifth submit of a session is dropped with it"
+    );
+    assert!(carrier.stats().binds.load(Ordering::Relaxed) >= 8);
+    for _ in 0..ok {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("every accepted submit's receipt arrives, across reconnects")
+            .unwrap();
+    }
 }

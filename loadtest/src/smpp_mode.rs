@@ -1,0 +1,151 @@
+//! `mode = "smpp"`: every carrier is a simulated SMSC on loopback TCP, reached through real
+//! SMPP sessions (our ESME), with the same behaviour models as in-process.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use smsroute_delivery::RetryPolicy;
+use smsroute_engine::Router;
+use smsroute_smpp::pdu::ShortMessage;
+use smsroute_smpp::sm::text_of;
+use smsroute_smpp::{EsmeConfig, Simulator, SimulatorConfig, SmppCarrier, SubmitObserver};
+use smsroute_types::{Message, MessageId};
+
+use crate::report::{CarrierReport, Report};
+use crate::run::{Context, RunError, RunOptions, carrier_ids, contract, drive, hash};
+
+/// The message number the harness writes at the start of every text (`#123# …`), read back
+/// from the first part a simulator accepts: the simulator's own view of what it accepted.
+fn marked_id(sm: &ShortMessage) -> Option<u64> {
+    let (concat, text) = text_of(sm);
+    if concat.is_some_and(|c| c.part != 1) {
+        return None;
+    }
+    text.strip_prefix('#')?.split('#').next()?.parse().ok()
+}
+
+pub(crate) fn run(
+    ctx: &Context<'_>,
+    templates: Vec<Message>,
+    options: RunOptions,
+) -> Result<Report, RunError> {
+    let prepared = ctx.prepared;
+    let ids = carrier_ids(prepared);
+    let (books, origin) = (ctx.books.clone(), ctx.origin);
+    let observer = SubmitObserver(Arc::new(move |sm: &ShortMessage, after: u64| {
+        if let Some(id) = marked_id(sm) {
+            books.carrier_accepted(id, origin.elapsed().as_micros() as u64, after);
+        }
+    }));
+    let simulators: BTreeMap<String, Simulator> = ctx.runtime.block_on(async {
+        let mut sims = BTreeMap::new();
+        for id in &ids {
+            let config = SimulatorConfig {
+                behaviour: prepared.behaviours.get(id).cloned().unwrap_or_default(),
+                seed: prepared.scenario.seed ^ hash(id),
+                disconnect_after: prepared
+                    .scenario
+                    .carriers
+                    .get(id)
+                    .and_then(|c| c.smpp_disconnect_after),
+                observer: Some(observer.clone()),
+                ..SimulatorConfig::default()
+            };
+            let sim = Simulator::start("127.0.0.1:0".parse().expect("an address"), config)
+                .await
+                .map_err(|e| RunError::Io(format!("simulated SMSC for {id}: {e}")))?;
+            sims.insert(id.clone(), sim);
+        }
+        Ok::<_, RunError>(sims)
+    })?;
+    let ports: BTreeMap<String, u16> = simulators
+        .iter()
+        .map(|(id, s)| (id.clone(), s.local_addr().port()))
+        .collect();
+    let timeout = Duration::from_nanos(RetryPolicy::from(&prepared.config.retry).submit_timeout);
+    let (router, events) = {
+        let _guard = ctx.runtime.enter();
+        Router::start(&prepared.config, ctx.engine.clone(), move |c| {
+            let port = ports.get(&c.id).copied().unwrap_or(0);
+            let config = EsmeConfig {
+                window: c.window,
+                submit_timeout: timeout + Duration::from_secs(1),
+                reconnect_min: Duration::from_millis(20),
+                reconnect_max: Duration::from_millis(500),
+                ..EsmeConfig::new("127.0.0.1", port, "loadtest", "secret")
+            };
+            SmppCarrier::connect(&c.id, config)
+        })?
+    };
+    // Wait for every session to bind before the clock of the load starts mattering.
+    ctx.runtime.block_on(async {
+        for _ in 0..500 {
+            let bound = ids.iter().all(|id| {
+                router
+                    .carrier_index(id)
+                    .and_then(|i| router.carrier(i))
+                    .is_none_or(|c| c.bound() > 0)
+            });
+            if bound {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let max_segments = prepared.config.limits.max_segments;
+    let make = |n: u64| {
+        let t = &templates[n as usize % templates.len()];
+        let text = format!("#{}# {}", n + 1, t.text());
+        Message::builder(t.to().as_str(), t.from().as_str(), &text)
+            .id(MessageId(n + 1))
+            .build(max_segments)
+            .unwrap_or_else(|_| {
+                let mut m = t.clone();
+                m.set_id(MessageId(n + 1));
+                m
+            })
+    };
+    let reports = |_: &Router<SmppCarrier>| {
+        simulators
+            .iter()
+            .map(|(id, sim)| {
+                let s = sim.stats();
+                let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                let report = CarrierReport {
+                    submitted: load(&s.submits),
+                    acked: load(&s.accepted),
+                    throttled: load(&s.throttled),
+                    temp_errors: load(&s.system_errors) + load(&s.temporary_errors),
+                    perm_errors: load(&s.permanent_errors),
+                    timeouts: load(&s.hung),
+                    max_rate_1s: s.rate.lock().max() as f64,
+                    ..contract(prepared, id)
+                };
+                (id.clone(), report)
+            })
+            .collect()
+    };
+    drive(ctx, router, events, make, reports, options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smsroute_smpp::sm::submit_parts;
+
+    #[test]
+    fn the_marker_is_read_from_the_first_part_only() {
+        let m = Message::builder("447700900123", "ACME", &format!("#42# {}", "x".repeat(200)))
+            .build(10)
+            .unwrap();
+        let parts = submit_parts(&m, 1, false);
+        assert_eq!(marked_id(&parts[0]), Some(42));
+        assert_eq!(marked_id(&parts[1]), None);
+        let u = Message::builder("447700900123", "ACME", "#7# Привет")
+            .build(10)
+            .unwrap();
+        assert_eq!(marked_id(&submit_parts(&u, 1, false)[0]), Some(7));
+    }
+}
