@@ -53,6 +53,17 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Position in `smsroute_metrics::REJECTION_REASONS`.
+    fn index(&self) -> usize {
+        match self {
+            Rejection::Invalid(_) => 0,
+            Rejection::Blocked => 1,
+            Rejection::NoRoute => 2,
+            Rejection::Overloaded => 3,
+            Rejection::ShuttingDown => 4,
+        }
+    }
+
     /// A short name for metrics and reports: `invalid`, `blocked`, `no_route`, `overloaded`,
     /// `shutting_down`.
     pub fn reason(&self) -> &'static str {
@@ -188,7 +199,16 @@ impl<C: Carrier> Router<C> {
             options,
             next_id: AtomicU64::new(1),
             stopped: AtomicBool::new(false),
+            metrics: smsroute_metrics::EngineMetrics::register(),
         });
+        {
+            let snapshot = shared.snapshot.load();
+            shared.metrics.table_generation.set(1.0);
+            shared
+                .metrics
+                .table_prefixes
+                .set(snapshot.table.stats().prefixes as f64);
+        }
         let (control, control_rx) = mpsc::unbounded_channel();
         let (matched_tx, matched_rx) = mpsc::channel(RECEIPT_QUEUE);
         let router = Router {
@@ -209,7 +229,15 @@ impl<C: Carrier> Router<C> {
 
     /// Routes a message and queues it for its carriers; never waits. The id is the message's
     /// own when it has one (non-zero), else the router assigns the next one.
-    pub fn submit(&self, mut message: Message) -> Result<MessageId, Rejection> {
+    pub fn submit(&self, message: Message) -> Result<MessageId, Rejection> {
+        let answer = self.route_and_queue(message);
+        if let Err(refusal) = &answer {
+            self.shared.metrics.rejected[refusal.index()].increment(1);
+        }
+        answer
+    }
+
+    fn route_and_queue(&self, mut message: Message) -> Result<MessageId, Rejection> {
         let shared = &*self.shared;
         if shared.stopped.load(Ordering::Relaxed) {
             return Err(Rejection::ShuttingDown);
@@ -273,6 +301,21 @@ impl<C: Carrier> Router<C> {
     /// connected; removed ones drain. Messages already accepted keep their candidates and
     /// retry policy; new messages use the new table.
     pub fn reload(&self, config: &Config) -> Result<ReloadReport, SetupError> {
+        let answer = self.swap_in(config);
+        let m = &self.shared.metrics;
+        match &answer {
+            Ok(report) => {
+                m.reloads_ok.increment(1);
+                m.table_generation.set(report.generation as f64);
+                let prefixes = self.shared.snapshot.load().table.stats().prefixes;
+                m.table_prefixes.set(prefixes as f64);
+            }
+            Err(_) => m.reloads_failed.increment(1),
+        }
+        answer
+    }
+
+    fn swap_in(&self, config: &Config) -> Result<ReloadReport, SetupError> {
         let mut factory = self.factory.lock();
         let table = RouteTable::compile(config)?;
         let current = self.shared.snapshot.load_full();

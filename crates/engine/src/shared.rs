@@ -45,6 +45,8 @@ pub(crate) struct Shared<C> {
     pub next_id: AtomicU64,
     /// The dispatcher has ended.
     pub stopped: AtomicBool,
+    /// Router-wide metric handles.
+    pub metrics: smsroute_metrics::EngineMetrics,
 }
 
 impl<C> Shared<C> {

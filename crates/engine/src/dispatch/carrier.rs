@@ -4,7 +4,8 @@ use std::collections::VecDeque;
 
 use smsroute_delivery::Nanos;
 use smsroute_health::{CarrierTracker, HealthConfig, InvalidHealthConfig};
-use smsroute_routing::CarrierHealth;
+use smsroute_metrics::{CarrierMetrics, SubmitResult};
+use smsroute_routing::{CarrierHealth, HealthState};
 use smsroute_throttle::{AdaptiveConfig, AdaptiveRate};
 
 use crate::dlr::EntryKey;
@@ -29,10 +30,66 @@ pub(crate) struct CarrierState {
     pub published: CarrierHealth,
     /// When probe permits were last handed out.
     pub permits_at: Option<Nanos>,
+    /// Metric handles, registered once.
+    pub metrics: CarrierMetrics,
+    /// Counts since the last flush to the metric handles (the hot path only adds here).
+    pub counts: CarrierCounts,
+}
+
+/// Per-carrier counts the dispatcher accumulates between metric flushes.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CarrierCounts {
+    pub submits: [u64; 6],
+    pub retries: u64,
+    pub failovers: u64,
+    pub segments: u64,
+    pub receipts: [u64; 4],
+}
+
+impl CarrierState {
+    /// Adds the accumulated counts to the metric handles and the gauges' current values.
+    pub fn flush_metrics(&mut self) {
+        let c = std::mem::take(&mut self.counts);
+        let m = &self.metrics;
+        for (result, n) in SubmitResult::ALL.iter().zip(c.submits) {
+            if n > 0 {
+                m.submit(*result).increment(n);
+            }
+        }
+        let throttled = c.submits[SubmitResult::Throttled as usize];
+        for (counter, n) in [
+            (&m.throttled, throttled),
+            (&m.retries, c.retries),
+            (&m.failovers, c.failovers),
+            (&m.segments, c.segments),
+        ] {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
+        for (counter, n) in m.receipts.iter().zip(c.receipts) {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
+        let health = self.published;
+        m.health.set(1.0 / f64::from(health.penalty.max(1.0)));
+        m.circuit.set(match health.state {
+            HealthState::Ejected => 1.0,
+            HealthState::Probing => 2.0,
+            _ => 0.0,
+        });
+        m.inflight.set(f64::from(self.in_flight));
+        m.lane_depth.set(self.lane.len() as f64);
+        m.rate.set(self.adaptive.rate());
+        m.contract_tps
+            .set(f64::from(unpack_contract(self.contract).0));
+    }
 }
 
 impl CarrierState {
     pub fn new(
+        id: &str,
         contract: u64,
         health: HealthConfig,
         seed: u64,
@@ -49,6 +106,8 @@ impl CarrierState {
             dirty: false,
             published: CarrierHealth::HEALTHY,
             permits_at: None,
+            metrics: CarrierMetrics::register(id),
+            counts: CarrierCounts::default(),
         })
     }
 }

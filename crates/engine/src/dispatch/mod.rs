@@ -24,6 +24,7 @@ use smsroute_delivery::{
     SubmitResult, classify_status,
 };
 use smsroute_health::{Circuit, Outcome};
+use smsroute_metrics::SubmitResult as MetricResult;
 use smsroute_routing::CarrierIndex;
 use smsroute_throttle::{AdaptiveConfig, Admission, Quota};
 use smsroute_types::MessageId;
@@ -88,6 +89,19 @@ pub(crate) struct Dispatcher<C: Carrier> {
     drained: u64,
     /// The router's handle is gone.
     handle_gone: bool,
+    /// Router-wide counts since the last metric flush.
+    counts: EngineCounts,
+}
+
+/// Router-wide counts the dispatcher accumulates between metric flushes.
+#[derive(Clone, Copy, Debug, Default)]
+struct EngineCounts {
+    accepted: u64,
+    outcomes: [u64; 4],
+    possible_duplicates: u64,
+    /// The shared totals already flushed.
+    dropped_seen: u64,
+    unknown_seen: u64,
 }
 
 impl<C: Carrier> Dispatcher<C> {
@@ -119,6 +133,7 @@ impl<C: Carrier> Dispatcher<C> {
             draining: None,
             drained: 0,
             handle_gone: false,
+            counts: EngineCounts::default(),
         };
         dispatcher.sync();
         dispatcher
@@ -244,7 +259,7 @@ impl<C: Carrier> Dispatcher<C> {
         for slot in &snapshot.slots[self.slots.len()..] {
             let index = self.slots.len() as u64;
             let contract = slot.contract.load(Ordering::Acquire);
-            let state = CarrierState::new(contract, options.health, options.seed ^ index)
+            let state = CarrierState::new(&slot.id, contract, options.health, options.seed ^ index)
                 .expect("health config validated at start");
             self.carriers.push(state);
             self.budgets.push(RetryBudget::new(
@@ -294,6 +309,7 @@ impl<C: Carrier> Dispatcher<C> {
                 .not_before()
                 .map(|at| self.now_system_offset(now, at)),
         };
+        self.counts.accepted += 1;
         let (delivery, actions) = Delivery::start(request, self.policy, now);
         let key = self.slab.insert(Entry {
             delivery,
@@ -347,6 +363,11 @@ impl<C: Carrier> Dispatcher<C> {
             let Some(entry) = self.slab.get_mut(key) else {
                 return;
             };
+            match event {
+                Event::Retrying { carrier, .. } => self.carriers[carrier.get()].counts.retries += 1,
+                Event::FailedOver { from, .. } => self.carriers[from.get()].counts.failovers += 1,
+                _ => {}
+            }
             let status = StatusEvent {
                 id: entry.delivery.id(),
                 at: now,
@@ -368,6 +389,14 @@ impl<C: Carrier> Dispatcher<C> {
         }
         let d = &entry.delivery;
         let history = d.history();
+        let outcome = match event {
+            Event::Delivered => 0,
+            Event::Sent => 1,
+            Event::Failed(_) => 2,
+            _ => 3,
+        };
+        self.counts.outcomes[outcome] += 1;
+        self.counts.possible_duplicates += u64::from(d.possible_duplicate());
         self.events.terminal(StatusEvent {
             id: d.id(),
             at: now,
@@ -484,7 +513,9 @@ impl<C: Carrier> Dispatcher<C> {
             self.carriers[c].lane.pop_front();
             entry.lane = None;
             if answer.is_ok() {
-                self.carriers[c].in_flight += 1;
+                let state = &mut self.carriers[c];
+                state.in_flight += 1;
+                state.counts.segments += u64::from(entry.message.segments());
             }
             let actions = entry
                 .delivery
@@ -528,6 +559,12 @@ impl<C: Carrier> Dispatcher<C> {
                 }
             }
         }
+        let state = &mut self.carriers[flight.carrier.get()];
+        state.counts.submits[metric_result(result) as usize] += 1;
+        state
+            .metrics
+            .submit_latency
+            .record((now - flight.started) as f64 / 1e9);
         self.end_submit(&flight, health_outcome(result, now - flight.started), now);
         self.apply(done.key, actions, now);
         for (part, status) in early {
@@ -571,6 +608,16 @@ impl<C: Carrier> Dispatcher<C> {
             return;
         };
         let t = matched.target;
+        if let Some(status) = receipt_index(matched.status)
+            && let Some(attempt) = entry.delivery.history().last()
+        {
+            let state = &mut self.carriers[attempt.carrier.get()];
+            state.counts.receipts[status] += 1;
+            state
+                .metrics
+                .dlr_latency
+                .record(now.saturating_sub(attempt.at) as f64 / 1e9);
+        }
         let actions = entry.delivery.handle_receipt(
             t.attempt,
             t.part,
@@ -620,6 +667,7 @@ impl<C: Carrier> Dispatcher<C> {
         };
         if ended {
             let flight = entry.in_flight.take().expect("checked above");
+            self.carriers[flight.carrier.get()].counts.submits[MetricResult::Unknown as usize] += 1;
             self.end_submit(&flight, Outcome::Failure, now);
         }
         self.apply(key, actions, now);
@@ -641,6 +689,7 @@ impl<C: Carrier> Dispatcher<C> {
         if self.ticks.is_multiple_of(PURGE_TICKS) {
             self.shared.dlr.purge(now);
         }
+        self.flush_metrics();
         self.timers.push(now + TICK, Wake::Tick);
     }
 
@@ -674,6 +723,35 @@ impl<C: Carrier> Dispatcher<C> {
         }
     }
 
+    /// Adds the counts since the last flush to the metric handles and sets the gauges.
+    fn flush_metrics(&mut self) {
+        for state in &mut self.carriers {
+            state.flush_metrics();
+        }
+        let m = &self.shared.metrics;
+        let c = std::mem::take(&mut self.counts);
+        if c.accepted > 0 {
+            m.accepted.increment(c.accepted);
+        }
+        for (counter, n) in m.outcomes.iter().zip(c.outcomes) {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
+        if c.possible_duplicates > 0 {
+            m.possible_duplicates.increment(c.possible_duplicates);
+        }
+        let dropped = self.shared.counters.dropped.load(Ordering::Relaxed);
+        m.events_dropped.increment(dropped - c.dropped_seen);
+        let unknown = self.shared.dlr.unknown.load(Ordering::Relaxed);
+        m.receipts_unknown.increment(unknown - c.unknown_seen);
+        self.counts.dropped_seen = dropped;
+        self.counts.unknown_seen = unknown;
+        m.outstanding
+            .set(self.shared.counters.outstanding.load(Ordering::Relaxed) as f64);
+        m.queue_depth.set(self.shared.inbound.len() as f64);
+    }
+
     fn compact_timers(&mut self) {
         let (slab, carriers) = (&mut self.slab, &self.carriers);
         self.timers.compact(|at, wake| match wake {
@@ -700,6 +778,7 @@ impl<C: Carrier> Dispatcher<C> {
             .outstanding
             .fetch_sub(unfinished.len(), Ordering::AcqRel);
         self.events.flush();
+        self.flush_metrics();
         self.shared.stopped.store(true, Ordering::Release);
         unfinished.sort_unstable();
         let report = ShutdownReport {
@@ -717,6 +796,34 @@ impl<C: Carrier> Dispatcher<C> {
 fn set_rate<C>(slot: &CarrierSlot<C>, rate: f64, burst: u32) {
     if let Ok(quota) = Quota::per_second(rate, burst) {
         slot.bucket.set_quota(quota);
+    }
+}
+
+/// The `result` label of a submit's outcome.
+fn metric_result(result: SubmitResult) -> smsroute_metrics::SubmitResult {
+    use smsroute_metrics::SubmitResult as M;
+    match result {
+        SubmitResult::Accepted => M::Accepted,
+        SubmitResult::Rejected { status } => match classify_status(status) {
+            ErrorClass::Throttled => M::Throttled,
+            ErrorClass::Temporary => M::Temporary,
+            ErrorClass::Failover => M::Failover,
+            ErrorClass::Permanent => M::Permanent,
+            ErrorClass::Unknown => M::Unknown,
+        },
+        SubmitResult::TimedOut | SubmitResult::ConnectionLost => M::Unknown,
+    }
+}
+
+/// Index of a final receipt status in the receipts counters (none for intermediate ones).
+fn receipt_index(status: smsroute_delivery::ReceiptStatus) -> Option<usize> {
+    use smsroute_delivery::ReceiptStatus as R;
+    match status {
+        R::Delivered => Some(0),
+        R::Undeliverable => Some(1),
+        R::Expired => Some(2),
+        R::Rejected => Some(3),
+        R::Intermediate => None,
     }
 }
 

@@ -1,0 +1,90 @@
+//! The engine's metrics through a real Prometheus recorder: every series of the contract
+//! exists from start-up, and the counts match the ledger.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use smsroute_delivery::Event;
+use smsroute_engine::{EngineOptions, Rejection};
+
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test(start_paused = true)]
+async fn counts_match_the_ledger_and_quiet_carriers_show_zero() {
+    let recorder = smsroute_metrics::prometheus_builder().build_recorder();
+    let handle = recorder.handle();
+    let config = config(&[("dear", 1000, "0.0040"), ("cheap", 1000, "0.0030")], "");
+    let (router, mut events) =
+        metrics::with_local_recorder(&recorder, || start(&config, EngineOptions::default(), &[]));
+    let mut ledger = Ledger::default();
+    for n in 0..100 {
+        assert!(ledger.submit(&router, message(n)));
+    }
+    assert_eq!(
+        router.submit(
+            smsroute_types::Message::builder("33612345678", "ACME", "hi")
+                .build(10)
+                .unwrap()
+        ),
+        Err(Rejection::NoRoute)
+    );
+    ledger.settle(&mut events).await;
+    assert_eq!(ledger.count(|e| *e == Event::Delivered), 100);
+    tokio::time::sleep(Duration::from_millis(250)).await; // a housekeeping tick flushes
+    let text = handle.render();
+    let expect = [
+        ("smsroute_messages_accepted_total", 100.0),
+        ("smsroute_messages_rejected_total{reason=\"no_route\"}", 1.0),
+        ("smsroute_outcomes_total{outcome=\"delivered\"}", 100.0),
+        (
+            "smsroute_submits_total{carrier=\"cheap\",result=\"accepted\"}",
+            100.0,
+        ),
+        (
+            "smsroute_submits_total{carrier=\"dear\",result=\"accepted\"}",
+            0.0,
+        ),
+        (
+            "smsroute_receipts_total{carrier=\"cheap\",status=\"delivered\"}",
+            100.0,
+        ),
+        ("smsroute_segments_total{carrier=\"cheap\"}", 100.0),
+        ("smsroute_inflight{carrier=\"dear\"}", 0.0),
+        ("smsroute_carrier_health{carrier=\"cheap\"}", 1.0),
+        ("smsroute_circuit_state{carrier=\"cheap\"}", 0.0),
+        ("smsroute_carrier_tps{carrier=\"dear\"}", 1000.0),
+        ("smsroute_route_table_generation", 1.0),
+        ("smsroute_route_table_prefixes", 1.0),
+        (
+            "smsroute_submit_latency_seconds_count{carrier=\"cheap\"}",
+            100.0,
+        ),
+        ("smsroute_failovers_total{carrier=\"dear\"}", 0.0),
+        ("smsroute_outstanding", 0.0),
+    ];
+    for (series, want) in expect {
+        assert_eq!(value(&text, series), Some(want), "{series} in\n{text}");
+    }
+    assert!(text.contains("# HELP smsroute_submits_total"), "described");
+    assert!(
+        text.contains("smsroute_submit_latency_seconds_bucket{carrier=\"cheap\",le="),
+        "a histogram with buckets, not a summary"
+    );
+    let after = config_reloaded(&router);
+    assert_eq!(after, 2.0);
+    let text = handle.render();
+    assert_eq!(
+        value(&text, "smsroute_route_table_reloads_total{result=\"ok\"}"),
+        Some(1.0)
+    );
+}
+
+fn config_reloaded(router: &smsroute_engine::Router<smsroute_sim::SimCarrier>) -> f64 {
+    let next = config(&[("dear", 1000, "0.0040"), ("cheap", 1000, "0.0020")], "");
+    router.reload(&next).unwrap().generation as f64
+}

@@ -1,0 +1,401 @@
+//! smsroute's metrics: every name and description in one place, handles registered once (per
+//! carrier where labelled) and cached by the engine, and the Prometheus exporter.
+//!
+//! The engine records through the `metrics` facade, so it works with no recorder (every handle
+//! is a no-op), with this crate's Prometheus exporter, or with the embedding application's own
+//! recorder. Handles are bound to the recorder installed when they are registered: install
+//! the recorder before starting a router. No label macro runs on the hot path: the engine
+//! registers a [`CarrierMetrics`] per carrier and an [`EngineMetrics`] per router up front.
+//! `docs/operations.md` is the reference (name, type, labels, meaning).
+//!
+//! # Example
+//! ```
+//! use smsroute_metrics::{CarrierMetrics, EngineMetrics, SubmitResult};
+//! // No recorder installed: handles are no-ops, and cost next to nothing.
+//! let engine = EngineMetrics::register();
+//! engine.accepted.increment(1);
+//! let carrier = CarrierMetrics::register("uk-alpha");
+//! carrier.submit(SubmitResult::Accepted).increment(1);
+//! carrier.submit_latency.record(0.012);
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::net::SocketAddr;
+
+use metrics::{Counter, Gauge, Histogram, Unit, counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+/// Metric names (the contract: all start `smsroute_`).
+pub mod names {
+    /// Counter: messages accepted by `submit`.
+    pub const ACCEPTED: &str = "smsroute_messages_accepted_total";
+    /// Counter `{reason}`: messages refused by `submit`.
+    pub const REJECTED: &str = "smsroute_messages_rejected_total";
+    /// Counter `{carrier,result}`: submit attempts by how the carrier answered.
+    pub const SUBMITS: &str = "smsroute_submits_total";
+    /// Counter `{outcome}`: terminal statuses.
+    pub const OUTCOMES: &str = "smsroute_outcomes_total";
+    /// Counter `{carrier}`: retries on the same carrier, by the carrier that failed.
+    pub const RETRIES: &str = "smsroute_retries_total";
+    /// Counter `{carrier}`: failovers away from the carrier.
+    pub const FAILOVERS: &str = "smsroute_failovers_total";
+    /// Gauge `{carrier}`: health as 1 / penalty (1 healthy, toward 0 worse).
+    pub const HEALTH: &str = "smsroute_carrier_health";
+    /// Gauge `{carrier}`: circuit state: 0 closed, 1 ejected, 2 probing.
+    pub const CIRCUIT: &str = "smsroute_circuit_state";
+    /// Gauge `{carrier}`: submits in flight.
+    pub const INFLIGHT: &str = "smsroute_inflight";
+    /// Counter `{carrier}`: throttling answers (ESME_RTHROTTLED, queue full).
+    pub const THROTTLED: &str = "smsroute_throttled_total";
+    /// Histogram `{carrier}`: submit → carrier answer, seconds.
+    pub const SUBMIT_LATENCY: &str = "smsroute_submit_latency_seconds";
+    /// Gauge: the route table's generation (1 at start, +1 per reload).
+    pub const TABLE_GENERATION: &str = "smsroute_route_table_generation";
+    /// Gauge: distinct prefixes in the route table.
+    pub const TABLE_PREFIXES: &str = "smsroute_route_table_prefixes";
+    /// Counter `{result}`: route table reloads, `ok` or `error`.
+    pub const RELOADS: &str = "smsroute_route_table_reloads_total";
+    /// Gauge `{carrier}`: the contracted rate, segments per second.
+    pub const CONTRACT_TPS: &str = "smsroute_carrier_tps";
+    /// Gauge `{carrier}`: the adaptive rate the bucket runs at, segments per second.
+    pub const ADAPTIVE_RATE: &str = "smsroute_carrier_rate";
+    /// Gauge `{carrier}`: messages waiting in the carrier's lane for its window and bucket.
+    pub const LANE_DEPTH: &str = "smsroute_lane_depth";
+    /// Counter `{carrier}`: segments admitted by the carrier's bucket.
+    pub const SEGMENTS: &str = "smsroute_segments_total";
+    /// Histogram `{carrier}`: submit → final delivery receipt, seconds.
+    pub const DLR_LATENCY: &str = "smsroute_dlr_latency_seconds";
+    /// Counter `{carrier,status}`: final receipts matched to a message part.
+    pub const RECEIPTS: &str = "smsroute_receipts_total";
+    /// Counter: receipts that matched no message (unknown id, or already finished).
+    pub const RECEIPTS_UNKNOWN: &str = "smsroute_receipts_unknown_total";
+    /// Gauge: accepted messages whose terminal event the gateway has not taken.
+    pub const OUTSTANDING: &str = "smsroute_outstanding";
+    /// Gauge: messages queued between submitters and the dispatcher.
+    pub const QUEUE_DEPTH: &str = "smsroute_queue_depth";
+    /// Counter: terminal messages flagged possible duplicates (a submit timed out or its link
+    /// died, so the carrier may have sent a copy).
+    pub const POSSIBLE_DUPLICATES: &str = "smsroute_possible_duplicates_total";
+    /// Counter: progress events dropped because the gateway lagged.
+    pub const EVENTS_DROPPED: &str = "smsroute_events_dropped_total";
+}
+
+/// Buckets of the latency histograms, seconds: 1 ms to 2 minutes.
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+/// Buckets of the receipt-latency histogram, seconds: 100 ms to an hour.
+pub const DLR_BUCKETS: [f64; 14] = [
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// Describes every metric to the installed recorder (help text and unit).
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    use names::*;
+    describe_counter!(ACCEPTED, "Messages accepted by submit.");
+    describe_counter!(REJECTED, "Messages refused by submit, by reason.");
+    describe_counter!(
+        SUBMITS,
+        "Submit attempts by carrier and how the carrier answered."
+    );
+    describe_counter!(
+        OUTCOMES,
+        "Terminal statuses: delivered, sent, failed, expired."
+    );
+    describe_counter!(
+        RETRIES,
+        "Retries on the same carrier, by the carrier that failed."
+    );
+    describe_counter!(FAILOVERS, "Failovers away from a carrier.");
+    describe_gauge!(
+        HEALTH,
+        "Carrier health as 1 / penalty: 1 healthy, toward 0 worse."
+    );
+    describe_gauge!(CIRCUIT, "Carrier circuit: 0 closed, 1 ejected, 2 probing.");
+    describe_gauge!(INFLIGHT, "Submits in flight to the carrier.");
+    describe_counter!(THROTTLED, "Throttling answers from the carrier.");
+    describe_histogram!(
+        SUBMIT_LATENCY,
+        Unit::Seconds,
+        "Submit to the carrier's answer."
+    );
+    describe_gauge!(
+        TABLE_GENERATION,
+        "Route table generation (1 at start, +1 per reload)."
+    );
+    describe_gauge!(TABLE_PREFIXES, "Distinct prefixes in the route table.");
+    describe_counter!(RELOADS, "Route table reloads, by result (ok, error).");
+    describe_gauge!(
+        CONTRACT_TPS,
+        "Contracted carrier rate, segments per second."
+    );
+    describe_gauge!(
+        ADAPTIVE_RATE,
+        "Adaptive rate the carrier's bucket runs at, segments/s."
+    );
+    describe_gauge!(
+        LANE_DEPTH,
+        "Messages waiting for the carrier's window and bucket."
+    );
+    describe_counter!(SEGMENTS, "Segments admitted by the carrier's bucket.");
+    describe_histogram!(
+        DLR_LATENCY,
+        Unit::Seconds,
+        "Submit to the final delivery receipt."
+    );
+    describe_counter!(
+        RECEIPTS,
+        "Final receipts matched to a message part, by status."
+    );
+    describe_counter!(RECEIPTS_UNKNOWN, "Receipts that matched no message.");
+    describe_gauge!(
+        OUTSTANDING,
+        "Accepted messages whose terminal event is not yet taken."
+    );
+    describe_gauge!(QUEUE_DEPTH, "Messages queued for the dispatcher.");
+    describe_counter!(
+        POSSIBLE_DUPLICATES,
+        "Terminal messages whose carrier may have sent a copy."
+    );
+    describe_counter!(
+        EVENTS_DROPPED,
+        "Progress events dropped because the gateway lagged."
+    );
+}
+
+/// Rejection reasons, in the order of [`EngineMetrics::rejected`].
+pub const REJECTION_REASONS: [&str; 5] = [
+    "invalid",
+    "blocked",
+    "no_route",
+    "overloaded",
+    "shutting_down",
+];
+
+/// Terminal outcomes, in the order of [`EngineMetrics::outcomes`].
+pub const OUTCOMES: [&str; 4] = ["delivered", "sent", "failed", "expired"];
+
+/// Router-wide handles.
+#[derive(Clone, Debug)]
+pub struct EngineMetrics {
+    /// [`names::ACCEPTED`].
+    pub accepted: Counter,
+    /// [`names::REJECTED`], by [`REJECTION_REASONS`].
+    pub rejected: [Counter; 5],
+    /// [`names::OUTCOMES`], by [`OUTCOMES`].
+    pub outcomes: [Counter; 4],
+    /// [`names::TABLE_GENERATION`].
+    pub table_generation: Gauge,
+    /// [`names::TABLE_PREFIXES`].
+    pub table_prefixes: Gauge,
+    /// [`names::RELOADS`] `{result="ok"}`.
+    pub reloads_ok: Counter,
+    /// [`names::RELOADS`] `{result="error"}`.
+    pub reloads_failed: Counter,
+    /// [`names::RECEIPTS_UNKNOWN`].
+    pub receipts_unknown: Counter,
+    /// [`names::OUTSTANDING`].
+    pub outstanding: Gauge,
+    /// [`names::QUEUE_DEPTH`].
+    pub queue_depth: Gauge,
+    /// [`names::POSSIBLE_DUPLICATES`].
+    pub possible_duplicates: Counter,
+    /// [`names::EVENTS_DROPPED`].
+    pub events_dropped: Counter,
+}
+
+impl EngineMetrics {
+    /// Registers the router-wide series with the installed recorder (all at 0).
+    pub fn register() -> Self {
+        describe();
+        EngineMetrics {
+            accepted: counter!(names::ACCEPTED),
+            rejected: REJECTION_REASONS.map(|r| counter!(names::REJECTED, "reason" => r)),
+            outcomes: OUTCOMES.map(|o| counter!(names::OUTCOMES, "outcome" => o)),
+            table_generation: gauge!(names::TABLE_GENERATION),
+            table_prefixes: gauge!(names::TABLE_PREFIXES),
+            reloads_ok: counter!(names::RELOADS, "result" => "ok"),
+            reloads_failed: counter!(names::RELOADS, "result" => "error"),
+            receipts_unknown: counter!(names::RECEIPTS_UNKNOWN),
+            outstanding: gauge!(names::OUTSTANDING),
+            queue_depth: gauge!(names::QUEUE_DEPTH),
+            possible_duplicates: counter!(names::POSSIBLE_DUPLICATES),
+            events_dropped: counter!(names::EVENTS_DROPPED),
+        }
+    }
+}
+
+/// How a submit ended, as the `result` label says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubmitResult {
+    /// Every part accepted.
+    Accepted,
+    /// Throttled (ESME_RTHROTTLED, queue full).
+    Throttled,
+    /// A temporary error (retried on the same carrier).
+    Temporary,
+    /// A system or bind error (failed over).
+    Failover,
+    /// A permanent error (the message fails).
+    Permanent,
+    /// No answer in time, or the link died: outcome unknown.
+    Unknown,
+}
+
+impl SubmitResult {
+    /// Every result, in label order.
+    pub const ALL: [SubmitResult; 6] = [
+        SubmitResult::Accepted,
+        SubmitResult::Throttled,
+        SubmitResult::Temporary,
+        SubmitResult::Failover,
+        SubmitResult::Permanent,
+        SubmitResult::Unknown,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            SubmitResult::Accepted => "accepted",
+            SubmitResult::Throttled => "throttled",
+            SubmitResult::Temporary => "temporary",
+            SubmitResult::Failover => "failover",
+            SubmitResult::Permanent => "permanent",
+            SubmitResult::Unknown => "unknown",
+        }
+    }
+}
+
+/// Receipt statuses, in the order of [`CarrierMetrics::receipts`].
+pub const RECEIPT_STATUSES: [&str; 4] = ["delivered", "undeliverable", "expired", "rejected"];
+
+/// One carrier's handles, registered when the carrier is added.
+#[derive(Clone, Debug)]
+pub struct CarrierMetrics {
+    submits: [Counter; 6],
+    /// [`names::RETRIES`].
+    pub retries: Counter,
+    /// [`names::FAILOVERS`].
+    pub failovers: Counter,
+    /// [`names::THROTTLED`].
+    pub throttled: Counter,
+    /// [`names::SEGMENTS`].
+    pub segments: Counter,
+    /// [`names::HEALTH`].
+    pub health: Gauge,
+    /// [`names::CIRCUIT`].
+    pub circuit: Gauge,
+    /// [`names::INFLIGHT`].
+    pub inflight: Gauge,
+    /// [`names::LANE_DEPTH`].
+    pub lane_depth: Gauge,
+    /// [`names::CONTRACT_TPS`].
+    pub contract_tps: Gauge,
+    /// [`names::ADAPTIVE_RATE`].
+    pub rate: Gauge,
+    /// [`names::SUBMIT_LATENCY`].
+    pub submit_latency: Histogram,
+    /// [`names::DLR_LATENCY`].
+    pub dlr_latency: Histogram,
+    /// [`names::RECEIPTS`], by [`RECEIPT_STATUSES`].
+    pub receipts: [Counter; 4],
+}
+
+impl CarrierMetrics {
+    /// Registers every series of carrier `id` with the installed recorder (all at 0).
+    pub fn register(id: &str) -> Self {
+        let carrier = id.to_string();
+        let c = || carrier.clone();
+        CarrierMetrics {
+            submits: SubmitResult::ALL
+                .map(|r| counter!(names::SUBMITS, "carrier" => c(), "result" => r.label())),
+            retries: counter!(names::RETRIES, "carrier" => c()),
+            failovers: counter!(names::FAILOVERS, "carrier" => c()),
+            throttled: counter!(names::THROTTLED, "carrier" => c()),
+            segments: counter!(names::SEGMENTS, "carrier" => c()),
+            health: gauge!(names::HEALTH, "carrier" => c()),
+            circuit: gauge!(names::CIRCUIT, "carrier" => c()),
+            inflight: gauge!(names::INFLIGHT, "carrier" => c()),
+            lane_depth: gauge!(names::LANE_DEPTH, "carrier" => c()),
+            contract_tps: gauge!(names::CONTRACT_TPS, "carrier" => c()),
+            rate: gauge!(names::ADAPTIVE_RATE, "carrier" => c()),
+            submit_latency: histogram!(names::SUBMIT_LATENCY, "carrier" => c()),
+            dlr_latency: histogram!(names::DLR_LATENCY, "carrier" => c()),
+            receipts: RECEIPT_STATUSES
+                .map(|s| counter!(names::RECEIPTS, "carrier" => c(), "status" => s)),
+        }
+    }
+
+    /// The submits counter of `result`.
+    pub fn submit(&self, result: SubmitResult) -> &Counter {
+        &self.submits[result as usize]
+    }
+}
+
+/// Why the exporter did not start.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics exporter on {addr}: {reason}")]
+pub struct ExporterError {
+    /// Where it was to listen.
+    pub addr: SocketAddr,
+    /// What went wrong (address in use, a recorder already installed, …).
+    pub reason: String,
+}
+
+/// The default listen address of the exporter.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:9000";
+
+/// Installs the Prometheus exporter as the global recorder, serving `/metrics` over HTTP on
+/// `addr`, with upkeep running and explicit histogram buckets (no summaries). Call it before
+/// starting a router. Inside a tokio runtime it runs there; outside, on a thread of its own.
+pub fn install_exporter(addr: SocketAddr) -> Result<(), ExporterError> {
+    let fail = |reason: String| ExporterError { addr, reason };
+    prometheus_builder()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// A Prometheus builder with smsroute's histogram buckets: for an exporter of your own
+/// (`.with_http_listener(…).install()`) or a recorder for tests (`.build_recorder()`).
+pub fn prometheus_builder() -> PrometheusBuilder {
+    let buckets = [
+        (names::SUBMIT_LATENCY, &LATENCY_BUCKETS[..]),
+        (names::DLR_LATENCY, &DLR_BUCKETS[..]),
+    ];
+    buckets
+        .into_iter()
+        .fold(PrometheusBuilder::new(), |builder, (name, values)| {
+            builder
+                .set_buckets_for_metric(Matcher::Full(name.into()), values)
+                .expect("the bucket lists are non-empty constants")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_prefixed_and_results_label_in_order() {
+        for name in [
+            names::ACCEPTED,
+            names::REJECTED,
+            names::SUBMITS,
+            names::OUTCOMES,
+            names::SUBMIT_LATENCY,
+            names::DLR_LATENCY,
+            names::TABLE_GENERATION,
+        ] {
+            assert!(name.starts_with("smsroute_"), "{name}");
+        }
+        for (i, r) in SubmitResult::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        assert!(LATENCY_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+        assert!(DLR_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+    }
+}
