@@ -37,6 +37,8 @@ pub enum RunError {
 pub struct RunOptions {
     /// Print a live progress line on stderr.
     pub progress: bool,
+    /// Serve Prometheus metrics on this address while it runs.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Distinct messages the generator cycles through (cloned, then numbered).
@@ -85,6 +87,10 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
         seconds,
     };
     let templates = templates(&prepared.config, &scenario.mix, scenario.seed)?;
+    if let Some(addr) = options.metrics {
+        let _guard = ctx.runtime.enter();
+        smsroute_metrics::install_exporter(addr).map_err(|e| RunError::Io(e.to_string()))?;
+    }
     if scenario.mode == "smpp" {
         crate::smpp_mode::run(&ctx, templates, options)
     } else {

@@ -11,7 +11,14 @@ pub fn run(
     duration: Option<f64>,
     rate: Option<f64>,
     report_dir: &Path,
+    metrics: Option<&str>,
 ) -> Result<bool, String> {
+    let metrics = metrics
+        .map(|a| {
+            a.parse::<std::net::SocketAddr>()
+                .map_err(|e| format!("--metrics {a}: {e} (expected host:port)"))
+        })
+        .transpose()?;
     let prepared = Scenario::load(scenario, duration, rate).map_err(|e| e.to_string())?;
     eprintln!(
         "smsroute loadtest: scenario {} ({} s, {} carriers), reports in {}",
@@ -20,8 +27,14 @@ pub fn run(
         prepared.config.carriers.len(),
         report_dir.display()
     );
-    let report =
-        run_scenario(&prepared, RunOptions { progress: true }).map_err(|e| e.to_string())?;
+    if let Some(addr) = metrics {
+        eprintln!("smsroute loadtest: metrics on http://{addr}/metrics");
+    }
+    let options = RunOptions {
+        progress: true,
+        metrics,
+    };
+    let report = run_scenario(&prepared, options).map_err(|e| e.to_string())?;
     report
         .write(report_dir)
         .map_err(|e| format!("{}: cannot write the reports: {e}", report_dir.display()))?;

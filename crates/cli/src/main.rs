@@ -96,6 +96,9 @@ enum Command {
         /// Where to write the reports.
         #[arg(long, default_value = "target/loadtest")]
         report_dir: PathBuf,
+        /// Serve Prometheus metrics while it runs (default address 127.0.0.1:9000).
+        #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:9000")]
+        metrics: Option<String>,
     },
 }
 
@@ -144,7 +147,14 @@ fn main() -> ExitCode {
             duration,
             rate,
             report_dir,
-        } => match loadtest::run(scenario.as_deref(), duration, rate, &report_dir) {
+            metrics,
+        } => match loadtest::run(
+            scenario.as_deref(),
+            duration,
+            rate,
+            &report_dir,
+            metrics.as_deref(),
+        ) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
