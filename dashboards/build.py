@@ -36,7 +36,9 @@ CARRIERS = [
         q(f"sum by (carrier) (rate(smsroute_segments_total{{{C}}}[{RATE}]))", "{{carrier}} sent"),
         q(f"smsroute_carrier_tps{{{C}}}", "{{carrier}} contract"),
         q(f"smsroute_carrier_rate{{{C}}}", "{{carrier}} adaptive")]),
-    ("Health (1 / penalty)", "percentunit", [q(f"smsroute_carrier_health{{{C}}}", "{{carrier}}")]),
+    ("Health (1 / penalty) and bucket fill", "percentunit", [
+        q(f"smsroute_carrier_health{{{C}}}", "{{carrier}} health"),
+        q(f"smsroute_bucket_fill{{{C}}}", "{{carrier}} bucket fill")]),
     ("Circuit state (0 closed, 1 ejected, 2 probing)", "short", [
         q(f"smsroute_circuit_state{{{C}}}", "{{carrier}}")]),
     ("Throttling answers per second", "reqps", [

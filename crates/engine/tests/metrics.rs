@@ -57,6 +57,7 @@ async fn counts_match_the_ledger_and_quiet_carriers_show_zero() {
         ("smsroute_inflight{carrier=\"dear\"}", 0.0),
         ("smsroute_carrier_health{carrier=\"cheap\"}", 1.0),
         ("smsroute_circuit_state{carrier=\"cheap\"}", 0.0),
+        ("smsroute_bucket_fill{carrier=\"dear\"}", 1.0),
         ("smsroute_carrier_tps{carrier=\"dear\"}", 1000.0),
         ("smsroute_route_table_generation", 1.0),
         ("smsroute_route_table_prefixes", 1.0),

@@ -62,6 +62,8 @@ pub mod names {
     pub const ADAPTIVE_RATE: &str = "smsroute_carrier_rate";
     /// Gauge `{carrier}`: messages waiting in the carrier's lane for its window and bucket.
     pub const LANE_DEPTH: &str = "smsroute_lane_depth";
+    /// Gauge `{carrier}`: the token bucket's fill, 0 (empty) to 1 (full burst available).
+    pub const BUCKET_FILL: &str = "smsroute_bucket_fill";
     /// Counter `{carrier}`: segments admitted by the carrier's bucket.
     pub const SEGMENTS: &str = "smsroute_segments_total";
     /// Histogram `{carrier}`: submit → final delivery receipt, seconds.
@@ -141,6 +143,10 @@ pub fn describe() {
         "Messages waiting for the carrier's window and bucket."
     );
     describe_counter!(SEGMENTS, "Segments admitted by the carrier's bucket.");
+    describe_gauge!(
+        BUCKET_FILL,
+        "Token bucket fill: 0 empty, 1 full burst available."
+    );
     describe_histogram!(
         DLR_LATENCY,
         Unit::Seconds,
@@ -296,6 +302,8 @@ pub struct CarrierMetrics {
     pub contract_tps: Gauge,
     /// [`names::ADAPTIVE_RATE`].
     pub rate: Gauge,
+    /// [`names::BUCKET_FILL`].
+    pub bucket_fill: Gauge,
     /// [`names::SUBMIT_LATENCY`].
     pub submit_latency: Histogram,
     /// [`names::DLR_LATENCY`].
@@ -322,6 +330,7 @@ impl CarrierMetrics {
             lane_depth: gauge!(names::LANE_DEPTH, "carrier" => c()),
             contract_tps: gauge!(names::CONTRACT_TPS, "carrier" => c()),
             rate: gauge!(names::ADAPTIVE_RATE, "carrier" => c()),
+            bucket_fill: gauge!(names::BUCKET_FILL, "carrier" => c()),
             submit_latency: histogram!(names::SUBMIT_LATENCY, "carrier" => c()),
             dlr_latency: histogram!(names::DLR_LATENCY, "carrier" => c()),
             receipts: RECEIPT_STATUSES

@@ -127,6 +127,23 @@ impl Gcra {
         self.quota.store(quota.pack(), Ordering::Relaxed);
     }
 
+    /// Segments that could be admitted at `now` (the bucket's fill, 0 ..= burst).
+    ///
+    /// ```
+    /// use smsroute_throttle::{Gcra, Quota};
+    /// let bucket = Gcra::new(Quota::per_second(10.0, 5).unwrap());
+    /// assert_eq!(bucket.available(1_000_000_000), 5);
+    /// bucket.try_admit(3, 1_000_000_000);
+    /// assert_eq!(bucket.available(1_000_000_000), 2);
+    /// ```
+    pub fn available(&self, now: Nanos) -> u32 {
+        let quota = self.quota();
+        let interval = u64::from(quota.interval).max(1);
+        let owed = self.tat.load(Ordering::Relaxed).saturating_sub(now);
+        let depth = u64::from(quota.burst) * interval;
+        (depth.saturating_sub(owed) / interval) as u32
+    }
+
     /// Charges `cost` segments at `now` if the bucket allows it.
     ///
     /// ```

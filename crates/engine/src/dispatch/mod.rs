@@ -725,7 +725,11 @@ impl<C: Carrier> Dispatcher<C> {
 
     /// Adds the counts since the last flush to the metric handles and sets the gauges.
     fn flush_metrics(&mut self) {
-        for state in &mut self.carriers {
+        let now = self.shared.now();
+        for (state, slot) in self.carriers.iter_mut().zip(&self.slots) {
+            let burst = unpack_contract(state.contract).1.max(1);
+            let fill = f64::from(slot.bucket.available(now)) / f64::from(burst);
+            state.metrics.bucket_fill.set(fill.min(1.0));
             state.flush_metrics();
         }
         let m = &self.shared.metrics;
