@@ -132,18 +132,7 @@ fn run_inproc(
             .into_iter()
             .filter_map(|id| {
                 let sim = router.carrier(router.carrier_index(&id)?)?;
-                let s = sim.stats();
-                let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-                let report = CarrierReport {
-                    submitted: load(&s.submits),
-                    acked: load(&s.accepted),
-                    throttled: load(&s.throttled),
-                    temp_errors: load(&s.system_errors) + load(&s.temporary_errors),
-                    perm_errors: load(&s.permanent_errors),
-                    timeouts: load(&s.hung),
-                    max_rate_1s: sim.max_rate_1s() as f64,
-                    ..contract(prepared, &id)
-                };
+                let report = carrier_report(prepared, &id, sim.stats(), sim.max_rate_1s());
                 Some((id, report))
             })
             .collect()
@@ -272,22 +261,29 @@ pub(crate) fn drive<C: Carrier>(
     ))
 }
 
-/// A carrier's report with only its contract filled in.
-pub(crate) fn contract(prepared: &Prepared, id: &str) -> CarrierReport {
+/// A carrier's report: its contract and what its simulator counted (`max_rate_1s` in
+/// segments, as the simulator metered it).
+pub(crate) fn carrier_report(
+    prepared: &Prepared,
+    id: &str,
+    stats: &smsroute_sim::SimStats,
+    max_rate_1s: u64,
+) -> CarrierReport {
     let contract = std::iter::once(&prepared.config)
         .chain(prepared.reloads.iter().map(|(_, c)| c))
         .flat_map(|c| c.carriers.iter())
         .find(|c| c.id == id);
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     CarrierReport {
         tps: contract.map_or(0, |c| c.tps),
         burst: contract.map_or(0, |c| c.burst),
-        submitted: 0,
-        acked: 0,
-        throttled: 0,
-        temp_errors: 0,
-        perm_errors: 0,
-        timeouts: 0,
-        max_rate_1s: 0.0,
+        submitted: load(&stats.submits),
+        acked: load(&stats.accepted),
+        throttled: load(&stats.throttled),
+        temp_errors: load(&stats.system_errors) + load(&stats.temporary_errors),
+        perm_errors: load(&stats.permanent_errors),
+        timeouts: load(&stats.hung),
+        max_rate_1s: max_rate_1s as f64,
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use smsroute_delivery::RetryPolicy;
@@ -13,8 +12,8 @@ use smsroute_smpp::sm::text_of;
 use smsroute_smpp::{EsmeConfig, Simulator, SimulatorConfig, SmppCarrier, SubmitObserver};
 use smsroute_types::{Message, MessageId};
 
-use crate::report::{CarrierReport, Report};
-use crate::run::{Context, RunError, RunOptions, carrier_ids, contract, drive, hash};
+use crate::report::Report;
+use crate::run::{Context, RunError, RunOptions, carrier_ids, carrier_report, drive, hash};
 
 /// The message number the harness writes at the start of every text (`#123# …`), read back
 /// from the first part a simulator accepts: the simulator's own view of what it accepted.
@@ -112,17 +111,7 @@ pub(crate) fn run(
             .iter()
             .map(|(id, sim)| {
                 let s = sim.stats();
-                let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-                let report = CarrierReport {
-                    submitted: load(&s.submits),
-                    acked: load(&s.accepted),
-                    throttled: load(&s.throttled),
-                    temp_errors: load(&s.system_errors) + load(&s.temporary_errors),
-                    perm_errors: load(&s.permanent_errors),
-                    timeouts: load(&s.hung),
-                    max_rate_1s: s.rate.lock().max() as f64,
-                    ..contract(prepared, id)
-                };
+                let report = carrier_report(prepared, id, &s.carrier, s.rate.lock().max());
                 (id.clone(), report)
             })
             .collect()

@@ -71,11 +71,11 @@ pub fn run(
             "smsroute sim: {} binds ({} refused), {} submits, {} accepted, {} throttled, {} refused, {} receipts, {} garbage",
             s.binds.load(Ordering::Relaxed),
             s.binds_refused.load(Ordering::Relaxed),
-            s.submits.load(Ordering::Relaxed),
-            s.accepted.load(Ordering::Relaxed),
-            s.throttled.load(Ordering::Relaxed),
-            s.refused.load(Ordering::Relaxed),
-            s.receipts.load(Ordering::Relaxed),
+            s.carrier.submits.load(Ordering::Relaxed),
+            s.carrier.accepted.load(Ordering::Relaxed),
+            s.carrier.throttled.load(Ordering::Relaxed),
+            s.carrier.refused.load(Ordering::Relaxed),
+            s.carrier.receipts.load(Ordering::Relaxed),
             s.garbage.load(Ordering::Relaxed),
         );
         Ok(())

@@ -38,6 +38,22 @@ pub struct SimStats {
     pub receipts: AtomicU64,
 }
 
+impl SimStats {
+    /// Counts a refusal with `status` under its class (and in `refused` unless throttled).
+    pub fn count_refusal(&self, status: u32) {
+        let counter = match status {
+            crate::status::THROTTLED => &self.throttled,
+            crate::status::SYSTEM_ERROR => &self.system_errors,
+            crate::status::TEMPORARY => &self.temporary_errors,
+            _ => &self.permanent_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if status != crate::status::THROTTLED {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Called for every submit a simulated carrier accepts: the message and how long after now
 /// the answer goes out (load tests use it to count duplicates and time acks independently of
 /// the router).
@@ -188,16 +204,7 @@ impl Carrier for SimCarrier {
                 std::future::pending().await
             }
             Reply::Reject(status) => {
-                let counter = match status {
-                    crate::status::THROTTLED => &self.stats.throttled,
-                    crate::status::SYSTEM_ERROR => &self.stats.system_errors,
-                    crate::status::TEMPORARY => &self.stats.temporary_errors,
-                    _ => &self.stats.permanent_errors,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                if status != crate::status::THROTTLED {
-                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                }
+                self.stats.count_refusal(status);
                 Err(SubmitError::Rejected { status })
             }
             Reply::Accept(ids) => {

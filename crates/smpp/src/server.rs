@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use smsroute_delivery::ReceiptStatus;
-use smsroute_sim::{Behaviour, RateMeter, Reply, SimModel};
+use smsroute_sim::{Behaviour, RateMeter, Reply, SimModel, SimStats};
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -64,24 +64,9 @@ pub struct SimulatorStats {
     pub binds: AtomicU64,
     /// Binds refused (credentials, already bound).
     pub binds_refused: AtomicU64,
-    /// submit_sm received.
-    pub submits: AtomicU64,
-    /// Submits accepted.
-    pub accepted: AtomicU64,
-    /// Answered ESME_RTHROTTLED (own limit or window).
-    pub throttled: AtomicU64,
-    /// Refused with another status (the three below together).
-    pub refused: AtomicU64,
-    /// Refused with ESME_RSYSERR.
-    pub system_errors: AtomicU64,
-    /// Refused with ESME_RX_T_APPN.
-    pub temporary_errors: AtomicU64,
-    /// Refused with another status.
-    pub permanent_errors: AtomicU64,
-    /// Never answered.
-    pub hung: AtomicU64,
-    /// deliver_sm receipts sent.
-    pub receipts: AtomicU64,
+    /// Submits and their answers, as the in-process simulated carrier counts them (one
+    /// submit_sm is one segment; window refusals count as throttled).
+    pub carrier: SimStats,
     /// PDUs that could not be decoded.
     pub garbage: AtomicU64,
     /// Sessions closed by `disconnect_after`.
@@ -282,7 +267,8 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
                     send(answer(status::INVALID_BIND_STATUS, "")).await;
                     continue;
                 };
-                stats.submits.fetch_add(1, Ordering::Relaxed);
+                stats.carrier.submits.fetch_add(1, Ordering::Relaxed);
+                stats.carrier.segments.fetch_add(1, Ordering::Relaxed);
                 submits += 1;
                 if shared.config.disconnect_after.is_some_and(|n| submits >= n) {
                     stats.disconnects.fetch_add(1, Ordering::Relaxed);
@@ -291,7 +277,7 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
                 }
                 let window = shared.config.window;
                 if window > 0 && outstanding.load(Ordering::Relaxed) >= window {
-                    stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    stats.carrier.count_refusal(status::THROTTLED);
                     send(answer(status::THROTTLED, "")).await;
                     continue;
                 }
@@ -301,24 +287,15 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
                 let decision = model.decide(now, 1, wants_receipt);
                 let (frame, receipt) = match decision.reply {
                     Reply::Hang => {
-                        stats.hung.fetch_add(1, Ordering::Relaxed);
+                        stats.carrier.hung.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
                     Reply::Reject(code) => {
-                        let counter = match code {
-                            status::THROTTLED => &stats.throttled,
-                            status::SYSTEM_ERROR => &stats.system_errors,
-                            smsroute_sim::status::TEMPORARY => &stats.temporary_errors,
-                            _ => &stats.permanent_errors,
-                        };
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        if code != status::THROTTLED {
-                            stats.refused.fetch_add(1, Ordering::Relaxed);
-                        }
+                        stats.carrier.count_refusal(code);
                         (answer(code, ""), None)
                     }
                     Reply::Accept(_) => {
-                        stats.accepted.fetch_add(1, Ordering::Relaxed);
+                        stats.carrier.accepted.fetch_add(1, Ordering::Relaxed);
                         if let Some(observer) = &shared.config.observer {
                             (observer.0)(&sm, decision.respond_after);
                         }
@@ -439,7 +416,11 @@ async fn forward_receipt(
             continue;
         }
         if target.tx.send(bytes).await.is_ok() {
-            shared.stats.receipts.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .carrier
+                .receipts
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
         // Closed meanwhile: its session end hands the receipt on, unless it already ran.

@@ -63,9 +63,9 @@ async fn the_engine_loses_nothing_when_the_smsc_keeps_dropping_the_link() {
                 s.link_losses.load(Ordering::Relaxed),
                 s.lost_in_flight.load(Ordering::Relaxed),
                 s.receipts.load(Ordering::Relaxed),
-                sim.stats().submits.load(Ordering::Relaxed),
-                sim.stats().accepted.load(Ordering::Relaxed),
-                sim.stats().receipts.load(Ordering::Relaxed),
+                sim.stats().carrier.submits.load(Ordering::Relaxed),
+                sim.stats().carrier.accepted.load(Ordering::Relaxed),
+                sim.stats().carrier.receipts.load(Ordering::Relaxed),
                 sim.stats().disconnects.load(Ordering::Relaxed),
                 router.stats(),
             );

@@ -79,7 +79,7 @@ async fn submits_gsm_and_ucs2_multipart_and_gets_every_receipt() {
     receipts.sort();
     ids.sort();
     assert_eq!(receipts, ids);
-    assert_eq!(sim.stats().submits.load(Ordering::Relaxed), 5);
+    assert_eq!(sim.stats().carrier.submits.load(Ordering::Relaxed), 5);
     carrier.close(Duration::from_secs(1)).await;
     assert_eq!(carrier.bound(), 0, "unbound cleanly");
 }
@@ -101,7 +101,7 @@ async fn a_wrong_password_is_refused_and_nothing_is_sent() {
         carrier.submit(request("hi")).await,
         Err(SubmitError::Unavailable(_))
     ));
-    assert_eq!(sim.stats().submits.load(Ordering::Relaxed), 0);
+    assert_eq!(sim.stats().carrier.submits.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test]
