@@ -22,6 +22,8 @@ pub enum FailReason {
     Undeliverable,
     /// A receipt said rejected.
     Rejected,
+    /// The recipient opted out after the message was accepted (checked before each dispatch).
+    OptedOut,
 }
 
 /// A status event for the gateway.
@@ -354,6 +356,16 @@ impl Delivery {
                 actions.push(Action::Submit { carrier, attempt });
                 actions.push(Action::WakeAt(timeout_at));
             }
+        }
+        actions
+    }
+
+    /// Ends the message now with `Failed(reason)`, unless it is already finished or a submit
+    /// is in flight (its answer decides); for a policy that forbids sending it any further.
+    pub fn abort(&mut self, reason: FailReason) -> Actions {
+        let mut actions = Actions::new();
+        if self.terminal.is_none() && !matches!(self.state, State::InFlight { .. }) {
+            self.finish(Event::Failed(reason), &mut actions);
         }
         actions
     }

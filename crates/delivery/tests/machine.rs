@@ -406,3 +406,28 @@ proptest! {
         prop_assert_eq!(d.history().len() as u32, submits);
     }
 }
+
+#[test]
+fn abort_ends_a_waiting_message_but_not_one_in_flight() {
+    let request = DeliveryRequest {
+        id: MessageId(1),
+        parts: 1,
+        candidates: smallvec::smallvec![CarrierIndex(0)],
+        receipt: false,
+        validity: None,
+        not_before: None,
+    };
+    let (mut d, _) = Delivery::start(request.clone(), RetryPolicy::default(), 0);
+    let actions = d.abort(FailReason::OptedOut);
+    assert_eq!(
+        actions[..],
+        [Action::Emit(Event::Failed(FailReason::OptedOut))]
+    );
+    assert!(d.abort(FailReason::OptedOut).is_empty(), "once");
+    let (mut d, _) = Delivery::start(request, RetryPolicy::default(), 0);
+    d.handle_admission(Ok(()), 0, &mut Unlimited);
+    assert!(
+        d.abort(FailReason::OptedOut).is_empty(),
+        "in flight: the answer decides"
+    );
+}

@@ -1,0 +1,28 @@
+//! smsroute's policy stage: what may be sent at all, before any carrier is paid. For now:
+//! inbound keywords ([`Keyword`]) and the [`Suppression`] list of recipients who opted out,
+//! checked on every submit and again before every dispatch of a queued or retrying message.
+//!
+//! # Example
+//! ```
+//! use smsroute_policy::{Keyword, Suppression};
+//! use smsroute_types::E164;
+//!
+//! let list = Suppression::in_memory();
+//! let number = E164::parse("447700900123").unwrap();
+//! assert_eq!(Keyword::parse(" stop "), Some(Keyword::Stop));
+//! list.apply(Keyword::Stop, &number, "ACME").unwrap();
+//! assert!(list.is_suppressed(&number, "ACME"));
+//! assert!(!list.is_suppressed(&number, "OTHER"));
+//! list.apply(Keyword::StopAll, &number, "ACME").unwrap();
+//! assert!(list.is_suppressed(&number, "OTHER"));
+//! list.apply(Keyword::Start, &number, "ACME").unwrap();
+//! assert!(!list.is_suppressed(&number, "ACME"));
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod keyword;
+mod suppression;
+
+pub use keyword::Keyword;
+pub use suppression::{ImportError, Suppression};
