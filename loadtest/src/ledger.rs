@@ -33,12 +33,13 @@ pub struct Books {
 }
 
 /// Rejection reasons, in report order.
-pub const REASONS: [&str; 5] = [
+pub const REASONS: [&str; 6] = [
     "invalid",
     "blocked",
     "no_route",
     "overloaded",
     "shutting_down",
+    "opted_out",
 ];
 
 /// A send this late counts as late, µs.

@@ -93,6 +93,20 @@ pub struct Receipt {
     pub error: u32,
 }
 
+/// A message a recipient sent us (mobile-originated): a reply, a keyword.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inbound {
+    /// The recipient's number, as the carrier wrote it.
+    pub from: String,
+    /// Our sender id or number it was sent to.
+    pub to: String,
+    /// The text.
+    pub text: String,
+}
+
+/// Where a carrier hands inbound messages: bounded like the [`ReceiptSink`].
+pub type InboundSink = tokio::sync::mpsc::Sender<Inbound>;
+
 /// Where a carrier hands delivery receipts: a bounded channel the engine drains. A full sink
 /// applies back-pressure to the carrier (its `deliver_sm_resp` waits), never drops a receipt.
 pub type ReceiptSink = tokio::sync::mpsc::Sender<Receipt>;
@@ -112,4 +126,10 @@ pub trait Carrier: Send + Sync + 'static {
 
     /// Starts handing receipts to `sink`; called once, before the first submit.
     fn attach_receipts(&self, sink: ReceiptSink);
+
+    /// Starts handing inbound (mobile-originated) messages to `sink`; called once. Carriers
+    /// that receive none need not implement it.
+    fn attach_inbound(&self, sink: InboundSink) {
+        let _ = sink;
+    }
 }

@@ -53,14 +53,17 @@
 mod dispatch;
 mod dlr;
 mod event;
+mod inbound;
 mod options;
 mod registry;
 mod router;
 mod shared;
 
 pub use event::{EventStream, StatusEvent};
+pub use inbound::{InboundEvent, InboundStream};
 pub use options::EngineOptions;
 pub use registry::MAX_CARRIERS;
 pub use router::{
     CarrierFactory, Rejection, ReloadReport, Router, RouterStats, SetupError, ShutdownReport,
 };
+pub use smsroute_policy::{Keyword, Suppression};

@@ -35,6 +35,11 @@ pub struct EngineOptions {
     pub retry_floor_per_second: f64,
     /// Seed of the engine's randomness (weighted splits, backoff jitter, ejection jitter).
     pub seed: u64,
+    /// Where opt-outs persist (an append-only log, replayed at start); `None`: in memory.
+    pub suppression_file: Option<std::path::PathBuf>,
+    /// Inbound events (replies, keywords) waiting for the gateway; beyond, they are dropped
+    /// and counted (the opt-outs they carry are applied all the same). Default 4,096.
+    pub replies_capacity: usize,
 }
 
 impl Default for EngineOptions {
@@ -50,6 +55,8 @@ impl Default for EngineOptions {
             retry_ratio: 0.2,
             retry_floor_per_second: 10.0,
             seed: 0x5EED,
+            suppression_file: None,
+            replies_capacity: 4_096,
         }
     }
 }

@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
-use smsroute_carrier::{Carrier, Receipt};
+use smsroute_carrier::{Carrier, Inbound, Receipt};
 use smsroute_delivery::{Nanos, RetryPolicy};
 use smsroute_health::{HealthBoard, InvalidHealthConfig};
 use smsroute_routing::{
@@ -24,6 +24,7 @@ use crate::EngineOptions;
 use crate::dispatch::{Control, Dispatcher};
 use crate::dlr::{DlrMap, Matched};
 use crate::event::{Counters, EventSink, EventStream};
+use crate::inbound::InboundStream;
 use crate::registry::{CarrierSlot, MAX_CARRIERS, SlotHealth, Snapshot, pack_contract};
 use crate::shared::{Job, Shared};
 
@@ -50,6 +51,9 @@ pub enum Rejection {
     /// The router has stopped.
     #[error("the router has shut down")]
     ShuttingDown,
+    /// The recipient opted out of this sender (or of all).
+    #[error("opted out: the recipient asked not to get messages from this sender")]
+    OptedOut,
 }
 
 impl Rejection {
@@ -61,6 +65,7 @@ impl Rejection {
             Rejection::NoRoute => 2,
             Rejection::Overloaded => 3,
             Rejection::ShuttingDown => 4,
+            Rejection::OptedOut => 5,
         }
     }
 
@@ -73,6 +78,7 @@ impl Rejection {
             Rejection::NoRoute => "no_route",
             Rejection::Overloaded => "overloaded",
             Rejection::ShuttingDown => "shutting_down",
+            Rejection::OptedOut => "opted_out",
         }
     }
 }
@@ -97,6 +103,9 @@ pub enum SetupError {
     /// A router knows at most this many carriers over its life.
     #[error("more than {MAX_CARRIERS} carriers")]
     TooManyCarriers,
+    /// The suppression file could not be read or opened for writing.
+    #[error("suppression file: {0}")]
+    Suppression(#[from] smsroute_policy::ImportError),
 }
 
 /// What a reload changed.
@@ -147,6 +156,8 @@ pub struct Router<C: Carrier> {
     /// Builds connections; its lock also serialises reloads.
     factory: Mutex<CarrierFactory<C>>,
     pumps: Mutex<Vec<AbortHandle>>,
+    inbound_tx: mpsc::Sender<(CarrierIndex, Inbound)>,
+    replies: Mutex<Option<InboundStream>>,
 }
 
 impl<C: Carrier> Router<C> {
@@ -183,6 +194,10 @@ impl<C: Carrier> Router<C> {
             policy: RetryPolicy::from(&config.retry),
             max_segments: config.limits.max_segments,
         };
+        let suppression = Arc::new(match &options.suppression_file {
+            Some(path) => smsroute_policy::Suppression::open(path)?,
+            None => smsroute_policy::Suppression::in_memory(),
+        });
         let counters = Arc::new(Counters::default());
         let limit = options.max_outstanding + options.progress_headroom;
         let (sink, stream) = EventSink::new(counters.clone(), limit, options.progress_events);
@@ -200,6 +215,7 @@ impl<C: Carrier> Router<C> {
             next_id: AtomicU64::new(1),
             stopped: AtomicBool::new(false),
             metrics: smsroute_metrics::EngineMetrics::register(),
+            suppression,
         });
         {
             let snapshot = shared.snapshot.load();
@@ -211,18 +227,23 @@ impl<C: Carrier> Router<C> {
         }
         let (control, control_rx) = mpsc::unbounded_channel();
         let (matched_tx, matched_rx) = mpsc::channel(RECEIPT_QUEUE);
+        let (inbound_tx, inbound_rx) = mpsc::channel(RECEIPT_QUEUE);
+        let (replies_tx, replies_rx) = mpsc::channel(shared.options.replies_capacity.max(1));
         let router = Router {
             shared: shared.clone(),
             control,
             matched_tx,
             factory: Mutex::new(factory),
             pumps: Mutex::new(Vec::new()),
+            inbound_tx,
+            replies: Mutex::new(Some(InboundStream { rx: replies_rx })),
         };
         let slots = shared.snapshot.load().slots.clone();
         for (index, slot) in slots.iter().enumerate() {
             router.attach_receipts(CarrierIndex(index as u16), slot);
         }
-        let dispatcher = Dispatcher::new(shared, sink, matched_rx, control_rx);
+        let dispatcher =
+            Dispatcher::new(shared, sink, matched_rx, control_rx, inbound_rx, replies_tx);
         tokio::spawn(dispatcher.run());
         Ok((router, stream))
     }
@@ -250,6 +271,14 @@ impl<C: Carrier> Router<C> {
                 max: snapshot.max_segments,
             }
             .into());
+        }
+        // Read the generation first: a change after it makes the dispatcher look again.
+        let checked = shared.suppression.generation();
+        if shared
+            .suppression
+            .is_suppressed(message.to(), message.from().as_str())
+        {
+            return Err(Rejection::OptedOut);
         }
         let id = match message.id() {
             MessageId(0) => MessageId(shared.next_id.fetch_add(1, Ordering::Relaxed)),
@@ -282,6 +311,7 @@ impl<C: Carrier> Router<C> {
         let job = Job {
             message: Arc::new(message),
             candidates,
+            checked,
         };
         if shared.inbound.push(job).is_err() {
             outstanding.fetch_sub(1, Ordering::AcqRel);
@@ -423,6 +453,17 @@ impl<C: Carrier> Router<C> {
         snapshot.slots.get(carrier.get()).map(|s| s.carrier.clone())
     }
 
+    /// The replies stream (taken once): inbound messages after their keywords were applied.
+    /// A router whose replies nobody takes still applies every opt-out.
+    pub fn take_inbound(&self) -> Option<InboundStream> {
+        self.replies.lock().take()
+    }
+
+    /// The suppression list: for bulk import and export, and to check a number.
+    pub fn suppression(&self) -> &smsroute_policy::Suppression {
+        &self.shared.suppression
+    }
+
     /// Live figures.
     pub fn stats(&self) -> RouterStats {
         let counters = &self.shared.counters;
@@ -447,6 +488,17 @@ impl<C: Carrier> Router<C> {
                 if let Some(m) = shared.dlr.arrive(index, receipt, now, early_ttl)
                     && matched.send(m).await.is_err()
                 {
+                    return;
+                }
+            }
+        });
+        self.pumps.lock().push(pump.abort_handle());
+        let (tx, mut rx) = mpsc::channel::<Inbound>(RECEIPT_QUEUE);
+        slot.carrier.attach_inbound(tx);
+        let forward = self.inbound_tx.clone();
+        let pump = tokio::spawn(async move {
+            while let Some(inbound) = rx.recv().await {
+                if forward.send((index, inbound)).await.is_err() {
                     return;
                 }
             }

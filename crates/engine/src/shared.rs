@@ -23,6 +23,8 @@ pub(crate) struct Job {
     pub message: Arc<Message>,
     /// Carrier slots, best first.
     pub candidates: SmallVec<[CarrierIndex; 8]>,
+    /// The suppression list's generation when the message was checked against it.
+    pub checked: u64,
 }
 
 pub(crate) struct Shared<C> {
@@ -47,6 +49,8 @@ pub(crate) struct Shared<C> {
     pub stopped: AtomicBool,
     /// Router-wide metric handles.
     pub metrics: smsroute_metrics::EngineMetrics,
+    /// Recipients who opted out.
+    pub suppression: Arc<smsroute_policy::Suppression>,
 }
 
 impl<C> Shared<C> {

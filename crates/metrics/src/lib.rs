@@ -81,6 +81,8 @@ pub mod names {
     pub const POSSIBLE_DUPLICATES: &str = "smsroute_possible_duplicates_total";
     /// Counter: progress events dropped because the gateway lagged.
     pub const EVENTS_DROPPED: &str = "smsroute_events_dropped_total";
+    /// Counter `{keyword}`: inbound messages (replies) by keyword.
+    pub const INBOUND: &str = "smsroute_inbound_total";
 }
 
 /// Buckets of the latency histograms, seconds: 1 ms to 2 minutes.
@@ -173,13 +175,18 @@ pub fn describe() {
 }
 
 /// Rejection reasons, in the order of [`EngineMetrics::rejected`].
-pub const REJECTION_REASONS: [&str; 5] = [
+pub const REJECTION_REASONS: [&str; 6] = [
     "invalid",
     "blocked",
     "no_route",
     "overloaded",
     "shutting_down",
+    "opted_out",
 ];
+
+/// Inbound message kinds, in the order of [`EngineMetrics::inbound`]: the keyword, `none` for
+/// other replies, `dropped` for events the gateway had no room for.
+pub const INBOUND_KINDS: [&str; 6] = ["stop", "stopall", "start", "help", "none", "dropped"];
 
 /// Terminal outcomes, in the order of [`EngineMetrics::outcomes`].
 pub const OUTCOMES: [&str; 4] = ["delivered", "sent", "failed", "expired"];
@@ -190,7 +197,9 @@ pub struct EngineMetrics {
     /// [`names::ACCEPTED`].
     pub accepted: Counter,
     /// [`names::REJECTED`], by [`REJECTION_REASONS`].
-    pub rejected: [Counter; 5],
+    pub rejected: [Counter; 6],
+    /// [`names::INBOUND`], by [`INBOUND_KINDS`].
+    pub inbound: [Counter; 6],
     /// [`names::OUTCOMES`], by [`OUTCOMES`].
     pub outcomes: [Counter; 4],
     /// [`names::TABLE_GENERATION`].
@@ -220,6 +229,7 @@ impl EngineMetrics {
         EngineMetrics {
             accepted: counter!(names::ACCEPTED),
             rejected: REJECTION_REASONS.map(|r| counter!(names::REJECTED, "reason" => r)),
+            inbound: INBOUND_KINDS.map(|k| counter!(names::INBOUND, "keyword" => k)),
             outcomes: OUTCOMES.map(|o| counter!(names::OUTCOMES, "outcome" => o)),
             table_generation: gauge!(names::TABLE_GENERATION),
             table_prefixes: gauge!(names::TABLE_PREFIXES),

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use smsroute_carrier::{Accepted, Carrier, Receipt, ReceiptSink, SubmitError, SubmitRequest};
+use smsroute_carrier::{
+    Accepted, Carrier, Inbound, InboundSink, Receipt, ReceiptSink, SubmitError, SubmitRequest,
+};
 use tokio::time::Instant;
 
 use smsroute_types::MessageId;
@@ -120,6 +122,7 @@ pub struct SimCarrier {
     model: Mutex<(SimModel, RateMeter)>,
     origin: Instant,
     sink: Mutex<Option<ReceiptSink>>,
+    inbound: Mutex<Option<InboundSink>>,
     stats: SimStats,
     observer: Option<AcceptObserver>,
 }
@@ -142,8 +145,19 @@ impl SimCarrier {
             model: Mutex::new((SimModel::new(behaviour, seed), RateMeter::new())),
             origin: Instant::now(),
             sink: Mutex::new(None),
+            inbound: Mutex::new(None),
             stats: SimStats::default(),
             observer: None,
+        }
+    }
+
+    /// A recipient replies: hands `inbound` to the router (waiting while its queue is full).
+    /// `false` when no router listens.
+    pub async fn inject(&self, inbound: Inbound) -> bool {
+        let sink = self.inbound.lock().clone();
+        match sink {
+            Some(sink) => sink.send(inbound).await.is_ok(),
+            None => false,
         }
     }
 
@@ -231,6 +245,10 @@ impl Carrier for SimCarrier {
 
     fn attach_receipts(&self, sink: ReceiptSink) {
         *self.sink.lock() = Some(sink);
+    }
+
+    fn attach_inbound(&self, sink: InboundSink) {
+        *self.inbound.lock() = Some(sink);
     }
 }
 

@@ -18,10 +18,10 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
-use smsroute_carrier::{Accepted, Carrier, SubmitError, SubmitRequest};
+use smsroute_carrier::{Accepted, Carrier, Inbound, SubmitError, SubmitRequest};
 use smsroute_delivery::{
-    Action, Actions, Delivery, DeliveryRequest, ErrorClass, Event, Nanos, RetryBudget, RetryPolicy,
-    SubmitResult, classify_status,
+    Action, Actions, Delivery, DeliveryRequest, ErrorClass, Event, FailReason, Nanos, RetryBudget,
+    RetryPolicy, SubmitResult, classify_status,
 };
 use smsroute_health::{Circuit, Outcome};
 use smsroute_metrics::SubmitResult as MetricResult;
@@ -33,10 +33,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ShutdownReport;
 use crate::dlr::{EntryKey, Matched, Target};
 use crate::event::{EventSink, StatusEvent};
+use crate::inbound::InboundEvent;
 use crate::registry::{CarrierSlot, unpack_contract};
 use crate::shared::{Job, Shared};
 use carrier::CarrierState;
 use slab::{Entry, InFlight, Slab, Timers, Wake};
+use smsroute_policy::Keyword;
 
 /// Inputs of each kind taken per turn, so no kind starves the others.
 const BATCH: usize = 256;
@@ -80,6 +82,10 @@ pub(crate) struct Dispatcher<C: Carrier> {
     results_rx: mpsc::UnboundedReceiver<Completion>,
     matched_rx: mpsc::Receiver<Matched>,
     control_rx: mpsc::UnboundedReceiver<Control>,
+    /// Replies from carriers, tagged with the carrier.
+    inbound_rx: mpsc::Receiver<(CarrierIndex, Inbound)>,
+    /// Replies out to the gateway (bounded; dropped and counted when full).
+    replies_tx: mpsc::Sender<InboundEvent>,
     /// Answers that came at once, to handle once the current step is done.
     ready: VecDeque<Completion>,
     /// Lanes to pump once the current step is done.
@@ -110,6 +116,8 @@ impl<C: Carrier> Dispatcher<C> {
         events: EventSink,
         matched_rx: mpsc::Receiver<Matched>,
         control_rx: mpsc::UnboundedReceiver<Control>,
+        inbound_rx: mpsc::Receiver<(CarrierIndex, Inbound)>,
+        replies_tx: mpsc::Sender<InboundEvent>,
     ) -> Self {
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let policy = shared.snapshot.load().policy;
@@ -127,6 +135,8 @@ impl<C: Carrier> Dispatcher<C> {
             results_rx,
             matched_rx,
             control_rx,
+            inbound_rx,
+            replies_tx,
             ready: VecDeque::new(),
             dirty: Vec::new(),
             ticks: 0,
@@ -188,6 +198,10 @@ impl<C: Carrier> Dispatcher<C> {
                     let now = self.shared.now();
                     self.receipt(matched, now);
                 }
+                Some((carrier, inbound)) = self.inbound_rx.recv() => {
+                    let now = self.shared.now();
+                    self.inbound(carrier, inbound, now);
+                }
                 _ = &mut notified => {}
                 _ = &mut sleep, if next.is_some() => {}
             }
@@ -217,6 +231,13 @@ impl<C: Carrier> Dispatcher<C> {
                 break;
             };
             self.receipt(matched, now);
+            worked = true;
+        }
+        for _ in 0..BATCH {
+            let Ok((carrier, inbound)) = self.inbound_rx.try_recv() else {
+                break;
+            };
+            self.inbound(carrier, inbound, now);
             worked = true;
         }
         for _ in 0..BATCH {
@@ -298,7 +319,7 @@ impl<C: Carrier> Dispatcher<C> {
         if job.candidates.iter().any(|c| c.get() >= self.slots.len()) {
             self.sync();
         }
-        let message = job.message;
+        let (message, checked) = (job.message, job.checked);
         let request = DeliveryRequest {
             id: message.id(),
             parts: message.segments(),
@@ -317,8 +338,37 @@ impl<C: Carrier> Dispatcher<C> {
             wake_at: Nanos::MAX,
             lane: None,
             in_flight: None,
+            checked,
         });
         self.apply(key, actions, now);
+    }
+
+    /// A reply from a recipient: its keyword changes the suppression list here, in the
+    /// dispatcher, so every dispatch after it sees the change; then the gateway hears of it.
+    fn inbound(&mut self, carrier: CarrierIndex, inbound: Inbound, now: Nanos) {
+        let keyword = Keyword::parse(&inbound.text);
+        let changed = match (keyword, smsroute_types::E164::parse(&inbound.from)) {
+            (Some(k), Ok(number)) => self
+                .shared
+                .suppression
+                .apply(k, &number, &inbound.to)
+                .unwrap_or(true),
+            _ => false,
+        };
+        let m = &self.shared.metrics;
+        m.inbound[keyword.map_or(4, |k| k as usize)].increment(1);
+        let event = InboundEvent {
+            carrier,
+            from: inbound.from,
+            to: inbound.to,
+            text: inbound.text,
+            keyword,
+            changed,
+            at: now,
+        };
+        if self.replies_tx.try_send(event).is_err() {
+            m.inbound[5].increment(1);
+        }
     }
 
     /// Carries out a state machine's actions.
@@ -488,6 +538,23 @@ impl<C: Carrier> Dispatcher<C> {
             };
             if self.carriers[c].in_flight >= window {
                 return;
+            }
+            // Opted out since it was last checked: it goes no further.
+            let generation = self.shared.suppression.generation();
+            if entry.checked != generation {
+                entry.checked = generation;
+                let m = &entry.message;
+                if self
+                    .shared
+                    .suppression
+                    .is_suppressed(m.to(), m.from().as_str())
+                {
+                    self.carriers[c].lane.pop_front();
+                    entry.lane = None;
+                    let actions = entry.delivery.abort(FailReason::OptedOut);
+                    self.apply(key, actions, now);
+                    continue;
+                }
             }
             let answer = match self.slots[c]
                 .bucket

@@ -29,6 +29,8 @@ pub(crate) struct Entry {
     /// Queued in this carrier's lane, waiting for its window and bucket.
     pub lane: Option<CarrierIndex>,
     pub in_flight: Option<InFlight>,
+    /// The suppression list's generation it was last checked at.
+    pub checked: u64,
 }
 
 struct Slot {
