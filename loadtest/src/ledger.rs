@@ -32,15 +32,8 @@ pub struct Books {
     pub recent_p99_us: AtomicU64,
 }
 
-/// Rejection reasons, in report order.
-pub const REASONS: [&str; 6] = [
-    "invalid",
-    "blocked",
-    "no_route",
-    "overloaded",
-    "shutting_down",
-    "opted_out",
-];
+/// Rejection reasons, in report order (the metrics' `reason` labels).
+pub use smsroute_metrics::REJECTION_REASONS as REASONS;
 
 /// A send this late counts as late, µs.
 pub const LATE_US: u64 = 10_000;
