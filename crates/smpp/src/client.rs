@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use smallvec::SmallVec;
-use smsroute_carrier::{Accepted, Carrier, Receipt, ReceiptSink, SubmitError, SubmitRequest};
+use smsroute_carrier::{
+    Accepted, Carrier, Inbound, InboundSink, Receipt, ReceiptSink, SubmitError, SubmitRequest,
+};
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
@@ -105,7 +107,7 @@ pub struct EsmeStats {
     pub lost_in_flight: AtomicU64,
     /// Receipts handed to the engine.
     pub receipts: AtomicU64,
-    /// deliver_sm that were not receipts (mobile-originated).
+    /// deliver_sm that were not receipts (mobile-originated), handed on as inbound messages.
     pub mobile_originated: AtomicU64,
     /// PDUs from the SMSC that could not be decoded.
     pub garbage: AtomicU64,
@@ -220,6 +222,7 @@ impl Aliases {
 struct Shared {
     config: EsmeConfig,
     sink: Mutex<Option<ReceiptSink>>,
+    inbound: Mutex<Option<InboundSink>>,
     aliases: Mutex<Aliases>,
     stats: EsmeStats,
 }
@@ -254,6 +257,7 @@ impl SmppCarrier {
         let shared = Arc::new(Shared {
             config,
             sink: Mutex::new(None),
+            inbound: Mutex::new(None),
             aliases: Mutex::default(),
             stats: EsmeStats::default(),
         });
@@ -290,6 +294,7 @@ impl SmppCarrier {
             shared: Arc::new(Shared {
                 config: EsmeConfig::new("", 0, "", ""),
                 sink: Mutex::new(None),
+                inbound: Mutex::new(None),
                 aliases: Mutex::default(),
                 stats: EsmeStats::default(),
             }),
@@ -412,6 +417,10 @@ impl Carrier for SmppCarrier {
 
     fn attach_receipts(&self, sink: ReceiptSink) {
         *self.shared.sink.lock() = Some(sink);
+    }
+
+    fn attach_inbound(&self, sink: InboundSink) {
+        *self.shared.inbound.lock() = Some(sink);
     }
 }
 
@@ -627,6 +636,17 @@ async fn run_link(
                             .stats
                             .mobile_originated
                             .fetch_add(1, Ordering::Relaxed);
+                        let (_, text) = crate::sm::text_of(&sm);
+                        let inbound = Inbound {
+                            from: sm.source.addr.clone(),
+                            to: sm.destination.addr.clone(),
+                            text,
+                        };
+                        let sink = shared.inbound.lock().clone();
+                        if let Some(sink) = sink {
+                            // Back-pressure, as for receipts: answered once taken.
+                            let _ = sink.send(inbound).await;
+                        }
                     }
                 }
                 send(Frame::new(sequence, Body::DeliverSmResp)).await;

@@ -76,10 +76,10 @@ pub struct SimulatorStats {
 }
 
 /// A running simulator.
-#[derive(Debug)]
 pub struct Simulator {
     addr: SocketAddr,
     stats: Arc<SimulatorStats>,
+    shared: Arc<Shared>,
     accept: JoinHandle<()>,
 }
 
@@ -124,7 +124,9 @@ impl Simulator {
             receivers: Arc::default(),
             origin: Instant::now(),
         });
+        let serving = shared.clone();
         let accept = tokio::spawn(async move {
+            let shared = serving;
             let mut number = 0u64;
             while let Ok((stream, _)) = listener.accept().await {
                 number += 1;
@@ -136,6 +138,7 @@ impl Simulator {
         Ok(Simulator {
             addr,
             stats,
+            shared,
             accept,
         })
     }
@@ -148,6 +151,52 @@ impl Simulator {
     /// What it saw.
     pub fn stats(&self) -> &SimulatorStats {
         &self.stats
+    }
+
+    /// A recipient `from` replies `text` to `to`: a deliver_sm (not a receipt) to a session of
+    /// `system_id` able to receive, kept until acknowledged like a receipt. Data coding 0 for
+    /// GSM text, 8 otherwise.
+    pub async fn send_mo(&self, system_id: &str, from: &str, to: &str, text: &str) {
+        let mut octets = Vec::new();
+        let data_coding = if smsroute_types::is_gsm7(text) {
+            smsroute_types::gsm7_encode(text, &mut octets);
+            0
+        } else {
+            smsroute_types::ucs2_encode(text, &mut octets);
+            8
+        };
+        let deliver = Frame::new(
+            0,
+            Body::DeliverSm(ShortMessage {
+                source: Address {
+                    ton: 1,
+                    npi: 1,
+                    addr: from.into(),
+                },
+                destination: Address {
+                    ton: 0,
+                    npi: 1,
+                    addr: to.into(),
+                },
+                esm_class: 0,
+                registered_delivery: 0,
+                data_coding,
+                short_message: octets,
+                message_payload: None,
+                receipted_message_id: None,
+                message_state: None,
+            }),
+        );
+        forward_receipt(&self.shared, system_id, None, deliver).await;
+    }
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("addr", &self.addr)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
     }
 }
 
@@ -375,8 +424,8 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
 /// How long a receipt waits for a session to deliver it on.
 const RECEIPT_HOLD: Duration = Duration::from_secs(60);
 
-/// Delivers a receipt on the submitting session, or, when that one is gone, on any session
-/// of the same system_id able to receive; none bound yet: it waits (store and forward, as an
+/// Delivers a receipt (or a mobile-originated message) on the submitting session, or, when
+/// that one is gone, on any session of the same system_id able to receive; none bound yet: it waits (store and forward, as an
 /// SMSC does), up to [`RECEIPT_HOLD`]. The session keeps it until its deliver_sm_resp.
 async fn forward_receipt(
     shared: &Shared,

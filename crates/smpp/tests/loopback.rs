@@ -301,3 +301,30 @@ async fn repeated_disconnects_keep_reconnecting_and_deliver_receipts() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn replies_from_the_smsc_reach_the_inbound_sink() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let carrier = SmppCarrier::connect("sim", esme(&sim, "pw"));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    carrier.attach_inbound(tx);
+    until(|| carrier.bound() == 1).await;
+    sim.send_mo("acme", "447700900123", "ACME", "STOP").await;
+    sim.send_mo("acme", "447700900124", "ACME", "Привет").await;
+    for (from, text) in [("447700900123", "STOP"), ("447700900124", "Привет")] {
+        let mo = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (mo.from.as_str(), mo.to.as_str(), mo.text.as_str()),
+            (from, "ACME", text)
+        );
+    }
+    assert_eq!(carrier.stats().mobile_originated.load(Ordering::Relaxed), 2);
+    assert_eq!(
+        carrier.stats().receipts.load(Ordering::Relaxed),
+        0,
+        "not receipts"
+    );
+}
