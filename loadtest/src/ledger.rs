@@ -30,7 +30,19 @@ pub struct Books {
     pub failovers: AtomicU64,
     /// p99 of accept → terminal over the last second, µs (for the progress line).
     pub recent_p99_us: AtomicU64,
+    /// Destination and sender of each message template (message n uses template
+    /// n % templates): how a carrier's acceptance is matched against opt-outs.
+    pub destinations: std::sync::OnceLock<Vec<Recipient>>,
+    /// (number, sender) → when the router processed its STOP, µs.
+    pub stopped: parking_lot::Mutex<std::collections::HashMap<Recipient, u64>>,
+    /// Acceptances by a carrier of a message to a number after its STOP was processed.
+    pub sent_after_opt_out: AtomicU64,
+    /// Some STOP was processed (a free check before the lock).
+    pub any_stopped: std::sync::atomic::AtomicBool,
 }
+
+/// A (number, sender) pair; sender `*` for every sender.
+pub type Recipient = (Box<str>, Box<str>);
 
 /// Rejection reasons, in report order (the metrics' `reason` labels).
 pub use smsroute_metrics::REJECTION_REASONS as REASONS;
@@ -56,6 +68,10 @@ impl Books {
             terminal: AtomicU64::new(0),
             failovers: AtomicU64::new(0),
             recent_p99_us: AtomicU64::new(0),
+            destinations: std::sync::OnceLock::new(),
+            stopped: parking_lot::Mutex::default(),
+            sent_after_opt_out: AtomicU64::new(0),
+            any_stopped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -66,9 +82,43 @@ impl Books {
         };
         if let Some(count) = self.accepts.get(i) {
             count.fetch_add(1, Ordering::Relaxed);
+            self.check_opt_out(i, now_us);
             let at = (now_us + after_ns / 1_000 + 1).min(u64::from(u32::MAX)) as u32;
             let _ = self.ack_us[i].compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
         }
+    }
+
+    /// Counts an acceptance of message `i` at `now_us` that came after its recipient's STOP.
+    fn check_opt_out(&self, i: usize, now_us: u64) {
+        if !self.any_stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let stopped = self.stopped.lock();
+        let Some(destinations) = self.destinations.get() else {
+            return;
+        };
+        let (number, sender) = &destinations[i % destinations.len()];
+        let since = |sender: &str| stopped.get(&(number.clone(), sender.into())).copied();
+        if since(sender)
+            .or_else(|| since("*"))
+            .is_some_and(|at| at <= now_us)
+        {
+            self.sent_after_opt_out.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The router processed a STOP (`sender` `*`: STOPALL) from `number` at `at_us`.
+    pub fn stopped(&self, number: &str, sender: &str, at_us: u64) {
+        self.stopped
+            .lock()
+            .entry((number.into(), sender.into()))
+            .or_insert(at_us);
+        self.any_stopped.store(true, Ordering::Release);
+    }
+
+    /// The router processed a START from `number`: it may be sent to again.
+    pub fn started(&self, number: &str) {
+        self.stopped.lock().retain(|(n, _), _| &**n != number);
     }
 
     /// Acceptances beyond the first, over all messages.

@@ -119,6 +119,9 @@ pub struct Report {
     pub late_sends: u64,
     /// Second terminal events for one message (must be 0).
     pub double_terminal: u64,
+    /// Acceptances by a carrier of a message to a number after its STOP was processed (must
+    /// be 0).
+    pub sent_after_opt_out: u64,
     /// The highest accepted rate over one second with no refusal, no late send and at least
     /// 99 % of the intended rate.
     pub max_sustainable_rate: f64,
@@ -270,6 +273,7 @@ impl Report {
                 .collect(),
             late_sends: Books::total(&books.late),
             double_terminal: tally.double_terminal,
+            sent_after_opt_out: books.sent_after_opt_out.load(Ordering::Relaxed),
             max_sustainable_rate,
             peak_rss_mb: timeline.rss_mb.iter().copied().fold(0.0, f64::max),
             timeline,
@@ -279,7 +283,10 @@ impl Report {
     /// Whether the run kept every promise: nothing lost, nothing left in flight, no double
     /// terminal status.
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.in_flight_at_end == 0 && self.double_terminal == 0
+        self.lost == 0
+            && self.in_flight_at_end == 0
+            && self.double_terminal == 0
+            && self.sent_after_opt_out == 0
     }
 
     /// Writes `report.json` and `report.html` into `dir` (created if missing).

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
-use smsroute_carrier::Carrier;
-use smsroute_engine::{EngineOptions, EventStream, Router, SetupError};
+use smsroute_carrier::{Carrier, Inbound};
+use smsroute_engine::{EngineOptions, EventStream, Keyword, Router, SetupError};
 use smsroute_routing::Config;
 use smsroute_sim::SimCarrier;
 use smsroute_types::{Message, MessageId, SplitMix64};
@@ -87,6 +87,11 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
         seconds,
     };
     let templates = templates(&prepared.config, &scenario.mix, scenario.seed)?;
+    let destinations = templates
+        .iter()
+        .map(|t| (t.to().as_str().into(), t.from().as_str().into()))
+        .collect();
+    let _ = ctx.books.destinations.set(destinations);
     if let Some(addr) = options.metrics {
         let _guard = ctx.runtime.enter();
         smsroute_metrics::install_exporter(addr).map_err(|e| RunError::Io(e.to_string()))?;
@@ -137,7 +142,15 @@ fn run_inproc(
             })
             .collect()
     };
-    drive(ctx, router, events, make, reports, options)
+    let inject = |router: &Router<SimCarrier>, carrier: &str, inbound: Inbound| {
+        if let Some(sim) = router
+            .carrier_index(carrier)
+            .and_then(|i| router.carrier(i))
+        {
+            ctx.runtime.block_on(sim.inject(inbound));
+        }
+    };
+    drive(ctx, router, events, make, reports, inject, options)
 }
 
 /// Sends the load, drains, shuts down and builds the report; `make(n)` is message n (id n + 1),
@@ -148,6 +161,7 @@ pub(crate) fn drive<C: Carrier>(
     mut events: EventStream,
     make: impl Fn(u64) -> Message,
     reports: impl FnOnce(&Router<C>) -> BTreeMap<String, CarrierReport>,
+    inject: impl Fn(&Router<C>, &str, Inbound),
     options: RunOptions,
 ) -> Result<Report, RunError> {
     let prepared = ctx.prepared;
@@ -176,9 +190,33 @@ pub(crate) fn drive<C: Carrier>(
         })
     };
 
+    // Replies the router processed: STOPs are what no later acceptance may follow.
+    if let Some(mut replies) = router.take_inbound() {
+        let books = books.clone();
+        ctx.runtime.spawn(async move {
+            while let Some(reply) = replies.recv().await {
+                let sender = match reply.keyword {
+                    Some(Keyword::Stop) => reply.to.as_str(),
+                    Some(Keyword::StopAll) => "*",
+                    Some(Keyword::Start) => {
+                        books.started(&reply.from);
+                        continue;
+                    }
+                    _ => continue,
+                };
+                books.stopped(&reply.from, sender, reply.at / 1_000 + offset_us);
+            }
+        });
+    }
+    let recipients: Vec<(Box<str>, Box<str>)> = {
+        let all = books.destinations.get().cloned().unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        all.into_iter().filter(|d| seen.insert(d.clone())).collect()
+    };
     let mut progress = Progress::new(options.progress);
     let mut markers = fault_markers(prepared);
     let mut reloads = prepared.reloads.iter().peekable();
+    let mut replies = prepared.replies.iter().peekable();
     let mut rss = Vec::new();
     let mut next: u64 = 0;
     loop {
@@ -189,6 +227,19 @@ pub(crate) fn drive<C: Carrier>(
                 Err(e) => format!("reload refused: {e}"),
             };
             markers.push(Marker::at(*at, label));
+        }
+        while let Some((at, carrier, text, count)) =
+            replies.next_if(|(at, ..)| (*at * 1e6) as u64 <= now)
+        {
+            for (number, sender) in recipients.iter().take(*count) {
+                let reply = Inbound {
+                    from: number.to_string(),
+                    to: sender.to_string(),
+                    text: text.clone(),
+                };
+                inject(&router, carrier, reply);
+            }
+            markers.push(Marker::at(*at, format!("{count} × {text} via {carrier}")));
         }
         // Messages 0..=floor(count(now)) are due by now; the run sends ceil(count(duration)).
         let due = (profile.count_until(now as f64 / 1e6) as u64 + 1).min(total);

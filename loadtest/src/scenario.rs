@@ -277,6 +277,8 @@ pub enum FaultKind {
     ThrottleStorm,
     /// The router reloads `config`.
     Reload,
+    /// `count` recipients reply `text` (default STOP) through `carrier`.
+    Inbound,
 }
 
 /// One event of the fault timeline.
@@ -300,6 +302,10 @@ pub struct Fault {
     pub share: f64,
     /// `reload`: the configuration to reload to.
     pub config: Option<ConfigSource>,
+    /// `inbound`: the reply text. Default STOP.
+    pub text: Option<String>,
+    /// `inbound`: how many distinct recipients reply. Default 1.
+    pub count: Option<usize>,
 }
 
 fn one() -> f64 {
@@ -345,6 +351,8 @@ pub struct Prepared {
     pub behaviours: BTreeMap<String, Behaviour>,
     /// Reloads: when (s), and to what.
     pub reloads: Vec<(f64, Config)>,
+    /// Replies: when (s), through which carrier, what text, from how many recipients.
+    pub replies: Vec<(f64, String, String, usize)>,
 }
 
 impl Scenario {
@@ -458,6 +466,7 @@ impl Scenario {
             return Err(format!("carriers.{id}: not a carrier of the configuration"));
         }
         let mut reloads = Vec::new();
+        let mut replies = Vec::new();
         for (i, f) in self.faults.iter().enumerate() {
             let at = format!("faults[{i}]");
             if !(f.at_s >= 0.0 && f.at_s.is_finite()) {
@@ -469,6 +478,20 @@ impl Scenario {
                     .as_ref()
                     .ok_or(format!("{at}: a reload needs `config`"))?;
                 reloads.push((f.at_s, source.load(base, &format!("{at}.config"))?));
+                continue;
+            }
+            if f.kind == FaultKind::Inbound {
+                let carrier = f
+                    .carrier
+                    .clone()
+                    .ok_or(format!("{at}: inbound needs `carrier`"))?;
+                if !behaviours.contains_key(&carrier) {
+                    return Err(format!(
+                        "{at}: carrier \"{carrier}\" is not in the configuration"
+                    ));
+                }
+                let text = f.text.clone().unwrap_or_else(|| "STOP".into());
+                replies.push((f.at_s, carrier, text, f.count.unwrap_or(1).max(1)));
                 continue;
             }
             let id = f
@@ -496,7 +519,7 @@ impl Scenario {
                     share: f.share,
                     status: status::THROTTLED,
                 },
-                FaultKind::Reload => unreachable!("handled above"),
+                FaultKind::Reload | FaultKind::Inbound => unreachable!("handled above"),
             };
             behaviour.outages.push(Outage {
                 start: (f.at_s * 1e9) as u64,
@@ -509,6 +532,7 @@ impl Scenario {
             config,
             behaviours,
             reloads,
+            replies,
         })
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use smsroute_carrier::Inbound;
 use smsroute_delivery::RetryPolicy;
 use smsroute_engine::Router;
 use smsroute_smpp::pdu::ShortMessage;
@@ -116,7 +117,13 @@ pub(crate) fn run(
             })
             .collect()
     };
-    drive(ctx, router, events, make, reports, options)
+    let inject = |_: &Router<SmppCarrier>, carrier: &str, reply: Inbound| {
+        if let Some(sim) = simulators.get(carrier) {
+            ctx.runtime
+                .block_on(sim.send_mo("loadtest", &reply.from, &reply.to, &reply.text));
+        }
+    };
+    drive(ctx, router, events, make, reports, inject, options)
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ fn every_shipped_scenario_and_the_default_are_valid() {
         "baseline",
         "default",
         "hang",
+        "inbound-stop",
         "max-throughput",
         "outage-failover",
         "overload",

@@ -41,8 +41,8 @@ pub fn run(
     println!("{}", report.summary());
     if !report.passed() {
         eprintln!(
-            "FAILED: lost {}, in flight at end {}, double terminal {}",
-            report.lost, report.in_flight_at_end, report.double_terminal
+            "FAILED: lost {}, in flight at end {}, double terminal {}, sent after opt-out {}",
+            report.lost, report.in_flight_at_end, report.double_terminal, report.sent_after_opt_out
         );
     }
     Ok(report.passed())
