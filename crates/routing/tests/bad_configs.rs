@@ -47,6 +47,13 @@ fn cases() -> Vec<(String, &'static str, &'static str)> {
             "password has 15 characters, SMPP 3.4 allows at most 8",
         ),
         (with("[[block]]\nprefix = \"44\"\n[[block]]\nprefix = \"44\"\n"), "7:10", "duplicate block for prefix \"44\" (first on line 4)"),
+        (with("[[classes]]\nname = \"Marketing\"\n"), "5:8", "class name must be [a-z0-9_-]+, got \"Marketing\""),
+        (with("[[classes]]\nname = \"m\"\n[[classes]]\nname = \"m\"\n"), "7:8", "duplicate class \"m\""),
+        (with("[[classes]]\nname = \"m\"\nper_s = 60\n"), "6:9", "per_s needs max_per_recipient"),
+        (with("[[classes]]\nname = \"m\"\nquiet_hours = \"later\"\n"), "6:15", "quiet_hours must be \"defer\" or \"refuse\""),
+        (with("[[quiet_hours]]\nprefix = \"44\"\nstart = \"25:00\"\nend = \"08:00\"\n"), "6:9", "start must be a time HH:MM, got \"25:00\""),
+        (with("[[quiet_hours]]\nprefix = \"44\"\nutc_offset = \"1:00\"\nstart = \"21:00\"\nend = \"08:00\"\n"), "6:14", "utc_offset must be +HH:MM or -HH:MM"),
+        (with("[policy]\nsuppression_file = \"\"\n"), "5:20", "suppression_file must name a file"),
     ]
 }
 
@@ -141,4 +148,32 @@ max_segments = 6
     assert_eq!(config.ported[0].number.as_str(), "447700900123");
     assert!(config.retry.reroute_on_undeliverable);
     assert_eq!(config.limits.max_segments, 6);
+}
+
+#[test]
+fn policy_tables_parse_into_checked_values() {
+    let text = format!(
+        "{CARRIER}[policy]\nsuppression_file = \"optouts.log\"\n\n[[classes]]\nname = \"marketing\"\n\
+         max_per_recipient = 3\nper_s = 86400\nquiet_hours = \"defer\"\n\n[[classes]]\nname = \"otp\"\n\n\
+         [[quiet_hours]]\nprefix = \"44\"\nutc_offset = \"+01:00\"\nstart = \"21:30\"\nend = \"08:00\"\n"
+    );
+    let config = Config::parse(&text, "policy.toml").unwrap();
+    let p = &config.policy;
+    assert_eq!(p.suppression_file.as_deref(), Some("optouts.log"));
+    assert_eq!(p.classes.len(), 2);
+    let m = &p.classes[0];
+    assert_eq!(
+        (m.name.as_str(), m.cap, m.cap_window_s),
+        ("marketing", Some(3), 86_400)
+    );
+    assert_eq!(
+        m.quiet_hours,
+        Some(smsroute_routing::config::QuietAction::Defer)
+    );
+    assert_eq!((p.classes[1].cap, p.classes[1].quiet_hours), (None, None));
+    let q = &p.quiet_hours[0];
+    assert_eq!(
+        (q.prefix.as_str(), q.utc_offset_min, q.start_min, q.end_min),
+        ("44", 60, 21 * 60 + 30, 480)
+    );
 }

@@ -2,6 +2,7 @@
 //! and limits. [`Config::parse`] checks everything and reports every problem it finds as
 //! `path:line:col: message`.
 
+mod policy;
 mod raw;
 mod validate;
 
@@ -25,6 +26,8 @@ pub struct Config {
     pub ported: Vec<PortedConfig>,
     /// Retry and timeout policy.
     pub retry: RetryConfig,
+    /// The policy stage: opt-out persistence, message classes, quiet hours.
+    pub policy: PolicyConfig,
     /// Message limits.
     pub limits: LimitsConfig,
 }
@@ -123,6 +126,52 @@ impl Default for RetryConfig {
             reroute_on_undeliverable: false,
         }
     }
+}
+
+/// The policy stage (`[policy]`, `[[classes]]`, `[[quiet_hours]]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// Where opt-outs persist (an append-only log), as written in the file.
+    pub suppression_file: Option<String>,
+    /// Message classes (a message names its class in its `class` tag).
+    pub classes: Vec<ClassConfig>,
+    /// Local quiet windows per destination prefix (country).
+    pub quiet_hours: Vec<QuietHoursConfig>,
+}
+
+/// A message class and its rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassConfig {
+    /// Name, `[a-z0-9_-]+`, unique.
+    pub name: String,
+    /// At most this many messages of the class per recipient within `cap_window_s`.
+    pub cap: Option<u32>,
+    /// The cap's sliding window, seconds.
+    pub cap_window_s: u64,
+    /// What quiet hours do to the class (none: they do not apply).
+    pub quiet_hours: Option<QuietAction>,
+}
+
+/// What a quiet window does to a message of a class it applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuietAction {
+    /// Hold it until the window ends.
+    Defer,
+    /// Refuse it.
+    Refuse,
+}
+
+/// A local quiet window for numbers under a prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuietHoursConfig {
+    /// Destination prefix (the longest matching one applies).
+    pub prefix: String,
+    /// Local time minus UTC, minutes.
+    pub utc_offset_min: i32,
+    /// Start, minutes after local midnight.
+    pub start_min: u32,
+    /// End, minutes after local midnight (before start: the window spans midnight).
+    pub end_min: u32,
 }
 
 /// Message limits (`[limits]`).

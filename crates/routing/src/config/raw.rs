@@ -16,6 +16,35 @@ pub(super) struct RawConfig {
     pub ported: Vec<Spanned<RawPorted>>,
     pub retry: Option<RawRetry>,
     pub limits: Option<RawLimits>,
+    pub policy: Option<RawPolicy>,
+    #[serde(default)]
+    pub classes: Vec<Spanned<RawClass>>,
+    #[serde(default)]
+    pub quiet_hours: Vec<Spanned<RawQuietHours>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    pub suppression_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClass {
+    pub name: Spanned<String>,
+    pub max_per_recipient: Option<Spanned<i64>>,
+    pub per_s: Option<Spanned<i64>>,
+    pub quiet_hours: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQuietHours {
+    pub prefix: Spanned<Value>,
+    pub utc_offset: Option<Spanned<String>>,
+    pub start: Spanned<String>,
+    pub end: Spanned<String>,
 }
 
 #[derive(Deserialize)]

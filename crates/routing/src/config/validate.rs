@@ -18,13 +18,13 @@ pub const MAX_CARRIERS: usize = u16::MAX as usize;
 const MAX_PREFIX_DIGITS: usize = 15;
 
 /// Collects problems as byte offsets; turns them into lines and columns at the end.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     text: &'a str,
     problems: Vec<(usize, String)>,
 }
 
 impl<'a> Checker<'a> {
-    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(super) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.problems.push((span.start, message.into()));
     }
 
@@ -49,7 +49,7 @@ impl<'a> Checker<'a> {
     }
 
     /// An optional integer in `min..=max`, or `default` when absent.
-    fn int<T: TryFrom<i64>>(
+    pub(super) fn int<T: TryFrom<i64>>(
         &mut self,
         value: Option<&Spanned<i64>>,
         name: &str,
@@ -71,7 +71,7 @@ impl<'a> Checker<'a> {
     }
 
     /// A quoted string of 1..=15 digits.
-    fn digits(&mut self, value: &Spanned<Value>, what: &str) -> Option<String> {
+    pub(super) fn digits(&mut self, value: &Spanned<Value>, what: &str) -> Option<String> {
         let text = match value.get_ref() {
             Value::String(s) => s,
             Value::Integer(i) => {
@@ -277,6 +277,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         ported.push(PortedConfig { number, route_as });
     }
 
+    let policy = super::policy::policy(&mut check, &raw);
     check.finish(path)?;
     Ok(Config {
         carriers,
@@ -284,6 +285,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         blocks,
         ported,
         retry,
+        policy,
         limits,
     })
 }

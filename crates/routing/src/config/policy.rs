@@ -1,0 +1,151 @@
+//! Checks the policy tables: `[policy]`, `[[classes]]`, `[[quiet_hours]]`.
+
+use std::collections::HashSet;
+
+use toml::Spanned;
+
+use super::raw::RawConfig;
+use super::validate::Checker;
+use super::{ClassConfig, PolicyConfig, QuietAction, QuietHoursConfig};
+
+/// `HH:MM` → minutes after midnight.
+fn clock(check: &mut Checker<'_>, value: &Spanned<String>, name: &str) -> Option<u32> {
+    let parsed = value.get_ref().split_once(':').and_then(|(h, m)| {
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60 && value.get_ref().len() == 5).then_some(h * 60 + m)
+    });
+    if parsed.is_none() {
+        check.error(
+            value.span(),
+            format!("{name} must be a time HH:MM, got {:?}", value.get_ref()),
+        );
+    }
+    parsed
+}
+
+/// `+HH:MM` / `-HH:MM` → minutes.
+fn offset(check: &mut Checker<'_>, value: Option<&Spanned<String>>) -> i32 {
+    let Some(value) = value else { return 0 };
+    let text = value.get_ref();
+    let sign = match text.as_bytes().first() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => 0,
+    };
+    let minutes = text.get(1..).and_then(|rest| {
+        let (h, m) = rest.split_once(':')?;
+        let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 14 && m < 60 && rest.len() == 5).then_some(h * 60 + m)
+    });
+    match (sign, minutes) {
+        (s, Some(m)) if s != 0 => s * m,
+        _ => {
+            check.error(
+                value.span(),
+                format!("utc_offset must be +HH:MM or -HH:MM, got {text:?}"),
+            );
+            0
+        }
+    }
+}
+
+pub(super) fn policy(check: &mut Checker<'_>, raw: &RawConfig) -> PolicyConfig {
+    let suppression_file = raw
+        .policy
+        .as_ref()
+        .and_then(|p| p.suppression_file.as_ref())
+        .map(|f| {
+            if f.get_ref().trim().is_empty() {
+                check.error(f.span(), "suppression_file must name a file");
+            }
+            f.get_ref().clone()
+        });
+    let mut names = HashSet::new();
+    let mut classes = Vec::new();
+    for row in &raw.classes {
+        let c = row.get_ref();
+        let name = c.name.get_ref();
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid {
+            check.error(
+                c.name.span(),
+                format!("class name must be [a-z0-9_-]+, got {name:?}"),
+            );
+        } else if !names.insert(name.clone()) {
+            check.error(c.name.span(), format!("duplicate class {name:?}"));
+        }
+        let cap = check.int(
+            c.max_per_recipient.as_ref(),
+            "max_per_recipient",
+            (1, u32::MAX.into()),
+            0u32,
+        );
+        let window = check.int(c.per_s.as_ref(), "per_s", (1, 366 * 86_400), 0u64);
+        match (&c.max_per_recipient, &c.per_s) {
+            (Some(_), None) => check.error(
+                row.span(),
+                "max_per_recipient needs per_s (the window, in seconds)",
+            ),
+            (None, Some(p)) => check.error(p.span(), "per_s needs max_per_recipient"),
+            _ => {}
+        }
+        let quiet_hours = c
+            .quiet_hours
+            .as_ref()
+            .and_then(|q| match q.get_ref().as_str() {
+                "defer" => Some(QuietAction::Defer),
+                "refuse" => Some(QuietAction::Refuse),
+                other => {
+                    check.error(
+                        q.span(),
+                        format!("quiet_hours must be \"defer\" or \"refuse\", got {other:?}"),
+                    );
+                    None
+                }
+            });
+        classes.push(ClassConfig {
+            name: name.clone(),
+            cap: (cap > 0).then_some(cap),
+            cap_window_s: window,
+            quiet_hours,
+        });
+    }
+    let mut prefixes = HashSet::new();
+    let mut quiet_hours = Vec::new();
+    for row in &raw.quiet_hours {
+        let q = row.get_ref();
+        let prefix = check.digits(&q.prefix, "prefix");
+        let utc_offset_min = offset(check, q.utc_offset.as_ref());
+        let start = clock(check, &q.start, "start");
+        let end = clock(check, &q.end, "end");
+        if let (Some(s), Some(e)) = (start, end)
+            && s == e
+        {
+            check.error(q.end.span(), "end must differ from start");
+        }
+        let (Some(prefix), Some(start_min), Some(end_min)) = (prefix, start, end) else {
+            continue;
+        };
+        if !prefixes.insert(prefix.clone()) {
+            check.error(
+                q.prefix.span(),
+                format!("duplicate quiet hours for prefix {prefix}"),
+            );
+            continue;
+        }
+        quiet_hours.push(QuietHoursConfig {
+            prefix,
+            utc_offset_min,
+            start_min,
+            end_min,
+        });
+    }
+    PolicyConfig {
+        suppression_file,
+        classes,
+        quiet_hours,
+    }
+}
