@@ -1,6 +1,8 @@
-//! smsroute's policy stage: what may be sent at all, before any carrier is paid. For now:
-//! inbound keywords ([`Keyword`]) and the [`Suppression`] list of recipients who opted out,
-//! checked on every submit and again before every dispatch of a queued or retrying message.
+//! smsroute's policy stage: what may be sent at all, before any carrier is paid: inbound
+//! keywords ([`Keyword`]) and the [`Suppression`] list of recipients who opted out, checked on
+//! every submit and again before every dispatch of a queued or retrying message; message
+//! classes ([`Rules`]) with per-recipient frequency caps ([`FrequencyCaps`]) and local quiet
+//! hours.
 //!
 //! # Example
 //! ```
@@ -22,7 +24,9 @@
 #![warn(missing_docs)]
 
 mod keyword;
+mod rules;
 mod suppression;
 
 pub use keyword::Keyword;
+pub use rules::{CapTicket, FrequencyCaps, Refusal, Rules};
 pub use suppression::{ImportError, Suppression};

@@ -1,0 +1,361 @@
+//! Message classes: per-recipient frequency caps and local quiet hours.
+//!
+//! A message names its class in its `class` tag; a class unknown to the configuration has no
+//! rules. Caps count messages accepted for a (recipient, class) within a sliding window, in a
+//! sharded table (one short lock per shard) whose size is bounded: when a shard is full of
+//! live entries, a new recipient is refused rather than let through unchecked. Quiet hours
+//! apply per destination prefix (the longest matching one), in local time from a fixed UTC
+//! offset; a class defers its messages to the window's end, or refuses them.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+use smsroute_routing::config::{PolicyConfig, QuietAction};
+use smsroute_types::{E164, Message};
+
+/// Why a message's class forbids it now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The recipient already got the class's most messages within its window.
+    #[error("frequency cap reached for this recipient and class")]
+    FrequencyCap,
+    /// The destination is in its quiet hours and the class refuses then.
+    #[error("quiet hours at the destination")]
+    QuietHours,
+}
+
+#[derive(Clone, Debug)]
+struct Class {
+    name: Box<str>,
+    cap: Option<(u32, u32)>,
+    quiet: Option<QuietAction>,
+}
+
+#[derive(Clone, Debug)]
+struct Quiet {
+    prefix: Box<str>,
+    offset_min: i32,
+    start: u32,
+    end: u32,
+}
+
+/// The checked class rules of one configuration (swapped on reload).
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    classes: Vec<Class>,
+    /// Longest prefix first.
+    quiet: Vec<Quiet>,
+}
+
+/// A cap taken for a message: give it back if the message is not accepted after all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapTicket {
+    key: u64,
+    at: u32,
+}
+
+impl Rules {
+    /// From the configuration's policy tables.
+    pub fn new(config: &PolicyConfig) -> Self {
+        let classes = config
+            .classes
+            .iter()
+            .map(|c| Class {
+                name: c.name.as_str().into(),
+                cap: c
+                    .cap
+                    .map(|n| (n, c.cap_window_s.min(u64::from(u32::MAX)) as u32)),
+                quiet: c.quiet_hours,
+            })
+            .collect();
+        let mut quiet: Vec<Quiet> = config
+            .quiet_hours
+            .iter()
+            .map(|q| Quiet {
+                prefix: q.prefix.as_str().into(),
+                offset_min: q.utc_offset_min,
+                start: q.start_min,
+                end: q.end_min,
+            })
+            .collect();
+        quiet.sort_by_key(|q| std::cmp::Reverse(q.prefix.len()));
+        Rules { classes, quiet }
+    }
+
+    /// The class a message names (its `class` tag), if configured.
+    pub fn class_of(&self, message: &Message) -> Option<usize> {
+        let name = message.tags().find(|(k, _)| *k == "class")?.1;
+        self.classes.iter().position(|c| &*c.name == name)
+    }
+
+    /// Quiet hours for a message of `class` to `number` at `now`: `Ok(None)` send now,
+    /// `Ok(Some(t))` hold until `t`, `Err` refuse.
+    pub fn quiet_hours(
+        &self,
+        class: usize,
+        number: &E164,
+        now: SystemTime,
+    ) -> Result<Option<SystemTime>, Refusal> {
+        let Some(action) = self.classes[class].quiet else {
+            return Ok(None);
+        };
+        let Some(q) = self
+            .quiet
+            .iter()
+            .find(|q| number.as_str().starts_with(&*q.prefix))
+        else {
+            return Ok(None);
+        };
+        let utc_min = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 60) as i64;
+        let local = (utc_min + i64::from(q.offset_min)).rem_euclid(1440) as u32;
+        let inside = if q.start < q.end {
+            (q.start..q.end).contains(&local)
+        } else {
+            local >= q.start || local < q.end
+        };
+        if !inside {
+            return Ok(None);
+        }
+        match action {
+            QuietAction::Refuse => Err(Refusal::QuietHours),
+            QuietAction::Defer => {
+                let wait = (q.end + 1440 - local) % 1440;
+                let into_minute = now
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() % 60);
+                Ok(Some(
+                    now + Duration::from_secs(u64::from(wait) * 60 - into_minute),
+                ))
+            }
+        }
+    }
+
+    /// Takes one message of `class`'s cap for `number` at `now`; no cap: `Ok(None)`.
+    pub fn take_cap(
+        &self,
+        caps: &FrequencyCaps,
+        class: usize,
+        number: &E164,
+        now: SystemTime,
+    ) -> Result<Option<CapTicket>, Refusal> {
+        let Some((max, window)) = self.classes[class].cap else {
+            return Ok(None);
+        };
+        let key = number.packed()
+            ^ ((number.len() as u64) << 60)
+            ^ (class as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let at = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as u32;
+        caps.try_take(key, max, window, at)
+            .then_some(Some(CapTicket { key, at }))
+            .ok_or(Refusal::FrequencyCap)
+    }
+}
+
+const SHARDS: usize = 64;
+
+/// Per-(recipient, class) send times within their windows, bounded in size.
+#[derive(Debug)]
+pub struct FrequencyCaps {
+    shards: Box<[Mutex<HashMap<u64, SmallVec<[u32; 4]>, ahash::RandomState>>]>,
+    per_shard: usize,
+}
+
+impl FrequencyCaps {
+    /// Room for about `capacity` (recipient, class) pairs.
+    pub fn new(capacity: usize) -> Self {
+        FrequencyCaps {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_hasher(ahash::RandomState::new())))
+                .collect(),
+            per_shard: (capacity / SHARDS).max(1),
+        }
+    }
+
+    fn shard(&self, key: u64) -> &Mutex<HashMap<u64, SmallVec<[u32; 4]>, ahash::RandomState>> {
+        // Numbers differ in few bits: spread them (the SplitMix64 finaliser) before sharding.
+        let mut z = key.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        &self.shards[((z ^ (z >> 31)) % SHARDS as u64) as usize]
+    }
+
+    fn try_take(&self, key: u64, max: u32, window: u32, now: u32) -> bool {
+        let mut shard = self.shard(key).lock();
+        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+            // Full: forget pairs whose newest send left their window (the longest a class
+            // may have is a year; a pair is only kept while it may still count).
+            shard.retain(|_, times| {
+                times
+                    .last()
+                    .is_some_and(|&t| now.saturating_sub(t) < window)
+            });
+            if shard.len() >= self.per_shard {
+                return false;
+            }
+        }
+        let times = shard.entry(key).or_default();
+        times.retain(|t| now.saturating_sub(*t) < window);
+        if times.len() >= max as usize {
+            return false;
+        }
+        times.push(now);
+        true
+    }
+
+    /// Gives a taken cap back (the message was refused later, e.g. overloaded).
+    pub fn give_back(&self, ticket: CapTicket) {
+        let mut shard = self.shard(ticket.key).lock();
+        if let Some(times) = shard.get_mut(&ticket.key)
+            && let Some(at) = times.iter().rposition(|t| *t == ticket.at)
+        {
+            times.remove(at);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use smsroute_routing::config::{ClassConfig, QuietHoursConfig};
+
+    use super::*;
+
+    fn rules(quiet: QuietAction) -> Rules {
+        Rules::new(&PolicyConfig {
+            suppression_file: None,
+            classes: vec![ClassConfig {
+                name: "marketing".into(),
+                cap: Some(2),
+                cap_window_s: 3600,
+                quiet_hours: Some(quiet),
+            }],
+            quiet_hours: vec![
+                QuietHoursConfig {
+                    prefix: "44".into(),
+                    utc_offset_min: 0,
+                    start_min: 21 * 60,
+                    end_min: 8 * 60,
+                },
+                QuietHoursConfig {
+                    prefix: "447".into(),
+                    utc_offset_min: 60,
+                    start_min: 22 * 60,
+                    end_min: 7 * 60,
+                },
+            ],
+        })
+    }
+
+    fn at(h: u64, m: u64) -> SystemTime {
+        // 2026-11-25 is day 20,417 since the epoch.
+        UNIX_EPOCH + Duration::from_secs(20_417 * 86_400 + h * 3600 + m * 60)
+    }
+
+    #[test]
+    fn the_class_comes_from_the_tag() {
+        let r = rules(QuietAction::Defer);
+        let tagged = Message::builder("447700900123", "ACME", "x")
+            .tag("class", "marketing")
+            .build(10)
+            .unwrap();
+        let plain = Message::builder("447700900123", "ACME", "x")
+            .build(10)
+            .unwrap();
+        assert_eq!((r.class_of(&tagged), r.class_of(&plain)), (Some(0), None));
+    }
+
+    #[test]
+    fn quiet_hours_defer_to_the_window_end_in_local_time_or_refuse() {
+        let r = rules(QuietAction::Defer);
+        let uk_landline = E164::parse("441134960000").unwrap();
+        let uk_mobile = E164::parse("447700900123").unwrap(); // 447: +01:00, 22:00-07:00
+        assert_eq!(r.quiet_hours(0, &uk_landline, at(12, 0)), Ok(None));
+        assert_eq!(
+            r.quiet_hours(0, &uk_landline, at(23, 30)),
+            Ok(Some(at(32, 0)))
+        );
+        assert_eq!(
+            r.quiet_hours(0, &uk_landline, at(3, 15)),
+            Ok(Some(at(8, 0)))
+        );
+        // 21:30 UTC is 22:30 local under 447: quiet until 07:00 local = 06:00 UTC.
+        assert_eq!(
+            r.quiet_hours(0, &uk_mobile, at(21, 30)),
+            Ok(Some(at(30, 0)))
+        );
+        assert_eq!(
+            r.quiet_hours(0, &uk_mobile, at(20, 30)),
+            Ok(None),
+            "21:30 local"
+        );
+        let refuse = rules(QuietAction::Refuse);
+        assert_eq!(
+            refuse.quiet_hours(0, &uk_landline, at(22, 0)),
+            Err(Refusal::QuietHours)
+        );
+        let french = E164::parse("33612345678").unwrap();
+        assert_eq!(
+            refuse.quiet_hours(0, &french, at(22, 0)),
+            Ok(None),
+            "no window there"
+        );
+    }
+
+    #[test]
+    fn caps_slide_and_tickets_give_back() {
+        let r = rules(QuietAction::Defer);
+        let caps = FrequencyCaps::new(1024);
+        let n = E164::parse("447700900123").unwrap();
+        let other = E164::parse("447700900124").unwrap();
+        assert!(r.take_cap(&caps, 0, &n, at(10, 0)).unwrap().is_some());
+        let second = r.take_cap(&caps, 0, &n, at(10, 30)).unwrap().unwrap();
+        assert_eq!(
+            r.take_cap(&caps, 0, &n, at(10, 45)),
+            Err(Refusal::FrequencyCap)
+        );
+        assert!(
+            r.take_cap(&caps, 0, &other, at(10, 45)).is_ok(),
+            "per recipient"
+        );
+        caps.give_back(second);
+        assert!(r.take_cap(&caps, 0, &n, at(10, 50)).is_ok(), "given back");
+        assert_eq!(
+            r.take_cap(&caps, 0, &n, at(10, 55)),
+            Err(Refusal::FrequencyCap)
+        );
+        assert!(
+            r.take_cap(&caps, 0, &n, at(11, 1)).is_ok(),
+            "the 10:00 one slid out"
+        );
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_recipients_until_old_ones_expire() {
+        let r = rules(QuietAction::Defer);
+        let caps = FrequencyCaps::new(SHARDS); // one pair per shard
+        let numbers: Vec<E164> = (0..400)
+            .map(|i| E164::parse(&format!("4477009{i:05}")).unwrap())
+            .collect();
+        let refused = numbers
+            .iter()
+            .filter(|n| r.take_cap(&caps, 0, n, at(10, 0)).is_err())
+            .count();
+        assert!(
+            refused >= 400 - SHARDS,
+            "at most one pair per shard: {refused}"
+        );
+        assert!(
+            refused < 400 - SHARDS / 2,
+            "pairs spread over the shards: {refused}"
+        );
+        // An hour later the old pairs left their window: room again.
+        let later = numbers
+            .iter()
+            .filter(|n| r.take_cap(&caps, 0, n, at(11, 1)).is_ok())
+            .count();
+        assert!(later >= SHARDS / 2, "{later}");
+    }
+}
