@@ -157,10 +157,13 @@ impl Rules {
 
 const SHARDS: usize = 64;
 
+/// One shard: (recipient, class) key → send times still within the window.
+type Shard = Mutex<HashMap<u64, SmallVec<[u32; 4]>, ahash::RandomState>>;
+
 /// Per-(recipient, class) send times within their windows, bounded in size.
 #[derive(Debug)]
 pub struct FrequencyCaps {
-    shards: Box<[Mutex<HashMap<u64, SmallVec<[u32; 4]>, ahash::RandomState>>]>,
+    shards: Box<[Shard]>,
     per_shard: usize,
 }
 
@@ -175,7 +178,7 @@ impl FrequencyCaps {
         }
     }
 
-    fn shard(&self, key: u64) -> &Mutex<HashMap<u64, SmallVec<[u32; 4]>, ahash::RandomState>> {
+    fn shard(&self, key: u64) -> &Shard {
         // Numbers differ in few bits: spread them (the SplitMix64 finaliser) before sharding.
         let mut z = key.wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
