@@ -35,11 +35,15 @@ pub struct EngineOptions {
     pub retry_floor_per_second: f64,
     /// Seed of the engine's randomness (weighted splits, backoff jitter, ejection jitter).
     pub seed: u64,
-    /// Where opt-outs persist (an append-only log, replayed at start); `None`: in memory.
+    /// Where opt-outs persist (an append-only log, replayed at start); `None`: the
+    /// configuration's `[policy] suppression_file`, else in memory.
     pub suppression_file: Option<std::path::PathBuf>,
     /// Inbound events (replies, keywords) waiting for the gateway; beyond, they are dropped
     /// and counted (the opt-outs they carry are applied all the same). Default 4,096.
     pub replies_capacity: usize,
+    /// (recipient, class) pairs the frequency caps keep at once; when full of live pairs,
+    /// new recipients of a capped class are refused. Default 1,048,576.
+    pub cap_capacity: usize,
 }
 
 impl Default for EngineOptions {
@@ -57,6 +61,7 @@ impl Default for EngineOptions {
             seed: 0x5EED,
             suppression_file: None,
             replies_capacity: 4_096,
+            cap_capacity: 1 << 20,
         }
     }
 }

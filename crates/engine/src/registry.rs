@@ -79,6 +79,8 @@ pub(crate) struct Snapshot<C> {
     pub slots: Vec<Arc<CarrierSlot<C>>>,
     pub policy: RetryPolicy,
     pub max_segments: u32,
+    /// Message classes: quiet hours and caps.
+    pub rules: smsroute_policy::Rules,
 }
 
 /// Routing's view of health: the table's carrier indices read through to slots on the board.

@@ -54,6 +54,21 @@ pub enum Rejection {
     /// The recipient opted out of this sender (or of all).
     #[error("opted out: the recipient asked not to get messages from this sender")]
     OptedOut,
+    /// The recipient already got its class's most messages within the class's window.
+    #[error("frequency cap: the recipient already got the most messages of this class")]
+    FrequencyCap,
+    /// The destination is in its quiet hours and the message's class refuses then.
+    #[error("quiet hours at the destination")]
+    QuietHours,
+}
+
+impl From<smsroute_policy::Refusal> for Rejection {
+    fn from(refusal: smsroute_policy::Refusal) -> Self {
+        match refusal {
+            smsroute_policy::Refusal::FrequencyCap => Rejection::FrequencyCap,
+            smsroute_policy::Refusal::QuietHours => Rejection::QuietHours,
+        }
+    }
 }
 
 impl Rejection {
@@ -66,6 +81,8 @@ impl Rejection {
             Rejection::Overloaded => 3,
             Rejection::ShuttingDown => 4,
             Rejection::OptedOut => 5,
+            Rejection::FrequencyCap => 6,
+            Rejection::QuietHours => 7,
         }
     }
 
@@ -79,6 +96,8 @@ impl Rejection {
             Rejection::Overloaded => "overloaded",
             Rejection::ShuttingDown => "shutting_down",
             Rejection::OptedOut => "opted_out",
+            Rejection::FrequencyCap => "frequency_cap",
+            Rejection::QuietHours => "quiet_hours",
         }
     }
 }
@@ -193,11 +212,17 @@ impl<C: Carrier> Router<C> {
             slots,
             policy: RetryPolicy::from(&config.retry),
             max_segments: config.limits.max_segments,
+            rules: smsroute_policy::Rules::new(&config.policy),
         };
-        let suppression = Arc::new(match &options.suppression_file {
+        let file = options
+            .suppression_file
+            .clone()
+            .or_else(|| config.policy.suppression_file.as_ref().map(Into::into));
+        let suppression = Arc::new(match &file {
             Some(path) => smsroute_policy::Suppression::open(path)?,
             None => smsroute_policy::Suppression::in_memory(),
         });
+        let cap_capacity = options.cap_capacity;
         let counters = Arc::new(Counters::default());
         let limit = options.max_outstanding + options.progress_headroom;
         let (sink, stream) = EventSink::new(counters.clone(), limit, options.progress_events);
@@ -216,6 +241,7 @@ impl<C: Carrier> Router<C> {
             stopped: AtomicBool::new(false),
             metrics: smsroute_metrics::EngineMetrics::register(),
             suppression,
+            caps: smsroute_policy::FrequencyCaps::new(cap_capacity),
         });
         {
             let snapshot = shared.snapshot.load();
@@ -280,6 +306,17 @@ impl<C: Carrier> Router<C> {
         {
             return Err(Rejection::OptedOut);
         }
+        // Class rules: quiet hours may hold the message or refuse it.
+        let class = snapshot.rules.class_of(&message);
+        let wall = class.map(|_| std::time::SystemTime::now());
+        if let (Some(class), Some(now)) = (class, wall)
+            && let Some(until) = snapshot.rules.quiet_hours(class, message.to(), now)?
+        {
+            let later = message.not_before().is_some_and(|t| t > until);
+            if !later {
+                message.set_not_before(Some(until));
+            }
+        }
         let id = match message.id() {
             MessageId(0) => MessageId(shared.next_id.fetch_add(1, Ordering::Relaxed)),
             id => id,
@@ -307,6 +344,22 @@ impl<C: Carrier> Router<C> {
             outstanding.fetch_sub(1, Ordering::AcqRel);
             return Err(Rejection::Overloaded);
         }
+        // The cap last: only a message that will be accepted counts toward it.
+        let ticket = match (class, wall) {
+            (Some(class), Some(now)) => {
+                match snapshot
+                    .rules
+                    .take_cap(&shared.caps, class, message.to(), now)
+                {
+                    Ok(ticket) => ticket,
+                    Err(refusal) => {
+                        outstanding.fetch_sub(1, Ordering::AcqRel);
+                        return Err(refusal.into());
+                    }
+                }
+            }
+            _ => None,
+        };
         message.set_id(id);
         let job = Job {
             message: Arc::new(message),
@@ -315,6 +368,9 @@ impl<C: Carrier> Router<C> {
         };
         if shared.inbound.push(job).is_err() {
             outstanding.fetch_sub(1, Ordering::AcqRel);
+            if let Some(ticket) = ticket {
+                shared.caps.give_back(ticket);
+            }
             return Err(Rejection::Overloaded);
         }
         // Pairs with the dispatcher's store of `parked` before its last look at the queue:
@@ -395,6 +451,7 @@ impl<C: Carrier> Router<C> {
             slots,
             policy: RetryPolicy::from(&config.retry),
             max_segments: config.limits.max_segments,
+            rules: smsroute_policy::Rules::new(&config.policy),
         }));
         self.shared.generation.store(generation, Ordering::Release);
         self.shared.wake.notify_one();

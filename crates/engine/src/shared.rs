@@ -51,6 +51,8 @@ pub(crate) struct Shared<C> {
     pub metrics: smsroute_metrics::EngineMetrics,
     /// Recipients who opted out.
     pub suppression: Arc<smsroute_policy::Suppression>,
+    /// Per-recipient class caps (kept across reloads).
+    pub caps: smsroute_policy::FrequencyCaps,
 }
 
 impl<C> Shared<C> {

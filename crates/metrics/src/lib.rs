@@ -175,13 +175,15 @@ pub fn describe() {
 }
 
 /// Rejection reasons, in the order of [`EngineMetrics::rejected`].
-pub const REJECTION_REASONS: [&str; 6] = [
+pub const REJECTION_REASONS: [&str; 8] = [
     "invalid",
     "blocked",
     "no_route",
     "overloaded",
     "shutting_down",
     "opted_out",
+    "frequency_cap",
+    "quiet_hours",
 ];
 
 /// Inbound message kinds, in the order of [`EngineMetrics::inbound`]: the keyword, `none` for
@@ -197,7 +199,7 @@ pub struct EngineMetrics {
     /// [`names::ACCEPTED`].
     pub accepted: Counter,
     /// [`names::REJECTED`], by [`REJECTION_REASONS`].
-    pub rejected: [Counter; 6],
+    pub rejected: [Counter; 8],
     /// [`names::INBOUND`], by [`INBOUND_KINDS`].
     pub inbound: [Counter; 6],
     /// [`names::OUTCOMES`], by [`OUTCOMES`].

@@ -87,6 +87,10 @@ impl Message {
     pub fn set_id(&mut self, id: MessageId) {
         self.id = id;
     }
+    /// Holds the message until `at` (a policy deferring it, e.g. quiet hours).
+    pub fn set_not_before(&mut self, at: Option<SystemTime>) {
+        self.not_before = at;
+    }
     /// Destination number.
     pub fn to(&self) -> &E164 {
         &self.to
