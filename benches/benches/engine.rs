@@ -2,12 +2,16 @@
 //! the in-process engine to terminal status, with zero-latency simulated carriers. The
 //! submitting and event-taking thread is the bench's; the dispatcher runs on one runtime
 //! worker. `pipeline_bare` runs with no metrics recorder (every handle a no-op); `pipeline`
-//! with the Prometheus recorder installed globally (upkeep running), as a deployment has it.
+//! with the Prometheus recorder installed globally (upkeep running), as a deployment has it;
+//! `pipeline_policy` as `pipeline` with the policy stage on: every message of a capped
+//! marketing class with quiet-hour rules, checked against a suppression list of 10,000.
 
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use smsroute_benches::pipeline::{messages, push_through, router, runtime};
+use smsroute_benches::pipeline::{
+    messages, policy_messages, policy_router, push_through, router, runtime,
+};
 
 const N: usize = 10_000;
 
@@ -42,6 +46,19 @@ fn engine(c: &mut Criterion) {
             )
         });
     }
+    let rt = runtime();
+    let (router, mut events) = policy_router(&rt, N);
+    let mut round = 0;
+    group.bench_function(BenchmarkId::new("pipeline_policy", N), |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                policy_messages(N, round)
+            },
+            |batch| assert_eq!(push_through(&rt, &router, &mut events, batch), N),
+            BatchSize::PerIteration,
+        )
+    });
     group.finish();
 }
 

@@ -50,6 +50,61 @@ pub fn messages(n: usize) -> Vec<Message> {
         .collect()
 }
 
+/// The policy stage's rules for `engine/pipeline_policy`: a capped marketing class (3 per
+/// second per recipient, deferred in quiet hours) and a quiet window elsewhere (prefix 1).
+pub const POLICY: &str = "[[classes]]\nname = \"marketing\"\nmax_per_recipient = 3\nper_s = 1\n\
+    quiet_hours = \"defer\"\n\n[[quiet_hours]]\nprefix = \"1\"\nstart = \"00:00\"\nend = \"23:59\"\n";
+
+/// `n` marketing messages for iteration `round`: recipients never repeat within a round and
+/// rarely across rounds, so the caps see a new pair per message, as a campaign does.
+pub fn policy_messages(n: usize, round: u64) -> Vec<Message> {
+    (0..n)
+        .map(|i| {
+            let to = format!(
+                "44{}{:02}{:07}",
+                70 + (i % 500) / 100,
+                i % 100,
+                (round as usize * n + i) % 10_000_000
+            );
+            Message::builder(&to, "ACME", "Your code is 123456")
+                .tag("class", "marketing")
+                .build(10)
+                .expect("a valid message")
+        })
+        .collect()
+}
+
+/// A router with the policy stage on: [`POLICY`], and 10,000 other numbers opted out.
+pub fn policy_router(runtime: &Runtime, batch: usize) -> (Router<SimCarrier>, EventStream) {
+    let mut config = config();
+    let policy = Config::parse(
+        &format!("[[carriers]]\nid = \"x\"\ntps = 1\n{POLICY}"),
+        "policy.toml",
+    )
+    .expect("the bench policy is valid");
+    config.policy = policy.policy;
+    let options = EngineOptions {
+        max_outstanding: batch * 2,
+        inbound_capacity: batch * 2,
+        request_receipts: false,
+        cap_capacity: 1 << 22,
+        ..EngineOptions::default()
+    };
+    let _guard = runtime.enter();
+    let (router, events) = Router::start(&config, options, |c| {
+        SimCarrier::new(&c.id, Behaviour::default(), 1)
+    })
+    .expect("the bench router starts");
+    for i in 0..10_000 {
+        let number = smsroute_types::E164::parse(&format!("3361{i:07}")).expect("a number");
+        router
+            .suppression()
+            .opt_out(&number, None)
+            .expect("in memory");
+    }
+    (router, events)
+}
+
 /// A router on `runtime` with zero-latency simulated carriers and no receipts (terminal
 /// status `sent`), sized for batches of `batch`.
 pub fn router(runtime: &Runtime, batch: usize) -> (Router<SimCarrier>, EventStream) {

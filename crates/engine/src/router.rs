@@ -242,6 +242,7 @@ impl<C: Carrier> Router<C> {
             metrics: smsroute_metrics::EngineMetrics::register(),
             suppression,
             caps: smsroute_policy::FrequencyCaps::new(cap_capacity),
+            wall_ms: AtomicU64::new(crate::shared::wall_ms()),
         });
         {
             let snapshot = shared.snapshot.load();
@@ -308,7 +309,10 @@ impl<C: Carrier> Router<C> {
         }
         // Class rules: quiet hours may hold the message or refuse it.
         let class = snapshot.rules.class_of(&message);
-        let wall = class.map(|_| std::time::SystemTime::now());
+        let wall = class.map(|_| {
+            let ms = shared.wall_ms.load(Ordering::Relaxed);
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+        });
         if let (Some(class), Some(now)) = (class, wall)
             && let Some(until) = snapshot.rules.quiet_hours(class, message.to(), now)?
         {

@@ -53,6 +53,17 @@ pub(crate) struct Shared<C> {
     pub suppression: Arc<smsroute_policy::Suppression>,
     /// Per-recipient class caps (kept across reloads).
     pub caps: smsroute_policy::FrequencyCaps,
+    /// Wall-clock milliseconds since the epoch, refreshed on every dispatcher tick: what the
+    /// class rules read (quiet hours have minutes, caps seconds), instead of a system call per
+    /// message.
+    pub wall_ms: AtomicU64,
+}
+
+/// Now on the wall clock, in milliseconds since the epoch.
+pub(crate) fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl<C> Shared<C> {

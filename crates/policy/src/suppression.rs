@@ -34,8 +34,15 @@ pub enum ImportError {
     },
 }
 
+/// A number as one word: its packed digits and its length (so 44 and 440 differ).
+fn key(number: &E164) -> u64 {
+    number.packed() ^ ((number.len() as u64) << 60)
+}
+
 #[derive(Clone, Debug, Default)]
 struct OptOut {
+    /// The number, for export.
+    number: Box<str>,
     /// Opted out of every sender.
     all: bool,
     /// Opted out of these senders.
@@ -45,7 +52,8 @@ struct OptOut {
 /// Recipients who opted out. See the module docs.
 #[derive(Debug)]
 pub struct Suppression {
-    map: DashMap<Box<str>, OptOut, ahash::RandomState>,
+    /// Keyed by [`key`] of the number; the number itself is kept for export.
+    map: DashMap<u64, OptOut, ahash::RandomState>,
     entries: AtomicUsize,
     generation: AtomicU64,
     log: Option<Mutex<BufWriter<File>>>,
@@ -108,7 +116,7 @@ impl Suppression {
             return false;
         }
         self.map
-            .get(number.as_str())
+            .get(&key(number))
             .is_some_and(|o| o.all || o.senders.iter().any(|s| &**s == sender))
     }
 
@@ -163,9 +171,12 @@ impl Suppression {
     }
 
     fn set(&self, number: &E164, sender: Option<&str>) -> bool {
-        let mut entry = self.map.entry(number.as_str().into()).or_insert_with(|| {
+        let mut entry = self.map.entry(key(number)).or_insert_with(|| {
             self.entries.fetch_add(1, Ordering::AcqRel);
-            OptOut::default()
+            OptOut {
+                number: number.as_str().into(),
+                ..OptOut::default()
+            }
         });
         let changed = match sender {
             None => !std::mem::replace(&mut entry.all, true),
@@ -183,7 +194,7 @@ impl Suppression {
     }
 
     fn clear(&self, number: &E164) -> bool {
-        let removed = self.map.remove(number.as_str()).is_some();
+        let removed = self.map.remove(&key(number)).is_some();
         if removed {
             self.entries.fetch_sub(1, Ordering::AcqRel);
             self.generation.fetch_add(1, Ordering::AcqRel);
@@ -235,10 +246,10 @@ impl Suppression {
         let mut rows: Vec<String> = Vec::with_capacity(self.len());
         for entry in self.map.iter() {
             if entry.all {
-                rows.push(format!("{},*", entry.key()));
+                rows.push(format!("{},*", entry.number));
             }
             for s in &entry.senders {
-                rows.push(format!("{},{s}", entry.key()));
+                rows.push(format!("{},{s}", entry.number));
             }
         }
         rows.sort();

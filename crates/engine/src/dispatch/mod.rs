@@ -743,6 +743,9 @@ impl<C: Carrier> Dispatcher<C> {
     /// Housekeeping: health timers (ejection → probing), probe permits, adaptive rate
     /// recovery, the receipt map's TTL.
     fn tick(&mut self, now: Nanos) {
+        self.shared
+            .wall_ms
+            .store(crate::shared::wall_ms(), Ordering::Relaxed);
         for c in 0..self.carriers.len() {
             let state = &mut self.carriers[c];
             state.tracker.poll(now);
