@@ -1,15 +1,117 @@
-//! `smsroute explain CONFIG NUMBER [--text TEXT] [--json]`.
+//! `smsroute explain CONFIG NUMBER [--text TEXT] [--json] [--from SENDER] [--class CLASS]`.
 
 use std::path::Path;
 
 use serde_json::{Value, json};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use smsroute_policy::{Refusal, Rules, Suppression};
 use smsroute_routing::{AllHealthy, DropReason, Explanation, RouteTable};
 use smsroute_types::{E164, Encoding, segment};
 
 use crate::check::load_config;
 
-/// Explains the routing of `number`; offline, every carrier counts as healthy.
-pub fn run(path: &Path, number: &str, text: &str, as_json: bool) -> Result<(), String> {
+/// What the policy stage would do with a message (offline: no cap usage is known).
+struct PolicyView {
+    sender: Option<String>,
+    opted_out: Option<bool>,
+    class: Option<String>,
+    quiet: Option<Result<Option<SystemTime>, Refusal>>,
+    cap: Option<(u32, u32)>,
+}
+
+fn policy_view(
+    config: &smsroute_routing::Config,
+    number: &E164,
+    from: Option<&str>,
+    class: Option<&str>,
+) -> Result<PolicyView, String> {
+    let opted_out = match (from, &config.policy.suppression_file) {
+        (Some(sender), Some(file)) => {
+            let list = Suppression::read(Path::new(file)).map_err(|e| format!("{file}: {e}"))?;
+            Some(list.is_suppressed(number, sender))
+        }
+        (Some(_), None) => Some(false),
+        (None, _) => None,
+    };
+    let rules = Rules::new(&config.policy);
+    let index = match class {
+        Some(name) => Some(rules.class_index(name).ok_or_else(|| {
+            let known: Vec<&str> = config
+                .policy
+                .classes
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            format!("unknown class {name:?} (configured: {})", known.join(", "))
+        })?),
+        None => None,
+    };
+    Ok(PolicyView {
+        sender: from.map(str::to_string),
+        opted_out,
+        class: class.map(str::to_string),
+        quiet: index.map(|i| rules.quiet_hours(i, number, SystemTime::now())),
+        cap: index.and_then(|i| rules.cap(i)),
+    })
+}
+
+fn policy_json(p: &PolicyView) -> Value {
+    let quiet = match &p.quiet {
+        None | Some(Ok(None)) => Value::Null,
+        Some(Ok(Some(until))) => json!({
+            "action": "defer",
+            "until_unix_s": until.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        }),
+        Some(Err(_)) => json!({"action": "refuse"}),
+    };
+    json!({
+        "sender": p.sender,
+        "opted_out": p.opted_out,
+        "class": p.class,
+        "quiet_hours": quiet,
+        "frequency_cap": p.cap.map(|(max, per_s)| json!({"max": max, "per_s": per_s})),
+    })
+}
+
+fn print_policy(p: &PolicyView) {
+    if let (Some(sender), Some(opted_out)) = (&p.sender, p.opted_out) {
+        if opted_out {
+            println!("policy: refused: the recipient opted out of {sender}");
+        } else {
+            println!("policy: the recipient has not opted out of {sender}");
+        }
+    }
+    if let Some(class) = &p.class {
+        match &p.quiet {
+            Some(Err(_)) => println!("class {class}: refused now: quiet hours at the destination"),
+            Some(Ok(Some(until))) => {
+                let wait = until
+                    .duration_since(SystemTime::now())
+                    .map_or(0, |d| d.as_secs());
+                println!(
+                    "class {class}: quiet hours now: deferred {} min, to the window's end",
+                    wait.div_ceil(60)
+                );
+            }
+            _ => println!("class {class}: no quiet hours apply now"),
+        }
+        if let Some((max, per_s)) = p.cap {
+            println!("class {class}: at most {max} per recipient per {per_s} s");
+        }
+    }
+}
+
+/// Explains the routing of `number`; offline, every carrier counts as healthy. With a sender
+/// and a class, also what the policy stage would do.
+pub fn run(
+    path: &Path,
+    number: &str,
+    text: &str,
+    as_json: bool,
+    from: Option<&str>,
+    class: Option<&str>,
+) -> Result<(), String> {
     let (config, table) = load_config(path)?;
     let number = E164::parse(number).map_err(|e| format!("invalid number {number:?}: {e}"))?;
     let seg = segment(text);
@@ -20,13 +122,16 @@ pub fn run(path: &Path, number: &str, text: &str, as_json: bool) -> Result<(), S
         ));
     }
     let explanation = table.explain(&number, &AllHealthy);
+    let policy = policy_view(&config, &number, from, class)?;
     if as_json {
-        println!(
-            "{}",
-            to_json(&table, &explanation, seg.segments, seg.encoding)
-        );
+        let mut value = to_json(&table, &explanation, seg.segments, seg.encoding);
+        if from.is_some() || class.is_some() {
+            value["policy"] = policy_json(&policy);
+        }
+        println!("{value}");
     } else {
         print_text(&table, &explanation, seg.segments, seg.encoding);
+        print_policy(&policy);
     }
     Ok(())
 }

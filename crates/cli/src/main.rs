@@ -43,6 +43,12 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// The sender: whether the recipient opted out of it (from `[policy] suppression_file`).
+        #[arg(long)]
+        from: Option<String>,
+        /// The message class: its quiet hours now and its cap.
+        #[arg(long)]
+        class: Option<String>,
     },
     /// Run a simulated SMSC (SMPP 3.4 server) until Ctrl-C.
     Sim {
@@ -114,7 +120,16 @@ fn main() -> ExitCode {
             number,
             text,
             json,
-        } => explain::run(&config, &number, &text, json),
+            from,
+            class,
+        } => explain::run(
+            &config,
+            &number,
+            &text,
+            json,
+            from.as_deref(),
+            class.as_deref(),
+        ),
         Command::Sim {
             listen,
             profile,

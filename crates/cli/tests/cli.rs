@@ -263,3 +263,60 @@ fn send_goes_through_the_simulator_and_reports_every_event() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("message"));
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn explain_says_what_the_policy_stage_would_do() {
+    let dir = std::env::temp_dir().join(format!("smsroute-explain-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let optouts = dir.join("optouts.log");
+    std::fs::write(&optouts, "out 447700900123 ACME\n").unwrap();
+    let config = dir.join("policy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[carriers]]\nid = \"a\"\ntps = 10\n[[routes]]\nprefix = \"44\"\ncarrier = \"a\"\ncost = 0.01\n\n\
+             [policy]\nsuppression_file = {:?}\n\n[[classes]]\nname = \"marketing\"\nmax_per_recipient = 3\n\
+             per_s = 86400\nquiet_hours = \"refuse\"\n\n[[quiet_hours]]\nprefix = \"44\"\nstart = \"00:00\"\nend = \"23:59\"\n",
+            optouts.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let out = smsroute(&[
+        "explain",
+        cfg,
+        "447700900123",
+        "--json",
+        "--from",
+        "ACME",
+        "--class",
+        "marketing",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["policy"]["opted_out"], true);
+    assert_eq!(v["policy"]["frequency_cap"]["max"], 3);
+    // 00:00-23:59 UTC: quiet almost all day (the one open minute aside).
+    let quiet = &v["policy"]["quiet_hours"];
+    assert!(quiet["action"] == "refuse" || quiet.is_null(), "{quiet}");
+    let other = smsroute(&["explain", cfg, "447700900124", "--json", "--from", "ACME"]);
+    let v: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
+    assert_eq!(v["policy"]["opted_out"], false);
+    assert!(v["policy"]["class"].is_null());
+    let text = smsroute(&["explain", cfg, "447700900123", "--from", "ACME"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("opted out of ACME"));
+    let unknown = smsroute(&["explain", cfg, "447700900123", "--class", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown class \"nope\""));
+    assert_eq!(
+        std::fs::read_to_string(&optouts).unwrap(),
+        "out 447700900123 ACME\n",
+        "read only"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

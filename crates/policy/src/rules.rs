@@ -84,6 +84,16 @@ impl Rules {
         Rules { classes, quiet }
     }
 
+    /// The index of the class named `name`, if configured.
+    pub fn class_index(&self, name: &str) -> Option<usize> {
+        self.classes.iter().position(|c| &*c.name == name)
+    }
+
+    /// A class's cap: (most messages, window in seconds).
+    pub fn cap(&self, class: usize) -> Option<(u32, u32)> {
+        self.classes[class].cap
+    }
+
     /// The class a message names (its `class` tag), if configured.
     pub fn class_of(&self, message: &Message) -> Option<usize> {
         let name = message.tags().find(|(k, _)| *k == "class")?.1;

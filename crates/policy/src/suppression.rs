@@ -73,7 +73,16 @@ impl Suppression {
     /// The list persisted in `path`: replays it (creating it when missing) and appends every
     /// change from now on.
     pub fn open(path: &Path) -> Result<Self, ImportError> {
-        let mut list = Suppression::in_memory();
+        let mut list = Suppression::read(path)?;
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        list.log = Some(Mutex::new(BufWriter::new(file)));
+        Ok(list)
+    }
+
+    /// The list as persisted in `path` (empty when missing), in memory only: for tools that
+    /// look without changing it.
+    pub fn read(path: &Path) -> Result<Self, ImportError> {
+        let list = Suppression::in_memory();
         if path.exists() {
             let reader = BufReader::new(File::open(path)?);
             for (i, line) in reader.lines().enumerate() {
@@ -84,8 +93,6 @@ impl Suppression {
                 })?;
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        list.log = Some(Mutex::new(BufWriter::new(file)));
         Ok(list)
     }
 
