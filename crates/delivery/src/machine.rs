@@ -24,6 +24,8 @@ pub enum FailReason {
     Rejected,
     /// The recipient opted out after the message was accepted (checked before each dispatch).
     OptedOut,
+    /// Its account could not pay for a dearer carrier it failed over to.
+    InsufficientFunds,
 }
 
 /// A status event for the gateway.

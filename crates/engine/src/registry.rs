@@ -81,6 +81,8 @@ pub(crate) struct Snapshot<C> {
     pub max_segments: u32,
     /// Message classes: quiet hours and caps.
     pub rules: smsroute_policy::Rules,
+    /// Refund a charge when no carrier took the message.
+    pub refund_on_failure: bool,
 }
 
 /// Routing's view of health: the table's carrier indices read through to slots on the board.

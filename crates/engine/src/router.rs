@@ -57,6 +57,9 @@ pub enum Rejection {
     /// The recipient already got its class's most messages within the class's window.
     #[error("frequency cap: the recipient already got the most messages of this class")]
     FrequencyCap,
+    /// The message's account cannot pay for its best route (or names no configured account).
+    #[error("insufficient funds: the account cannot pay for the best route")]
+    InsufficientFunds,
     /// The destination is in its quiet hours and the message's class refuses then.
     #[error("quiet hours at the destination")]
     QuietHours,
@@ -83,6 +86,7 @@ impl Rejection {
             Rejection::OptedOut => 5,
             Rejection::FrequencyCap => 6,
             Rejection::QuietHours => 7,
+            Rejection::InsufficientFunds => 8,
         }
     }
 
@@ -98,6 +102,7 @@ impl Rejection {
             Rejection::OptedOut => "opted_out",
             Rejection::FrequencyCap => "frequency_cap",
             Rejection::QuietHours => "quiet_hours",
+            Rejection::InsufficientFunds => "insufficient_funds",
         }
     }
 }
@@ -213,6 +218,7 @@ impl<C: Carrier> Router<C> {
             policy: RetryPolicy::from(&config.retry),
             max_segments: config.limits.max_segments,
             rules: smsroute_policy::Rules::new(&config.policy),
+            refund_on_failure: config.policy.refund_on_failure,
         };
         let file = options
             .suppression_file
@@ -243,6 +249,15 @@ impl<C: Carrier> Router<C> {
             suppression,
             caps: smsroute_policy::FrequencyCaps::new(cap_capacity),
             wall_ms: AtomicU64::new(crate::shared::wall_ms()),
+            accounts: config
+                .policy
+                .accounts
+                .iter()
+                .map(|a| {
+                    let balance = Arc::new(AtomicU64::new(a.balance.micros()));
+                    (a.id.as_str().into(), balance)
+                })
+                .collect(),
         });
         {
             let snapshot = shared.snapshot.load();
@@ -343,6 +358,37 @@ impl<C: Carrier> Router<C> {
             .map(|offer| snapshot.slot_of[offer.carrier.get()])
             .collect();
         steer_probe(&shared.board, &snapshot.slots, &mut candidates);
+        // An account pays its best route now; the dispatcher settles the difference when a
+        // failover moves the message to another carrier.
+        let account = message
+            .tags()
+            .find(|(k, _)| *k == "account")
+            .map(|(_, v)| v);
+        let charge = match account {
+            None => None,
+            Some(id) => {
+                let balance = shared
+                    .accounts
+                    .get(id)
+                    .map(|b| b.clone())
+                    .ok_or(Rejection::InsufficientFunds)?;
+                let per_segment: SmallVec<[u64; 8]> = candidates
+                    .iter()
+                    .map(|slot| {
+                        route
+                            .iter()
+                            .find(|o| snapshot.slot_of[o.carrier.get()] == *slot)
+                            .map_or(0, |o| o.cost.micros())
+                    })
+                    .collect();
+                Some(Box::new(crate::shared::Charge {
+                    account: balance,
+                    charged: per_segment[0] * u64::from(segments),
+                    slots: candidates.clone(),
+                    per_segment,
+                }))
+            }
+        };
         let outstanding = &shared.counters.outstanding;
         if outstanding.fetch_add(1, Ordering::AcqRel) >= shared.options.max_outstanding {
             outstanding.fetch_sub(1, Ordering::AcqRel);
@@ -364,16 +410,29 @@ impl<C: Carrier> Router<C> {
             }
             _ => None,
         };
+        if let Some(charge) = &charge
+            && !crate::shared::debit(&charge.account, charge.charged)
+        {
+            outstanding.fetch_sub(1, Ordering::AcqRel);
+            if let Some(ticket) = ticket {
+                shared.caps.give_back(ticket);
+            }
+            return Err(Rejection::InsufficientFunds);
+        }
         message.set_id(id);
         let job = Job {
             message: Arc::new(message),
             candidates,
             checked,
+            charge,
         };
-        if shared.inbound.push(job).is_err() {
+        if let Err(job) = shared.inbound.push(job) {
             outstanding.fetch_sub(1, Ordering::AcqRel);
             if let Some(ticket) = ticket {
                 shared.caps.give_back(ticket);
+            }
+            if let Some(charge) = job.charge {
+                charge.account.fetch_add(charge.charged, Ordering::AcqRel);
             }
             return Err(Rejection::Overloaded);
         }
@@ -456,7 +515,14 @@ impl<C: Carrier> Router<C> {
             policy: RetryPolicy::from(&config.retry),
             max_segments: config.limits.max_segments,
             rules: smsroute_policy::Rules::new(&config.policy),
+            refund_on_failure: config.policy.refund_on_failure,
         }));
+        for account in &config.policy.accounts {
+            self.shared
+                .accounts
+                .entry(account.id.as_str().into())
+                .or_insert_with(|| Arc::new(AtomicU64::new(account.balance.micros())));
+        }
         self.shared.generation.store(generation, Ordering::Release);
         self.shared.wake.notify_one();
         Ok(ReloadReport {
@@ -518,6 +584,14 @@ impl<C: Carrier> Router<C> {
     /// A router whose replies nobody takes still applies every opt-out.
     pub fn take_inbound(&self) -> Option<InboundStream> {
         self.replies.lock().take()
+    }
+
+    /// An account's balance now.
+    pub fn balance(&self, account: &str) -> Option<smsroute_types::Money> {
+        let balance = self.shared.accounts.get(account)?;
+        Some(smsroute_types::Money::from_micros(
+            balance.load(Ordering::Acquire),
+        ))
     }
 
     /// The suppression list: for bulk import and export, and to check a number.

@@ -18,6 +18,36 @@ use crate::dlr::DlrMap;
 use crate::event::Counters;
 use crate::registry::Snapshot;
 
+/// What a message's account paid, and what each of its candidates would cost a segment.
+#[derive(Debug)]
+pub(crate) struct Charge {
+    pub account: Arc<std::sync::atomic::AtomicU64>,
+    /// The candidates' slots and their micro-units per segment.
+    pub slots: SmallVec<[CarrierIndex; 8]>,
+    pub per_segment: SmallVec<[u64; 8]>,
+    /// Micro-units taken so far.
+    pub charged: u64,
+}
+
+impl Charge {
+    /// What sending every part through `carrier` costs.
+    pub fn cost_via(&self, carrier: CarrierIndex, segments: u32) -> u64 {
+        let at = self.slots.iter().position(|s| *s == carrier);
+        at.map_or(self.charged, |i| self.per_segment[i] * u64::from(segments))
+    }
+}
+
+/// Takes `amount` from `balance` if it holds that much.
+pub(crate) fn debit(balance: &std::sync::atomic::AtomicU64, amount: u64) -> bool {
+    balance
+        .fetch_update(
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+            |b| b.checked_sub(amount),
+        )
+        .is_ok()
+}
+
 /// A routed message on its way to the dispatcher.
 pub(crate) struct Job {
     pub message: Arc<Message>,
@@ -25,6 +55,8 @@ pub(crate) struct Job {
     pub candidates: SmallVec<[CarrierIndex; 8]>,
     /// The suppression list's generation when the message was checked against it.
     pub checked: u64,
+    /// Its account's charge, when it names an account.
+    pub charge: Option<Box<Charge>>,
 }
 
 pub(crate) struct Shared<C> {
@@ -53,6 +85,8 @@ pub(crate) struct Shared<C> {
     pub suppression: Arc<smsroute_policy::Suppression>,
     /// Per-recipient class caps (kept across reloads).
     pub caps: smsroute_policy::FrequencyCaps,
+    /// Account balances in micro-units, by id (kept across reloads; a reload adds accounts).
+    pub accounts: dashmap::DashMap<Box<str>, Arc<std::sync::atomic::AtomicU64>, ahash::RandomState>,
     /// Wall-clock milliseconds since the epoch, refreshed on every dispatcher tick: what the
     /// class rules read (quiet hours have minutes, caps seconds), instead of a system call per
     /// message.

@@ -175,7 +175,7 @@ pub fn describe() {
 }
 
 /// Rejection reasons, in the order of [`EngineMetrics::rejected`].
-pub const REJECTION_REASONS: [&str; 8] = [
+pub const REJECTION_REASONS: [&str; 9] = [
     "invalid",
     "blocked",
     "no_route",
@@ -184,6 +184,7 @@ pub const REJECTION_REASONS: [&str; 8] = [
     "opted_out",
     "frequency_cap",
     "quiet_hours",
+    "insufficient_funds",
 ];
 
 /// Inbound message kinds, in the order of [`EngineMetrics::inbound`]: the keyword, `none` for
@@ -199,7 +200,7 @@ pub struct EngineMetrics {
     /// [`names::ACCEPTED`].
     pub accepted: Counter,
     /// [`names::REJECTED`], by [`REJECTION_REASONS`].
-    pub rejected: [Counter; 8],
+    pub rejected: [Counter; 9],
     /// [`names::INBOUND`], by [`INBOUND_KINDS`].
     pub inbound: [Counter; 6],
     /// [`names::OUTCOMES`], by [`OUTCOMES`].

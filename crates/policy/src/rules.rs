@@ -238,7 +238,6 @@ mod tests {
 
     fn rules(quiet: QuietAction) -> Rules {
         Rules::new(&PolicyConfig {
-            suppression_file: None,
             classes: vec![ClassConfig {
                 name: "marketing".into(),
                 cap: Some(2),
@@ -259,6 +258,7 @@ mod tests {
                     end_min: 7 * 60,
                 },
             ],
+            ..PolicyConfig::default()
         })
     }
 

@@ -177,3 +177,22 @@ fn policy_tables_parse_into_checked_values() {
         ("44", 60, 21 * 60 + 30, 480)
     );
 }
+
+#[test]
+fn accounts_parse_and_bad_ones_are_named() {
+    let text = format!(
+        "{CARRIER}[policy]\nrefund_on_failure = false\n\n[[accounts]]\nid = \"acme\"\nbalance = 12.5\n"
+    );
+    let config = Config::parse(&text, "a.toml").unwrap();
+    assert!(!config.policy.refund_on_failure);
+    assert_eq!(config.policy.accounts[0].id, "acme");
+    assert_eq!(config.policy.accounts[0].balance.micros(), 12_500_000);
+    let dup = format!(
+        "{CARRIER}[[accounts]]\nid = \"a\"\nbalance = 1\n[[accounts]]\nid = \"a\"\nbalance = 2\n"
+    );
+    let err = Config::parse(&dup, "a.toml").unwrap_err().to_string();
+    assert!(err.contains("a.toml:8:6: duplicate account \"a\""), "{err}");
+    let neg = format!("{CARRIER}[[accounts]]\nid = \"a\"\nbalance = -1\n");
+    let err = Config::parse(&neg, "a.toml").unwrap_err().to_string();
+    assert!(err.contains("a.toml:6:11:"), "{err}");
+}

@@ -319,7 +319,7 @@ impl<C: Carrier> Dispatcher<C> {
         if job.candidates.iter().any(|c| c.get() >= self.slots.len()) {
             self.sync();
         }
-        let (message, checked) = (job.message, job.checked);
+        let (message, checked, charge) = (job.message, job.checked, job.charge);
         let request = DeliveryRequest {
             id: message.id(),
             parts: message.segments(),
@@ -339,6 +339,7 @@ impl<C: Carrier> Dispatcher<C> {
             lane: None,
             in_flight: None,
             checked,
+            charge,
         });
         self.apply(key, actions, now);
     }
@@ -439,6 +440,15 @@ impl<C: Carrier> Dispatcher<C> {
         }
         let d = &entry.delivery;
         let history = d.history();
+        if let Some(charge) = &entry.charge {
+            // No carrier took it: nothing was sent to pay for.
+            let taken = history
+                .iter()
+                .any(|a| a.outcome == smsroute_delivery::AttemptOutcome::Accepted);
+            if !taken && self.shared.snapshot.load().refund_on_failure {
+                charge.account.fetch_add(charge.charged, Ordering::AcqRel);
+            }
+        }
         let outcome = match event {
             Event::Delivered => 0,
             Event::Sent => 1,
@@ -555,6 +565,25 @@ impl<C: Carrier> Dispatcher<C> {
                     self.apply(key, actions, now);
                     continue;
                 }
+            }
+            // A failover to a dearer carrier is paid before it goes; a cheaper one refunds.
+            if let Some(charge) = entry.charge.as_mut() {
+                let need = charge.cost_via(carrier, entry.message.segments());
+                if need > charge.charged
+                    && !crate::shared::debit(&charge.account, need - charge.charged)
+                {
+                    self.carriers[c].lane.pop_front();
+                    entry.lane = None;
+                    let actions = entry.delivery.abort(FailReason::InsufficientFunds);
+                    self.apply(key, actions, now);
+                    continue;
+                }
+                if need < charge.charged {
+                    charge
+                        .account
+                        .fetch_add(charge.charged - need, Ordering::AcqRel);
+                }
+                charge.charged = need;
             }
             let answer = match self.slots[c]
                 .bucket

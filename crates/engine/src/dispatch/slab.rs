@@ -31,6 +31,8 @@ pub(crate) struct Entry {
     pub in_flight: Option<InFlight>,
     /// The suppression list's generation it was last checked at.
     pub checked: u64,
+    /// What its account paid, when it names one.
+    pub charge: Option<Box<crate::shared::Charge>>,
 }
 
 struct Slot {

@@ -128,8 +128,8 @@ impl Default for RetryConfig {
     }
 }
 
-/// The policy stage (`[policy]`, `[[classes]]`, `[[quiet_hours]]`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The policy stage (`[policy]`, `[[classes]]`, `[[quiet_hours]]`, `[[accounts]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyConfig {
     /// Where opt-outs persist (an append-only log), as written in the file.
     pub suppression_file: Option<String>,
@@ -137,6 +137,31 @@ pub struct PolicyConfig {
     pub classes: Vec<ClassConfig>,
     /// Local quiet windows per destination prefix (country).
     pub quiet_hours: Vec<QuietHoursConfig>,
+    /// Accounts with a balance (a message names its account in its `account` tag).
+    pub accounts: Vec<AccountConfig>,
+    /// Give the charge back when a message fails before any carrier took it (default true).
+    pub refund_on_failure: bool,
+}
+
+/// An account's starting balance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountConfig {
+    /// Name, `[a-z0-9_-]+`, unique.
+    pub id: String,
+    /// Balance, in the configuration's one currency.
+    pub balance: smsroute_types::Money,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            suppression_file: None,
+            classes: Vec::new(),
+            quiet_hours: Vec::new(),
+            accounts: Vec::new(),
+            refund_on_failure: true,
+        }
+    }
 }
 
 /// A message class and its rules.

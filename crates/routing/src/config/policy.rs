@@ -6,7 +6,7 @@ use toml::Spanned;
 
 use super::raw::RawConfig;
 use super::validate::Checker;
-use super::{ClassConfig, PolicyConfig, QuietAction, QuietHoursConfig};
+use super::{AccountConfig, ClassConfig, PolicyConfig, QuietAction, QuietHoursConfig};
 
 /// `HH:MM` → minutes after midnight.
 fn clock(check: &mut Checker<'_>, value: &Spanned<String>, name: &str) -> Option<u32> {
@@ -143,9 +143,39 @@ pub(super) fn policy(check: &mut Checker<'_>, raw: &RawConfig) -> PolicyConfig {
             end_min,
         });
     }
+    let mut ids = HashSet::new();
+    let mut accounts = Vec::new();
+    for row in &raw.accounts {
+        let a = row.get_ref();
+        let id = a.id.get_ref();
+        let valid = !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid {
+            check.error(
+                a.id.span(),
+                format!("account id must be [a-z0-9_-]+, got {id:?}"),
+            );
+        } else if !ids.insert(id.clone()) {
+            check.error(a.id.span(), format!("duplicate account {id:?}"));
+        }
+        if let Some(balance) = check.cost(&a.balance) {
+            accounts.push(AccountConfig {
+                id: id.clone(),
+                balance,
+            });
+        }
+    }
     PolicyConfig {
         suppression_file,
         classes,
         quiet_hours,
+        accounts,
+        refund_on_failure: raw
+            .policy
+            .as_ref()
+            .and_then(|p| p.refund_on_failure)
+            .unwrap_or(true),
     }
 }

@@ -21,12 +21,22 @@ pub(super) struct RawConfig {
     pub classes: Vec<Spanned<RawClass>>,
     #[serde(default)]
     pub quiet_hours: Vec<Spanned<RawQuietHours>>,
+    #[serde(default)]
+    pub accounts: Vec<Spanned<RawAccount>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccount {
+    pub id: Spanned<String>,
+    pub balance: Spanned<Value>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPolicy {
     pub suppression_file: Option<Spanned<String>>,
+    pub refund_on_failure: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -119,7 +119,7 @@ impl<'a> Checker<'a> {
         Some(text.clone())
     }
 
-    fn cost(&mut self, value: &Spanned<Value>) -> Option<Money> {
+    pub(super) fn cost(&mut self, value: &Spanned<Value>) -> Option<Money> {
         let span = value.span();
         let literal = match value.get_ref() {
             // Read the literal as written, so `0.0040` never passes through a float.
