@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use toml::Spanned;
 
 use super::raw::RawConfig;
-use super::validate::Checker;
+use super::validate::{Checker, is_id};
 use super::{AccountConfig, ClassConfig, PolicyConfig, QuietAction, QuietHoursConfig};
 
 /// `HH:MM` → minutes after midnight.
@@ -65,11 +65,7 @@ pub(super) fn policy(check: &mut Checker<'_>, raw: &RawConfig) -> PolicyConfig {
     for row in &raw.classes {
         let c = row.get_ref();
         let name = c.name.get_ref();
-        let valid = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !valid {
+        if !is_id(name) {
             check.error(
                 c.name.span(),
                 format!("class name must be [a-z0-9_-]+, got {name:?}"),
@@ -148,11 +144,7 @@ pub(super) fn policy(check: &mut Checker<'_>, raw: &RawConfig) -> PolicyConfig {
     for row in &raw.accounts {
         let a = row.get_ref();
         let id = a.id.get_ref();
-        let valid = !id.is_empty()
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !valid {
+        if !is_id(id) {
             check.error(
                 a.id.span(),
                 format!("account id must be [a-z0-9_-]+, got {id:?}"),

@@ -17,6 +17,14 @@ pub const MAX_CARRIERS: usize = u16::MAX as usize;
 /// Longest prefix or number in digits (E.164).
 const MAX_PREFIX_DIGITS: usize = 15;
 
+/// Whether `name` is an id: `[a-z0-9_-]+` (carriers, classes, accounts).
+pub(super) fn is_id(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 /// Collects problems as byte offsets; turns them into lines and columns at the end.
 pub(super) struct Checker<'a> {
     text: &'a str,
@@ -371,11 +379,7 @@ fn carriers(
     for row in raw {
         let c = row.get_ref();
         let id = c.id.get_ref();
-        let id_ok = !id.is_empty()
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !id_ok {
+        if !is_id(id) {
             check.error(
                 c.id.span(),
                 format!("carrier id {id:?} is invalid: expected lowercase letters, digits, '_' and '-' ([a-z0-9_-]+)"),
