@@ -419,7 +419,7 @@ fn carriers(
         }
         let window = check.int(c.window.as_ref(), "window", (1, u32::MAX.into()), 64u32);
         let smpp = c.smpp.as_ref().map(|s| smpp(check, s.get_ref()));
-        if id_ok && duplicate.is_none() {
+        if is_id(id) && duplicate.is_none() {
             out.push(CarrierConfig {
                 id: id.clone(),
                 tps,
