@@ -87,7 +87,7 @@ pub fn policy_router(runtime: &Runtime, batch: usize) -> (Router<SimCarrier>, Ev
         max_outstanding: batch * 2,
         inbound_capacity: batch * 2,
         request_receipts: false,
-        cap_capacity: 1 << 22,
+        cap_capacity: 1 << 25,
         ..EngineOptions::default()
     };
     let _guard = runtime.enter();

@@ -23,10 +23,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod caps;
 mod keyword;
 mod rules;
 mod suppression;
 
+pub use caps::{CapTicket, FrequencyCaps, MAX_CAP};
 pub use keyword::Keyword;
-pub use rules::{CapTicket, FrequencyCaps, Refusal, Rules};
+pub use rules::{Refusal, Rules};
 pub use suppression::{ImportError, Suppression};

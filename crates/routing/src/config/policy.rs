@@ -76,7 +76,7 @@ pub(super) fn policy(check: &mut Checker<'_>, raw: &RawConfig) -> PolicyConfig {
         let cap = check.int(
             c.max_per_recipient.as_ref(),
             "max_per_recipient",
-            (1, u32::MAX.into()),
+            (1, 4095),
             0u32,
         );
         let window = check.int(c.per_s.as_ref(), "per_s", (1, 366 * 86_400), 0u64);

@@ -1,0 +1,210 @@
+//! Per-(recipient, class) frequency caps in a fixed, lock-free table.
+//!
+//! Each pair is one atomic word: a 16-bit fingerprint, the index of the current fixed window
+//! (24 bits) and the counts of the previous and the current window (12 bits each). A message
+//! is allowed while `previous + current < max`: any sliding window of the class's length
+//! overlaps at most two consecutive fixed windows, so no recipient ever gets more than `max`
+//! in any window of that length (strict, and conservative: a recipient at its cap waits
+//! until the windows move on). A pair lives in one of the 8 words of a cache line chosen by
+//! its hash; a word whose windows have passed is reused. When all 8 hold live pairs, a new
+//! recipient is refused rather than let through unchecked. Memory is fixed at 8 bytes a slot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Most messages a cap can allow per window (12-bit counts).
+pub const MAX_CAP: u32 = 4095;
+
+const LINE: usize = 8;
+const WINDOW_MASK: u32 = 0xFF_FFFF;
+
+fn pack(fingerprint: u16, window: u32, previous: u32, current: u32) -> u64 {
+    (u64::from(fingerprint) << 48)
+        | (u64::from(window & WINDOW_MASK) << 24)
+        | (u64::from(previous.min(MAX_CAP)) << 12)
+        | u64::from(current.min(MAX_CAP))
+}
+
+fn unpack(word: u64) -> (u16, u32, u32, u32) {
+    (
+        (word >> 48) as u16,
+        ((word >> 24) as u32) & WINDOW_MASK,
+        ((word >> 12) as u32) & 0xFFF,
+        (word as u32) & 0xFFF,
+    )
+}
+
+/// A cap taken for a message: give it back if the message is not accepted after all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapTicket {
+    slot: usize,
+    fingerprint: u16,
+    window: u32,
+}
+
+/// The table. See the module docs.
+#[derive(Debug)]
+pub struct FrequencyCaps {
+    slots: Box<[AtomicU64]>,
+    lines: usize,
+}
+
+impl FrequencyCaps {
+    /// Room for about `capacity` (recipient, class) pairs (rounded up to whole cache lines).
+    pub fn new(capacity: usize) -> Self {
+        let lines = capacity.div_ceil(LINE).max(1);
+        FrequencyCaps {
+            slots: (0..lines * LINE).map(|_| AtomicU64::new(0)).collect(),
+            lines,
+        }
+    }
+
+    /// Counts one message for the pair `hash` (well mixed) against `max` per `window_s`
+    /// seconds at `now_s`; `None` when the cap is reached or the pair's line is full.
+    pub fn try_take(&self, hash: u64, max: u32, window_s: u32, now_s: u32) -> Option<CapTicket> {
+        let fingerprint = ((hash >> 48) as u16).max(1); // 0 marks an empty word
+        let window = (now_s / window_s.max(1)) & WINDOW_MASK;
+        let base = (hash as usize % self.lines) * LINE;
+        let max = max.min(MAX_CAP);
+        loop {
+            let line = &self.slots[base..base + LINE];
+            // The pair's own word, else a word that is empty or whose windows have passed.
+            let mut found = None;
+            let mut free = None;
+            for (i, slot) in line.iter().enumerate() {
+                let word = slot.load(Ordering::Acquire);
+                let (fp, w, _, _) = unpack(word);
+                if word != 0 && fp == fingerprint {
+                    found = Some((i, word));
+                    break;
+                }
+                let stale = word == 0 || (w != window && w != window.wrapping_sub(1) & WINDOW_MASK);
+                if stale && free.is_none() {
+                    free = Some((i, word));
+                }
+            }
+            let (i, word, previous, current) = match found {
+                Some((i, word)) => {
+                    let (_, w, prev, cur) = unpack(word);
+                    let (prev, cur) = if w == window {
+                        (prev, cur)
+                    } else if w == window.wrapping_sub(1) & WINDOW_MASK {
+                        (cur, 0)
+                    } else {
+                        (0, 0)
+                    };
+                    (i, word, prev, cur)
+                }
+                None => {
+                    let (i, word) = free?;
+                    (i, word, 0, 0)
+                }
+            };
+            if previous + current >= max {
+                return None;
+            }
+            let next = pack(fingerprint, window, previous, current + 1);
+            if line[i]
+                .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return Some(CapTicket {
+                    slot: base + i,
+                    fingerprint,
+                    window,
+                });
+            }
+            // Another message changed the line meanwhile: look again.
+        }
+    }
+
+    /// Gives a taken cap back (the message was refused later, e.g. overloaded).
+    pub fn give_back(&self, ticket: CapTicket) {
+        let slot = &self.slots[ticket.slot];
+        let _ = slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+            let (fp, w, prev, cur) = unpack(word);
+            (fp == ticket.fingerprint && w == ticket.window && cur > 0)
+                .then(|| pack(fp, w, prev, cur - 1))
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_pack_and_unpack() {
+        let w = pack(0xBEEF, 0x12_3456, 7, 4095);
+        assert_eq!(unpack(w), (0xBEEF, 0x12_3456, 7, 4095));
+    }
+
+    #[test]
+    fn no_sliding_window_ever_holds_more_than_max() {
+        // Property check by brute force: one pair, random send attempts over 10 windows;
+        // every interval of one window's length holds at most `max` accepted sends.
+        let caps = FrequencyCaps::new(64);
+        let (max, window) = (3, 100);
+        let mut rng = 0x1234_5678_9ABC_DEF0u64;
+        let mut accepted = Vec::new();
+        for t in 0..1000u32 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            if rng.is_multiple_of(3)
+                && caps
+                    .try_take(0xABCD_0000_0000_0042, max, window, t)
+                    .is_some()
+            {
+                accepted.push(t);
+            }
+        }
+        for (i, &start) in accepted.iter().enumerate() {
+            let within = accepted[i..]
+                .iter()
+                .take_while(|&&t| t < start + window)
+                .count();
+            assert!(within <= max as usize, "{within} from {start}");
+        }
+        assert!(accepted.len() >= 10, "it does send: {}", accepted.len());
+    }
+
+    #[test]
+    fn a_full_line_refuses_new_pairs_until_theirs_pass() {
+        let caps = FrequencyCaps::new(8); // one line
+        for k in 1..=8u64 {
+            assert!(caps.try_take(k << 48, 1, 10, 0).is_some());
+        }
+        assert!(
+            caps.try_take(9 << 48, 1, 10, 5).is_none(),
+            "full of live pairs"
+        );
+        assert!(
+            caps.try_take(9 << 48, 1, 10, 25).is_some(),
+            "two windows on: reused"
+        );
+        let t = caps.try_take(10 << 48, 2, 10, 25).unwrap();
+        assert!(caps.try_take(10 << 48, 2, 10, 26).is_some());
+        assert!(caps.try_take(10 << 48, 2, 10, 27).is_none());
+        caps.give_back(t);
+        assert!(caps.try_take(10 << 48, 2, 10, 28).is_some(), "given back");
+    }
+
+    #[test]
+    fn concurrent_takers_never_exceed_the_cap() {
+        let caps = std::sync::Arc::new(FrequencyCaps::new(1024));
+        let taken: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let caps = caps.clone();
+                    s.spawn(move || {
+                        (0..1000)
+                            .filter(|_| caps.try_take(0x7777_0000_0000_0001, 50, 60, 0).is_some())
+                            .count()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(taken, 50);
+    }
+}
