@@ -324,6 +324,12 @@ impl<C: Carrier> Router<C> {
         }
         // Class rules: quiet hours may hold the message or refuse it.
         let class = snapshot.rules.class_of(&message);
+        if let Some(class) = class {
+            // The cap's line is taken after routing; start fetching it now.
+            snapshot
+                .rules
+                .prefetch_cap(&shared.caps, class, message.to());
+        }
         let wall = class.map(|_| {
             let ms = shared.wall_ms.load(Ordering::Relaxed);
             std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)

@@ -117,6 +117,14 @@ impl FrequencyCaps {
         }
     }
 
+    /// Starts loading the pair's line, so the memory access overlaps the work done before
+    /// [`try_take`](Self::try_take) (a fresh recipient's line is rarely in cache).
+    #[inline]
+    pub fn touch(&self, hash: u64) {
+        let slot = &self.slots[(hash as usize % self.lines) * LINE];
+        std::hint::black_box(slot.load(Ordering::Relaxed));
+    }
+
     /// Gives a taken cap back (the message was refused later, e.g. overloaded).
     pub fn give_back(&self, ticket: CapTicket) {
         let slot = &self.slots[ticket.slot];

@@ -145,18 +145,31 @@ impl Rules {
         let Some((max, window)) = self.classes[class].cap else {
             return Ok(None);
         };
-        let key = number.packed()
-            ^ ((number.len() as u64) << 60)
-            ^ (class as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        // Numbers differ in few bits: spread them (the SplitMix64 finaliser).
-        let mut z = key.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         let at = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as u32;
-        caps.try_take(z ^ (z >> 31), max, window, at)
+        caps.try_take(pair_hash(class, number), max, window, at)
             .map(Some)
             .ok_or(Refusal::FrequencyCap)
     }
+
+    /// Starts fetching the cap table line of `number` for `class` (if capped) early: call it
+    /// before other work, then [`take_cap`](Self::take_cap).
+    pub fn prefetch_cap(&self, caps: &FrequencyCaps, class: usize, number: &E164) {
+        if self.classes[class].cap.is_some() {
+            caps.touch(pair_hash(class, number));
+        }
+    }
+}
+
+/// The well-mixed hash of a (recipient, class) pair.
+fn pair_hash(class: usize, number: &E164) -> u64 {
+    let key = number.packed()
+        ^ ((number.len() as u64) << 60)
+        ^ (class as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // Numbers differ in few bits: spread them (the SplitMix64 finaliser).
+    let mut z = key.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
