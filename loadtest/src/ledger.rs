@@ -177,17 +177,6 @@ pub struct Tally {
     recent_second: usize,
 }
 
-/// Index of a terminal event in the `terminal` arrays.
-pub fn terminal_index(event: &Event) -> Option<usize> {
-    match event {
-        Event::Delivered => Some(0),
-        Event::Sent => Some(1),
-        Event::Failed(_) => Some(2),
-        Event::Expired => Some(3),
-        _ => None,
-    }
-}
-
 impl Tally {
     pub fn new(messages: usize, carriers: usize, warmup_us: u64) -> Self {
         Tally {
@@ -256,7 +245,7 @@ impl Tally {
             }
             _ => {}
         }
-        let Some(kind) = terminal_index(&event.event) else {
+        let Some(kind) = event.event.terminal_index() else {
             return;
         };
         if self.seen[i] != 0 {

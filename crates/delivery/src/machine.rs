@@ -65,6 +65,20 @@ pub enum Event {
 }
 
 impl Event {
+    /// The terminal statuses' names, in the order of [`Event::terminal_index`].
+    pub const TERMINAL: [&'static str; 4] = ["delivered", "sent", "failed", "expired"];
+
+    /// For a terminal event, its position in [`Event::TERMINAL`].
+    pub fn terminal_index(&self) -> Option<usize> {
+        match self {
+            Event::Delivered => Some(0),
+            Event::Sent => Some(1),
+            Event::Failed(_) => Some(2),
+            Event::Expired => Some(3),
+            _ => None,
+        }
+    }
+
     /// Whether this is the message's terminal event.
     pub fn is_terminal(&self) -> bool {
         matches!(

@@ -93,17 +93,7 @@ impl Rejection {
     /// A short name for metrics and reports: `invalid`, `blocked`, `no_route`, `overloaded`,
     /// `shutting_down`.
     pub fn reason(&self) -> &'static str {
-        match self {
-            Rejection::Invalid(_) => "invalid",
-            Rejection::Blocked => "blocked",
-            Rejection::NoRoute => "no_route",
-            Rejection::Overloaded => "overloaded",
-            Rejection::ShuttingDown => "shutting_down",
-            Rejection::OptedOut => "opted_out",
-            Rejection::FrequencyCap => "frequency_cap",
-            Rejection::QuietHours => "quiet_hours",
-            Rejection::InsufficientFunds => "insufficient_funds",
-        }
+        smsroute_metrics::REJECTION_REASONS[self.index()]
     }
 }
 
@@ -234,7 +224,7 @@ impl<C: Carrier> Router<C> {
         let (sink, stream) = EventSink::new(counters.clone(), limit, options.progress_events);
         let shared = Arc::new(Shared {
             board: HealthBoard::new(MAX_CARRIERS, options.health.max_ejected_share),
-            inbound: ArrayQueue::new(options.inbound_capacity.max(1)),
+            submitted: ArrayQueue::new(options.inbound_capacity.max(1)),
             snapshot: ArcSwap::from_pointee(snapshot),
             generation: AtomicU64::new(1),
             wake: Notify::new(),
@@ -363,7 +353,7 @@ impl<C: Carrier> Router<C> {
             .iter()
             .map(|offer| snapshot.slot_of[offer.carrier.get()])
             .collect();
-        steer_probe(&shared.board, &snapshot.slots, &mut candidates);
+        let steered = steer_probe(&shared.board, &snapshot.slots, &mut candidates);
         // An account pays its best route now; the dispatcher settles the difference when a
         // failover moves the message to another carrier.
         let account = message
@@ -378,15 +368,12 @@ impl<C: Carrier> Router<C> {
                     .get(id)
                     .map(|b| b.clone())
                     .ok_or(Rejection::InsufficientFunds)?;
-                let per_segment: SmallVec<[u64; 8]> = candidates
-                    .iter()
-                    .map(|slot| {
-                        route
-                            .iter()
-                            .find(|o| snapshot.slot_of[o.carrier.get()] == *slot)
-                            .map_or(0, |o| o.cost.micros())
-                    })
-                    .collect();
+                // Prices in the candidates' order: the route's, with the same probe steering.
+                let mut per_segment: SmallVec<[u64; 8]> =
+                    route.iter().map(|o| o.cost.micros()).collect();
+                if let Some(i) = steered {
+                    per_segment[..=i].rotate_right(1);
+                }
                 Some(Box::new(crate::shared::Charge {
                     account: balance,
                     charged: per_segment[0] * u64::from(segments),
@@ -432,7 +419,7 @@ impl<C: Carrier> Router<C> {
             checked,
             charge,
         };
-        if let Err(job) = shared.inbound.push(job) {
+        if let Err(job) = shared.submitted.push(job) {
             outstanding.fetch_sub(1, Ordering::AcqRel);
             if let Some(ticket) = ticket {
                 shared.caps.give_back(ticket);
@@ -658,19 +645,21 @@ impl<C: Carrier> Drop for Router<C> {
 
 /// While a candidate carrier is half-open, one message in a few takes a probe permit and
 /// tries it first: otherwise its penalty would keep it last and it would never be tested.
+/// Returns the position the probed carrier was moved from (`candidates[..=i]` rotated).
 fn steer_probe<C>(
     board: &HealthBoard,
     slots: &[Arc<CarrierSlot<C>>],
     candidates: &mut SmallVec<[CarrierIndex; 8]>,
-) {
+) -> Option<usize> {
     for i in 1..candidates.len() {
         let slot = candidates[i];
         if board.health(slot).state == HealthState::Probing && slots[slot.get()].take_probe_permit()
         {
             candidates[..=i].rotate_right(1);
-            return;
+            return Some(i);
         }
     }
+    None
 }
 
 #[cfg(test)]

@@ -30,10 +30,21 @@ pub(crate) struct Charge {
 }
 
 impl Charge {
-    /// What sending every part through `carrier` costs.
-    pub fn cost_via(&self, carrier: CarrierIndex, segments: u32) -> u64 {
+    /// Moves the charge to `carrier` (every part sent there): pays the difference to a
+    /// dearer one, or refunds it from a cheaper one. `false`, changing nothing, when the
+    /// account cannot pay.
+    pub fn move_to(&mut self, carrier: CarrierIndex, segments: u32) -> bool {
         let at = self.slots.iter().position(|s| *s == carrier);
-        at.map_or(self.charged, |i| self.per_segment[i] * u64::from(segments))
+        let need = at.map_or(self.charged, |i| self.per_segment[i] * u64::from(segments));
+        if need > self.charged && !debit(&self.account, need - self.charged) {
+            return false;
+        }
+        if need < self.charged {
+            self.account
+                .fetch_add(self.charged - need, std::sync::atomic::Ordering::AcqRel);
+        }
+        self.charged = need;
+        true
     }
 }
 
@@ -66,7 +77,7 @@ pub(crate) struct Shared<C> {
     /// Health by slot.
     pub board: HealthBoard,
     /// Submitted messages for the dispatcher (lock-free, bounded).
-    pub inbound: ArrayQueue<Job>,
+    pub submitted: ArrayQueue<Job>,
     /// Wakes a parked dispatcher.
     pub wake: Notify,
     /// The dispatcher is parked (or about to be): submitters must notify.

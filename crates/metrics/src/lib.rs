@@ -191,7 +191,15 @@ pub const REJECTION_REASONS: [&str; 9] = [
 /// other replies, `dropped` for events the gateway had no room for.
 pub const INBOUND_KINDS: [&str; 6] = ["stop", "stopall", "start", "help", "none", "dropped"];
 
-/// Terminal outcomes, in the order of [`EngineMetrics::outcomes`].
+/// Position of `none` (a reply that is no keyword) in [`INBOUND_KINDS`]; the keywords come
+/// first, in the policy crate's `Keyword` order.
+pub const INBOUND_NONE: usize = 4;
+
+/// Position of `dropped` (an event the gateway had no room for) in [`INBOUND_KINDS`].
+pub const INBOUND_DROPPED: usize = 5;
+
+/// Terminal outcomes, in the order of [`EngineMetrics::outcomes`] (the delivery crate's
+/// `Event::TERMINAL`, which the engine indexes by).
 pub const OUTCOMES: [&str; 4] = ["delivered", "sent", "failed", "expired"];
 
 /// Router-wide handles.

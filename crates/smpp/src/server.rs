@@ -187,7 +187,7 @@ impl Simulator {
                 message_state: None,
             }),
         );
-        forward_receipt(&self.shared, system_id, None, deliver).await;
+        forward_deliver(&self.shared, system_id, None, deliver).await;
     }
 }
 
@@ -376,7 +376,7 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
                     let (shared, system_id) = (shared.clone(), system_id.clone());
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_nanos(delay + receipt_delay)).await;
-                        forward_receipt(&shared, &system_id, own, deliver).await;
+                        forward_deliver(&shared, &system_id, own, deliver).await;
                     });
                 }
             }
@@ -407,7 +407,7 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
         let unacked: Vec<Frame> = outbox.unacked.lock().drain().map(|(_, f)| f).collect();
         for deliver in unacked {
             let (shared, system_id) = (shared.clone(), system_id.clone());
-            tokio::spawn(async move { forward_receipt(&shared, &system_id, None, deliver).await });
+            tokio::spawn(async move { forward_deliver(&shared, &system_id, None, deliver).await });
         }
     }
     // Let queued answers (the unbind_resp) go out, then close the socket: receipt tasks may
@@ -424,10 +424,11 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
 /// How long a receipt waits for a session to deliver it on.
 const RECEIPT_HOLD: Duration = Duration::from_secs(60);
 
-/// Delivers a receipt (or a mobile-originated message) on the submitting session, or, when
-/// that one is gone, on any session of the same system_id able to receive; none bound yet: it waits (store and forward, as an
-/// SMSC does), up to [`RECEIPT_HOLD`]. The session keeps it until its deliver_sm_resp.
-async fn forward_receipt(
+/// Delivers a deliver_sm (a receipt, or a mobile-originated message) on the submitting
+/// session, or, when that one is gone, on any session of the same system_id able to receive;
+/// none bound yet: it waits (store and forward, as an SMSC does), up to [`RECEIPT_HOLD`]. The
+/// session keeps it until its deliver_sm_resp.
+async fn forward_deliver(
     shared: &Shared,
     system_id: &str,
     own: Option<Arc<Outbox>>,

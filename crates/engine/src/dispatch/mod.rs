@@ -158,7 +158,7 @@ impl<C: Carrier> Dispatcher<C> {
             let now = self.shared.now();
             let worked = self.turn(now);
             if let Some((deadline, _)) = &self.draining {
-                let idle = self.slab.live() == 0 && self.shared.inbound.is_empty();
+                let idle = self.slab.live() == 0 && self.shared.submitted.is_empty();
                 if idle || now >= *deadline {
                     return self.finish();
                 }
@@ -172,7 +172,7 @@ impl<C: Carrier> Dispatcher<C> {
             let mut notified = pin!(notified);
             notified.as_mut().enable();
             self.shared.parked.store(true, Ordering::SeqCst);
-            if !self.shared.inbound.is_empty() {
+            if !self.shared.submitted.is_empty() {
                 self.shared.parked.store(false, Ordering::Relaxed);
                 continue;
             }
@@ -241,7 +241,7 @@ impl<C: Carrier> Dispatcher<C> {
             worked = true;
         }
         for _ in 0..BATCH {
-            let Some(job) = self.shared.inbound.pop() else {
+            let Some(job) = self.shared.submitted.pop() else {
                 break;
             };
             self.start(job, now);
@@ -357,7 +357,7 @@ impl<C: Carrier> Dispatcher<C> {
             _ => false,
         };
         let m = &self.shared.metrics;
-        m.inbound[keyword.map_or(4, |k| k as usize)].increment(1);
+        m.inbound[keyword.map_or(smsroute_metrics::INBOUND_NONE, |k| k as usize)].increment(1);
         let event = InboundEvent {
             carrier,
             from: inbound.from,
@@ -368,7 +368,7 @@ impl<C: Carrier> Dispatcher<C> {
             at: now,
         };
         if self.replies_tx.try_send(event).is_err() {
-            m.inbound[5].increment(1);
+            m.inbound[smsroute_metrics::INBOUND_DROPPED].increment(1);
         }
     }
 
@@ -449,13 +449,9 @@ impl<C: Carrier> Dispatcher<C> {
                 charge.account.fetch_add(charge.charged, Ordering::AcqRel);
             }
         }
-        let outcome = match event {
-            Event::Delivered => 0,
-            Event::Sent => 1,
-            Event::Failed(_) => 2,
-            _ => 3,
-        };
-        self.counts.outcomes[outcome] += 1;
+        if let Some(outcome) = event.terminal_index() {
+            self.counts.outcomes[outcome] += 1;
+        }
         self.counts.possible_duplicates += u64::from(d.possible_duplicate());
         self.events.terminal(StatusEvent {
             id: d.id(),
@@ -549,73 +545,46 @@ impl<C: Carrier> Dispatcher<C> {
             if self.carriers[c].in_flight >= window {
                 return;
             }
-            // Opted out since it was last checked: it goes no further.
-            let generation = self.shared.suppression.generation();
-            if entry.checked != generation {
-                entry.checked = generation;
-                let m = &entry.message;
-                if self
-                    .shared
-                    .suppression
-                    .is_suppressed(m.to(), m.from().as_str())
+            let answer = match may_go(entry, carrier, &self.shared.suppression) {
+                Err(reason) => Err(reason),
+                Ok(()) => match self.slots[c]
+                    .bucket
+                    .try_admit(entry.message.segments(), now)
                 {
-                    self.carriers[c].lane.pop_front();
-                    entry.lane = None;
-                    let actions = entry.delivery.abort(FailReason::OptedOut);
-                    self.apply(key, actions, now);
-                    continue;
-                }
-            }
-            // A failover to a dearer carrier is paid before it goes; a cheaper one refunds.
-            if let Some(charge) = entry.charge.as_mut() {
-                let need = charge.cost_via(carrier, entry.message.segments());
-                if need > charge.charged
-                    && !crate::shared::debit(&charge.account, need - charge.charged)
-                {
-                    self.carriers[c].lane.pop_front();
-                    entry.lane = None;
-                    let actions = entry.delivery.abort(FailReason::InsufficientFunds);
-                    self.apply(key, actions, now);
-                    continue;
-                }
-                if need < charge.charged {
-                    charge
-                        .account
-                        .fetch_add(charge.charged - need, Ordering::AcqRel);
-                }
-                charge.charged = need;
-            }
-            let answer = match self.slots[c]
-                .bucket
-                .try_admit(entry.message.segments(), now)
-            {
-                Admission::Admitted => Ok(()),
-                Admission::NotBefore(at) if at < entry.delivery.deadline() => {
-                    let state = &mut self.carriers[c];
-                    if state
-                        .lane_wake
-                        .is_none_or(|armed| armed > at || armed <= now)
-                    {
-                        state.lane_wake = Some(at);
-                        self.timers.push(at, Wake::Lane(carrier.0));
+                    Admission::Admitted => Ok(Ok(())),
+                    Admission::NotBefore(at) if at < entry.delivery.deadline() => {
+                        let state = &mut self.carriers[c];
+                        if state
+                            .lane_wake
+                            .is_none_or(|armed| armed > at || armed <= now)
+                        {
+                            state.lane_wake = Some(at);
+                            self.timers.push(at, Wake::Lane(carrier.0));
+                        }
+                        return;
                     }
-                    return;
-                }
-                // It would expire before its turn; a message larger than the burst (possible
-                // only after a reload shrank it) never gets one.
-                Admission::NotBefore(at) => Err(at),
-                Admission::ExceedsBurst => Err(Nanos::MAX),
+                    // It would expire before its turn; a message larger than the burst
+                    // (possible only after a reload shrank it) never gets one.
+                    Admission::NotBefore(at) => Ok(Err(at)),
+                    Admission::ExceedsBurst => Ok(Err(Nanos::MAX)),
+                },
             };
+            // It leaves the lane: admitted, expiring, or stopped by a policy.
             self.carriers[c].lane.pop_front();
             entry.lane = None;
-            if answer.is_ok() {
-                let state = &mut self.carriers[c];
-                state.in_flight += 1;
-                state.counts.segments += u64::from(entry.message.segments());
-            }
-            let actions = entry
-                .delivery
-                .handle_admission(answer, now, &mut self.budgets[..]);
+            let actions = match answer {
+                Err(reason) => entry.delivery.abort(reason),
+                Ok(admitted) => {
+                    if admitted.is_ok() {
+                        let state = &mut self.carriers[c];
+                        state.in_flight += 1;
+                        state.counts.segments += u64::from(entry.message.segments());
+                    }
+                    entry
+                        .delivery
+                        .handle_admission(admitted, now, &mut self.budgets[..])
+                }
+            };
             self.apply(key, actions, now);
         }
     }
@@ -655,13 +624,14 @@ impl<C: Carrier> Dispatcher<C> {
                 }
             }
         }
+        let class = answer_class(result);
         let state = &mut self.carriers[flight.carrier.get()];
-        state.counts.submits[metric_result(result) as usize] += 1;
+        state.counts.submits[metric_result(class) as usize] += 1;
         state
             .metrics
             .submit_latency
             .record((now - flight.started) as f64 / 1e9);
-        self.end_submit(&flight, health_outcome(result, now - flight.started), now);
+        self.end_submit(&flight, health_outcome(class, now - flight.started), now);
         self.apply(done.key, actions, now);
         for (part, status) in early {
             self.receipt(
@@ -763,8 +733,9 @@ impl<C: Carrier> Dispatcher<C> {
         };
         if ended {
             let flight = entry.in_flight.take().expect("checked above");
-            self.carriers[flight.carrier.get()].counts.submits[MetricResult::Unknown as usize] += 1;
-            self.end_submit(&flight, Outcome::Failure, now);
+            let class = answer_class(SubmitResult::TimedOut);
+            self.carriers[flight.carrier.get()].counts.submits[metric_result(class) as usize] += 1;
+            self.end_submit(&flight, health_outcome(class, now - flight.started), now);
         }
         self.apply(key, actions, now);
     }
@@ -852,7 +823,7 @@ impl<C: Carrier> Dispatcher<C> {
         self.counts.unknown_seen = unknown;
         m.outstanding
             .set(self.shared.counters.outstanding.load(Ordering::Relaxed) as f64);
-        m.queue_depth.set(self.shared.inbound.len() as f64);
+        m.queue_depth.set(self.shared.submitted.len() as f64);
     }
 
     fn compact_timers(&mut self) {
@@ -873,7 +844,7 @@ impl<C: Carrier> Dispatcher<C> {
             }
             unfinished.push(entry.delivery.id());
         }
-        while let Some(job) = self.shared.inbound.pop() {
+        while let Some(job) = self.shared.submitted.pop() {
             unfinished.push(job.message.id());
         }
         self.shared
@@ -895,6 +866,30 @@ impl<C: Carrier> Dispatcher<C> {
     }
 }
 
+/// The policy checks a message passes again when it reaches the front of `carrier`'s lane:
+/// no opt-out since it was last checked (looked up only when the list changed), and its
+/// account pays the difference when this carrier is dearer than what it paid (refunded when
+/// cheaper).
+fn may_go(
+    entry: &mut Entry,
+    carrier: CarrierIndex,
+    suppression: &smsroute_policy::Suppression,
+) -> Result<(), FailReason> {
+    let generation = suppression.generation();
+    if entry.checked != generation {
+        entry.checked = generation;
+        let m = &entry.message;
+        if suppression.is_suppressed(m.to(), m.from().as_str()) {
+            return Err(FailReason::OptedOut);
+        }
+    }
+    let segments = entry.message.segments();
+    match entry.charge.as_mut().map(|c| c.move_to(carrier, segments)) {
+        Some(false) => Err(FailReason::InsufficientFunds),
+        _ => Ok(()),
+    }
+}
+
 /// Sets a carrier's bucket to `rate` with its contracted burst.
 fn set_rate<C>(slot: &CarrierSlot<C>, rate: f64, burst: u32) {
     if let Ok(quota) = Quota::per_second(rate, burst) {
@@ -902,19 +897,24 @@ fn set_rate<C>(slot: &CarrierSlot<C>, rate: f64, burst: u32) {
     }
 }
 
-/// The `result` label of a submit's outcome.
-fn metric_result(result: SubmitResult) -> smsroute_metrics::SubmitResult {
-    use smsroute_metrics::SubmitResult as M;
+/// The class of a submit's answer: `None` when every part was accepted.
+fn answer_class(result: SubmitResult) -> Option<ErrorClass> {
     match result {
-        SubmitResult::Accepted => M::Accepted,
-        SubmitResult::Rejected { status } => match classify_status(status) {
-            ErrorClass::Throttled => M::Throttled,
-            ErrorClass::Temporary => M::Temporary,
-            ErrorClass::Failover => M::Failover,
-            ErrorClass::Permanent => M::Permanent,
-            ErrorClass::Unknown => M::Unknown,
-        },
-        SubmitResult::TimedOut | SubmitResult::ConnectionLost => M::Unknown,
+        SubmitResult::Accepted => None,
+        SubmitResult::Rejected { status } => Some(classify_status(status)),
+        SubmitResult::TimedOut | SubmitResult::ConnectionLost => Some(ErrorClass::Unknown),
+    }
+}
+
+/// The `result` label of a submit's answer.
+fn metric_result(class: Option<ErrorClass>) -> MetricResult {
+    match class {
+        None => MetricResult::Accepted,
+        Some(ErrorClass::Throttled) => MetricResult::Throttled,
+        Some(ErrorClass::Temporary) => MetricResult::Temporary,
+        Some(ErrorClass::Failover) => MetricResult::Failover,
+        Some(ErrorClass::Permanent) => MetricResult::Permanent,
+        Some(ErrorClass::Unknown) => MetricResult::Unknown,
     }
 }
 
@@ -930,16 +930,13 @@ fn receipt_index(status: smsroute_delivery::ReceiptStatus) -> Option<usize> {
     }
 }
 
-/// What a submit's result says about the carrier.
-fn health_outcome(result: SubmitResult, latency: Nanos) -> Outcome {
-    match result {
-        SubmitResult::Accepted => Outcome::Success { latency },
-        SubmitResult::Rejected { status } => match classify_status(status) {
-            ErrorClass::Throttled => Outcome::Throttled,
-            // The message's fault, not the carrier's.
-            ErrorClass::Permanent => Outcome::Neutral,
-            _ => Outcome::Failure,
-        },
-        SubmitResult::TimedOut | SubmitResult::ConnectionLost => Outcome::Failure,
+/// What a submit's answer says about the carrier.
+fn health_outcome(class: Option<ErrorClass>, latency: Nanos) -> Outcome {
+    match class {
+        None => Outcome::Success { latency },
+        Some(ErrorClass::Throttled) => Outcome::Throttled,
+        // The message's fault, not the carrier's.
+        Some(ErrorClass::Permanent) => Outcome::Neutral,
+        Some(_) => Outcome::Failure,
     }
 }
