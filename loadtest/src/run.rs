@@ -217,7 +217,6 @@ pub(crate) fn drive<C: Carrier>(
     let mut markers = fault_markers(prepared);
     let mut reloads = prepared.reloads.iter().peekable();
     let mut replies = prepared.replies.iter().peekable();
-    let mut rss = Vec::new();
     let mut next: u64 = 0;
     loop {
         let now = ctx.now_us();
@@ -263,10 +262,7 @@ pub(crate) fn drive<C: Carrier>(
         if now >= duration_us {
             break;
         }
-        if progress.due(now) {
-            rss.push(rss_mb());
-            progress.print(now, books);
-        }
+        progress.tick(now, books);
         std::thread::sleep(Duration::from_micros(100));
     }
 
@@ -276,10 +272,7 @@ pub(crate) fn drive<C: Carrier>(
     while books.terminal.load(Ordering::Relaxed) < accepted && ctx.now_us() < drain_end {
         std::thread::sleep(Duration::from_millis(10));
         let now = ctx.now_us();
-        if progress.due(now) {
-            rss.push(rss_mb());
-            progress.print(now, books);
-        }
+        progress.tick(now, books);
     }
     progress.finish();
     let carrier_reports = reports(&router);
@@ -299,7 +292,7 @@ pub(crate) fn drive<C: Carrier>(
         .filter(|id| !tally.is_terminal(id.0))
         .count() as u64;
     let terminal: u64 = tally.terminal.iter().sum();
-    let timeline = Timeline::build(&tally, books, &carrier_names, markers, rss);
+    let timeline = Timeline::build(&tally, books, &carrier_names, markers, progress.rss_mb);
     Ok(Report::new(
         prepared,
         books,
@@ -422,9 +415,11 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |pages| pages * 4096.0 / (1024.0 * 1024.0))
 }
 
-/// The live progress line: rate, p99, in flight, failovers; once a second on a terminal,
-/// every five seconds as plain lines otherwise.
+/// Once a second: a resident-memory sample, and the live progress line (rate, p99, in flight,
+/// failovers; every second on a terminal, every five as plain lines otherwise).
 struct Progress {
+    /// Resident memory each second, MiB.
+    rss_mb: Vec<f64>,
     enabled: bool,
     tty: bool,
     next_us: u64,
@@ -434,6 +429,7 @@ struct Progress {
 impl Progress {
     fn new(enabled: bool) -> Self {
         Progress {
+            rss_mb: Vec::new(),
             enabled,
             tty: std::io::stderr().is_terminal(),
             next_us: 1_000_000,
@@ -441,12 +437,14 @@ impl Progress {
         }
     }
 
-    fn due(&mut self, now: u64) -> bool {
+    /// Samples and prints when a second has passed since the last time.
+    fn tick(&mut self, now: u64, books: &Books) {
         if now < self.next_us {
-            return false;
+            return;
         }
         self.next_us = now + 1_000_000;
-        true
+        self.rss_mb.push(rss_mb());
+        self.print(now, books);
     }
 
     fn print(&mut self, now: u64, books: &Books) {

@@ -21,7 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::io::{Read, encoded, read_frame, write_frames};
+use crate::io::{Read, encoded, read_frame, send_frame, write_frames};
 use crate::pdu::{Bind, BindKind, Body, Frame, status};
 use crate::sm::{parse_receipt, submit_parts};
 
@@ -542,11 +542,7 @@ async fn run_link(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let send = |frame: Frame| {
         let link = link.clone();
-        async move {
-            if let Ok(bytes) = encoded(&frame) {
-                let _ = link.send(bytes).await;
-            }
-        }
+        async move { send_frame(&link, &frame).await }
     };
     loop {
         let read = tokio::select! {

@@ -64,6 +64,15 @@ pub fn encoded(frame: &Frame) -> Result<Vec<u8>, PduError> {
     Ok(out)
 }
 
+/// Encodes `frame` and queues it on `link`. For a side's own answers, built from checked
+/// values: one that fails to encode, or a link already closed, is dropped (the peer's timers
+/// deal with a missing answer).
+pub async fn send_frame(link: &mpsc::Sender<Vec<u8>>, frame: &Frame) {
+    if let Ok(bytes) = encoded(frame) {
+        let _ = link.send(bytes).await;
+    }
+}
+
 /// Writes every encoded PDU from `pdus` until the channel closes or the peer goes away,
 /// coalescing whatever is queued into one write (pipelined submits leave in few syscalls).
 pub async fn write_frames<W: AsyncWrite + Unpin>(

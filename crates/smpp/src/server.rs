@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::io::{Read, encoded, read_frame, write_frames};
+use crate::io::{Read, encoded, read_frame, send_frame, write_frames};
 use crate::pdu::{Address, BindKind, Body, Frame, ShortMessage, status};
 use crate::sm::{ESM_RECEIPT, receipt_text};
 
@@ -229,11 +229,7 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
     let stats = &shared.stats;
     let send = |frame: Frame| {
         let tx = tx.clone();
-        async move {
-            if let Ok(bytes) = encoded(&frame) {
-                let _ = tx.send(bytes).await;
-            }
-        }
+        async move { send_frame(&tx, &frame).await }
     };
     loop {
         let frame = match read_frame(&mut reader, &mut buf).await {
@@ -364,9 +360,7 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
                     let (tx, outstanding) = (tx.clone(), outstanding.clone());
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_nanos(delay)).await;
-                        if let Ok(bytes) = encoded(&frame) {
-                            let _ = tx.send(bytes).await;
-                        }
+                        send_frame(&tx, &frame).await;
                         outstanding.fetch_sub(1, Ordering::Relaxed);
                     });
                 }
