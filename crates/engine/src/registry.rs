@@ -6,7 +6,7 @@
 //! retired (no new traffic is routed to it) and drains what it already has.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use smsroute_delivery::RetryPolicy;
 use smsroute_health::HealthBoard;
@@ -37,8 +37,6 @@ pub(crate) struct CarrierSlot<C> {
     pub window: AtomicU32,
     /// Probe messages routing may still steer here while the circuit is half-open.
     pub probe_permits: AtomicU32,
-    /// Removed by a reload: drains, gets no new traffic.
-    pub retired: AtomicBool,
 }
 
 impl<C> CarrierSlot<C> {
@@ -56,7 +54,6 @@ impl<C> CarrierSlot<C> {
             contract: AtomicU64::new(pack_contract(tps, burst)),
             window: AtomicU32::new(window),
             probe_permits: AtomicU32::new(0),
-            retired: AtomicBool::new(false),
         })
     }
 

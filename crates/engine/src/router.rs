@@ -487,15 +487,14 @@ impl<C: Carrier> Router<C> {
             slot.contract
                 .store(pack_contract(c.tps, c.burst), Ordering::Release);
             slot.window.store(c.window, Ordering::Relaxed);
-            slot.retired.store(false, Ordering::Relaxed);
         }
-        let mut removed = Vec::new();
-        for (index, slot) in slots.iter().enumerate() {
-            let configured = slot_of.iter().any(|s| s.get() == index);
-            if !configured && !slot.retired.swap(true, Ordering::Relaxed) {
-                removed.push(slot.id.to_string());
-            }
-        }
+        // Configured before, not now: retired (no new traffic; they drain).
+        let removed = current
+            .slot_of
+            .iter()
+            .filter(|old| !slot_of.contains(old))
+            .map(|old| slots[old.get()].id.to_string())
+            .collect();
         for (index, slot) in slots.iter().enumerate().skip(current.slots.len()) {
             self.attach_receipts(CarrierIndex(index as u16), slot);
         }
