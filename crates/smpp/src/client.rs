@@ -253,7 +253,18 @@ impl SmppCarrier {
     /// Outside a tokio runtime.
     pub fn connect(id: &str, config: EsmeConfig) -> Self {
         let binds = config.binds.max(1);
-        let per_session = (config.window / binds).max(1) as usize;
+        SmppCarrier::with_sessions(id, config, binds)
+    }
+
+    /// A carrier with no SMPP connection configured: every submit is answered
+    /// `Unavailable`, so routing fails over past it.
+    pub fn unconfigured(id: &str) -> Self {
+        SmppCarrier::with_sessions(id, EsmeConfig::new("", 0, "", ""), 0)
+    }
+
+    /// `binds` sessions sharing the configured window, each kept bound by a task of its own.
+    fn with_sessions(id: &str, config: EsmeConfig, binds: u32) -> Self {
+        let per_session = (config.window / binds.max(1)).max(1) as usize;
         let shared = Arc::new(Shared {
             config,
             sink: Mutex::new(None),
@@ -281,25 +292,6 @@ impl SmppCarrier {
             shared,
             sessions,
             tasks,
-            next: AtomicUsize::new(0),
-            reference: AtomicU8::new(0),
-        }
-    }
-
-    /// A carrier with no SMPP connection configured: every submit is answered
-    /// `Unavailable`, so routing fails over past it.
-    pub fn unconfigured(id: &str) -> Self {
-        SmppCarrier {
-            id: id.into(),
-            shared: Arc::new(Shared {
-                config: EsmeConfig::new("", 0, "", ""),
-                sink: Mutex::new(None),
-                inbound: Mutex::new(None),
-                aliases: Mutex::default(),
-                stats: EsmeStats::default(),
-            }),
-            sessions: Vec::new(),
-            tasks: Vec::new(),
             next: AtomicUsize::new(0),
             reference: AtomicU8::new(0),
         }
