@@ -314,16 +314,16 @@ impl<C: Carrier> Router<C> {
         }
         // Class rules: quiet hours may hold the message or refuse it.
         let class = snapshot.rules.class_of(&message);
+        let wall = class.map(|_| {
+            let ms = shared.wall_ms.load(Ordering::Relaxed);
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+        });
         if let Some(class) = class {
             // The cap's line is taken after routing; start fetching it now.
             snapshot
                 .rules
                 .prefetch_cap(&shared.caps, class, message.to());
         }
-        let wall = class.map(|_| {
-            let ms = shared.wall_ms.load(Ordering::Relaxed);
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
-        });
         if let (Some(class), Some(now)) = (class, wall)
             && let Some(until) = snapshot.rules.quiet_hours(class, message.to(), now)?
         {
@@ -356,11 +356,7 @@ impl<C: Carrier> Router<C> {
         let steered = steer_probe(&shared.board, &snapshot.slots, &mut candidates);
         // An account pays its best route now; the dispatcher settles the difference when a
         // failover moves the message to another carrier.
-        let account = message
-            .tags()
-            .find(|(k, _)| *k == "account")
-            .map(|(_, v)| v);
-        let charge = match account {
+        let charge = match message.tag("account") {
             None => None,
             Some(id) => {
                 let balance = shared

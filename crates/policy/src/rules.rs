@@ -86,7 +86,7 @@ impl Rules {
 
     /// The class a message names (its `class` tag), if configured.
     pub fn class_of(&self, message: &Message) -> Option<usize> {
-        let name = message.tags().find(|(k, _)| *k == "class")?.1;
+        let name = message.tag("class")?;
         self.classes.iter().position(|c| &*c.name == name)
     }
 

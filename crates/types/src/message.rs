@@ -37,7 +37,18 @@ pub enum InvalidMessage {
     /// A validity of zero would expire the message before its first attempt.
     #[error("validity must be greater than zero")]
     ZeroValidity,
+    /// A tag's key is empty, or its key or value holds a control character.
+    #[error("tag {key:?}: keys must be non-empty, keys and values free of control characters")]
+    Tag {
+        /// The offending tag's key.
+        key: String,
+    },
 }
+
+/// Starts a tag in a message's body, after the text.
+const TAG_KEY: char = '\u{1f}';
+/// Separates a tag's key from its value.
+const TAG_VALUE: char = '\u{1e}';
 
 /// A validated message: destination, sender, text and its segmentation, delivery options.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,12 +56,14 @@ pub struct Message {
     id: MessageId,
     to: E164,
     from: Sender,
-    text: Box<str>,
+    /// The text, then every tag as `\u{1f}key\u{1e}value`: one allocation for both, so a
+    /// tagged message costs no more to build and free than an untagged one.
+    body: Box<str>,
+    text_len: usize,
     segmentation: Segmentation,
     validity: Option<Duration>,
     not_before: Option<SystemTime>,
     client_ref: Option<Box<str>>,
-    tags: Vec<(Box<str>, Box<str>)>,
 }
 
 impl Message {
@@ -101,7 +114,7 @@ impl Message {
     }
     /// Text as given.
     pub fn text(&self) -> &str {
-        &self.text
+        &self.body[..self.text_len]
     }
     /// Encoding and length of the text.
     pub fn segmentation(&self) -> Segmentation {
@@ -125,7 +138,15 @@ impl Message {
     }
     /// Free-form key/value tags, echoed in status events.
     pub fn tags(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.tags.iter().map(|(k, v)| (&**k, &**v))
+        self.body[self.text_len..]
+            .split(TAG_KEY)
+            .skip(1)
+            .map(|tag| tag.split_once(TAG_VALUE).unwrap_or((tag, "")))
+    }
+
+    /// The value of the tag `key` (the first, if repeated).
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 }
 
@@ -183,16 +204,37 @@ impl MessageBuilder {
         if self.validity == Some(Duration::ZERO) {
             return Err(InvalidMessage::ZeroValidity);
         }
+        let text_len = self.text.len();
+        let body = if self.tags.is_empty() {
+            self.text
+        } else {
+            let tags_len: usize = self.tags.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+            let mut body = String::with_capacity(self.text.len() + tags_len);
+            body.push_str(&self.text);
+            for (key, value) in &self.tags {
+                let bad = |s: &str| s.chars().any(char::is_control);
+                if key.is_empty() || bad(key) || bad(value) {
+                    return Err(InvalidMessage::Tag {
+                        key: key.to_string(),
+                    });
+                }
+                body.push(TAG_KEY);
+                body.push_str(key);
+                body.push(TAG_VALUE);
+                body.push_str(value);
+            }
+            body.into_boxed_str()
+        };
         Ok(Message {
             id: self.id,
             to,
             from,
-            text: self.text,
+            body,
+            text_len,
             segmentation,
             validity: self.validity,
             not_before: self.not_before,
             client_ref: self.client_ref,
-            tags: self.tags,
         })
     }
 }
@@ -215,6 +257,50 @@ mod tests {
         assert_eq!(m.segmentation().encoding, Encoding::Ucs2);
         assert_eq!(m.segments(), 2);
         assert_eq!(m.tags().collect::<Vec<_>>(), vec![("campaign", "spring")]);
+        assert_eq!(m.text(), "ж".repeat(100));
+    }
+
+    #[test]
+    fn tags_keep_their_order_and_leave_the_text_alone() {
+        let m = Message::builder("447700900123", "ACME", "a=b; c")
+            .tag("class", "marketing")
+            .tag("account", "")
+            .tag("class", "second")
+            .build(3)
+            .unwrap();
+        assert_eq!(m.text(), "a=b; c");
+        assert_eq!(
+            m.tags().collect::<Vec<_>>(),
+            vec![("class", "marketing"), ("account", ""), ("class", "second")]
+        );
+        assert_eq!(m.tag("class"), Some("marketing"));
+        assert_eq!(m.tag("account"), Some(""));
+        assert_eq!(m.tag("campaign"), None);
+        let untagged = Message::builder("447700900123", "ACME", "hi")
+            .build(3)
+            .unwrap();
+        assert_eq!(untagged.tags().count(), 0);
+    }
+
+    #[test]
+    fn refuses_tags_that_would_be_ambiguous() {
+        for (key, value) in [
+            ("", "x"),
+            ("cla\u{1f}ss", "x"),
+            ("class", "a\u{1e}b"),
+            ("k", "new\nline"),
+        ] {
+            let err = Message::builder("447700900123", "ACME", "hi")
+                .tag(key, value)
+                .build(3)
+                .unwrap_err();
+            assert_eq!(
+                err,
+                InvalidMessage::Tag {
+                    key: key.to_string()
+                }
+            );
+        }
     }
 
     #[test]
