@@ -9,6 +9,9 @@
 //! its hash; a word whose windows have passed is reused. When all 8 hold live pairs, a new
 //! recipient is refused rather than let through unchecked. Memory is fixed at 8 bytes a slot.
 
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU64, Ordering};
+#[cfg(not(loom))]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Most messages a cap can allow per window (12-bit counts).
@@ -140,7 +143,7 @@ impl FrequencyCaps {
 #[inline(always)]
 #[allow(unsafe_code)]
 fn prefetch(slot: &AtomicU64) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
     // SAFETY: a prefetch is only a hint: it never faults and reads or writes nothing the
     // program sees; the pointer comes from a live reference anyway. SSE is part of every
     // x86_64 target.
@@ -148,11 +151,11 @@ fn prefetch(slot: &AtomicU64) {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(slot).cast());
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(any(not(target_arch = "x86_64"), loom))]
     std::hint::black_box(slot.load(Ordering::Relaxed));
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -230,5 +233,63 @@ mod tests {
             handles.into_iter().map(|h| h.join().unwrap()).sum()
         });
         assert_eq!(taken, 50);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// Racing takers of one pair's last message: exactly one gets it, whatever the order.
+    #[test]
+    fn one_taker_gets_the_last_message() {
+        loom::model(|| {
+            let caps = Arc::new(FrequencyCaps::new(8));
+            assert!(caps.try_take(7 << 48, 2, 60, 0).is_some());
+            let other = {
+                let caps = caps.clone();
+                loom::thread::spawn(move || caps.try_take(7 << 48, 2, 60, 1).is_some())
+            };
+            let mine = caps.try_take(7 << 48, 2, 60, 1).is_some();
+            let theirs = other.join().unwrap();
+            assert!(mine ^ theirs, "mine {mine}, theirs {theirs}");
+        });
+    }
+
+    /// Two new pairs racing for the free words of one line both land, in different words:
+    /// neither overwrites the other, so each is at its cap afterwards.
+    #[test]
+    fn new_pairs_never_share_a_word() {
+        loom::model(|| {
+            let caps = Arc::new(FrequencyCaps::new(8)); // one line
+            let other = {
+                let caps = caps.clone();
+                loom::thread::spawn(move || caps.try_take(1 << 48, 1, 60, 0).is_some())
+            };
+            assert!(caps.try_take(2 << 48, 1, 60, 0).is_some());
+            assert!(other.join().unwrap());
+            assert!(caps.try_take(1 << 48, 1, 60, 0).is_none());
+            assert!(caps.try_take(2 << 48, 1, 60, 0).is_none());
+        });
+    }
+
+    /// A cap given back while another message takes one: the count ends where the two
+    /// operations put it, never below or above.
+    #[test]
+    fn give_back_racing_a_take() {
+        loom::model(|| {
+            let caps = Arc::new(FrequencyCaps::new(8));
+            let ticket = caps.try_take(9 << 48, 2, 60, 0).unwrap();
+            let taker = {
+                let caps = caps.clone();
+                loom::thread::spawn(move || caps.try_take(9 << 48, 2, 60, 0).is_some())
+            };
+            caps.give_back(ticket);
+            assert!(taker.join().unwrap(), "one of two was free");
+            // One taken, one given back and taken again: one left.
+            assert!(caps.try_take(9 << 48, 2, 60, 0).is_some());
+            assert!(caps.try_take(9 << 48, 2, 60, 0).is_none());
+        });
     }
 }

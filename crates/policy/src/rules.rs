@@ -172,7 +172,7 @@ fn pair_hash(class: usize, number: &E164) -> u64 {
     z ^ (z >> 31)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use smsroute_routing::config::{ClassConfig, QuietHoursConfig};
 
