@@ -51,7 +51,7 @@ const TAG_KEY: char = '\u{1f}';
 const TAG_VALUE: char = '\u{1e}';
 
 /// A validated message: destination, sender, text and its segmentation, delivery options.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Message {
     id: MessageId,
     to: E164,
@@ -147,6 +147,23 @@ impl Message {
     /// The value of the tag `key` (the first, if repeated).
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+impl std::fmt::Debug for Message {
+    /// The fields as a user knows them: the text and the tags apart, not their packed body.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("id", &self.id)
+            .field("to", &self.to)
+            .field("from", &self.from)
+            .field("text", &self.text())
+            .field("segmentation", &self.segmentation)
+            .field("validity", &self.validity)
+            .field("not_before", &self.not_before)
+            .field("client_ref", &self.client_ref)
+            .field("tags", &self.tags().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -276,6 +293,9 @@ mod tests {
         assert_eq!(m.tag("class"), Some("marketing"));
         assert_eq!(m.tag("account"), Some(""));
         assert_eq!(m.tag("campaign"), None);
+        let shown = format!("{m:?}");
+        assert!(shown.contains(r#"text: "a=b; c""#), "{shown}");
+        assert!(shown.contains(r#"("class", "marketing")"#), "{shown}");
         let untagged = Message::builder("447700900123", "ACME", "hi")
             .build(3)
             .unwrap();
