@@ -29,6 +29,8 @@ OVERVIEW = [
         q("smsroute_outstanding", "outstanding"), q("smsroute_queue_depth", "queue")]),
     ("Submits per second, by result", "reqps", [
         q(f"sum by (result) (rate(smsroute_submits_total[{RATE}]))", "{{result}}")]),
+    ("Replies (inbound messages) per second, by keyword", "reqps", [
+        q(f"sum by (keyword) (rate(smsroute_inbound_total[{RATE}]))", "{{keyword}}")]),
 ]
 
 CARRIERS = [
