@@ -31,6 +31,7 @@ OVERVIEW = [
         q(f"sum by (result) (rate(smsroute_submits_total[{RATE}]))", "{{result}}")]),
     ("Replies (inbound messages) per second, by keyword", "reqps", [
         q(f"sum by (keyword) (rate(smsroute_inbound_total[{RATE}]))", "{{keyword}}")]),
+    ("Recipients opted out (suppression list)", "short", [q("smsroute_opted_out", "opted out")]),
 ]
 
 CARRIERS = [

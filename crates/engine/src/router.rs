@@ -239,16 +239,17 @@ impl<C: Carrier> Router<C> {
             suppression,
             caps: smsroute_policy::FrequencyCaps::new(cap_capacity),
             wall_ms: AtomicU64::new(crate::shared::wall_ms()),
-            accounts: config
-                .policy
-                .accounts
-                .iter()
-                .map(|a| {
-                    let balance = Arc::new(AtomicU64::new(a.balance.micros()));
-                    (a.id.as_str().into(), balance)
-                })
-                .collect(),
+            accounts: Default::default(),
+            account_gauges: Default::default(),
         });
+        for a in &config.policy.accounts {
+            let balance = Arc::new(AtomicU64::new(a.balance.micros()));
+            shared
+                .accounts
+                .insert(a.id.as_str().into(), balance.clone());
+            let gauge = smsroute_metrics::EngineMetrics::account_balance(&a.id);
+            shared.account_gauges.lock().push((balance, gauge));
+        }
         {
             let snapshot = shared.snapshot.load();
             shared.metrics.table_generation.set(1.0);
@@ -506,10 +507,14 @@ impl<C: Carrier> Router<C> {
             refund_on_failure: config.policy.refund_on_failure,
         }));
         for account in &config.policy.accounts {
-            self.shared
-                .accounts
-                .entry(account.id.as_str().into())
-                .or_insert_with(|| Arc::new(AtomicU64::new(account.balance.micros())));
+            if let dashmap::Entry::Vacant(slot) =
+                self.shared.accounts.entry(account.id.as_str().into())
+            {
+                let balance = Arc::new(AtomicU64::new(account.balance.micros()));
+                slot.insert(balance.clone());
+                let gauge = smsroute_metrics::EngineMetrics::account_balance(&account.id);
+                self.shared.account_gauges.lock().push((balance, gauge));
+            }
         }
         self.shared.generation.store(generation, Ordering::Release);
         self.shared.wake.notify_one();

@@ -98,6 +98,9 @@ pub(crate) struct Shared<C> {
     pub caps: smsroute_policy::FrequencyCaps,
     /// Account balances in micro-units, by id (kept across reloads; a reload adds accounts).
     pub accounts: dashmap::DashMap<Box<str>, Arc<std::sync::atomic::AtomicU64>, ahash::RandomState>,
+    /// Every account's balance with its gauge, set on the dispatcher's tick (registered where
+    /// the account is added, so the gauge binds to the recorder its router started with).
+    pub account_gauges: parking_lot::Mutex<Vec<(Arc<AtomicU64>, smsroute_metrics::Gauge)>>,
     /// Wall-clock milliseconds since the epoch, refreshed on every dispatcher tick: what the
     /// class rules read (quiet hours have minutes, caps seconds), instead of a system call per
     /// message.

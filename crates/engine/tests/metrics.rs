@@ -89,3 +89,39 @@ fn config_reloaded(router: &smsroute_engine::Router<smsroute_sim::SimCarrier>) -
     let next = config(&[("dear", 1000, "0.0040"), ("cheap", 1000, "0.0020")], "");
     router.reload(&next).unwrap().generation as f64
 }
+
+#[tokio::test(start_paused = true)]
+async fn policy_gauges_show_the_opt_out_list_and_every_account_balance() {
+    let recorder = smsroute_metrics::prometheus_builder().build_recorder();
+    let handle = recorder.handle();
+    let accounts = "[[accounts]]\nid = \"acme\"\nbalance = 0.0100\n";
+    let carriers = [("cheap", 1000, "0.0030")];
+    let (router, mut events) = metrics::with_local_recorder(&recorder, || {
+        start(&config(&carriers, accounts), EngineOptions::default(), &[])
+    });
+    for n in 0..2 {
+        let number = smsroute_types::E164::parse(&format!("4477001{n:05}")).unwrap();
+        router.suppression().opt_out(&number, None).unwrap();
+    }
+    let mut ledger = Ledger::default();
+    for n in 0..2 {
+        let billed = smsroute_types::Message::builder(&format!("4477009{n:05}"), "ACME", "hi")
+            .tag("account", "acme")
+            .build(10)
+            .unwrap();
+        assert!(ledger.submit(&router, billed));
+    }
+    ledger.settle(&mut events).await;
+    let more = format!("{accounts}\n[[accounts]]\nid = \"beta\"\nbalance = 0.0050\n");
+    metrics::with_local_recorder(&recorder, || router.reload(&config(&carriers, &more))).unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await; // a housekeeping tick sets them
+    let text = handle.render();
+    let expect = [
+        ("smsroute_opted_out", 2.0),
+        ("smsroute_account_balance_micros{account=\"acme\"}", 4_000.0),
+        ("smsroute_account_balance_micros{account=\"beta\"}", 5_000.0),
+    ];
+    for (series, want) in expect {
+        assert_eq!(value(&text, series), Some(want), "{series} in\n{text}");
+    }
+}

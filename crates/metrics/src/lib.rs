@@ -23,7 +23,8 @@
 
 use std::net::SocketAddr;
 
-use metrics::{Counter, Gauge, Histogram, Unit, counter, gauge, histogram};
+pub use metrics::{Counter, Gauge, Histogram};
+use metrics::{Unit, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 /// Metric names (the contract: all start `smsroute_`).
@@ -83,6 +84,10 @@ pub mod names {
     pub const EVENTS_DROPPED: &str = "smsroute_events_dropped_total";
     /// Counter `{keyword}`: inbound messages (replies) by keyword.
     pub const INBOUND: &str = "smsroute_inbound_total";
+    /// Gauge: recipients on the suppression list (opted out of one sender or of all).
+    pub const OPTED_OUT: &str = "smsroute_opted_out";
+    /// Gauge `{account}`: an account's balance, micro-units of its currency.
+    pub const ACCOUNT_BALANCE: &str = "smsroute_account_balance_micros";
 }
 
 /// Buckets of the latency histograms, seconds: 1 ms to 2 minutes.
@@ -172,6 +177,15 @@ pub fn describe() {
         EVENTS_DROPPED,
         "Progress events dropped because the gateway lagged."
     );
+    describe_counter!(
+        INBOUND,
+        "Replies from recipients, by keyword (none: no keyword)."
+    );
+    describe_gauge!(OPTED_OUT, "Recipients on the suppression list.");
+    describe_gauge!(
+        ACCOUNT_BALANCE,
+        "Account balance, micro-units of its currency."
+    );
 }
 
 /// Rejection reasons, in the order of [`EngineMetrics::rejected`].
@@ -231,6 +245,8 @@ pub struct EngineMetrics {
     pub possible_duplicates: Counter,
     /// [`names::EVENTS_DROPPED`].
     pub events_dropped: Counter,
+    /// [`names::OPTED_OUT`].
+    pub opted_out: Gauge,
 }
 
 impl EngineMetrics {
@@ -251,7 +267,13 @@ impl EngineMetrics {
             queue_depth: gauge!(names::QUEUE_DEPTH),
             possible_duplicates: counter!(names::POSSIBLE_DUPLICATES),
             events_dropped: counter!(names::EVENTS_DROPPED),
+            opted_out: gauge!(names::OPTED_OUT),
         }
+    }
+
+    /// The balance gauge of `account` ([`names::ACCOUNT_BALANCE`]).
+    pub fn account_balance(account: &str) -> Gauge {
+        gauge!(names::ACCOUNT_BALANCE, "account" => account.to_string())
     }
 }
 

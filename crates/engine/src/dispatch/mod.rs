@@ -824,6 +824,10 @@ impl<C: Carrier> Dispatcher<C> {
         m.outstanding
             .set(self.shared.counters.outstanding.load(Ordering::Relaxed) as f64);
         m.queue_depth.set(self.shared.submitted.len() as f64);
+        m.opted_out.set(self.shared.suppression.len() as f64);
+        for (balance, gauge) in self.shared.account_gauges.lock().iter() {
+            gauge.set(balance.load(Ordering::Relaxed) as f64);
+        }
     }
 
     fn compact_timers(&mut self) {
