@@ -7,7 +7,9 @@
 //! timers), lets the consequences settle, hands the batch of events to the gateway, and parks
 //! when there is nothing to do.
 
+mod answers;
 mod carrier;
+mod housekeeping;
 mod slab;
 
 use std::collections::VecDeque;
@@ -20,11 +22,10 @@ use std::time::SystemTime;
 
 use smsroute_carrier::{Accepted, Carrier, Inbound, SubmitError, SubmitRequest};
 use smsroute_delivery::{
-    Action, Actions, Delivery, DeliveryRequest, ErrorClass, Event, FailReason, Nanos, RetryBudget,
-    RetryPolicy, SubmitResult, classify_status,
+    Action, Actions, Delivery, DeliveryRequest, Event, FailReason, Nanos, RetryBudget, RetryPolicy,
+    SubmitResult,
 };
 use smsroute_health::{Circuit, Outcome};
-use smsroute_metrics::SubmitResult as MetricResult;
 use smsroute_routing::CarrierIndex;
 use smsroute_throttle::{AdaptiveConfig, Admission, Quota};
 use smsroute_types::MessageId;
@@ -36,6 +37,7 @@ use crate::event::{EventSink, StatusEvent};
 use crate::inbound::InboundEvent;
 use crate::registry::{CarrierSlot, unpack_contract};
 use crate::shared::{Job, Shared};
+use answers::{answer_class, health_outcome, metric_result, receipt_index};
 use carrier::CarrierState;
 use slab::{Entry, InFlight, Slab, Timers, Wake};
 use smsroute_policy::Keyword;
@@ -740,105 +742,6 @@ impl<C: Carrier> Dispatcher<C> {
         self.apply(key, actions, now);
     }
 
-    /// Housekeeping: health timers (ejection → probing), probe permits, adaptive rate
-    /// recovery, the receipt map's TTL.
-    fn tick(&mut self, now: Nanos) {
-        self.shared
-            .wall_ms
-            .store(crate::shared::wall_ms(), Ordering::Relaxed);
-        for c in 0..self.carriers.len() {
-            let state = &mut self.carriers[c];
-            state.tracker.poll(now);
-            if let Some(rate) = state.adaptive.on_tick(now) {
-                let (_, burst) = unpack_contract(state.contract);
-                set_rate(&self.slots[c], rate, burst);
-            }
-            self.publish_health(CarrierIndex(c as u16), now);
-        }
-        self.ticks += 1;
-        if self.ticks.is_multiple_of(PURGE_TICKS) {
-            self.shared.dlr.purge(now);
-        }
-        self.flush_metrics();
-        self.timers.push(now + TICK, Wake::Tick);
-    }
-
-    /// Publishes a carrier's health for routing and keeps its probe permits in step with
-    /// its circuit.
-    fn publish_health(&mut self, carrier: CarrierIndex, now: Nanos) {
-        let c = carrier.get();
-        let state = &mut self.carriers[c];
-        let health = state.tracker.snapshot();
-        if health != state.published {
-            state.published = health;
-            self.shared.board.publish(carrier, health);
-        }
-        let permits = &self.slots[c].probe_permits;
-        match state.tracker.circuit() {
-            Circuit::Probing { successes, .. } => {
-                let due = state
-                    .permits_at
-                    .is_none_or(|at| now.saturating_sub(at) >= PERMIT_REFILL);
-                if due && permits.load(Ordering::Acquire) == 0 {
-                    let probes = self.shared.options.health.probes;
-                    permits.store(probes.saturating_sub(successes).max(1), Ordering::Release);
-                    state.permits_at = Some(now);
-                }
-            }
-            _ => {
-                if state.permits_at.take().is_some() {
-                    permits.store(0, Ordering::Release);
-                }
-            }
-        }
-    }
-
-    /// Adds the counts since the last flush to the metric handles and sets the gauges.
-    fn flush_metrics(&mut self) {
-        let now = self.shared.now();
-        for (state, slot) in self.carriers.iter_mut().zip(&self.slots) {
-            let burst = unpack_contract(state.contract).1.max(1);
-            let fill = f64::from(slot.bucket.available(now)) / f64::from(burst);
-            state.metrics.bucket_fill.set(fill.min(1.0));
-            state.flush_metrics();
-        }
-        let m = &self.shared.metrics;
-        let c = std::mem::take(&mut self.counts);
-        if c.accepted > 0 {
-            m.accepted.increment(c.accepted);
-        }
-        for (counter, n) in m.outcomes.iter().zip(c.outcomes) {
-            if n > 0 {
-                counter.increment(n);
-            }
-        }
-        if c.possible_duplicates > 0 {
-            m.possible_duplicates.increment(c.possible_duplicates);
-        }
-        let dropped = self.shared.counters.dropped.load(Ordering::Relaxed);
-        m.events_dropped.increment(dropped - c.dropped_seen);
-        let unknown = self.shared.dlr.unknown.load(Ordering::Relaxed);
-        m.receipts_unknown.increment(unknown - c.unknown_seen);
-        self.counts.dropped_seen = dropped;
-        self.counts.unknown_seen = unknown;
-        m.outstanding
-            .set(self.shared.counters.outstanding.load(Ordering::Relaxed) as f64);
-        m.queue_depth.set(self.shared.submitted.len() as f64);
-        m.opted_out.set(self.shared.suppression.len() as f64);
-        for (balance, gauge) in self.shared.account_gauges.lock().iter() {
-            gauge.set(balance.load(Ordering::Relaxed) as f64);
-        }
-    }
-
-    fn compact_timers(&mut self) {
-        let (slab, carriers) = (&mut self.slab, &self.carriers);
-        self.timers.compact(|at, wake| match wake {
-            Wake::Tick => true,
-            Wake::Lane(c) => carriers[usize::from(c)].lane_wake == Some(at),
-            Wake::Entry(key) => slab.get_mut(key).is_some_and(|e| e.wake_at == at),
-        });
-    }
-
     /// Ends the dispatcher: whatever is not terminal is reported unfinished.
     fn finish(mut self) {
         let mut unfinished: Vec<MessageId> = Vec::new();
@@ -898,49 +801,5 @@ fn may_go(
 fn set_rate<C>(slot: &CarrierSlot<C>, rate: f64, burst: u32) {
     if let Ok(quota) = Quota::per_second(rate, burst) {
         slot.bucket.set_quota(quota);
-    }
-}
-
-/// The class of a submit's answer: `None` when every part was accepted.
-fn answer_class(result: SubmitResult) -> Option<ErrorClass> {
-    match result {
-        SubmitResult::Accepted => None,
-        SubmitResult::Rejected { status } => Some(classify_status(status)),
-        SubmitResult::TimedOut | SubmitResult::ConnectionLost => Some(ErrorClass::Unknown),
-    }
-}
-
-/// The `result` label of a submit's answer.
-fn metric_result(class: Option<ErrorClass>) -> MetricResult {
-    match class {
-        None => MetricResult::Accepted,
-        Some(ErrorClass::Throttled) => MetricResult::Throttled,
-        Some(ErrorClass::Temporary) => MetricResult::Temporary,
-        Some(ErrorClass::Failover) => MetricResult::Failover,
-        Some(ErrorClass::Permanent) => MetricResult::Permanent,
-        Some(ErrorClass::Unknown) => MetricResult::Unknown,
-    }
-}
-
-/// Index of a final receipt status in the receipts counters (none for intermediate ones).
-fn receipt_index(status: smsroute_delivery::ReceiptStatus) -> Option<usize> {
-    use smsroute_delivery::ReceiptStatus as R;
-    match status {
-        R::Delivered => Some(0),
-        R::Undeliverable => Some(1),
-        R::Expired => Some(2),
-        R::Rejected => Some(3),
-        R::Intermediate => None,
-    }
-}
-
-/// What a submit's answer says about the carrier.
-fn health_outcome(class: Option<ErrorClass>, latency: Nanos) -> Outcome {
-    match class {
-        None => Outcome::Success { latency },
-        Some(ErrorClass::Throttled) => Outcome::Throttled,
-        // The message's fault, not the carrier's.
-        Some(ErrorClass::Permanent) => Outcome::Neutral,
-        Some(_) => Outcome::Failure,
     }
 }

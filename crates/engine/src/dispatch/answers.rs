@@ -1,0 +1,49 @@
+//! What a carrier's answer means: its error class, its metric label, its health outcome.
+
+use smsroute_delivery::{ErrorClass, Nanos, SubmitResult, classify_status};
+use smsroute_health::Outcome;
+use smsroute_metrics::SubmitResult as MetricResult;
+
+/// The class of a submit's answer: `None` when every part was accepted.
+pub(super) fn answer_class(result: SubmitResult) -> Option<ErrorClass> {
+    match result {
+        SubmitResult::Accepted => None,
+        SubmitResult::Rejected { status } => Some(classify_status(status)),
+        SubmitResult::TimedOut | SubmitResult::ConnectionLost => Some(ErrorClass::Unknown),
+    }
+}
+
+/// The `result` label of a submit's answer.
+pub(super) fn metric_result(class: Option<ErrorClass>) -> MetricResult {
+    match class {
+        None => MetricResult::Accepted,
+        Some(ErrorClass::Throttled) => MetricResult::Throttled,
+        Some(ErrorClass::Temporary) => MetricResult::Temporary,
+        Some(ErrorClass::Failover) => MetricResult::Failover,
+        Some(ErrorClass::Permanent) => MetricResult::Permanent,
+        Some(ErrorClass::Unknown) => MetricResult::Unknown,
+    }
+}
+
+/// Index of a final receipt status in the receipts counters (none for intermediate ones).
+pub(super) fn receipt_index(status: smsroute_delivery::ReceiptStatus) -> Option<usize> {
+    use smsroute_delivery::ReceiptStatus as R;
+    match status {
+        R::Delivered => Some(0),
+        R::Undeliverable => Some(1),
+        R::Expired => Some(2),
+        R::Rejected => Some(3),
+        R::Intermediate => None,
+    }
+}
+
+/// What a submit's answer says about the carrier.
+pub(super) fn health_outcome(class: Option<ErrorClass>, latency: Nanos) -> Outcome {
+    match class {
+        None => Outcome::Success { latency },
+        Some(ErrorClass::Throttled) => Outcome::Throttled,
+        // The message's fault, not the carrier's.
+        Some(ErrorClass::Permanent) => Outcome::Neutral,
+        Some(_) => Outcome::Failure,
+    }
+}

@@ -1,0 +1,106 @@
+//! The dispatcher's housekeeping, on its 100 ms tick and when timers pile up: health timers
+//! and probe permits, adaptive rate recovery, the receipt map's TTL, metric flushes, timer
+//! compaction.
+
+use super::*;
+
+impl<C: Carrier> Dispatcher<C> {
+    /// Housekeeping: health timers (ejection → probing), probe permits, adaptive rate
+    /// recovery, the receipt map's TTL.
+    pub(super) fn tick(&mut self, now: Nanos) {
+        self.shared
+            .wall_ms
+            .store(crate::shared::wall_ms(), Ordering::Relaxed);
+        for c in 0..self.carriers.len() {
+            let state = &mut self.carriers[c];
+            state.tracker.poll(now);
+            if let Some(rate) = state.adaptive.on_tick(now) {
+                let (_, burst) = unpack_contract(state.contract);
+                set_rate(&self.slots[c], rate, burst);
+            }
+            self.publish_health(CarrierIndex(c as u16), now);
+        }
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(PURGE_TICKS) {
+            self.shared.dlr.purge(now);
+        }
+        self.flush_metrics();
+        self.timers.push(now + TICK, Wake::Tick);
+    }
+
+    /// Publishes a carrier's health for routing and keeps its probe permits in step with
+    /// its circuit.
+    pub(super) fn publish_health(&mut self, carrier: CarrierIndex, now: Nanos) {
+        let c = carrier.get();
+        let state = &mut self.carriers[c];
+        let health = state.tracker.snapshot();
+        if health != state.published {
+            state.published = health;
+            self.shared.board.publish(carrier, health);
+        }
+        let permits = &self.slots[c].probe_permits;
+        match state.tracker.circuit() {
+            Circuit::Probing { successes, .. } => {
+                let due = state
+                    .permits_at
+                    .is_none_or(|at| now.saturating_sub(at) >= PERMIT_REFILL);
+                if due && permits.load(Ordering::Acquire) == 0 {
+                    let probes = self.shared.options.health.probes;
+                    permits.store(probes.saturating_sub(successes).max(1), Ordering::Release);
+                    state.permits_at = Some(now);
+                }
+            }
+            _ => {
+                if state.permits_at.take().is_some() {
+                    permits.store(0, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Adds the counts since the last flush to the metric handles and sets the gauges.
+    pub(super) fn flush_metrics(&mut self) {
+        let now = self.shared.now();
+        for (state, slot) in self.carriers.iter_mut().zip(&self.slots) {
+            let burst = unpack_contract(state.contract).1.max(1);
+            let fill = f64::from(slot.bucket.available(now)) / f64::from(burst);
+            state.metrics.bucket_fill.set(fill.min(1.0));
+            state.flush_metrics();
+        }
+        let m = &self.shared.metrics;
+        let c = std::mem::take(&mut self.counts);
+        if c.accepted > 0 {
+            m.accepted.increment(c.accepted);
+        }
+        for (counter, n) in m.outcomes.iter().zip(c.outcomes) {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
+        if c.possible_duplicates > 0 {
+            m.possible_duplicates.increment(c.possible_duplicates);
+        }
+        let dropped = self.shared.counters.dropped.load(Ordering::Relaxed);
+        m.events_dropped.increment(dropped - c.dropped_seen);
+        let unknown = self.shared.dlr.unknown.load(Ordering::Relaxed);
+        m.receipts_unknown.increment(unknown - c.unknown_seen);
+        self.counts.dropped_seen = dropped;
+        self.counts.unknown_seen = unknown;
+        m.outstanding
+            .set(self.shared.counters.outstanding.load(Ordering::Relaxed) as f64);
+        m.queue_depth.set(self.shared.submitted.len() as f64);
+        m.opted_out.set(self.shared.suppression.len() as f64);
+        for (balance, gauge) in self.shared.account_gauges.lock().iter() {
+            gauge.set(balance.load(Ordering::Relaxed) as f64);
+        }
+    }
+
+    pub(super) fn compact_timers(&mut self) {
+        let (slab, carriers) = (&mut self.slab, &self.carriers);
+        self.timers.compact(|at, wake| match wake {
+            Wake::Tick => true,
+            Wake::Lane(c) => carriers[usize::from(c)].lane_wake == Some(at),
+            Wake::Entry(key) => slab.get_mut(key).is_some_and(|e| e.wake_at == at),
+        });
+    }
+}
