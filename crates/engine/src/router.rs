@@ -242,13 +242,8 @@ impl<C: Carrier> Router<C> {
             accounts: Default::default(),
             account_gauges: Default::default(),
         });
-        for a in &config.policy.accounts {
-            let balance = Arc::new(AtomicU64::new(a.balance.micros()));
-            shared
-                .accounts
-                .insert(a.id.as_str().into(), balance.clone());
-            let gauge = smsroute_metrics::EngineMetrics::account_balance(&a.id);
-            shared.account_gauges.lock().push((balance, gauge));
+        for account in &config.policy.accounts {
+            shared.add_account(account);
         }
         {
             let snapshot = shared.snapshot.load();
@@ -507,14 +502,7 @@ impl<C: Carrier> Router<C> {
             refund_on_failure: config.policy.refund_on_failure,
         }));
         for account in &config.policy.accounts {
-            if let dashmap::Entry::Vacant(slot) =
-                self.shared.accounts.entry(account.id.as_str().into())
-            {
-                let balance = Arc::new(AtomicU64::new(account.balance.micros()));
-                slot.insert(balance.clone());
-                let gauge = smsroute_metrics::EngineMetrics::account_balance(&account.id);
-                self.shared.account_gauges.lock().push((balance, gauge));
-            }
+            self.shared.add_account(account);
         }
         self.shared.generation.store(generation, Ordering::Release);
         self.shared.wake.notify_one();

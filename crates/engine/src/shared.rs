@@ -115,6 +115,17 @@ pub(crate) fn wall_ms() -> u64 {
 }
 
 impl<C> Shared<C> {
+    /// Adds a configured account with its opening balance and its gauge; an account already
+    /// known keeps its balance (a reload does not refill it).
+    pub fn add_account(&self, account: &smsroute_routing::config::AccountConfig) {
+        if let dashmap::Entry::Vacant(slot) = self.accounts.entry(account.id.as_str().into()) {
+            let balance = Arc::new(AtomicU64::new(account.balance.micros()));
+            slot.insert(balance.clone());
+            let gauge = smsroute_metrics::EngineMetrics::account_balance(&account.id);
+            self.account_gauges.lock().push((balance, gauge));
+        }
+    }
+
     /// Nanoseconds since the router started (tokio's clock, so tests can pause it).
     pub fn now(&self) -> Nanos {
         Instant::now()
