@@ -14,6 +14,7 @@ use smallvec::SmallVec;
 use smsroute_carrier::{
     Accepted, Carrier, Inbound, InboundSink, Receipt, ReceiptSink, SubmitError, SubmitRequest,
 };
+use smsroute_routing::config::SmppConfig;
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
@@ -28,18 +29,9 @@ use crate::sm::{parse_receipt, submit_parts};
 /// How to reach and use one SMSC.
 #[derive(Clone, Debug)]
 pub struct EsmeConfig {
-    /// Host name or address.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// system_id.
-    pub system_id: String,
-    /// password.
-    pub password: String,
-    /// system_type.
-    pub system_type: String,
-    /// Sessions; each gets an equal share of `window`.
-    pub binds: u32,
+    /// Where and as whom to bind: host, port, system_id, password, system_type, and the
+    /// sessions to open (each gets an equal share of `window`).
+    pub endpoint: SmppConfig,
     /// Transceiver (default) or transmitter.
     pub bind_kind: BindKind,
     /// Submit PDUs unanswered at once, over all sessions.
@@ -60,13 +52,30 @@ pub struct EsmeConfig {
 impl EsmeConfig {
     /// A transceiver configuration with the default timers.
     pub fn new(host: &str, port: u16, system_id: &str, password: &str) -> Self {
-        EsmeConfig {
+        EsmeConfig::with_defaults(SmppConfig {
             host: host.into(),
             port,
             system_id: system_id.into(),
             password: password.into(),
             system_type: String::new(),
             binds: 1,
+        })
+    }
+
+    /// From a carrier's `[carriers.smpp]` table, its window and the retry policy's timeout.
+    pub fn from_config(smpp: &SmppConfig, window: u32, submit_timeout: Duration) -> Self {
+        EsmeConfig {
+            window,
+            // Slots of answers the engine gave up on are freed a little after it did.
+            submit_timeout: submit_timeout + Duration::from_secs(1),
+            ..EsmeConfig::with_defaults(smpp.clone())
+        }
+    }
+
+    /// `endpoint` with the default window and timers, bound as a transceiver.
+    fn with_defaults(endpoint: SmppConfig) -> Self {
+        EsmeConfig {
+            endpoint,
             bind_kind: BindKind::Transceiver,
             window: 64,
             enquire_link: Duration::from_secs(30),
@@ -74,22 +83,6 @@ impl EsmeConfig {
             submit_timeout: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(10),
-        }
-    }
-
-    /// From a carrier's `[carriers.smpp]` table, its window and the retry policy's timeout.
-    pub fn from_config(
-        smpp: &smsroute_routing::config::SmppConfig,
-        window: u32,
-        submit_timeout: Duration,
-    ) -> Self {
-        EsmeConfig {
-            system_type: smpp.system_type.clone(),
-            binds: smpp.binds.max(1),
-            window,
-            // Slots of answers the engine gave up on are freed a little after it did.
-            submit_timeout: submit_timeout + Duration::from_secs(1),
-            ..EsmeConfig::new(&smpp.host, smpp.port, &smpp.system_id, &smpp.password)
         }
     }
 }
@@ -252,7 +245,7 @@ impl SmppCarrier {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn connect(id: &str, config: EsmeConfig) -> Self {
-        let binds = config.binds.max(1);
+        let binds = config.endpoint.binds.max(1);
         SmppCarrier::with_sessions(id, config, binds)
     }
 
@@ -458,7 +451,7 @@ type Bound = (
 
 /// Connects, binds, and returns the reader, the writer's channel and the writer task.
 async fn connect_and_bind(config: &EsmeConfig) -> Result<Bound, String> {
-    let connect = TcpStream::connect((config.host.as_str(), config.port));
+    let connect = TcpStream::connect((config.endpoint.host.as_str(), config.endpoint.port));
     let stream = tokio::time::timeout(config.response_timeout, connect)
         .await
         .map_err(|_| "connect timed out".to_string())?
@@ -472,9 +465,9 @@ async fn connect_and_bind(config: &EsmeConfig) -> Result<Bound, String> {
         1,
         Body::Bind(Bind {
             kind: config.bind_kind,
-            system_id: config.system_id.clone(),
-            password: config.password.clone(),
-            system_type: config.system_type.clone(),
+            system_id: config.endpoint.system_id.clone(),
+            password: config.endpoint.password.clone(),
+            system_type: config.endpoint.system_type.clone(),
             interface_version: 0x34,
         }),
     );
