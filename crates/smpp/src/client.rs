@@ -594,11 +594,13 @@ async fn run_link(
             Body::DeliverSm(sm) => {
                 match parse_receipt(&sm) {
                     Some(r) => {
-                        let id = shared
-                            .aliases
-                            .lock()
-                            .resolve(&r.id)
-                            .unwrap_or_else(|| r.id.into_boxed_str());
+                        // Only a text id may be another form of a known id. A TLV id is
+                        // exact: resolving it could turn a receipt that beat its own
+                        // submit_sm_resp into an alias of an older message's id.
+                        let alias = (!r.exact)
+                            .then(|| shared.aliases.lock().resolve(&r.id))
+                            .flatten();
+                        let id = alias.unwrap_or_else(|| r.id.into_boxed_str());
                         let sink = shared.sink.lock().clone();
                         if let Some(sink) = sink {
                             let receipt = Receipt {

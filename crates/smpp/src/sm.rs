@@ -136,6 +136,10 @@ pub struct ParsedReceipt {
     pub status: ReceiptStatus,
     /// `err:` as a number (0 when absent).
     pub error: u32,
+    /// The id came from the receipted_message_id TLV, which SMPP 3.4 defines as the id the
+    /// submit_sm_resp gave: it is used as it is. An id read from the text may be written in
+    /// another form (decimal for hex, leading zeros).
+    pub exact: bool,
 }
 
 /// Reads a receipt from a deliver_sm, tolerantly: the TLVs when present, else the text
@@ -150,6 +154,7 @@ pub fn parse_receipt(sm: &ShortMessage) -> Option<ParsedReceipt> {
     if !looks_like_receipt {
         return None;
     }
+    let exact = sm.receipted_message_id.is_some();
     let id = sm
         .receipted_message_id
         .clone()
@@ -169,7 +174,12 @@ pub fn parse_receipt(sm: &ShortMessage) -> Option<ParsedReceipt> {
         .err
         .and_then(|e| e.trim_start_matches('0').parse().ok())
         .unwrap_or(0);
-    Some(ParsedReceipt { id, status, error })
+    Some(ParsedReceipt {
+        id,
+        status,
+        error,
+        exact,
+    })
 }
 
 #[derive(Default)]

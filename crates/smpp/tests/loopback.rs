@@ -328,3 +328,93 @@ async fn replies_from_the_smsc_reach_the_inbound_sink() {
         "not receipts"
     );
 }
+
+/// Reads one PDU from a raw stream.
+async fn read_pdu(stream: &mut TcpStream) -> Frame {
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).await.unwrap();
+    let mut pdu = length.to_vec();
+    pdu.resize(u32::from_be_bytes(length) as usize, 0);
+    stream.read_exact(&mut pdu[4..]).await.unwrap();
+    Frame::decode(&pdu).unwrap()
+}
+
+async fn write_pdu(stream: &mut TcpStream, frame: Frame) {
+    let mut bytes = Vec::new();
+    frame.encode(&mut bytes).unwrap();
+    stream.write_all(&bytes).await.unwrap();
+}
+
+/// Regression (issue 14, defect 1): under load a receipt can reach the ESME before its own
+/// submit_sm_resp. Its TLV id ("16") is then not yet known, but it is the decimal form of an
+/// older hex id ("10"): the alias table turned the receipt into the older message's, and the
+/// newer message never got one.
+#[tokio::test]
+async fn a_receipt_before_its_submit_resp_keeps_its_own_tlv_id() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut smsc, _) = listener.accept().await.unwrap();
+        let bind = read_pdu(&mut smsc).await;
+        let kind = BindKind::Transceiver;
+        let resp = Body::BindResp {
+            kind,
+            system_id: "race".into(),
+        };
+        write_pdu(&mut smsc, Frame::new(bind.sequence, resp)).await;
+        for (n, id) in ["10", "16"].into_iter().enumerate() {
+            let mut submit = read_pdu(&mut smsc).await;
+            while submit.body == Body::DeliverSmResp {
+                submit = read_pdu(&mut smsc).await;
+            }
+            let Body::SubmitSm(sm) = submit.body else {
+                panic!("expected a submit_sm, got {submit:?}");
+            };
+            let resp = Body::SubmitSmResp {
+                message_id: id.into(),
+            };
+            let mut receipt = sm.clone();
+            std::mem::swap(&mut receipt.source, &mut receipt.destination);
+            receipt.esm_class = smsroute_smpp::sm::ESM_RECEIPT;
+            receipt.short_message = smsroute_smpp::sm::receipt_text(
+                id,
+                "DELIVRD",
+                0,
+                "2612010000",
+                "2612010000",
+            )
+            .into_bytes();
+            receipt.receipted_message_id = Some(id.into());
+            receipt.message_state = Some(2);
+            let deliver = Frame::new(100 + n as u32, Body::DeliverSm(receipt));
+            if n == 0 {
+                write_pdu(&mut smsc, Frame::new(submit.sequence, resp)).await;
+                write_pdu(&mut smsc, deliver).await;
+            } else {
+                // The receipt beats its submit_sm_resp.
+                write_pdu(&mut smsc, deliver).await;
+                write_pdu(&mut smsc, Frame::new(submit.sequence, resp)).await;
+            }
+        }
+        // Keep the session open (deliver_sm_resp and the rest are read and ignored).
+        let mut sink = vec![0u8; 4096];
+        while smsc.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+    });
+    let carrier = SmppCarrier::connect("race", EsmeConfig::new("127.0.0.1", port, "a", "b"));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    carrier.attach_receipts(tx);
+    until(|| carrier.bound() == 1).await;
+    let mut receipts = Vec::new();
+    for text in ["first", "second"] {
+        let accepted = carrier.submit(request(text)).await.unwrap();
+        let receipt = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        receipts.push((accepted.message_ids[0].to_string(), receipt.message_id));
+    }
+    assert_eq!(
+        receipts,
+        [("10".into(), "10".into()), ("16".into(), "16".into())]
+    );
+}
