@@ -63,6 +63,9 @@ pub enum Rejection {
     /// The destination is in its quiet hours and the message's class refuses then.
     #[error("quiet hours at the destination")]
     QuietHours,
+    /// Another outstanding message has the id the gateway gave this one.
+    #[error("duplicate id: another outstanding message has this id")]
+    DuplicateId,
 }
 
 impl From<smsroute_policy::Refusal> for Rejection {
@@ -87,11 +90,13 @@ impl Rejection {
             Rejection::FrequencyCap => 6,
             Rejection::QuietHours => 7,
             Rejection::InsufficientFunds => 8,
+            Rejection::DuplicateId => 9,
         }
     }
 
     /// A short name for metrics and reports: `invalid`, `blocked`, `no_route`, `overloaded`,
-    /// `shutting_down`.
+    /// `shutting_down`, `opted_out`, `frequency_cap`, `quiet_hours`, `insufficient_funds`,
+    /// `duplicate_id` (the `reason` label of `smsroute_messages_rejected_total`).
     pub fn reason(&self) -> &'static str {
         smsroute_metrics::REJECTION_REASONS[self.index()]
     }
@@ -234,6 +239,7 @@ impl<C: Carrier> Router<C> {
             origin: Instant::now(),
             options,
             next_id: AtomicU64::new(1),
+            ids: Default::default(),
             stopped: AtomicBool::new(false),
             metrics: smsroute_metrics::EngineMetrics::register(),
             suppression,
@@ -328,14 +334,13 @@ impl<C: Carrier> Router<C> {
                 message.set_not_before(Some(until));
             }
         }
-        let id = match message.id() {
-            MessageId(0) => MessageId(shared.next_id.fetch_add(1, Ordering::Relaxed)),
-            id => id,
-        };
         let health = SlotHealth {
             board: &shared.board,
             slot_of: &snapshot.slot_of,
         };
+        // From here on every reservation is held by the guard, released on any refusal.
+        let mut reserved = Reservation::new(shared);
+        let id = reserved.id(message.id())?;
         let pick = SplitMix64::new(id.0 ^ shared.options.seed).next_u64();
         let route = snapshot.table.route(message.to(), &health, pick);
         if route.is_empty() {
@@ -354,10 +359,10 @@ impl<C: Carrier> Router<C> {
         // failover moves the message to another carrier.
         let charge = match message.tag("account") {
             None => None,
-            Some(id) => {
+            Some(account) => {
                 let balance = shared
                     .accounts
-                    .get(id)
+                    .get(account)
                     .map(|b| b.clone())
                     .ok_or(Rejection::InsufficientFunds)?;
                 // Prices in the candidates' order: the route's, with the same probe steering.
@@ -374,35 +379,15 @@ impl<C: Carrier> Router<C> {
                 }))
             }
         };
-        let outstanding = &shared.counters.outstanding;
-        if outstanding.fetch_add(1, Ordering::AcqRel) >= shared.options.max_outstanding {
-            outstanding.fetch_sub(1, Ordering::AcqRel);
-            return Err(Rejection::Overloaded);
-        }
+        reserved.outstanding_slot()?;
         // The cap last: only a message that will be accepted counts toward it.
-        let ticket = match (class, wall) {
-            (Some(class), Some(now)) => {
-                match snapshot
-                    .rules
-                    .take_cap(&shared.caps, class, message.to(), now)
-                {
-                    Ok(ticket) => ticket,
-                    Err(refusal) => {
-                        outstanding.fetch_sub(1, Ordering::AcqRel);
-                        return Err(refusal.into());
-                    }
-                }
-            }
-            _ => None,
-        };
-        if let Some(charge) = &charge
-            && !crate::shared::debit(&charge.account, charge.charged)
-        {
-            outstanding.fetch_sub(1, Ordering::AcqRel);
-            if let Some(ticket) = ticket {
-                shared.caps.give_back(ticket);
-            }
-            return Err(Rejection::InsufficientFunds);
+        if let (Some(class), Some(now)) = (class, wall) {
+            reserved.cap = snapshot
+                .rules
+                .take_cap(&shared.caps, class, message.to(), now)?;
+        }
+        if let Some(charge) = &charge {
+            reserved.debit(&charge.account, charge.charged)?;
         }
         message.set_id(id);
         let job = Job {
@@ -411,16 +396,10 @@ impl<C: Carrier> Router<C> {
             checked,
             charge,
         };
-        if let Err(job) = shared.submitted.push(job) {
-            outstanding.fetch_sub(1, Ordering::AcqRel);
-            if let Some(ticket) = ticket {
-                shared.caps.give_back(ticket);
-            }
-            if let Some(charge) = job.charge {
-                charge.account.fetch_add(charge.charged, Ordering::AcqRel);
-            }
+        if shared.submitted.push(job).is_err() {
             return Err(Rejection::Overloaded);
         }
+        reserved.commit();
         // Pairs with the dispatcher's store of `parked` before its last look at the queue:
         // either it sees this message or this sees it parked.
         std::sync::atomic::fence(Ordering::SeqCst);
@@ -627,6 +606,102 @@ impl<C: Carrier> Drop for Router<C> {
     fn drop(&mut self) {
         for pump in self.pumps.get_mut().drain(..) {
             pump.abort();
+        }
+    }
+}
+
+/// What an accepted message holds while `submit` decides: its id among the outstanding ones,
+/// a slot of `max_outstanding`, a frequency-cap ticket, an account's debit. Dropped before
+/// [`Reservation::commit`], it gives every one back: a refused message leaves nothing behind.
+struct Reservation<'a, C> {
+    shared: &'a Shared<C>,
+    id: Option<MessageId>,
+    outstanding: bool,
+    cap: Option<smsroute_policy::CapTicket>,
+    debit: Option<(Arc<AtomicU64>, u64)>,
+}
+
+impl<'a, C> Reservation<'a, C> {
+    fn new(shared: &'a Shared<C>) -> Self {
+        Reservation {
+            shared,
+            id: None,
+            outstanding: false,
+            cap: None,
+            debit: None,
+        }
+    }
+
+    /// The message's id: its own (refused while another outstanding message has it), or the
+    /// next free one the router assigns (never one a gateway chose and still uses).
+    fn id(&mut self, own: MessageId) -> Result<MessageId, Rejection> {
+        let shared = self.shared;
+        let id = if own.0 != 0 {
+            if !shared.ids.insert(own) {
+                return Err(Rejection::DuplicateId);
+            }
+            // Assigned ids stay above every own id seen, so they do not meet again later.
+            if own.0 >= shared.next_id.load(Ordering::Relaxed) {
+                shared
+                    .next_id
+                    .fetch_max(own.0.saturating_add(1), Ordering::Relaxed);
+            }
+            own
+        } else {
+            loop {
+                let n = MessageId(shared.next_id.fetch_add(1, Ordering::Relaxed));
+                if n.0 != 0 && shared.ids.insert(n) {
+                    break n;
+                }
+            }
+        };
+        self.id = Some(id);
+        Ok(id)
+    }
+
+    /// One of the `max_outstanding` slots.
+    fn outstanding_slot(&mut self) -> Result<(), Rejection> {
+        let outstanding = &self.shared.counters.outstanding;
+        if outstanding.fetch_add(1, Ordering::AcqRel) >= self.shared.options.max_outstanding {
+            outstanding.fetch_sub(1, Ordering::AcqRel);
+            return Err(Rejection::Overloaded);
+        }
+        self.outstanding = true;
+        Ok(())
+    }
+
+    /// Takes `amount` from an account.
+    fn debit(&mut self, account: &Arc<AtomicU64>, amount: u64) -> Result<(), Rejection> {
+        if !crate::shared::debit(account, amount) {
+            return Err(Rejection::InsufficientFunds);
+        }
+        self.debit = Some((account.clone(), amount));
+        Ok(())
+    }
+
+    /// The message is the dispatcher's now: keep everything.
+    fn commit(mut self) {
+        self.id = None;
+        self.outstanding = false;
+        self.cap = None;
+        self.debit = None;
+    }
+}
+
+impl<C> Drop for Reservation<'_, C> {
+    fn drop(&mut self) {
+        let shared = self.shared;
+        if let Some(id) = self.id {
+            shared.ids.remove(&id);
+        }
+        if self.outstanding {
+            shared.counters.outstanding.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(ticket) = self.cap.take() {
+            shared.caps.give_back(ticket);
+        }
+        if let Some((account, amount)) = self.debit.take() {
+            account.fetch_add(amount, Ordering::AcqRel);
         }
     }
 }

@@ -87,7 +87,11 @@ pub(crate) struct Shared<C> {
     /// Time zero of the router's clock.
     pub origin: Instant,
     pub options: EngineOptions,
+    /// The next id the router assigns (ids a gateway chose push it past themselves).
     pub next_id: AtomicU64,
+    /// Ids of accepted messages not yet terminal: a gateway's own id is refused while
+    /// another message has it, and assigned ids skip them.
+    pub ids: dashmap::DashSet<smsroute_types::MessageId, ahash::RandomState>,
     /// The dispatcher has ended.
     pub stopped: AtomicBool,
     /// Router-wide metric handles.

@@ -189,7 +189,7 @@ pub fn describe() {
 }
 
 /// Rejection reasons, in the order of [`EngineMetrics::rejected`].
-pub const REJECTION_REASONS: [&str; 9] = [
+pub const REJECTION_REASONS: [&str; 10] = [
     "invalid",
     "blocked",
     "no_route",
@@ -199,6 +199,7 @@ pub const REJECTION_REASONS: [&str; 9] = [
     "frequency_cap",
     "quiet_hours",
     "insufficient_funds",
+    "duplicate_id",
 ];
 
 /// Inbound message kinds, in the order of [`EngineMetrics::inbound`]: the keyword, `none` for
@@ -222,7 +223,7 @@ pub struct EngineMetrics {
     /// [`names::ACCEPTED`].
     pub accepted: Counter,
     /// [`names::REJECTED`], by [`REJECTION_REASONS`].
-    pub rejected: [Counter; 9],
+    pub rejected: [Counter; REJECTION_REASONS.len()],
     /// [`names::INBOUND`], by [`INBOUND_KINDS`].
     pub inbound: [Counter; 6],
     /// [`names::OUTCOMES`], by [`OUTCOMES`].

@@ -376,14 +376,9 @@ async fn a_receipt_before_its_submit_resp_keeps_its_own_tlv_id() {
             let mut receipt = sm.clone();
             std::mem::swap(&mut receipt.source, &mut receipt.destination);
             receipt.esm_class = smsroute_smpp::sm::ESM_RECEIPT;
-            receipt.short_message = smsroute_smpp::sm::receipt_text(
-                id,
-                "DELIVRD",
-                0,
-                "2612010000",
-                "2612010000",
-            )
-            .into_bytes();
+            receipt.short_message =
+                smsroute_smpp::sm::receipt_text(id, "DELIVRD", 0, "2612010000", "2612010000")
+                    .into_bytes();
             receipt.receipted_message_id = Some(id.into());
             receipt.message_state = Some(2);
             let deliver = Frame::new(100 + n as u32, Body::DeliverSm(receipt));

@@ -437,6 +437,7 @@ impl<C: Carrier> Dispatcher<C> {
         let Some(entry) = self.slab.remove(key) else {
             return;
         };
+        self.shared.ids.remove(&entry.delivery.id());
         if let Some(task) = entry.in_flight.and_then(|f| f.task) {
             task.abort();
         }
@@ -753,6 +754,9 @@ impl<C: Carrier> Dispatcher<C> {
         }
         while let Some(job) = self.shared.submitted.pop() {
             unfinished.push(job.message.id());
+        }
+        for id in &unfinished {
+            self.shared.ids.remove(id);
         }
         self.shared
             .counters
