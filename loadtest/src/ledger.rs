@@ -11,11 +11,11 @@ use smsroute_engine::StatusEvent;
 /// indexed by message id − 1 (the harness numbers messages itself).
 pub struct Books {
     /// Intended send time, µs from the start (0 = not sent).
-    pub intended_us: Vec<AtomicU32>,
+    pub intended_us: PerMessage<AtomicU32>,
     /// First carrier acceptance (answer time), µs from the start, + 1 (0 = none).
-    pub ack_us: Vec<AtomicU32>,
+    pub ack_us: PerMessage<AtomicU32>,
     /// Acceptances by simulated carriers (more than one: a duplicate).
-    pub accepts: Vec<AtomicU8>,
+    pub accepts: PerMessage<AtomicU8>,
     /// Accepted by the router, per second of the run.
     pub accepted: Vec<AtomicU64>,
     /// Refused by the router, per second.
@@ -54,13 +54,63 @@ fn zeroed<T: Default>(n: usize) -> Vec<T> {
     (0..n).map(|_| T::default()).collect()
 }
 
+/// Messages per chunk of a [`PerMessage`].
+const CHUNK: usize = 1 << 16;
+
+/// One value per planned message, allocated a chunk of 65,536 at a time when a message in it
+/// is first touched: a run holds memory for the messages it sent, not for all its rate and
+/// duration plan (the chunk table itself is 8 bytes per 65,536 planned messages).
+pub struct PerMessage<T> {
+    chunks: Box<[std::sync::OnceLock<Box<[T]>>]>,
+    len: usize,
+}
+
+impl<T: Default> PerMessage<T> {
+    /// Room for `len` messages, none allocated yet.
+    pub fn new(len: usize) -> Self {
+        PerMessage {
+            chunks: (0..len.div_ceil(CHUNK))
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            len,
+        }
+    }
+
+    /// Message `i`'s value, allocating its chunk if needed; `None` past the plan.
+    pub fn get(&self, i: usize) -> Option<&T> {
+        if i >= self.len {
+            return None;
+        }
+        let chunk = self.chunks[i / CHUNK].get_or_init(|| zeroed(CHUNK).into_boxed_slice());
+        Some(&chunk[i % CHUNK])
+    }
+
+    /// Message `i`'s value if its chunk exists (an untouched one reads as default).
+    pub fn peek(&self, i: usize) -> Option<&T> {
+        self.chunks.get(i / CHUNK)?.get().map(|c| &c[i % CHUNK])
+    }
+
+    /// Every value allocated so far.
+    pub fn allocated(&self) -> impl Iterator<Item = &T> {
+        self.chunks
+            .iter()
+            .filter_map(|c| c.get())
+            .flat_map(|c| c.iter())
+    }
+
+    /// Chunks allocated (for tests: memory follows messages sent).
+    pub fn chunks_allocated(&self) -> usize {
+        self.chunks.iter().filter(|c| c.get().is_some()).count()
+    }
+}
+
 impl Books {
     /// Room for `messages` messages over `seconds` seconds.
     pub fn new(messages: usize, seconds: usize) -> Self {
         Books {
-            intended_us: zeroed(messages),
-            ack_us: zeroed(messages),
-            accepts: zeroed(messages),
+            intended_us: PerMessage::new(messages),
+            ack_us: PerMessage::new(messages),
+            accepts: PerMessage::new(messages),
             accepted: zeroed(seconds),
             rejected: zeroed(seconds),
             late: zeroed(seconds),
@@ -84,7 +134,9 @@ impl Books {
             count.fetch_add(1, Ordering::Relaxed);
             self.check_opt_out(i, now_us);
             let at = (now_us + after_ns / 1_000 + 1).min(u64::from(u32::MAX)) as u32;
-            let _ = self.ack_us[i].compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+            if let Some(ack) = self.ack_us.get(i) {
+                let _ = ack.compare_exchange(0, at, Ordering::Relaxed, Ordering::Relaxed);
+            }
         }
     }
 
@@ -124,7 +176,7 @@ impl Books {
     /// Acceptances beyond the first, over all messages.
     pub fn duplicates(&self) -> u64 {
         self.accepts
-            .iter()
+            .allocated()
             .map(|a| u64::from(a.load(Ordering::Relaxed).saturating_sub(1)))
             .sum()
     }
@@ -156,8 +208,10 @@ pub struct Second {
 pub struct Tally {
     /// Carrier slots known.
     carriers: usize,
-    /// Terminal seen, per message.
+    /// Terminal seen, per message (grown as terminal events come).
     seen: Vec<u8>,
+    /// Messages planned: ids past it are strays.
+    planned: usize,
     /// Terminal events by kind: delivered, sent, failed, expired.
     pub terminal: [u64; 4],
     /// Second terminal events for one message (must stay 0).
@@ -181,7 +235,8 @@ impl Tally {
     pub fn new(messages: usize, carriers: usize, warmup_us: u64) -> Self {
         Tally {
             carriers,
-            seen: vec![0; messages],
+            seen: Vec::new(),
+            planned: messages,
             terminal: [0; 4],
             double_terminal: 0,
             strays: 0,
@@ -227,7 +282,7 @@ impl Tally {
     pub fn record(&mut self, event: &StatusEvent, at_us: u64, books: &Books) {
         let Some(i) = (event.id.0 as usize)
             .checked_sub(1)
-            .filter(|i| *i < self.seen.len())
+            .filter(|i| *i < self.planned)
         else {
             self.strays += 1;
             return;
@@ -248,6 +303,9 @@ impl Tally {
         let Some(kind) = event.event.terminal_index() else {
             return;
         };
+        if i >= self.seen.len() {
+            self.seen.resize(i + 1, 0);
+        }
         if self.seen[i] != 0 {
             self.double_terminal += 1;
             return;
@@ -255,7 +313,8 @@ impl Tally {
         self.seen[i] = 1;
         self.terminal[kind] += 1;
         books.terminal.fetch_add(1, Ordering::Relaxed);
-        let intended = u64::from(books.intended_us[i].load(Ordering::Relaxed));
+        let read = |v: Option<&AtomicU32>| u64::from(v.map_or(0, |v| v.load(Ordering::Relaxed)));
+        let intended = read(books.intended_us.peek(i));
         let latency = at_us.saturating_sub(intended).max(1);
         if let Some(carrier) = event.carrier {
             self.carrier(carrier.get());
@@ -273,7 +332,7 @@ impl Tally {
         let _ = self.recent.record(latency);
         if intended >= self.warmup_us {
             let _ = self.latency.record(latency);
-            let ack = u64::from(books.ack_us[i].load(Ordering::Relaxed));
+            let ack = read(books.ack_us.peek(i));
             if ack > 0 {
                 let _ = self
                     .ack_latency

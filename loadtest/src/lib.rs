@@ -33,10 +33,11 @@ mod run;
 mod scenario;
 mod smpp_mode;
 
+pub use ledger::PerMessage;
 pub use profile::{Ramp, RateProfile, Step};
 pub use report::{CarrierReport, Marker, Quantiles, Report, Terminal, Timeline};
 pub use run::{RunError, RunOptions, run};
 pub use scenario::{
     CarrierBehaviour, ConfigSource, DEFAULT_SCENARIO, EngineSettings, Fault, FaultKind, Generate,
-    LatencySpec, Mix, Prepared, Scenario, ScenarioError,
+    LatencySpec, MAX_MESSAGES, MAX_RUN_S, Mix, Prepared, Scenario, ScenarioError,
 };

@@ -245,7 +245,9 @@ pub(crate) fn drive<C: Carrier>(
         while next < due {
             let intended = (profile.time_of(next) * 1e6) as u64;
             let second = ((intended / 1_000_000) as usize).min(seconds - 1);
-            books.intended_us[next as usize].store(intended as u32, Ordering::Relaxed);
+            if let Some(at) = books.intended_us.get(next as usize) {
+                at.store(intended as u32, Ordering::Relaxed);
+            }
             match router.submit(make(next)) {
                 Ok(_) => books.accepted[second].fetch_add(1, Ordering::Relaxed),
                 Err(refusal) => {

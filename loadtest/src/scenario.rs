@@ -340,6 +340,12 @@ fn default_inbound() -> usize {
     8_192
 }
 
+/// The longest run, duration and drain together, seconds (send times are kept as 32-bit
+/// microseconds).
+pub const MAX_RUN_S: f64 = 3_600.0;
+/// The most messages one run may plan.
+pub const MAX_MESSAGES: u64 = 100_000_000;
+
 /// A scenario with everything resolved and checked: ready to run.
 #[derive(Clone, Debug)]
 pub struct Prepared {
@@ -426,16 +432,29 @@ impl Scenario {
                 self.mode
             ));
         }
-        if !(self.duration_s > 0.0 && self.duration_s.is_finite()) {
-            return Err("duration_s must be positive".into());
+        if !(self.duration_s > 0.0 && self.duration_s <= MAX_RUN_S) {
+            return Err(format!(
+                "duration_s = {:?}: expected more than 0 and at most {MAX_RUN_S} seconds",
+                self.duration_s
+            ));
         }
         if !(0.0..self.duration_s).contains(&self.warmup_s) {
             return Err("warmup_s must be at least 0 and shorter than duration_s".into());
         }
-        if self.drain_s < 0.0 {
-            return Err("drain_s must be at least 0".into());
+        if !(0.0..=MAX_RUN_S - self.duration_s).contains(&self.drain_s) {
+            return Err(format!(
+                "drain_s = {:?}: expected at least 0, and at most {MAX_RUN_S} seconds with duration_s",
+                self.drain_s
+            ));
         }
         self.rate.check()?;
+        let planned = self.rate.count_until(self.duration_s);
+        if !(planned <= MAX_MESSAGES as f64) {
+            return Err(format!(
+                "rate: plans {planned:.0} messages over duration_s = {:?}; at most {MAX_MESSAGES}",
+                self.duration_s
+            ));
+        }
         for (name, share) in [
             ("mix.ucs2", self.mix.ucs2),
             ("mix.multipart", self.mix.multipart),

@@ -37,6 +37,7 @@ fn every_shipped_scenario_and_the_default_are_valid() {
         "overload",
         "reload-under-load",
         "smpp-disconnects",
+        "smpp-receipts",
         "throttle-storm",
     ] {
         assert!(
@@ -85,6 +86,25 @@ fn bad_scenarios_say_what_is_wrong() {
             &BASE.replace("prefixes = 30", "prefixes = 3"),
             "config.generate: prefixes",
         ),
+        // Huge numbers are refused by name (issue 14, defect 6), never a panic or an
+        // allocation of terabytes.
+        (
+            &BASE.replace("duration_s = 1", "duration_s = 1e300"),
+            "duration_s = 1e300",
+        ),
+        (
+            &BASE.replace("duration_s = 1", "duration_s = 1e19"),
+            "duration_s = 1e19",
+        ),
+        (
+            &BASE.replace("duration_s = 1", "duration_s = inf"),
+            "duration_s = inf",
+        ),
+        (&format!("{BASE}drain_s = 1e19\n"), "drain_s = "),
+        (
+            &BASE.replace("constant = 100", "constant = 1e12"),
+            "rate: plans 1000000000000 messages",
+        ),
     ];
     for (text, wanted) in cases {
         let err = prepare(text)
@@ -95,6 +115,44 @@ fn bad_scenarios_say_what_is_wrong() {
     // Syntax errors carry a line and column.
     let err = prepare("name = \"t\"\nduration_s = = 1\n").unwrap_err();
     assert!(err.starts_with("t.toml: 2:"), "{err}");
+}
+
+#[test]
+fn the_overrides_of_the_command_line_are_checked_like_the_file() {
+    let scenario = Scenario::parse(BASE, "t.toml").unwrap();
+    let err = scenario
+        .with_overrides(Some(1.0), Some(1e12))
+        .prepare(Path::new("."))
+        .unwrap_err();
+    assert!(err.starts_with("rate: plans"), "{err}");
+}
+
+#[test]
+fn per_message_books_grow_with_messages_sent_not_with_the_plan() {
+    let books = smsroute_loadtest::PerMessage::<std::sync::atomic::AtomicU32>::new(
+        smsroute_loadtest::MAX_MESSAGES as usize,
+    );
+    assert_eq!(books.chunks_allocated(), 0);
+    assert!(books.peek(5).is_none());
+    books
+        .get(5)
+        .unwrap()
+        .store(7, std::sync::atomic::Ordering::Relaxed);
+    books.get(70_000).unwrap();
+    assert_eq!(books.chunks_allocated(), 2);
+    assert_eq!(
+        books
+            .peek(5)
+            .unwrap()
+            .load(std::sync::atomic::Ordering::Relaxed),
+        7
+    );
+    assert!(
+        books
+            .get(smsroute_loadtest::MAX_MESSAGES as usize)
+            .is_none(),
+        "past the plan"
+    );
 }
 
 #[test]

@@ -79,13 +79,13 @@ enum Command {
         /// Sender id.
         #[arg(long, default_value = "smsroute")]
         from: String,
-        /// Messages to send.
+        /// Messages to send (1 to 1,000,000).
         #[arg(long, default_value_t = 1)]
         count: u64,
-        /// Messages per second.
+        /// Messages per second (at least one a day).
         #[arg(long, default_value_t = 10.0)]
         rate: f64,
-        /// Seconds to wait for terminal statuses after the last submit.
+        /// Seconds to wait for terminal statuses after the last submit (0 to a week).
         #[arg(long, default_value_t = 30.0)]
         wait: f64,
     },

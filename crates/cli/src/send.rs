@@ -33,11 +33,49 @@ pub fn run(args: SendArgs<'_>) -> Result<bool, String> {
     Message::builder(args.to, args.from, args.text)
         .build(max)
         .map_err(|e| format!("message: {e}"))?;
-    if args.rate.is_nan() || args.rate <= 0.0 || args.wait.is_nan() || args.wait < 0.0 {
-        return Err("--rate must be positive and --wait at least 0".into());
-    }
+    let plan = Plan::check(&args)?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    runtime.block_on(send(&config, args))
+    runtime.block_on(send(&config, args, plan))
+}
+
+/// The most messages one `send` submits (every one is outstanding until its terminal event).
+pub const MAX_COUNT: u64 = 1_000_000;
+/// The longest `--wait`, seconds (a week).
+pub const MAX_WAIT_S: f64 = 7.0 * 86_400.0;
+
+/// `--count`, `--rate` and `--wait` checked and turned into durations.
+#[derive(Debug, PartialEq)]
+struct Plan {
+    interval: Duration,
+    wait: Duration,
+}
+
+impl Plan {
+    fn check(args: &SendArgs<'_>) -> Result<Plan, String> {
+        if args.count == 0 || args.count > MAX_COUNT {
+            return Err(format!(
+                "--count {}: expected 1 to {MAX_COUNT} messages",
+                args.count
+            ));
+        }
+        // At least one message a day, so the pause between two stays a duration.
+        if !(args.rate.is_finite() && args.rate >= 1.0 / 86_400.0) {
+            return Err(format!(
+                "--rate {}: expected a positive number of messages per second (at least one a day)",
+                args.rate
+            ));
+        }
+        if !(0.0..=MAX_WAIT_S).contains(&args.wait) {
+            return Err(format!(
+                "--wait {}: expected 0 to {MAX_WAIT_S} seconds",
+                args.wait
+            ));
+        }
+        Ok(Plan {
+            interval: Duration::from_secs_f64(1.0 / args.rate),
+            wait: Duration::from_secs_f64(args.wait),
+        })
+    }
 }
 
 fn event_line(router: &Router<SmppCarrier>, e: &StatusEvent) -> serde_json::Value {
@@ -60,10 +98,10 @@ fn event_line(router: &Router<SmppCarrier>, e: &StatusEvent) -> serde_json::Valu
     json!({"id": e.id.0, "event": event, "carrier": carrier.and_then(name)})
 }
 
-async fn send(config: &Config, args: SendArgs<'_>) -> Result<bool, String> {
+async fn send(config: &Config, args: SendArgs<'_>, plan: Plan) -> Result<bool, String> {
     let policy = RetryPolicy::from(&config.retry);
     let options = EngineOptions {
-        max_outstanding: (args.count as usize).max(1) * 2,
+        max_outstanding: args.count as usize * 2,
         request_receipts: true,
         ..EngineOptions::default()
     };
@@ -104,7 +142,7 @@ async fn send(config: &Config, args: SendArgs<'_>) -> Result<bool, String> {
             tally.1 += u64::from(e.event == Event::Delivered);
         }
     };
-    let interval = Duration::from_secs_f64(1.0 / args.rate);
+    let interval = plan.interval;
     for n in 0..args.count {
         let message = Message::builder(args.to, args.from, args.text)
             .build(config.limits.max_segments)
@@ -127,7 +165,7 @@ async fn send(config: &Config, args: SendArgs<'_>) -> Result<bool, String> {
             tokio::time::sleep(interval).await;
         }
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(args.wait);
+    let deadline = tokio::time::Instant::now() + plan.wait;
     while tally.0 < accepted.len() {
         let Ok(Some(e)) = tokio::time::timeout_at(deadline, events.recv()).await else {
             break;
@@ -143,4 +181,42 @@ async fn send(config: &Config, args: SendArgs<'_>) -> Result<bool, String> {
         println!("{}", json!({"id": id.0, "event": "unfinished"}));
     }
     Ok(delivered == args.count && report.unfinished.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(count: u64, rate: f64, wait: f64) -> SendArgs<'static> {
+        SendArgs {
+            config: Path::new("c.toml"),
+            to: "447700900123",
+            text: "hi",
+            from: "ACME",
+            count,
+            rate,
+            wait,
+        }
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_by_name_never_a_panic() {
+        for (a, flag) in [
+            (args(1, 10.0, f64::INFINITY), "--wait"),
+            (args(1, 10.0, 1e20), "--wait"),
+            (args(1, 10.0, -1.0), "--wait"),
+            (args(1, 10.0, f64::NAN), "--wait"),
+            (args(1, 0.0, 1.0), "--rate"),
+            (args(1, 1e-300, 1.0), "--rate"),
+            (args(1, f64::INFINITY, 1.0), "--rate"),
+            (args(0, 10.0, 1.0), "--count"),
+            (args(u64::MAX, 10.0, 1.0), "--count"),
+        ] {
+            let error = Plan::check(&a).unwrap_err();
+            assert!(error.starts_with(flag), "{error}");
+        }
+        let plan = Plan::check(&args(5, 1e12, 2.5)).unwrap();
+        assert_eq!(plan.wait, Duration::from_millis(2500));
+        assert!(plan.interval < Duration::from_micros(1));
+    }
 }
