@@ -449,7 +449,7 @@ impl Scenario {
         }
         self.rate.check()?;
         let planned = self.rate.count_until(self.duration_s);
-        if !(planned <= MAX_MESSAGES as f64) {
+        if !(0.0..=MAX_MESSAGES as f64).contains(&planned) {
             return Err(format!(
                 "rate: plans {planned:.0} messages over duration_s = {:?}; at most {MAX_MESSAGES}",
                 self.duration_s
