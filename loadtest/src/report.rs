@@ -122,8 +122,9 @@ pub struct Report {
     /// Acceptances by a carrier of a message to a number after its STOP was processed (must
     /// be 0).
     pub sent_after_opt_out: u64,
-    /// The highest accepted rate over one second with no refusal, no late send and at least
-    /// 99 % of the intended rate.
+    /// The highest accepted rate over one second with no refusal, no late send, at least 99 %
+    /// of the intended rate, and terminal statuses within 1 % of acceptances over the 5 s
+    /// ending with it (the backlog not growing).
     pub max_sustainable_rate: f64,
     /// Peak resident memory, MiB (sampled each second).
     pub peak_rss_mb: f64,
@@ -218,6 +219,41 @@ impl Timeline {
     }
 }
 
+/// One second of the run, as the sustained-rate figure needs it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SecondCounts {
+    /// Messages the profile intended.
+    pub intended: f64,
+    /// Accepted by the router.
+    pub accepted: u64,
+    /// Terminal statuses that came.
+    pub terminal: u64,
+    /// No refusal and no late send.
+    pub clean: bool,
+}
+
+/// Seconds over which terminal statuses must keep up with acceptances.
+pub(crate) const SUSTAIN_WINDOW_S: usize = 5;
+
+/// The highest accepted rate of a second, from `warmup` on, that was sustained: no refusal, no
+/// late send, at least 99 % of the intended rate, and the router keeping up: over the
+/// [`SUSTAIN_WINDOW_S`] seconds ending with it, terminal statuses came within 1 % of the
+/// acceptances (the in-flight count did not grow).
+pub(crate) fn sustainable_rate(seconds: &[SecondCounts], warmup: usize) -> f64 {
+    (warmup..seconds.len())
+        .filter(|&sec| {
+            let s = &seconds[sec];
+            let window = &seconds[(sec + 1).saturating_sub(SUSTAIN_WINDOW_S).max(warmup)..=sec];
+            let accepted: u64 = window.iter().map(|w| w.accepted).sum();
+            let terminal: u64 = window.iter().map(|w| w.terminal).sum();
+            s.clean
+                && s.accepted as f64 >= 0.99 * s.intended
+                && terminal as f64 >= 0.99 * accepted as f64
+        })
+        .map(|sec| seconds[sec].accepted as f64)
+        .fold(0.0, f64::max)
+}
+
 impl Report {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -233,16 +269,20 @@ impl Report {
         let s = &prepared.scenario;
         let profile = &s.rate;
         let warmup = s.warmup_s.floor() as usize;
-        let max_sustainable_rate = (warmup..s.duration_s.floor() as usize)
-            .filter(|&sec| {
-                let want = profile.count_until(sec as f64 + 1.0) - profile.count_until(sec as f64);
-                let got = books.accepted[sec].load(Ordering::Relaxed) as f64;
-                books.rejected[sec].load(Ordering::Relaxed) == 0
-                    && books.late[sec].load(Ordering::Relaxed) == 0
-                    && got >= 0.99 * want
+        let end = s.duration_s.floor() as usize;
+        let seconds: Vec<SecondCounts> = (0..end)
+            .map(|sec| SecondCounts {
+                intended: profile.count_until(sec as f64 + 1.0) - profile.count_until(sec as f64),
+                accepted: books.accepted[sec].load(Ordering::Relaxed),
+                terminal: tally
+                    .seconds
+                    .get(sec)
+                    .map_or(0, |t| t.terminal.iter().sum()),
+                clean: books.rejected[sec].load(Ordering::Relaxed) == 0
+                    && books.late[sec].load(Ordering::Relaxed) == 0,
             })
-            .map(|sec| books.accepted[sec].load(Ordering::Relaxed) as f64)
-            .fold(0.0, f64::max);
+            .collect();
+        let max_sustainable_rate = sustainable_rate(&seconds, warmup);
         Report {
             scenario: s.name.clone(),
             mode: s.mode.clone(),
@@ -323,5 +363,46 @@ impl Report {
             self.latency_us.p99 as f64 / 1e3,
             self.latency_us.max as f64 / 1e3,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn second(accepted: u64, terminal: u64) -> SecondCounts {
+        SecondCounts {
+            intended: accepted as f64,
+            accepted,
+            terminal,
+            clean: true,
+        }
+    }
+
+    /// Regression (issue 14, defect 5): a ramp whose acceptances ran far ahead of the terminal
+    /// statuses counted as sustained at its peak.
+    #[test]
+    fn a_second_is_sustained_only_while_terminal_statuses_keep_up() {
+        // Accepts climb to 176,750/s while terminal statuses stay near 40,000/s.
+        let ramp: Vec<SecondCounts> = (1..=10)
+            .map(|k| second(17_675 * k, 40_000.min(17_675 * k)))
+            .collect();
+        assert_eq!(
+            sustainable_rate(&ramp, 0),
+            35_350.0,
+            "only the seconds it kept up"
+        );
+        // Steady: every second counts.
+        let steady = vec![second(20_000, 20_000); 8];
+        assert_eq!(sustainable_rate(&steady, 2), 20_000.0);
+        // A terminal lag inside the window's 1 % still counts.
+        let lagging = vec![second(20_000, 19_900); 8];
+        assert_eq!(sustainable_rate(&lagging, 0), 20_000.0);
+        // Refusals or late sends disqualify a second, as before.
+        let mut refused = steady.clone();
+        for s in &mut refused {
+            s.clean = false;
+        }
+        assert_eq!(sustainable_rate(&refused, 0), 0.0);
     }
 }
