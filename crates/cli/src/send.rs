@@ -79,6 +79,15 @@ impl Plan {
 }
 
 fn event_line(router: &Router<SmppCarrier>, e: &StatusEvent) -> serde_json::Value {
+    let mut line = event_fields(router, e);
+    if !e.carrier_message_ids.is_empty() {
+        let ids: Vec<&str> = e.carrier_message_ids.iter().map(|id| &**id).collect();
+        line["carrier_message_ids"] = json!(ids);
+    }
+    line
+}
+
+fn event_fields(router: &Router<SmppCarrier>, e: &StatusEvent) -> serde_json::Value {
     let name = |c| router.carrier_id(c).map(|s| s.to_string());
     let (event, carrier) = match e.event {
         Event::Accepted => ("accepted", None),

@@ -239,6 +239,14 @@ fn send_goes_through_the_simulator_and_reports_every_event() {
             .filter(|l| l["event"] == "delivered")
             .all(|l| l["carrier"] == "sim")
     );
+    // Two parts each: the SMSC's id of each on `submitted` and on the terminal line.
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["event"] == "submitted" || l["event"] == "delivered")
+            .all(|l| l["carrier_message_ids"].as_array().map(Vec::len) == Some(2)),
+        "{stdout}"
+    );
 
     // A wrong password: nothing is delivered, exit 1.
     let bad = write("bad.toml", "nope");
@@ -261,6 +269,30 @@ fn send_goes_through_the_simulator_and_reports_every_event() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("message"));
+    // Numbers out of range: exit 2 naming the flag, before anything is sent (issue 14,
+    // defect 6: `--wait inf` panicked after submitting).
+    for (flag, value) in [
+        ("--wait", "inf"),
+        ("--wait", "1e20"),
+        ("--rate", "0"),
+        ("--count", "0"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsroute"))
+            .args([
+                "send",
+                good.to_str().unwrap(),
+                "--to",
+                "447700900123",
+                flag,
+                value,
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.starts_with(flag), "{stderr}");
+        assert!(out.stdout.is_empty(), "nothing submitted");
+    }
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -11,9 +11,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use smallvec::SmallVec;
 use smsroute_delivery::{AttemptRecord, Event, Nanos};
 use smsroute_routing::CarrierIndex;
-use smsroute_types::MessageId;
+use smsroute_types::{Message, MessageId};
 use tokio::sync::mpsc;
 
 /// One thing that happened to one message.
@@ -24,7 +25,9 @@ pub struct StatusEvent {
     /// When, on the router's clock ([`Router::now`](crate::Router::now)).
     pub at: Nanos,
     /// What happened. Carrier indices are the router's carrier slots
-    /// ([`Router::carrier_id`](crate::Router::carrier_id)).
+    /// ([`Router::carrier_id`](crate::Router::carrier_id)). `Submitted` is reported once the
+    /// attempt's answer is known (accepted, refused, or given up on), stamped with the time it
+    /// was sent.
     pub event: Event,
     /// Terminal events: submits made (0 if it never reached a carrier).
     pub attempts: u32,
@@ -35,12 +38,29 @@ pub struct StatusEvent {
     pub carrier: Option<CarrierIndex>,
     /// Terminal events of messages that needed more than one attempt: every attempt.
     pub history: Option<Box<[AttemptRecord]>>,
+    /// The carrier's message id of every part: on `Submitted`, those of that attempt when the
+    /// carrier accepted it (empty when it refused or never answered); on a terminal event,
+    /// those of the last attempt a carrier accepted (empty when none did). With
+    /// `possible_duplicate`, what to look up in the carrier's records.
+    pub carrier_message_ids: SmallVec<[Box<str>; 1]>,
+    /// The message as submitted: its client reference and tags (shared, not copied).
+    pub message: Arc<Message>,
 }
 
 impl StatusEvent {
     /// Whether this is the message's one terminal event.
     pub fn is_terminal(&self) -> bool {
         self.event.is_terminal()
+    }
+
+    /// The gateway's own reference for the message, if it gave one.
+    pub fn client_ref(&self) -> Option<&str> {
+        self.message.client_ref()
+    }
+
+    /// One of the message's tags.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.message.tag(key)
     }
 }
 
@@ -99,6 +119,11 @@ impl EventSink {
         } else {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether progress events are wanted at all (skip building them when not).
+    pub fn wants_progress(&self) -> bool {
+        self.progress
     }
 
     /// A terminal event: always kept (its room was reserved at submit).

@@ -342,6 +342,7 @@ impl<C: Carrier> Dispatcher<C> {
             in_flight: None,
             checked,
             charge,
+            carrier_ids: smallvec::SmallVec::new(),
         });
         self.apply(key, actions, now);
     }
@@ -419,27 +420,27 @@ impl<C: Carrier> Dispatcher<C> {
             match event {
                 Event::Retrying { carrier, .. } => self.carriers[carrier.get()].counts.retries += 1,
                 Event::FailedOver { from, .. } => self.carriers[from.get()].counts.failovers += 1,
+                // Reported with the carrier's ids once the attempt's answer is known.
+                Event::Submitted { .. } => return,
                 _ => {}
             }
-            let status = StatusEvent {
-                id: entry.delivery.id(),
-                at: now,
-                event,
-                attempts: 0,
-                possible_duplicate: false,
-                carrier: None,
-                history: None,
-            };
+            let status = progress_event(entry, event, now, smallvec::SmallVec::new());
             let live = self.slab.live();
             self.events.progress(status, live);
             return;
         }
-        let Some(entry) = self.slab.remove(key) else {
+        let Some(mut entry) = self.slab.remove(key) else {
             return;
         };
         self.shared.ids.remove(&entry.delivery.id());
-        if let Some(task) = entry.in_flight.and_then(|f| f.task) {
-            task.abort();
+        if let Some(flight) = entry.in_flight.take() {
+            // Ended with its submit unanswered (expired in flight).
+            if let Some(task) = &flight.task {
+                task.abort();
+            }
+            let status = submitted_event(&entry, &flight, smallvec::SmallVec::new());
+            let live = self.slab.live() + 1;
+            self.events.progress(status, live);
         }
         let d = &entry.delivery;
         let history = d.history();
@@ -464,6 +465,8 @@ impl<C: Carrier> Dispatcher<C> {
             possible_duplicate: d.possible_duplicate(),
             carrier: history.last().map(|a| a.carrier),
             history: (history.len() > 1).then(|| history.into()),
+            carrier_message_ids: entry.carrier_ids,
+            message: entry.message,
         });
         if self.draining.is_some() {
             self.drained += 1;
@@ -594,6 +597,7 @@ impl<C: Carrier> Dispatcher<C> {
 
     /// A carrier answered attempt `attempt` of a message.
     fn complete(&mut self, done: Completion, now: Nanos) {
+        let live = self.slab.live();
         let Some(entry) = self.slab.get_mut(done.key) else {
             return;
         };
@@ -611,21 +615,34 @@ impl<C: Carrier> Dispatcher<C> {
                 .delivery
                 .handle_submit_result(done.attempt, result, now, &mut self.budgets[..]);
         let mut early = smallvec::SmallVec::<[(u32, smsroute_delivery::ReceiptStatus); 2]>::new();
-        if let Ok(accepted) = done.result
-            && self.shared.options.request_receipts
-        {
+        let ids = match done.result {
+            Ok(accepted) => accepted.message_ids,
+            Err(_) => smallvec::SmallVec::new(),
+        };
+        if !ids.is_empty() && self.shared.options.request_receipts {
             // A little past the receipt timeout: by then the message has turned `sent`.
             let expires = now.saturating_add(self.policy.receipt_timeout + RECEIPT_MARGIN);
-            for (part, id) in accepted.message_ids.into_vec().into_iter().enumerate() {
+            for (part, id) in ids.iter().enumerate() {
                 let target = Target {
                     key: done.key,
                     attempt: done.attempt,
                     part: part as u32,
                 };
-                if let Some(status) = self.shared.dlr.expect(flight.carrier, id, target, expires) {
+                if let Some(status) =
+                    self.shared
+                        .dlr
+                        .expect(flight.carrier, id.clone(), target, expires)
+                {
                     early.push((part as u32, status));
                 }
             }
+        }
+        if self.events.wants_progress() {
+            let status = submitted_event(entry, &flight, ids.clone());
+            self.events.progress(status, live);
+        }
+        if !ids.is_empty() {
+            entry.carrier_ids = ids;
         }
         let class = answer_class(result);
         let state = &mut self.carriers[flight.carrier.get()];
@@ -712,6 +729,7 @@ impl<C: Carrier> Dispatcher<C> {
     }
 
     fn wake_entry(&mut self, key: EntryKey, at: Nanos, now: Nanos) {
+        let live = self.slab.live();
         let Some(entry) = self.slab.get_mut(key) else {
             return;
         };
@@ -736,6 +754,8 @@ impl<C: Carrier> Dispatcher<C> {
         };
         if ended {
             let flight = entry.in_flight.take().expect("checked above");
+            let status = submitted_event(entry, &flight, smallvec::SmallVec::new());
+            self.events.progress(status, live);
             let class = answer_class(SubmitResult::TimedOut);
             self.carriers[flight.carrier.get()].counts.submits[metric_result(class) as usize] += 1;
             self.end_submit(&flight, health_outcome(class, now - flight.started), now);
@@ -799,6 +819,39 @@ fn may_go(
         Some(false) => Err(FailReason::InsufficientFunds),
         _ => Ok(()),
     }
+}
+
+/// A progress event of a live message.
+fn progress_event(
+    entry: &Entry,
+    event: Event,
+    at: Nanos,
+    carrier_message_ids: smallvec::SmallVec<[Box<str>; 1]>,
+) -> StatusEvent {
+    StatusEvent {
+        id: entry.delivery.id(),
+        at,
+        event,
+        attempts: 0,
+        possible_duplicate: false,
+        carrier: None,
+        history: None,
+        carrier_message_ids,
+        message: entry.message.clone(),
+    }
+}
+
+/// The `Submitted` event of an attempt whose answer is now known, at the time it was sent.
+fn submitted_event(
+    entry: &Entry,
+    flight: &InFlight,
+    ids: smallvec::SmallVec<[Box<str>; 1]>,
+) -> StatusEvent {
+    let event = Event::Submitted {
+        carrier: flight.carrier,
+        attempt: flight.attempt,
+    };
+    progress_event(entry, event, flight.started, ids)
 }
 
 /// Sets a carrier's bucket to `rate` with its contracted burst.

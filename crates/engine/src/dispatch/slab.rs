@@ -33,6 +33,8 @@ pub(crate) struct Entry {
     pub checked: u64,
     /// What its account paid, when it names one.
     pub charge: Option<Box<crate::shared::Charge>>,
+    /// The carrier's ids of the last attempt a carrier accepted.
+    pub carrier_ids: smallvec::SmallVec<[Box<str>; 1]>,
 }
 
 struct Slot {
