@@ -76,8 +76,8 @@ impl SubmitError {
             SubmitError::Rejected { status } => SubmitResult::Rejected { status: *status },
             SubmitError::Timeout => SubmitResult::TimedOut,
             SubmitError::ConnectionLost => SubmitResult::ConnectionLost,
-            // ESME_RSYSERR: not sent, so no duplicate risk; fail over.
-            SubmitError::Unavailable(_) => SubmitResult::Rejected { status: 0x08 },
+            // Not sent, so no duplicate risk; fail over.
+            SubmitError::Unavailable(_) => SubmitResult::NotSent,
         }
     }
 }
@@ -111,6 +111,20 @@ pub type InboundSink = tokio::sync::mpsc::Sender<Inbound>;
 /// applies back-pressure to the carrier (its `deliver_sm_resp` waits), never drops a receipt.
 pub type ReceiptSink = tokio::sync::mpsc::Sender<Receipt>;
 
+/// Whether a carrier can take submits now, as its connection sees it. Health reads it: a
+/// carrier that is not up is no candidate while another is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkState {
+    /// Ready: a session is bound (or the carrier needs no connection).
+    Up,
+    /// No session is bound: why (the last bind failure, a lost link, still connecting).
+    Down {
+        /// What an operator needs to know, e.g. "bind refused: ESME_RINVPASWD (0x0e)".
+        reason: String,
+    },
+}
+
 /// A connection to one carrier (all its binds). Implementations must be cheap to call from
 /// many tasks at once; pacing and windows are the engine's job, not theirs.
 pub trait Carrier: Send + Sync + 'static {
@@ -131,5 +145,11 @@ pub trait Carrier: Send + Sync + 'static {
     /// that receive none need not implement it.
     fn attach_inbound(&self, sink: InboundSink) {
         let _ = sink;
+    }
+
+    /// Whether the connection can take submits now; read on the router's housekeeping tick
+    /// (every 100 ms), never per message. Carriers without connections are always up.
+    fn link(&self) -> LinkState {
+        LinkState::Up
     }
 }

@@ -130,7 +130,7 @@ mod tests {
         );
         assert_eq!(
             SubmitError::Unavailable("no bind").as_submit_result(),
-            SubmitResult::Rejected { status: 0x08 }
+            SubmitResult::NotSent
         );
         assert_eq!(
             SubmitError::Rejected { status: 0x58 }.as_submit_result(),

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
+use smsroute_carrier::{Carrier, LinkState};
 use smsroute_delivery::{Event, RetryPolicy};
 use smsroute_engine::{EngineOptions, Router, StatusEvent};
 use smsroute_routing::Config;
@@ -107,6 +108,15 @@ fn event_fields(router: &Router<SmppCarrier>, e: &StatusEvent) -> serde_json::Va
     json!({"id": e.id.0, "event": event, "carrier": carrier.and_then(name)})
 }
 
+/// Says on stderr why each carrier without a bound session has none.
+fn report_unbound(carriers: &[std::sync::Arc<SmppCarrier>]) {
+    for carrier in carriers {
+        if let LinkState::Down { reason } = carrier.link() {
+            eprintln!("carrier {}: not bound: {reason}", carrier.id());
+        }
+    }
+}
+
 async fn send(config: &Config, args: SendArgs<'_>, plan: Plan) -> Result<bool, String> {
     let policy = RetryPolicy::from(&config.retry);
     let options = EngineOptions {
@@ -141,6 +151,7 @@ async fn send(config: &Config, args: SendArgs<'_>, plan: Plan) -> Result<bool, S
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    report_unbound(&carriers);
     let mut accepted = HashSet::new();
     // (terminal, delivered)
     let mut tally = (0usize, 0u64);
@@ -182,6 +193,9 @@ async fn send(config: &Config, args: SendArgs<'_>, plan: Plan) -> Result<bool, S
         print(&e, &mut tally);
     }
     let delivered = tally.1;
+    if delivered < args.count {
+        report_unbound(&carriers);
+    }
     for carrier in &carriers {
         carrier.close(Duration::from_secs(1)).await;
     }

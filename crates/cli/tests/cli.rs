@@ -262,6 +262,12 @@ fn send_goes_through_the_simulator_and_reports_every_event() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    // Why, on stderr (issue 14, defect 4: it printed only `failed(AttemptsExhausted)`).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not bound: bind refused: ESME_RINVPASWD"),
+        "{stderr}"
+    );
     // Bad input: exit 2 with a message.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsroute"))
         .args(["send", good.to_str().unwrap(), "--to", "12ab"])

@@ -130,6 +130,9 @@ pub enum SubmitResult {
     TimedOut,
     /// The link died with the submit in flight.
     ConnectionLost,
+    /// Not sent at all: the carrier had no usable connection (no bound session). Fails over,
+    /// with no duplicate risk; not an answer of the carrier's.
+    NotSent,
 }
 
 /// How one attempt went, for the history every terminal event carries.
@@ -148,6 +151,8 @@ pub enum AttemptOutcome {
     },
     /// Timed out or the link died: the carrier may have it.
     Unknown,
+    /// Never sent: the carrier had no usable connection.
+    NotSent,
 }
 
 /// One attempt in a message's history.
@@ -420,6 +425,7 @@ impl Delivery {
                 self.possible_duplicate = true;
                 (AttemptOutcome::Unknown, Some(ErrorClass::Unknown), 0)
             }
+            SubmitResult::NotSent => (AttemptOutcome::NotSent, Some(ErrorClass::Failover), 0),
         };
         if let Some(record) = self.history.last_mut() {
             record.outcome = outcome;

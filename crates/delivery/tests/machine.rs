@@ -175,6 +175,17 @@ fn each_error_class_takes_its_path() {
 }
 
 #[test]
+fn an_attempt_never_sent_fails_over_without_a_duplicate_flag() {
+    let (mut d, _) = Delivery::start(request(&[0, 1], 1, false), RetryPolicy::default(), 0);
+    let attempt = submit(&mut d, 0);
+    let actions = d.handle_submit_result(attempt, SubmitResult::NotSent, MS, &mut Unlimited);
+    let evs = events(&actions);
+    assert!(matches!(evs[0], Event::FailedOver { .. }), "{evs:?}");
+    assert!(!d.possible_duplicate());
+    assert_eq!(d.history()[0].outcome, AttemptOutcome::NotSent);
+}
+
+#[test]
 fn a_timeout_fails_over_and_flags_a_possible_duplicate() {
     let (mut d, _) = Delivery::start(request(&[0, 1], 1, false), RetryPolicy::default(), 0);
     let actions = d.handle_admission(Ok(()), 0, &mut Unlimited);

@@ -75,6 +75,8 @@ pub struct CarrierTracker {
     /// Up to when the EWMAs have faded.
     faded_at: Nanos,
     rng: SplitMix64,
+    /// The carrier has no usable connection (no bound session).
+    link_down: bool,
 }
 
 impl CarrierTracker {
@@ -93,7 +95,21 @@ impl CarrierTracker {
             healthy_since: 0,
             faded_at: 0,
             rng: SplitMix64::new(seed),
+            link_down: false,
         })
+    }
+
+    /// The carrier's connection came up (`true`) or went down. While down it is published
+    /// ejected, whatever its circuit (routing passes it over while another candidate is up,
+    /// and uses it only in panic mode) and takes no probes; its circuit and EWMAs carry on
+    /// when it comes back.
+    pub fn set_link(&mut self, up: bool) {
+        self.link_down = !up;
+    }
+
+    /// Whether the connection is up (as last set).
+    pub fn link_up(&self) -> bool {
+        !self.link_down
     }
 
     /// The circuit state.
@@ -206,6 +222,9 @@ impl CarrierTracker {
     /// fewer than `probes` probes are in flight (and the probe is counted).
     pub fn try_send(&mut self, now: Nanos) -> bool {
         self.poll(now);
+        if self.link_down {
+            return false;
+        }
         match &mut self.circuit {
             Circuit::Closed => true,
             Circuit::Ejected { .. } => false,
@@ -232,6 +251,12 @@ impl CarrierTracker {
         let penalty = (failure * latency * throttle).clamp(1.0, c.max_penalty);
         // Tiny penalties (one failure among many successes) still rank, but do not mark the
         // carrier degraded.
+        if self.link_down {
+            return CarrierHealth {
+                state: HealthState::Ejected,
+                penalty: c.max_penalty as f32,
+            };
+        }
         let state = match self.circuit {
             Circuit::Ejected { .. } => HealthState::Ejected,
             Circuit::Probing { .. } => HealthState::Probing,
@@ -305,6 +330,20 @@ mod tests {
 
     fn tracker() -> CarrierTracker {
         CarrierTracker::new(HealthConfig::default(), 42).unwrap()
+    }
+
+    #[test]
+    fn a_carrier_with_its_link_down_is_ejected_and_takes_no_probe_until_it_is_back() {
+        let mut t = CarrierTracker::new(HealthConfig::default(), 1).unwrap();
+        assert_eq!(t.snapshot().state, HealthState::Healthy);
+        t.set_link(false);
+        assert!(!t.link_up());
+        assert_eq!(t.snapshot().state, HealthState::Ejected);
+        assert!(t.snapshot().penalty > 1.0);
+        assert!(!t.try_send(0));
+        t.set_link(true);
+        assert_eq!(t.snapshot(), CarrierHealth::HEALTHY);
+        assert!(t.try_send(0));
     }
 
     #[test]

@@ -293,17 +293,20 @@ pub enum SubmitResult {
     Permanent,
     /// No answer in time, or the link died: outcome unknown.
     Unknown,
+    /// Not sent: the carrier had no bound session.
+    Unavailable,
 }
 
 impl SubmitResult {
     /// Every result, in label order.
-    pub const ALL: [SubmitResult; 6] = [
+    pub const ALL: [SubmitResult; 7] = [
         SubmitResult::Accepted,
         SubmitResult::Throttled,
         SubmitResult::Temporary,
         SubmitResult::Failover,
         SubmitResult::Permanent,
         SubmitResult::Unknown,
+        SubmitResult::Unavailable,
     ];
 
     /// The label value.
@@ -315,6 +318,7 @@ impl SubmitResult {
             SubmitResult::Failover => "failover",
             SubmitResult::Permanent => "permanent",
             SubmitResult::Unknown => "unknown",
+            SubmitResult::Unavailable => "unavailable",
         }
     }
 }
@@ -325,7 +329,7 @@ pub const RECEIPT_STATUSES: [&str; 4] = ["delivered", "undeliverable", "expired"
 /// One carrier's handles, registered when the carrier is added.
 #[derive(Clone, Debug)]
 pub struct CarrierMetrics {
-    submits: [Counter; 6],
+    submits: [Counter; SubmitResult::ALL.len()],
     /// [`names::RETRIES`].
     pub retries: Counter,
     /// [`names::FAILOVERS`].

@@ -12,7 +12,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 use smsroute_carrier::{
-    Accepted, Carrier, Inbound, InboundSink, Receipt, ReceiptSink, SubmitError, SubmitRequest,
+    Accepted, Carrier, Inbound, InboundSink, LinkState, Receipt, ReceiptSink, SubmitError,
+    SubmitRequest,
 };
 use smsroute_routing::config::SmppConfig;
 use tokio::io::BufReader;
@@ -213,7 +214,11 @@ impl Aliases {
 }
 
 struct Shared {
+    /// The carrier's id, for logs.
+    id: String,
     config: EsmeConfig,
+    /// Why no session is bound, when none is: the last bind failure or link loss.
+    down_reason: Mutex<String>,
     sink: Mutex<Option<ReceiptSink>>,
     inbound: Mutex<Option<InboundSink>>,
     aliases: Mutex<Aliases>,
@@ -258,7 +263,14 @@ impl SmppCarrier {
     /// `binds` sessions sharing the configured window, each kept bound by a task of its own.
     fn with_sessions(id: &str, config: EsmeConfig, binds: u32) -> Self {
         let per_session = (config.window / binds.max(1)).max(1) as usize;
+        let down_reason = if binds == 0 {
+            "no SMPP connection configured".to_string()
+        } else {
+            "connecting".to_string()
+        };
         let shared = Arc::new(Shared {
+            id: id.into(),
+            down_reason: Mutex::new(down_reason),
             config,
             sink: Mutex::new(None),
             inbound: Mutex::new(None),
@@ -407,6 +419,16 @@ impl Carrier for SmppCarrier {
     fn attach_inbound(&self, sink: InboundSink) {
         *self.shared.inbound.lock() = Some(sink);
     }
+
+    fn link(&self) -> LinkState {
+        if self.bound() > 0 {
+            LinkState::Up
+        } else {
+            LinkState::Down {
+                reason: self.shared.down_reason.lock().clone(),
+            }
+        }
+    }
 }
 
 /// Keeps one session connected and bound, forever (until closed).
@@ -417,12 +439,17 @@ async fn supervise(session: Arc<Session>, shared: Arc<Shared>) {
         if session.closing.load(Ordering::Acquire) {
             return;
         }
+        let endpoint = &config.endpoint;
         match connect_and_bind(config).await {
             Ok((reader, link, writer)) => {
                 backoff = config.reconnect_min;
                 shared.stats.binds.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    carrier = %shared.id, host = %endpoint.host, port = endpoint.port,
+                    system_id = %endpoint.system_id, "SMPP session bound"
+                );
                 *session.link.lock() = Some(link.clone());
-                run_link(&session, &shared, reader, link).await;
+                let end = run_link(&session, &shared, reader, link).await;
                 *session.link.lock() = None;
                 writer.abort();
                 // Once the writer is gone no send can succeed, so every submit either sees its
@@ -430,9 +457,21 @@ async fn supervise(session: Arc<Session>, shared: Arc<Shared>) {
                 let _ = writer.await;
                 shared.stats.link_losses.fetch_add(1, Ordering::Relaxed);
                 session.fail_pending(SubmitError::ConnectionLost, &shared.stats);
+                if session.closing.load(Ordering::Acquire) {
+                    tracing::info!(carrier = %shared.id, "SMPP session unbound");
+                } else {
+                    tracing::warn!(carrier = %shared.id, reason = end, "SMPP link lost, reconnecting");
+                    *shared.down_reason.lock() = format!("link lost: {end}");
+                }
             }
-            Err(_) => {
+            Err(reason) => {
                 shared.stats.bind_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    carrier = %shared.id, host = %endpoint.host, port = endpoint.port,
+                    system_id = %endpoint.system_id, %reason, retry_in = ?backoff,
+                    "SMPP bind failed"
+                );
+                *shared.down_reason.lock() = reason;
             }
         }
         if session.closing.load(Ordering::Acquire) {
@@ -452,10 +491,11 @@ type Bound = (
 /// Connects, binds, and returns the reader, the writer's channel and the writer task.
 async fn connect_and_bind(config: &EsmeConfig) -> Result<Bound, String> {
     let connect = TcpStream::connect((config.endpoint.host.as_str(), config.endpoint.port));
+    let (host, port) = (&config.endpoint.host, config.endpoint.port);
     let stream = tokio::time::timeout(config.response_timeout, connect)
         .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| format!("connect to {host}:{port} timed out"))?
+        .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::channel(8192);
@@ -483,27 +523,33 @@ async fn connect_and_bind(config: &EsmeConfig) -> Result<Bound, String> {
                     ..
                 })) => return Ok(status),
                 Ok(Read::Frame(_)) | Ok(Read::Malformed { .. }) => continue,
-                Ok(Read::Closed) | Ok(Read::BadLength(_)) => return Err("closed".to_string()),
-                Err(e) => return Err(e.to_string()),
+                Ok(Read::Closed) | Ok(Read::BadLength(_)) => {
+                    return Err("closed by the SMSC before answering the bind".to_string());
+                }
+                Err(e) => return Err(format!("reading the bind answer: {e}")),
             }
         }
     })
     .await
-    .map_err(|_| "bind timed out".to_string())??;
+    .map_err(|_| {
+        let wait = config.response_timeout;
+        format!("no answer to the bind within {wait:?}")
+    })??;
     if answer != status::OK {
         writer.abort();
-        return Err(format!("bind refused with status {answer:#x}"));
+        let name = status::name(answer).unwrap_or("status");
+        return Err(format!("bind refused: {name} ({answer:#010x})"));
     }
     Ok((reader, tx, writer))
 }
 
-/// Serves a bound link until it dies or is closed.
+/// Serves a bound link until it dies or is closed; says why it ended.
 async fn run_link(
     session: &Session,
     shared: &Shared,
     reader: BufReader<OwnedReadHalf>,
     link: mpsc::Sender<Vec<u8>>,
-) {
+) -> &'static str {
     let mut reader = reader;
     let config = &shared.config;
     // Reading is not cancel-safe (a PDU may be half read), so it runs in its own task and
@@ -533,14 +579,14 @@ async fn run_link(
         let read = tokio::select! {
             read = frames.recv() => match read {
                 Some(read) => read,
-                None => return,
+                None => return "reader stopped",
             },
             _ = ticker.tick() => {
                 let now = Instant::now();
                 if let Some(sent) = probe_sent
                     && now.duration_since(sent) > config.response_timeout
                 {
-                    return; // dead link: no answer to the enquire_link
+                    return "no answer to enquire_link";
                 }
                 if probe_sent.is_none() && now.duration_since(last_heard) >= config.enquire_link {
                     probe_sent = Some(now);
@@ -559,7 +605,9 @@ async fn run_link(
                 send(nack).await;
                 continue;
             }
-            Ok(Read::BadLength(_)) | Ok(Read::Closed) | Err(_) => return,
+            Ok(Read::BadLength(_)) => return "a PDU with an impossible length",
+            Ok(Read::Closed) => return "closed by the SMSC",
+            Err(_) => return "read error",
         };
         last_heard = Instant::now();
         probe_sent = None;
@@ -637,9 +685,9 @@ async fn run_link(
             Body::EnquireLink => send(Frame::new(sequence, Body::EnquireLinkResp)).await,
             Body::Unbind => {
                 send(Frame::new(sequence, Body::UnbindResp)).await;
-                return;
+                return "unbound by the SMSC";
             }
-            Body::UnbindResp => return,
+            Body::UnbindResp => return "unbound",
             Body::EnquireLinkResp
             | Body::BindResp { .. }
             | Body::DeliverSmResp

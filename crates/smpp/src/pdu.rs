@@ -61,6 +61,24 @@ pub mod status {
     pub const QUEUE_FULL: u32 = 0x0000_0014;
     /// ESME_RTHROTTLED
     pub const THROTTLED: u32 = 0x0000_0058;
+
+    /// The name of a status this module knows (`ESME_RINVPASWD`), else `None`.
+    pub fn name(status: u32) -> Option<&'static str> {
+        Some(match status {
+            OK => "ESME_ROK",
+            INVALID_MESSAGE_LENGTH => "ESME_RINVMSGLEN",
+            INVALID_COMMAND_LENGTH => "ESME_RINVCMDLEN",
+            INVALID_COMMAND_ID => "ESME_RINVCMDID",
+            INVALID_BIND_STATUS => "ESME_RINVBNDSTS",
+            ALREADY_BOUND => "ESME_RALYBND",
+            SYSTEM_ERROR => "ESME_RSYSERR",
+            INVALID_PASSWORD => "ESME_RINVPASWD",
+            INVALID_SYSTEM_ID => "ESME_RINVSYSID",
+            QUEUE_FULL => "ESME_RMSGQFUL",
+            THROTTLED => "ESME_RTHROTTLED",
+            _ => return None,
+        })
+    }
 }
 
 /// Which way a session is bound.

@@ -3,8 +3,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use smsroute_carrier::{Carrier, LinkState};
+use smsroute_delivery::Event;
 use smsroute_engine::{EngineOptions, Router};
-use smsroute_routing::Config;
+use smsroute_routing::{Config, HealthState};
 use smsroute_smpp::{EsmeConfig, Simulator, SimulatorConfig, SmppCarrier};
 use smsroute_types::Message;
 
@@ -77,4 +79,89 @@ async fn the_engine_loses_nothing_when_the_smsc_keeps_dropping_the_link() {
     }
     assert_eq!(delivered, n);
     assert!(sim.stats().disconnects.load(Ordering::Relaxed) >= 5);
+}
+
+/// Regression (issue 14, defect 4): a carrier whose binds are refused looked healthy, its
+/// attempts looked like ESME_RSYSERR answers, and the reason was reported nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_that_never_binds_is_down_with_its_reason_and_gets_no_traffic() {
+    let sim = Simulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SimulatorConfig {
+            system_id: Some("acme".into()),
+            password: Some("secret".into()),
+            ..SimulatorConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let port = sim.local_addr().port();
+    // "cheap" has the wrong password; "dear" the right one.
+    let config = Config::parse(
+        "[[carriers]]\nid = \"cheap\"\ntps = 1000\n\n[[carriers]]\nid = \"dear\"\ntps = 1000\n\n\
+         [[routes]]\nprefix = \"44\"\ncarrier = \"cheap\"\ncost = 0.001\n\n\
+         [[routes]]\nprefix = \"44\"\ncarrier = \"dear\"\ncost = 0.01\n",
+        "t.toml",
+    )
+    .unwrap();
+    let (router, mut events) = Router::start(&config, EngineOptions::default(), move |c| {
+        let password = if c.id == "cheap" { "wrong" } else { "secret" };
+        SmppCarrier::connect(
+            &c.id,
+            EsmeConfig {
+                reconnect_min: Duration::from_millis(10),
+                reconnect_max: Duration::from_millis(50),
+                ..EsmeConfig::new("127.0.0.1", port, "acme", password)
+            },
+        )
+    })
+    .unwrap();
+    let cheap = router.carrier_index("cheap").unwrap();
+    let dear = router.carrier_index("dear").unwrap();
+    for _ in 0..500 {
+        let bound_dear = router.carrier(dear).unwrap().bound() > 0;
+        let refused = router
+            .carrier(cheap)
+            .unwrap()
+            .stats()
+            .bind_failures
+            .load(Ordering::Relaxed);
+        if bound_dear && refused >= 2 && router.health(cheap).state == HealthState::Ejected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    match router.carrier(cheap).unwrap().link() {
+        LinkState::Down { reason } => {
+            assert!(reason.contains("ESME_RINVPASWD"), "{reason}")
+        }
+        up => panic!("cheap is {up:?}"),
+    }
+    assert_eq!(
+        router.health(cheap).state,
+        HealthState::Ejected,
+        "not a candidate"
+    );
+    assert_eq!(router.health(dear).state, HealthState::Healthy);
+    let n = 20;
+    for i in 0..n {
+        let m = Message::builder(&format!("4477009{i:05}"), "ACME", "hi")
+            .build(10)
+            .unwrap();
+        router.submit(m).unwrap();
+    }
+    let mut terminal = 0;
+    while terminal < n {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match e.event {
+            Event::Submitted { carrier, .. } => assert_eq!(carrier, dear, "no attempt to cheap"),
+            Event::Delivered => terminal += 1,
+            other if e.is_terminal() => panic!("{other:?}"),
+            _ => {}
+        }
+    }
+    assert!(sim.stats().binds_refused.load(Ordering::Relaxed) >= 2);
 }

@@ -5,17 +5,21 @@ use smsroute_health::Outcome;
 use smsroute_metrics::SubmitResult as MetricResult;
 
 /// The class of a submit's answer: `None` when every part was accepted.
-pub(super) fn answer_class(result: SubmitResult) -> Option<ErrorClass> {
+fn answer_class(result: SubmitResult) -> Option<ErrorClass> {
     match result {
         SubmitResult::Accepted => None,
         SubmitResult::Rejected { status } => Some(classify_status(status)),
         SubmitResult::TimedOut | SubmitResult::ConnectionLost => Some(ErrorClass::Unknown),
+        SubmitResult::NotSent => Some(ErrorClass::Failover),
     }
 }
 
 /// The `result` label of a submit's answer.
-pub(super) fn metric_result(class: Option<ErrorClass>) -> MetricResult {
-    match class {
+pub(super) fn metric_result(result: SubmitResult) -> MetricResult {
+    if result == SubmitResult::NotSent {
+        return MetricResult::Unavailable;
+    }
+    match answer_class(result) {
         None => MetricResult::Accepted,
         Some(ErrorClass::Throttled) => MetricResult::Throttled,
         Some(ErrorClass::Temporary) => MetricResult::Temporary,
@@ -37,9 +41,13 @@ pub(super) fn receipt_index(status: smsroute_delivery::ReceiptStatus) -> Option<
     }
 }
 
-/// What a submit's answer says about the carrier.
-pub(super) fn health_outcome(class: Option<ErrorClass>, latency: Nanos) -> Outcome {
-    match class {
+/// What a submit's answer says about the carrier. An attempt never sent says nothing: the
+/// carrier's link state is health's input for that.
+pub(super) fn health_outcome(result: SubmitResult, latency: Nanos) -> Outcome {
+    if result == SubmitResult::NotSent {
+        return Outcome::Neutral;
+    }
+    match answer_class(result) {
         None => Outcome::Success { latency },
         Some(ErrorClass::Throttled) => Outcome::Throttled,
         // The message's fault, not the carrier's.

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 
+use smsroute_carrier::LinkState;
 use smsroute_delivery::Nanos;
 use smsroute_health::{CarrierTracker, HealthConfig, InvalidHealthConfig};
 use smsroute_metrics::{CarrierMetrics, SubmitResult};
@@ -34,12 +35,14 @@ pub(crate) struct CarrierState {
     pub metrics: CarrierMetrics,
     /// Counts since the last flush to the metric handles (the hot path only adds here).
     pub counts: CarrierCounts,
+    /// The carrier's link as last read on the tick (`Up` until read).
+    pub link: LinkState,
 }
 
 /// Per-carrier counts the dispatcher accumulates between metric flushes.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct CarrierCounts {
-    pub submits: [u64; 6],
+    pub submits: [u64; SubmitResult::ALL.len()],
     pub retries: u64,
     pub failovers: u64,
     pub segments: u64,
@@ -108,6 +111,7 @@ impl CarrierState {
             permits_at: None,
             metrics: CarrierMetrics::register(id),
             counts: CarrierCounts::default(),
+            link: LinkState::Up,
         })
     }
 }

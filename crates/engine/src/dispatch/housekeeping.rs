@@ -2,6 +2,8 @@
 //! and probe permits, adaptive rate recovery, the receipt map's TTL, metric flushes, timer
 //! compaction.
 
+use smsroute_carrier::LinkState;
+
 use super::*;
 
 impl<C: Carrier> Dispatcher<C> {
@@ -12,7 +14,21 @@ impl<C: Carrier> Dispatcher<C> {
             .wall_ms
             .store(crate::shared::wall_ms(), Ordering::Relaxed);
         for c in 0..self.carriers.len() {
+            let link = self.slots[c].carrier.link();
             let state = &mut self.carriers[c];
+            if link != state.link {
+                let id = &*self.slots[c].id;
+                match &link {
+                    LinkState::Up => tracing::info!(carrier = id, "carrier up"),
+                    LinkState::Down { reason } => tracing::warn!(
+                        carrier = id, %reason,
+                        "carrier down: no candidate while another carrier is up"
+                    ),
+                    _ => {}
+                }
+                state.tracker.set_link(link == LinkState::Up);
+                state.link = link;
+            }
             state.tracker.poll(now);
             if let Some(rate) = state.adaptive.on_tick(now) {
                 let (_, burst) = unpack_contract(state.contract);

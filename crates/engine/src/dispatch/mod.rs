@@ -37,7 +37,7 @@ use crate::event::{EventSink, StatusEvent};
 use crate::inbound::InboundEvent;
 use crate::registry::{CarrierSlot, unpack_contract};
 use crate::shared::{Job, Shared};
-use answers::{answer_class, health_outcome, metric_result, receipt_index};
+use answers::{health_outcome, metric_result, receipt_index};
 use carrier::CarrierState;
 use slab::{Entry, InFlight, Slab, Timers, Wake};
 use smsroute_policy::Keyword;
@@ -644,14 +644,13 @@ impl<C: Carrier> Dispatcher<C> {
         if !ids.is_empty() {
             entry.carrier_ids = ids;
         }
-        let class = answer_class(result);
         let state = &mut self.carriers[flight.carrier.get()];
-        state.counts.submits[metric_result(class) as usize] += 1;
+        state.counts.submits[metric_result(result) as usize] += 1;
         state
             .metrics
             .submit_latency
             .record((now - flight.started) as f64 / 1e9);
-        self.end_submit(&flight, health_outcome(class, now - flight.started), now);
+        self.end_submit(&flight, health_outcome(result, now - flight.started), now);
         self.apply(done.key, actions, now);
         for (part, status) in early {
             self.receipt(
@@ -756,9 +755,9 @@ impl<C: Carrier> Dispatcher<C> {
             let flight = entry.in_flight.take().expect("checked above");
             let status = submitted_event(entry, &flight, smallvec::SmallVec::new());
             self.events.progress(status, live);
-            let class = answer_class(SubmitResult::TimedOut);
-            self.carriers[flight.carrier.get()].counts.submits[metric_result(class) as usize] += 1;
-            self.end_submit(&flight, health_outcome(class, now - flight.started), now);
+            let result = SubmitResult::TimedOut;
+            self.carriers[flight.carrier.get()].counts.submits[metric_result(result) as usize] += 1;
+            self.end_submit(&flight, health_outcome(result, now - flight.started), now);
         }
         self.apply(key, actions, now);
     }
