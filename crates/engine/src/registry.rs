@@ -13,8 +13,9 @@ use smsroute_health::HealthBoard;
 use smsroute_routing::{CarrierHealth, CarrierIndex, HealthView, RouteTable};
 use smsroute_throttle::{Gcra, InvalidQuota, Quota};
 
-/// Most carriers one router can know over its life (slots are never reused).
-pub const MAX_CARRIERS: usize = 4096;
+/// Most carriers one router can know over its life (slots are never reused, so reloads that
+/// add carriers count too): the configuration's own limit, one for both.
+pub use smsroute_routing::config::MAX_CARRIERS;
 
 /// A carrier's contract as the bucket needs it, packed so it changes in one store.
 pub(crate) fn pack_contract(tps: u32, burst: u32) -> u64 {

@@ -126,6 +126,12 @@ impl CarrierTracker {
     pub fn record(&mut self, outcome: Outcome, now: Nanos) {
         self.poll(now);
         let c = self.config;
+        if matches!(outcome, Outcome::Neutral | Outcome::Throttled)
+            && let Circuit::Probing { in_flight, .. } = &mut self.circuit
+        {
+            // An answer that proves nothing still ends its probe.
+            *in_flight = in_flight.saturating_sub(1);
+        }
         match outcome {
             Outcome::Neutral => {}
             Outcome::Throttled => self.throttled += c.throttle_alpha * (1.0 - self.throttled),
@@ -218,27 +224,52 @@ impl CarrierTracker {
         self.latency *= keep;
     }
 
-    /// May a message go to this carrier now? Closed: yes. Ejected: no. Probing: yes while
-    /// fewer than `probes` probes are in flight (and the probe is counted).
+    /// May a message go to this carrier now, if routing chose it? Closed: yes. Ejected or
+    /// down: no. Probing: yes while fewer than `probes` probes are in flight (and the probe
+    /// is counted, as [`CarrierTracker::on_sent`] does).
     pub fn try_send(&mut self, now: Nanos) -> bool {
         self.poll(now);
-        if self.link_down {
+        if self.link_down || matches!(self.circuit, Circuit::Ejected { .. }) {
             return false;
         }
-        match &mut self.circuit {
-            Circuit::Closed => true,
-            Circuit::Ejected { .. } => false,
+        let go = self.may_send(now);
+        if go {
+            self.on_sent();
+        }
+        go
+    }
+
+    /// The probe gate of a submit routing already chose: no while the carrier is half-open
+    /// with every probe it allows in flight or proven, else yes (an ejected or down carrier
+    /// gets what routing still sends it in panic mode; that is routing's call, not this
+    /// gate's). The engine holds the carrier's lane while it says no.
+    pub fn may_send(&mut self, now: Nanos) -> bool {
+        self.poll(now);
+        match self.circuit {
             Circuit::Probing {
                 in_flight,
                 successes,
-            } => {
-                if *in_flight + *successes < self.config.probes {
-                    *in_flight += 1;
-                    true
-                } else {
-                    false
-                }
-            }
+            } => in_flight + successes < self.config.probes,
+            _ => true,
+        }
+    }
+
+    /// A submit went to the carrier: while half-open it is a probe, in flight until its
+    /// outcome is recorded.
+    pub fn on_sent(&mut self) {
+        if let Circuit::Probing { in_flight, .. } = &mut self.circuit {
+            *in_flight += 1;
+        }
+    }
+
+    /// Probes that may still start now (0 unless half-open): what routing may steer here.
+    pub fn probe_room(&self) -> u32 {
+        match self.circuit {
+            Circuit::Probing {
+                in_flight,
+                successes,
+            } => self.config.probes.saturating_sub(in_flight + successes),
+            _ => 0,
         }
     }
 

@@ -451,10 +451,17 @@ async fn supervise(session: Arc<Session>, shared: Arc<Shared>) {
                 *session.link.lock() = Some(link.clone());
                 let end = run_link(&session, &shared, reader, link).await;
                 *session.link.lock() = None;
-                writer.abort();
-                // Once the writer is gone no send can succeed, so every submit either sees its
-                // send fail or has its pending entry drained below: none is left waiting.
-                let _ = writer.await;
+                // Let what is queued (an unbind_resp, a generic_nack) go out, briefly: the
+                // writer ends by itself once the last sender is gone.
+                let mut writer = writer;
+                let flushed = tokio::time::timeout(Duration::from_millis(100), &mut writer);
+                if flushed.await.is_err() {
+                    writer.abort();
+                    // Once the writer is gone no send can succeed, so every submit either
+                    // sees its send fail or has its pending entry drained below: none is left
+                    // waiting.
+                    let _ = writer.await;
+                }
                 shared.stats.link_losses.fetch_add(1, Ordering::Relaxed);
                 session.fail_pending(SubmitError::ConnectionLost, &shared.stats);
                 if session.closing.load(Ordering::Acquire) {
@@ -605,7 +612,14 @@ async fn run_link(
                 send(nack).await;
                 continue;
             }
-            Ok(Read::BadLength(_)) => return "a PDU with an impossible length",
+            Ok(Read::BadLength(_)) => {
+                // The stream cannot be resynchronised: say so, as the SMSC side does, and close.
+                shared.stats.garbage.fetch_add(1, Ordering::Relaxed);
+                let mut nack = Frame::new(0, Body::GenericNack);
+                nack.status = status::INVALID_COMMAND_LENGTH;
+                send(nack).await;
+                return "a PDU with an impossible length";
+            }
             Ok(Read::Closed) => return "closed by the SMSC",
             Err(_) => return "read error",
         };

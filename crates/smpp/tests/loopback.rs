@@ -413,3 +413,35 @@ async fn a_receipt_before_its_submit_resp_keeps_its_own_tlv_id() {
         [("10".into(), "10".into()), ("16".into(), "16".into())]
     );
 }
+
+/// Regression (issue 14, defect 7): docs/smpp.md says a PDU with an impossible length gets a
+/// generic_nack before the session closes; only the simulator did so, the ESME just closed.
+#[tokio::test]
+async fn the_esme_answers_an_impossible_length_with_generic_nack_then_closes() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut smsc, _) = listener.accept().await.unwrap();
+        let bind = read_pdu(&mut smsc).await;
+        let resp = Body::BindResp {
+            kind: BindKind::Transceiver,
+            system_id: "bad".into(),
+        };
+        write_pdu(&mut smsc, Frame::new(bind.sequence, resp)).await;
+        smsc.write_all(&[0, 0, 0, 3, 1, 2, 3]).await.unwrap();
+        let answer = read_pdu(&mut smsc).await;
+        let mut rest = [0u8; 16];
+        let closed = smsc.read(&mut rest).await.map(|n| n == 0).unwrap_or(true);
+        let _ = tx.send((answer, closed));
+    });
+    let carrier = SmppCarrier::connect("bad", EsmeConfig::new("127.0.0.1", port, "a", "b"));
+    let (answer, closed) = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.body, Body::GenericNack);
+    assert_eq!(answer.status, status::INVALID_COMMAND_LENGTH);
+    assert!(closed, "the session is closed after the nack");
+    assert_eq!(carrier.stats().garbage.load(Ordering::Relaxed), 1);
+}

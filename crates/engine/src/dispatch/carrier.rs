@@ -29,8 +29,8 @@ pub(crate) struct CarrierState {
     pub dirty: bool,
     /// The health last published.
     pub published: CarrierHealth,
-    /// When probe permits were last handed out.
-    pub permits_at: Option<Nanos>,
+    /// Probe permits were handed out for the current half-open spell.
+    pub permits_issued: bool,
     /// Metric handles, registered once.
     pub metrics: CarrierMetrics,
     /// Counts since the last flush to the metric handles (the hot path only adds here).
@@ -108,7 +108,7 @@ impl CarrierState {
             in_flight: 0,
             dirty: false,
             published: CarrierHealth::HEALTHY,
-            permits_at: None,
+            permits_issued: false,
             metrics: CarrierMetrics::register(id),
             counts: CarrierCounts::default(),
             link: LinkState::Up,

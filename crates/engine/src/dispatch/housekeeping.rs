@@ -34,7 +34,7 @@ impl<C: Carrier> Dispatcher<C> {
                 let (_, burst) = unpack_contract(state.contract);
                 set_rate(&self.slots[c], rate, burst);
             }
-            self.publish_health(CarrierIndex(c as u16), now);
+            self.publish_health(CarrierIndex(c as u16));
         }
         self.ticks += 1;
         if self.ticks.is_multiple_of(PURGE_TICKS) {
@@ -46,7 +46,7 @@ impl<C: Carrier> Dispatcher<C> {
 
     /// Publishes a carrier's health for routing and keeps its probe permits in step with
     /// its circuit.
-    pub(super) fn publish_health(&mut self, carrier: CarrierIndex, now: Nanos) {
+    pub(super) fn publish_health(&mut self, carrier: CarrierIndex) {
         let c = carrier.get();
         let state = &mut self.carriers[c];
         let health = state.tracker.snapshot();
@@ -54,20 +54,19 @@ impl<C: Carrier> Dispatcher<C> {
             state.published = health;
             self.shared.board.publish(carrier, health);
         }
+        // Routing steers a message here per permit; the tracker's gate in the lane holds
+        // any beyond its room, so permits are handed out again once all are taken.
         let permits = &self.slots[c].probe_permits;
         match state.tracker.circuit() {
-            Circuit::Probing { successes, .. } => {
-                let due = state
-                    .permits_at
-                    .is_none_or(|at| now.saturating_sub(at) >= PERMIT_REFILL);
-                if due && permits.load(Ordering::Acquire) == 0 {
-                    let probes = self.shared.options.health.probes;
-                    permits.store(probes.saturating_sub(successes).max(1), Ordering::Release);
-                    state.permits_at = Some(now);
+            Circuit::Probing { .. } => {
+                let room = state.tracker.probe_room();
+                if room > 0 && permits.load(Ordering::Acquire) == 0 {
+                    permits.store(room, Ordering::Release);
+                    state.permits_issued = true;
                 }
             }
             _ => {
-                if state.permits_at.take().is_some() {
+                if std::mem::take(&mut state.permits_issued) {
                     permits.store(0, Ordering::Release);
                 }
             }

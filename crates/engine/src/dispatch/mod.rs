@@ -48,8 +48,6 @@ const BATCH: usize = 256;
 const TICK: Nanos = 100_000_000;
 /// Receipt-map purge period, in ticks.
 const PURGE_TICKS: u32 = 10;
-/// A half-open carrier whose permits were all taken gets new ones after this long.
-const PERMIT_REFILL: Nanos = 1_000_000_000;
 /// Receipt ids are kept this much longer than messages wait for them.
 const RECEIPT_MARGIN: Nanos = 1_000_000_000;
 
@@ -548,7 +546,9 @@ impl<C: Carrier> Dispatcher<C> {
                 self.carriers[c].lane.pop_front();
                 continue;
             };
-            if self.carriers[c].in_flight >= window {
+            // The window, then the tracker's probe gate (half-open: at most `probes` in
+            // flight); an answer frees both and marks the lane to pump again.
+            if self.carriers[c].in_flight >= window || !self.carriers[c].tracker.may_send(now) {
                 return;
             }
             let answer = match may_go(entry, carrier, &self.shared.suppression) {
@@ -584,6 +584,7 @@ impl<C: Carrier> Dispatcher<C> {
                     if admitted.is_ok() {
                         let state = &mut self.carriers[c];
                         state.in_flight += 1;
+                        state.tracker.on_sent();
                         state.counts.segments += u64::from(entry.message.segments());
                     }
                     entry
@@ -682,7 +683,7 @@ impl<C: Carrier> Dispatcher<C> {
             let (_, burst) = unpack_contract(state.contract);
             set_rate(&self.slots[c], rate, burst);
         }
-        self.publish_health(flight.carrier, now);
+        self.publish_health(flight.carrier);
         self.mark_dirty(flight.carrier);
     }
 

@@ -31,8 +31,8 @@ pub enum BuildError {
     /// The same number ported twice.
     #[error("number {0} is ported twice")]
     DuplicatePorted(String),
-    /// More carriers than a `u16` indexes.
-    #[error("too many carriers: at most 65535")]
+    /// More carriers than [`crate::config::MAX_CARRIERS`] (what a `u16` indexes).
+    #[error("too many carriers: at most {}", crate::config::MAX_CARRIERS)]
     TooManyCarriers,
 }
 
