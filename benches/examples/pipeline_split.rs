@@ -34,7 +34,9 @@ fn main() {
             };
             let started = Instant::now();
             for message in batch {
-                router.submit(message).expect("room for the whole batch");
+                router
+                    .try_submit(message)
+                    .expect("room for the whole batch");
             }
             let submitted = started.elapsed();
             rt.block_on(async {

@@ -132,7 +132,9 @@ pub fn push_through(
 ) -> usize {
     let n = batch.len();
     for message in batch {
-        router.submit(message).expect("room for the whole batch");
+        router
+            .try_submit(message)
+            .expect("room for the whole batch");
     }
     runtime.block_on(async {
         let (mut terminal, mut sent, mut buf) = (0, 0, Vec::with_capacity(4096));

@@ -248,7 +248,7 @@ pub(crate) fn drive<C: Carrier>(
             if let Some(at) = books.intended_us.get(next as usize) {
                 at.store(intended as u32, Ordering::Relaxed);
             }
-            match router.submit(make(next)) {
+            match router.try_submit(make(next)).map_err(|r| r.reason) {
                 Ok(_) => books.accepted[second].fetch_add(1, Ordering::Relaxed),
                 Err(refusal) => {
                     let reason = REASONS.iter().position(|r| *r == refusal.reason());

@@ -25,6 +25,7 @@ pub mod mock;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use smallvec::SmallVec;
 use smsroute_delivery::ReceiptStatus;
@@ -123,6 +124,16 @@ pub enum LinkState {
         /// What an operator needs to know, e.g. "bind refused: ESME_RINVPASWD (0x0e)".
         reason: String,
     },
+    /// The carrier has no connection configured: it can never take a submit (and a router
+    /// waiting for its carriers to be ready does not wait for it).
+    NotConfigured,
+}
+
+impl LinkState {
+    /// Whether submits can go now.
+    pub fn is_up(&self) -> bool {
+        *self == LinkState::Up
+    }
 }
 
 /// A connection to one carrier (all its binds). Implementations must be cheap to call from
@@ -151,5 +162,79 @@ pub trait Carrier: Send + Sync + 'static {
     /// (every 100 ms), never per message. Carriers without connections are always up.
     fn link(&self) -> LinkState {
         LinkState::Up
+    }
+
+    /// Closes the connection (unbinds every session), waiting up to `grace` for the peer's
+    /// answers; the router's shutdown calls it once it has drained. Carriers without
+    /// connections need not implement it.
+    fn close(&self, grace: Duration) -> impl Future<Output = ()> + Send {
+        let _ = grace;
+        std::future::ready(())
+    }
+}
+
+/// A future a [`DynCarrier`] returns.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`Carrier`] in a form that can be a trait object, for a router over carriers of different
+/// types: `Router<Box<dyn DynCarrier>>`. Every `Carrier` is one; a submit through it costs a
+/// boxed future.
+pub trait DynCarrier: Send + Sync + 'static {
+    /// [`Carrier::id`].
+    fn id(&self) -> &str;
+    /// [`Carrier::submit`], boxed.
+    fn submit_boxed(&self, request: SubmitRequest) -> BoxFuture<'_, Result<Accepted, SubmitError>>;
+    /// [`Carrier::attach_receipts`].
+    fn attach_receipts(&self, sink: ReceiptSink);
+    /// [`Carrier::attach_inbound`].
+    fn attach_inbound(&self, sink: InboundSink);
+    /// [`Carrier::link`].
+    fn link(&self) -> LinkState;
+    /// [`Carrier::close`], boxed.
+    fn close_boxed(&self, grace: Duration) -> BoxFuture<'_, ()>;
+}
+
+impl<C: Carrier> DynCarrier for C {
+    fn id(&self) -> &str {
+        Carrier::id(self)
+    }
+    fn submit_boxed(&self, request: SubmitRequest) -> BoxFuture<'_, Result<Accepted, SubmitError>> {
+        Box::pin(Carrier::submit(self, request))
+    }
+    fn attach_receipts(&self, sink: ReceiptSink) {
+        Carrier::attach_receipts(self, sink)
+    }
+    fn attach_inbound(&self, sink: InboundSink) {
+        Carrier::attach_inbound(self, sink)
+    }
+    fn link(&self) -> LinkState {
+        Carrier::link(self)
+    }
+    fn close_boxed(&self, grace: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(Carrier::close(self, grace))
+    }
+}
+
+impl Carrier for Box<dyn DynCarrier> {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+    fn submit(
+        &self,
+        request: SubmitRequest,
+    ) -> impl Future<Output = Result<Accepted, SubmitError>> + Send {
+        (**self).submit_boxed(request)
+    }
+    fn attach_receipts(&self, sink: ReceiptSink) {
+        (**self).attach_receipts(sink)
+    }
+    fn attach_inbound(&self, sink: InboundSink) {
+        (**self).attach_inbound(sink)
+    }
+    fn link(&self) -> LinkState {
+        (**self).link()
+    }
+    fn close(&self, grace: Duration) -> impl Future<Output = ()> + Send {
+        (**self).close_boxed(grace)
     }
 }

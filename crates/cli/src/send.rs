@@ -90,22 +90,20 @@ fn event_line(router: &Router<SmppCarrier>, e: &StatusEvent) -> serde_json::Valu
 
 fn event_fields(router: &Router<SmppCarrier>, e: &StatusEvent) -> serde_json::Value {
     let name = |c| router.carrier_id(c).map(|s| s.to_string());
-    let (event, carrier) = match e.event {
-        Event::Accepted => ("accepted", None),
-        Event::Submitted { carrier, .. } => ("submitted", Some(carrier)),
-        Event::Retrying { carrier, .. } => ("retrying", Some(carrier)),
+    let carrier = match e.event {
         Event::FailedOver { from, to } => {
-            return json!({"id": e.id.0, "event": "failed_over", "from": name(from), "to": name(to)});
+            return json!({"id": e.id.0, "event": e.event.as_str(), "from": name(from), "to": name(to)});
         }
-        Event::Delivered => ("delivered", e.carrier),
-        Event::Sent => ("sent", e.carrier),
-        Event::Failed(reason) => {
-            return json!({"id": e.id.0, "event": "failed", "carrier": e.carrier.and_then(name),
-                          "reason": format!("{reason:?}")});
-        }
-        Event::Expired => ("expired", e.carrier),
+        Event::Submitted { carrier, .. } | Event::Retrying { carrier, .. } => Some(carrier),
+        Event::Accepted => None,
+        _ => e.carrier,
     };
-    json!({"id": e.id.0, "event": event, "carrier": carrier.and_then(name)})
+    let mut line =
+        json!({"id": e.id.0, "event": e.event.as_str(), "carrier": carrier.and_then(name)});
+    if let Event::Failed(reason) = e.event {
+        line["reason"] = json!(format!("{reason:?}"));
+    }
+    line
 }
 
 /// Says on stderr why each carrier without a bound session has none.
@@ -167,7 +165,7 @@ async fn send(config: &Config, args: SendArgs<'_>, plan: Plan) -> Result<bool, S
         let message = Message::builder(args.to, args.from, args.text)
             .build(config.limits.max_segments)
             .map_err(|e| format!("message: {e}"))?;
-        match router.submit(message) {
+        match router.try_submit(message).map_err(|r| r.reason) {
             Ok(id) => {
                 accepted.insert(id);
             }
@@ -196,9 +194,7 @@ async fn send(config: &Config, args: SendArgs<'_>, plan: Plan) -> Result<bool, S
     if delivered < args.count {
         report_unbound(&carriers);
     }
-    for carrier in &carriers {
-        carrier.close(Duration::from_secs(1)).await;
-    }
+    // Stops at once (the wait is over) and unbinds every session.
     let report = router.shutdown(Duration::ZERO).await;
     for id in &report.unfinished {
         println!("{}", json!({"id": id.0, "event": "unfinished"}));

@@ -68,6 +68,18 @@ impl Event {
     /// The terminal statuses' names, in the order of [`Event::terminal_index`].
     pub const TERMINAL: [&'static str; 4] = ["delivered", "sent", "failed", "expired"];
 
+    /// The event's name, as the CLI, the load test and metrics write it: `accepted`,
+    /// `submitted`, `retrying`, `failed_over`, then the [`Event::TERMINAL`] names.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Event::Accepted => "accepted",
+            Event::Submitted { .. } => "submitted",
+            Event::Retrying { .. } => "retrying",
+            Event::FailedOver { .. } => "failed_over",
+            terminal => Event::TERMINAL[terminal.terminal_index().expect("the rest are terminal")],
+        }
+    }
+
     /// For a terminal event, its position in [`Event::TERMINAL`].
     pub fn terminal_index(&self) -> Option<usize> {
         match self {

@@ -73,6 +73,19 @@ pub(crate) struct Counters {
     pub queued: AtomicUsize,
     /// Progress events dropped because the gateway lagged.
     pub dropped: AtomicU64,
+    /// Announces room (an outstanding slot freed, the queue drained) to `submit`s waiting.
+    pub room: tokio::sync::Notify,
+    /// `submit`s waiting for room: room is announced only when there are some.
+    pub room_waiters: AtomicUsize,
+}
+
+impl Counters {
+    /// Wakes the `submit`s waiting for room, if any.
+    pub fn announce_room(&self) {
+        if self.room_waiters.load(Ordering::SeqCst) > 0 {
+            self.room.notify_waiters();
+        }
+    }
 }
 
 /// The dispatcher's end: collects a batch, hands it over on flush.
@@ -214,7 +227,33 @@ impl EventStream {
         self.counters
             .outstanding
             .fetch_sub(terminals, Ordering::AcqRel);
+        if terminals > 0 {
+            self.counters.announce_room();
+        }
         batch
+    }
+}
+
+/// The events as a [`futures::Stream`]: `while let Some(e) = events.next().await`.
+impl futures::Stream for EventStream {
+    type Item = StatusEvent;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<StatusEvent>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            if let Some(event) = this.current.next() {
+                return Poll::Ready(Some(event));
+            }
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => this.current = this.take(batch).into_iter(),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 

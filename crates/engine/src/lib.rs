@@ -35,7 +35,7 @@
 //! let (router, mut events) = Router::start(&config, EngineOptions::default(), |c| {
 //!     SimCarrier::new(&c.id, Behaviour::default(), 1)
 //! }).unwrap();
-//! let id = router.submit(Message::builder("447700900123", "ACME", "hi").build(10).unwrap()).unwrap();
+//! let id = router.try_submit(Message::builder("447700900123", "ACME", "hi").build(10).unwrap()).unwrap();
 //! loop {
 //!     let e = events.recv().await.unwrap();
 //!     if e.is_terminal() {
@@ -64,6 +64,8 @@ pub use inbound::{InboundEvent, InboundStream};
 pub use options::EngineOptions;
 pub use registry::MAX_CARRIERS;
 pub use router::{
-    CarrierFactory, Rejection, ReloadReport, Router, RouterStats, SetupError, ShutdownReport,
+    CarrierFactory, CarrierStats, NotReady, Refused, Rejection, ReloadReport, Router, RouterStats,
+    SetupError, ShutdownReport,
 };
+pub use smsroute_carrier::LinkState;
 pub use smsroute_policy::{Keyword, Suppression};

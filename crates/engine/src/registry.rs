@@ -38,6 +38,10 @@ pub(crate) struct CarrierSlot<C> {
     pub window: AtomicU32,
     /// Probe messages routing may still steer here while the circuit is half-open.
     pub probe_permits: AtomicU32,
+    /// Messages in the carrier's lane, as of the dispatcher's last tick.
+    pub queued: AtomicU32,
+    /// Submits in flight, as of the dispatcher's last tick.
+    pub in_flight: AtomicU32,
 }
 
 impl<C> CarrierSlot<C> {
@@ -55,6 +59,8 @@ impl<C> CarrierSlot<C> {
             contract: AtomicU64::new(pack_contract(tps, burst)),
             window: AtomicU32::new(window),
             probe_permits: AtomicU32::new(0),
+            queued: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
         })
     }
 

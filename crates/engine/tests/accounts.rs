@@ -28,11 +28,11 @@ async fn the_best_route_is_paid_at_submit_and_an_empty_account_is_refused() {
     }
     assert_eq!(router.balance("acme"), Some(Money::from_micros(1_000)));
     assert_eq!(
-        router.submit(billed("acme", 3)),
+        submit(&router, billed("acme", 3)),
         Err(Rejection::InsufficientFunds)
     );
     assert_eq!(
-        router.submit(billed("nobody", 4)),
+        submit(&router, billed("nobody", 4)),
         Err(Rejection::InsufficientFunds)
     );
     assert!(ledger.submit(&router, message(5)), "no account: not billed");

@@ -43,7 +43,7 @@ async fn a_capped_class_refuses_the_recipients_next_message() {
     assert!(ledger.submit(&router, tagged("447700900001", "marketing")));
     assert!(ledger.submit(&router, tagged("447700900001", "marketing")));
     assert_eq!(
-        router.submit(tagged("447700900001", "marketing")),
+        submit(&router, tagged("447700900001", "marketing")),
         Err(Rejection::FrequencyCap)
     );
     assert!(
@@ -68,7 +68,7 @@ async fn quiet_hours_hold_a_deferring_class_and_refuse_for_a_refusing_one() {
     );
     let (router, mut events) = start(&config, EngineOptions::default(), &[]);
     assert_eq!(
-        router.submit(tagged("447700900001", "blast")),
+        submit(&router, tagged("447700900001", "blast")),
         Err(Rejection::QuietHours)
     );
     let mut ledger = Ledger::default();

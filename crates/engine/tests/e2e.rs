@@ -303,14 +303,14 @@ async fn refusals_name_the_reason() {
             .unwrap()
     };
     assert_eq!(
-        router.submit(build("447012345678", "hi")),
+        submit(&router, build("447012345678", "hi")),
         Err(Rejection::Blocked)
     );
     assert_eq!(
-        router.submit(build("33612345678", "hi")),
+        submit(&router, build("33612345678", "hi")),
         Err(Rejection::NoRoute)
     );
-    let long = router.submit(build("447712345678", &"x".repeat(400)));
+    let long = submit(&router, build("447712345678", &"x".repeat(400)));
     assert!(matches!(long, Err(Rejection::Invalid(_))), "{long:?}");
     assert_eq!(
         router.stats().outstanding,
@@ -409,7 +409,7 @@ fn concurrent_submitters_on_real_threads_lose_nothing() {
                 let mut ids = Vec::new();
                 for n in 0..5_000 {
                     loop {
-                        match router.submit(message(t * 5_000 + n)) {
+                        match submit(&router, message(t * 5_000 + n)) {
                             Ok(id) => break ids.push(id),
                             Err(Rejection::Overloaded) => std::thread::yield_now(),
                             Err(e) => panic!("{e}"),

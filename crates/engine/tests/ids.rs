@@ -18,9 +18,9 @@ async fn an_own_id_already_outstanding_is_refused_and_free_again_once_terminal()
     let config = config(&[("alpha", 100, "0.004")], "");
     let (router, mut events) = start(&config, EngineOptions::default(), &[]);
     let mut ledger = Ledger::default();
-    assert_eq!(router.submit(own(1, 500)), Ok(MessageId(500)));
+    assert_eq!(submit(&router, own(1, 500)), Ok(MessageId(500)));
     ledger.accepted.push(MessageId(500));
-    assert_eq!(router.submit(own(2, 500)), Err(Rejection::DuplicateId));
+    assert_eq!(submit(&router, own(2, 500)), Err(Rejection::DuplicateId));
     assert_eq!(Rejection::DuplicateId.reason(), "duplicate_id");
     ledger.settle(&mut events).await;
     assert_eq!(
@@ -29,7 +29,7 @@ async fn an_own_id_already_outstanding_is_refused_and_free_again_once_terminal()
         "one message numbered 500, one terminal event"
     );
     // Terminal: the id may be used again.
-    assert_eq!(router.submit(own(3, 500)), Ok(MessageId(500)));
+    assert_eq!(submit(&router, own(3, 500)), Ok(MessageId(500)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -37,15 +37,17 @@ async fn assigned_ids_never_take_an_own_id_in_use_nor_the_other_way_round() {
     let config = config(&[("alpha", 100, "0.004")], "");
     let (router, _events) = start(&config, EngineOptions::default(), &[]);
     // The router would assign 1, 2, 3 next: a gateway takes 2 for itself.
-    assert_eq!(router.submit(own(1, 2)), Ok(MessageId(2)));
-    let assigned: Vec<MessageId> = (0..3).map(|n| router.submit(message(n)).unwrap()).collect();
+    assert_eq!(submit(&router, own(1, 2)), Ok(MessageId(2)));
+    let assigned: Vec<MessageId> = (0..3)
+        .map(|n| submit(&router, message(n)).unwrap())
+        .collect();
     assert!(!assigned.contains(&MessageId(2)), "{assigned:?}");
     // An own id an assigned message has is refused too.
     assert_eq!(
-        router.submit(own(4, assigned[0].0)),
+        submit(&router, own(4, assigned[0].0)),
         Err(Rejection::DuplicateId)
     );
     // Assigned ids go on above every own id seen.
-    assert_eq!(router.submit(own(5, 1_000)), Ok(MessageId(1_000)));
-    assert!(router.submit(message(6)).unwrap().0 > 1_000);
+    assert_eq!(submit(&router, own(5, 1_000)), Ok(MessageId(1_000)));
+    assert!(submit(&router, message(6)).unwrap().0 > 1_000);
 }

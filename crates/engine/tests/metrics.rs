@@ -26,7 +26,8 @@ async fn counts_match_the_ledger_and_quiet_carriers_show_zero() {
         assert!(ledger.submit(&router, message(n)));
     }
     assert_eq!(
-        router.submit(
+        submit(
+            &router,
             smsroute_types::Message::builder("33612345678", "ACME", "hi")
                 .build(10)
                 .unwrap()

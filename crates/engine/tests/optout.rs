@@ -41,7 +41,7 @@ async fn a_stop_reply_stops_queued_messages_and_refuses_new_ones() {
     let mut to_a = Vec::new();
     for n in 0..40 {
         assert!(ledger.submit(&router, to(b, "ACME", n)));
-        let id = router.submit(to(a, "ACME", n)).unwrap();
+        let id = submit(&router, to(a, "ACME", n)).unwrap();
         ledger.accepted.push(id);
         to_a.push(id);
     }
@@ -62,7 +62,7 @@ async fn a_stop_reply_stops_queued_messages_and_refuses_new_ones() {
     let stop_processed = origin + Duration::from_nanos(reply.at);
 
     // New messages to A from ACME are refused; from another sender they go.
-    assert_eq!(router.submit(to(a, "ACME", 99)), Err(Rejection::OptedOut));
+    assert_eq!(submit(&router, to(a, "ACME", 99)), Err(Rejection::OptedOut));
     assert!(ledger.submit(&router, to(a, "SHOP", 99)));
     ledger.settle(&mut events).await;
 
@@ -119,5 +119,5 @@ async fn a_stop_reply_stops_queued_messages_and_refuses_new_ones() {
         assert_eq!((reply.keyword, reply.changed), (Some(keyword), changed));
     }
     assert!(!router.suppression().is_suppressed(&number, "ACME"));
-    assert!(router.submit(to(a, "ACME", 100)).is_ok());
+    assert!(submit(&router, to(a, "ACME", 100)).is_ok());
 }

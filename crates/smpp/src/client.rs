@@ -315,26 +315,6 @@ impl SmppCarrier {
             .count()
     }
 
-    /// Unbinds every session (waiting up to `grace` for the answers) and stops reconnecting.
-    pub async fn close(&self, grace: Duration) {
-        for s in &self.sessions {
-            s.closing.store(true, Ordering::Release);
-            let link = s.link.lock().clone();
-            if let Some(link) = link
-                && let Ok(bytes) = encoded(&Frame::new(s.next_sequence(), Body::Unbind))
-            {
-                let _ = link.send(bytes).await;
-            }
-        }
-        let deadline = Instant::now() + grace;
-        while self.bound() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-
     /// A bound session, round robin; `None` when none is bound.
     fn pick(&self) -> Option<(Arc<Session>, mpsc::Sender<Vec<u8>>)> {
         let n = self.sessions.len();
@@ -421,12 +401,35 @@ impl Carrier for SmppCarrier {
     }
 
     fn link(&self) -> LinkState {
-        if self.bound() > 0 {
+        if self.sessions.is_empty() {
+            LinkState::NotConfigured
+        } else if self.bound() > 0 {
             LinkState::Up
         } else {
             LinkState::Down {
                 reason: self.shared.down_reason.lock().clone(),
             }
+        }
+    }
+
+    /// Unbinds every session (waiting up to `grace` for the answers) and stops reconnecting.
+    async fn close(&self, grace: Duration) {
+        for s in &self.sessions {
+            s.closing.store(true, Ordering::Release);
+            let link = s.link.lock().clone();
+            if let Some(link) = link
+                && let Ok(bytes) = encoded(&Frame::new(s.next_sequence(), Body::Unbind))
+            {
+                // A peer that stopped reading must not hold the close past its grace.
+                let _ = tokio::time::timeout(grace, link.send(bytes)).await;
+            }
+        }
+        let deadline = Instant::now() + grace;
+        while self.bound() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for task in &self.tasks {
+            task.abort();
         }
     }
 }

@@ -51,7 +51,7 @@ async fn the_engine_loses_nothing_when_the_smsc_keeps_dropping_the_link() {
         let m = Message::builder(&format!("4477009{:05}", i), "ACME", "hi")
             .build(10)
             .unwrap();
-        router.submit(m).unwrap();
+        router.try_submit(m).unwrap();
     }
     let mut terminal = 0;
     let mut delivered = 0;
@@ -143,12 +143,20 @@ async fn a_carrier_that_never_binds_is_down_with_its_reason_and_gets_no_traffic(
         "not a candidate"
     );
     assert_eq!(router.health(dear).state, HealthState::Healthy);
+    // ready() names the carrier that is not bound, and why.
+    let not_ready = router.ready(Duration::from_millis(300)).await.unwrap_err();
+    assert_eq!(not_ready.down.len(), 1, "{not_ready}");
+    assert_eq!(not_ready.down[0].0, "cheap");
+    assert!(
+        not_ready.to_string().contains("ESME_RINVPASWD"),
+        "{not_ready}"
+    );
     let n = 20;
     for i in 0..n {
         let m = Message::builder(&format!("4477009{i:05}"), "ACME", "hi")
             .build(10)
             .unwrap();
-        router.submit(m).unwrap();
+        router.try_submit(m).unwrap();
     }
     let mut terminal = 0;
     while terminal < n {
@@ -164,4 +172,12 @@ async fn a_carrier_that_never_binds_is_down_with_its_reason_and_gets_no_traffic(
         }
     }
     assert!(sim.stats().binds_refused.load(Ordering::Relaxed) >= 2);
+    // Shutdown drains, then unbinds every session the factory opened.
+    let report = router.shutdown(Duration::from_secs(2)).await;
+    assert!(report.unfinished.is_empty());
+    assert_eq!(
+        router.carrier(dear).unwrap().bound(),
+        0,
+        "unbound on shutdown"
+    );
 }

@@ -77,6 +77,9 @@ impl<C: Carrier> Dispatcher<C> {
     pub(super) fn flush_metrics(&mut self) {
         let now = self.shared.now();
         for (state, slot) in self.carriers.iter_mut().zip(&self.slots) {
+            slot.queued
+                .store(state.lane.len() as u32, Ordering::Relaxed);
+            slot.in_flight.store(state.in_flight, Ordering::Relaxed);
             let burst = unpack_contract(state.contract).1.max(1);
             let fill = f64::from(slot.bucket.available(now)) / f64::from(burst);
             state.metrics.bucket_fill.set(fill.min(1.0));

@@ -240,12 +240,17 @@ impl<C: Carrier> Dispatcher<C> {
             self.inbound(carrier, inbound, now);
             worked = true;
         }
+        let mut started = 0;
         for _ in 0..BATCH {
             let Some(job) = self.shared.submitted.pop() else {
                 break;
             };
             self.start(job, now);
+            started += 1;
+        }
+        if started > 0 {
             worked = true;
+            self.shared.counters.announce_room();
         }
         while let Some((at, wake)) = self.timers.pop_due(now) {
             self.wake(at, wake, now);

@@ -43,6 +43,14 @@ pub fn start(
     .unwrap()
 }
 
+/// `try_submit`, with just the reason of a refusal.
+pub fn submit<C: smsroute_carrier::Carrier>(
+    router: &Router<C>,
+    message: Message,
+) -> Result<MessageId, Rejection> {
+    router.try_submit(message).map_err(|r| r.reason)
+}
+
 pub fn message(n: u64) -> Message {
     Message::builder(&format!("4477009{:05}", n % 100_000), "ACME", "hello")
         .build(10)
@@ -61,7 +69,7 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn submit(&mut self, router: &Router<SimCarrier>, message: Message) -> bool {
-        match router.submit(message) {
+        match router.try_submit(message).map_err(|r| r.reason) {
             Ok(id) => {
                 self.accepted.push(id);
                 true

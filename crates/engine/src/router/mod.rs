@@ -1,0 +1,444 @@
+//! The embedding API: start a router, submit messages, reload, shut down.
+
+mod submit;
+mod types;
+
+pub use types::{
+    CarrierStats, NotReady, Refused, Rejection, ReloadReport, RouterStats, SetupError,
+    ShutdownReport,
+};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+use parking_lot::Mutex;
+use smsroute_carrier::{Carrier, Inbound, LinkState, Receipt};
+use smsroute_delivery::{Nanos, RetryPolicy};
+use smsroute_health::HealthBoard;
+use smsroute_routing::{CarrierHealth, CarrierIndex, Config, HealthView, RouteTable};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::EngineOptions;
+use crate::dispatch::{Control, Dispatcher};
+use crate::dlr::{DlrMap, Matched};
+use crate::event::{Counters, EventSink, EventStream};
+use crate::inbound::InboundStream;
+use crate::registry::{CarrierSlot, MAX_CARRIERS, Snapshot, pack_contract};
+use crate::shared::Shared;
+
+/// Builds a carrier connection for a configured carrier (at start, and on reload for ids
+/// the router has not seen yet).
+pub type CarrierFactory<C> = Box<dyn FnMut(&smsroute_routing::config::CarrierConfig) -> C + Send>;
+
+/// Receipts buffered between a carrier and its pump.
+const RECEIPT_QUEUE: usize = 1024;
+
+/// An smsroute router: messages in, status events out. See the crate docs.
+///
+/// A cheap handle: clones share one router (submit from any task or thread). The router
+/// stops when [`Router::shutdown`] is called or when its last handle is dropped.
+pub struct Router<C: Carrier> {
+    shared: Arc<Shared<C>>,
+    handle: Arc<Handle<C>>,
+}
+
+impl<C: Carrier> Clone for Router<C> {
+    fn clone(&self) -> Self {
+        Router {
+            shared: self.shared.clone(),
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+/// What the router's handles share besides the state the dispatcher sees.
+struct Handle<C: Carrier> {
+    control: mpsc::UnboundedSender<Control>,
+    matched_tx: mpsc::Sender<Matched>,
+    /// Builds connections; its lock also serialises reloads.
+    factory: Mutex<CarrierFactory<C>>,
+    pumps: Mutex<Vec<AbortHandle>>,
+    inbound_tx: mpsc::Sender<(CarrierIndex, Inbound)>,
+    replies: Mutex<Option<InboundStream>>,
+}
+
+impl<C: Carrier> Router<C> {
+    /// Starts a router for `config` on the current tokio runtime, with a connection from
+    /// `factory` for each carrier. Returns the router and its status-event stream.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(
+        config: &Config,
+        options: EngineOptions,
+        factory: impl FnMut(&smsroute_routing::config::CarrierConfig) -> C + Send + 'static,
+    ) -> Result<(Router<C>, EventStream), SetupError> {
+        options.health.validate()?;
+        let mut factory: CarrierFactory<C> = Box::new(factory);
+        let table = RouteTable::compile(config)?;
+        if config.carriers.len() > MAX_CARRIERS {
+            return Err(SetupError::TooManyCarriers);
+        }
+        let mut slots = Vec::with_capacity(config.carriers.len());
+        for c in &config.carriers {
+            let slot = CarrierSlot::new(&c.id, Arc::new(factory(c)), c.tps, c.burst, c.window)
+                .map_err(|source| SetupError::Quota {
+                    id: c.id.clone(),
+                    source,
+                })?;
+            slots.push(Arc::new(slot));
+        }
+        let snapshot = Snapshot {
+            generation: 1,
+            table,
+            slot_of: (0..slots.len() as u16).map(CarrierIndex).collect(),
+            slots,
+            policy: RetryPolicy::from(&config.retry),
+            max_segments: config.limits.max_segments,
+            rules: smsroute_policy::Rules::new(&config.policy),
+            refund_on_failure: config.policy.refund_on_failure,
+        };
+        let file = options
+            .suppression_file
+            .clone()
+            .or_else(|| config.policy.suppression_file.as_ref().map(Into::into));
+        let suppression = Arc::new(match &file {
+            Some(path) => smsroute_policy::Suppression::open(path)?,
+            None => smsroute_policy::Suppression::in_memory(),
+        });
+        let cap_capacity = options.cap_capacity;
+        let counters = Arc::new(Counters::default());
+        let limit = options.max_outstanding + options.progress_headroom;
+        let (sink, stream) = EventSink::new(counters.clone(), limit, options.progress_events);
+        let shared = Arc::new(Shared {
+            board: HealthBoard::new(MAX_CARRIERS, options.health.max_ejected_share),
+            submitted: ArrayQueue::new(options.inbound_capacity.max(1)),
+            snapshot: ArcSwap::from_pointee(snapshot),
+            generation: AtomicU64::new(1),
+            wake: Notify::new(),
+            parked: AtomicBool::new(false),
+            counters,
+            dlr: Arc::new(DlrMap::default()),
+            origin: Instant::now(),
+            options,
+            next_id: AtomicU64::new(1),
+            ids: Default::default(),
+            stopped: AtomicBool::new(false),
+            metrics: smsroute_metrics::EngineMetrics::register(),
+            suppression,
+            caps: smsroute_policy::FrequencyCaps::new(cap_capacity),
+            wall_ms: AtomicU64::new(crate::shared::wall_ms()),
+            accounts: Default::default(),
+            account_gauges: Default::default(),
+        });
+        for account in &config.policy.accounts {
+            shared.add_account(account);
+        }
+        {
+            let snapshot = shared.snapshot.load();
+            shared.metrics.table_generation.set(1.0);
+            shared
+                .metrics
+                .table_prefixes
+                .set(snapshot.table.stats().prefixes as f64);
+        }
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let (matched_tx, matched_rx) = mpsc::channel(RECEIPT_QUEUE);
+        let (inbound_tx, inbound_rx) = mpsc::channel(RECEIPT_QUEUE);
+        let (replies_tx, replies_rx) = mpsc::channel(shared.options.replies_capacity.max(1));
+        let router = Router {
+            shared: shared.clone(),
+            handle: Arc::new(Handle {
+                control,
+                matched_tx,
+                factory: Mutex::new(factory),
+                pumps: Mutex::new(Vec::new()),
+                inbound_tx,
+                replies: Mutex::new(Some(InboundStream { rx: replies_rx })),
+            }),
+        };
+        let slots = shared.snapshot.load().slots.clone();
+        for (index, slot) in slots.iter().enumerate() {
+            router.attach_receipts(CarrierIndex(index as u16), slot);
+        }
+        let dispatcher =
+            Dispatcher::new(shared, sink, matched_rx, control_rx, inbound_rx, replies_tx);
+        tokio::spawn(dispatcher.run());
+        Ok((router, stream))
+    }
+
+    /// Swaps in a new configuration: compiled here, off the hot path, then published in one
+    /// atomic store. Carriers keep their connection, bucket and health by id; new ones are
+    /// connected; removed ones drain. Messages already accepted keep their candidates and
+    /// retry policy; new messages use the new table.
+    pub fn reload(&self, config: &Config) -> Result<ReloadReport, SetupError> {
+        let answer = self.swap_in(config);
+        let m = &self.shared.metrics;
+        match &answer {
+            Ok(report) => {
+                m.reloads_ok.increment(1);
+                m.table_generation.set(report.generation as f64);
+                let prefixes = self.shared.snapshot.load().table.stats().prefixes;
+                m.table_prefixes.set(prefixes as f64);
+            }
+            Err(_) => m.reloads_failed.increment(1),
+        }
+        answer
+    }
+
+    fn swap_in(&self, config: &Config) -> Result<ReloadReport, SetupError> {
+        let mut factory = self.handle.factory.lock();
+        let table = RouteTable::compile(config)?;
+        let current = self.shared.snapshot.load_full();
+        let mut slots = current.slots.clone();
+        let mut slot_of = Vec::with_capacity(config.carriers.len());
+        let mut added = Vec::new();
+        for c in &config.carriers {
+            if let Some(index) = slots.iter().position(|s| &*s.id == c.id.as_str()) {
+                slot_of.push(CarrierIndex(index as u16));
+                continue;
+            }
+            if slots.len() >= MAX_CARRIERS {
+                return Err(SetupError::TooManyCarriers);
+            }
+            let slot = CarrierSlot::new(&c.id, Arc::new(factory(c)), c.tps, c.burst, c.window)
+                .map_err(|source| SetupError::Quota {
+                    id: c.id.clone(),
+                    source,
+                })?;
+            slot_of.push(CarrierIndex(slots.len() as u16));
+            slots.push(Arc::new(slot));
+            added.push(c.id.clone());
+        }
+        // Everything is valid: apply.
+        for (c, &index) in config.carriers.iter().zip(&slot_of) {
+            let slot = &slots[index.get()];
+            slot.contract
+                .store(pack_contract(c.tps, c.burst), Ordering::Release);
+            slot.window.store(c.window, Ordering::Relaxed);
+        }
+        // Configured before, not now: retired (no new traffic; they drain).
+        let removed = current
+            .slot_of
+            .iter()
+            .filter(|old| !slot_of.contains(old))
+            .map(|old| slots[old.get()].id.to_string())
+            .collect();
+        for (index, slot) in slots.iter().enumerate().skip(current.slots.len()) {
+            self.attach_receipts(CarrierIndex(index as u16), slot);
+        }
+        let generation = current.generation + 1;
+        self.shared.snapshot.store(Arc::new(Snapshot {
+            generation,
+            table,
+            slot_of,
+            slots,
+            policy: RetryPolicy::from(&config.retry),
+            max_segments: config.limits.max_segments,
+            rules: smsroute_policy::Rules::new(&config.policy),
+            refund_on_failure: config.policy.refund_on_failure,
+        }));
+        for account in &config.policy.accounts {
+            self.shared.add_account(account);
+        }
+        self.shared.generation.store(generation, Ordering::Release);
+        self.shared.wake.notify_one();
+        Ok(ReloadReport {
+            generation,
+            added,
+            removed,
+        })
+    }
+
+    /// Stops taking messages, lets those in flight finish until `grace` has passed, and
+    /// reports what did not. The event stream ends once its last events are taken.
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let started = tokio::time::Instant::now();
+        let deadline = self.shared.now().saturating_add(grace.as_nanos() as Nanos);
+        let (reply, report) = oneshot::channel();
+        let sent = self.handle.control.send(Control::Shutdown {
+            deadline,
+            reply: Some(reply),
+        });
+        self.shared.wake.notify_one();
+        let report = match sent {
+            Ok(()) => report.await.unwrap_or_default(),
+            Err(_) => ShutdownReport::default(),
+        };
+        // Then every connection the factory built, reloaded and retired ones included,
+        // unbinds within what is left of the grace (at least a second for the peers' answers).
+        let left = grace
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let slots = self.shared.snapshot.load().slots.clone();
+        futures::future::join_all(slots.iter().map(|slot| slot.carrier.close(left))).await;
+        tracing::info!(
+            drained = report.drained,
+            unfinished = report.unfinished.len(),
+            "router shut down"
+        );
+        report
+    }
+
+    /// Waits until every configured carrier that has a connection can take submits (an SMPP
+    /// carrier: a session is bound), at most `timeout`; else says which is not and why.
+    /// Carriers without a connection (`LinkState::NotConfigured`) are not waited for.
+    pub async fn ready(&self, timeout: Duration) -> Result<(), NotReady> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let snapshot = self.shared.snapshot.load();
+            let down: Vec<(String, String)> = snapshot
+                .slot_of
+                .iter()
+                .map(|&slot| &snapshot.slots[slot.get()])
+                .filter_map(|slot| match slot.carrier.link() {
+                    LinkState::Down { reason } => Some((slot.id.to_string(), reason)),
+                    _ => None,
+                })
+                .collect();
+            if down.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(NotReady { down });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Every carrier the router knows (removed ones while they drain included), in slot
+    /// order: link, health, queue, in flight and rate. Reads no metrics recorder.
+    pub fn carriers(&self) -> Vec<CarrierStats> {
+        let snapshot = self.shared.snapshot.load();
+        snapshot
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                let index = CarrierIndex(i as u16);
+                CarrierStats {
+                    id: slot.id.clone(),
+                    index,
+                    link: slot.carrier.link(),
+                    health: self.shared.board.health(index),
+                    queued: slot.queued.load(Ordering::Relaxed),
+                    in_flight: slot.in_flight.load(Ordering::Relaxed),
+                    rate: slot.bucket.quota().rate(),
+                    configured: snapshot.slot_of.contains(&index),
+                }
+            })
+            .collect()
+    }
+
+    /// The most segments a message may have under the current configuration
+    /// (`[limits] max_segments`): what to build messages with.
+    pub fn max_segments(&self) -> u32 {
+        self.shared.snapshot.load().max_segments
+    }
+
+    /// Now on the router's clock (nanoseconds since start), as events' `at` counts it.
+    pub fn now(&self) -> Nanos {
+        self.shared.now()
+    }
+
+    /// The id of a carrier slot, as events name carriers.
+    pub fn carrier_id(&self, carrier: CarrierIndex) -> Option<Arc<str>> {
+        let snapshot = self.shared.snapshot.load();
+        snapshot.slots.get(carrier.get()).map(|s| s.id.clone())
+    }
+
+    /// The slot of a carrier id.
+    pub fn carrier_index(&self, id: &str) -> Option<CarrierIndex> {
+        let snapshot = self.shared.snapshot.load();
+        snapshot
+            .slots
+            .iter()
+            .position(|s| &*s.id == id)
+            .map(|i| CarrierIndex(i as u16))
+    }
+
+    /// A carrier's health as routing sees it now.
+    pub fn health(&self, carrier: CarrierIndex) -> CarrierHealth {
+        self.shared.board.health(carrier)
+    }
+
+    /// The connection of a carrier slot.
+    pub fn carrier(&self, carrier: CarrierIndex) -> Option<Arc<C>> {
+        let snapshot = self.shared.snapshot.load();
+        snapshot.slots.get(carrier.get()).map(|s| s.carrier.clone())
+    }
+
+    /// The replies stream (taken once): inbound messages after their keywords were applied.
+    /// A router whose replies nobody takes still applies every opt-out.
+    pub fn take_inbound(&self) -> Option<InboundStream> {
+        self.handle.replies.lock().take()
+    }
+
+    /// An account's balance now.
+    pub fn balance(&self, account: &str) -> Option<smsroute_types::Money> {
+        let balance = self.shared.accounts.get(account)?;
+        Some(smsroute_types::Money::from_micros(
+            balance.load(Ordering::Acquire),
+        ))
+    }
+
+    /// The suppression list: for bulk import and export, and to check a number.
+    pub fn suppression(&self) -> &smsroute_policy::Suppression {
+        &self.shared.suppression
+    }
+
+    /// Live figures.
+    pub fn stats(&self) -> RouterStats {
+        let counters = &self.shared.counters;
+        RouterStats {
+            outstanding: counters.outstanding.load(Ordering::Acquire),
+            events_dropped: counters.dropped.load(Ordering::Relaxed),
+            unknown_receipts: self.shared.dlr.unknown.load(Ordering::Relaxed),
+            receipts_pending: self.shared.dlr.len(),
+            generation: self.shared.generation.load(Ordering::Acquire),
+        }
+    }
+
+    /// Gives a carrier its receipt sink and starts the pump that correlates its receipts.
+    fn attach_receipts(&self, index: CarrierIndex, slot: &CarrierSlot<C>) {
+        let (tx, mut rx) = mpsc::channel::<Receipt>(RECEIPT_QUEUE);
+        slot.carrier.attach_receipts(tx);
+        let (shared, matched) = (self.shared.clone(), self.handle.matched_tx.clone());
+        let early_ttl = shared.options.early_receipt_ttl_ms * 1_000_000;
+        let pump = tokio::spawn(async move {
+            while let Some(receipt) = rx.recv().await {
+                let now = shared.now();
+                if let Some(m) = shared.dlr.arrive(index, receipt, now, early_ttl)
+                    && matched.send(m).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        self.handle.pumps.lock().push(pump.abort_handle());
+        let (tx, mut rx) = mpsc::channel::<Inbound>(RECEIPT_QUEUE);
+        slot.carrier.attach_inbound(tx);
+        let forward = self.handle.inbound_tx.clone();
+        let pump = tokio::spawn(async move {
+            while let Some(inbound) = rx.recv().await {
+                if forward.send((index, inbound)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.handle.pumps.lock().push(pump.abort_handle());
+    }
+}
+
+impl<C: Carrier> Drop for Handle<C> {
+    fn drop(&mut self) {
+        for pump in self.pumps.get_mut().drain(..) {
+            pump.abort();
+        }
+    }
+}
