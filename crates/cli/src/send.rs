@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use smsroute_carrier::{Carrier, LinkState};
-use smsroute_delivery::{Event, RetryPolicy};
+use smsroute_delivery::Event;
 use smsroute_engine::{EngineOptions, Router, StatusEvent};
 use smsroute_routing::Config;
-use smsroute_smpp::{EsmeConfig, SmppCarrier};
+use smsroute_smpp::SmppCarrier;
 use smsroute_types::Message;
 
 use crate::check::load_config;
@@ -116,20 +116,12 @@ fn report_unbound(carriers: &[std::sync::Arc<SmppCarrier>]) {
 }
 
 async fn send(config: &Config, args: SendArgs<'_>, plan: Plan) -> Result<bool, String> {
-    let policy = RetryPolicy::from(&config.retry);
     let options = EngineOptions {
         max_outstanding: args.count as usize * 2,
         request_receipts: true,
         ..EngineOptions::default()
     };
-    let (router, mut events) = Router::start(config, options, move |c| match &c.smpp {
-        Some(smpp) => SmppCarrier::connect(
-            &c.id,
-            EsmeConfig::from_config(smpp, c.window, Duration::from_nanos(policy.submit_timeout)),
-        ),
-        None => SmppCarrier::unconfigured(&c.id),
-    })
-    .map_err(|e| e.to_string())?;
+    let (router, mut events) = smsroute::start_smpp(config, options).map_err(|e| e.to_string())?;
     let carriers: Vec<_> = config
         .carriers
         .iter()
