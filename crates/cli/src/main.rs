@@ -20,8 +20,26 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "smsroute", version, about)]
 struct Cli {
+    /// How log lines are written on stderr: `text` or `json`. What is logged: `RUST_LOG`
+    /// (default `info`).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Log lines on stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        logs.json().init();
+    } else {
+        logs.with_ansi(false).init();
+    }
 }
 
 #[derive(Subcommand)]
@@ -113,6 +131,7 @@ const BAD_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logs(&cli.log_format);
     let result = match cli.command {
         Command::Check { config } => check::run(&config),
         Command::Explain {

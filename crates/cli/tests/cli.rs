@@ -268,6 +268,24 @@ fn send_goes_through_the_simulator_and_reports_every_event() {
         stderr.contains("not bound: bind refused: ESME_RINVPASWD"),
         "{stderr}"
     );
+    // The same as JSON log lines; the password never appears.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsroute"))
+        .args(["--log-format", "json", "send", bad.to_str().unwrap()])
+        .args(["--to", "447700900123", "--wait", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let failures: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l: &serde_json::Value| l["fields"]["message"] == "SMPP bind failed")
+        .collect();
+    assert!(!failures.is_empty(), "{stderr}");
+    assert_eq!(failures[0]["level"], "WARN");
+    assert_eq!(failures[0]["fields"]["carrier"], "sim");
+    let reason = failures[0]["fields"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("ESME_RINVPASWD"), "{reason}");
+    assert!(!stderr.contains("nope"), "a password in the logs: {stderr}");
     // Bad input: exit 2 with a message.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_smsroute"))
         .args(["send", good.to_str().unwrap(), "--to", "12ab"])

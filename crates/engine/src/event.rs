@@ -73,6 +73,8 @@ pub(crate) struct Counters {
     pub queued: AtomicUsize,
     /// Progress events dropped because the gateway lagged.
     pub dropped: AtomicU64,
+    /// Submits refused as overloaded (for the overload log lines).
+    pub overloaded: AtomicU64,
     /// Announces room (an outstanding slot freed, the queue drained) to `submit`s waiting.
     pub room: tokio::sync::Notify,
     /// `submit`s waiting for room: room is announced only when there are some.

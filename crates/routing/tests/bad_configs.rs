@@ -196,3 +196,40 @@ fn accounts_parse_and_bad_ones_are_named() {
     let err = Config::parse(&neg, "a.toml").unwrap_err().to_string();
     assert!(err.contains("a.toml:6:11:"), "{err}");
 }
+
+/// Regression (issue 14, deliverable 4): an unquoted password was echoed in the error, and
+/// `Debug` of the checked configuration printed it.
+#[test]
+fn a_password_never_appears_in_an_error_or_a_debug_print() {
+    let smpp = |password: &str| {
+        format!(
+            "[[carriers]]\nid = \"a\"\ntps = 5\n[carriers.smpp]\nhost = \"h\"\nport = 2775\n\
+             system_id = \"x\"\npassword = {password}\n"
+        )
+    };
+    for written in [
+        "13371337",
+        "[\"13371337\"]",
+        "{ a = \"13371337\" }",
+        "13.371337",
+    ] {
+        let err = Config::parse(&smpp(written), "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("p.toml:8:12: invalid password"), "{err}");
+        assert!(!err.contains("1337"), "{err}");
+    }
+    let err = Config::parse(&smpp("\"133713371337\""), "p.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("password has 12 characters") && !err.contains("1337"),
+        "{err}"
+    );
+    let config = Config::parse(&smpp("\"s3cr3t\""), "p.toml").unwrap();
+    let debug = format!("{config:?}");
+    assert!(
+        debug.contains("system_id: \"x\"") && !debug.contains("s3cr3t"),
+        "{debug}"
+    );
+}

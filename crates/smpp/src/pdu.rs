@@ -92,8 +92,8 @@ pub enum BindKind {
     Transceiver,
 }
 
-/// A bind request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A bind request. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Bind {
     /// Which way.
     pub kind: BindKind,
@@ -105,6 +105,18 @@ pub struct Bind {
     pub system_type: String,
     /// 0x34 for SMPP 3.4 (node-smpp sends 0x50).
     pub interface_version: u8,
+}
+
+impl std::fmt::Debug for Bind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bind")
+            .field("kind", &self.kind)
+            .field("system_id", &self.system_id)
+            .field("password", &"<redacted>")
+            .field("system_type", &self.system_type)
+            .field("interface_version", &self.interface_version)
+            .finish()
+    }
 }
 
 /// An address with its type of number and numbering plan.
@@ -533,6 +545,25 @@ mod tests {
         let mut bytes = Vec::new();
         frame.encode(&mut bytes).unwrap();
         assert_eq!(Frame::decode(&bytes).unwrap(), frame);
+    }
+
+    #[test]
+    fn a_bind_and_the_esme_settings_never_print_the_password() {
+        let bind = Bind {
+            kind: BindKind::Transceiver,
+            system_id: "acme".into(),
+            password: "s3cr3t".into(),
+            system_type: String::new(),
+            interface_version: 0x34,
+        };
+        let frame = Frame::new(1, Body::Bind(bind));
+        let esme = crate::EsmeConfig::new("127.0.0.1", 2775, "acme", "s3cr3t");
+        for debug in [format!("{frame:?}"), format!("{esme:?}")] {
+            assert!(
+                debug.contains("acme") && !debug.contains("s3cr3t"),
+                "{debug}"
+            );
+        }
     }
 
     #[test]

@@ -278,10 +278,18 @@ async fn session(stream: TcpStream, shared: Arc<Shared>, number: u64) {
                 match refuse {
                     Some(code) => {
                         stats.binds_refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            session = number, system_id = %bind.system_id,
+                            status = status::name(code).unwrap_or("?"), "bind refused"
+                        );
                         resp.status = code;
                     }
                     None => {
                         stats.binds.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            session = number, system_id = %bind.system_id,
+                            kind = ?bind.kind, "bound"
+                        );
                         if bind.kind != BindKind::Transmitter {
                             shared
                                 .receivers

@@ -3,6 +3,7 @@
 //! compaction.
 
 use smsroute_carrier::LinkState;
+use smsroute_routing::HealthState;
 
 use super::*;
 
@@ -20,6 +21,9 @@ impl<C: Carrier> Dispatcher<C> {
                 let id = &*self.slots[c].id;
                 match &link {
                     LinkState::Up => tracing::info!(carrier = id, "carrier up"),
+                    LinkState::NotConfigured => {
+                        tracing::info!(carrier = id, "carrier has no connection configured")
+                    }
                     LinkState::Down { reason } => tracing::warn!(
                         carrier = id, %reason,
                         "carrier down: no candidate while another carrier is up"
@@ -50,6 +54,19 @@ impl<C: Carrier> Dispatcher<C> {
         let c = carrier.get();
         let state = &mut self.carriers[c];
         let health = state.tracker.snapshot();
+        if health.state != state.published.state {
+            let (id, penalty) = (&*self.slots[c].id, health.penalty);
+            let was = state.published.state;
+            match health.state {
+                HealthState::Ejected => {
+                    tracing::warn!(carrier = id, ?was, penalty, "carrier ejected")
+                }
+                HealthState::Probing => {
+                    tracing::info!(carrier = id, ?was, "carrier half-open: probing")
+                }
+                now => tracing::info!(carrier = id, ?was, ?now, penalty, "carrier health"),
+            }
+        }
         if health != state.published {
             state.published = health;
             self.shared.board.publish(carrier, health);
@@ -104,6 +121,18 @@ impl<C: Carrier> Dispatcher<C> {
         m.receipts_unknown.increment(unknown - c.unknown_seen);
         self.counts.dropped_seen = dropped;
         self.counts.unknown_seen = unknown;
+        let overloaded = self.shared.counters.overloaded.load(Ordering::Relaxed);
+        let refusing = overloaded != c.overloaded_seen;
+        self.counts.overloaded_seen = overloaded;
+        self.counts.refusing = refusing;
+        if refusing != c.refusing {
+            let outstanding = self.shared.counters.outstanding.load(Ordering::Relaxed);
+            if refusing {
+                tracing::warn!(outstanding, "overloaded: refusing submits");
+            } else {
+                tracing::info!(outstanding, "overload over: taking submits again");
+            }
+        }
         m.outstanding
             .set(self.shared.counters.outstanding.load(Ordering::Relaxed) as f64);
         m.queue_depth.set(self.shared.submitted.len() as f64);

@@ -108,6 +108,9 @@ struct EngineCounts {
     /// The shared totals already flushed.
     dropped_seen: u64,
     unknown_seen: u64,
+    overloaded_seen: u64,
+    /// Submits were refused as overloaded during the last tick (logged when it changes).
+    refusing: bool,
 }
 
 impl<C: Carrier> Dispatcher<C> {

@@ -181,12 +181,19 @@ impl<C: Carrier> Router<C> {
         let m = &self.shared.metrics;
         match &answer {
             Ok(report) => {
+                tracing::info!(
+                    generation = report.generation, added = ?report.added,
+                    removed = ?report.removed, "route table reloaded"
+                );
                 m.reloads_ok.increment(1);
                 m.table_generation.set(report.generation as f64);
                 let prefixes = self.shared.snapshot.load().table.stats().prefixes;
                 m.table_prefixes.set(prefixes as f64);
             }
-            Err(_) => m.reloads_failed.increment(1),
+            Err(e) => {
+                tracing::warn!(error = %e, "reload refused: the running table stays");
+                m.reloads_failed.increment(1)
+            }
         }
         answer
     }

@@ -53,6 +53,9 @@ impl<C: Carrier> Router<C> {
             Err(reason) => reason,
         };
         shared.metrics.rejected[answer.index()].increment(1);
+        if answer == Rejection::Overloaded {
+            shared.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+        }
         message.set_id(given.0);
         message.set_not_before(given.1);
         Err(Refused {

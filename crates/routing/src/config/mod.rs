@@ -47,8 +47,8 @@ pub struct CarrierConfig {
     pub smpp: Option<SmppConfig>,
 }
 
-/// Where and how to bind to a carrier's SMSC.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where and how to bind to a carrier's SMSC. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SmppConfig {
     /// Host name or address.
     pub host: String,
@@ -62,6 +62,19 @@ pub struct SmppConfig {
     pub system_type: String,
     /// Sessions to open (≥ 1); they share the carrier's tps and window.
     pub binds: u32,
+}
+
+impl std::fmt::Debug for SmppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmppConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("system_id", &self.system_id)
+            .field("password", &"<redacted>")
+            .field("system_type", &self.system_type)
+            .field("binds", &self.binds)
+            .finish()
+    }
 }
 
 /// One rate-deck row.

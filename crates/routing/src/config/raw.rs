@@ -73,9 +73,54 @@ pub(super) struct RawSmpp {
     pub host: Spanned<String>,
     pub port: Spanned<i64>,
     pub system_id: Spanned<String>,
-    pub password: Spanned<String>,
+    pub password: Spanned<Secret>,
     pub system_type: Option<Spanned<String>>,
     pub binds: Option<Spanned<i64>>,
+}
+
+/// A password as written: a string, and an error that never repeats what was written
+/// instead (an unquoted `password = 13371337` must not end up in a log).
+pub(super) struct Secret(pub String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        const WANTED: &str = "a quoted string (the value written is not repeated here)";
+        fn refuse<E: serde::de::Error>() -> Result<Secret, E> {
+            Err(E::custom(format!("invalid password: expected {WANTED}")))
+        }
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Secret;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(WANTED)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Secret, E> {
+                Ok(Secret(v))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+                refuse()
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+                refuse()
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+                refuse()
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+                refuse()
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+                refuse()
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+                refuse()
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
 }
 
 #[derive(Deserialize)]

@@ -450,7 +450,8 @@ fn smpp(check: &mut Checker<'_>, raw: &RawSmpp) -> SmppConfig {
     };
     let host = bounded(&raw.host, "host", 253, true);
     let system_id = bounded(&raw.system_id, "system_id", 15, true);
-    let password = bounded(&raw.password, "password", 8, false);
+    let password = Spanned::new(raw.password.span(), raw.password.get_ref().0.clone());
+    let password = bounded(&password, "password", 8, false);
     let system_type = raw
         .system_type
         .as_ref()
