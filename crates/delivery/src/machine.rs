@@ -1,4 +1,6 @@
 //! The per-message state machine: inputs with `now`, actions out, exactly one terminal event.
+//!
+//! Length: past 500 lines: one state machine, whose transitions are best read together.
 
 use smallvec::{SmallVec, smallvec};
 use smsroute_routing::CarrierIndex;

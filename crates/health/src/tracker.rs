@@ -1,6 +1,8 @@
 //! One carrier's health as a sans-IO state machine: outcomes and time in, penalty and circuit
 //! state out. Single writer (the carrier's dispatcher owns it); readers see what it publishes
 //! on a [`crate::HealthBoard`].
+//!
+//! Length: past 500 lines with its tests (a third of the file).
 
 use smsroute_routing::{CarrierHealth, HealthState};
 use smsroute_types::SplitMix64;

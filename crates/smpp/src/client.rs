@@ -3,6 +3,10 @@
 //! link alive with enquire_link and declares it dead when nothing comes back, reconnects with
 //! growing backoff, and unbinds cleanly on close. Submits in flight when a link dies end as
 //! "connection lost" (outcome unknown); receipts go to the engine's sink.
+//!
+//! Length: past 500 lines until issue 15 moves the session loop into the one sans-IO session
+//! machine shared with the simulator; the carrier, its sessions' supervision and the receipt-id
+//! aliases live here together until then.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

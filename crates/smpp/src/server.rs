@@ -2,6 +2,10 @@
 //! as the in-process simulated carriers (latency, error mix, its own per-bind rate limit,
 //! outages, hangs), plus window enforcement, credential checks, delivery receipts and
 //! scheduled disconnects. Garbage gets a generic_nack, or the session closed; never a crash.
+//!
+//! Length: past 500 lines until issue 15 moves the session loop into the one sans-IO session
+//! machine shared with the ESME; the accept loop, the session loop and store-and-forward of
+//! deliver_sm live here together until then.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

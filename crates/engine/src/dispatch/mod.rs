@@ -6,10 +6,20 @@
 //! turn of its loop takes a batch of each input (carrier answers, receipts, new messages, due
 //! timers), lets the consequences settle, hands the batch of events to the gateway, and parks
 //! when there is nothing to do.
+//!
+//! Parts: this file has the loop (`run`, `turn`, `apply`, `settle`) and the snapshot sync;
+//! `inputs` takes new messages, carrier answers, receipts, replies and timers; `lanes` owns
+//! each carrier's queue, window, bucket and probe gate and sends submits; `events` hands
+//! status events out; `drain` stops; `carrier` is the per-carrier state, `slab` the messages
+//! and timers, `answers` what an answer means, `housekeeping` the 100 ms tick.
 
 mod answers;
 mod carrier;
+mod drain;
+mod events;
 mod housekeeping;
+mod inputs;
+mod lanes;
 mod slab;
 
 use std::collections::VecDeque;
@@ -39,6 +49,8 @@ use crate::registry::{CarrierSlot, unpack_contract};
 use crate::shared::{Job, Shared};
 use answers::{health_outcome, metric_result, receipt_index};
 use carrier::CarrierState;
+use events::submitted_event;
+use lanes::set_rate;
 use slab::{Entry, InFlight, Slab, Timers, Wake};
 use smsroute_policy::Keyword;
 
@@ -267,17 +279,6 @@ impl<C: Carrier> Dispatcher<C> {
         worked
     }
 
-    fn control(&mut self, control: Option<Control>, now: Nanos) {
-        match control {
-            Some(Control::Shutdown { deadline, reply }) => self.draining = Some((deadline, reply)),
-            None => {
-                self.handle_gone = true;
-                // Gone without a shutdown: stop now.
-                self.draining.get_or_insert((now, None));
-            }
-        }
-    }
-
     /// Picks up a new snapshot: the retry policy for new messages, new carriers, changed
     /// contracts.
     fn sync(&mut self) {
@@ -322,65 +323,6 @@ impl<C: Carrier> Dispatcher<C> {
         now.saturating_add(ahead.min(u128::from(u64::MAX)) as u64)
     }
 
-    /// A new message: start its state machine.
-    fn start(&mut self, job: Job, now: Nanos) {
-        if job.candidates.iter().any(|c| c.get() >= self.slots.len()) {
-            self.sync();
-        }
-        let (message, checked, charge) = (job.message, job.checked, job.charge);
-        let request = DeliveryRequest {
-            id: message.id(),
-            parts: message.segments(),
-            candidates: job.candidates,
-            receipt: self.shared.options.request_receipts,
-            validity: message.validity().map(|d| d.as_nanos() as Nanos),
-            not_before: message
-                .not_before()
-                .map(|at| self.now_system_offset(now, at)),
-        };
-        self.counts.accepted += 1;
-        let (delivery, actions) = Delivery::start(request, self.policy, now);
-        let key = self.slab.insert(Entry {
-            delivery,
-            message,
-            wake_at: Nanos::MAX,
-            lane: None,
-            in_flight: None,
-            checked,
-            charge,
-            carrier_ids: smallvec::SmallVec::new(),
-        });
-        self.apply(key, actions, now);
-    }
-
-    /// A reply from a recipient: its keyword changes the suppression list here, in the
-    /// dispatcher, so every dispatch after it sees the change; then the gateway hears of it.
-    fn inbound(&mut self, carrier: CarrierIndex, inbound: Inbound, now: Nanos) {
-        let keyword = Keyword::parse(&inbound.text);
-        let changed = match (keyword, smsroute_types::E164::parse(&inbound.from)) {
-            (Some(k), Ok(number)) => self
-                .shared
-                .suppression
-                .apply(k, &number, &inbound.to)
-                .unwrap_or(true),
-            _ => false,
-        };
-        let m = &self.shared.metrics;
-        m.inbound[keyword.map_or(smsroute_metrics::INBOUND_NONE, |k| k as usize)].increment(1);
-        let event = InboundEvent {
-            carrier,
-            from: inbound.from,
-            to: inbound.to,
-            text: inbound.text,
-            keyword,
-            changed,
-            at: now,
-        };
-        if self.replies_tx.try_send(event).is_err() {
-            m.inbound[smsroute_metrics::INBOUND_DROPPED].increment(1);
-        }
-    }
-
     /// Carries out a state machine's actions.
     fn apply(&mut self, key: EntryKey, actions: Actions, now: Nanos) {
         for action in actions {
@@ -417,115 +359,6 @@ impl<C: Carrier> Dispatcher<C> {
         }
     }
 
-    /// Hands an event to the gateway; a terminal one also frees the message.
-    fn emit(&mut self, key: EntryKey, event: Event, now: Nanos) {
-        if !event.is_terminal() {
-            let Some(entry) = self.slab.get_mut(key) else {
-                return;
-            };
-            match event {
-                Event::Retrying { carrier, .. } => self.carriers[carrier.get()].counts.retries += 1,
-                Event::FailedOver { from, .. } => self.carriers[from.get()].counts.failovers += 1,
-                // Reported with the carrier's ids once the attempt's answer is known.
-                Event::Submitted { .. } => return,
-                _ => {}
-            }
-            let status = progress_event(entry, event, now, smallvec::SmallVec::new());
-            let live = self.slab.live();
-            self.events.progress(status, live);
-            return;
-        }
-        let Some(mut entry) = self.slab.remove(key) else {
-            return;
-        };
-        self.shared.ids.remove(&entry.delivery.id());
-        if let Some(flight) = entry.in_flight.take() {
-            // Ended with its submit unanswered (expired in flight).
-            if let Some(task) = &flight.task {
-                task.abort();
-            }
-            let status = submitted_event(&entry, &flight, smallvec::SmallVec::new());
-            let live = self.slab.live() + 1;
-            self.events.progress(status, live);
-        }
-        let d = &entry.delivery;
-        let history = d.history();
-        if let Some(charge) = &entry.charge {
-            // No carrier took it: nothing was sent to pay for.
-            let taken = history
-                .iter()
-                .any(|a| a.outcome == smsroute_delivery::AttemptOutcome::Accepted);
-            if !taken && self.shared.snapshot.load().refund_on_failure {
-                charge.account.fetch_add(charge.charged, Ordering::AcqRel);
-            }
-        }
-        if let Some(outcome) = event.terminal_index() {
-            self.counts.outcomes[outcome] += 1;
-        }
-        self.counts.possible_duplicates += u64::from(d.possible_duplicate());
-        self.events.terminal(StatusEvent {
-            id: d.id(),
-            at: now,
-            event,
-            attempts: d.attempts(),
-            possible_duplicate: d.possible_duplicate(),
-            carrier: history.last().map(|a| a.carrier),
-            history: (history.len() > 1).then(|| history.into()),
-            carrier_message_ids: entry.carrier_ids,
-            message: entry.message,
-        });
-        if self.draining.is_some() {
-            self.drained += 1;
-        }
-    }
-
-    /// Sends attempt `attempt` to `carrier`; an answer that comes at once is handled after
-    /// this step, a later one comes back through the results channel.
-    fn submit(&mut self, key: EntryKey, carrier: CarrierIndex, attempt: u32, now: Nanos) {
-        let Some(entry) = self.slab.get_mut(key) else {
-            return;
-        };
-        let request = SubmitRequest {
-            message: entry.message.clone(),
-            attempt,
-            receipt: self.shared.options.request_receipts,
-        };
-        let connection = self.slots[carrier.get()].carrier.clone();
-        let mut answer: Pin<Box<dyn Future<Output = _> + Send>> =
-            Box::pin(async move { connection.submit(request).await });
-        let task = match answer
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        {
-            Poll::Ready(result) => {
-                self.ready.push_back(Completion {
-                    key,
-                    attempt,
-                    result,
-                });
-                None
-            }
-            Poll::Pending => {
-                let results = self.results_tx.clone();
-                let handle = tokio::spawn(async move {
-                    let result = answer.await;
-                    let _ = results.send(Completion {
-                        key,
-                        attempt,
-                        result,
-                    });
-                });
-                Some(handle.abort_handle())
-            }
-        };
-        entry.in_flight = Some(InFlight {
-            carrier,
-            attempt,
-            started: now,
-            task,
-        });
-    }
-
     /// Handles answers that came at once and pumps lanes until nothing more moves.
     fn settle(&mut self, now: Nanos) {
         loop {
@@ -538,333 +371,5 @@ impl<C: Carrier> Dispatcher<C> {
                 return;
             }
         }
-    }
-
-    /// Admits messages from a carrier's lane while its window and bucket allow; when the
-    /// bucket says "not before t", arms one wake-up for the lane at t (no spinning).
-    fn pump(&mut self, carrier: CarrierIndex, now: Nanos) {
-        let c = carrier.get();
-        let window = self.slots[c].window.load(Ordering::Relaxed);
-        loop {
-            let Some(&key) = self.carriers[c].lane.front() else {
-                return;
-            };
-            let Some(entry) = self.slab.get_mut(key).filter(|e| e.lane == Some(carrier)) else {
-                // Finished (expired) while waiting.
-                self.carriers[c].lane.pop_front();
-                continue;
-            };
-            // The window, then the tracker's probe gate (half-open: at most `probes` in
-            // flight); an answer frees both and marks the lane to pump again.
-            if self.carriers[c].in_flight >= window || !self.carriers[c].tracker.may_send(now) {
-                return;
-            }
-            let answer = match may_go(entry, carrier, &self.shared.suppression) {
-                Err(reason) => Err(reason),
-                Ok(()) => match self.slots[c]
-                    .bucket
-                    .try_admit(entry.message.segments(), now)
-                {
-                    Admission::Admitted => Ok(Ok(())),
-                    Admission::NotBefore(at) if at < entry.delivery.deadline() => {
-                        let state = &mut self.carriers[c];
-                        if state
-                            .lane_wake
-                            .is_none_or(|armed| armed > at || armed <= now)
-                        {
-                            state.lane_wake = Some(at);
-                            self.timers.push(at, Wake::Lane(carrier.0));
-                        }
-                        return;
-                    }
-                    // It would expire before its turn; a message larger than the burst
-                    // (possible only after a reload shrank it) never gets one.
-                    Admission::NotBefore(at) => Ok(Err(at)),
-                    Admission::ExceedsBurst => Ok(Err(Nanos::MAX)),
-                },
-            };
-            // It leaves the lane: admitted, expiring, or stopped by a policy.
-            self.carriers[c].lane.pop_front();
-            entry.lane = None;
-            let actions = match answer {
-                Err(reason) => entry.delivery.abort(reason),
-                Ok(admitted) => {
-                    if admitted.is_ok() {
-                        let state = &mut self.carriers[c];
-                        state.in_flight += 1;
-                        state.tracker.on_sent();
-                        state.counts.segments += u64::from(entry.message.segments());
-                    }
-                    entry
-                        .delivery
-                        .handle_admission(admitted, now, &mut self.budgets[..])
-                }
-            };
-            self.apply(key, actions, now);
-        }
-    }
-
-    /// A carrier answered attempt `attempt` of a message.
-    fn complete(&mut self, done: Completion, now: Nanos) {
-        let live = self.slab.live();
-        let Some(entry) = self.slab.get_mut(done.key) else {
-            return;
-        };
-        let current = entry.in_flight.as_ref().map(|f| f.attempt);
-        if current != Some(done.attempt) {
-            return; // timed out already
-        }
-        let flight = entry.in_flight.take().expect("checked above");
-        let result = match &done.result {
-            Ok(_) => SubmitResult::Accepted,
-            Err(e) => e.as_submit_result(),
-        };
-        let actions =
-            entry
-                .delivery
-                .handle_submit_result(done.attempt, result, now, &mut self.budgets[..]);
-        let mut early = smallvec::SmallVec::<[(u32, smsroute_delivery::ReceiptStatus); 2]>::new();
-        let ids = match done.result {
-            Ok(accepted) => accepted.message_ids,
-            Err(_) => smallvec::SmallVec::new(),
-        };
-        if !ids.is_empty() && self.shared.options.request_receipts {
-            // A little past the receipt timeout: by then the message has turned `sent`.
-            let expires = now.saturating_add(self.policy.receipt_timeout + RECEIPT_MARGIN);
-            for (part, id) in ids.iter().enumerate() {
-                let target = Target {
-                    key: done.key,
-                    attempt: done.attempt,
-                    part: part as u32,
-                };
-                if let Some(status) =
-                    self.shared
-                        .dlr
-                        .expect(flight.carrier, id.clone(), target, expires)
-                {
-                    early.push((part as u32, status));
-                }
-            }
-        }
-        if self.events.wants_progress() {
-            let status = submitted_event(entry, &flight, ids.clone());
-            self.events.progress(status, live);
-        }
-        if !ids.is_empty() {
-            entry.carrier_ids = ids;
-        }
-        let state = &mut self.carriers[flight.carrier.get()];
-        state.counts.submits[metric_result(result) as usize] += 1;
-        state
-            .metrics
-            .submit_latency
-            .record((now - flight.started) as f64 / 1e9);
-        self.end_submit(&flight, health_outcome(result, now - flight.started), now);
-        self.apply(done.key, actions, now);
-        for (part, status) in early {
-            self.receipt(
-                Matched {
-                    target: Target {
-                        key: done.key,
-                        attempt: done.attempt,
-                        part,
-                    },
-                    status,
-                },
-                now,
-            );
-        }
-    }
-
-    /// Frees the window slot of a finished submit and folds its outcome into health.
-    fn end_submit(&mut self, flight: &InFlight, outcome: Outcome, now: Nanos) {
-        if let Some(task) = &flight.task {
-            task.abort();
-        }
-        let c = flight.carrier.get();
-        let state = &mut self.carriers[c];
-        state.in_flight = state.in_flight.saturating_sub(1);
-        state.tracker.record(outcome, now);
-        if outcome == Outcome::Throttled
-            && let Some(rate) = state.adaptive.on_throttled(now)
-        {
-            let (_, burst) = unpack_contract(state.contract);
-            set_rate(&self.slots[c], rate, burst);
-        }
-        self.publish_health(flight.carrier);
-        self.mark_dirty(flight.carrier);
-    }
-
-    /// A matched delivery receipt.
-    fn receipt(&mut self, matched: Matched, now: Nanos) {
-        let Some(entry) = self.slab.get_mut(matched.target.key) else {
-            self.shared.dlr.unknown.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let t = matched.target;
-        if let Some(status) = receipt_index(matched.status)
-            && let Some(attempt) = entry.delivery.history().last()
-        {
-            let state = &mut self.carriers[attempt.carrier.get()];
-            state.counts.receipts[status] += 1;
-            state
-                .metrics
-                .dlr_latency
-                .record(now.saturating_sub(attempt.at) as f64 / 1e9);
-        }
-        let actions = entry.delivery.handle_receipt(
-            t.attempt,
-            t.part,
-            matched.status,
-            now,
-            &mut self.budgets[..],
-        );
-        self.apply(t.key, actions, now);
-    }
-
-    fn wake(&mut self, at: Nanos, wake: Wake, now: Nanos) {
-        match wake {
-            Wake::Tick => self.tick(now),
-            Wake::Lane(carrier) => {
-                let state = &mut self.carriers[usize::from(carrier)];
-                if state.lane_wake == Some(at) {
-                    state.lane_wake = None;
-                    self.mark_dirty(CarrierIndex(carrier));
-                }
-            }
-            Wake::Entry(key) => self.wake_entry(key, at, now),
-        }
-    }
-
-    fn wake_entry(&mut self, key: EntryKey, at: Nanos, now: Nanos) {
-        let live = self.slab.live();
-        let Some(entry) = self.slab.get_mut(key) else {
-            return;
-        };
-        if entry.wake_at != at {
-            return; // replaced by a later wake-up
-        }
-        entry.wake_at = Nanos::MAX;
-        if entry.lane.take().is_some() {
-            // Still waiting for its carrier at its deadline: expired.
-            let deadline = entry.delivery.deadline();
-            let actions =
-                entry
-                    .delivery
-                    .handle_admission(Err(deadline), now, &mut self.budgets[..]);
-            return self.apply(key, actions, now);
-        }
-        let actions = entry.delivery.handle_timer(now, &mut self.budgets[..]);
-        // A submit the machine gave up on (timeout) frees its window slot.
-        let ended = match &entry.in_flight {
-            Some(f) => entry.delivery.in_flight() != Some((f.carrier, f.attempt)),
-            None => false,
-        };
-        if ended {
-            let flight = entry.in_flight.take().expect("checked above");
-            let status = submitted_event(entry, &flight, smallvec::SmallVec::new());
-            self.events.progress(status, live);
-            let result = SubmitResult::TimedOut;
-            self.carriers[flight.carrier.get()].counts.submits[metric_result(result) as usize] += 1;
-            self.end_submit(&flight, health_outcome(result, now - flight.started), now);
-        }
-        self.apply(key, actions, now);
-    }
-
-    /// Ends the dispatcher: whatever is not terminal is reported unfinished.
-    fn finish(mut self) {
-        let mut unfinished: Vec<MessageId> = Vec::new();
-        for entry in self.slab.drain() {
-            if let Some(task) = entry.in_flight.and_then(|f| f.task) {
-                task.abort();
-            }
-            unfinished.push(entry.delivery.id());
-        }
-        while let Some(job) = self.shared.submitted.pop() {
-            unfinished.push(job.message.id());
-        }
-        for id in &unfinished {
-            self.shared.ids.remove(id);
-        }
-        self.shared
-            .counters
-            .outstanding
-            .fetch_sub(unfinished.len(), Ordering::AcqRel);
-        self.events.flush();
-        self.flush_metrics();
-        self.shared.stopped.store(true, Ordering::Release);
-        unfinished.sort_unstable();
-        let report = ShutdownReport {
-            drained: self.drained,
-            unfinished,
-            events_dropped: self.shared.counters.dropped.load(Ordering::Relaxed),
-        };
-        if let Some((_, Some(reply))) = self.draining.take() {
-            let _ = reply.send(report);
-        }
-    }
-}
-
-/// The policy checks a message passes again when it reaches the front of `carrier`'s lane:
-/// no opt-out since it was last checked (looked up only when the list changed), and its
-/// account pays the difference when this carrier is dearer than what it paid (refunded when
-/// cheaper).
-fn may_go(
-    entry: &mut Entry,
-    carrier: CarrierIndex,
-    suppression: &smsroute_policy::Suppression,
-) -> Result<(), FailReason> {
-    let generation = suppression.generation();
-    if entry.checked != generation {
-        entry.checked = generation;
-        let m = &entry.message;
-        if suppression.is_suppressed(m.to(), m.from().as_str()) {
-            return Err(FailReason::OptedOut);
-        }
-    }
-    let segments = entry.message.segments();
-    match entry.charge.as_mut().map(|c| c.move_to(carrier, segments)) {
-        Some(false) => Err(FailReason::InsufficientFunds),
-        _ => Ok(()),
-    }
-}
-
-/// A progress event of a live message.
-fn progress_event(
-    entry: &Entry,
-    event: Event,
-    at: Nanos,
-    carrier_message_ids: smallvec::SmallVec<[Box<str>; 1]>,
-) -> StatusEvent {
-    StatusEvent {
-        id: entry.delivery.id(),
-        at,
-        event,
-        attempts: 0,
-        possible_duplicate: false,
-        carrier: None,
-        history: None,
-        carrier_message_ids,
-        message: entry.message.clone(),
-    }
-}
-
-/// The `Submitted` event of an attempt whose answer is now known, at the time it was sent.
-fn submitted_event(
-    entry: &Entry,
-    flight: &InFlight,
-    ids: smallvec::SmallVec<[Box<str>; 1]>,
-) -> StatusEvent {
-    let event = Event::Submitted {
-        carrier: flight.carrier,
-        attempt: flight.attempt,
-    };
-    progress_event(entry, event, flight.started, ids)
-}
-
-/// Sets a carrier's bucket to `rate` with its contracted burst.
-fn set_rate<C>(slot: &CarrierSlot<C>, rate: f64, burst: u32) {
-    if let Ok(quota) = Quota::per_second(rate, burst) {
-        slot.bucket.set_quota(quota);
     }
 }

@@ -1,0 +1,49 @@
+//! Stopping: a shutdown request, and the report of what did not finish.
+
+use super::*;
+
+impl<C: Carrier> Dispatcher<C> {
+    pub(super) fn control(&mut self, control: Option<Control>, now: Nanos) {
+        match control {
+            Some(Control::Shutdown { deadline, reply }) => self.draining = Some((deadline, reply)),
+            None => {
+                self.handle_gone = true;
+                // Gone without a shutdown: stop now.
+                self.draining.get_or_insert((now, None));
+            }
+        }
+    }
+
+    /// Ends the dispatcher: whatever is not terminal is reported unfinished.
+    pub(super) fn finish(mut self) {
+        let mut unfinished: Vec<MessageId> = Vec::new();
+        for entry in self.slab.drain() {
+            if let Some(task) = entry.in_flight.and_then(|f| f.task) {
+                task.abort();
+            }
+            unfinished.push(entry.delivery.id());
+        }
+        while let Some(job) = self.shared.submitted.pop() {
+            unfinished.push(job.message.id());
+        }
+        for id in &unfinished {
+            self.shared.ids.remove(id);
+        }
+        self.shared
+            .counters
+            .outstanding
+            .fetch_sub(unfinished.len(), Ordering::AcqRel);
+        self.events.flush();
+        self.flush_metrics();
+        self.shared.stopped.store(true, Ordering::Release);
+        unfinished.sort_unstable();
+        let report = ShutdownReport {
+            drained: self.drained,
+            unfinished,
+            events_dropped: self.shared.counters.dropped.load(Ordering::Relaxed),
+        };
+        if let Some((_, Some(reply))) = self.draining.take() {
+            let _ = reply.send(report);
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Status events out: progress events of live messages, and the one terminal event that
+//! frees a message.
+
+use super::*;
+
+impl<C: Carrier> Dispatcher<C> {
+    /// Hands an event to the gateway; a terminal one also frees the message.
+    pub(super) fn emit(&mut self, key: EntryKey, event: Event, now: Nanos) {
+        if !event.is_terminal() {
+            let Some(entry) = self.slab.get_mut(key) else {
+                return;
+            };
+            match event {
+                Event::Retrying { carrier, .. } => self.carriers[carrier.get()].counts.retries += 1,
+                Event::FailedOver { from, .. } => self.carriers[from.get()].counts.failovers += 1,
+                // Reported with the carrier's ids once the attempt's answer is known.
+                Event::Submitted { .. } => return,
+                _ => {}
+            }
+            let status = progress_event(entry, event, now, smallvec::SmallVec::new());
+            let live = self.slab.live();
+            self.events.progress(status, live);
+            return;
+        }
+        let Some(mut entry) = self.slab.remove(key) else {
+            return;
+        };
+        self.shared.ids.remove(&entry.delivery.id());
+        if let Some(flight) = entry.in_flight.take() {
+            // Ended with its submit unanswered (expired in flight).
+            if let Some(task) = &flight.task {
+                task.abort();
+            }
+            let status = submitted_event(&entry, &flight, smallvec::SmallVec::new());
+            let live = self.slab.live() + 1;
+            self.events.progress(status, live);
+        }
+        let d = &entry.delivery;
+        let history = d.history();
+        if let Some(charge) = &entry.charge {
+            // No carrier took it: nothing was sent to pay for.
+            let taken = history
+                .iter()
+                .any(|a| a.outcome == smsroute_delivery::AttemptOutcome::Accepted);
+            if !taken && self.shared.snapshot.load().refund_on_failure {
+                charge.account.fetch_add(charge.charged, Ordering::AcqRel);
+            }
+        }
+        if let Some(outcome) = event.terminal_index() {
+            self.counts.outcomes[outcome] += 1;
+        }
+        self.counts.possible_duplicates += u64::from(d.possible_duplicate());
+        self.events.terminal(StatusEvent {
+            id: d.id(),
+            at: now,
+            event,
+            attempts: d.attempts(),
+            possible_duplicate: d.possible_duplicate(),
+            carrier: history.last().map(|a| a.carrier),
+            history: (history.len() > 1).then(|| history.into()),
+            carrier_message_ids: entry.carrier_ids,
+            message: entry.message,
+        });
+        if self.draining.is_some() {
+            self.drained += 1;
+        }
+    }
+}
+
+/// A progress event of a live message.
+pub(super) fn progress_event(
+    entry: &Entry,
+    event: Event,
+    at: Nanos,
+    carrier_message_ids: smallvec::SmallVec<[Box<str>; 1]>,
+) -> StatusEvent {
+    StatusEvent {
+        id: entry.delivery.id(),
+        at,
+        event,
+        attempts: 0,
+        possible_duplicate: false,
+        carrier: None,
+        history: None,
+        carrier_message_ids,
+        message: entry.message.clone(),
+    }
+}
+
+/// The `Submitted` event of an attempt whose answer is now known, at the time it was sent.
+pub(super) fn submitted_event(
+    entry: &Entry,
+    flight: &InFlight,
+    ids: smallvec::SmallVec<[Box<str>; 1]>,
+) -> StatusEvent {
+    let event = Event::Submitted {
+        carrier: flight.carrier,
+        attempt: flight.attempt,
+    };
+    progress_event(entry, event, flight.started, ids)
+}

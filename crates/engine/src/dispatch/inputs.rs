@@ -1,0 +1,212 @@
+//! The dispatcher's inputs: new messages, carrier answers, receipts, replies, timers.
+
+use super::*;
+
+impl<C: Carrier> Dispatcher<C> {
+    /// A new message: start its state machine.
+    pub(super) fn start(&mut self, job: Job, now: Nanos) {
+        if job.candidates.iter().any(|c| c.get() >= self.slots.len()) {
+            self.sync();
+        }
+        let (message, checked, charge) = (job.message, job.checked, job.charge);
+        let request = DeliveryRequest {
+            id: message.id(),
+            parts: message.segments(),
+            candidates: job.candidates,
+            receipt: self.shared.options.request_receipts,
+            validity: message.validity().map(|d| d.as_nanos() as Nanos),
+            not_before: message
+                .not_before()
+                .map(|at| self.now_system_offset(now, at)),
+        };
+        self.counts.accepted += 1;
+        let (delivery, actions) = Delivery::start(request, self.policy, now);
+        let key = self.slab.insert(Entry {
+            delivery,
+            message,
+            wake_at: Nanos::MAX,
+            lane: None,
+            in_flight: None,
+            checked,
+            charge,
+            carrier_ids: smallvec::SmallVec::new(),
+        });
+        self.apply(key, actions, now);
+    }
+
+    /// A reply from a recipient: its keyword changes the suppression list here, in the
+    /// dispatcher, so every dispatch after it sees the change; then the gateway hears of it.
+    pub(super) fn inbound(&mut self, carrier: CarrierIndex, inbound: Inbound, now: Nanos) {
+        let keyword = Keyword::parse(&inbound.text);
+        let changed = match (keyword, smsroute_types::E164::parse(&inbound.from)) {
+            (Some(k), Ok(number)) => self
+                .shared
+                .suppression
+                .apply(k, &number, &inbound.to)
+                .unwrap_or(true),
+            _ => false,
+        };
+        let m = &self.shared.metrics;
+        m.inbound[keyword.map_or(smsroute_metrics::INBOUND_NONE, |k| k as usize)].increment(1);
+        let event = InboundEvent {
+            carrier,
+            from: inbound.from,
+            to: inbound.to,
+            text: inbound.text,
+            keyword,
+            changed,
+            at: now,
+        };
+        if self.replies_tx.try_send(event).is_err() {
+            m.inbound[smsroute_metrics::INBOUND_DROPPED].increment(1);
+        }
+    }
+
+    /// A carrier answered attempt `attempt` of a message.
+    pub(super) fn complete(&mut self, done: Completion, now: Nanos) {
+        let live = self.slab.live();
+        let Some(entry) = self.slab.get_mut(done.key) else {
+            return;
+        };
+        let current = entry.in_flight.as_ref().map(|f| f.attempt);
+        if current != Some(done.attempt) {
+            return; // timed out already
+        }
+        let flight = entry.in_flight.take().expect("checked above");
+        let result = match &done.result {
+            Ok(_) => SubmitResult::Accepted,
+            Err(e) => e.as_submit_result(),
+        };
+        let actions =
+            entry
+                .delivery
+                .handle_submit_result(done.attempt, result, now, &mut self.budgets[..]);
+        let mut early = smallvec::SmallVec::<[(u32, smsroute_delivery::ReceiptStatus); 2]>::new();
+        let ids = match done.result {
+            Ok(accepted) => accepted.message_ids,
+            Err(_) => smallvec::SmallVec::new(),
+        };
+        if !ids.is_empty() && self.shared.options.request_receipts {
+            // A little past the receipt timeout: by then the message has turned `sent`.
+            let expires = now.saturating_add(self.policy.receipt_timeout + RECEIPT_MARGIN);
+            for (part, id) in ids.iter().enumerate() {
+                let target = Target {
+                    key: done.key,
+                    attempt: done.attempt,
+                    part: part as u32,
+                };
+                if let Some(status) =
+                    self.shared
+                        .dlr
+                        .expect(flight.carrier, id.clone(), target, expires)
+                {
+                    early.push((part as u32, status));
+                }
+            }
+        }
+        if self.events.wants_progress() {
+            let status = submitted_event(entry, &flight, ids.clone());
+            self.events.progress(status, live);
+        }
+        if !ids.is_empty() {
+            entry.carrier_ids = ids;
+        }
+        let state = &mut self.carriers[flight.carrier.get()];
+        state.counts.submits[metric_result(result) as usize] += 1;
+        state
+            .metrics
+            .submit_latency
+            .record((now - flight.started) as f64 / 1e9);
+        self.end_submit(&flight, health_outcome(result, now - flight.started), now);
+        self.apply(done.key, actions, now);
+        for (part, status) in early {
+            self.receipt(
+                Matched {
+                    target: Target {
+                        key: done.key,
+                        attempt: done.attempt,
+                        part,
+                    },
+                    status,
+                },
+                now,
+            );
+        }
+    }
+
+    /// A matched delivery receipt.
+    pub(super) fn receipt(&mut self, matched: Matched, now: Nanos) {
+        let Some(entry) = self.slab.get_mut(matched.target.key) else {
+            self.shared.dlr.unknown.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let t = matched.target;
+        if let Some(status) = receipt_index(matched.status)
+            && let Some(attempt) = entry.delivery.history().last()
+        {
+            let state = &mut self.carriers[attempt.carrier.get()];
+            state.counts.receipts[status] += 1;
+            state
+                .metrics
+                .dlr_latency
+                .record(now.saturating_sub(attempt.at) as f64 / 1e9);
+        }
+        let actions = entry.delivery.handle_receipt(
+            t.attempt,
+            t.part,
+            matched.status,
+            now,
+            &mut self.budgets[..],
+        );
+        self.apply(t.key, actions, now);
+    }
+
+    pub(super) fn wake(&mut self, at: Nanos, wake: Wake, now: Nanos) {
+        match wake {
+            Wake::Tick => self.tick(now),
+            Wake::Lane(carrier) => {
+                let state = &mut self.carriers[usize::from(carrier)];
+                if state.lane_wake == Some(at) {
+                    state.lane_wake = None;
+                    self.mark_dirty(CarrierIndex(carrier));
+                }
+            }
+            Wake::Entry(key) => self.wake_entry(key, at, now),
+        }
+    }
+
+    pub(super) fn wake_entry(&mut self, key: EntryKey, at: Nanos, now: Nanos) {
+        let live = self.slab.live();
+        let Some(entry) = self.slab.get_mut(key) else {
+            return;
+        };
+        if entry.wake_at != at {
+            return; // replaced by a later wake-up
+        }
+        entry.wake_at = Nanos::MAX;
+        if entry.lane.take().is_some() {
+            // Still waiting for its carrier at its deadline: expired.
+            let deadline = entry.delivery.deadline();
+            let actions =
+                entry
+                    .delivery
+                    .handle_admission(Err(deadline), now, &mut self.budgets[..]);
+            return self.apply(key, actions, now);
+        }
+        let actions = entry.delivery.handle_timer(now, &mut self.budgets[..]);
+        // A submit the machine gave up on (timeout) frees its window slot.
+        let ended = match &entry.in_flight {
+            Some(f) => entry.delivery.in_flight() != Some((f.carrier, f.attempt)),
+            None => false,
+        };
+        if ended {
+            let flight = entry.in_flight.take().expect("checked above");
+            let status = submitted_event(entry, &flight, smallvec::SmallVec::new());
+            self.events.progress(status, live);
+            let result = SubmitResult::TimedOut;
+            self.carriers[flight.carrier.get()].counts.submits[metric_result(result) as usize] += 1;
+            self.end_submit(&flight, health_outcome(result, now - flight.started), now);
+        }
+        self.apply(key, actions, now);
+    }
+}

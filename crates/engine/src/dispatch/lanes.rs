@@ -1,0 +1,173 @@
+//! Lanes: each carrier's queue, paced by its window, its token bucket and its health
+//! tracker's probe gate; the submits that leave them, and the slots their answers free.
+
+use super::*;
+
+impl<C: Carrier> Dispatcher<C> {
+    /// Sends attempt `attempt` to `carrier`; an answer that comes at once is handled after
+    /// this step, a later one comes back through the results channel.
+    pub(super) fn submit(
+        &mut self,
+        key: EntryKey,
+        carrier: CarrierIndex,
+        attempt: u32,
+        now: Nanos,
+    ) {
+        let Some(entry) = self.slab.get_mut(key) else {
+            return;
+        };
+        let request = SubmitRequest {
+            message: entry.message.clone(),
+            attempt,
+            receipt: self.shared.options.request_receipts,
+        };
+        let connection = self.slots[carrier.get()].carrier.clone();
+        let mut answer: Pin<Box<dyn Future<Output = _> + Send>> =
+            Box::pin(async move { connection.submit(request).await });
+        let task = match answer
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(result) => {
+                self.ready.push_back(Completion {
+                    key,
+                    attempt,
+                    result,
+                });
+                None
+            }
+            Poll::Pending => {
+                let results = self.results_tx.clone();
+                let handle = tokio::spawn(async move {
+                    let result = answer.await;
+                    let _ = results.send(Completion {
+                        key,
+                        attempt,
+                        result,
+                    });
+                });
+                Some(handle.abort_handle())
+            }
+        };
+        entry.in_flight = Some(InFlight {
+            carrier,
+            attempt,
+            started: now,
+            task,
+        });
+    }
+
+    /// Admits messages from a carrier's lane while its window and bucket allow; when the
+    /// bucket says "not before t", arms one wake-up for the lane at t (no spinning).
+    pub(super) fn pump(&mut self, carrier: CarrierIndex, now: Nanos) {
+        let c = carrier.get();
+        let window = self.slots[c].window.load(Ordering::Relaxed);
+        loop {
+            let Some(&key) = self.carriers[c].lane.front() else {
+                return;
+            };
+            let Some(entry) = self.slab.get_mut(key).filter(|e| e.lane == Some(carrier)) else {
+                // Finished (expired) while waiting.
+                self.carriers[c].lane.pop_front();
+                continue;
+            };
+            // The window, then the tracker's probe gate (half-open: at most `probes` in
+            // flight); an answer frees both and marks the lane to pump again.
+            if self.carriers[c].in_flight >= window || !self.carriers[c].tracker.may_send(now) {
+                return;
+            }
+            let answer = match may_go(entry, carrier, &self.shared.suppression) {
+                Err(reason) => Err(reason),
+                Ok(()) => match self.slots[c]
+                    .bucket
+                    .try_admit(entry.message.segments(), now)
+                {
+                    Admission::Admitted => Ok(Ok(())),
+                    Admission::NotBefore(at) if at < entry.delivery.deadline() => {
+                        let state = &mut self.carriers[c];
+                        if state
+                            .lane_wake
+                            .is_none_or(|armed| armed > at || armed <= now)
+                        {
+                            state.lane_wake = Some(at);
+                            self.timers.push(at, Wake::Lane(carrier.0));
+                        }
+                        return;
+                    }
+                    // It would expire before its turn; a message larger than the burst
+                    // (possible only after a reload shrank it) never gets one.
+                    Admission::NotBefore(at) => Ok(Err(at)),
+                    Admission::ExceedsBurst => Ok(Err(Nanos::MAX)),
+                },
+            };
+            // It leaves the lane: admitted, expiring, or stopped by a policy.
+            self.carriers[c].lane.pop_front();
+            entry.lane = None;
+            let actions = match answer {
+                Err(reason) => entry.delivery.abort(reason),
+                Ok(admitted) => {
+                    if admitted.is_ok() {
+                        let state = &mut self.carriers[c];
+                        state.in_flight += 1;
+                        state.tracker.on_sent();
+                        state.counts.segments += u64::from(entry.message.segments());
+                    }
+                    entry
+                        .delivery
+                        .handle_admission(admitted, now, &mut self.budgets[..])
+                }
+            };
+            self.apply(key, actions, now);
+        }
+    }
+
+    /// Frees the window slot of a finished submit and folds its outcome into health.
+    pub(super) fn end_submit(&mut self, flight: &InFlight, outcome: Outcome, now: Nanos) {
+        if let Some(task) = &flight.task {
+            task.abort();
+        }
+        let c = flight.carrier.get();
+        let state = &mut self.carriers[c];
+        state.in_flight = state.in_flight.saturating_sub(1);
+        state.tracker.record(outcome, now);
+        if outcome == Outcome::Throttled
+            && let Some(rate) = state.adaptive.on_throttled(now)
+        {
+            let (_, burst) = unpack_contract(state.contract);
+            set_rate(&self.slots[c], rate, burst);
+        }
+        self.publish_health(flight.carrier);
+        self.mark_dirty(flight.carrier);
+    }
+}
+
+/// The policy checks a message passes again when it reaches the front of `carrier`'s lane:
+/// no opt-out since it was last checked (looked up only when the list changed), and its
+/// account pays the difference when this carrier is dearer than what it paid (refunded when
+/// cheaper).
+fn may_go(
+    entry: &mut Entry,
+    carrier: CarrierIndex,
+    suppression: &smsroute_policy::Suppression,
+) -> Result<(), FailReason> {
+    let generation = suppression.generation();
+    if entry.checked != generation {
+        entry.checked = generation;
+        let m = &entry.message;
+        if suppression.is_suppressed(m.to(), m.from().as_str()) {
+            return Err(FailReason::OptedOut);
+        }
+    }
+    let segments = entry.message.segments();
+    match entry.charge.as_mut().map(|c| c.move_to(carrier, segments)) {
+        Some(false) => Err(FailReason::InsufficientFunds),
+        _ => Ok(()),
+    }
+}
+
+/// Sets a carrier's bucket to `rate` with its contracted burst.
+pub(super) fn set_rate<C>(slot: &CarrierSlot<C>, rate: f64, burst: u32) {
+    if let Ok(quota) = Quota::per_second(rate, burst) {
+        slot.bucket.set_quota(quota);
+    }
+}
