@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use smallvec::smallvec;
-use smsroute_delivery::{Action, Delivery, DeliveryRequest, RetryPolicy, SubmitResult, Unlimited};
+use smsroute_delivery::{
+    Action, Admission, Delivery, DeliveryRequest, RetryPolicy, SubmitResult, Unlimited,
+};
 use smsroute_routing::CarrierIndex;
 use smsroute_types::MessageId;
 
@@ -47,7 +49,7 @@ fn delivery(c: &mut Criterion) {
             }
             now += 1_000_000;
             let actions = match phase {
-                0 => d.handle_admission(Ok(()), now, &mut Unlimited),
+                0 => d.handle_admission(Admission::Admitted, now, &mut Unlimited),
                 1 => d.handle_submit_result(
                     attempt,
                     SubmitResult::Rejected { status: 0x58 },

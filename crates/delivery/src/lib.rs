@@ -22,7 +22,7 @@
 //! };
 //! let (mut d, actions) = Delivery::start(request, RetryPolicy::default(), 0);
 //! assert_eq!(actions[1], Action::Admit { carrier: a, segments: 1 });
-//! let actions = d.handle_admission(Ok(()), 0, &mut Unlimited);
+//! let actions = d.handle_admission(Admission::Admitted, 0, &mut Unlimited);
 //! assert!(actions.contains(&Action::Submit { carrier: a, attempt: 1 }));
 //! // The carrier has a system error: fail over to b after a short backoff.
 //! let actions = d.handle_submit_result(1, SubmitResult::Rejected { status: 0x08 }, 1_000, &mut Unlimited);
@@ -37,8 +37,8 @@ mod policy;
 
 pub use class::{ErrorClass, ReceiptStatus, classify_status};
 pub use machine::{
-    Action, Actions, AttemptOutcome, AttemptRecord, Delivery, DeliveryRequest, Event, FailReason,
-    RetryBudgets, SubmitResult, Unlimited,
+    Action, Actions, Admission, AttemptOutcome, AttemptRecord, Delivery, DeliveryRequest, Event,
+    FailReason, RetryBudgets, SubmitResult, Unlimited,
 };
 pub use policy::{RetryBudget, RetryPolicy};
 

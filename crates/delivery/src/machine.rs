@@ -28,6 +28,22 @@ pub enum FailReason {
     OptedOut,
     /// Its account could not pay for a dearer carrier it failed over to.
     InsufficientFunds,
+    /// It has more segments than its carrier's token bucket holds (a reload shrank the
+    /// burst below it): that carrier could never take it.
+    TooLarge,
+}
+
+/// The carrier's lane's answer to [`Action::Admit`]. The engine keeps the message in the
+/// carrier's queue while the window or the token bucket has no room (the machine stays
+/// admitting meanwhile); it answers once one of these holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Taken from the bucket, within the window: submit now.
+    Admitted,
+    /// Its turn would come only at or after its deadline: it expires.
+    TooLate,
+    /// More segments than the bucket holds: the carrier can never take it.
+    TooLarge,
 }
 
 /// A status event for the gateway.
@@ -105,8 +121,8 @@ impl Event {
 /// What the engine must do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Ask `carrier`'s token bucket for `segments`; answer with
-    /// [`Delivery::handle_admission`].
+    /// Queue for `carrier` (its window and token bucket, `segments` tokens); answer with
+    /// [`Delivery::handle_admission`] once it is admitted or can no longer be.
     Admit {
         /// The carrier.
         carrier: CarrierIndex,
@@ -221,10 +237,6 @@ enum State {
     },
     Admitting {
         carrier: CarrierIndex,
-    },
-    WaitingTokens {
-        carrier: CarrierIndex,
-        until: Nanos,
     },
     InFlight {
         carrier: CarrierIndex,
@@ -347,10 +359,10 @@ impl Delivery {
         self.deadline
     }
 
-    /// The token bucket's answer to [`Action::Admit`]: `Ok` (taken) or `Err(not_before)`.
+    /// The lane's answer to [`Action::Admit`].
     pub fn handle_admission(
         &mut self,
-        admitted: Result<(), Nanos>,
+        admission: Admission,
         now: Nanos,
         budgets: &mut (impl RetryBudgets + ?Sized),
     ) -> Actions {
@@ -358,18 +370,10 @@ impl Delivery {
         let State::Admitting { carrier } = self.state else {
             return actions;
         };
-        match admitted {
-            Err(not_before) if not_before >= self.deadline => {
-                self.finish(Event::Expired, &mut actions)
-            }
-            Err(not_before) => {
-                self.state = State::WaitingTokens {
-                    carrier,
-                    until: not_before,
-                };
-                self.wake(not_before, &mut actions);
-            }
-            Ok(()) => {
+        match admission {
+            Admission::TooLate => self.finish(Event::Expired, &mut actions),
+            Admission::TooLarge => self.finish(Event::Failed(FailReason::TooLarge), &mut actions),
+            Admission::Admitted => {
                 self.attempts += 1;
                 if self.attempts == 1 {
                     budgets.deposit(carrier, now);
@@ -548,25 +552,17 @@ impl Delivery {
             | State::AwaitingReceipt { until, .. } => {
                 actions.push(Action::WakeAt(until));
             }
-            State::Scheduled { .. } | State::WaitingTokens { .. } | State::Backoff { .. }
-                if now >= self.deadline =>
-            {
+            State::Scheduled { .. } | State::Backoff { .. } if now >= self.deadline => {
                 self.finish(Event::Expired, &mut actions);
             }
-            State::Scheduled { at: until }
-            | State::WaitingTokens { until, .. }
-            | State::Backoff { until, .. }
-                if now < until =>
-            {
+            State::Scheduled { at: until } | State::Backoff { until, .. } if now < until => {
                 self.wake(until, &mut actions);
             }
             State::Scheduled { .. } => {
                 let first = self.candidates[0];
                 self.admit(first, &mut actions);
             }
-            State::WaitingTokens { carrier, .. } | State::Backoff { carrier, .. } => {
-                self.admit(carrier, &mut actions)
-            }
+            State::Backoff { carrier, .. } => self.admit(carrier, &mut actions),
         }
         actions
     }

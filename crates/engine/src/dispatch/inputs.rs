@@ -116,8 +116,12 @@ impl<C: Carrier> Dispatcher<C> {
         state
             .metrics
             .submit_latency
-            .record((now - flight.started) as f64 / 1e9);
-        self.end_submit(&flight, health_outcome(result, now - flight.started), now);
+            .record(now.saturating_sub(flight.started) as f64 / 1e9);
+        self.end_submit(
+            &flight,
+            health_outcome(result, now.saturating_sub(flight.started)),
+            now,
+        );
         self.apply(done.key, actions, now);
         for (part, status) in early {
             self.receipt(
@@ -186,11 +190,10 @@ impl<C: Carrier> Dispatcher<C> {
         entry.wake_at = Nanos::MAX;
         if entry.lane.take().is_some() {
             // Still waiting for its carrier at its deadline: expired.
-            let deadline = entry.delivery.deadline();
             let actions =
                 entry
                     .delivery
-                    .handle_admission(Err(deadline), now, &mut self.budgets[..]);
+                    .handle_admission(Lane::TooLate, now, &mut self.budgets[..]);
             return self.apply(key, actions, now);
         }
         let actions = entry.delivery.handle_timer(now, &mut self.budgets[..]);
@@ -205,7 +208,11 @@ impl<C: Carrier> Dispatcher<C> {
             self.events.progress(status, live);
             let result = SubmitResult::TimedOut;
             self.carriers[flight.carrier.get()].counts.submits[metric_result(result) as usize] += 1;
-            self.end_submit(&flight, health_outcome(result, now - flight.started), now);
+            self.end_submit(
+                &flight,
+                health_outcome(result, now.saturating_sub(flight.started)),
+                now,
+            );
         }
         self.apply(key, actions, now);
     }

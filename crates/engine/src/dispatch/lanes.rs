@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Admissions between two clock reads in a lane's pump.
+const CLOCK_EVERY: u32 = 8;
+
 impl<C: Carrier> Dispatcher<C> {
     /// Sends attempt `attempt` to `carrier`; an answer that comes at once is handled after
     /// this step, a later one comes back through the results channel.
@@ -62,7 +65,14 @@ impl<C: Carrier> Dispatcher<C> {
     pub(super) fn pump(&mut self, carrier: CarrierIndex, now: Nanos) {
         let c = carrier.get();
         let window = self.slots[c].window.load(Ordering::Relaxed);
+        let mut now = now;
+        let mut sent = 0u32;
         loop {
+            // The carrier measures its contract on its own clock: while a long burst leaves,
+            // the bucket is asked at a time close to when each submit really goes.
+            if sent % CLOCK_EVERY == CLOCK_EVERY - 1 {
+                now = now.max(self.shared.now());
+            }
             let Some(&key) = self.carriers[c].lane.front() else {
                 return;
             };
@@ -82,7 +92,7 @@ impl<C: Carrier> Dispatcher<C> {
                     .bucket
                     .try_admit(entry.message.segments(), now)
                 {
-                    Admission::Admitted => Ok(Ok(())),
+                    Admission::Admitted => Ok(Lane::Admitted),
                     Admission::NotBefore(at) if at < entry.delivery.deadline() => {
                         let state = &mut self.carriers[c];
                         if state
@@ -96,8 +106,8 @@ impl<C: Carrier> Dispatcher<C> {
                     }
                     // It would expire before its turn; a message larger than the burst
                     // (possible only after a reload shrank it) never gets one.
-                    Admission::NotBefore(at) => Ok(Err(at)),
-                    Admission::ExceedsBurst => Ok(Err(Nanos::MAX)),
+                    Admission::NotBefore(_) => Ok(Lane::TooLate),
+                    Admission::ExceedsBurst => Ok(Lane::TooLarge),
                 },
             };
             // It leaves the lane: admitted, expiring, or stopped by a policy.
@@ -106,11 +116,12 @@ impl<C: Carrier> Dispatcher<C> {
             let actions = match answer {
                 Err(reason) => entry.delivery.abort(reason),
                 Ok(admitted) => {
-                    if admitted.is_ok() {
+                    if admitted == Lane::Admitted {
                         let state = &mut self.carriers[c];
                         state.in_flight += 1;
                         state.tracker.on_sent();
                         state.counts.segments += u64::from(entry.message.segments());
+                        sent += 1;
                     }
                     entry
                         .delivery

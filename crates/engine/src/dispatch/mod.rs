@@ -31,6 +31,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
 use smsroute_carrier::{Accepted, Carrier, Inbound, SubmitError, SubmitRequest};
+use smsroute_delivery::Admission as Lane;
 use smsroute_delivery::{
     Action, Actions, Delivery, DeliveryRequest, Event, FailReason, Nanos, RetryBudget, RetryPolicy,
     SubmitResult,
@@ -366,6 +367,10 @@ impl<C: Carrier> Dispatcher<C> {
                 self.complete(done, now);
             } else if let Some(carrier) = self.dirty.pop() {
                 self.carriers[carrier.get()].dirty = false;
+                // The bucket is asked at the time the submits really leave: a turn's `now`
+                // can be a few milliseconds old by its end, and the carrier measures the
+                // contract on its own clock.
+                let now = now.max(self.shared.now());
                 self.pump(carrier, now);
             } else {
                 return;
