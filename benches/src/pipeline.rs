@@ -83,13 +83,11 @@ pub fn policy_router(runtime: &Runtime, batch: usize) -> (Router<SimCarrier>, Ev
     )
     .expect("the bench policy is valid");
     config.policy = policy.policy;
-    let options = EngineOptions {
-        max_outstanding: batch * 2,
-        inbound_capacity: batch * 2,
-        request_receipts: false,
-        cap_capacity: 1 << 25,
-        ..EngineOptions::default()
-    };
+    let options = EngineOptions::default()
+        .max_outstanding(batch * 2)
+        .inbound_capacity(batch * 2)
+        .request_receipts(false)
+        .cap_capacity(1 << 25);
     let _guard = runtime.enter();
     let (router, events) = Router::start(&config, options, |c| {
         SimCarrier::new(&c.id, Behaviour::default(), 1)
@@ -108,12 +106,10 @@ pub fn policy_router(runtime: &Runtime, batch: usize) -> (Router<SimCarrier>, Ev
 /// A router on `runtime` with zero-latency simulated carriers and no receipts (terminal
 /// status `sent`), sized for batches of `batch`.
 pub fn router(runtime: &Runtime, batch: usize) -> (Router<SimCarrier>, EventStream) {
-    let options = EngineOptions {
-        max_outstanding: batch * 2,
-        inbound_capacity: batch * 2,
-        request_receipts: false,
-        ..EngineOptions::default()
-    };
+    let options = EngineOptions::default()
+        .max_outstanding(batch * 2)
+        .inbound_capacity(batch * 2)
+        .request_receipts(false);
     let config = config();
     let _guard = runtime.enter();
     Router::start(&config, options, |c| {

@@ -76,13 +76,11 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
             .build()
             .expect("a tokio runtime"),
         origin: Instant::now(),
-        engine: EngineOptions {
-            max_outstanding: scenario.engine.max_outstanding,
-            inbound_capacity: scenario.engine.inbound_capacity,
-            request_receipts: scenario.mix.receipts,
-            seed: scenario.seed,
-            ..EngineOptions::default()
-        },
+        engine: EngineOptions::default()
+            .max_outstanding(scenario.engine.max_outstanding)
+            .inbound_capacity(scenario.engine.inbound_capacity)
+            .request_receipts(scenario.mix.receipts)
+            .seed(scenario.seed),
         planned,
         seconds,
     };

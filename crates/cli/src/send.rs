@@ -116,11 +116,9 @@ fn report_unbound(carriers: &[std::sync::Arc<SmppCarrier>]) {
 }
 
 async fn send(config: &Config, args: SendArgs<'_>, plan: Plan) -> Result<bool, String> {
-    let options = EngineOptions {
-        max_outstanding: args.count as usize * 2,
-        request_receipts: true,
-        ..EngineOptions::default()
-    };
+    let options = EngineOptions::default()
+        .max_outstanding(args.count as usize * 2)
+        .request_receipts(true);
     let (router, mut events) = smsroute::start_smpp(config, options).map_err(|e| e.to_string())?;
     let carriers: Vec<_> = config
         .carriers

@@ -10,6 +10,7 @@ use crate::{ErrorClass, Nanos, ReceiptStatus, RetryBudget, RetryPolicy, classify
 
 /// Why a message failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FailReason {
     /// No carrier to try.
     NoRoute,
@@ -48,6 +49,7 @@ pub enum Admission {
 
 /// A status event for the gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The message was accepted (always first).
     Accepted,

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 /// One thing that happened to one message.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct StatusEvent {
     /// The message.
     pub id: MessageId,

@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 
 /// A reply a recipient sent, as the gateway gets it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InboundEvent {
     /// The carrier it came through.
     pub carrier: CarrierIndex,

@@ -3,47 +3,32 @@
 use smsroute_health::HealthConfig;
 
 /// How the engine runs: queue bounds, receipts, health tuning. `EngineOptions::default()`
-/// suits a gateway; tests shrink the bounds.
+/// suits a gateway; each setter says its default, and tests shrink the bounds:
+///
+/// ```
+/// use smsroute_engine::EngineOptions;
+/// let options = EngineOptions::default().max_outstanding(1_000_000).request_receipts(true);
+/// # let _ = options;
+/// ```
 ///
 /// Quick advice: raise `max_outstanding` when the gateway's traffic waits long for receipts
 /// (every message awaiting one counts); keep `inbound_capacity` small, since it only absorbs
 /// bursts between the gateway's threads and the dispatcher.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
-    /// Most messages accepted whose terminal event the gateway has not yet taken: past it,
-    /// `submit` answers `Overloaded`. Bounds the engine's memory. Default 65,536.
-    pub max_outstanding: usize,
-    /// Submitted messages waiting for the dispatcher. Default 8,192.
-    pub inbound_capacity: usize,
-    /// Room for progress events (accepted, submitted, retrying, failed over) beyond the room
-    /// every outstanding message's terminal event has reserved; when the gateway lags further,
-    /// progress events are dropped (and counted), terminal events never. Default 65,536.
-    pub progress_headroom: usize,
-    /// Emit progress events at all (terminal events always). Default true.
-    pub progress_events: bool,
-    /// Ask carriers for delivery receipts. Default true.
-    pub request_receipts: bool,
-    /// A receipt that arrives before its submit's answer waits this long for it, in ms.
-    /// Default 10,000.
-    pub early_receipt_ttl_ms: u64,
-    /// Carrier health tuning (`docs/health.md`).
-    pub health: HealthConfig,
-    /// Retries allowed per carrier as a share of its first submits (default 0.2), plus
-    /// `retry_floor_per_second` (default 10).
-    pub retry_ratio: f64,
-    /// See `retry_ratio`.
-    pub retry_floor_per_second: f64,
-    /// Seed of the engine's randomness (weighted splits, backoff jitter, ejection jitter).
-    pub seed: u64,
-    /// Where opt-outs persist (an append-only log, replayed at start); `None`: the
-    /// configuration's `[policy] suppression_file`, else in memory.
-    pub suppression_file: Option<std::path::PathBuf>,
-    /// Inbound events (replies, keywords) waiting for the gateway; beyond, they are dropped
-    /// and counted (the opt-outs they carry are applied all the same). Default 4,096.
-    pub replies_capacity: usize,
-    /// (recipient, class) pairs the frequency caps keep at once; when full of live pairs,
-    /// new recipients of a capped class are refused. Default 1,048,576.
-    pub cap_capacity: usize,
+    pub(crate) max_outstanding: usize,
+    pub(crate) inbound_capacity: usize,
+    pub(crate) progress_headroom: usize,
+    pub(crate) progress_events: bool,
+    pub(crate) request_receipts: bool,
+    pub(crate) early_receipt_ttl_ms: u64,
+    pub(crate) health: HealthConfig,
+    pub(crate) retry_ratio: f64,
+    pub(crate) retry_floor_per_second: f64,
+    pub(crate) seed: u64,
+    pub(crate) suppression_file: Option<std::path::PathBuf>,
+    pub(crate) replies_capacity: usize,
+    pub(crate) cap_capacity: usize,
 }
 
 impl Default for EngineOptions {
@@ -63,5 +48,95 @@ impl Default for EngineOptions {
             replies_capacity: 4_096,
             cap_capacity: 1 << 20,
         }
+    }
+}
+
+impl EngineOptions {
+    /// Most messages accepted whose terminal event the gateway has not yet taken: past it,
+    /// `try_submit` answers `Overloaded` (and `submit` waits). Bounds the engine's memory.
+    /// Default 65,536.
+    pub fn max_outstanding(mut self, messages: usize) -> Self {
+        self.max_outstanding = messages;
+        self
+    }
+
+    /// Submitted messages waiting for the dispatcher. Default 8,192.
+    pub fn inbound_capacity(mut self, messages: usize) -> Self {
+        self.inbound_capacity = messages;
+        self
+    }
+
+    /// Room for progress events (accepted, submitted, retrying, failed over) beyond the room
+    /// every outstanding message's terminal event has reserved; when the gateway lags further,
+    /// progress events are dropped (and counted), terminal events never. Default 65,536.
+    pub fn progress_headroom(mut self, events: usize) -> Self {
+        self.progress_headroom = events;
+        self
+    }
+
+    /// Emit progress events at all (terminal events always). Default true.
+    pub fn progress_events(mut self, on: bool) -> Self {
+        self.progress_events = on;
+        self
+    }
+
+    /// Ask carriers for delivery receipts. Default true.
+    pub fn request_receipts(mut self, on: bool) -> Self {
+        self.request_receipts = on;
+        self
+    }
+
+    /// How long a receipt that arrives before its submit's answer waits for it, in ms.
+    /// Default 10,000.
+    pub fn early_receipt_ttl_ms(mut self, ms: u64) -> Self {
+        self.early_receipt_ttl_ms = ms;
+        self
+    }
+
+    /// Carrier health tuning (`docs/health.md`). Default `HealthConfig::default()`.
+    pub fn health(mut self, health: HealthConfig) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Retries allowed per carrier: `ratio` of its first submits plus `floor_per_second`.
+    /// Default 0.2 and 10.
+    pub fn retry_budget(mut self, ratio: f64, floor_per_second: f64) -> Self {
+        self.retry_ratio = ratio;
+        self.retry_floor_per_second = floor_per_second;
+        self
+    }
+
+    /// Seed of the engine's randomness (weighted splits, backoff jitter, ejection jitter).
+    /// Default a fixed value, so runs replay.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Where opt-outs persist (an append-only log, replayed at start). Default none: the
+    /// configuration's `[policy] suppression_file`, else in memory.
+    pub fn suppression_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.suppression_file = Some(path.into());
+        self
+    }
+
+    /// Inbound events (replies, keywords) waiting for the gateway; beyond, they are dropped
+    /// and counted (the opt-outs they carry are applied all the same). Default 4,096.
+    pub fn replies_capacity(mut self, events: usize) -> Self {
+        self.replies_capacity = events;
+        self
+    }
+
+    /// (recipient, class) pairs the frequency caps keep at once; when full of live pairs,
+    /// new recipients of a capped class are refused. Default 1,048,576.
+    pub fn cap_capacity(mut self, pairs: usize) -> Self {
+        self.cap_capacity = pairs;
+        self
+    }
+
+    /// The health tuning in force.
+    pub fn health_config(&self) -> &HealthConfig {
+        &self.health
     }
 }

@@ -14,10 +14,7 @@ use smsroute_types::Message;
 #[tokio::test(start_paused = true)]
 async fn a_refused_message_comes_back_as_it_was_given() {
     let config = config(&[("alpha", 1000, "0.003")], "");
-    let options = EngineOptions {
-        max_outstanding: 1,
-        ..EngineOptions::default()
-    };
+    let options = EngineOptions::default().max_outstanding(1);
     let (router, _events) = start(&config, options, &[]);
     let unserved = Message::builder("33612345678", "ACME", "bonjour")
         .client_ref("r-1")
@@ -37,10 +34,7 @@ async fn a_refused_message_comes_back_as_it_was_given() {
 #[tokio::test(start_paused = true)]
 async fn submit_waits_for_room_instead_of_refusing() {
     let config = config(&[("alpha", 1000, "0.003")], "");
-    let options = EngineOptions {
-        max_outstanding: 2,
-        ..EngineOptions::default()
-    };
+    let options = EngineOptions::default().max_outstanding(2);
     let (router, mut events) = start(&config, options, &[]);
     for n in 0..2 {
         router.submit(message(n)).await.unwrap();

@@ -264,10 +264,7 @@ async fn shutdown_drains_in_flight_and_reports_what_it_could_not() {
 
 #[tokio::test(start_paused = true)]
 async fn overload_is_refused_not_buffered() {
-    let options = EngineOptions {
-        max_outstanding: 100,
-        ..EngineOptions::default()
-    };
+    let options = EngineOptions::default().max_outstanding(100);
     let config = config(&[("alpha", 1000, "0.0030")], "");
     let (router, mut events) = start(&config, options, &[]);
     let mut ledger = Ledger::default();

@@ -71,11 +71,8 @@ impl Carrier for TestCarrier {
 #[tokio::test(start_paused = true)]
 async fn a_half_open_carrier_never_has_more_probes_in_flight_than_allowed() {
     let config = config(&[("flaky", 1000, "0.001"), ("backup", 1000, "0.01")], "");
-    let options = EngineOptions {
-        request_receipts: false,
-        ..EngineOptions::default()
-    };
-    let probes = options.health.probes;
+    let options = EngineOptions::default().request_receipts(false);
+    let probes = options.health_config().probes;
     let flaky = Arc::new(Flaky {
         id: "flaky".into(),
         recover_at: Instant::now() + Duration::from_secs(2),
