@@ -42,5 +42,4 @@ pub use machine::{
 };
 pub use policy::{RetryBudget, RetryPolicy};
 
-/// Nanoseconds on the engine's monotonic clock.
-pub type Nanos = u64;
+pub use smsroute_types::Nanos;

@@ -15,8 +15,10 @@ use smsroute_carrier::Receipt;
 use smsroute_delivery::{Nanos, ReceiptStatus};
 use smsroute_routing::CarrierIndex;
 
-/// A message's place in the dispatcher: slab index and generation.
-pub(crate) type EntryKey = u64;
+/// A message's place in the dispatcher: its slab index and that slot's generation, so a key
+/// outliving its message never reaches the next one in the same slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct EntryKey(pub u64);
 
 /// A carrier's message id, qualified by the carrier (ids are only unique per carrier).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -169,7 +171,7 @@ mod tests {
     }
 
     const T: Target = Target {
-        key: 7,
+        key: EntryKey(7),
         attempt: 2,
         part: 1,
     };

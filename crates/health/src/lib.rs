@@ -34,5 +34,4 @@ pub use board::HealthBoard;
 pub use config::{HealthConfig, InvalidHealthConfig};
 pub use tracker::{CarrierTracker, Circuit, Outcome};
 
-/// Nanoseconds on the caller's monotonic clock.
-pub type Nanos = u64;
+pub use smsroute_types::Nanos;

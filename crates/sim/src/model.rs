@@ -7,8 +7,7 @@ use smsroute_delivery::ReceiptStatus;
 use smsroute_throttle::{Admission, Gcra, Quota};
 use smsroute_types::SplitMix64;
 
-/// Nanoseconds on the simulation's clock.
-pub type Nanos = u64;
+pub use smsroute_types::Nanos;
 
 /// SMPP statuses the simulator answers with.
 pub mod status {

@@ -11,8 +11,7 @@ use loom::sync::atomic::{AtomicU64, Ordering};
 #[cfg(not(loom))]
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Nanoseconds on the caller's monotonic clock (any fixed origin).
-pub type Nanos = u64;
+pub use smsroute_types::Nanos;
 
 /// Nanoseconds in a second.
 pub const NANOS_PER_SEC: u64 = 1_000_000_000;

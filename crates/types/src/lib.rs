@@ -38,3 +38,7 @@ pub use message::{DEFAULT_MAX_SEGMENTS, InvalidMessage, Message, MessageBuilder,
 pub use money::{InvalidMoney, Money};
 pub use rng::SplitMix64;
 pub use sender::{InvalidSender, MAX_ALPHANUMERIC, MAX_NUMERIC, Sender};
+
+/// Nanoseconds on a monotonic clock with the caller's origin: the one time unit every
+/// sans-IO crate takes `now` in (the engine's clock counts from the router's start).
+pub type Nanos = u64;

@@ -52,11 +52,11 @@ pub(crate) struct Slab {
 }
 
 pub(crate) fn key(index: u32, generation: u32) -> EntryKey {
-    (u64::from(index) << 32) | u64::from(generation)
+    EntryKey((u64::from(index) << 32) | u64::from(generation))
 }
 
 fn split(key: EntryKey) -> (usize, u32) {
-    ((key >> 32) as usize, key as u32)
+    ((key.0 >> 32) as usize, key.0 as u32)
 }
 
 impl Slab {
