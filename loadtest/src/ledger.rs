@@ -45,7 +45,7 @@ pub struct Books {
 pub type Recipient = (Box<str>, Box<str>);
 
 /// Rejection reasons, in report order (the metrics' `reason` labels).
-pub use smsroute_metrics::REJECTION_REASONS as REASONS;
+pub const REASONS: &[&str] = <smsroute_engine::Rejection as smsroute_metrics::Label>::LABELS;
 
 /// A send this late counts as late, µs.
 pub const LATE_US: u64 = 10_000;

@@ -14,7 +14,7 @@ use smsroute_routing::Config;
 use smsroute_sim::SimCarrier;
 use smsroute_types::{Message, MessageId, SplitMix64};
 
-use crate::ledger::{Books, LATE_US, REASONS, Tally};
+use crate::ledger::{Books, LATE_US, Tally};
 use crate::report::{CarrierReport, Marker, Report, Timeline};
 use crate::scenario::{FaultKind, Mix, Prepared};
 
@@ -249,8 +249,8 @@ pub(crate) fn drive<C: Carrier>(
             match router.try_submit(make(next)).map_err(|r| r.reason) {
                 Ok(_) => books.accepted[second].fetch_add(1, Ordering::Relaxed),
                 Err(refusal) => {
-                    let reason = REASONS.iter().position(|r| *r == refusal.reason());
-                    books.rejected_by_reason[reason.unwrap_or(0)].fetch_add(1, Ordering::Relaxed);
+                    let reason = smsroute_metrics::Label::index(&refusal);
+                    books.rejected_by_reason[reason].fetch_add(1, Ordering::Relaxed);
                     books.rejected[second].fetch_add(1, Ordering::Relaxed)
                 }
             };

@@ -96,6 +96,8 @@ pub(crate) struct Shared<C> {
     pub stopped: AtomicBool,
     /// Router-wide metric handles.
     pub metrics: smsroute_metrics::EngineMetrics,
+    /// `smsroute_messages_rejected_total`, by reason.
+    pub rejected: smsroute_metrics::LabelCounters<crate::Rejection>,
     /// Recipients who opted out.
     pub suppression: Arc<smsroute_policy::Suppression>,
     /// Per-recipient class caps (kept across reloads).

@@ -188,19 +188,51 @@ pub fn describe() {
     );
 }
 
-/// Rejection reasons, in the order of [`EngineMetrics::rejected`].
-pub const REJECTION_REASONS: [&str; 10] = [
-    "invalid",
-    "blocked",
-    "no_route",
-    "overloaded",
-    "shutting_down",
-    "opted_out",
-    "frequency_cap",
-    "quiet_hours",
-    "insufficient_funds",
-    "duplicate_id",
-];
+/// A domain enum whose values are the values of one metric label: all of them in a fixed
+/// order, and each value's place in it. Handles are registered once per value in that order
+/// ([`LabelCounters`]), so a metric's labels come from the enum, never from a list kept
+/// elsewhere.
+pub trait Label {
+    /// Every label value, in order.
+    const LABELS: &'static [&'static str];
+    /// This value's place in [`Label::LABELS`].
+    fn index(&self) -> usize;
+    /// This value's label.
+    fn label(&self) -> &'static str {
+        Self::LABELS[self.index()]
+    }
+}
+
+/// One counter handle per value of `L` for one metric, registered at once (so every series
+/// exists at 0 from the start).
+pub struct LabelCounters<L> {
+    counters: Box<[Counter]>,
+    _values: std::marker::PhantomData<fn(&L)>,
+}
+
+impl<L> std::fmt::Debug for LabelCounters<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabelCounters").finish_non_exhaustive()
+    }
+}
+
+impl<L: Label> LabelCounters<L> {
+    /// Registers `name{key="…"}` for every label value of `L`.
+    pub fn register(name: &'static str, key: &'static str) -> Self {
+        LabelCounters {
+            counters: L::LABELS
+                .iter()
+                .map(|value| counter!(name, key => *value))
+                .collect(),
+            _values: std::marker::PhantomData,
+        }
+    }
+
+    /// The handle of `value`'s series.
+    pub fn get(&self, value: &L) -> &Counter {
+        &self.counters[value.index()]
+    }
+}
 
 /// Inbound message kinds, in the order of [`EngineMetrics::inbound`]: the keyword, `none` for
 /// other replies, `dropped` for events the gateway had no room for.
@@ -222,8 +254,6 @@ pub const OUTCOMES: [&str; 4] = ["delivered", "sent", "failed", "expired"];
 pub struct EngineMetrics {
     /// [`names::ACCEPTED`].
     pub accepted: Counter,
-    /// [`names::REJECTED`], by [`REJECTION_REASONS`].
-    pub rejected: [Counter; REJECTION_REASONS.len()],
     /// [`names::INBOUND`], by [`INBOUND_KINDS`].
     pub inbound: [Counter; 6],
     /// [`names::OUTCOMES`], by [`OUTCOMES`].
@@ -256,7 +286,6 @@ impl EngineMetrics {
         describe();
         EngineMetrics {
             accepted: counter!(names::ACCEPTED),
-            rejected: REJECTION_REASONS.map(|r| counter!(names::REJECTED, "reason" => r)),
             inbound: INBOUND_KINDS.map(|k| counter!(names::INBOUND, "keyword" => k)),
             outcomes: OUTCOMES.map(|o| counter!(names::OUTCOMES, "outcome" => o)),
             table_generation: gauge!(names::TABLE_GENERATION),
@@ -308,18 +337,21 @@ impl SubmitResult {
         SubmitResult::Unknown,
         SubmitResult::Unavailable,
     ];
+}
 
-    /// The label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            SubmitResult::Accepted => "accepted",
-            SubmitResult::Throttled => "throttled",
-            SubmitResult::Temporary => "temporary",
-            SubmitResult::Failover => "failover",
-            SubmitResult::Permanent => "permanent",
-            SubmitResult::Unknown => "unknown",
-            SubmitResult::Unavailable => "unavailable",
-        }
+impl Label for SubmitResult {
+    const LABELS: &'static [&'static str] = &[
+        "accepted",
+        "throttled",
+        "temporary",
+        "failover",
+        "permanent",
+        "unknown",
+        "unavailable",
+    ];
+
+    fn index(&self) -> usize {
+        *self as usize
     }
 }
 

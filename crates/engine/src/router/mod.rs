@@ -130,6 +130,10 @@ impl<C: Carrier> Router<C> {
             ids: Default::default(),
             stopped: AtomicBool::new(false),
             metrics: smsroute_metrics::EngineMetrics::register(),
+            rejected: smsroute_metrics::LabelCounters::register(
+                smsroute_metrics::names::REJECTED,
+                "reason",
+            ),
             suppression,
             caps: smsroute_policy::FrequencyCaps::new(cap_capacity),
             wall_ms: AtomicU64::new(crate::shared::wall_ms()),

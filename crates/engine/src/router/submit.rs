@@ -52,7 +52,7 @@ impl<C: Carrier> Router<C> {
             }
             Err(reason) => reason,
         };
-        shared.metrics.rejected[answer.index()].increment(1);
+        shared.rejected.get(&answer).increment(1);
         if answer == Rejection::Overloaded {
             shared.counters.overloaded.fetch_add(1, Ordering::Relaxed);
         }

@@ -56,9 +56,22 @@ impl From<smsroute_policy::Refusal> for Rejection {
     }
 }
 
-impl Rejection {
-    /// Position in `smsroute_metrics::REJECTION_REASONS`.
-    pub(crate) fn index(&self) -> usize {
+/// The `reason` label of `smsroute_messages_rejected_total`, and the name reports use.
+impl smsroute_metrics::Label for Rejection {
+    const LABELS: &'static [&'static str] = &[
+        "invalid",
+        "blocked",
+        "no_route",
+        "overloaded",
+        "shutting_down",
+        "opted_out",
+        "frequency_cap",
+        "quiet_hours",
+        "insufficient_funds",
+        "duplicate_id",
+    ];
+
+    fn index(&self) -> usize {
         match self {
             Rejection::Invalid(_) => 0,
             Rejection::Blocked => 1,
@@ -72,12 +85,14 @@ impl Rejection {
             Rejection::DuplicateId => 9,
         }
     }
+}
 
+impl Rejection {
     /// A short name for metrics and reports: `invalid`, `blocked`, `no_route`, `overloaded`,
     /// `shutting_down`, `opted_out`, `frequency_cap`, `quiet_hours`, `insufficient_funds`,
-    /// `duplicate_id` (the `reason` label of `smsroute_messages_rejected_total`).
+    /// `duplicate_id` (its [`Label`](smsroute_metrics::Label)).
     pub fn reason(&self) -> &'static str {
-        smsroute_metrics::REJECTION_REASONS[self.index()]
+        smsroute_metrics::Label::label(self)
     }
 }
 
