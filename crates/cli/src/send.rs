@@ -89,17 +89,13 @@ fn event_line(router: &Router<SmppCarrier>, e: &StatusEvent) -> serde_json::Valu
 }
 
 fn event_fields(router: &Router<SmppCarrier>, e: &StatusEvent) -> serde_json::Value {
-    let name = |c| router.carrier_id(c).map(|s| s.to_string());
-    let carrier = match e.event {
-        Event::FailedOver { from, to } => {
-            return json!({"id": e.id.0, "event": e.event.as_str(), "from": name(from), "to": name(to)});
+    let mut line = match e.event {
+        Event::FailedOver { from, .. } => {
+            let from = router.carrier_id(from).map(|s| s.to_string());
+            json!({"id": e.id.0, "event": e.event.as_str(), "from": from, "to": e.carrier_name})
         }
-        Event::Submitted { carrier, .. } | Event::Retrying { carrier, .. } => Some(carrier),
-        Event::Accepted => None,
-        _ => e.carrier,
+        _ => json!({"id": e.id.0, "event": e.event.as_str(), "carrier": e.carrier_name}),
     };
-    let mut line =
-        json!({"id": e.id.0, "event": e.event.as_str(), "carrier": carrier.and_then(name)});
     if let Event::Failed(reason) = e.event {
         line["reason"] = json!(format!("{reason:?}"));
     }

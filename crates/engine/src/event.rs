@@ -35,8 +35,11 @@ pub struct StatusEvent {
     /// Terminal events: a submit timed out or was lost in flight, so the carrier may have
     /// sent a copy.
     pub possible_duplicate: bool,
-    /// Terminal events: the carrier of the last attempt.
+    /// The carrier the event is about: `Submitted` and `Retrying`, theirs; `FailedOver`, the
+    /// next one; a terminal event, the last attempt's (none if it never reached a carrier).
     pub carrier: Option<CarrierIndex>,
+    /// That carrier's id, valid whatever happens to the router (no lookup needed).
+    pub carrier_name: Option<&'static str>,
     /// Terminal events of messages that needed more than one attempt: every attempt.
     pub history: Option<Box<[AttemptRecord]>>,
     /// The carrier's message id of every part: on `Submitted`, those of that attempt when the

@@ -17,6 +17,21 @@ use smsroute_throttle::{Gcra, InvalidQuota, Quota};
 /// add carriers count too): the configuration's own limit, one for both.
 pub use smsroute_routing::config::MAX_CARRIERS;
 
+/// `id` as a `&'static str`, the same one for every router of the process: events carry
+/// carrier names at the cost of a pointer. Each distinct carrier id is kept once for the
+/// process's life (ids come from configurations, so this is bounded by what operators name).
+pub(crate) fn intern(id: &str) -> &'static str {
+    static NAMES: std::sync::OnceLock<parking_lot::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock();
+    if let Some(name) = names.get(id) {
+        return name;
+    }
+    let name: &'static str = Box::leak(id.into());
+    names.insert(name);
+    name
+}
+
 /// A carrier's contract as the bucket needs it, packed so it changes in one store.
 pub(crate) fn pack_contract(tps: u32, burst: u32) -> u64 {
     (u64::from(tps) << 32) | u64::from(burst)
@@ -29,6 +44,8 @@ pub(crate) fn unpack_contract(word: u64) -> (u32, u32) {
 /// One carrier: its connection and the state that must survive reloads.
 pub(crate) struct CarrierSlot<C> {
     pub id: Arc<str>,
+    /// The id again, interned for the life of the process: what events carry.
+    pub name: &'static str,
     pub carrier: Arc<C>,
     /// The token bucket (its quota follows the adaptive rate).
     pub bucket: Gcra,
@@ -54,6 +71,7 @@ impl<C> CarrierSlot<C> {
     ) -> Result<Self, InvalidQuota> {
         Ok(CarrierSlot {
             id: id.into(),
+            name: intern(id),
             carrier,
             bucket: Gcra::new(Quota::per_second(f64::from(tps), burst)?),
             contract: AtomicU64::new(pack_contract(tps, burst)),

@@ -36,6 +36,13 @@ async fn events_carry_the_client_reference_tags_and_the_carriers_ids() {
     assert_eq!(submitted[0].carrier_message_ids.len(), 2, "one id per part");
     let terminal = &ledger.terminal[&ledger.accepted[0]];
     assert_eq!(terminal.event, Event::Delivered);
+    // Carrier names ride on the events: no router lookup, even once it is gone.
+    router.shutdown(std::time::Duration::from_secs(1)).await;
+    drop(router);
+    assert_eq!(submitted[0].carrier_name, Some("alpha"));
+    assert_eq!(terminal.carrier_name, Some("alpha"));
+    let accepted = ledger.events.iter().find(|e| e.event == Event::Accepted);
+    assert_eq!(accepted.map(|e| e.carrier_name), Some(None));
     assert_eq!(
         terminal.carrier_message_ids, submitted[0].carrier_message_ids,
         "the terminal event names the ids the carrier gave"
@@ -64,5 +71,20 @@ async fn a_refused_attempt_is_submitted_without_ids_and_the_accepted_one_with_th
         .collect();
     let terminal = &ledger.terminal[&ledger.accepted[0]];
     assert_eq!(ids, [0, 1], "{:?}", ledger.events);
+    let names: Vec<_> = ledger
+        .events
+        .iter()
+        .filter(|e| !matches!(e.event, Event::Accepted))
+        .map(|e| (e.event.as_str(), e.carrier_name.unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("submitted", "alpha"),
+            ("failed_over", "beta"),
+            ("submitted", "beta"),
+            ("delivered", "beta")
+        ]
+    );
     assert_eq!(terminal.carrier_message_ids.len(), 1);
 }

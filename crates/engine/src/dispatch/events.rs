@@ -10,14 +10,21 @@ impl<C: Carrier> Dispatcher<C> {
             let Some(entry) = self.slab.get_mut(key) else {
                 return;
             };
-            match event {
-                Event::Retrying { carrier, .. } => self.carriers[carrier.get()].counts.retries += 1,
-                Event::FailedOver { from, .. } => self.carriers[from.get()].counts.failovers += 1,
+            let about = match event {
+                Event::Retrying { carrier, .. } => {
+                    self.carriers[carrier.get()].counts.retries += 1;
+                    Some(carrier)
+                }
+                Event::FailedOver { from, to } => {
+                    self.carriers[from.get()].counts.failovers += 1;
+                    Some(to)
+                }
                 // Reported with the carrier's ids once the attempt's answer is known.
                 Event::Submitted { .. } => return,
-                _ => {}
-            }
-            let status = progress_event(entry, event, now, smallvec::SmallVec::new());
+                _ => None,
+            };
+            let carrier = about.map(|c| (c, self.slots[c.get()].name));
+            let status = progress_event(entry, event, now, carrier, smallvec::SmallVec::new());
             let live = self.slab.live();
             self.events.progress(status, live);
             return;
@@ -31,7 +38,8 @@ impl<C: Carrier> Dispatcher<C> {
             if let Some(task) = &flight.task {
                 task.abort();
             }
-            let status = submitted_event(&entry, &flight, smallvec::SmallVec::new());
+            let name = self.slots[flight.carrier.get()].name;
+            let status = submitted_event(&entry, &flight, name, smallvec::SmallVec::new());
             let live = self.slab.live() + 1;
             self.events.progress(status, live);
         }
@@ -57,6 +65,7 @@ impl<C: Carrier> Dispatcher<C> {
             attempts: d.attempts(),
             possible_duplicate: d.possible_duplicate(),
             carrier: history.last().map(|a| a.carrier),
+            carrier_name: history.last().map(|a| self.slots[a.carrier.get()].name),
             history: (history.len() > 1).then(|| history.into()),
             carrier_message_ids: entry.carrier_ids,
             message: entry.message,
@@ -72,6 +81,7 @@ pub(super) fn progress_event(
     entry: &Entry,
     event: Event,
     at: Nanos,
+    carrier: Option<(CarrierIndex, &'static str)>,
     carrier_message_ids: smallvec::SmallVec<[Box<str>; 1]>,
 ) -> StatusEvent {
     StatusEvent {
@@ -80,7 +90,8 @@ pub(super) fn progress_event(
         event,
         attempts: 0,
         possible_duplicate: false,
-        carrier: None,
+        carrier: carrier.map(|c| c.0),
+        carrier_name: carrier.map(|c| c.1),
         history: None,
         carrier_message_ids,
         message: entry.message.clone(),
@@ -91,11 +102,18 @@ pub(super) fn progress_event(
 pub(super) fn submitted_event(
     entry: &Entry,
     flight: &InFlight,
+    name: &'static str,
     ids: smallvec::SmallVec<[Box<str>; 1]>,
 ) -> StatusEvent {
     let event = Event::Submitted {
         carrier: flight.carrier,
         attempt: flight.attempt,
     };
-    progress_event(entry, event, flight.started, ids)
+    progress_event(
+        entry,
+        event,
+        flight.started,
+        Some((flight.carrier, name)),
+        ids,
+    )
 }

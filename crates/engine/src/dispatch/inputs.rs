@@ -105,7 +105,8 @@ impl<C: Carrier> Dispatcher<C> {
             }
         }
         if self.events.wants_progress() {
-            let status = submitted_event(entry, &flight, ids.clone());
+            let name = self.slots[flight.carrier.get()].name;
+            let status = submitted_event(entry, &flight, name, ids.clone());
             self.events.progress(status, live);
         }
         if !ids.is_empty() {
@@ -204,7 +205,8 @@ impl<C: Carrier> Dispatcher<C> {
         };
         if ended {
             let flight = entry.in_flight.take().expect("checked above");
-            let status = submitted_event(entry, &flight, smallvec::SmallVec::new());
+            let name = self.slots[flight.carrier.get()].name;
+            let status = submitted_event(entry, &flight, name, smallvec::SmallVec::new());
             self.events.progress(status, live);
             let result = SubmitResult::TimedOut;
             self.carriers[flight.carrier.get()].counts.submits[metric_result(result) as usize] += 1;
