@@ -3,9 +3,6 @@
 
 use super::*;
 
-/// Admissions between two clock reads in a lane's pump.
-const CLOCK_EVERY: u32 = 8;
-
 impl<C: Carrier> Dispatcher<C> {
     /// Sends attempt `attempt` to `carrier`; an answer that comes at once is handled after
     /// this step, a later one comes back through the results channel.
@@ -66,13 +63,11 @@ impl<C: Carrier> Dispatcher<C> {
         let c = carrier.get();
         let window = self.slots[c].window.load(Ordering::Relaxed);
         let mut now = now;
-        let mut sent = 0u32;
         loop {
-            // The carrier measures its contract on its own clock: while a long burst leaves,
-            // the bucket is asked at a time close to when each submit really goes.
-            if sent % CLOCK_EVERY == CLOCK_EVERY - 1 {
-                now = now.max(self.shared.now());
-            }
+            // The carrier measures its contract on its own clock: the bucket is asked at the
+            // time the submit really goes, not when the dispatcher's turn began (a turn, or
+            // a thread descheduled within it, can be milliseconds old).
+            now = now.max(self.shared.now());
             let Some(&key) = self.carriers[c].lane.front() else {
                 return;
             };
@@ -121,7 +116,6 @@ impl<C: Carrier> Dispatcher<C> {
                         state.in_flight += 1;
                         state.tracker.on_sent();
                         state.counts.segments += u64::from(entry.message.segments());
-                        sent += 1;
                     }
                     entry
                         .delivery

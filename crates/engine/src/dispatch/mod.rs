@@ -367,10 +367,6 @@ impl<C: Carrier> Dispatcher<C> {
                 self.complete(done, now);
             } else if let Some(carrier) = self.dirty.pop() {
                 self.carriers[carrier.get()].dirty = false;
-                // The bucket is asked at the time the submits really leave: a turn's `now`
-                // can be a few milliseconds old by its end, and the carrier measures the
-                // contract on its own clock.
-                let now = now.max(self.shared.now());
                 self.pump(carrier, now);
             } else {
                 return;
