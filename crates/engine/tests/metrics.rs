@@ -126,3 +126,39 @@ async fn policy_gauges_show_the_opt_out_list_and_every_account_balance() {
         assert_eq!(value(&text, series), Some(want), "{series} in\n{text}");
     }
 }
+
+/// A `submit().await` that waits for room is not a refusal: only what `try_submit` refuses
+/// counts in `smsroute_messages_rejected_total` (review of issue 14: each wait counted one).
+#[tokio::test(start_paused = true)]
+async fn a_submit_that_waits_for_room_is_not_counted_as_refused() {
+    let recorder = smsroute_metrics::prometheus_builder().build_recorder();
+    let handle = recorder.handle();
+    let config = config(&[("alpha", 1000, "0.003")], "");
+    let options = EngineOptions::default().max_outstanding(1);
+    let (router, mut events) =
+        metrics::with_local_recorder(&recorder, || start(&config, options, &[]));
+    router.submit(message(1)).await.unwrap();
+    let waiting = {
+        let router = router.clone();
+        tokio::spawn(async move { router.submit(message(2)).await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        submit(&router, message(3)),
+        Err(Rejection::Overloaded),
+        "full: try_submit refuses"
+    );
+    let mut terminal = 0;
+    while terminal < 2 {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        terminal += usize::from(e.is_terminal());
+    }
+    waiting.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let text = handle.render();
+    let series = "smsroute_messages_rejected_total{reason=\"overloaded\"}";
+    assert_eq!(value(&text, series), Some(1.0), "{text}");
+}

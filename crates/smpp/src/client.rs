@@ -5,10 +5,10 @@
 //! "connection lost" (outcome unknown); receipts go to the engine's sink.
 //!
 //! Length: past 500 lines until issue 15 moves the session loop into the one sans-IO session
-//! machine shared with the simulator; the carrier, its sessions' supervision and the receipt-id
-//! aliases live here together until then.
+//! machine shared with the simulator; the carrier and its sessions' supervision live here
+//! together until then (the receipt-id aliases are in `aliases.rs`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -27,6 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::aliases::Aliases;
 use crate::io::{Read, encoded, read_frame, send_frame, write_frames};
 use crate::pdu::{Bind, BindKind, Body, Frame, status};
 use crate::sm::{parse_receipt, submit_parts};
@@ -149,74 +150,6 @@ impl Session {
     }
 }
 
-/// Receipt ids as the SMSC may write them differently from its submit_sm_resp: decimal for a
-/// hex id, hex for a decimal one, with leading zeros. Recent ids' other forms point back to
-/// the form the engine registered; bounded, oldest forgotten first.
-#[derive(Default)]
-struct Aliases {
-    /// Another form → the id as the submit_sm_resp gave it.
-    map: HashMap<String, Box<str>>,
-    /// Ids as given: a receipt naming one of these means that one, never an alias.
-    originals: std::collections::HashSet<Box<str>>,
-    /// Insertion order, oldest first: (key, is an original).
-    order: VecDeque<(Box<str>, bool)>,
-}
-
-const ALIASES: usize = 200_000;
-
-impl Aliases {
-    fn learn(&mut self, id: &str) {
-        if self.originals.insert(id.into()) {
-            self.order.push_back((id.into(), true));
-        }
-        let trimmed = id.trim_start_matches('0');
-        let mut forms: SmallVec<[String; 3]> = SmallVec::new();
-        if trimmed.len() != id.len() && !trimmed.is_empty() {
-            forms.push(trimmed.to_string());
-        }
-        if !trimmed.is_empty() && trimmed.len() <= 16 {
-            if trimmed.bytes().all(|b| b.is_ascii_digit())
-                && let Ok(n) = trimmed.parse::<u64>()
-            {
-                forms.push(format!("{n:x}"));
-            }
-            if let Ok(n) = u64::from_str_radix(trimmed, 16) {
-                forms.push(n.to_string());
-            }
-        }
-        for form in forms {
-            if form != id && !self.map.contains_key(&form) {
-                self.order.push_back((form.as_str().into(), false));
-                self.map.insert(form, id.into());
-            }
-        }
-        while self.order.len() > ALIASES {
-            match self.order.pop_front() {
-                Some((old, true)) => {
-                    self.originals.remove(&old);
-                }
-                Some((old, false)) => {
-                    self.map.remove(&*old);
-                }
-                None => break,
-            }
-        }
-    }
-
-    /// The id a receipt means: itself when it is a known id, else the id one of its other
-    /// forms points to.
-    fn resolve(&self, id: &str) -> Option<Box<str>> {
-        if self.originals.contains(id) {
-            return None;
-        }
-        self.map
-            .get(id)
-            .or_else(|| self.map.get(&id.to_ascii_lowercase()))
-            .or_else(|| self.map.get(id.trim_start_matches('0')))
-            .cloned()
-    }
-}
-
 struct Shared {
     /// The carrier's id, for logs.
     id: String,
@@ -267,14 +200,9 @@ impl SmppCarrier {
     /// `binds` sessions sharing the configured window, each kept bound by a task of its own.
     fn with_sessions(id: &str, config: EsmeConfig, binds: u32) -> Self {
         let per_session = (config.window / binds.max(1)).max(1) as usize;
-        let down_reason = if binds == 0 {
-            "no SMPP connection configured".to_string()
-        } else {
-            "connecting".to_string()
-        };
         let shared = Arc::new(Shared {
             id: id.into(),
-            down_reason: Mutex::new(down_reason),
+            down_reason: Mutex::new("connecting".into()),
             config,
             sink: Mutex::new(None),
             inbound: Mutex::new(None),
@@ -746,39 +674,5 @@ fn expire_pending(session: &Session, timeout: Duration) {
     };
     for p in expired {
         let _ = p.answer.send(Err(SubmitError::Timeout));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn receipt_ids_in_other_forms_map_back_but_real_ids_stay_themselves() {
-        let mut a = Aliases::default();
-        a.learn("1a2b");
-        a.learn("10");
-        a.learn("0000042");
-        assert_eq!(
-            a.resolve("6699").as_deref(),
-            Some("1a2b"),
-            "decimal of hex 1a2b"
-        );
-        assert_eq!(
-            a.resolve("1A2B"),
-            None,
-            "case alone: the engine's map has it as given"
-        );
-        assert_eq!(a.resolve("42").as_deref(), Some("0000042"), "leading zeros");
-        assert_eq!(
-            a.resolve("2a").as_deref(),
-            Some("0000042"),
-            "hex of decimal 42"
-        );
-        // "16" is the decimal form of hex "10", but once "16" is a real id it means itself.
-        assert_eq!(a.resolve("16").as_deref(), Some("10"));
-        a.learn("16");
-        assert_eq!(a.resolve("16"), None);
-        assert_eq!(a.resolve("unknown"), None);
     }
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod aliases;
 pub mod client;
 pub mod io;
 pub mod pdu;

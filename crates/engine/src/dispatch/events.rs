@@ -38,8 +38,7 @@ impl<C: Carrier> Dispatcher<C> {
             if let Some(task) = &flight.task {
                 task.abort();
             }
-            let name = self.slots[flight.carrier.get()].name;
-            let status = submitted_event(&entry, &flight, name, smallvec::SmallVec::new());
+            let status = submitted_event(&entry, &flight, &self.slots, smallvec::SmallVec::new());
             let live = self.slab.live() + 1;
             self.events.progress(status, live);
         }
@@ -99,12 +98,13 @@ pub(super) fn progress_event(
 }
 
 /// The `Submitted` event of an attempt whose answer is now known, at the time it was sent.
-pub(super) fn submitted_event(
+pub(super) fn submitted_event<C>(
     entry: &Entry,
     flight: &InFlight,
-    name: &'static str,
+    slots: &[Arc<CarrierSlot<C>>],
     ids: smallvec::SmallVec<[Box<str>; 1]>,
 ) -> StatusEvent {
+    let name = slots[flight.carrier.get()].name;
     let event = Event::Submitted {
         carrier: flight.carrier,
         attempt: flight.attempt,

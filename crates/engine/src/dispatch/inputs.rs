@@ -105,8 +105,7 @@ impl<C: Carrier> Dispatcher<C> {
             }
         }
         if self.events.wants_progress() {
-            let name = self.slots[flight.carrier.get()].name;
-            let status = submitted_event(entry, &flight, name, ids.clone());
+            let status = submitted_event(entry, &flight, &self.slots, ids.clone());
             self.events.progress(status, live);
         }
         if !ids.is_empty() {
@@ -205,8 +204,7 @@ impl<C: Carrier> Dispatcher<C> {
         };
         if ended {
             let flight = entry.in_flight.take().expect("checked above");
-            let name = self.slots[flight.carrier.get()].name;
-            let status = submitted_event(entry, &flight, name, smallvec::SmallVec::new());
+            let status = submitted_event(entry, &flight, &self.slots, smallvec::SmallVec::new());
             self.events.progress(status, live);
             let result = SubmitResult::TimedOut;
             self.carriers[flight.carrier.get()].counts.submits[metric_result(result) as usize] += 1;

@@ -20,6 +20,57 @@ impl<C: Carrier> Router<C> {
     /// message comes back in the [`Refused`].
     #[allow(clippy::result_large_err)] // the message comes back by value, as tokio's TrySendError
     pub fn try_submit(&self, message: Message) -> Result<MessageId, Refused> {
+        self.offer(message)
+            .inspect_err(|refused| self.count_refusal(&refused.reason))
+    }
+
+    /// [`Router::try_submit`], waiting while the router is full (`Overloaded`) until room
+    /// frees: a terminal event taken by the gateway, or the dispatcher catching up. Any other
+    /// refusal comes back at once. Room only frees while someone takes the events. Waiting
+    /// is not a refusal: only the refusal it returns is counted.
+    #[allow(clippy::result_large_err)] // as try_submit
+    pub async fn submit(&self, message: Message) -> Result<MessageId, Refused> {
+        let counters = &*self.shared.counters;
+        let mut message = message;
+        loop {
+            message = match self.offer(message) {
+                Err(Refused {
+                    reason: Rejection::Overloaded,
+                    message,
+                }) => message,
+                answer => return answer.inspect_err(|r| self.count_refusal(&r.reason)),
+            };
+            // Full: register for room, then look once more, so room freed in between is
+            // not missed; only then wait.
+            let room = counters.room.notified();
+            let mut room = std::pin::pin!(room);
+            room.as_mut().enable();
+            let _waiting = Waiting::new(&counters.room_waiters);
+            message = match self.offer(message) {
+                Err(Refused {
+                    reason: Rejection::Overloaded,
+                    message,
+                }) => message,
+                answer => return answer.inspect_err(|r| self.count_refusal(&r.reason)),
+            };
+            room.await;
+        }
+    }
+
+    /// A refusal returned to the gateway: its metric, and the overload log's counter.
+    fn count_refusal(&self, reason: &Rejection) {
+        self.shared.rejected.get(reason).increment(1);
+        if *reason == Rejection::Overloaded {
+            self.shared
+                .counters
+                .overloaded
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One try: routed and queued, or refused with the message back (counted by the caller).
+    #[allow(clippy::result_large_err)] // as try_submit
+    fn offer(&self, message: Message) -> Result<MessageId, Refused> {
         let shared = &*self.shared;
         let mut message = message;
         let given = (message.id(), message.not_before());
@@ -52,42 +103,12 @@ impl<C: Carrier> Router<C> {
             }
             Err(reason) => reason,
         };
-        shared.rejected.get(&answer).increment(1);
-        if answer == Rejection::Overloaded {
-            shared.counters.overloaded.fetch_add(1, Ordering::Relaxed);
-        }
         message.set_id(given.0);
         message.set_not_before(given.1);
         Err(Refused {
             reason: answer,
             message,
         })
-    }
-
-    /// [`Router::try_submit`], waiting while the router is full (`Overloaded`) until room
-    /// frees: a terminal event taken by the gateway, or the dispatcher catching up. Any other
-    /// refusal comes back at once. Room only frees while someone takes the events.
-    #[allow(clippy::result_large_err)] // as try_submit
-    pub async fn submit(&self, message: Message) -> Result<MessageId, Refused> {
-        let shared = &*self.shared;
-        let mut message = message;
-        loop {
-            // Registered before trying, so room freed in between is not missed.
-            let room = shared.counters.room.notified();
-            let mut room = std::pin::pin!(room);
-            room.as_mut().enable();
-            let _waiting = Waiting::new(&shared.counters.room_waiters);
-            match self.try_submit(message) {
-                Err(Refused {
-                    reason: Rejection::Overloaded,
-                    message: back,
-                }) => {
-                    message = back;
-                    room.await;
-                }
-                answer => return answer,
-            }
-        }
     }
 
     /// Everything up to the hand-over: checks, route, reservations. Quiet hours may set the
