@@ -10,14 +10,14 @@ use smallvec::smallvec;
 use smsroute_delivery::{
     Action, Admission, Delivery, DeliveryRequest, RetryPolicy, SubmitResult, Unlimited,
 };
-use smsroute_routing::CarrierIndex;
+use smsroute_types::CarrierSlot;
 use smsroute_types::MessageId;
 
 fn fresh() -> Delivery {
     let request = DeliveryRequest {
         id: MessageId(1),
         parts: 2,
-        candidates: smallvec![CarrierIndex(0), CarrierIndex(1), CarrierIndex(2)],
+        candidates: smallvec![CarrierSlot(0), CarrierSlot(1), CarrierSlot(2)],
         receipt: true,
         validity: None,
         not_before: None,

@@ -6,8 +6,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use smsroute_health::{CarrierTracker, HealthBoard, HealthConfig, Outcome};
-use smsroute_routing::{CarrierIndex, HealthView};
+use smsroute_health::{CarrierSlot, CarrierTracker, HealthBoard, HealthConfig, Outcome};
 
 fn health(c: &mut Criterion) {
     let mut group = c.benchmark_group("health");
@@ -48,14 +47,14 @@ fn health(c: &mut Criterion) {
             i = (i + 1) & 7;
             now += 100_000;
             tracker.record(black_box(outcomes[i]), now);
-            board.publish(CarrierIndex(3), tracker.snapshot());
+            board.publish(CarrierSlot(3), tracker.snapshot());
         })
     });
     group.bench_function(BenchmarkId::new("penalty", 1), |b| {
         let mut i = 0u16;
         b.iter(|| {
             i = (i + 1) & 7;
-            black_box(board.health(black_box(CarrierIndex(i))).penalty)
+            black_box(board.health(black_box(CarrierSlot(i))).penalty)
         })
     });
     group.finish();

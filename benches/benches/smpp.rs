@@ -24,7 +24,7 @@ fn message() -> Message {
         "ACME",
         "Your code is 123456. Do not share it.",
     )
-    .build(10)
+    .build()
     .unwrap()
 }
 

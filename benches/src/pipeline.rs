@@ -44,7 +44,7 @@ pub fn messages(n: usize) -> Vec<Message> {
                 format!("44{}{:02}{:05}", 70 + (i % 500) / 100, i % 100, i % 99_991)
             };
             Message::builder(&to, "ACME", "Your code is 123456")
-                .build(10)
+                .build()
                 .expect("a valid message")
         })
         .collect()
@@ -68,7 +68,7 @@ pub fn policy_messages(n: usize, round: u64) -> Vec<Message> {
             );
             Message::builder(&to, "ACME", "Your code is 123456")
                 .tag("class", "marketing")
-                .build(10)
+                .build()
                 .expect("a valid message")
         })
         .collect()

@@ -130,7 +130,7 @@ pub fn render(report: &Report) -> String {
             .collect();
         chart(title, unit, &borrowed, &markers)
     };
-    let outcome_names = smsroute_delivery::Event::TERMINAL;
+    let outcome_names = <smsroute_delivery::Outcome as smsroute_delivery::Label>::LABELS;
     let outcomes: Vec<(String, Vec<f64>)> = outcome_names
         .iter()
         .zip(&t.outcomes)

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
-use smsroute_delivery::Event;
+use smsroute_delivery::{Event, Label};
 use smsroute_engine::StatusEvent;
 
 /// Per-message facts shared by the generator, the simulated carriers and the event reader,
@@ -40,6 +40,9 @@ pub struct Books {
     /// Some STOP was processed (a free check before the lock).
     pub any_stopped: std::sync::atomic::AtomicBool,
 }
+
+/// Terminal outcomes counted apart (one per `Outcome` label).
+pub(crate) const OUTCOMES: usize = <smsroute_delivery::Outcome as Label>::LABELS.len();
 
 /// A (number, sender) pair; sender `*` for every sender.
 pub type Recipient = (Box<str>, Box<str>);
@@ -197,7 +200,7 @@ pub struct Second {
     /// Attempts submitted, per carrier slot.
     pub submits: Vec<u64>,
     /// Terminal events: delivered, sent, failed, expired.
-    pub terminal: [u64; 4],
+    pub terminal: [u64; OUTCOMES],
     /// Failovers.
     pub failovers: u64,
     /// Accept → terminal latency of messages finishing this second, per carrier slot.
@@ -213,7 +216,7 @@ pub struct Tally {
     /// Messages planned: ids past it are strays.
     planned: usize,
     /// Terminal events by kind: delivered, sent, failed, expired.
-    pub terminal: [u64; 4],
+    pub terminal: [u64; OUTCOMES],
     /// Second terminal events for one message (must stay 0).
     pub double_terminal: u64,
     /// Events for ids the harness never sent.
@@ -237,7 +240,7 @@ impl Tally {
             carriers,
             seen: Vec::new(),
             planned: messages,
-            terminal: [0; 4],
+            terminal: [0; OUTCOMES],
             double_terminal: 0,
             strays: 0,
             retries: 0,
@@ -256,7 +259,7 @@ impl Tally {
         while self.seconds.len() <= s {
             self.seconds.push(Second {
                 submits: vec![0; self.carriers],
-                terminal: [0; 4],
+                terminal: [0; OUTCOMES],
                 failovers: 0,
                 latency: (0..self.carriers)
                     .map(|_| Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("bounds"))
@@ -300,7 +303,7 @@ impl Tally {
             }
             _ => {}
         }
-        let Some(kind) = event.event.terminal_index() else {
+        let Some(kind) = event.event.outcome().map(|o| o.index()) else {
             return;
         };
         if i >= self.seen.len() {

@@ -165,7 +165,7 @@ pub struct Timeline {
     /// p99 accept → terminal per second, per carrier, ms.
     pub p99_ms: Vec<Vec<f64>>,
     /// Terminal statuses per second: delivered, sent, failed, expired.
-    pub outcomes: [Vec<f64>; 4],
+    pub outcomes: [Vec<f64>; crate::ledger::OUTCOMES],
     /// Accepted and rejected per second.
     pub accepted: Vec<f64>,
     /// Refused per second.

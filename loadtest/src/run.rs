@@ -134,17 +134,14 @@ fn run_inproc(
         carrier_ids(prepared)
             .into_iter()
             .filter_map(|id| {
-                let sim = router.carrier(router.carrier_index(&id)?)?;
+                let sim = router.carrier(router.carrier_slot(&id)?)?;
                 let report = carrier_report(prepared, &id, sim.stats(), sim.max_rate_1s());
                 Some((id, report))
             })
             .collect()
     };
     let inject = |router: &Router<SimCarrier>, carrier: &str, inbound: Inbound| {
-        if let Some(sim) = router
-            .carrier_index(carrier)
-            .and_then(|i| router.carrier(i))
-        {
+        if let Some(sim) = router.carrier_slot(carrier).and_then(|i| router.carrier(i)) {
             ctx.runtime.block_on(sim.inject(inbound));
         }
     };
@@ -276,13 +273,7 @@ pub(crate) fn drive<C: Carrier>(
     }
     progress.finish();
     let carrier_reports = reports(&router);
-    let carrier_names: Vec<String> = (0..=u16::MAX)
-        .map_while(|i| {
-            router
-                .carrier_id(smsroute_routing::CarrierIndex(i))
-                .map(|s| s.to_string())
-        })
-        .collect();
+    let carrier_names: Vec<String> = router.carriers().iter().map(|c| c.id.to_string()).collect();
     let shutdown = ctx.runtime.block_on(router.shutdown(Duration::ZERO));
     let tally = reader.join().expect("the event reader does not panic");
 
@@ -398,7 +389,10 @@ fn templates(config: &Config, mix: &Mix, seed: u64) -> Result<Vec<Message>, RunE
         };
         let sender = &mix.senders[out.len() % mix.senders.len()];
         // A template the config's limits refuse is skipped, not sent.
-        if let Ok(m) = Message::builder(&number, sender, &text).build(max_segments) {
+        let built = Message::builder(&number, sender, &text).build();
+        if let Ok(m) = built
+            && m.segments() <= max_segments
+        {
             out.push(m);
         } else if out.is_empty() && rng.below(1000) == 0 {
             return Err(RunError::NoRoutes);

@@ -84,7 +84,7 @@ pub(crate) fn run(
         for _ in 0..500 {
             let bound = ids.iter().all(|id| {
                 router
-                    .carrier_index(id)
+                    .carrier_slot(id)
                     .and_then(|i| router.carrier(i))
                     .is_none_or(|c| c.bound() > 0)
             });
@@ -94,13 +94,12 @@ pub(crate) fn run(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    let max_segments = prepared.config.limits.max_segments;
     let make = |n: u64| {
         let t = &templates[n as usize % templates.len()];
         let text = format!("#{}# {}", n + 1, t.text());
         Message::builder(t.to().as_str(), t.from().as_str(), &text)
             .id(MessageId(n + 1))
-            .build(max_segments)
+            .build()
             .unwrap_or_else(|_| {
                 let mut m = t.clone();
                 m.set_id(MessageId(n + 1));
@@ -134,13 +133,13 @@ mod tests {
     #[test]
     fn the_marker_is_read_from_the_first_part_only() {
         let m = Message::builder("447700900123", "ACME", &format!("#42# {}", "x".repeat(200)))
-            .build(10)
+            .build()
             .unwrap();
         let parts = submit_parts(&m, 1, false);
         assert_eq!(marked_id(&parts[0]), Some(42));
         assert_eq!(marked_id(&parts[1]), None);
         let u = Message::builder("447700900123", "ACME", "#7# Привет")
-            .build(10)
+            .build()
             .unwrap();
         assert_eq!(marked_id(&submit_parts(&u, 1, false)[0]), Some(7));
     }

@@ -11,7 +11,7 @@
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let carrier = MockCarrier::new("alpha");
 //! carrier.push_result(Err(SubmitError::Rejected { status: 0x58 }));
-//! let message = Arc::new(Message::builder("447700900123", "ACME", "hi").build(10).unwrap());
+//! let message = Arc::new(Message::builder("447700900123", "ACME", "hi").build().unwrap());
 //! let request = SubmitRequest { message, attempt: 1, receipt: true };
 //! assert_eq!(carrier.submit(request.clone()).await, Err(SubmitError::Rejected { status: 0x58 }));
 //! assert!(carrier.submit(request).await.is_ok()); // script used up: accept

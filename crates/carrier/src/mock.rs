@@ -92,7 +92,7 @@ mod tests {
         carrier.push_result(Err(SubmitError::Timeout));
         let message = Message::builder("447700900123", "ACME", &"x".repeat(200))
             .id(MessageId(9))
-            .build(10)
+            .build()
             .unwrap();
         let request = SubmitRequest {
             message: Arc::new(message),

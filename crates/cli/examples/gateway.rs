@@ -29,7 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (reference, to) in orders {
         let text = format!("Your {reference} has shipped");
         let message = Message::builder(to, "ACME", &text).client_ref(reference);
-        router.submit(message.build(router.max_segments())?).await?;
+        router.submit(message.build()?).await?;
     }
     let mut finished = 0;
     while let Some(event) = events.next().await {

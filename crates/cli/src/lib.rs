@@ -21,7 +21,7 @@
 //! router.ready(Duration::from_secs(10)).await?; // every SMPP carrier bound, or why not
 //! let message = Message::builder("+44 7700 900123", "ACME", "Your code is 1234")
 //!     .client_ref("order-17")
-//!     .build(router.max_segments())?;
+//!     .build()?;
 //! router.submit(message).await?; // waits while the router is full
 //! while let Some(event) = events.next().await {
 //!     println!("{} {}", event.client_ref().unwrap_or("-"), event.event.as_str());
@@ -48,9 +48,9 @@ pub use smsroute_engine::{
     Refused, Rejection, ReloadReport, Router, RouterStats, SetupError, ShutdownReport, StatusEvent,
 };
 pub use smsroute_routing::config::{CarrierConfig, SmppConfig};
-pub use smsroute_routing::{CarrierHealth, CarrierIndex, Config, ConfigError, HealthState};
+pub use smsroute_routing::{CarrierHealth, Config, ConfigError, HealthState};
 pub use smsroute_smpp::{EsmeConfig, SmppCarrier};
-pub use smsroute_types::{InvalidMessage, Message, MessageBuilder, MessageId, Money};
+pub use smsroute_types::{CarrierSlot, InvalidMessage, Message, MessageBuilder, MessageId, Money};
 
 /// Simulated carriers for trials and tests: in-process ([`sim::SimCarrier`]) and an SMPP 3.4
 /// SMSC simulator ([`sim::Simulator`]), both following seeded behaviour models.

@@ -29,11 +29,18 @@ pub struct SendArgs<'a> {
 /// `Ok(true)` when every message was delivered.
 pub fn run(args: SendArgs<'_>) -> Result<bool, String> {
     let (config, _) = load_config(args.config)?;
-    let max = config.limits.max_segments;
-    // Check the message before connecting anywhere.
-    Message::builder(args.to, args.from, args.text)
-        .build(max)
+    // Check the message before connecting anywhere, against the router's limit too.
+    let message = Message::builder(args.to, args.from, args.text)
+        .build()
         .map_err(|e| format!("message: {e}"))?;
+    let max = config.limits.max_segments;
+    if message.segments() > max {
+        let too_long = smsroute_types::InvalidMessage::TooManySegments {
+            segments: message.segments(),
+            max,
+        };
+        return Err(format!("message: {too_long}"));
+    }
     let plan = Plan::check(&args)?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(send(&config, args, plan))
@@ -120,7 +127,7 @@ async fn send(config: &Config, args: SendArgs<'_>, plan: Plan) -> Result<bool, S
         .carriers
         .iter()
         .filter(|c| c.smpp.is_some())
-        .filter_map(|c| router.carrier(router.carrier_index(&c.id)?))
+        .filter_map(|c| router.carrier(router.carrier_slot(&c.id)?))
         .collect();
     if carriers.is_empty() {
         return Err(format!(
@@ -149,7 +156,7 @@ async fn send(config: &Config, args: SendArgs<'_>, plan: Plan) -> Result<bool, S
     let interval = plan.interval;
     for n in 0..args.count {
         let message = Message::builder(args.to, args.from, args.text)
-            .build(config.limits.max_segments)
+            .build()
             .map_err(|e| format!("message: {e}"))?;
         match router.try_submit(message).map_err(|r| r.reason) {
             Ok(id) => {

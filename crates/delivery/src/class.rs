@@ -96,7 +96,26 @@ pub enum ReceiptStatus {
     Intermediate,
 }
 
+impl smsroute_types::Label for ReceiptStatus {
+    const LABELS: &'static [&'static str] = &[
+        "delivered",
+        "undeliverable",
+        "rejected",
+        "expired",
+        "intermediate",
+    ];
+
+    fn index(&self) -> usize {
+        *self as usize
+    }
+}
+
 impl ReceiptStatus {
+    /// Whether the receipt is final (an intermediate one changes nothing).
+    pub fn is_final(self) -> bool {
+        self != ReceiptStatus::Intermediate
+    }
+
     /// Parses the `stat:` field of a receipt (case-insensitive).
     ///
     /// ```

@@ -12,10 +12,10 @@
 //! ```
 //! use smallvec::smallvec;
 //! use smsroute_delivery::*;
-//! use smsroute_routing::CarrierIndex;
+//! use smsroute_types::CarrierSlot;
 //! use smsroute_types::MessageId;
 //!
-//! let (a, b) = (CarrierIndex(0), CarrierIndex(1));
+//! let (a, b) = (CarrierSlot(0), CarrierSlot(1));
 //! let request = DeliveryRequest {
 //!     id: MessageId(1), parts: 1, candidates: smallvec![a, b],
 //!     receipt: false, validity: None, not_before: None,
@@ -38,8 +38,8 @@ mod policy;
 pub use class::{ErrorClass, ReceiptStatus, classify_status};
 pub use machine::{
     Action, Actions, Admission, AttemptOutcome, AttemptRecord, Delivery, DeliveryRequest, Event,
-    FailReason, RetryBudgets, SubmitResult, Unlimited,
+    FailReason, Outcome, RetryBudgets, SubmitResult, Unlimited,
 };
 pub use policy::{RetryBudget, RetryPolicy};
 
-pub use smsroute_types::Nanos;
+pub use smsroute_types::{Label, Nanos};

@@ -3,8 +3,8 @@
 //! Length: past 500 lines: one state machine, whose transitions are best read together.
 
 use smallvec::{SmallVec, smallvec};
-use smsroute_routing::CarrierIndex;
-use smsroute_types::{MessageId, SplitMix64};
+use smsroute_types::CarrierSlot;
+use smsroute_types::{Label, MessageId, SplitMix64};
 
 use crate::{ErrorClass, Nanos, ReceiptStatus, RetryBudget, RetryPolicy, classify_status};
 
@@ -56,23 +56,23 @@ pub enum Event {
     /// Attempt `attempt` (1-based) went to `carrier`.
     Submitted {
         /// The carrier.
-        carrier: CarrierIndex,
+        carrier: CarrierSlot,
         /// The attempt number.
         attempt: u32,
     },
     /// The same carrier will be tried again at `after`.
     Retrying {
         /// The carrier.
-        carrier: CarrierIndex,
+        carrier: CarrierSlot,
         /// When.
         after: Nanos,
     },
     /// The next attempt goes to another carrier.
     FailedOver {
         /// The carrier that failed.
-        from: CarrierIndex,
+        from: CarrierSlot,
         /// The next one.
-        to: CarrierIndex,
+        to: CarrierSlot,
     },
     /// Terminal: every part's receipt said delivered.
     Delivered,
@@ -84,29 +84,47 @@ pub enum Event {
     Expired,
 }
 
-impl Event {
-    /// The terminal statuses' names, in the order of [`Event::terminal_index`].
-    pub const TERMINAL: [&'static str; 4] = ["delivered", "sent", "failed", "expired"];
+/// The four terminal outcomes, as the `outcome` metric label and reports count them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// [`Event::Delivered`].
+    Delivered,
+    /// [`Event::Sent`].
+    Sent,
+    /// [`Event::Failed`], whatever the reason.
+    Failed,
+    /// [`Event::Expired`].
+    Expired,
+}
 
+impl Label for Outcome {
+    const LABELS: &'static [&'static str] = &["delivered", "sent", "failed", "expired"];
+
+    fn index(&self) -> usize {
+        *self as usize
+    }
+}
+
+impl Event {
     /// The event's name, as the CLI, the load test and metrics write it: `accepted`,
-    /// `submitted`, `retrying`, `failed_over`, then the [`Event::TERMINAL`] names.
+    /// `submitted`, `retrying`, `failed_over`, then the [`Outcome`] labels.
     pub fn as_str(&self) -> &'static str {
         match self {
             Event::Accepted => "accepted",
             Event::Submitted { .. } => "submitted",
             Event::Retrying { .. } => "retrying",
             Event::FailedOver { .. } => "failed_over",
-            terminal => Event::TERMINAL[terminal.terminal_index().expect("the rest are terminal")],
+            terminal => terminal.outcome().expect("the rest are terminal").label(),
         }
     }
 
-    /// For a terminal event, its position in [`Event::TERMINAL`].
-    pub fn terminal_index(&self) -> Option<usize> {
+    /// For a terminal event, the outcome it reports.
+    pub fn outcome(&self) -> Option<Outcome> {
         match self {
-            Event::Delivered => Some(0),
-            Event::Sent => Some(1),
-            Event::Failed(_) => Some(2),
-            Event::Expired => Some(3),
+            Event::Delivered => Some(Outcome::Delivered),
+            Event::Sent => Some(Outcome::Sent),
+            Event::Failed(_) => Some(Outcome::Failed),
+            Event::Expired => Some(Outcome::Expired),
             _ => None,
         }
     }
@@ -127,7 +145,7 @@ pub enum Action {
     /// [`Delivery::handle_admission`] once it is admitted or can no longer be.
     Admit {
         /// The carrier.
-        carrier: CarrierIndex,
+        carrier: CarrierSlot,
         /// Tokens to take: one per part.
         segments: u32,
     },
@@ -135,7 +153,7 @@ pub enum Action {
     /// [`Delivery::handle_submit_result`].
     Submit {
         /// The carrier.
-        carrier: CarrierIndex,
+        carrier: CarrierSlot,
         /// The attempt number.
         attempt: u32,
     },
@@ -193,7 +211,7 @@ pub struct AttemptRecord {
     /// 1-based.
     pub attempt: u32,
     /// Where it went.
-    pub carrier: CarrierIndex,
+    pub carrier: CarrierSlot,
     /// When it was submitted.
     pub at: Nanos,
     /// How it ended.
@@ -203,19 +221,19 @@ pub struct AttemptRecord {
 /// Where the retry budgets live (one per carrier in the engine).
 pub trait RetryBudgets {
     /// A first submit went to `carrier`.
-    fn deposit(&mut self, carrier: CarrierIndex, now: Nanos);
+    fn deposit(&mut self, carrier: CarrierSlot, now: Nanos);
     /// May a retry charged to `carrier` (whose failure caused it) go now?
-    fn try_withdraw(&mut self, carrier: CarrierIndex, now: Nanos) -> bool;
+    fn try_withdraw(&mut self, carrier: CarrierSlot, now: Nanos) -> bool;
 }
 
 /// Budgets by carrier index; carriers past the end have no limit.
 impl RetryBudgets for [RetryBudget] {
-    fn deposit(&mut self, carrier: CarrierIndex, now: Nanos) {
+    fn deposit(&mut self, carrier: CarrierSlot, now: Nanos) {
         if let Some(b) = self.get_mut(carrier.get()) {
             b.deposit(now);
         }
     }
-    fn try_withdraw(&mut self, carrier: CarrierIndex, now: Nanos) -> bool {
+    fn try_withdraw(&mut self, carrier: CarrierSlot, now: Nanos) -> bool {
         self.get_mut(carrier.get())
             .is_none_or(|b| b.try_withdraw(now))
     }
@@ -226,8 +244,8 @@ impl RetryBudgets for [RetryBudget] {
 pub struct Unlimited;
 
 impl RetryBudgets for Unlimited {
-    fn deposit(&mut self, _: CarrierIndex, _: Nanos) {}
-    fn try_withdraw(&mut self, _: CarrierIndex, _: Nanos) -> bool {
+    fn deposit(&mut self, _: CarrierSlot, _: Nanos) {}
+    fn try_withdraw(&mut self, _: CarrierSlot, _: Nanos) -> bool {
         true
     }
 }
@@ -238,19 +256,19 @@ enum State {
         at: Nanos,
     },
     Admitting {
-        carrier: CarrierIndex,
+        carrier: CarrierSlot,
     },
     InFlight {
-        carrier: CarrierIndex,
+        carrier: CarrierSlot,
         attempt: u32,
         timeout_at: Nanos,
     },
     Backoff {
-        carrier: CarrierIndex,
+        carrier: CarrierSlot,
         until: Nanos,
     },
     AwaitingReceipt {
-        carrier: CarrierIndex,
+        carrier: CarrierSlot,
         attempt: u32,
         until: Nanos,
     },
@@ -265,7 +283,7 @@ pub struct DeliveryRequest {
     /// Parts (segments): every attempt sends all of them to one carrier.
     pub parts: u32,
     /// Carriers in rank order (the routing decision).
-    pub candidates: SmallVec<[CarrierIndex; 8]>,
+    pub candidates: SmallVec<[CarrierSlot; 8]>,
     /// Ask for delivery receipts.
     pub receipt: bool,
     /// The message's own validity, overriding the policy's.
@@ -279,7 +297,7 @@ pub struct DeliveryRequest {
 pub struct Delivery {
     id: MessageId,
     parts: u32,
-    candidates: SmallVec<[CarrierIndex; 8]>,
+    candidates: SmallVec<[CarrierSlot; 8]>,
     policy: RetryPolicy,
     receipt: bool,
     deadline: Nanos,
@@ -348,7 +366,7 @@ impl Delivery {
         self.terminal
     }
     /// The attempt in flight (its carrier and number), if a submit awaits its answer.
-    pub fn in_flight(&self) -> Option<(CarrierIndex, u32)> {
+    pub fn in_flight(&self) -> Option<(CarrierSlot, u32)> {
         match self.state {
             State::InFlight {
                 carrier, attempt, ..
@@ -572,7 +590,7 @@ impl Delivery {
     /// Decides the next step after attempt on `carrier` failed with `class`.
     fn after_failure(
         &mut self,
-        carrier: CarrierIndex,
+        carrier: CarrierSlot,
         class: ErrorClass,
         status: u32,
         now: Nanos,
@@ -620,7 +638,7 @@ impl Delivery {
     /// The next carrier in rank order after `current`, wrapping round. Attempts start at the
     /// best candidate and only a failover moves on, one step at a time, so every carrier after
     /// the current one has not yet failed this message over, and once the walk wraps, all have.
-    fn next_candidate(&self, current: CarrierIndex) -> CarrierIndex {
+    fn next_candidate(&self, current: CarrierSlot) -> CarrierSlot {
         let at = self
             .candidates
             .iter()
@@ -629,7 +647,7 @@ impl Delivery {
         self.candidates[(at + 1) % self.candidates.len()]
     }
 
-    fn admit(&mut self, carrier: CarrierIndex, actions: &mut Actions) {
+    fn admit(&mut self, carrier: CarrierSlot, actions: &mut Actions) {
         self.state = State::Admitting { carrier };
         actions.push(Action::Admit {
             carrier,

@@ -4,14 +4,14 @@
 use proptest::prelude::*;
 use smallvec::SmallVec;
 use smsroute_delivery::*;
-use smsroute_routing::CarrierIndex;
+use smsroute_types::CarrierSlot;
 use smsroute_types::{MessageId, SplitMix64};
 
 const MS: Nanos = 1_000_000;
 const SECOND: Nanos = 1_000 * MS;
 
-fn c(i: u16) -> CarrierIndex {
-    CarrierIndex(i)
+fn c(i: u16) -> CarrierSlot {
+    CarrierSlot(i)
 }
 
 fn request(candidates: &[u16], parts: u32, receipt: bool) -> DeliveryRequest {
@@ -350,7 +350,7 @@ proptest! {
         let mut pending: Vec<Action> = first.to_vec();
         let (mut now, mut wake_at) = (0u64, None::<Nanos>);
         let (mut terminals, mut submits, mut steps) = (0, 0u32, 0);
-        let mut failed_over: Vec<CarrierIndex> = Vec::new();
+        let mut failed_over: Vec<CarrierSlot> = Vec::new();
         let mut outcomes = outcomes.into_iter().cycle();
         while steps < 10_000 {
             steps += 1;
@@ -421,7 +421,7 @@ fn abort_ends_a_waiting_message_but_not_one_in_flight() {
     let request = DeliveryRequest {
         id: MessageId(1),
         parts: 1,
-        candidates: smallvec::smallvec![CarrierIndex(0)],
+        candidates: smallvec::smallvec![CarrierSlot(0)],
         receipt: false,
         validity: None,
         not_before: None,

@@ -13,7 +13,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use smsroute_carrier::Receipt;
 use smsroute_delivery::{Nanos, ReceiptStatus};
-use smsroute_routing::CarrierIndex;
+use smsroute_types::CarrierSlot;
 
 /// A message's place in the dispatcher: its slab index and that slot's generation, so a key
 /// outliving its message never reaches the next one in the same slot.
@@ -65,7 +65,7 @@ impl DlrMap {
     /// Registers a part's id; a receipt that came early is returned to apply now.
     pub fn expect(
         &self,
-        carrier: CarrierIndex,
+        carrier: CarrierSlot,
         id: Box<str>,
         target: Target,
         expires: Nanos,
@@ -97,7 +97,7 @@ impl DlrMap {
     /// Intermediate receipts (ENROUTE, ACCEPTD) leave the part waiting for its final one.
     pub fn arrive(
         &self,
-        carrier: CarrierIndex,
+        carrier: CarrierSlot,
         receipt: Receipt,
         now: Nanos,
         early_ttl: Nanos,
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn matches_in_either_order_and_per_carrier() {
         let map = DlrMap::default();
-        let (a, b) = (CarrierIndex(0), CarrierIndex(1));
+        let (a, b) = (CarrierSlot(0), CarrierSlot(1));
         assert_eq!(map.expect(a, "m1".into(), T, 100), None);
         // Same id from another carrier is another message.
         assert_eq!(
@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn intermediate_receipts_keep_waiting_and_old_entries_expire() {
         let map = DlrMap::default();
-        let a = CarrierIndex(0);
+        let a = CarrierSlot(0);
         map.expect(a, "m1".into(), T, 100);
         let r = map.arrive(a, receipt("m1", ReceiptStatus::Intermediate), 0, 10);
         assert_eq!(r.map(|m| m.status), Some(ReceiptStatus::Intermediate));

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use smallvec::SmallVec;
 use smsroute_delivery::{AttemptRecord, Event, Nanos};
-use smsroute_routing::CarrierIndex;
+use smsroute_types::CarrierSlot;
 use smsroute_types::{Message, MessageId};
 use tokio::sync::mpsc;
 
@@ -37,7 +37,7 @@ pub struct StatusEvent {
     pub possible_duplicate: bool,
     /// The carrier the event is about: `Submitted` and `Retrying`, theirs; `FailedOver`, the
     /// next one; a terminal event, the last attempt's (none if it never reached a carrier).
-    pub carrier: Option<CarrierIndex>,
+    pub carrier: Option<CarrierSlot>,
     /// That carrier's id, valid whatever happens to the router (no lookup needed).
     pub carrier_name: Option<&'static str>,
     /// Terminal events of messages that needed more than one attempt: every attempt.

@@ -35,7 +35,7 @@
 //! let (router, mut events) = Router::start(&config, EngineOptions::default(), |c| {
 //!     SimCarrier::new(&c.id, Behaviour::default(), 1)
 //! }).unwrap();
-//! let id = router.try_submit(Message::builder("447700900123", "ACME", "hi").build(10).unwrap()).unwrap();
+//! let id = router.try_submit(Message::builder("447700900123", "ACME", "hi").build().unwrap()).unwrap();
 //! loop {
 //!     let e = events.recv().await.unwrap();
 //!     if e.is_terminal() {

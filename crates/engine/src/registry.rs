@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use smsroute_delivery::RetryPolicy;
-use smsroute_health::HealthBoard;
-use smsroute_routing::{CarrierHealth, CarrierIndex, HealthView, RouteTable};
+use smsroute_routing::RouteTable;
 use smsroute_throttle::{Gcra, InvalidQuota, Quota};
+use smsroute_types::CarrierSlot;
 
 /// Most carriers one router can know over its life (slots are never reused, so reloads that
 /// add carriers count too): the configuration's own limit, one for both.
@@ -42,7 +42,7 @@ pub(crate) fn unpack_contract(word: u64) -> (u32, u32) {
 }
 
 /// One carrier: its connection and the state that must survive reloads.
-pub(crate) struct CarrierSlot<C> {
+pub(crate) struct SlotEntry<C> {
     pub id: Arc<str>,
     /// The id again, interned for the life of the process: what events carry.
     pub name: &'static str,
@@ -61,7 +61,7 @@ pub(crate) struct CarrierSlot<C> {
     pub in_flight: AtomicU32,
 }
 
-impl<C> CarrierSlot<C> {
+impl<C> SlotEntry<C> {
     pub fn new(
         id: &str,
         carrier: Arc<C>,
@@ -69,7 +69,7 @@ impl<C> CarrierSlot<C> {
         burst: u32,
         window: u32,
     ) -> Result<Self, InvalidQuota> {
-        Ok(CarrierSlot {
+        Ok(SlotEntry {
             id: id.into(),
             name: intern(id),
             carrier,
@@ -96,33 +96,13 @@ pub(crate) struct Snapshot<C> {
     pub generation: u64,
     pub table: RouteTable,
     /// Table carrier index → slot.
-    pub slot_of: Vec<CarrierIndex>,
+    pub slot_of: Vec<CarrierSlot>,
     /// Every slot so far (retired ones included), by slot index.
-    pub slots: Vec<Arc<CarrierSlot<C>>>,
+    pub slots: Vec<Arc<SlotEntry<C>>>,
     pub policy: RetryPolicy,
     pub max_segments: u32,
     /// Message classes: quiet hours and caps.
     pub rules: smsroute_policy::Rules,
     /// Refund a charge when no carrier took the message.
     pub refund_on_failure: bool,
-}
-
-/// Routing's view of health: the table's carrier indices read through to slots on the board.
-pub(crate) struct SlotHealth<'a> {
-    pub board: &'a HealthBoard,
-    pub slot_of: &'a [CarrierIndex],
-}
-
-impl HealthView for SlotHealth<'_> {
-    #[inline]
-    fn health(&self, carrier: CarrierIndex) -> CarrierHealth {
-        match self.slot_of.get(carrier.get()) {
-            Some(&slot) => self.board.health(slot),
-            None => CarrierHealth::HEALTHY,
-        }
-    }
-
-    fn max_ejected_share(&self) -> f32 {
-        self.board.max_ejected_share()
-    }
 }

@@ -8,7 +8,7 @@ use crossbeam::queue::ArrayQueue;
 use smallvec::SmallVec;
 use smsroute_delivery::Nanos;
 use smsroute_health::HealthBoard;
-use smsroute_routing::CarrierIndex;
+use smsroute_types::CarrierSlot;
 use smsroute_types::Message;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -23,7 +23,7 @@ use crate::registry::Snapshot;
 pub(crate) struct Charge {
     pub account: Arc<std::sync::atomic::AtomicU64>,
     /// The candidates' slots and their micro-units per segment.
-    pub slots: SmallVec<[CarrierIndex; 8]>,
+    pub slots: SmallVec<[CarrierSlot; 8]>,
     pub per_segment: SmallVec<[u64; 8]>,
     /// Micro-units taken so far.
     pub charged: u64,
@@ -33,7 +33,7 @@ impl Charge {
     /// Moves the charge to `carrier` (every part sent there): pays the difference to a
     /// dearer one, or refunds it from a cheaper one. `false`, changing nothing, when the
     /// account cannot pay.
-    pub fn move_to(&mut self, carrier: CarrierIndex, segments: u32) -> bool {
+    pub fn move_to(&mut self, carrier: CarrierSlot, segments: u32) -> bool {
         let at = self.slots.iter().position(|s| *s == carrier);
         let need = at.map_or(self.charged, |i| self.per_segment[i] * u64::from(segments));
         if need > self.charged && !debit(&self.account, need - self.charged) {
@@ -63,7 +63,7 @@ pub(crate) fn debit(balance: &std::sync::atomic::AtomicU64, amount: u64) -> bool
 pub(crate) struct Job {
     pub message: Arc<Message>,
     /// Carrier slots, best first.
-    pub candidates: SmallVec<[CarrierIndex; 8]>,
+    pub candidates: SmallVec<[CarrierSlot; 8]>,
     /// The suppression list's generation when the message was checked against it.
     pub checked: u64,
     /// Its account's charge, when it names an account.
@@ -98,6 +98,10 @@ pub(crate) struct Shared<C> {
     pub metrics: smsroute_metrics::EngineMetrics,
     /// `smsroute_messages_rejected_total`, by reason.
     pub rejected: smsroute_metrics::LabelCounters<crate::Rejection>,
+    /// `smsroute_outcomes_total`, by outcome.
+    pub outcomes: smsroute_metrics::LabelCounters<smsroute_delivery::Outcome>,
+    /// `smsroute_inbound_total`, by keyword.
+    pub inbound: smsroute_metrics::LabelCounters<crate::inbound::InboundKind>,
     /// Recipients who opted out.
     pub suppression: Arc<smsroute_policy::Suppression>,
     /// Per-recipient class caps (kept across reloads).

@@ -11,7 +11,7 @@ use smsroute_types::{Message, Money};
 fn billed(account: &str, n: u64) -> Message {
     Message::builder(&format!("4477009{n:05}"), "ACME", "hi")
         .tag("account", account)
-        .build(10)
+        .build()
         .unwrap()
 }
 

@@ -18,7 +18,7 @@ async fn a_refused_message_comes_back_as_it_was_given() {
     let (router, _events) = start(&config, options, &[]);
     let unserved = Message::builder("33612345678", "ACME", "bonjour")
         .client_ref("r-1")
-        .build(10)
+        .build()
         .unwrap();
     let refused = router.try_submit(unserved.clone()).unwrap_err();
     assert_eq!(refused.reason, Rejection::NoRoute);
@@ -68,7 +68,7 @@ async fn submit_waits_for_room_instead_of_refusing() {
     }
     // Refusals other than Overloaded come back at once.
     let unserved = Message::builder("33612345678", "ACME", "x")
-        .build(10)
+        .build()
         .unwrap();
     let refused = router.submit(unserved).await.unwrap_err();
     assert_eq!(refused.reason, Rejection::NoRoute);
@@ -103,4 +103,30 @@ async fn clones_share_one_router_and_shutdown_from_any_ends_the_stream() {
     assert_eq!(carriers.len(), 1);
     assert_eq!(&*carriers[0].id, "alpha");
     assert!(carriers[0].configured && carriers[0].link.is_up());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_routers_segment_limit_applies_at_submit_and_follows_reloads() {
+    let config = config(&[("alpha", 1000, "0.003")], "");
+    let (router, _events) = start(&config, EngineOptions::default(), &[]);
+    assert_eq!(router.max_segments(), smsroute_types::DEFAULT_MAX_SEGMENTS);
+    // Eleven GSM-7 parts: a valid message, one part over the default limit of ten.
+    let long = |n: u64| {
+        Message::builder("447700900123", "ACME", &"a".repeat(153 * 11))
+            .id(smsroute_types::MessageId(n))
+            .build()
+            .unwrap()
+    };
+    let refused = router.try_submit(long(1)).unwrap_err();
+    assert_eq!(
+        refused.reason,
+        Rejection::Invalid(smsroute_types::InvalidMessage::TooManySegments {
+            segments: 11,
+            max: 10
+        })
+    );
+    let raised = common::config(&[("alpha", 1000, "0.003")], "[limits]\nmax_segments = 12\n");
+    router.reload(&raised).unwrap();
+    assert_eq!(router.max_segments(), 12);
+    router.try_submit(long(2)).unwrap();
 }

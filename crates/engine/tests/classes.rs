@@ -12,7 +12,7 @@ use smsroute_types::Message;
 fn tagged(to: &str, class: &str) -> Message {
     Message::builder(to, "ACME", "offer")
         .tag("class", class)
-        .build(10)
+        .build()
         .unwrap()
 }
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 use common::*;
 use smsroute_delivery::{Event, FailReason};
 use smsroute_engine::{EngineOptions, Rejection};
-use smsroute_routing::{CarrierIndex, HealthState};
+use smsroute_routing::HealthState;
 use smsroute_sim::{Behaviour, Latency, Outage, OutageKind};
+use smsroute_types::CarrierSlot;
 
 #[tokio::test(start_paused = true)]
 async fn least_cost_wins_and_every_message_is_delivered() {
@@ -21,7 +22,7 @@ async fn least_cost_wins_and_every_message_is_delivered() {
         assert!(ledger.submit(&router, message(n)));
     }
     ledger.settle(&mut events).await;
-    let cheap = router.carrier_index("cheap").unwrap();
+    let cheap = router.carrier_slot("cheap").unwrap();
     assert_eq!(ledger.count(|e| *e == Event::Delivered), 200);
     assert!(
         ledger
@@ -30,7 +31,7 @@ async fn least_cost_wins_and_every_message_is_delivered() {
             .all(|e| e.carrier == Some(cheap) && e.attempts == 1)
     );
     let dear = router
-        .carrier(router.carrier_index("dear").unwrap())
+        .carrier(router.carrier_slot("dear").unwrap())
         .unwrap();
     assert_eq!(dear.stats().submits.load(Ordering::Relaxed), 0);
     assert_eq!(router.stats().outstanding, 0);
@@ -39,7 +40,7 @@ async fn least_cost_wins_and_every_message_is_delivered() {
 /// 50 messages a second for 40 s; the cheap carrier refuses everything from 2 s to 12 s.
 /// Returns the ledger, the carriers (cheap, dear), when the cheap one was first seen ejected and
 /// when it was next seen healthy.
-async fn outage_run(dear_cost: &str) -> (Ledger, [CarrierIndex; 2], Option<u64>, Option<u64>) {
+async fn outage_run(dear_cost: &str) -> (Ledger, [CarrierSlot; 2], Option<u64>, Option<u64>) {
     let outage = Behaviour {
         latency: Latency::Fixed(10 * MS),
         outages: vec![Outage {
@@ -51,8 +52,8 @@ async fn outage_run(dear_cost: &str) -> (Ledger, [CarrierIndex; 2], Option<u64>,
     };
     let config = config(&[("dear", 1000, dear_cost), ("cheap", 1000, "0.0030")], "");
     let (router, mut events) = start(&config, EngineOptions::default(), &[("cheap", outage)]);
-    let cheap = router.carrier_index("cheap").unwrap();
-    let dear = router.carrier_index("dear").unwrap();
+    let cheap = router.carrier_slot("cheap").unwrap();
+    let dear = router.carrier_slot("dear").unwrap();
     let mut ledger = Ledger::default();
     let (mut ejected_at, mut healthy_again_at) = (None, None);
     for n in 0..2000u64 {
@@ -79,7 +80,7 @@ async fn outage_run(dear_cost: &str) -> (Ledger, [CarrierIndex; 2], Option<u64>,
 /// First attempts submitted in `[from, to)` to (cheap, dear).
 fn first_attempts(
     ledger: &Ledger,
-    [cheap, dear]: [CarrierIndex; 2],
+    [cheap, dear]: [CarrierSlot; 2],
     from: u64,
     to: u64,
 ) -> (usize, usize) {
@@ -148,7 +149,7 @@ async fn a_penalised_carrier_gets_traffic_back_once_it_recovers() {
 async fn a_carrier_never_gets_more_than_its_rate_and_burst() {
     let config = config(&[("slow", 50, "0.0030")], "");
     let (router, mut events) = start(&config, EngineOptions::default(), &[]);
-    let slow = router.carrier_index("slow").unwrap();
+    let slow = router.carrier_slot("slow").unwrap();
     let mut ledger = Ledger::default();
     for n in 0..400 {
         assert!(ledger.submit(&router, message(n)));
@@ -205,8 +206,8 @@ async fn a_reload_mid_stream_loses_nothing() {
     ledger.settle(&mut events).await;
     assert_eq!(ledger.count(|e| *e == Event::Delivered), 600);
     let (old, new) = (
-        router.carrier_index("old").unwrap(),
-        router.carrier_index("new").unwrap(),
+        router.carrier_slot("old").unwrap(),
+        router.carrier_slot("new").unwrap(),
     );
     // Messages accepted before the reload drained through the old carrier at its own pace.
     let by = |c| {
@@ -296,7 +297,7 @@ async fn refusals_name_the_reason() {
     let (router, _events) = start(&config, EngineOptions::default(), &[]);
     let build = |to: &str, text: &str| {
         smsroute_types::Message::builder(to, "ACME", text)
-            .build(10)
+            .build()
             .unwrap()
     };
     assert_eq!(
@@ -332,7 +333,7 @@ async fn a_hung_carrier_times_out_and_fails_over_flagged_as_possible_duplicate()
         assert!(ledger.submit(&router, message(n)));
     }
     ledger.settle(&mut events).await;
-    let dear = router.carrier_index("dear").unwrap();
+    let dear = router.carrier_slot("dear").unwrap();
     for e in ledger.terminal.values() {
         assert_eq!(
             (e.event, e.carrier, e.attempts),

@@ -17,7 +17,7 @@ async fn events_carry_the_client_reference_tags_and_the_carriers_ids() {
     let message = Message::builder("447700900123", "ACME", &"long ".repeat(40))
         .client_ref("order-77")
         .tag("campaign", "spring")
-        .build(10)
+        .build()
         .unwrap();
     let mut ledger = Ledger::default();
     assert!(ledger.submit(&router, message));

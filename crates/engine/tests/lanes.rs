@@ -26,7 +26,7 @@ async fn a_message_larger_than_the_carriers_burst_fails_as_too_large() {
     let (router, mut events) = start(&deck(10, 10), EngineOptions::default(), &[]);
     let five = || {
         Message::builder("447700900123", "ACME", &"x".repeat(700))
-            .build(10)
+            .build()
             .unwrap()
     };
     let mut ledger = Ledger::default();

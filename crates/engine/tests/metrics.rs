@@ -29,7 +29,7 @@ async fn counts_match_the_ledger_and_quiet_carriers_show_zero() {
         submit(
             &router,
             smsroute_types::Message::builder("33612345678", "ACME", "hi")
-                .build(10)
+                .build()
                 .unwrap()
         ),
         Err(Rejection::NoRoute)
@@ -108,7 +108,7 @@ async fn policy_gauges_show_the_opt_out_list_and_every_account_balance() {
     for n in 0..2 {
         let billed = smsroute_types::Message::builder(&format!("4477009{n:05}"), "ACME", "hi")
             .tag("account", "acme")
-            .build(10)
+            .build()
             .unwrap();
         assert!(ledger.submit(&router, billed));
     }

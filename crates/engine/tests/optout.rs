@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 fn to(number: &str, from: &str, n: u64) -> Message {
     Message::builder(number, from, &format!("offer {n}"))
-        .build(10)
+        .build()
         .unwrap()
 }
 
@@ -48,7 +48,7 @@ async fn a_stop_reply_stops_queued_messages_and_refuses_new_ones() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     ledger.poll(&mut events);
     let sim = router
-        .carrier(router.carrier_index("slow").unwrap())
+        .carrier(router.carrier_slot("slow").unwrap())
         .unwrap();
     let stop = Inbound {
         from: a.into(),

@@ -90,7 +90,7 @@ async fn a_half_open_carrier_never_has_more_probes_in_flight_than_allowed() {
         }
     })
     .unwrap();
-    let flaky_slot = router.carrier_index("flaky").unwrap();
+    let flaky_slot = router.carrier_slot("flaky").unwrap();
     let (mut accepted, mut terminal, mut probed) = (0usize, 0usize, false);
     // 200 messages a second for 30 s: the outage ejects flaky, probing starts ~10 s later.
     for n in 0..6_000u64 {

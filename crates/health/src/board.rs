@@ -6,6 +6,7 @@ use loom::sync::atomic::{AtomicU64, Ordering};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use smsroute_routing::{CarrierHealth, CarrierIndex, HealthState, HealthView};
+use smsroute_types::CarrierSlot;
 
 /// One word per carrier: the penalty's `f32` bits and the state, so a reader always sees a
 /// state and a penalty that were published together.
@@ -55,7 +56,7 @@ impl HealthBoard {
     /// # Panics
     /// If `carrier` is outside the board.
     #[inline]
-    pub fn publish(&self, carrier: CarrierIndex, health: CarrierHealth) {
+    pub fn publish(&self, carrier: CarrierSlot, health: CarrierHealth) {
         self.cells[carrier.get()].store(pack(health), Ordering::Release);
     }
 
@@ -70,10 +71,10 @@ impl HealthBoard {
     }
 }
 
-impl HealthView for HealthBoard {
-    /// One atomic load; carriers past the end count as healthy.
+impl HealthBoard {
+    /// A carrier's health: one atomic load; slots past the end count as healthy.
     #[inline]
-    fn health(&self, carrier: CarrierIndex) -> CarrierHealth {
+    pub fn health(&self, carrier: CarrierSlot) -> CarrierHealth {
         self.cells
             .get(carrier.get())
             .map_or(CarrierHealth::HEALTHY, |c| {
@@ -81,8 +82,40 @@ impl HealthView for HealthBoard {
             })
     }
 
-    fn max_ejected_share(&self) -> f32 {
+    /// Most of a prefix's carriers routing skips as ejected at once.
+    pub fn max_ejected_share(&self) -> f32 {
         self.max_ejected_share
+    }
+
+    /// Routing's view of the board for a route table whose carrier `i` has slot
+    /// `slot_of[i]`.
+    pub fn view<'a>(&'a self, slot_of: &'a [CarrierSlot]) -> BoardView<'a> {
+        BoardView {
+            board: self,
+            slot_of,
+        }
+    }
+}
+
+/// The board as routing reads it ([`HealthBoard::view`]): a route table's carrier indices
+/// read through to their slots. A table index with no slot counts as healthy.
+#[derive(Clone, Copy, Debug)]
+pub struct BoardView<'a> {
+    board: &'a HealthBoard,
+    slot_of: &'a [CarrierSlot],
+}
+
+impl HealthView for BoardView<'_> {
+    #[inline]
+    fn health(&self, carrier: CarrierIndex) -> CarrierHealth {
+        match self.slot_of.get(carrier.get()) {
+            Some(&slot) => self.board.health(slot),
+            None => CarrierHealth::HEALTHY,
+        }
+    }
+
+    fn max_ejected_share(&self) -> f32 {
+        self.board.max_ejected_share
     }
 }
 
@@ -97,10 +130,10 @@ mod tests {
             state: HealthState::Degraded,
             penalty: 2.5,
         };
-        board.publish(CarrierIndex(1), h);
-        assert_eq!(board.health(CarrierIndex(1)), h);
-        assert_eq!(board.health(CarrierIndex(0)), CarrierHealth::HEALTHY);
-        assert_eq!(board.health(CarrierIndex(9)), CarrierHealth::HEALTHY);
+        board.publish(CarrierSlot(1), h);
+        assert_eq!(board.health(CarrierSlot(1)), h);
+        assert_eq!(board.health(CarrierSlot(0)), CarrierHealth::HEALTHY);
+        assert_eq!(board.health(CarrierSlot(9)), CarrierHealth::HEALTHY);
         for state in [
             HealthState::Healthy,
             HealthState::Degraded,
@@ -113,6 +146,23 @@ mod tests {
             };
             assert_eq!(unpack(pack(h)), h);
         }
+    }
+
+    #[test]
+    fn routing_reads_a_table_index_through_its_slot() {
+        let board = HealthBoard::new(3, 0.25);
+        let ejected = CarrierHealth {
+            state: HealthState::Ejected,
+            penalty: 4.0,
+        };
+        board.publish(CarrierSlot(2), ejected);
+        // The table lists slot 2 first, slot 0 second (a reload reordered them).
+        let slot_of = [CarrierSlot(2), CarrierSlot(0)];
+        let view = board.view(&slot_of);
+        assert_eq!(view.health(CarrierIndex(0)), ejected);
+        assert_eq!(view.health(CarrierIndex(1)), CarrierHealth::HEALTHY);
+        assert_eq!(view.health(CarrierIndex(7)), CarrierHealth::HEALTHY);
+        assert_eq!(view.max_ejected_share(), 0.25);
     }
 }
 
@@ -138,17 +188,17 @@ mod loom_tests {
             let writer = {
                 let board = board.clone();
                 loom::thread::spawn(move || {
-                    board.publish(CarrierIndex(0), a);
-                    board.publish(CarrierIndex(0), b);
+                    board.publish(CarrierSlot(0), a);
+                    board.publish(CarrierSlot(0), b);
                 })
             };
-            let seen = board.health(CarrierIndex(0));
+            let seen = board.health(CarrierSlot(0));
             assert!(
                 seen == CarrierHealth::HEALTHY || seen == a || seen == b,
                 "{seen:?}"
             );
             writer.join().unwrap();
-            assert_eq!(board.health(CarrierIndex(0)), b);
+            assert_eq!(board.health(CarrierSlot(0)), b);
         });
     }
 }

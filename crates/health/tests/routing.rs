@@ -1,7 +1,7 @@
 //! Health feeding routing: outcomes move a carrier out of rotation, through probing, and back,
 //! and `explain` shows each candidate's state.
 
-use smsroute_health::{CarrierTracker, HealthBoard, HealthConfig, Outcome};
+use smsroute_health::{CarrierSlot, CarrierTracker, HealthBoard, HealthConfig, Outcome};
 use smsroute_routing::{Config, DropReason, HealthState, RouteTable};
 use smsroute_types::E164;
 
@@ -34,10 +34,21 @@ fn failures_eject_probing_restores_and_explain_tells() {
         table.carriers().len(),
         HealthConfig::default().max_ejected_share,
     );
+    // One slot per table carrier, in the table's order (no reload has reordered them).
+    let slots: Vec<CarrierSlot> = (0..table.carriers().len() as u16)
+        .map(CarrierSlot)
+        .collect();
+    let cheap_slot = CarrierSlot(cheap.0);
     let mut tracker = CarrierTracker::new(HealthConfig::default(), 3).unwrap();
     let first = |board: &HealthBoard| {
         table
-            .carrier_id(table.route(&number, board, 0).first().unwrap().carrier)
+            .carrier_id(
+                table
+                    .route(&number, &board.view(&slots), 0)
+                    .first()
+                    .unwrap()
+                    .carrier,
+            )
             .to_string()
     };
     assert_eq!(first(&board), "cheap");
@@ -49,9 +60,9 @@ fn failures_eject_probing_restores_and_explain_tells() {
         },
         0,
     );
-    board.publish(cheap, tracker.snapshot());
+    board.publish(cheap_slot, tracker.snapshot());
     assert_eq!(first(&board), "dear");
-    let e = table.explain(&number, &board);
+    let e = table.explain(&number, &board.view(&slots));
     assert_eq!(
         (e.candidates[1].health.state, e.candidates[1].health.penalty),
         (HealthState::Degraded, 4.0)
@@ -61,10 +72,10 @@ fn failures_eject_probing_restores_and_explain_tells() {
     for i in 1..=5 {
         tracker.record(Outcome::Failure, i * MS);
     }
-    board.publish(cheap, tracker.snapshot());
-    let route = table.route(&number, &board, 0);
+    board.publish(cheap_slot, tracker.snapshot());
+    let route = table.route(&number, &board.view(&slots), 0);
     assert_eq!(route.len(), 1);
-    let e = table.explain(&number, &board);
+    let e = table.explain(&number, &board.view(&slots));
     assert_eq!(e.dropped.len(), 1);
     assert_eq!(
         (e.dropped[0].carrier, &e.dropped[0].reason),
@@ -74,8 +85,8 @@ fn failures_eject_probing_restores_and_explain_tells() {
     // After the ejection time it is probing: a candidate again, with its penalty.
     let later = 20_000 * MS;
     assert!(tracker.try_send(later));
-    board.publish(cheap, tracker.snapshot());
-    let e = table.explain(&number, &board);
+    board.publish(cheap_slot, tracker.snapshot());
+    let e = table.explain(&number, &board.view(&slots));
     assert!(
         e.candidates
             .iter()

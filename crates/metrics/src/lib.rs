@@ -69,7 +69,7 @@ pub mod names {
     pub const SEGMENTS: &str = "smsroute_segments_total";
     /// Histogram `{carrier}`: submit → final delivery receipt, seconds.
     pub const DLR_LATENCY: &str = "smsroute_dlr_latency_seconds";
-    /// Counter `{carrier,status}`: final receipts matched to a message part.
+    /// Counter `{carrier,status}`: receipts matched to a message part.
     pub const RECEIPTS: &str = "smsroute_receipts_total";
     /// Counter: receipts that matched no message (unknown id, or already finished).
     pub const RECEIPTS_UNKNOWN: &str = "smsroute_receipts_unknown_total";
@@ -159,10 +159,7 @@ pub fn describe() {
         Unit::Seconds,
         "Submit to the final delivery receipt."
     );
-    describe_counter!(
-        RECEIPTS,
-        "Final receipts matched to a message part, by status."
-    );
+    describe_counter!(RECEIPTS, "Receipts matched to a message part, by status.");
     describe_counter!(RECEIPTS_UNKNOWN, "Receipts that matched no message.");
     describe_gauge!(
         OUTSTANDING,
@@ -188,20 +185,7 @@ pub fn describe() {
     );
 }
 
-/// A domain enum whose values are the values of one metric label: all of them in a fixed
-/// order, and each value's place in it. Handles are registered once per value in that order
-/// ([`LabelCounters`]), so a metric's labels come from the enum, never from a list kept
-/// elsewhere.
-pub trait Label {
-    /// Every label value, in order.
-    const LABELS: &'static [&'static str];
-    /// This value's place in [`Label::LABELS`].
-    fn index(&self) -> usize;
-    /// This value's label.
-    fn label(&self) -> &'static str {
-        Self::LABELS[self.index()]
-    }
-}
+pub use smsroute_types::Label;
 
 /// One counter handle per value of `L` for one metric, registered at once (so every series
 /// exists at 0 from the start).
@@ -228,36 +212,38 @@ impl<L: Label> LabelCounters<L> {
         }
     }
 
+    /// Registers `name{carrier="…", key="…"}` for every label value of `L`.
+    pub fn register_for_carrier(name: &'static str, carrier: &str, key: &'static str) -> Self {
+        LabelCounters {
+            counters: L::LABELS
+                .iter()
+                .map(|value| counter!(name, "carrier" => carrier.to_string(), key => *value))
+                .collect(),
+            _values: std::marker::PhantomData,
+        }
+    }
+
     /// The handle of `value`'s series.
     pub fn get(&self, value: &L) -> &Counter {
         &self.counters[value.index()]
     }
+
+    /// Adds counts kept in label order (`counts[i]` to the series of `L::LABELS[i]`), as a
+    /// flush of counts accumulated off the metric handles does.
+    pub fn add_counts(&self, counts: &[u64]) {
+        for (counter, &n) in self.counters.iter().zip(counts) {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
+    }
 }
-
-/// Inbound message kinds, in the order of [`EngineMetrics::inbound`]: the keyword, `none` for
-/// other replies, `dropped` for events the gateway had no room for.
-pub const INBOUND_KINDS: [&str; 6] = ["stop", "stopall", "start", "help", "none", "dropped"];
-
-/// Position of `none` (a reply that is no keyword) in [`INBOUND_KINDS`]; the keywords come
-/// first, in the policy crate's `Keyword` order.
-pub const INBOUND_NONE: usize = 4;
-
-/// Position of `dropped` (an event the gateway had no room for) in [`INBOUND_KINDS`].
-pub const INBOUND_DROPPED: usize = 5;
-
-/// Terminal outcomes, in the order of [`EngineMetrics::outcomes`] (the delivery crate's
-/// `Event::TERMINAL`, which the engine indexes by).
-pub const OUTCOMES: [&str; 4] = ["delivered", "sent", "failed", "expired"];
 
 /// Router-wide handles.
 #[derive(Clone, Debug)]
 pub struct EngineMetrics {
     /// [`names::ACCEPTED`].
     pub accepted: Counter,
-    /// [`names::INBOUND`], by [`INBOUND_KINDS`].
-    pub inbound: [Counter; 6],
-    /// [`names::OUTCOMES`], by [`OUTCOMES`].
-    pub outcomes: [Counter; 4],
     /// [`names::TABLE_GENERATION`].
     pub table_generation: Gauge,
     /// [`names::TABLE_PREFIXES`].
@@ -286,8 +272,6 @@ impl EngineMetrics {
         describe();
         EngineMetrics {
             accepted: counter!(names::ACCEPTED),
-            inbound: INBOUND_KINDS.map(|k| counter!(names::INBOUND, "keyword" => k)),
-            outcomes: OUTCOMES.map(|o| counter!(names::OUTCOMES, "outcome" => o)),
             table_generation: gauge!(names::TABLE_GENERATION),
             table_prefixes: gauge!(names::TABLE_PREFIXES),
             reloads_ok: counter!(names::RELOADS, "result" => "ok"),
@@ -355,9 +339,6 @@ impl Label for SubmitResult {
     }
 }
 
-/// Receipt statuses, in the order of [`CarrierMetrics::receipts`].
-pub const RECEIPT_STATUSES: [&str; 4] = ["delivered", "undeliverable", "expired", "rejected"];
-
 /// One carrier's handles, registered when the carrier is added.
 #[derive(Clone, Debug)]
 pub struct CarrierMetrics {
@@ -388,8 +369,6 @@ pub struct CarrierMetrics {
     pub submit_latency: Histogram,
     /// [`names::DLR_LATENCY`].
     pub dlr_latency: Histogram,
-    /// [`names::RECEIPTS`], by [`RECEIPT_STATUSES`].
-    pub receipts: [Counter; 4],
 }
 
 impl CarrierMetrics {
@@ -413,8 +392,6 @@ impl CarrierMetrics {
             bucket_fill: gauge!(names::BUCKET_FILL, "carrier" => c()),
             submit_latency: histogram!(names::SUBMIT_LATENCY, "carrier" => c()),
             dlr_latency: histogram!(names::DLR_LATENCY, "carrier" => c()),
-            receipts: RECEIPT_STATUSES
-                .map(|s| counter!(names::RECEIPTS, "carrier" => c(), "status" => s)),
         }
     }
 

@@ -214,10 +214,10 @@ mod tests {
         let r = rules(QuietAction::Defer);
         let tagged = Message::builder("447700900123", "ACME", "x")
             .tag("class", "marketing")
-            .build(10)
+            .build()
             .unwrap();
         let plain = Message::builder("447700900123", "ACME", "x")
-            .build(10)
+            .build()
             .unwrap();
         assert_eq!((r.class_of(&tagged), r.class_of(&plain)), (Some(0), None));
     }

@@ -266,7 +266,7 @@ mod tests {
 
     fn request(text: &str) -> SubmitRequest {
         let message = Message::builder("447700900123", "ACME", text)
-            .build(10)
+            .build()
             .unwrap();
         SubmitRequest {
             message: Arc::new(message),

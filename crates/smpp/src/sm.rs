@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn multipart_messages_get_a_udh_per_part() {
         let m = Message::builder("447700900123", "ACME", &"x".repeat(200))
-            .build(10)
+            .build()
             .unwrap();
         let parts = submit_parts(&m, 0x2A, true);
         assert_eq!(parts.len(), 2);
@@ -264,7 +264,7 @@ mod tests {
             assert_eq!(text.len(), if i == 0 { 153 } else { 47 });
         }
         let u = Message::builder("+447700900123", "+447700900001", &"Ж".repeat(100))
-            .build(10)
+            .build()
             .unwrap();
         let parts = submit_parts(&u, 7, false);
         assert_eq!(parts.len(), 2);
@@ -273,7 +273,7 @@ mod tests {
         assert_eq!((parts[0].source.ton, parts[0].source.npi), (1, 1));
         assert_eq!(text_of(&parts[1]).1, "Ж".repeat(33));
         let single = Message::builder("447700900123", "ACME", "hi €")
-            .build(10)
+            .build()
             .unwrap();
         let p = &submit_parts(&single, 1, false)[0];
         assert_eq!(

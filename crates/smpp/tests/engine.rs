@@ -40,16 +40,14 @@ async fn the_engine_loses_nothing_when_the_smsc_keeps_dropping_the_link() {
         )
     })
     .unwrap();
-    let carrier = router
-        .carrier(router.carrier_index("sim").unwrap())
-        .unwrap();
+    let carrier = router.carrier(router.carrier_slot("sim").unwrap()).unwrap();
     while carrier.bound() == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let n = 1500;
     for i in 0..n {
         let m = Message::builder(&format!("4477009{:05}", i), "ACME", "hi")
-            .build(10)
+            .build()
             .unwrap();
         router.try_submit(m).unwrap();
     }
@@ -116,8 +114,8 @@ async fn a_carrier_that_never_binds_is_down_with_its_reason_and_gets_no_traffic(
         )
     })
     .unwrap();
-    let cheap = router.carrier_index("cheap").unwrap();
-    let dear = router.carrier_index("dear").unwrap();
+    let cheap = router.carrier_slot("cheap").unwrap();
+    let dear = router.carrier_slot("dear").unwrap();
     for _ in 0..500 {
         let bound_dear = router.carrier(dear).unwrap().bound() > 0;
         let refused = router
@@ -154,7 +152,7 @@ async fn a_carrier_that_never_binds_is_down_with_its_reason_and_gets_no_traffic(
     let n = 20;
     for i in 0..n {
         let m = Message::builder(&format!("4477009{i:05}"), "ACME", "hi")
-            .build(10)
+            .build()
             .unwrap();
         router.try_submit(m).unwrap();
     }

@@ -17,7 +17,7 @@ fn request(text: &str) -> SubmitRequest {
     SubmitRequest {
         message: Arc::new(
             Message::builder("447700900123", "ACME", text)
-                .build(10)
+                .build()
                 .unwrap(),
         ),
         attempt: 1,

@@ -16,7 +16,7 @@
 //! let cost = Money::parse_decimal("0.0040").unwrap();
 //! assert_eq!(cost.micros(), 4_000);
 //!
-//! let msg = Message::builder("447700900123", "ACME", "hello").build(10).unwrap();
+//! let msg = Message::builder("447700900123", "ACME", "hello").build().unwrap();
 //! assert_eq!(msg.segments(), 1);
 //! ```
 #![forbid(unsafe_code)]
@@ -24,20 +24,26 @@
 
 mod e164;
 mod encoding;
+mod label;
 mod message;
 mod money;
 mod rng;
 mod sender;
+mod slot;
 
 pub use e164::{E164, InvalidNumber, MAX_DIGITS, MIN_DIGITS, pack_digits};
 pub use encoding::{
     Encoding, GSM7_MULTI, GSM7_SINGLE, Segmentation, UCS2_MULTI, UCS2_SINGLE, gsm7_decode,
     gsm7_encode, gsm7_width, is_gsm7, segment, split_parts, ucs2_decode, ucs2_encode,
 };
-pub use message::{DEFAULT_MAX_SEGMENTS, InvalidMessage, Message, MessageBuilder, MessageId};
+pub use label::Label;
+pub use message::{
+    DEFAULT_MAX_SEGMENTS, InvalidMessage, MAX_SEGMENTS, Message, MessageBuilder, MessageId,
+};
 pub use money::{InvalidMoney, Money};
 pub use rng::SplitMix64;
 pub use sender::{InvalidSender, MAX_ALPHANUMERIC, MAX_NUMERIC, Sender};
+pub use slot::CarrierSlot;
 
 /// Nanoseconds on a monotonic clock with the caller's origin: the one time unit every
 /// sans-IO crate takes `now` in (the engine's clock counts from the router's start).

@@ -4,8 +4,13 @@ use std::time::{Duration, SystemTime};
 
 use crate::{E164, InvalidNumber, InvalidSender, Segmentation, Sender, segment};
 
-/// Default cap on parts per message (`[limits] max_segments`).
+/// Default cap on parts per message (`[limits] max_segments`), which a router applies when a
+/// message is submitted.
 pub const DEFAULT_MAX_SEGMENTS: u32 = 10;
+
+/// Most parts any message may have: concatenation numbers parts in one octet. A router's own
+/// limit (`[limits] max_segments`, at most this) is applied at submit.
+pub const MAX_SEGMENTS: u32 = 255;
 
 /// A message id, unique within one router.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,7 +36,8 @@ pub enum InvalidMessage {
     TooManySegments {
         /// Parts the text needs.
         segments: u32,
-        /// The configured maximum.
+        /// The maximum ([`MAX_SEGMENTS`] when built, the router's `[limits] max_segments` at
+        /// submit).
         max: u32,
     },
     /// A validity of zero would expire the message before its first attempt.
@@ -74,7 +80,7 @@ impl Message {
     /// use smsroute_types::Message;
     /// let m = Message::builder("+44 7700 900123", "ACME", "Your code is 1234")
     ///     .client_ref("order-17")
-    ///     .build(10)
+    ///     .build()
     ///     .unwrap();
     /// assert_eq!(m.to().as_str(), "447700900123");
     /// assert_eq!(m.segments(), 1);
@@ -207,15 +213,16 @@ impl MessageBuilder {
         self
     }
 
-    /// Validates and builds; `max_segments` is the configured `[limits] max_segments`.
-    pub fn build(self, max_segments: u32) -> Result<Message, InvalidMessage> {
+    /// Validates and builds: number, sender, tags, at most [`MAX_SEGMENTS`] parts. The
+    /// router that takes the message checks its own segment limit when it is submitted.
+    pub fn build(self) -> Result<Message, InvalidMessage> {
         let to = E164::parse(&self.to)?;
         let from = Sender::parse(&self.from)?;
         let segmentation = segment(&self.text);
-        if segmentation.segments > max_segments {
+        if segmentation.segments > MAX_SEGMENTS {
             return Err(InvalidMessage::TooManySegments {
                 segments: segmentation.segments,
-                max: max_segments,
+                max: MAX_SEGMENTS,
             });
         }
         if self.validity == Some(Duration::ZERO) {
@@ -267,7 +274,7 @@ mod tests {
             .id(MessageId(7))
             .validity(Duration::from_secs(60))
             .tag("campaign", "spring")
-            .build(DEFAULT_MAX_SEGMENTS)
+            .build()
             .unwrap();
         assert_eq!(m.id(), MessageId(7));
         assert_eq!(m.to().as_str(), "33612345678");
@@ -283,7 +290,7 @@ mod tests {
             .tag("class", "marketing")
             .tag("account", "")
             .tag("class", "second")
-            .build(3)
+            .build()
             .unwrap();
         assert_eq!(m.text(), "a=b; c");
         assert_eq!(
@@ -297,7 +304,7 @@ mod tests {
         assert!(shown.contains(r#"text: "a=b; c""#), "{shown}");
         assert!(shown.contains(r#"("class", "marketing")"#), "{shown}");
         let untagged = Message::builder("447700900123", "ACME", "hi")
-            .build(3)
+            .build()
             .unwrap();
         assert_eq!(untagged.tags().count(), 0);
     }
@@ -312,7 +319,7 @@ mod tests {
         ] {
             let err = Message::builder("447700900123", "ACME", "hi")
                 .tag(key, value)
-                .build(3)
+                .build()
                 .unwrap_err();
             assert_eq!(
                 err,
@@ -325,7 +332,7 @@ mod tests {
 
     #[test]
     fn refuses_invalid_parts() {
-        let build = |to: &str, from: &str, text: &str| Message::builder(to, from, text).build(3);
+        let build = |to: &str, from: &str, text: &str| Message::builder(to, from, text).build();
         assert!(matches!(
             build("12", "ACME", "hi"),
             Err(InvalidMessage::Destination(_))
@@ -334,19 +341,25 @@ mod tests {
             build("447700900123", "", "hi"),
             Err(InvalidMessage::Sender(_))
         ));
+        // 256 parts of 153 GSM-7 characters: one more than concatenation can number.
+        let longest = "a".repeat(153 * 255);
         assert_eq!(
-            build("447700900123", "ACME", &"a".repeat(500)),
+            build("447700900123", "ACME", &longest).map(|m| m.segments()),
+            Ok(255)
+        );
+        assert_eq!(
+            build("447700900123", "ACME", &format!("{longest}a")),
             Err(InvalidMessage::TooManySegments {
-                segments: 4,
-                max: 3
+                segments: 256,
+                max: MAX_SEGMENTS
             })
         );
         let zero = Message::builder("447700900123", "ACME", "hi").validity(Duration::ZERO);
-        assert_eq!(zero.build(3), Err(InvalidMessage::ZeroValidity));
-        let err = build("447700900123", "ACME", &"a".repeat(500)).unwrap_err();
+        assert_eq!(zero.build(), Err(InvalidMessage::ZeroValidity));
+        let err = build("447700900123", "ACME", &format!("{longest}a")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "text needs 4 segments, at most 3 are allowed"
+            "text needs 256 segments, at most 255 are allowed"
         );
     }
 }

@@ -29,18 +29,6 @@ pub(super) fn metric_result(result: SubmitResult) -> MetricResult {
     }
 }
 
-/// Index of a final receipt status in the receipts counters (none for intermediate ones).
-pub(super) fn receipt_index(status: smsroute_delivery::ReceiptStatus) -> Option<usize> {
-    use smsroute_delivery::ReceiptStatus as R;
-    match status {
-        R::Delivered => Some(0),
-        R::Undeliverable => Some(1),
-        R::Expired => Some(2),
-        R::Rejected => Some(3),
-        R::Intermediate => None,
-    }
-}
-
 /// What a submit's answer says about the carrier. An attempt never sent says nothing: the
 /// carrier's link state is health's input for that.
 pub(super) fn health_outcome(result: SubmitResult, latency: Nanos) -> Outcome {

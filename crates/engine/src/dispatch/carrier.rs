@@ -4,8 +4,9 @@ use std::collections::VecDeque;
 
 use smsroute_carrier::LinkState;
 use smsroute_delivery::Nanos;
+use smsroute_delivery::{Label, ReceiptStatus};
 use smsroute_health::{CarrierTracker, HealthConfig, InvalidHealthConfig};
-use smsroute_metrics::{CarrierMetrics, SubmitResult};
+use smsroute_metrics::{CarrierMetrics, LabelCounters, SubmitResult};
 use smsroute_routing::{CarrierHealth, HealthState};
 use smsroute_throttle::{AdaptiveConfig, AdaptiveRate};
 
@@ -33,11 +34,16 @@ pub(crate) struct CarrierState {
     pub permits_issued: bool,
     /// Metric handles, registered once.
     pub metrics: CarrierMetrics,
+    /// `smsroute_receipts_total` of this carrier, by status.
+    pub receipts: LabelCounters<ReceiptStatus>,
     /// Counts since the last flush to the metric handles (the hot path only adds here).
     pub counts: CarrierCounts,
     /// The carrier's link as last read on the tick (`Up` until read).
     pub link: LinkState,
 }
+
+/// Receipt statuses counted apart (one per [`ReceiptStatus`] label).
+const RECEIPT_STATUSES: usize = ReceiptStatus::LABELS.len();
 
 /// Per-carrier counts the dispatcher accumulates between metric flushes.
 #[derive(Clone, Copy, Debug, Default)]
@@ -46,7 +52,7 @@ pub(crate) struct CarrierCounts {
     pub retries: u64,
     pub failovers: u64,
     pub segments: u64,
-    pub receipts: [u64; 4],
+    pub receipts: [u64; RECEIPT_STATUSES],
 }
 
 impl CarrierState {
@@ -70,11 +76,7 @@ impl CarrierState {
                 counter.increment(n);
             }
         }
-        for (counter, n) in m.receipts.iter().zip(c.receipts) {
-            if n > 0 {
-                counter.increment(n);
-            }
-        }
+        self.receipts.add_counts(&c.receipts);
         let health = self.published;
         m.health.set(1.0 / f64::from(health.penalty.max(1.0)));
         m.circuit.set(match health.state {
@@ -110,6 +112,11 @@ impl CarrierState {
             published: CarrierHealth::HEALTHY,
             permits_issued: false,
             metrics: CarrierMetrics::register(id),
+            receipts: LabelCounters::register_for_carrier(
+                smsroute_metrics::names::RECEIPTS,
+                id,
+                "status",
+            ),
             counts: CarrierCounts::default(),
             link: LinkState::Up,
         })

@@ -53,8 +53,8 @@ impl<C: Carrier> Dispatcher<C> {
                 charge.account.fetch_add(charge.charged, Ordering::AcqRel);
             }
         }
-        if let Some(outcome) = event.terminal_index() {
-            self.counts.outcomes[outcome] += 1;
+        if let Some(outcome) = event.outcome() {
+            self.counts.outcomes[outcome.index()] += 1;
         }
         self.counts.possible_duplicates += u64::from(d.possible_duplicate());
         self.events.terminal(StatusEvent {
@@ -80,7 +80,7 @@ pub(super) fn progress_event(
     entry: &Entry,
     event: Event,
     at: Nanos,
-    carrier: Option<(CarrierIndex, &'static str)>,
+    carrier: Option<(CarrierSlot, &'static str)>,
     carrier_message_ids: smallvec::SmallVec<[Box<str>; 1]>,
 ) -> StatusEvent {
     StatusEvent {
@@ -101,7 +101,7 @@ pub(super) fn progress_event(
 pub(super) fn submitted_event<C>(
     entry: &Entry,
     flight: &InFlight,
-    slots: &[Arc<CarrierSlot<C>>],
+    slots: &[Arc<SlotEntry<C>>],
     ids: smallvec::SmallVec<[Box<str>; 1]>,
 ) -> StatusEvent {
     let name = slots[flight.carrier.get()].name;

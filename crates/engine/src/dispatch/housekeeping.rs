@@ -38,7 +38,7 @@ impl<C: Carrier> Dispatcher<C> {
                 let (_, burst) = unpack_contract(state.contract);
                 set_rate(&self.slots[c], rate, burst);
             }
-            self.publish_health(CarrierIndex(c as u16));
+            self.publish_health(CarrierSlot(c as u16));
         }
         self.ticks += 1;
         if self.ticks.is_multiple_of(PURGE_TICKS) {
@@ -50,7 +50,7 @@ impl<C: Carrier> Dispatcher<C> {
 
     /// Publishes a carrier's health for routing and keeps its probe permits in step with
     /// its circuit.
-    pub(super) fn publish_health(&mut self, carrier: CarrierIndex) {
+    pub(super) fn publish_health(&mut self, carrier: CarrierSlot) {
         let c = carrier.get();
         let state = &mut self.carriers[c];
         let health = state.tracker.snapshot();
@@ -107,11 +107,7 @@ impl<C: Carrier> Dispatcher<C> {
         if c.accepted > 0 {
             m.accepted.increment(c.accepted);
         }
-        for (counter, n) in m.outcomes.iter().zip(c.outcomes) {
-            if n > 0 {
-                counter.increment(n);
-            }
-        }
+        self.shared.outcomes.add_counts(&c.outcomes);
         if c.possible_duplicates > 0 {
             m.possible_duplicates.increment(c.possible_duplicates);
         }

@@ -36,7 +36,7 @@ impl<C: Carrier> Dispatcher<C> {
 
     /// A reply from a recipient: its keyword changes the suppression list here, in the
     /// dispatcher, so every dispatch after it sees the change; then the gateway hears of it.
-    pub(super) fn inbound(&mut self, carrier: CarrierIndex, inbound: Inbound, now: Nanos) {
+    pub(super) fn inbound(&mut self, carrier: CarrierSlot, inbound: Inbound, now: Nanos) {
         let keyword = Keyword::parse(&inbound.text);
         let changed = match (keyword, smsroute_types::E164::parse(&inbound.from)) {
             (Some(k), Ok(number)) => self
@@ -46,8 +46,8 @@ impl<C: Carrier> Dispatcher<C> {
                 .unwrap_or(true),
             _ => false,
         };
-        let m = &self.shared.metrics;
-        m.inbound[keyword.map_or(smsroute_metrics::INBOUND_NONE, |k| k as usize)].increment(1);
+        let kind = keyword.map_or(InboundKind::Other, InboundKind::Keyword);
+        self.shared.inbound.get(&kind).increment(1);
         let event = InboundEvent {
             carrier,
             from: inbound.from,
@@ -58,7 +58,7 @@ impl<C: Carrier> Dispatcher<C> {
             at: now,
         };
         if self.replies_tx.try_send(event).is_err() {
-            m.inbound[smsroute_metrics::INBOUND_DROPPED].increment(1);
+            self.shared.inbound.get(&InboundKind::Dropped).increment(1);
         }
     }
 
@@ -145,15 +145,15 @@ impl<C: Carrier> Dispatcher<C> {
             return;
         };
         let t = matched.target;
-        if let Some(status) = receipt_index(matched.status)
-            && let Some(attempt) = entry.delivery.history().last()
-        {
+        if let Some(attempt) = entry.delivery.history().last() {
             let state = &mut self.carriers[attempt.carrier.get()];
-            state.counts.receipts[status] += 1;
-            state
-                .metrics
-                .dlr_latency
-                .record(now.saturating_sub(attempt.at) as f64 / 1e9);
+            state.counts.receipts[matched.status.index()] += 1;
+            if matched.status.is_final() {
+                state
+                    .metrics
+                    .dlr_latency
+                    .record(now.saturating_sub(attempt.at) as f64 / 1e9);
+            }
         }
         let actions = entry.delivery.handle_receipt(
             t.attempt,
@@ -172,7 +172,7 @@ impl<C: Carrier> Dispatcher<C> {
                 let state = &mut self.carriers[usize::from(carrier)];
                 if state.lane_wake == Some(at) {
                     state.lane_wake = None;
-                    self.mark_dirty(CarrierIndex(carrier));
+                    self.mark_dirty(CarrierSlot(carrier));
                 }
             }
             Wake::Entry(key) => self.wake_entry(key, at, now),

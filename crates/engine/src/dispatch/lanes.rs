@@ -6,13 +6,7 @@ use super::*;
 impl<C: Carrier> Dispatcher<C> {
     /// Sends attempt `attempt` to `carrier`; an answer that comes at once is handled after
     /// this step, a later one comes back through the results channel.
-    pub(super) fn submit(
-        &mut self,
-        key: EntryKey,
-        carrier: CarrierIndex,
-        attempt: u32,
-        now: Nanos,
-    ) {
+    pub(super) fn submit(&mut self, key: EntryKey, carrier: CarrierSlot, attempt: u32, now: Nanos) {
         let Some(entry) = self.slab.get_mut(key) else {
             return;
         };
@@ -59,7 +53,7 @@ impl<C: Carrier> Dispatcher<C> {
 
     /// Admits messages from a carrier's lane while its window and bucket allow; when the
     /// bucket says "not before t", arms one wake-up for the lane at t (no spinning).
-    pub(super) fn pump(&mut self, carrier: CarrierIndex, now: Nanos) {
+    pub(super) fn pump(&mut self, carrier: CarrierSlot, now: Nanos) {
         let c = carrier.get();
         let window = self.slots[c].window.load(Ordering::Relaxed);
         let mut now = now;
@@ -152,7 +146,7 @@ impl<C: Carrier> Dispatcher<C> {
 /// cheaper).
 fn may_go(
     entry: &mut Entry,
-    carrier: CarrierIndex,
+    carrier: CarrierSlot,
     suppression: &smsroute_policy::Suppression,
 ) -> Result<(), FailReason> {
     let generation = suppression.generation();
@@ -171,7 +165,7 @@ fn may_go(
 }
 
 /// Sets a carrier's bucket to `rate` with its contracted burst.
-pub(super) fn set_rate<C>(slot: &CarrierSlot<C>, rate: f64, burst: u32) {
+pub(super) fn set_rate<C>(slot: &SlotEntry<C>, rate: f64, burst: u32) {
     if let Ok(quota) = Quota::per_second(rate, burst) {
         slot.bucket.set_quota(quota);
     }

@@ -32,23 +32,24 @@ use std::time::SystemTime;
 
 use smsroute_carrier::{Accepted, Carrier, Inbound, SubmitError, SubmitRequest};
 use smsroute_delivery::Admission as Lane;
+use smsroute_delivery::Label;
 use smsroute_delivery::{
     Action, Actions, Delivery, DeliveryRequest, Event, FailReason, Nanos, RetryBudget, RetryPolicy,
     SubmitResult,
 };
 use smsroute_health::{Circuit, Outcome};
-use smsroute_routing::CarrierIndex;
 use smsroute_throttle::{AdaptiveConfig, Admission, Quota};
+use smsroute_types::CarrierSlot;
 use smsroute_types::MessageId;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ShutdownReport;
 use crate::dlr::{EntryKey, Matched, Target};
 use crate::event::{EventSink, StatusEvent};
-use crate::inbound::InboundEvent;
-use crate::registry::{CarrierSlot, unpack_contract};
+use crate::inbound::{InboundEvent, InboundKind};
+use crate::registry::{SlotEntry, unpack_contract};
 use crate::shared::{Job, Shared};
-use answers::{health_outcome, metric_result, receipt_index};
+use answers::{health_outcome, metric_result};
 use carrier::CarrierState;
 use events::submitted_event;
 use lanes::set_rate;
@@ -85,7 +86,7 @@ pub(crate) struct Dispatcher<C: Carrier> {
     shared: Arc<Shared<C>>,
     generation: u64,
     policy: RetryPolicy,
-    slots: Vec<Arc<CarrierSlot<C>>>,
+    slots: Vec<Arc<SlotEntry<C>>>,
     carriers: Vec<CarrierState>,
     budgets: Vec<RetryBudget>,
     slab: Slab,
@@ -96,13 +97,13 @@ pub(crate) struct Dispatcher<C: Carrier> {
     matched_rx: mpsc::Receiver<Matched>,
     control_rx: mpsc::UnboundedReceiver<Control>,
     /// Replies from carriers, tagged with the carrier.
-    inbound_rx: mpsc::Receiver<(CarrierIndex, Inbound)>,
+    inbound_rx: mpsc::Receiver<(CarrierSlot, Inbound)>,
     /// Replies out to the gateway (bounded; dropped and counted when full).
     replies_tx: mpsc::Sender<InboundEvent>,
     /// Answers that came at once, to handle once the current step is done.
     ready: VecDeque<Completion>,
     /// Lanes to pump once the current step is done.
-    dirty: Vec<CarrierIndex>,
+    dirty: Vec<CarrierSlot>,
     ticks: u32,
     draining: Option<(Nanos, Option<oneshot::Sender<ShutdownReport>>)>,
     drained: u64,
@@ -116,7 +117,7 @@ pub(crate) struct Dispatcher<C: Carrier> {
 #[derive(Clone, Copy, Debug, Default)]
 struct EngineCounts {
     accepted: u64,
-    outcomes: [u64; 4],
+    outcomes: [u64; smsroute_delivery::Outcome::LABELS.len()],
     possible_duplicates: u64,
     /// The shared totals already flushed.
     dropped_seen: u64,
@@ -132,7 +133,7 @@ impl<C: Carrier> Dispatcher<C> {
         events: EventSink,
         matched_rx: mpsc::Receiver<Matched>,
         control_rx: mpsc::UnboundedReceiver<Control>,
-        inbound_rx: mpsc::Receiver<(CarrierIndex, Inbound)>,
+        inbound_rx: mpsc::Receiver<(CarrierSlot, Inbound)>,
         replies_tx: mpsc::Sender<InboundEvent>,
     ) -> Self {
         let (results_tx, results_rx) = mpsc::unbounded_channel();
@@ -352,7 +353,7 @@ impl<C: Carrier> Dispatcher<C> {
         }
     }
 
-    fn mark_dirty(&mut self, carrier: CarrierIndex) {
+    fn mark_dirty(&mut self, carrier: CarrierSlot) {
         let state = &mut self.carriers[carrier.get()];
         if !state.dirty {
             state.dirty = true;

@@ -5,7 +5,7 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use smsroute_delivery::{Delivery, Nanos};
-use smsroute_routing::CarrierIndex;
+use smsroute_types::CarrierSlot;
 use smsroute_types::Message;
 use tokio::task::AbortHandle;
 
@@ -13,7 +13,7 @@ use crate::dlr::EntryKey;
 
 /// A submit on its way to a carrier.
 pub(crate) struct InFlight {
-    pub carrier: CarrierIndex,
+    pub carrier: CarrierSlot,
     pub attempt: u32,
     pub started: Nanos,
     /// The task awaiting the carrier's answer, when it did not answer at once.
@@ -27,7 +27,7 @@ pub(crate) struct Entry {
     /// The wake-up the delivery asked for (`u64::MAX`: none).
     pub wake_at: Nanos,
     /// Queued in this carrier's lane, waiting for its window and bucket.
-    pub lane: Option<CarrierIndex>,
+    pub lane: Option<CarrierSlot>,
     pub in_flight: Option<InFlight>,
     /// The suppression list's generation it was last checked at.
     pub checked: u64,

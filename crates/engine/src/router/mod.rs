@@ -18,7 +18,8 @@ use parking_lot::Mutex;
 use smsroute_carrier::{Carrier, Inbound, LinkState, Receipt};
 use smsroute_delivery::{Nanos, RetryPolicy};
 use smsroute_health::HealthBoard;
-use smsroute_routing::{CarrierHealth, CarrierIndex, Config, HealthView, RouteTable};
+use smsroute_routing::{CarrierHealth, Config, RouteTable};
+use smsroute_types::CarrierSlot;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -28,7 +29,7 @@ use crate::dispatch::{Control, Dispatcher};
 use crate::dlr::{DlrMap, Matched};
 use crate::event::{Counters, EventSink, EventStream};
 use crate::inbound::InboundStream;
-use crate::registry::{CarrierSlot, MAX_CARRIERS, Snapshot, pack_contract};
+use crate::registry::{MAX_CARRIERS, SlotEntry, Snapshot, pack_contract};
 use crate::shared::Shared;
 
 /// Builds a carrier connection for a configured carrier (at start, and on reload for ids
@@ -63,7 +64,7 @@ struct Handle<C: Carrier> {
     /// Builds connections; its lock also serialises reloads.
     factory: Mutex<CarrierFactory<C>>,
     pumps: Mutex<Vec<AbortHandle>>,
-    inbound_tx: mpsc::Sender<(CarrierIndex, Inbound)>,
+    inbound_tx: mpsc::Sender<(CarrierSlot, Inbound)>,
     replies: Mutex<Option<InboundStream>>,
 }
 
@@ -86,7 +87,7 @@ impl<C: Carrier> Router<C> {
         }
         let mut slots = Vec::with_capacity(config.carriers.len());
         for c in &config.carriers {
-            let slot = CarrierSlot::new(&c.id, Arc::new(factory(c)), c.tps, c.burst, c.window)
+            let slot = SlotEntry::new(&c.id, Arc::new(factory(c)), c.tps, c.burst, c.window)
                 .map_err(|source| SetupError::Quota {
                     id: c.id.clone(),
                     source,
@@ -96,7 +97,7 @@ impl<C: Carrier> Router<C> {
         let snapshot = Snapshot {
             generation: 1,
             table,
-            slot_of: (0..slots.len() as u16).map(CarrierIndex).collect(),
+            slot_of: (0..slots.len() as u16).map(CarrierSlot).collect(),
             slots,
             policy: RetryPolicy::from(&config.retry),
             max_segments: config.limits.max_segments,
@@ -134,6 +135,14 @@ impl<C: Carrier> Router<C> {
                 smsroute_metrics::names::REJECTED,
                 "reason",
             ),
+            outcomes: smsroute_metrics::LabelCounters::register(
+                smsroute_metrics::names::OUTCOMES,
+                "outcome",
+            ),
+            inbound: smsroute_metrics::LabelCounters::register(
+                smsroute_metrics::names::INBOUND,
+                "keyword",
+            ),
             suppression,
             caps: smsroute_policy::FrequencyCaps::new(cap_capacity),
             wall_ms: AtomicU64::new(crate::shared::wall_ms()),
@@ -168,7 +177,7 @@ impl<C: Carrier> Router<C> {
         };
         let slots = shared.snapshot.load().slots.clone();
         for (index, slot) in slots.iter().enumerate() {
-            router.attach_receipts(CarrierIndex(index as u16), slot);
+            router.attach_receipts(CarrierSlot(index as u16), slot);
         }
         let dispatcher =
             Dispatcher::new(shared, sink, matched_rx, control_rx, inbound_rx, replies_tx);
@@ -211,18 +220,18 @@ impl<C: Carrier> Router<C> {
         let mut added = Vec::new();
         for c in &config.carriers {
             if let Some(index) = slots.iter().position(|s| &*s.id == c.id.as_str()) {
-                slot_of.push(CarrierIndex(index as u16));
+                slot_of.push(CarrierSlot(index as u16));
                 continue;
             }
             if slots.len() >= MAX_CARRIERS {
                 return Err(SetupError::TooManyCarriers);
             }
-            let slot = CarrierSlot::new(&c.id, Arc::new(factory(c)), c.tps, c.burst, c.window)
+            let slot = SlotEntry::new(&c.id, Arc::new(factory(c)), c.tps, c.burst, c.window)
                 .map_err(|source| SetupError::Quota {
                     id: c.id.clone(),
                     source,
                 })?;
-            slot_of.push(CarrierIndex(slots.len() as u16));
+            slot_of.push(CarrierSlot(slots.len() as u16));
             slots.push(Arc::new(slot));
             added.push(c.id.clone());
         }
@@ -241,7 +250,7 @@ impl<C: Carrier> Router<C> {
             .map(|old| slots[old.get()].id.to_string())
             .collect();
         for (index, slot) in slots.iter().enumerate().skip(current.slots.len()) {
-            self.attach_receipts(CarrierIndex(index as u16), slot);
+            self.attach_receipts(CarrierSlot(index as u16), slot);
         }
         let generation = current.generation + 1;
         self.shared.snapshot.store(Arc::new(Snapshot {
@@ -331,10 +340,10 @@ impl<C: Carrier> Router<C> {
             .iter()
             .enumerate()
             .map(|(i, slot)| {
-                let index = CarrierIndex(i as u16);
+                let index = CarrierSlot(i as u16);
                 CarrierStats {
                     id: slot.id.clone(),
-                    index,
+                    slot: index,
                     link: slot.carrier.link(),
                     health: self.shared.board.health(index),
                     queued: slot.queued.load(Ordering::Relaxed),
@@ -347,7 +356,8 @@ impl<C: Carrier> Router<C> {
     }
 
     /// The most segments a message may have under the current configuration
-    /// (`[limits] max_segments`): what to build messages with.
+    /// (`[limits] max_segments`): `submit` refuses a longer one as
+    /// `Invalid(TooManySegments)`.
     pub fn max_segments(&self) -> u32 {
         self.shared.snapshot.load().max_segments
     }
@@ -358,28 +368,28 @@ impl<C: Carrier> Router<C> {
     }
 
     /// The id of a carrier slot, as events name carriers.
-    pub fn carrier_id(&self, carrier: CarrierIndex) -> Option<Arc<str>> {
+    pub fn carrier_id(&self, carrier: CarrierSlot) -> Option<Arc<str>> {
         let snapshot = self.shared.snapshot.load();
         snapshot.slots.get(carrier.get()).map(|s| s.id.clone())
     }
 
     /// The slot of a carrier id.
-    pub fn carrier_index(&self, id: &str) -> Option<CarrierIndex> {
+    pub fn carrier_slot(&self, id: &str) -> Option<CarrierSlot> {
         let snapshot = self.shared.snapshot.load();
         snapshot
             .slots
             .iter()
             .position(|s| &*s.id == id)
-            .map(|i| CarrierIndex(i as u16))
+            .map(|i| CarrierSlot(i as u16))
     }
 
     /// A carrier's health as routing sees it now.
-    pub fn health(&self, carrier: CarrierIndex) -> CarrierHealth {
+    pub fn health(&self, carrier: CarrierSlot) -> CarrierHealth {
         self.shared.board.health(carrier)
     }
 
     /// The connection of a carrier slot.
-    pub fn carrier(&self, carrier: CarrierIndex) -> Option<Arc<C>> {
+    pub fn carrier(&self, carrier: CarrierSlot) -> Option<Arc<C>> {
         let snapshot = self.shared.snapshot.load();
         snapshot.slots.get(carrier.get()).map(|s| s.carrier.clone())
     }
@@ -416,7 +426,7 @@ impl<C: Carrier> Router<C> {
     }
 
     /// Gives a carrier its receipt sink and starts the pump that correlates its receipts.
-    fn attach_receipts(&self, index: CarrierIndex, slot: &CarrierSlot<C>) {
+    fn attach_receipts(&self, index: CarrierSlot, slot: &SlotEntry<C>) {
         let (tx, mut rx) = mpsc::channel::<Receipt>(RECEIPT_QUEUE);
         slot.carrier.attach_receipts(tx);
         let (shared, matched) = (self.shared.clone(), self.handle.matched_tx.clone());

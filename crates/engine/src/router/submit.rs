@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use smallvec::SmallVec;
 use smsroute_carrier::Carrier;
 use smsroute_health::HealthBoard;
-use smsroute_routing::{CarrierIndex, HealthState, HealthView};
+use smsroute_routing::HealthState;
+use smsroute_types::CarrierSlot;
 use smsroute_types::{InvalidMessage, Message, MessageId, SplitMix64};
 
 use super::{Refused, Rejection, Router};
-use crate::registry::{CarrierSlot, SlotHealth};
+use crate::registry::SlotEntry;
 use crate::shared::{Job, Shared};
 
 impl<C: Carrier> Router<C> {
@@ -155,10 +156,7 @@ impl<C: Carrier> Router<C> {
                 message.set_not_before(Some(until));
             }
         }
-        let health = SlotHealth {
-            board: &shared.board,
-            slot_of: &snapshot.slot_of,
-        };
+        let health = shared.board.view(&snapshot.slot_of);
         // From here on every reservation is held by the guard, released on any refusal.
         let mut reserved = Reservation::new(shared);
         let id = reserved.id(message.id())?;
@@ -171,7 +169,7 @@ impl<C: Carrier> Router<C> {
                 Rejection::NoRoute
             });
         }
-        let mut candidates: SmallVec<[CarrierIndex; 8]> = route
+        let mut candidates: SmallVec<[CarrierSlot; 8]> = route
             .iter()
             .map(|offer| snapshot.slot_of[offer.carrier.get()])
             .collect();
@@ -224,7 +222,7 @@ impl<C: Carrier> Router<C> {
 struct Routed<'a, C> {
     reserved: Reservation<'a, C>,
     id: MessageId,
-    candidates: SmallVec<[CarrierIndex; 8]>,
+    candidates: SmallVec<[CarrierSlot; 8]>,
     checked: u64,
     charge: Option<Box<crate::shared::Charge>>,
 }
@@ -347,8 +345,8 @@ impl<C> Drop for Reservation<'_, C> {
 /// Returns the position the probed carrier was moved from (`candidates[..=i]` rotated).
 fn steer_probe<C>(
     board: &HealthBoard,
-    slots: &[Arc<CarrierSlot<C>>],
-    candidates: &mut SmallVec<[CarrierIndex; 8]>,
+    slots: &[Arc<SlotEntry<C>>],
+    candidates: &mut SmallVec<[CarrierSlot; 8]>,
 ) -> Option<usize> {
     for i in 1..candidates.len() {
         let slot = candidates[i];
@@ -371,19 +369,19 @@ mod tests {
     #[test]
     fn probes_are_steered_first_while_permits_last() {
         let board = HealthBoard::new(3, 0.5);
-        let slots: Vec<Arc<CarrierSlot<()>>> = ["a", "b", "c"]
+        let slots: Vec<Arc<SlotEntry<()>>> = ["a", "b", "c"]
             .iter()
-            .map(|id| Arc::new(CarrierSlot::new(id, Arc::new(()), 10, 10, 8).unwrap()))
+            .map(|id| Arc::new(SlotEntry::new(id, Arc::new(()), 10, 10, 8).unwrap()))
             .collect();
         let probing = CarrierHealth {
             state: HealthState::Probing,
             penalty: 20.0,
         };
-        board.publish(CarrierIndex(2), probing);
+        board.publish(CarrierSlot(2), probing);
         slots[2].probe_permits.store(2, Ordering::Relaxed);
         let order = || {
-            let mut c: SmallVec<[CarrierIndex; 8]> =
-                smallvec![CarrierIndex(0), CarrierIndex(1), CarrierIndex(2)];
+            let mut c: SmallVec<[CarrierSlot; 8]> =
+                smallvec![CarrierSlot(0), CarrierSlot(1), CarrierSlot(2)];
             steer_probe(&board, &slots, &mut c);
             c.iter().map(|c| c.0).collect::<Vec<_>>()
         };

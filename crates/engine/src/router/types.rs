@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use smsroute_carrier::LinkState;
 use smsroute_health::InvalidHealthConfig;
-use smsroute_routing::{BuildError, CarrierHealth, CarrierIndex};
+use smsroute_routing::{BuildError, CarrierHealth};
 use smsroute_throttle::InvalidQuota;
+use smsroute_types::CarrierSlot;
 use smsroute_types::{InvalidMessage, Message, MessageId};
 
 use crate::registry::MAX_CARRIERS;
@@ -196,7 +197,7 @@ pub struct CarrierStats {
     /// The carrier's id.
     pub id: Arc<str>,
     /// Its slot, as events name it.
-    pub index: CarrierIndex,
+    pub slot: CarrierSlot,
     /// Whether its connection can take submits.
     pub link: LinkState,
     /// Its health as routing sees it.

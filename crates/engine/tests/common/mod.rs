@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use smsroute_delivery::Event;
 use smsroute_engine::{EngineOptions, EventStream, Rejection, Router, StatusEvent};
-use smsroute_routing::{CarrierIndex, Config};
+use smsroute_routing::Config;
 use smsroute_sim::{Behaviour, SimCarrier};
+use smsroute_types::CarrierSlot;
 use smsroute_types::{Message, MessageId};
 
 pub const MS: u64 = 1_000_000;
@@ -53,7 +54,7 @@ pub fn submit<C: smsroute_carrier::Carrier>(
 
 pub fn message(n: u64) -> Message {
     Message::builder(&format!("4477009{:05}", n % 100_000), "ACME", "hello")
-        .build(10)
+        .build()
         .unwrap()
 }
 
@@ -133,7 +134,7 @@ impl Ledger {
     }
 
     /// Submit times (router clock) of every attempt to `carrier`.
-    pub fn submits_to(&self, carrier: CarrierIndex) -> Vec<u64> {
+    pub fn submits_to(&self, carrier: CarrierSlot) -> Vec<u64> {
         self.events
             .iter()
             .filter_map(|e| match e.event {
