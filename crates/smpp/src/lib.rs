@@ -7,6 +7,7 @@ pub mod client;
 pub mod io;
 pub mod pdu;
 pub mod server;
+pub mod session;
 pub mod sm;
 
 pub use client::{EsmeConfig, EsmeStats, SmppCarrier};

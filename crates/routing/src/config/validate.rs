@@ -25,19 +25,81 @@ pub(super) fn is_id(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// Where each line of a text starts: an offset's line and column in `O(log lines)`, built once
+/// in one pass (a rate deck has up to a million rows; scanning from the start for each would
+/// be quadratic).
+pub(super) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub(super) fn new(text: &str) -> Self {
+        let newlines = text.bytes().enumerate().filter(|(_, b)| *b == b'\n');
+        LineIndex {
+            starts: std::iter::once(0)
+                .chain(newlines.map(|(i, _)| i + 1))
+                .collect(),
+        }
+    }
+
+    /// The 1-based line of `offset`.
+    pub(super) fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&start| start <= offset)
+    }
+
+    /// `offset`'s 1-based line and column (in characters) in `text`, with `message`.
+    fn diagnostic(&self, text: &str, offset: usize, message: &str) -> Diagnostic {
+        let offset = offset.min(text.len());
+        let line = self.line(offset);
+        let line_start = self.starts[line - 1];
+        Diagnostic {
+            line,
+            col: text[line_start..offset].chars().count() + 1,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// The first few carrier ids, for an error message (a deck may define thousands).
+fn some_ids(carriers: &[CarrierConfig]) -> String {
+    const SHOWN: usize = 8;
+    let mut ids: Vec<&str> = carriers.iter().take(SHOWN).map(|c| c.id.as_str()).collect();
+    if carriers.len() > SHOWN {
+        ids.push("…");
+    }
+    if ids.is_empty() {
+        return "none".into();
+    }
+    ids.join(", ")
+}
+
 /// Collects problems as byte offsets; turns them into lines and columns at the end.
 pub(super) struct Checker<'a> {
     text: &'a str,
+    lines: std::cell::OnceCell<LineIndex>,
     problems: Vec<(usize, String)>,
 }
 
 impl<'a> Checker<'a> {
+    fn new(text: &'a str) -> Self {
+        Checker {
+            text,
+            lines: std::cell::OnceCell::new(),
+            problems: Vec::new(),
+        }
+    }
+
     pub(super) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.problems.push((span.start, message.into()));
     }
 
+    /// The line of `offset` (the index is built on the first call: only when reporting).
     fn line_of(&self, offset: usize) -> usize {
-        position(self.text, offset, "").line
+        self.lines().line(offset)
+    }
+
+    fn lines(&self) -> &LineIndex {
+        self.lines.get_or_init(|| LineIndex::new(self.text))
     }
 
     fn finish(mut self, path: &str) -> Result<(), ConfigError> {
@@ -45,10 +107,11 @@ impl<'a> Checker<'a> {
             return Ok(());
         }
         self.problems.sort_by_key(|(offset, _)| *offset);
+        let lines = self.lines();
         let diagnostics = self
             .problems
             .iter()
-            .map(|(offset, message)| position(self.text, *offset, message))
+            .map(|(offset, message)| lines.diagnostic(self.text, *offset, message))
             .collect();
         Err(ConfigError {
             path: path.to_string(),
@@ -154,47 +217,39 @@ impl<'a> Checker<'a> {
     }
 }
 
-fn position(text: &str, offset: usize, message: &str) -> Diagnostic {
-    let offset = offset.min(text.len());
-    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    Diagnostic {
-        line: text[..offset].matches('\n').count() + 1,
-        col: text[line_start..offset].chars().count() + 1,
-        message: message.to_string(),
-    }
-}
-
 pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
         path: path.to_string(),
-        diagnostics: vec![position(
+        diagnostics: vec![LineIndex::new(text).diagnostic(
             text,
             e.span().map_or(0, |s| s.start),
             e.message().trim(),
         )],
     })?;
-    let mut check = Checker {
-        text,
-        problems: Vec::new(),
-    };
+    let mut check = Checker::new(text);
 
     let limits = limits(&mut check, raw.limits.as_ref());
     let retry = retry(&mut check, raw.retry.as_ref());
     let carriers = carriers(&mut check, &raw.carriers, &limits);
 
+    let carrier_of: HashMap<&str, usize> = carriers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
     let mut routes = Vec::with_capacity(raw.routes.len());
-    let mut seen_routes: HashMap<(usize, String), usize> = HashMap::new();
+    // (carrier, prefix) → the offset of its first row.
+    let mut seen_routes: HashMap<(usize, String), usize> = HashMap::with_capacity(raw.routes.len());
     for row in &raw.routes {
         let r = row.get_ref();
         let carrier_name = r.carrier.get_ref();
-        let carrier = carriers.iter().position(|c| &c.id == carrier_name);
+        let carrier = carrier_of.get(carrier_name.as_str()).copied();
         if carrier.is_none() {
-            let known: Vec<&str> = carriers.iter().map(|c| c.id.as_str()).collect();
             check.error(
                 r.carrier.span(),
                 format!(
                     "unknown carrier {carrier_name:?} in route (known carriers: {})",
-                    known.join(", ")
+                    some_ids(&carriers)
                 ),
             );
         }
@@ -205,8 +260,8 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         let (Some(carrier), Some(prefix), Some(cost)) = (carrier, prefix, cost) else {
             continue;
         };
-        let line = check.line_of(row.span().start);
-        if let Some(first) = seen_routes.insert((carrier, prefix.clone()), line) {
+        if let Some(first) = seen_routes.insert((carrier, prefix.clone()), row.span().start) {
+            let first = check.line_of(first);
             check.error(
                 r.prefix.span(),
                 format!(

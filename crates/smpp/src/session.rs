@@ -1,0 +1,696 @@
+//! One SMPP 3.4 session as a sans-IO state machine, for both roles: the ESME (our carrier
+//! connections) and the SMSC (the simulator, and the router's own server).
+//!
+//! The machine owns framing, sequence numbers, the bind state, enquire_link, the dead-link
+//! verdict, the timers a hostile peer must not defeat (bind, a started PDU, an unanswered
+//! enquire_link or unbind) and the bound on bytes waiting for the peer to read. It does no I/O
+//! and reads no clock: a driver feeds it bytes ([`Session::handle_input`]), the time
+//! ([`Session::handle_timeout`] at [`Session::poll_timeout`]), and writes what
+//! [`Session::poll_transmit`] gives; the application answers the [`SessionEvent`]s it polls.
+//!
+//! What the machine answers itself, the same way in both roles: enquire_link, unbind, a PDU
+//! whose body does not decode (generic_nack `ESME_RINVCMDLEN`; the frame boundary is known so
+//! the session goes on), a command it does not handle (generic_nack `ESME_RINVCMDID`), a request
+//! not allowed in the bind state (its own response with `ESME_RINVBNDSTS`), a second bind
+//! (`ESME_RALYBND`). A length outside 16..=64 KiB loses the frame boundary: generic_nack, close.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use smsroute_smpp::pdu::{Bind, BindKind, Body, Frame};
+//! use smsroute_smpp::session::{Role, Session, SessionConfig, SessionEvent};
+//!
+//! let now = Instant::now();
+//! let mut esme = Session::new(SessionConfig::new(Role::Esme), now);
+//! let mut smsc = Session::new(SessionConfig::new(Role::Smsc), now);
+//! let bind = Bind { kind: BindKind::Transceiver, system_id: "acme".into(),
+//!     password: "secret".into(), system_type: String::new(), interface_version: 0x34 };
+//! esme.bind(bind, now).unwrap();
+//! let wire = esme.poll_transmit().unwrap().to_vec();
+//! esme.advance_transmit(wire.len());
+//! smsc.handle_input(&wire, now);
+//! let Some(SessionEvent::BindRequest { sequence, bind }) = smsc.poll_event() else { panic!() };
+//! smsc.accept_bind(sequence, bind.kind, "smsc").unwrap();
+//! let wire = smsc.poll_transmit().unwrap().to_vec();
+//! esme.handle_input(&wire, now);
+//! assert_eq!(esme.poll_event(), Some(SessionEvent::Bound { kind: BindKind::Transceiver }));
+//! assert!(esme.is_bound());
+//! ```
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::pdu::{Bind, BindKind, Body, Frame, MAX_PDU, PduError, status};
+
+/// Which end of the session this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The client: binds, submits, receives deliver_sm.
+    Esme,
+    /// The server: answers binds, takes submits, sends deliver_sm.
+    Smsc,
+}
+
+/// Timers and bounds of a session. Every field has a default ([`SessionConfig::new`]).
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Which end this is.
+    pub role: Role,
+    /// A session not bound this long after it opened is closed (an SMSC that gets no bind, an
+    /// ESME whose bind is not answered). Default 10 s.
+    pub bind_timeout: Duration,
+    /// A PDU whose first bytes arrived must be whole within this (a peer sending one byte a
+    /// second). Default 10 s.
+    pub pdu_timeout: Duration,
+    /// With no response from the peer for this long, an enquire_link goes out. Default 30 s.
+    pub enquire_link: Duration,
+    /// An enquire_link or unbind unanswered this long: the link is dead. Default 10 s.
+    pub response_timeout: Duration,
+    /// Most encoded bytes waiting for the peer to read them. Past it new requests are refused
+    /// ([`SessionError::Backlogged`]); past twice it (the peer keeps sending requests while it
+    /// reads none of the answers) the session is closed. Default 1 MiB.
+    pub max_unwritten: usize,
+}
+
+impl SessionConfig {
+    /// The defaults for `role`.
+    pub fn new(role: Role) -> Self {
+        SessionConfig {
+            role,
+            bind_timeout: Duration::from_secs(10),
+            pdu_timeout: Duration::from_secs(10),
+            enquire_link: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(10),
+            max_unwritten: 1 << 20,
+        }
+    }
+}
+
+/// What the application hears from a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// SMSC: a bind arrived; answer with [`Session::accept_bind`] or [`Session::refuse_bind`].
+    BindRequest {
+        /// Its sequence number.
+        sequence: u32,
+        /// What it asks for.
+        bind: Bind,
+    },
+    /// ESME: the bind was accepted.
+    Bound {
+        /// As what.
+        kind: BindKind,
+    },
+    /// A request for the application to answer with [`Session::respond`]: submit_sm at the
+    /// SMSC, deliver_sm at the ESME.
+    Request(Frame),
+    /// The answer to one of the application's requests (its response, or a generic_nack with
+    /// its sequence number).
+    Response(Frame),
+    /// The session ended; nothing more comes from it.
+    Closed(CloseReason),
+}
+
+/// Why a session ended.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    /// The peer closed the connection (the driver said so).
+    #[error("closed by the peer")]
+    PeerClosed,
+    /// The connection failed (the driver said so).
+    #[error("connection error: {0}")]
+    Io(String),
+    /// We unbound and the peer answered.
+    #[error("unbound")]
+    Unbound,
+    /// The peer unbound.
+    #[error("unbound by the peer")]
+    UnboundByPeer,
+    /// Our unbind was not answered in time.
+    #[error("no answer to unbind within {0:?}")]
+    UnbindUnanswered(Duration),
+    /// ESME: the bind was refused.
+    #[error("bind refused: {}", status_text(*.0))]
+    BindRefused(u32),
+    /// No bind (SMSC) or no answer to ours (ESME) within the bind timeout.
+    #[error("not bound within {0:?}")]
+    BindTimeout(Duration),
+    /// A PDU started and was not whole within the PDU timeout.
+    #[error("a PDU was started and not finished within {0:?}")]
+    PduTimeout(Duration),
+    /// An enquire_link went unanswered: the link is dead.
+    #[error("no answer to enquire_link within {0:?}")]
+    Dead(Duration),
+    /// A command_length outside 16..=64 KiB: the frame boundary is lost.
+    #[error("a PDU with an impossible length ({0})")]
+    BadLength(u32),
+    /// The peer does not read what we send.
+    #[error("the peer stopped reading ({0} bytes unwritten)")]
+    NotReading(usize),
+    /// The application closed it.
+    #[error("closed: {0}")]
+    Local(&'static str),
+}
+
+fn status_text(code: u32) -> String {
+    match status::name(code) {
+        Some(name) => format!("{name} ({code:#010x})"),
+        None => format!("status {code:#010x}"),
+    }
+}
+
+/// Why the session did not take something from the application.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The session is closed.
+    #[error("the session is closed")]
+    Closed,
+    /// The request needs a bind state the session is not in.
+    #[error("not bound for this")]
+    NotBound,
+    /// That is not this role's to send.
+    #[error("{0} is not sent by this side")]
+    WrongRole(&'static str),
+    /// Too many bytes wait for the peer to read them.
+    #[error("the peer is not reading: {0} bytes wait")]
+    Backlogged(usize),
+    /// It does not encode.
+    #[error(transparent)]
+    Pdu(#[from] PduError),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Connected, not bound; ESME: `Some(sequence)` while its bind is out.
+    Open {
+        bind_sent: Option<u32>,
+    },
+    Bound(BindKind),
+    Unbinding {
+        deadline: Instant,
+    },
+    Closed,
+}
+
+/// One SMPP session (see the module docs).
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    state: State,
+    opened: Instant,
+    /// Bytes read and not yet a whole PDU, from `rx_start`.
+    rx: Vec<u8>,
+    rx_start: usize,
+    /// When the partial PDU in `rx` began.
+    pdu_started: Option<Instant>,
+    /// Encoded bytes for the peer, from `tx_start`.
+    tx: Vec<u8>,
+    tx_start: usize,
+    events: VecDeque<SessionEvent>,
+    next_sequence: u32,
+    /// The last time the peer answered anything of ours (or the session opened).
+    last_response: Instant,
+    /// Our enquire_link waiting for its answer: its sequence and when it went out.
+    probe: Option<(u32, Instant)>,
+    /// PDUs that did not decode.
+    garbage: u64,
+}
+
+impl Session {
+    /// A session whose connection opened at `now`.
+    pub fn new(config: SessionConfig, now: Instant) -> Self {
+        Session {
+            config,
+            state: State::Open { bind_sent: None },
+            opened: now,
+            rx: Vec::new(),
+            rx_start: 0,
+            pdu_started: None,
+            tx: Vec::new(),
+            tx_start: 0,
+            events: VecDeque::new(),
+            next_sequence: 1,
+            last_response: now,
+            probe: None,
+            garbage: 0,
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Bound, and as what.
+    pub fn bound_as(&self) -> Option<BindKind> {
+        match self.state {
+            State::Bound(kind) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// Bound (and not unbinding).
+    pub fn is_bound(&self) -> bool {
+        self.bound_as().is_some()
+    }
+
+    /// Closed: the driver drops the connection once [`Session::poll_event`] is drained.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// PDUs from the peer that did not decode.
+    pub fn garbage(&self) -> u64 {
+        self.garbage
+    }
+
+    /// Encoded bytes waiting to be written.
+    pub fn unwritten(&self) -> usize {
+        self.tx.len() - self.tx_start
+    }
+
+    /// Whether the application may send requests now (bound, and the peer reads).
+    pub fn can_send(&self) -> bool {
+        self.is_bound() && self.unwritten() <= self.config.max_unwritten
+    }
+
+    // ---- from the application ----
+
+    /// ESME: sends a bind; [`SessionEvent::Bound`] or a close follows.
+    pub fn bind(&mut self, bind: Bind, now: Instant) -> Result<u32, SessionError> {
+        if self.config.role != Role::Esme {
+            return Err(SessionError::WrongRole("bind"));
+        }
+        match self.state {
+            State::Open { bind_sent: None } => {}
+            State::Closed => return Err(SessionError::Closed),
+            _ => return Err(SessionError::NotBound),
+        }
+        let sequence = self.sequence();
+        self.push(&Frame::new(sequence, Body::Bind(bind)))?;
+        self.state = State::Open {
+            bind_sent: Some(sequence),
+        };
+        // The bind timeout runs from now for an answer.
+        self.opened = now;
+        Ok(sequence)
+    }
+
+    /// SMSC: accepts the bind `sequence` as `kind`.
+    pub fn accept_bind(
+        &mut self,
+        sequence: u32,
+        kind: BindKind,
+        system_id: &str,
+    ) -> Result<(), SessionError> {
+        if self.state == State::Closed {
+            return Err(SessionError::Closed);
+        }
+        let answer = Body::BindResp {
+            kind,
+            system_id: system_id.into(),
+        };
+        self.push(&Frame::new(sequence, answer))?;
+        self.state = State::Bound(kind);
+        Ok(())
+    }
+
+    /// SMSC: refuses the bind `sequence` with `code` (the session stays open, unbound; its
+    /// bind timeout still runs).
+    pub fn refuse_bind(
+        &mut self,
+        sequence: u32,
+        kind: BindKind,
+        code: u32,
+    ) -> Result<(), SessionError> {
+        let mut answer = Frame::new(
+            sequence,
+            Body::BindResp {
+                kind,
+                system_id: String::new(),
+            },
+        );
+        answer.status = code;
+        self.push(&answer)
+    }
+
+    /// Sends a request (submit_sm from the ESME, deliver_sm from the SMSC); returns its
+    /// sequence number, which its [`SessionEvent::Response`] carries.
+    pub fn request(&mut self, body: Body) -> Result<u32, SessionError> {
+        let kind = match self.state {
+            State::Bound(kind) => kind,
+            State::Closed => return Err(SessionError::Closed),
+            _ => return Err(SessionError::NotBound),
+        };
+        let allowed = match (&body, self.config.role) {
+            (Body::SubmitSm(_), Role::Esme) => kind != BindKind::Receiver,
+            (Body::DeliverSm(_), Role::Smsc) => kind != BindKind::Transmitter,
+            (Body::SubmitSm(_), Role::Smsc) => return Err(SessionError::WrongRole("submit_sm")),
+            (Body::DeliverSm(_), Role::Esme) => return Err(SessionError::WrongRole("deliver_sm")),
+            _ => return Err(SessionError::WrongRole("this command")),
+        };
+        if !allowed {
+            return Err(SessionError::NotBound);
+        }
+        let unwritten = self.unwritten();
+        if unwritten > self.config.max_unwritten {
+            return Err(SessionError::Backlogged(unwritten));
+        }
+        let sequence = self.sequence();
+        self.push(&Frame::new(sequence, body))?;
+        Ok(sequence)
+    }
+
+    /// Answers the peer's request `sequence` (a [`SessionEvent::Request`]).
+    pub fn respond(&mut self, sequence: u32, code: u32, body: Body) -> Result<(), SessionError> {
+        if self.state == State::Closed {
+            return Err(SessionError::Closed);
+        }
+        let mut answer = Frame::new(sequence, body);
+        answer.status = code;
+        self.push(&answer)
+    }
+
+    /// Unbinds: the session closes when the peer answers, or after the response timeout. An
+    /// unbound session just closes.
+    pub fn unbind(&mut self, now: Instant) {
+        match self.state {
+            State::Bound(_) => {
+                let sequence = self.sequence();
+                let _ = self.push(&Frame::new(sequence, Body::Unbind));
+                self.state = State::Unbinding {
+                    deadline: now + self.config.response_timeout,
+                };
+            }
+            State::Open { .. } => self.close(CloseReason::Local("closed before it was bound")),
+            State::Unbinding { .. } | State::Closed => {}
+        }
+    }
+
+    /// Ends the session now (what is unwritten may still be written by the driver).
+    pub fn close(&mut self, reason: CloseReason) {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            self.events.push_back(SessionEvent::Closed(reason));
+        }
+    }
+
+    // ---- from the driver ----
+
+    /// Bytes read from the peer.
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.rx.extend_from_slice(bytes);
+        loop {
+            let available = &self.rx[self.rx_start..];
+            if available.len() < 4 {
+                break;
+            }
+            let declared =
+                u32::from_be_bytes([available[0], available[1], available[2], available[3]]);
+            let length = declared as usize;
+            if !(16..=MAX_PDU).contains(&length) {
+                self.garbage += 1;
+                self.nack(0, status::INVALID_COMMAND_LENGTH);
+                self.close(CloseReason::BadLength(declared));
+                self.rx.clear();
+                self.rx_start = 0;
+                return;
+            }
+            if available.len() < length {
+                break;
+            }
+            let decoded = Frame::decode(&available[..length]);
+            let sequence =
+                u32::from_be_bytes([available[12], available[13], available[14], available[15]]);
+            let id = u32::from_be_bytes([available[4], available[5], available[6], available[7]]);
+            self.rx_start += length;
+            self.pdu_started = None;
+            match decoded {
+                Ok(frame) => self.handle_frame(frame, now),
+                Err(_) => {
+                    self.garbage += 1;
+                    // A response we cannot read is dropped; a request is answered.
+                    if id & 0x8000_0000 == 0 {
+                        self.nack(sequence, status::INVALID_COMMAND_LENGTH);
+                    }
+                }
+            }
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        // Keep the partial PDU at the front; the buffer holds at most one PDU and a read.
+        if self.rx_start == self.rx.len() {
+            self.rx.clear();
+            self.rx_start = 0;
+            self.pdu_started = None;
+        } else {
+            if self.rx_start > 0 {
+                self.rx.drain(..self.rx_start);
+                self.rx_start = 0;
+            }
+            self.pdu_started.get_or_insert(now);
+        }
+        if self.rx.capacity() > 4 * MAX_PDU && self.rx.len() < MAX_PDU {
+            self.rx.shrink_to(MAX_PDU);
+        }
+        self.check_backlog();
+    }
+
+    /// The peer closed the connection, or it failed.
+    pub fn handle_eof(&mut self, error: Option<String>) {
+        self.close(match error {
+            None => CloseReason::PeerClosed,
+            Some(e) => CloseReason::Io(e),
+        });
+    }
+
+    /// The next time [`Session::handle_timeout`] must run, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        match self.state {
+            State::Closed => return None,
+            State::Open { .. } => consider(self.opened + self.config.bind_timeout),
+            State::Unbinding { deadline } => consider(deadline),
+            State::Bound(_) => match self.probe {
+                Some((_, sent)) => consider(sent + self.config.response_timeout),
+                None => consider(self.last_response + self.config.enquire_link),
+            },
+        }
+        if let Some(started) = self.pdu_started {
+            consider(started + self.config.pdu_timeout);
+        }
+        next
+    }
+
+    /// Runs the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let c = &self.config;
+        if let Some(started) = self.pdu_started
+            && now >= started + c.pdu_timeout
+        {
+            let wait = c.pdu_timeout;
+            return self.close(CloseReason::PduTimeout(wait));
+        }
+        match self.state {
+            State::Open { .. } if now >= self.opened + c.bind_timeout => {
+                let wait = c.bind_timeout;
+                self.close(CloseReason::BindTimeout(wait));
+            }
+            State::Unbinding { deadline } if now >= deadline => {
+                let wait = c.response_timeout;
+                self.close(CloseReason::UnbindUnanswered(wait));
+            }
+            State::Bound(_) => match self.probe {
+                Some((_, sent)) if now >= sent + c.response_timeout => {
+                    let wait = c.response_timeout;
+                    self.close(CloseReason::Dead(wait));
+                }
+                None if now >= self.last_response + c.enquire_link => {
+                    let sequence = self.sequence();
+                    if self.push(&Frame::new(sequence, Body::EnquireLink)).is_ok() {
+                        self.probe = Some((sequence, now));
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// Bytes to write to the peer, if any; say how many were written with
+    /// [`Session::advance_transmit`].
+    pub fn poll_transmit(&self) -> Option<&[u8]> {
+        let pending = &self.tx[self.tx_start..];
+        (!pending.is_empty()).then_some(pending)
+    }
+
+    /// `n` bytes of [`Session::poll_transmit`] were written.
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.tx_start = (self.tx_start + n).min(self.tx.len());
+        if self.tx_start == self.tx.len() {
+            self.tx.clear();
+            self.tx_start = 0;
+            if self.tx.capacity() > 4 * self.config.max_unwritten.max(MAX_PDU) {
+                self.tx.shrink_to(MAX_PDU);
+            }
+        } else if self.tx_start > 64 * 1024 && self.tx_start * 2 > self.tx.len() {
+            self.tx.drain(..self.tx_start);
+            self.tx_start = 0;
+        }
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    // ---- inside ----
+
+    fn sequence(&mut self) -> u32 {
+        let n = self.next_sequence;
+        // 1..=0x7FFFFFFF, as SMPP allows.
+        self.next_sequence = if n >= 0x7FFF_FFFF { 1 } else { n + 1 };
+        n
+    }
+
+    fn push(&mut self, frame: &Frame) -> Result<(), SessionError> {
+        frame.encode(&mut self.tx)?;
+        Ok(())
+    }
+
+    fn nack(&mut self, sequence: u32, code: u32) {
+        let mut nack = Frame::new(sequence, Body::GenericNack);
+        nack.status = code;
+        let _ = self.push(&nack);
+    }
+
+    /// A peer that keeps sending requests while reading none of the answers is cut off.
+    fn check_backlog(&mut self) {
+        let unwritten = self.unwritten();
+        if unwritten > 2 * self.config.max_unwritten {
+            self.close(CloseReason::NotReading(unwritten));
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Frame, now: Instant) {
+        let sequence = frame.sequence;
+        let role = self.config.role;
+        match frame.body {
+            Body::EnquireLink => {
+                let _ = self.respond(sequence, status::OK, Body::EnquireLinkResp);
+            }
+            Body::EnquireLinkResp => {
+                self.last_response = now;
+                if self.probe.is_some_and(|(s, _)| s == sequence) {
+                    self.probe = None;
+                }
+            }
+            Body::Unbind => {
+                let _ = self.respond(sequence, status::OK, Body::UnbindResp);
+                self.close(CloseReason::UnboundByPeer);
+            }
+            Body::UnbindResp => {
+                if matches!(self.state, State::Unbinding { .. }) {
+                    self.close(CloseReason::Unbound);
+                }
+            }
+            Body::Bind(bind) if role == Role::Smsc => match self.state {
+                State::Open { .. } => {
+                    self.events
+                        .push_back(SessionEvent::BindRequest { sequence, bind });
+                }
+                _ => {
+                    let _ = self.refuse_bind(sequence, bind.kind, status::ALREADY_BOUND);
+                }
+            },
+            Body::BindResp { kind, .. } if role == Role::Esme => {
+                if self.state
+                    == (State::Open {
+                        bind_sent: Some(sequence),
+                    })
+                {
+                    self.answer_to_bind(frame.status, kind, now);
+                }
+            }
+            Body::GenericNack
+                if role == Role::Esme
+                    && self.state
+                        == (State::Open {
+                            bind_sent: Some(sequence),
+                        }) =>
+            {
+                let code = if frame.status == status::OK {
+                    status::INVALID_COMMAND_ID
+                } else {
+                    frame.status
+                };
+                self.close(CloseReason::BindRefused(code));
+            }
+            Body::GenericNack if self.probe.is_some_and(|(s, _)| s == sequence) => {
+                // An answer all the same: the peer reads.
+                self.last_response = now;
+                self.probe = None;
+            }
+            body @ (Body::SubmitSmResp { .. } | Body::DeliverSmResp | Body::GenericNack) => {
+                self.last_response = now;
+                self.events.push_back(SessionEvent::Response(Frame {
+                    status: frame.status,
+                    sequence,
+                    body,
+                }));
+            }
+            Body::SubmitSm(sm) if role == Role::Smsc => {
+                self.request_in(sequence, Body::SubmitSm(sm), BindKind::Receiver)
+            }
+            Body::DeliverSm(sm) if role == Role::Esme => {
+                self.request_in(sequence, Body::DeliverSm(sm), BindKind::Transmitter)
+            }
+            Body::Unsupported { command_id: id } if id & 0x8000_0000 != 0 => {
+                // A response to nothing we send: ignored.
+            }
+            // A command this role never receives, or one we do not handle.
+            Body::Bind(_)
+            | Body::BindResp { .. }
+            | Body::SubmitSm(_)
+            | Body::DeliverSm(_)
+            | Body::Unsupported { .. } => self.nack(sequence, status::INVALID_COMMAND_ID),
+        }
+    }
+
+    fn answer_to_bind(&mut self, code: u32, kind: BindKind, now: Instant) {
+        if code == status::OK {
+            self.state = State::Bound(kind);
+            self.last_response = now;
+            self.events.push_back(SessionEvent::Bound { kind });
+        } else {
+            self.close(CloseReason::BindRefused(code));
+        }
+    }
+
+    /// A request from the peer: to the application when the bind state allows it (bound, and
+    /// not as `excluded`), else answered `ESME_RINVBNDSTS` here.
+    fn request_in(&mut self, sequence: u32, body: Body, excluded: BindKind) {
+        match self.state {
+            State::Bound(kind) if kind != excluded => {
+                self.events
+                    .push_back(SessionEvent::Request(Frame::new(sequence, body)));
+            }
+            _ => {
+                let answer = match body {
+                    Body::SubmitSm(_) => Body::SubmitSmResp {
+                        message_id: String::new(),
+                    },
+                    _ => Body::DeliverSmResp,
+                };
+                let _ = self.respond(sequence, status::INVALID_BIND_STATUS, answer);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
