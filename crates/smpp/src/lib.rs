@@ -4,6 +4,7 @@
 
 mod aliases;
 pub mod client;
+mod esme;
 pub mod io;
 pub mod pdu;
 pub mod server;
