@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use smsroute_carrier::{Carrier, SubmitRequest};
+use smsroute_sim::{Simulator, SimulatorConfig};
 use smsroute_smpp::pdu::{Body, Frame};
 use smsroute_smpp::sm::submit_parts;
-use smsroute_smpp::{EsmeConfig, Simulator, SimulatorConfig, SmppCarrier};
+use smsroute_smpp::{EsmeConfig, SmppCarrier};
 use smsroute_types::Message;
 
 const N: usize = 10_000;

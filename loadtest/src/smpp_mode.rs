@@ -8,9 +8,10 @@ use std::time::Duration;
 use smsroute_carrier::Inbound;
 use smsroute_delivery::RetryPolicy;
 use smsroute_engine::Router;
+use smsroute_sim::{Simulator, SimulatorConfig, SubmitObserver};
 use smsroute_smpp::pdu::ShortMessage;
 use smsroute_smpp::sm::text_of;
-use smsroute_smpp::{EsmeConfig, Simulator, SimulatorConfig, SmppCarrier, SubmitObserver};
+use smsroute_smpp::{EsmeConfig, SmppCarrier};
 use smsroute_types::{Message, MessageId};
 
 use crate::report::Report;

@@ -57,7 +57,6 @@ pub use smsroute_types::{CarrierSlot, InvalidMessage, Message, MessageBuilder, M
 #[cfg(feature = "sim")]
 pub mod sim {
     pub use smsroute_sim::*;
-    pub use smsroute_smpp::{Simulator, SimulatorConfig};
 }
 
 /// Starts a router whose carriers are the SMPP connections of `config` (each carrier's

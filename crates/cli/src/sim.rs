@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use serde::Deserialize;
 use smsroute_loadtest::CarrierBehaviour;
-use smsroute_smpp::{Simulator, SimulatorConfig};
+use smsroute_sim::{Simulator, SimulatorConfig};
 
 /// A behaviour profile file.
 #[derive(Debug, Default, Deserialize)]
@@ -57,7 +57,7 @@ pub fn run(
         seed: profile.seed,
         window: profile.window,
         disconnect_after: profile.disconnect_after,
-        observer: None,
+        ..SimulatorConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {

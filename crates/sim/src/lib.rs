@@ -1,7 +1,8 @@
 //! Simulated carriers for smsroute: a seeded behaviour model (latency, error mix, the carrier's
 //! own rate limit, outages, hangs, receipts) and an in-process [`SimCarrier`] that puts it
 //! behind the [`Carrier`](smsroute_carrier::Carrier) trait on tokio's clock. The same model
-//! will drive the SMPP simulator.
+//! drives the SMSC simulator ([`smsc`]), an SMPP 3.4 server on `smsroute_smpp`'s session
+//! machine.
 //!
 //! # Example
 //! ```
@@ -22,9 +23,11 @@
 
 mod inproc;
 mod model;
+pub mod smsc;
 
 pub use inproc::{AcceptObserver, RateMeter, SimCarrier, SimStats};
 pub use model::{
     Behaviour, Decision, ErrorMix, Latency, Nanos, Outage, OutageKind, ReceiptMix, Reply, SimModel,
     status,
 };
+pub use smsc::{Simulator, SimulatorConfig, SimulatorStats, SubmitObserver};

@@ -7,7 +7,8 @@ use smsroute_carrier::{Carrier, LinkState};
 use smsroute_delivery::Event;
 use smsroute_engine::{EngineOptions, Router};
 use smsroute_routing::{Config, HealthState};
-use smsroute_smpp::{EsmeConfig, Simulator, SimulatorConfig, SmppCarrier};
+use smsroute_sim::{Simulator, SimulatorConfig};
+use smsroute_smpp::{EsmeConfig, SmppCarrier};
 use smsroute_types::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
