@@ -164,6 +164,8 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
                     held = deliver(sm, sequence, shared);
                     if held.is_none() {
                         let _ = session.respond(sequence, status::OK, Body::DeliverSmResp);
+                    } else {
+                        session.hold_input();
                     }
                 }
                 SessionEvent::Closed(reason) => closed = Some(reason),
@@ -206,6 +208,9 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
             () = room(&held), if held.is_some() => {
                 if let Some(h) = held.take() {
                     held = hand_over(h, &mut session, shared);
+                    if held.is_none() {
+                        session.resume_input(Instant::now().into_std());
+                    }
                 }
             }
             () = tokio::time::sleep_until(wake) => {

@@ -213,6 +213,9 @@ pub struct Session {
     probe: Option<(u32, Instant)>,
     /// PDUs that did not decode.
     garbage: u64,
+    /// The driver stopped reading (the application has no room): the timers that wait for
+    /// the peer's bytes are stopped with it.
+    input_held: bool,
 }
 
 impl Session {
@@ -232,6 +235,7 @@ impl Session {
             last_response: now,
             probe: None,
             garbage: 0,
+            input_held: false,
         }
     }
 
@@ -459,6 +463,28 @@ impl Session {
         self.check_backlog();
     }
 
+    /// The driver stops reading because the application has no room for more (back-pressure):
+    /// until [`Session::resume_input`], no enquire_link goes out and neither an unanswered one
+    /// nor a started PDU times out (their answers and bytes may be waiting unread).
+    pub fn hold_input(&mut self) {
+        self.input_held = true;
+    }
+
+    /// The driver reads again: the paused timers start afresh from `now`.
+    pub fn resume_input(&mut self, now: Instant) {
+        if !self.input_held {
+            return;
+        }
+        self.input_held = false;
+        self.last_response = now;
+        if let Some((sequence, _)) = self.probe {
+            self.probe = Some((sequence, now));
+        }
+        if self.pdu_started.is_some() {
+            self.pdu_started = Some(now);
+        }
+    }
+
     /// The peer closed the connection, or it failed.
     pub fn handle_eof(&mut self, error: Option<String>) {
         self.close(match error {
@@ -475,12 +501,15 @@ impl Session {
             State::Closed => return None,
             State::Open { .. } => consider(self.opened + self.config.bind_timeout),
             State::Unbinding { deadline } => consider(deadline),
+            State::Bound(_) if self.input_held => {}
             State::Bound(_) => match self.probe {
                 Some((_, sent)) => consider(sent + self.config.response_timeout),
                 None => consider(self.last_response + self.config.enquire_link),
             },
         }
-        if let Some(started) = self.pdu_started {
+        if let Some(started) = self.pdu_started
+            && !self.input_held
+        {
             consider(started + self.config.pdu_timeout);
         }
         next
@@ -490,6 +519,7 @@ impl Session {
     pub fn handle_timeout(&mut self, now: Instant) {
         let c = &self.config;
         if let Some(started) = self.pdu_started
+            && !self.input_held
             && now >= started + c.pdu_timeout
         {
             let wait = c.pdu_timeout;
@@ -504,6 +534,7 @@ impl Session {
                 let wait = c.response_timeout;
                 self.close(CloseReason::UnbindUnanswered(wait));
             }
+            State::Bound(_) if self.input_held => {}
             State::Bound(_) => match self.probe {
                 Some((_, sent)) if now >= sent + c.response_timeout => {
                     let wait = c.response_timeout;

@@ -1,54 +1,19 @@
 //! Our ESME against our SMSC simulator over loopback TCP, and both against misbehaving peers.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use smsroute_carrier::{Carrier, SubmitError, SubmitRequest};
+use smsroute_carrier::{Carrier, SubmitError};
 use smsroute_delivery::ReceiptStatus;
+use smsroute_sim::SimulatorConfig;
 use smsroute_sim::{Behaviour, ReceiptMix};
-use smsroute_sim::{Simulator, SimulatorConfig};
 use smsroute_smpp::pdu::{Bind, BindKind, Body, Frame, status};
 use smsroute_smpp::{EsmeConfig, SmppCarrier};
-use smsroute_types::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-fn request(text: &str) -> SubmitRequest {
-    SubmitRequest {
-        message: Arc::new(
-            Message::builder("447700900123", "ACME", text)
-                .build()
-                .unwrap(),
-        ),
-        attempt: 1,
-        receipt: true,
-    }
-}
-
-async fn simulator(config: SimulatorConfig) -> Simulator {
-    Simulator::start("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .unwrap()
-}
-
-fn esme(sim: &Simulator, password: &str) -> EsmeConfig {
-    EsmeConfig {
-        reconnect_min: Duration::from_millis(20),
-        reconnect_max: Duration::from_millis(100),
-        ..EsmeConfig::new("127.0.0.1", sim.local_addr().port(), "acme", password)
-    }
-}
-
-async fn until(mut ok: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not met within 5 s");
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn submits_gsm_and_ucs2_multipart_and_gets_every_receipt() {
@@ -328,22 +293,6 @@ async fn replies_from_the_smsc_reach_the_inbound_sink() {
         0,
         "not receipts"
     );
-}
-
-/// Reads one PDU from a raw stream.
-async fn read_pdu(stream: &mut TcpStream) -> Frame {
-    let mut length = [0u8; 4];
-    stream.read_exact(&mut length).await.unwrap();
-    let mut pdu = length.to_vec();
-    pdu.resize(u32::from_be_bytes(length) as usize, 0);
-    stream.read_exact(&mut pdu[4..]).await.unwrap();
-    Frame::decode(&pdu).unwrap()
-}
-
-async fn write_pdu(stream: &mut TcpStream, frame: Frame) {
-    let mut bytes = Vec::new();
-    frame.encode(&mut bytes).unwrap();
-    stream.write_all(&bytes).await.unwrap();
 }
 
 /// Regression (issue 14, defect 1): under load a receipt can reach the ESME before its own

@@ -378,3 +378,22 @@ fn responses_reach_the_application_with_their_sequence() {
         "bind refused: ESME_RINVPASWD (0x0000000e)"
     );
 }
+
+#[test]
+fn while_input_is_held_the_peer_is_not_timed_out() {
+    let now = Instant::now();
+    let (mut esme, _smsc) = bound_pair(now);
+    // A partial PDU sits in the buffer and a probe is out when the application's sink fills.
+    esme.handle_timeout(now + 30 * S);
+    assert!(frames(&take(&mut esme))[0].body == Body::EnquireLink);
+    esme.handle_input(&[0, 0, 0, 16, 0], now + 30 * S);
+    esme.hold_input();
+    assert_eq!(esme.poll_timeout(), None);
+    esme.handle_timeout(now + 100 * S);
+    assert!(esme.is_bound(), "answers may be waiting unread");
+    // Reading again, both timers start afresh.
+    esme.resume_input(now + 100 * S);
+    assert_eq!(esme.poll_timeout(), Some(now + 110 * S));
+    esme.handle_timeout(now + 110 * S);
+    assert!(esme.is_closed());
+}
