@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use smsroute_config::Config;
 use smsroute_delivery::Event;
 use smsroute_engine::{EngineOptions, EventStream, Router};
-use smsroute_routing::Config;
 use smsroute_sim::{Behaviour, SimCarrier};
 use smsroute_types::Message;
 use tokio::runtime::Runtime;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
 use smsroute_carrier::{Carrier, Inbound};
+use smsroute_config::Config;
 use smsroute_engine::{EngineOptions, EventStream, Keyword, Router, SetupError};
-use smsroute_routing::Config;
 use smsroute_sim::SimCarrier;
 use smsroute_types::{Message, MessageId, SplitMix64};
 

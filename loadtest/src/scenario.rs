@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use smsroute_routing::Config;
+use smsroute_config::Config;
 use smsroute_sim::{Behaviour, ErrorMix, Latency, Outage, OutageKind, ReceiptMix, status};
 
 use crate::profile::RateProfile;

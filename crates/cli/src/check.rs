@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use smsroute_routing::{Config, RouteTable};
+use smsroute_config::Config;
+use smsroute_routing::RouteTable;
 
 /// Loads and compiles `path`; prints a one-line summary or returns the errors.
 pub fn run(path: &Path) -> Result<(), String> {

@@ -21,7 +21,7 @@ struct PolicyView {
 }
 
 fn policy_view(
-    config: &smsroute_routing::Config,
+    config: &smsroute_config::Config,
     number: &E164,
     from: Option<&str>,
     class: Option<&str>,

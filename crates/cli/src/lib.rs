@@ -42,13 +42,14 @@ pub use smsroute_carrier::{
     Accepted, BoxFuture, Carrier, DynCarrier, Inbound, LinkState, Receipt, SubmitError,
     SubmitRequest,
 };
+pub use smsroute_config::{CarrierConfig, SmppConfig};
+pub use smsroute_config::{Config, ConfigError};
 pub use smsroute_delivery::{AttemptOutcome, AttemptRecord, Event, FailReason, ReceiptStatus};
 pub use smsroute_engine::{
     CarrierStats, EngineOptions, EventStream, InboundEvent, InboundStream, Keyword, NotReady,
     Refused, Rejection, ReloadReport, Router, RouterStats, SetupError, ShutdownReport, StatusEvent,
 };
-pub use smsroute_routing::config::{CarrierConfig, SmppConfig};
-pub use smsroute_routing::{CarrierHealth, Config, ConfigError, HealthState};
+pub use smsroute_routing::{CarrierHealth, HealthState};
 pub use smsroute_smpp::{EsmeConfig, SmppCarrier};
 pub use smsroute_types::{CarrierSlot, InvalidMessage, Message, MessageBuilder, MessageId, Money};
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use smsroute_carrier::{Carrier, LinkState};
+use smsroute_config::Config;
 use smsroute_delivery::Event;
 use smsroute_engine::{EngineOptions, Router, StatusEvent};
-use smsroute_routing::Config;
 use smsroute_smpp::SmppCarrier;
 use smsroute_types::Message;
 

@@ -1,7 +1,7 @@
 //! Retry policy: attempts, full-jitter exponential backoff, deadlines, and the per-carrier
 //! retry budget that keeps failures from snowballing into a retry storm.
 
-use smsroute_routing::config::RetryConfig;
+use smsroute_config::RetryConfig;
 use smsroute_types::SplitMix64;
 
 use crate::Nanos;

@@ -17,7 +17,7 @@
 //! # Example
 //! ```
 //! use smsroute_engine::{EngineOptions, Router};
-//! use smsroute_routing::Config;
+//! use smsroute_config::Config;
 //! use smsroute_sim::{Behaviour, SimCarrier};
 //! use smsroute_delivery::Event;
 //! use smsroute_types::Message;

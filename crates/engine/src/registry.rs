@@ -15,7 +15,7 @@ use smsroute_types::CarrierSlot;
 
 /// Most carriers one router can know over its life (slots are never reused, so reloads that
 /// add carriers count too): the configuration's own limit, one for both.
-pub use smsroute_routing::config::MAX_CARRIERS;
+pub use smsroute_config::MAX_CARRIERS;
 
 /// `id` as a `&'static str`, the same one for every router of the process: events carry
 /// carrier names at the cost of a pointer. Each distinct carrier id is kept once for the

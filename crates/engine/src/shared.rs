@@ -127,7 +127,7 @@ pub(crate) fn wall_ms() -> u64 {
 impl<C> Shared<C> {
     /// Adds a configured account with its opening balance and its gauge; an account already
     /// known keeps its balance (a reload does not refill it).
-    pub fn add_account(&self, account: &smsroute_routing::config::AccountConfig) {
+    pub fn add_account(&self, account: &smsroute_config::AccountConfig) {
         if let dashmap::Entry::Vacant(slot) = self.accounts.entry(account.id.as_str().into()) {
             let balance = Arc::new(AtomicU64::new(account.balance.micros()));
             slot.insert(balance.clone());

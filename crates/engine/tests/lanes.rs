@@ -5,9 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use smsroute_config::Config;
 use smsroute_delivery::{Event, FailReason};
 use smsroute_engine::EngineOptions;
-use smsroute_routing::Config;
 use smsroute_types::Message;
 
 fn deck(burst: u32, max_segments: u32) -> Config {

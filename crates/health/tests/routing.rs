@@ -1,8 +1,9 @@
 //! Health feeding routing: outcomes move a carrier out of rotation, through probing, and back,
 //! and `explain` shows each candidate's state.
 
+use smsroute_config::Config;
 use smsroute_health::{CarrierSlot, CarrierTracker, HealthBoard, HealthConfig, Outcome};
-use smsroute_routing::{Config, DropReason, HealthState, RouteTable};
+use smsroute_routing::{DropReason, HealthState, RouteTable};
 use smsroute_types::E164;
 
 const CONFIG: &str = r#"

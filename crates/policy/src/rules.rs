@@ -9,7 +9,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::caps::{CapTicket, FrequencyCaps};
-use smsroute_routing::config::{PolicyConfig, QuietAction};
+use smsroute_config::{PolicyConfig, QuietAction};
 use smsroute_types::{E164, Message};
 
 /// Why a message's class forbids it now.
@@ -174,7 +174,7 @@ fn pair_hash(class: usize, number: &E164) -> u64 {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use smsroute_routing::config::{ClassConfig, QuietHoursConfig};
+    use smsroute_config::{ClassConfig, QuietHoursConfig};
 
     use super::*;
 

@@ -1,8 +1,8 @@
 //! Route selection for smsroute: rate decks compiled into a digit trie, least-cost ranking
 //! with live health, and `explain`.
 //!
-//! The main types: [`Config`] (the checked configuration file), [`RouteTable`] (the
-//! compiled, immutable snapshot; build it with [`RouteTable::compile`] or [`TableBuilder`]),
+//! The main types: [`RouteTable`] (a checked `smsroute_config::Config` compiled into an
+//! immutable snapshot; build it with [`RouteTable::compile`] or [`TableBuilder`]),
 //! [`HealthView`] (carrier health, an input) and [`Route`] (the ranked decision).
 //!
 //! Semantics (see `docs/routing.md`): each carrier's own longest matching prefix decides
@@ -13,7 +13,8 @@
 //!
 //! # Example
 //! ```
-//! use smsroute_routing::{AllHealthy, Config, RouteTable};
+//! use smsroute_config::Config;
+//! use smsroute_routing::{AllHealthy, RouteTable};
 //! use smsroute_types::E164;
 //!
 //! let config = Config::parse(r#"
@@ -43,12 +44,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod config;
 mod health;
 mod rank;
 mod table;
 
-pub use config::{Config, ConfigError, Diagnostic};
 pub use health::{AllHealthy, CarrierHealth, HealthState, HealthView};
 pub use rank::{Route, rank};
 pub use table::{

@@ -1,6 +1,7 @@
 //! Table-driven routing cases: the semantics of DESIGN.md, one row per behaviour.
 
-use smsroute_routing::{AllHealthy, CarrierHealth, Config, DropReason, HealthState, RouteTable};
+use smsroute_config::Config;
+use smsroute_routing::{AllHealthy, CarrierHealth, DropReason, HealthState, RouteTable};
 use smsroute_types::E164;
 
 const CONFIG: &str = r#"

@@ -15,7 +15,7 @@ use smallvec::SmallVec;
 use smsroute_carrier::{
     Accepted, Carrier, InboundSink, LinkState, ReceiptSink, SubmitError, SubmitRequest,
 };
-use smsroute_routing::config::SmppConfig;
+use smsroute_config::SmppConfig;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;

@@ -4,9 +4,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use smsroute_carrier::{Carrier, LinkState};
+use smsroute_config::Config;
 use smsroute_delivery::Event;
 use smsroute_engine::{EngineOptions, Router};
-use smsroute_routing::{Config, HealthState};
+use smsroute_routing::HealthState;
 use smsroute_sim::{Simulator, SimulatorConfig};
 use smsroute_smpp::{EsmeConfig, SmppCarrier};
 use smsroute_types::Message;

@@ -16,9 +16,10 @@ use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 use parking_lot::Mutex;
 use smsroute_carrier::{Carrier, Inbound, LinkState, Receipt};
+use smsroute_config::Config;
 use smsroute_delivery::{Nanos, RetryPolicy};
 use smsroute_health::HealthBoard;
-use smsroute_routing::{CarrierHealth, Config, RouteTable};
+use smsroute_routing::{CarrierHealth, RouteTable};
 use smsroute_types::CarrierSlot;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
@@ -34,7 +35,7 @@ use crate::shared::Shared;
 
 /// Builds a carrier connection for a configured carrier (at start, and on reload for ids
 /// the router has not seen yet).
-pub type CarrierFactory<C> = Box<dyn FnMut(&smsroute_routing::config::CarrierConfig) -> C + Send>;
+pub type CarrierFactory<C> = Box<dyn FnMut(&smsroute_config::CarrierConfig) -> C + Send>;
 
 /// Receipts buffered between a carrier and its pump.
 const RECEIPT_QUEUE: usize = 1024;
@@ -77,7 +78,7 @@ impl<C: Carrier> Router<C> {
     pub fn start(
         config: &Config,
         options: EngineOptions,
-        factory: impl FnMut(&smsroute_routing::config::CarrierConfig) -> C + Send + 'static,
+        factory: impl FnMut(&smsroute_config::CarrierConfig) -> C + Send + 'static,
     ) -> Result<(Router<C>, EventStream), SetupError> {
         options.health.validate()?;
         let mut factory: CarrierFactory<C> = Box::new(factory);

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use smsroute_config::Config;
 use smsroute_delivery::Event;
 use smsroute_engine::{EngineOptions, EventStream, Rejection, Router, StatusEvent};
-use smsroute_routing::Config;
 use smsroute_sim::{Behaviour, SimCarrier};
 use smsroute_types::CarrierSlot;
 use smsroute_types::{Message, MessageId};

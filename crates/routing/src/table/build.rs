@@ -31,8 +31,8 @@ pub enum BuildError {
     /// The same number ported twice.
     #[error("number {0} is ported twice")]
     DuplicatePorted(String),
-    /// More carriers than [`crate::config::MAX_CARRIERS`] (what a `u16` indexes).
-    #[error("too many carriers: at most {}", crate::config::MAX_CARRIERS)]
+    /// More carriers than [`smsroute_config::MAX_CARRIERS`] (what a `u16` indexes).
+    #[error("too many carriers: at most {}", smsroute_config::MAX_CARRIERS)]
     TooManyCarriers,
 }
 

@@ -8,7 +8,9 @@ mod trie;
 use smsroute_types::E164;
 
 use crate::rank::{Route, rank};
-use crate::{Config, HealthView};
+use smsroute_config::Config;
+
+use crate::HealthView;
 
 pub use build::{BuildError, TableBuilder};
 pub use explain::{DropReason, Dropped, Explained, Explanation};

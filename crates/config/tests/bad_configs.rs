@@ -1,6 +1,6 @@
 //! Malformed configurations: each names the file, line and column, and says what was expected.
 
-use smsroute_routing::Config;
+use smsroute_config::Config;
 
 const CARRIER: &str = "[[carriers]]\nid = \"uk-alpha\"\ntps = 500\n";
 
@@ -166,10 +166,7 @@ fn policy_tables_parse_into_checked_values() {
         (m.name.as_str(), m.cap, m.cap_window_s),
         ("marketing", Some(3), 86_400)
     );
-    assert_eq!(
-        m.quiet_hours,
-        Some(smsroute_routing::config::QuietAction::Defer)
-    );
+    assert_eq!(m.quiet_hours, Some(smsroute_config::QuietAction::Defer));
     assert_eq!((p.classes[1].cap, p.classes[1].quiet_hours), (None, None));
     let q = &p.quiet_hours[0];
     assert_eq!(

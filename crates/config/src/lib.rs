@@ -1,6 +1,32 @@
-//! The configuration file (TOML): carriers, rate-deck routes, blocks, ported numbers, retry
-//! and limits. [`Config::parse`] checks everything and reports every problem it finds as
-//! `path:line:col: message`.
+//! The smsroute configuration file (TOML): carriers and their SMPP endpoints, rate-deck
+//! routes, blocks, ported numbers, retry, limits and the policy stage (classes, quiet hours,
+//! accounts). [`Config::parse`] checks everything and reports every problem it finds as
+//! `path:line:col: message`, in time linear in the file (a million-row rate deck is checked in
+//! seconds). Routing compiles a checked `Config`; the engine, the SMPP carrier and the policy
+//! stage read their parts of it; none of them reads files.
+//!
+//! # Example
+//! ```
+//! use smsroute_config::Config;
+//!
+//! let config = Config::parse(r#"
+//!     [[carriers]]
+//!     id = "uk-alpha"
+//!     tps = 500
+//!
+//!     [[routes]]
+//!     prefix = "44"
+//!     carrier = "uk-alpha"
+//!     cost = 0.0040
+//! "#, "inline.toml").unwrap();
+//! assert_eq!(config.carrier_index("uk-alpha"), Some(0));
+//!
+//! let bad = "[[routes]]\nprefix = \"44\"\ncarrier = \"nope\"\ncost = 0.004\n";
+//! let err = Config::parse(bad, "bad.toml").unwrap_err();
+//! assert!(err.to_string().starts_with("bad.toml:3:11: unknown carrier \"nope\""), "{err}");
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod policy;
 mod raw;
@@ -278,7 +304,7 @@ impl Config {
     /// Parses and checks configuration text; `path` labels the errors.
     ///
     /// ```
-    /// use smsroute_routing::Config;
+    /// use smsroute_config::Config;
     /// let config = Config::parse(r#"
     /// [[carriers]]
     /// id = "uk-alpha"

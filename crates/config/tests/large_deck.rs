@@ -3,7 +3,7 @@
 //! route looked its carrier up in a list: a 1 MB deck took 9 s and a 4 MB one did not finish
 //! in two minutes. This deck is a million routes over 20,000 carriers.
 
-use smsroute_routing::Config;
+use smsroute_config::Config;
 
 const CARRIERS: usize = 20_000;
 const ROUTES: usize = 1_000_000;
