@@ -22,7 +22,10 @@ use crate::session::{CloseReason, Role, Session, SessionConfig, SessionEvent};
 use crate::sm::parse_receipt;
 
 /// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Most queued submits encoded in one turn (so pipelined submits leave in few writes).
+const SUBMIT_BATCH: usize = 512;
 
 /// A submit sent and not yet answered.
 struct Pending {
@@ -204,6 +207,16 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
             },
             Some(submit) = inbox.recv(), if session.can_send() => {
                 send(&mut session, &mut pending, submit);
+                // Whatever else is queued goes in the same write.
+                for _ in 1..SUBMIT_BATCH {
+                    if !session.can_send() {
+                        break;
+                    }
+                    match inbox.try_recv() {
+                        Ok(submit) => send(&mut session, &mut pending, submit),
+                        Err(_) => break,
+                    }
+                }
             }
             () = room(&held), if held.is_some() => {
                 if let Some(h) = held.take() {
