@@ -38,6 +38,6 @@ pub use profile::{Ramp, RateProfile, Step};
 pub use report::{CarrierReport, Marker, Quantiles, Report, Terminal, Timeline};
 pub use run::{RunError, RunOptions, run};
 pub use scenario::{
-    CarrierBehaviour, ConfigSource, DEFAULT_SCENARIO, EngineSettings, Fault, FaultKind, Generate,
-    LatencySpec, MAX_MESSAGES, MAX_RUN_S, Mix, Prepared, Scenario, ScenarioError,
+    CarrierBehaviour, ConfigSource, DEFAULT_SCENARIO, EngineSettings, Fault, Generate, LatencySpec,
+    MAX_MESSAGES, MAX_RUN_S, Mix, Mode, Prepared, Scenario, ScenarioError,
 };

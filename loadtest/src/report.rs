@@ -285,7 +285,7 @@ impl Report {
         let max_sustainable_rate = sustainable_rate(&seconds, warmup);
         Report {
             scenario: s.name.clone(),
-            mode: s.mode.clone(),
+            mode: s.mode.as_str().to_string(),
             duration_s: s.duration_s,
             target_rate: profile.count_until(s.duration_s) / s.duration_s,
             achieved_rate: accepted as f64 / s.duration_s,

@@ -16,7 +16,7 @@ use smsroute_types::{Message, MessageId, SplitMix64};
 
 use crate::ledger::{Books, LATE_US, Tally};
 use crate::report::{CarrierReport, Marker, Report, Timeline};
-use crate::scenario::{FaultKind, Mix, Prepared};
+use crate::scenario::{Fault, Mix, Prepared};
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +94,7 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
         let _guard = ctx.runtime.enter();
         smsroute_metrics::install_exporter(addr).map_err(|e| RunError::Io(e.to_string()))?;
     }
-    if scenario.mode == "smpp" {
+    if scenario.mode == crate::scenario::Mode::Smpp {
         crate::smpp_mode::run(&ctx, templates, options)
     } else {
         run_inproc(&ctx, templates, options)
@@ -345,12 +345,18 @@ fn fault_markers(prepared: &Prepared) -> Vec<Marker> {
         .scenario
         .faults
         .iter()
-        .filter(|f| f.kind != FaultKind::Reload)
-        .map(|f| Marker {
-            at_s: f.at_s,
-            until_s: Some(f.at_s + f.duration_s),
-            label: format!("{:?} {}", f.kind, f.carrier.as_deref().unwrap_or_default())
-                .to_lowercase(),
+        .filter_map(|f| match f {
+            Fault::Reload { .. } => None,
+            Fault::Inbound { carrier, .. } => Some(Marker {
+                at_s: f.at_s(),
+                until_s: Some(f.at_s()),
+                label: format!("{} {carrier}", f.kind()),
+            }),
+            _ => f.window().map(|(carrier, duration_s, _)| Marker {
+                at_s: f.at_s(),
+                until_s: Some(f.at_s() + duration_s),
+                label: format!("{} {carrier}", f.kind()),
+            }),
         })
         .collect()
 }

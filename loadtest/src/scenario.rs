@@ -27,10 +27,9 @@ pub struct ScenarioError {
 pub struct Scenario {
     /// Name in the report.
     pub name: String,
-    /// `inproc` (simulated carriers in this process) or `smpp` (the same simulated carriers
-    /// behind SMPP sessions on loopback TCP).
-    #[serde(default = "default_mode")]
-    pub mode: String,
+    /// Where the simulated carriers run. Default `inproc`.
+    #[serde(default)]
+    pub mode: Mode,
     /// Seconds of load.
     pub duration_s: f64,
     /// Seconds at the start whose messages are not in the latency figures.
@@ -60,8 +59,25 @@ pub struct Scenario {
     pub engine: EngineSettings,
 }
 
-fn default_mode() -> String {
-    "inproc".into()
+/// Where a scenario's simulated carriers run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// In this process, behind the `Carrier` trait.
+    #[default]
+    Inproc,
+    /// The same models behind SMPP sessions on loopback TCP (an SMSC simulator each).
+    Smpp,
+}
+
+impl Mode {
+    /// As scenario files and reports write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Inproc => "inproc",
+            Mode::Smpp => "smpp",
+        }
+    }
 }
 fn default_drain() -> f64 {
     30.0
@@ -261,51 +277,173 @@ pub struct CarrierBehaviour {
     pub smpp_disconnect_after: Option<u64>,
 }
 
-/// What goes wrong.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultKind {
+/// One event of the fault timeline: `kind` says what, and each kind has its own fields.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
     /// The carrier refuses everything (ESME_RSYSERR).
-    Outage,
+    Outage {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// Which carrier.
+        carrier: String,
+        /// How long.
+        duration_s: f64,
+    },
     /// The carrier answers nothing.
-    Hang,
+    Hang {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// Which carrier.
+        carrier: String,
+        /// How long.
+        duration_s: f64,
+    },
     /// The carrier answers `latency_ms` later.
-    LatencySpike,
+    LatencySpike {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// Which carrier.
+        carrier: String,
+        /// How long.
+        duration_s: f64,
+        /// The added latency.
+        latency_ms: f64,
+    },
     /// The carrier refuses `share` of submits as temporary errors.
-    ErrorBurst,
+    ErrorBurst {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// Which carrier.
+        carrier: String,
+        /// How long.
+        duration_s: f64,
+        /// The share of submits affected. Default 1.
+        #[serde(default = "one")]
+        share: f64,
+    },
     /// The carrier throttles `share` of submits.
-    ThrottleStorm,
+    ThrottleStorm {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// Which carrier.
+        carrier: String,
+        /// How long.
+        duration_s: f64,
+        /// The share of submits affected. Default 1.
+        #[serde(default = "one")]
+        share: f64,
+    },
     /// The router reloads `config`.
-    Reload,
-    /// `count` recipients reply `text` (default STOP) through `carrier`.
-    Inbound,
+    Reload {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// The configuration to reload to.
+        config: ConfigSource,
+    },
+    /// `count` recipients reply `text` through `carrier`.
+    Inbound {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// The carrier the replies come through.
+        carrier: String,
+        /// The reply text. Default STOP.
+        #[serde(default = "stop")]
+        text: String,
+        /// How many distinct recipients reply. Default 1.
+        #[serde(default = "one_recipient")]
+        count: usize,
+    },
 }
 
-/// One event of the fault timeline.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fault {
-    /// When, seconds from the start.
-    pub at_s: f64,
-    /// What.
-    pub kind: FaultKind,
-    /// Which carrier (every kind but `reload`).
-    pub carrier: Option<String>,
-    /// How long (every kind but `reload`).
-    #[serde(default)]
-    pub duration_s: f64,
-    /// `latency_spike`: the added latency.
-    #[serde(default)]
-    pub latency_ms: f64,
-    /// `error_burst`, `throttle_storm`: the share of submits affected. Default 1.
-    #[serde(default = "one")]
-    pub share: f64,
-    /// `reload`: the configuration to reload to.
-    pub config: Option<ConfigSource>,
-    /// `inbound`: the reply text. Default STOP.
-    pub text: Option<String>,
-    /// `inbound`: how many distinct recipients reply. Default 1.
-    pub count: Option<usize>,
+impl Fault {
+    /// When it starts, seconds from the start of the run.
+    pub fn at_s(&self) -> f64 {
+        match self {
+            Fault::Outage { at_s, .. }
+            | Fault::Hang { at_s, .. }
+            | Fault::LatencySpike { at_s, .. }
+            | Fault::ErrorBurst { at_s, .. }
+            | Fault::ThrottleStorm { at_s, .. }
+            | Fault::Reload { at_s, .. }
+            | Fault::Inbound { at_s, .. } => *at_s,
+        }
+    }
+
+    /// A carrier's misbehaviour window: its carrier, how long, and what the model does.
+    pub fn window(&self) -> Option<(&str, f64, OutageKind)> {
+        let (carrier, duration_s, kind) = match self {
+            Fault::Outage {
+                carrier,
+                duration_s,
+                ..
+            } => (carrier, duration_s, OutageKind::Refuse),
+            Fault::Hang {
+                carrier,
+                duration_s,
+                ..
+            } => (carrier, duration_s, OutageKind::Hang),
+            Fault::LatencySpike {
+                carrier,
+                duration_s,
+                latency_ms,
+                ..
+            } => (
+                carrier,
+                duration_s,
+                OutageKind::Slow((latency_ms * MS as f64) as u64),
+            ),
+            Fault::ErrorBurst {
+                carrier,
+                duration_s,
+                share,
+                ..
+            } => (
+                carrier,
+                duration_s,
+                OutageKind::Errors {
+                    share: *share,
+                    status: status::TEMPORARY,
+                },
+            ),
+            Fault::ThrottleStorm {
+                carrier,
+                duration_s,
+                share,
+                ..
+            } => (
+                carrier,
+                duration_s,
+                OutageKind::Errors {
+                    share: *share,
+                    status: status::THROTTLED,
+                },
+            ),
+            Fault::Reload { .. } | Fault::Inbound { .. } => return None,
+        };
+        Some((carrier, *duration_s, kind))
+    }
+
+    /// Its kind as scenario files write it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Outage { .. } => "outage",
+            Fault::Hang { .. } => "hang",
+            Fault::LatencySpike { .. } => "latency_spike",
+            Fault::ErrorBurst { .. } => "error_burst",
+            Fault::ThrottleStorm { .. } => "throttle_storm",
+            Fault::Reload { .. } => "reload",
+            Fault::Inbound { .. } => "inbound",
+        }
+    }
+}
+
+fn stop() -> String {
+    "STOP".into()
+}
+
+fn one_recipient() -> usize {
+    1
 }
 
 fn one() -> f64 {
@@ -426,12 +564,6 @@ impl Scenario {
     /// Resolves the config, behaviours and faults, checking every reference.
     pub fn prepare(mut self, base: &Path) -> Result<Prepared, String> {
         self.rate.ramp_s = self.duration_s;
-        if self.mode != "inproc" && self.mode != "smpp" {
-            return Err(format!(
-                "mode \"{}\": expected \"inproc\" or \"smpp\"",
-                self.mode
-            ));
-        }
         if !(self.duration_s > 0.0 && self.duration_s <= MAX_RUN_S) {
             return Err(format!(
                 "duration_s = {:?}: expected more than 0 and at most {MAX_RUN_S} seconds",
@@ -488,63 +620,53 @@ impl Scenario {
         let mut replies = Vec::new();
         for (i, f) in self.faults.iter().enumerate() {
             let at = format!("faults[{i}]");
-            if !(f.at_s >= 0.0 && f.at_s.is_finite()) {
+            if !(f.at_s() >= 0.0 && f.at_s().is_finite()) {
                 return Err(format!("{at}: at_s must be at least 0"));
             }
-            if f.kind == FaultKind::Reload {
-                let source = f
-                    .config
-                    .as_ref()
-                    .ok_or(format!("{at}: a reload needs `config`"))?;
-                reloads.push((f.at_s, source.load(base, &format!("{at}.config"))?));
-                continue;
-            }
-            if f.kind == FaultKind::Inbound {
-                let carrier = f
-                    .carrier
-                    .clone()
-                    .ok_or(format!("{at}: inbound needs `carrier`"))?;
-                if !behaviours.contains_key(&carrier) {
-                    return Err(format!(
+            let known = |carrier: &str| {
+                if behaviours.contains_key(carrier) {
+                    Ok(())
+                } else {
+                    Err(format!(
                         "{at}: carrier \"{carrier}\" is not in the configuration"
-                    ));
+                    ))
                 }
-                let text = f.text.clone().unwrap_or_else(|| "STOP".into());
-                replies.push((f.at_s, carrier, text, f.count.unwrap_or(1).max(1)));
-                continue;
-            }
-            let id = f
-                .carrier
-                .as_ref()
-                .ok_or(format!("{at}: {:?} needs `carrier`", f.kind))?;
-            let behaviour = behaviours.get_mut(id).ok_or(format!(
-                "{at}: carrier \"{id}\" is not in the configuration"
-            ))?;
-            if f.duration_s.is_nan() || f.duration_s <= 0.0 {
-                return Err(format!("{at}: duration_s must be positive"));
-            }
-            if !(0.0..=1.0).contains(&f.share) {
-                return Err(format!("{at}: share must be in 0..=1"));
-            }
-            let kind = match f.kind {
-                FaultKind::Outage => OutageKind::Refuse,
-                FaultKind::Hang => OutageKind::Hang,
-                FaultKind::LatencySpike => OutageKind::Slow((f.latency_ms * MS as f64) as u64),
-                FaultKind::ErrorBurst => OutageKind::Errors {
-                    share: f.share,
-                    status: status::TEMPORARY,
-                },
-                FaultKind::ThrottleStorm => OutageKind::Errors {
-                    share: f.share,
-                    status: status::THROTTLED,
-                },
-                FaultKind::Reload | FaultKind::Inbound => unreachable!("handled above"),
             };
-            behaviour.outages.push(Outage {
-                start: (f.at_s * 1e9) as u64,
-                duration: (f.duration_s * 1e9) as u64,
-                kind,
-            });
+            match f {
+                Fault::Reload { at_s, config } => {
+                    reloads.push((*at_s, config.load(base, &format!("{at}.config"))?));
+                }
+                Fault::Inbound {
+                    at_s,
+                    carrier,
+                    text,
+                    count,
+                } => {
+                    known(carrier)?;
+                    replies.push((*at_s, carrier.clone(), text.clone(), (*count).max(1)));
+                }
+                _ => {
+                    let Some((carrier, duration_s, kind)) = f.window() else {
+                        unreachable!("every other kind is a carrier's window")
+                    };
+                    known(carrier)?;
+                    if duration_s.is_nan() || duration_s <= 0.0 {
+                        return Err(format!("{at}: duration_s must be positive"));
+                    }
+                    if let OutageKind::Errors { share, .. } = kind
+                        && !(0.0..=1.0).contains(&share)
+                    {
+                        return Err(format!("{at}: share must be in 0..=1"));
+                    }
+                    if let Some(behaviour) = behaviours.get_mut(carrier) {
+                        behaviour.outages.push(Outage {
+                            start: (f.at_s() * 1e9) as u64,
+                            duration: (duration_s * 1e9) as u64,
+                            kind,
+                        });
+                    }
+                }
+            }
         }
         Ok(Prepared {
             scenario: self,

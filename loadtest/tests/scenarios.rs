@@ -75,12 +75,27 @@ fn bad_scenarios_say_what_is_wrong() {
         ),
         (
             &format!("{BASE}[[faults]]\nat_s = 1\nkind = \"reload\"\n"),
-            "needs `config`",
+            "missing field `config`",
         ),
         (&BASE.replace("constant = 100", "constant = 0"), "rate:"),
         (
             &format!("{BASE}mode = \"pigeon\"\n"),
-            "expected \"inproc\" or \"smpp\"",
+            "unknown variant `pigeon`, expected `inproc` or `smpp`",
+        ),
+        // Each fault kind takes its own fields only (issue 15: typed scenarios).
+        (
+            &format!(
+                "{BASE}[[faults]]\nat_s = 1\nkind = \"hang\"\ncarrier = \"uk-beta\"\nduration_s = 1\nshare = 0.5\n"
+            ),
+            "unknown field `share`",
+        ),
+        (
+            &format!("{BASE}[[faults]]\nat_s = 1\nkind = \"outage\"\nduration_s = 1\n"),
+            "missing field `carrier`",
+        ),
+        (
+            &format!("{BASE}[[faults]]\nat_s = 1\nkind = \"meteor\"\n"),
+            "unknown variant `meteor`",
         ),
         (
             &BASE.replace("prefixes = 30", "prefixes = 3"),
