@@ -42,10 +42,28 @@ enum Held {
     Inbound(InboundSink, Inbound, u32),
 }
 
+/// Why a connection never got bound.
+#[derive(Debug, thiserror::Error)]
+enum BindFailure {
+    #[error("connect to {host}:{port} timed out")]
+    ConnectTimeout { host: String, port: u16 },
+    #[error("connect to {host}:{port}: {error}")]
+    Connect {
+        host: String,
+        port: u16,
+        error: std::io::Error,
+    },
+    #[error("bind: {0}")]
+    Bind(#[from] crate::session::SessionError),
+    /// Refused, unanswered, or the connection went first.
+    #[error(transparent)]
+    Closed(#[from] CloseReason),
+}
+
 /// How one connection ended.
 enum Ended {
     /// It never bound: why.
-    NotBound(String),
+    NotBound(BindFailure),
     /// It was bound, then ended.
     Lost(CloseReason),
 }
@@ -72,7 +90,7 @@ pub(crate) async fn supervise(handle: Arc<SessionHandle>, shared: Arc<Shared>) {
                     system_id = %endpoint.system_id, %reason, retry_in = ?backoff,
                     "SMPP bind failed"
                 );
-                *shared.down_reason.lock() = reason;
+                *shared.down_reason.lock() = reason.to_string();
             }
             Ended::Lost(reason) => {
                 backoff = config.reconnect_min;
@@ -96,13 +114,20 @@ pub(crate) async fn supervise(handle: Arc<SessionHandle>, shared: Arc<Shared>) {
     }
 }
 
-async fn connect(config: &EsmeConfig) -> Result<TcpStream, String> {
+async fn connect(config: &EsmeConfig) -> Result<TcpStream, BindFailure> {
     let (host, port) = (&config.endpoint.host, config.endpoint.port);
     let connect = TcpStream::connect((host.as_str(), port));
     let stream = tokio::time::timeout(config.response_timeout, connect)
         .await
-        .map_err(|_| format!("connect to {host}:{port} timed out"))?
-        .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
+        .map_err(|_| BindFailure::ConnectTimeout {
+            host: host.clone(),
+            port,
+        })?
+        .map_err(|error| BindFailure::Connect {
+            host: host.clone(),
+            port,
+            error,
+        })?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
 }
@@ -129,7 +154,7 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
         interface_version: 0x34,
     };
     if let Err(e) = session.bind(bind, Instant::now().into_std()) {
-        return Ended::NotBound(format!("bind: {e}"));
+        return Ended::NotBound(e.into());
     }
     let (inbox_tx, mut inbox) = mpsc::channel::<Submit>(handle.window_size + 1);
     let mut pending: HashMap<u32, Pending> = HashMap::with_capacity(handle.window_size);
@@ -260,7 +285,7 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
     if bound {
         Ended::Lost(reason)
     } else {
-        Ended::NotBound(reason.to_string())
+        Ended::NotBound(reason.into())
     }
 }
 
