@@ -3,7 +3,7 @@
 //! link alive with enquire_link and declares it dead when nothing comes back, reconnects with
 //! growing backoff, and unbinds cleanly on close. Submits in flight when a link dies end as
 //! "connection lost" (outcome unknown); receipts go to the engine's sink. Each session is the
-//! [`session`](crate::session) machine driven by one task ([`crate::esme`]).
+//! [`session`](crate::session) machine driven by one task (`esme.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
