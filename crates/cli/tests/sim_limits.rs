@@ -8,22 +8,8 @@ use std::time::Duration;
 
 use smsroute_smpp::pdu::{Bind, BindKind, Body, Frame, status};
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{Child, free_port};
 
 /// Binds as a transmitter over a fresh connection; the bind_resp's status.
 fn bind(port: u16) -> std::io::Result<u32> {

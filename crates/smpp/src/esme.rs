@@ -231,14 +231,15 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
                 Err(e) => session.handle_eof(Some(e.to_string())),
             },
             Some(submit) = inbox.recv(), if session.can_send() => {
-                send(&mut session, &mut pending, submit);
+                let now = Instant::now();
+                send(&mut session, &mut pending, submit, now);
                 // Whatever else is queued goes in the same write.
                 for _ in 1..SUBMIT_BATCH {
                     if !session.can_send() {
                         break;
                     }
                     match inbox.try_recv() {
-                        Ok(submit) => send(&mut session, &mut pending, submit),
+                        Ok(submit) => send(&mut session, &mut pending, submit, now),
                         Err(_) => break,
                     }
                 }
@@ -290,7 +291,7 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
 }
 
 /// Sends one part, or answers it at once when the session cannot take it.
-fn send(session: &mut Session, pending: &mut HashMap<u32, Pending>, submit: Submit) {
+fn send(session: &mut Session, pending: &mut HashMap<u32, Pending>, submit: Submit, now: Instant) {
     match session.request(Body::SubmitSm(submit.part)) {
         Ok(sequence) => {
             pending.insert(
@@ -298,7 +299,7 @@ fn send(session: &mut Session, pending: &mut HashMap<u32, Pending>, submit: Subm
                 Pending {
                     answer: submit.answer,
                     _permit: submit.permit,
-                    sent: Instant::now(),
+                    sent: now,
                     receipt: submit.receipt,
                 },
             );

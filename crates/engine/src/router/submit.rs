@@ -1,6 +1,7 @@
 //! Submitting: the route, the policy stage's checks, the reservations a message holds, and
 //! the hand-over to the dispatcher; nothing here waits or locks.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -34,12 +35,9 @@ impl<C: Carrier> Router<C> {
         let counters = &*self.shared.counters;
         let mut message = message;
         loop {
-            message = match self.offer(message) {
-                Err(Refused {
-                    reason: Rejection::Overloaded,
-                    message,
-                }) => message,
-                answer => return answer.inspect_err(|r| self.count_refusal(&r.reason)),
+            message = match self.unless_full(self.offer(message)) {
+                ControlFlow::Continue(message) => message,
+                ControlFlow::Break(answer) => return answer,
             };
             // Full: register for room, then look once more, so room freed in between is
             // not missed; only then wait.
@@ -47,14 +45,27 @@ impl<C: Carrier> Router<C> {
             let mut room = std::pin::pin!(room);
             room.as_mut().enable();
             let _waiting = Waiting::new(&counters.room_waiters);
-            message = match self.offer(message) {
-                Err(Refused {
-                    reason: Rejection::Overloaded,
-                    message,
-                }) => message,
-                answer => return answer.inspect_err(|r| self.count_refusal(&r.reason)),
+            message = match self.unless_full(self.offer(message)) {
+                ControlFlow::Continue(message) => message,
+                ControlFlow::Break(answer) => return answer,
             };
             room.await;
+        }
+    }
+
+    /// While the router is full, the message comes back to wait with; any other answer is the
+    /// submit's (a refusal counted).
+    #[allow(clippy::result_large_err)] // as try_submit
+    fn unless_full(
+        &self,
+        answer: Result<MessageId, Refused>,
+    ) -> ControlFlow<Result<MessageId, Refused>, Message> {
+        match answer {
+            Err(Refused {
+                reason: Rejection::Overloaded,
+                message,
+            }) => ControlFlow::Continue(message),
+            answer => ControlFlow::Break(answer.inspect_err(|r| self.count_refusal(&r.reason))),
         }
     }
 

@@ -175,6 +175,31 @@ impl Shared {
     }
 }
 
+/// Something due at a time: a min-heap entry (under `Reverse`) ordered by the time, then by
+/// arrival, so things due together leave in the order they came.
+pub(crate) struct Timed<T> {
+    pub at: Instant,
+    pub order: u64,
+    pub item: T,
+}
+
+impl<T> PartialEq for Timed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+impl<T> Eq for Timed<T> {}
+impl<T> PartialOrd for Timed<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Timed<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
+}
+
 /// A session's place under the caps, given back when it ends.
 pub(crate) struct Admitted {
     shared: Arc<Shared>,

@@ -16,37 +16,13 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::store::Store;
-use super::{Admitted, MAX_HELD_ANSWERS, Shared, receipt_pdu};
+use super::{Admitted, MAX_HELD_ANSWERS, Shared, Timed, receipt_pdu};
 use crate::{Reply, SimModel};
 
 /// First read buffer; it doubles (to 64 KiB) while reads fill it, so an idle session costs
 /// little.
 const READ_MIN: usize = 2 * 1024;
 const READ_MAX: usize = 64 * 1024;
-
-/// An answer due at a time.
-struct Due {
-    at: Instant,
-    order: u64,
-    frame: Frame,
-}
-
-impl PartialEq for Due {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.order) == (other.at, other.order)
-    }
-}
-impl Eq for Due {}
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Due {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(other.at, other.order))
-    }
-}
 
 /// Where a bound session stands.
 struct Bound {
@@ -75,7 +51,7 @@ pub(crate) async fn serve(
     let mut session = Session::new(config, Instant::now().into_std());
     let mut model = SimModel::new(c.behaviour.clone(), c.seed.wrapping_add(number));
     let mut bound: Option<Bound> = None;
-    let mut answers: BinaryHeap<Reverse<Due>> = BinaryHeap::new();
+    let mut answers: BinaryHeap<Reverse<Timed<Frame>>> = BinaryHeap::new();
     let mut order = 0u64;
     let mut unacked: HashMap<u32, Frame> = HashMap::new();
     let mut submits = 0u64;
@@ -145,7 +121,11 @@ pub(crate) async fn serve(
                         Some((delay, frame)) => {
                             order += 1;
                             let at = Instant::now() + Duration::from_nanos(delay);
-                            answers.push(Reverse(Due { at, order, frame }));
+                            answers.push(Reverse(Timed {
+                                at,
+                                order,
+                                item: frame,
+                            }));
                         }
                         None => {}
                     }
@@ -158,10 +138,12 @@ pub(crate) async fn serve(
             }
         }
         let garbage = session.garbage();
-        stats
-            .garbage
-            .fetch_add(garbage - garbage_seen, Ordering::Relaxed);
-        garbage_seen = garbage;
+        if garbage > garbage_seen {
+            stats
+                .garbage
+                .fetch_add(garbage - garbage_seen, Ordering::Relaxed);
+            garbage_seen = garbage;
+        }
         if session.is_closed() {
             break;
         }
@@ -172,7 +154,7 @@ pub(crate) async fn serve(
             let Some(Reverse(due)) = answers.pop() else {
                 break;
             };
-            let f = due.frame;
+            let f = due.item;
             let _ = session.respond(f.sequence, f.status, f.body);
         }
         // Receipts that are due, while this session has room for them.
@@ -195,7 +177,8 @@ pub(crate) async fn serve(
                     }
                 }
             }
-            if unacked.len() < c.max_unacknowledged {
+            // Waking for the store only helps while this session can take from it.
+            if unacked.len() < c.max_unacknowledged && session.can_send() {
                 store_due = b.store.next_due();
             }
         }
@@ -209,9 +192,9 @@ pub(crate) async fn serve(
         .min();
         let unwritten = session.poll_transmit();
         let writing = unwritten.is_some();
-        let receiving = bound
-            .as_ref()
-            .is_some_and(|b| b.changed.is_some() && unacked.len() < c.max_unacknowledged);
+        let receiving = bound.as_ref().is_some_and(|b| {
+            b.changed.is_some() && unacked.len() < c.max_unacknowledged && session.can_send()
+        });
         tokio::select! {
             read = reader.read(&mut buf) => {
                 let now = Instant::now().into_std();

@@ -12,34 +12,12 @@ use smsroute_smpp::pdu::Frame;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// A deliver_sm waiting for its time.
-struct Scheduled {
-    due: Instant,
-    order: u64,
-    frame: Frame,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.due, self.order) == (other.due, other.order)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.due, self.order).cmp(&(other.due, other.order))
-    }
-}
+use super::Timed;
 
 #[derive(Default)]
 struct Inner {
     ready: VecDeque<Frame>,
-    scheduled: BinaryHeap<Reverse<Scheduled>>,
+    scheduled: BinaryHeap<Reverse<Timed<Frame>>>,
     order: u64,
 }
 
@@ -74,9 +52,11 @@ impl Store {
             }
             inner.order += 1;
             let order = inner.order;
-            inner
-                .scheduled
-                .push(Reverse(Scheduled { due, order, frame }));
+            inner.scheduled.push(Reverse(Timed {
+                at: due,
+                order,
+                item: frame,
+            }));
         }
         self.changed.send_modify(|n| *n += 1);
         true
@@ -100,12 +80,12 @@ impl Store {
         }
         let mut inner = self.inner.lock();
         while let Some(Reverse(next)) = inner.scheduled.peek()
-            && next.due <= now
+            && next.at <= now
         {
             let Some(Reverse(due)) = inner.scheduled.pop() else {
                 break;
             };
-            inner.ready.push_back(due.frame);
+            inner.ready.push_back(due.item);
         }
         let n = max.min(inner.ready.len());
         inner.ready.drain(..n).collect()
@@ -117,7 +97,7 @@ impl Store {
         if !inner.ready.is_empty() {
             return Some(Instant::now());
         }
-        inner.scheduled.peek().map(|Reverse(s)| s.due)
+        inner.scheduled.peek().map(|Reverse(s)| s.at)
     }
 
     /// Deliver_sm held.
