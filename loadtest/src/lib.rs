@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod html;
+mod inproc_mode;
 mod ledger;
 mod profile;
 mod report;
@@ -38,6 +39,7 @@ pub use profile::{Ramp, RateProfile, Step};
 pub use report::{CarrierReport, Marker, Quantiles, Report, Terminal, Timeline};
 pub use run::{RunError, RunOptions, run};
 pub use scenario::{
-    CarrierBehaviour, ConfigSource, DEFAULT_SCENARIO, EngineSettings, Fault, Generate, LatencySpec,
-    MAX_MESSAGES, MAX_RUN_S, Mix, Mode, Prepared, Scenario, ScenarioError,
+    BehaviourError, CarrierBehaviour, ConfigSource, DEFAULT_SCENARIO, EngineSettings, ErrorShares,
+    Fault, FaultError, Generate, GenerateError, LatencySpec, MAX_MESSAGES, MAX_RUN_S, Mix, Mode,
+    Prepared, Problem, ReceiptShares, Scenario, ScenarioError,
 };

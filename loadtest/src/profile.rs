@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use crate::scenario::Problem;
+
 /// Messages per second over time: exactly one of `constant`, `ramp` or `steps`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,7 +49,8 @@ impl RateProfile {
         }
     }
 
-    pub(crate) fn check(&self) -> Result<(), String> {
+    /// Exactly one well-formed shape: a positive constant, a ramp, or steps rising from 0.
+    pub(crate) fn check(&self) -> Result<(), Problem> {
         let ok = |r: f64| r >= 0.0 && r.is_finite();
         match (&self.constant, &self.ramp, &self.steps) {
             (Some(r), None, None) if ok(*r) && *r > 0.0 => Ok(()),
@@ -60,11 +63,7 @@ impl RateProfile {
             {
                 Ok(())
             }
-            _ => Err(
-                "rate: give one of `constant = R` (R > 0), `ramp = { from, to }`, or \
-                      `steps = [{ at_s = 0, rate }, …]` (times rising from 0)"
-                    .into(),
-            ),
+            _ => Err(Problem::RateShape),
         }
     }
 

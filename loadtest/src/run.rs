@@ -11,12 +11,13 @@ use std::collections::BTreeMap;
 use smsroute_carrier::{Carrier, Inbound};
 use smsroute_config::Config;
 use smsroute_engine::{EngineOptions, EventStream, Keyword, Router, SetupError};
-use smsroute_sim::SimCarrier;
-use smsroute_types::{Message, MessageId, SplitMix64};
+use smsroute_types::{Message, SplitMix64};
 
+use crate::inproc_mode::InprocFleet;
 use crate::ledger::{Books, LATE_US, Tally};
 use crate::report::{CarrierReport, Marker, Report, Timeline};
-use crate::scenario::{Fault, Mix, Prepared};
+use crate::scenario::{Fault, Mix, Mode, Prepared};
+use crate::smpp_mode::SmppFleet;
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +28,18 @@ pub enum RunError {
     /// The configuration serves no prefix to send to.
     #[error("the configuration has no routes to send messages to")]
     NoRoutes,
-    /// A simulated SMSC could not start.
-    #[error("{0}")]
-    Io(String),
+    /// A simulated SMSC could not listen.
+    #[error("simulated SMSC for {carrier}: {error}")]
+    Simulator {
+        /// The carrier it simulates.
+        carrier: String,
+        /// Why it could not listen.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] smsroute_metrics::ExporterError),
 }
 
 /// How to run.
@@ -92,73 +102,47 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
     let _ = ctx.books.destinations.set(destinations);
     if let Some(addr) = options.metrics {
         let _guard = ctx.runtime.enter();
-        smsroute_metrics::install_exporter(addr).map_err(|e| RunError::Io(e.to_string()))?;
+        smsroute_metrics::install_exporter(addr)?;
     }
-    if scenario.mode == crate::scenario::Mode::Smpp {
-        crate::smpp_mode::run(&ctx, templates, options)
-    } else {
-        run_inproc(&ctx, templates, options)
+    match scenario.mode {
+        Mode::Inproc => drive(&ctx, InprocFleet, &templates, options),
+        Mode::Smpp => drive(&ctx, SmppFleet::start(&ctx)?, &templates, options),
     }
 }
 
-/// Simulated carriers in this process.
-fn run_inproc(
-    ctx: &Context<'_>,
-    templates: Vec<Message>,
-    options: RunOptions,
-) -> Result<Report, RunError> {
-    let prepared = ctx.prepared;
-    let (behaviours, seed, books, origin) = (
-        prepared.behaviours.clone(),
-        prepared.scenario.seed,
-        ctx.books.clone(),
-        ctx.origin,
+/// The simulated carriers of one mode, as the one driver of both modes uses them.
+pub(crate) trait Fleet {
+    /// The router's carrier type.
+    type Carrier: Carrier;
+    /// Starts the router on these carriers, ready for load.
+    fn router(&self, ctx: &Context<'_>) -> Result<(Router<Self::Carrier>, EventStream), RunError>;
+    /// Message `n` (id n + 1), made from `template`.
+    fn message(&self, template: &Message, n: u64) -> Message;
+    /// Each carrier's own figures, read before the router shuts down.
+    fn reports(
+        &self,
+        ctx: &Context<'_>,
+        router: &Router<Self::Carrier>,
+    ) -> BTreeMap<String, CarrierReport>;
+    /// A recipient's reply, arriving through `carrier`.
+    fn inject(
+        &self,
+        ctx: &Context<'_>,
+        router: &Router<Self::Carrier>,
+        carrier: &str,
+        reply: Inbound,
     );
-    let (router, events) = {
-        let _guard = ctx.runtime.enter();
-        Router::start(&prepared.config, ctx.engine.clone(), move |c| {
-            let behaviour = behaviours.get(&c.id).cloned().unwrap_or_default();
-            let books = books.clone();
-            let observer = Arc::new(move |id: MessageId, after: u64| {
-                books.carrier_accepted(id.0, origin.elapsed().as_micros() as u64, after)
-            });
-            SimCarrier::new(&c.id, behaviour, seed ^ hash(&c.id)).with_observer(observer)
-        })?
-    };
-    let make = |n: u64| {
-        let mut message = templates[n as usize % templates.len()].clone();
-        message.set_id(MessageId(n + 1));
-        message
-    };
-    let reports = |router: &Router<SimCarrier>| {
-        carrier_ids(prepared)
-            .into_iter()
-            .filter_map(|id| {
-                let sim = router.carrier(router.carrier_slot(&id)?)?;
-                let report = carrier_report(prepared, &id, sim.stats(), sim.max_rate_1s());
-                Some((id, report))
-            })
-            .collect()
-    };
-    let inject = |router: &Router<SimCarrier>, carrier: &str, inbound: Inbound| {
-        if let Some(sim) = router.carrier_slot(carrier).and_then(|i| router.carrier(i)) {
-            ctx.runtime.block_on(sim.inject(inbound));
-        }
-    };
-    drive(ctx, router, events, make, reports, inject, options)
 }
 
-/// Sends the load, drains, shuts down and builds the report; `make(n)` is message n (id n + 1),
-/// `reports` reads the carriers' own figures before the router shuts down.
-pub(crate) fn drive<C: Carrier>(
+/// Starts the router on the fleet, sends the load, drains, shuts down and builds the report:
+/// the same for every mode.
+fn drive<F: Fleet>(
     ctx: &Context<'_>,
-    router: Router<C>,
-    mut events: EventStream,
-    make: impl Fn(u64) -> Message,
-    reports: impl FnOnce(&Router<C>) -> BTreeMap<String, CarrierReport>,
-    inject: impl Fn(&Router<C>, &str, Inbound),
+    fleet: F,
+    templates: &[Message],
     options: RunOptions,
 ) -> Result<Report, RunError> {
+    let (router, mut events) = fleet.router(ctx)?;
     let prepared = ctx.prepared;
     let scenario = &prepared.scenario;
     let profile = &scenario.rate;
@@ -231,7 +215,7 @@ pub(crate) fn drive<C: Carrier>(
                     to: sender.to_string(),
                     text: text.clone(),
                 };
-                inject(&router, carrier, reply);
+                fleet.inject(ctx, &router, carrier, reply);
             }
             markers.push(Marker::at(*at, format!("{count} × {text} via {carrier}")));
         }
@@ -243,7 +227,11 @@ pub(crate) fn drive<C: Carrier>(
             if let Some(at) = books.intended_us.get(next as usize) {
                 at.store(intended as u32, Ordering::Relaxed);
             }
-            match router.try_submit(make(next)).map_err(|r| r.reason) {
+            let template = &templates[next as usize % templates.len()];
+            match router
+                .try_submit(fleet.message(template, next))
+                .map_err(|r| r.reason)
+            {
                 Ok(_) => books.accepted[second].fetch_add(1, Ordering::Relaxed),
                 Err(refusal) => {
                     let reason = smsroute_metrics::Label::index(&refusal);
@@ -272,7 +260,7 @@ pub(crate) fn drive<C: Carrier>(
         progress.tick(now, books);
     }
     progress.finish();
-    let carrier_reports = reports(&router);
+    let carrier_reports = fleet.reports(ctx, &router);
     let carrier_names: Vec<String> = router.carriers().iter().map(|c| c.id.to_string()).collect();
     let shutdown = ctx.runtime.block_on(router.shutdown(Duration::ZERO));
     let tally = reader.join().expect("the event reader does not panic");

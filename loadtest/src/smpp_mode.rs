@@ -2,20 +2,21 @@
 //! SMPP sessions (our ESME), with the same behaviour models as in-process.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use smsroute_carrier::Inbound;
 use smsroute_delivery::RetryPolicy;
-use smsroute_engine::Router;
+use smsroute_engine::{EventStream, Router};
 use smsroute_sim::{Simulator, SimulatorConfig, SubmitObserver};
 use smsroute_smpp::pdu::ShortMessage;
 use smsroute_smpp::sm::text_of;
 use smsroute_smpp::{EsmeConfig, SmppCarrier};
 use smsroute_types::{Message, MessageId};
 
-use crate::report::Report;
-use crate::run::{Context, RunError, RunOptions, carrier_ids, carrier_report, drive, hash};
+use crate::report::CarrierReport;
+use crate::run::{Context, Fleet, RunError, carrier_ids, carrier_report, hash};
 
 /// The message number the harness writes at the start of every text (`#123# …`), read back
 /// from the first part a simulator accepts: the simulator's own view of what it accepted.
@@ -27,103 +28,128 @@ fn marked_id(sm: &ShortMessage) -> Option<u64> {
     text.strip_prefix('#')?.split('#').next()?.parse().ok()
 }
 
-pub(crate) fn run(
-    ctx: &Context<'_>,
-    templates: Vec<Message>,
-    options: RunOptions,
-) -> Result<Report, RunError> {
-    let prepared = ctx.prepared;
-    let ids = carrier_ids(prepared);
-    let (books, origin) = (ctx.books.clone(), ctx.origin);
-    let observer = SubmitObserver(Arc::new(move |sm: &ShortMessage, after: u64| {
-        if let Some(id) = marked_id(sm) {
-            books.carrier_accepted(id, origin.elapsed().as_micros() as u64, after);
-        }
-    }));
-    let simulators: BTreeMap<String, Simulator> = ctx.runtime.block_on(async {
-        let mut sims = BTreeMap::new();
-        for id in &ids {
-            let config = SimulatorConfig {
-                behaviour: prepared.behaviours.get(id).cloned().unwrap_or_default(),
-                seed: prepared.scenario.seed ^ hash(id),
-                disconnect_after: prepared
-                    .scenario
-                    .carriers
-                    .get(id)
-                    .and_then(|c| c.smpp_disconnect_after),
-                observer: Some(observer.clone()),
-                ..SimulatorConfig::default()
-            };
-            let sim = Simulator::start("127.0.0.1:0".parse().expect("an address"), config)
-                .await
-                .map_err(|e| RunError::Io(format!("simulated SMSC for {id}: {e}")))?;
-            sims.insert(id.clone(), sim);
-        }
-        Ok::<_, RunError>(sims)
-    })?;
-    let ports: BTreeMap<String, u16> = simulators
-        .iter()
-        .map(|(id, s)| (id.clone(), s.local_addr().port()))
-        .collect();
-    let timeout = Duration::from_nanos(RetryPolicy::from(&prepared.config.retry).submit_timeout);
-    let (router, events) = {
-        let _guard = ctx.runtime.enter();
-        Router::start(&prepared.config, ctx.engine.clone(), move |c| {
-            let port = ports.get(&c.id).copied().unwrap_or(0);
-            let config = EsmeConfig {
-                window: c.window,
-                submit_timeout: timeout + Duration::from_secs(1),
-                reconnect_min: Duration::from_millis(20),
-                reconnect_max: Duration::from_millis(500),
-                ..EsmeConfig::new("127.0.0.1", port, "loadtest", "secret")
-            };
-            SmppCarrier::connect(&c.id, config)
-        })?
-    };
-    // Wait for every session to bind before the clock of the load starts mattering.
-    ctx.runtime.block_on(async {
-        for _ in 0..500 {
-            let bound = ids.iter().all(|id| {
-                router
-                    .carrier_slot(id)
-                    .and_then(|i| router.carrier(i))
-                    .is_none_or(|c| c.bound() > 0)
-            });
-            if bound {
-                break;
+/// A simulated SMSC per carrier on loopback, each started before the router.
+pub(crate) struct SmppFleet {
+    simulators: BTreeMap<String, Simulator>,
+}
+
+impl SmppFleet {
+    /// Starts a simulator for every carrier the run may see (reloads included).
+    pub(crate) fn start(ctx: &Context<'_>) -> Result<SmppFleet, RunError> {
+        let prepared = ctx.prepared;
+        let (books, origin) = (ctx.books.clone(), ctx.origin);
+        let observer = SubmitObserver(Arc::new(move |sm: &ShortMessage, after: u64| {
+            if let Some(id) = marked_id(sm) {
+                books.carrier_accepted(id, origin.elapsed().as_micros() as u64, after);
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    });
-    let make = |n: u64| {
-        let t = &templates[n as usize % templates.len()];
-        let text = format!("#{}# {}", n + 1, t.text());
-        Message::builder(t.to().as_str(), t.from().as_str(), &text)
+        }));
+        let simulators = ctx.runtime.block_on(async {
+            let mut sims = BTreeMap::new();
+            for id in carrier_ids(prepared) {
+                let config = SimulatorConfig {
+                    behaviour: prepared.behaviours.get(&id).cloned().unwrap_or_default(),
+                    seed: prepared.scenario.seed ^ hash(&id),
+                    disconnect_after: prepared
+                        .scenario
+                        .carriers
+                        .get(&id)
+                        .and_then(|c| c.smpp_disconnect_after),
+                    observer: Some(observer.clone()),
+                    ..SimulatorConfig::default()
+                };
+                let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+                match Simulator::start(loopback, config).await {
+                    Ok(sim) => sims.insert(id, sim),
+                    Err(error) => {
+                        return Err(RunError::Simulator { carrier: id, error });
+                    }
+                };
+            }
+            Ok(sims)
+        })?;
+        Ok(SmppFleet { simulators })
+    }
+}
+
+impl Fleet for SmppFleet {
+    type Carrier = SmppCarrier;
+
+    /// The router with an ESME per carrier; returns once every session is bound (or after
+    /// 5 s, when the load starts anyway and the unbound carrier shows in the report).
+    fn router(&self, ctx: &Context<'_>) -> Result<(Router<SmppCarrier>, EventStream), RunError> {
+        let prepared = ctx.prepared;
+        let ports: BTreeMap<String, u16> = self
+            .simulators
+            .iter()
+            .map(|(id, s)| (id.clone(), s.local_addr().port()))
+            .collect();
+        let timeout =
+            Duration::from_nanos(RetryPolicy::from(&prepared.config.retry).submit_timeout);
+        let (router, events) = {
+            let _guard = ctx.runtime.enter();
+            Router::start(&prepared.config, ctx.engine.clone(), move |c| {
+                let port = ports.get(&c.id).copied().unwrap_or(0);
+                let config = EsmeConfig {
+                    window: c.window,
+                    submit_timeout: timeout + Duration::from_secs(1),
+                    reconnect_min: Duration::from_millis(20),
+                    reconnect_max: Duration::from_millis(500),
+                    ..EsmeConfig::new("127.0.0.1", port, "loadtest", "secret")
+                };
+                SmppCarrier::connect(&c.id, config)
+            })?
+        };
+        ctx.runtime.block_on(async {
+            for _ in 0..500 {
+                let bound = prepared.config.carriers.iter().all(|c| {
+                    router
+                        .carrier_slot(&c.id)
+                        .and_then(|i| router.carrier(i))
+                        .is_none_or(|c| c.bound() > 0)
+                });
+                if bound {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        Ok((router, events))
+    }
+
+    /// The template's text behind a `#n#` marker, which the simulator reads back.
+    fn message(&self, template: &Message, n: u64) -> Message {
+        let text = format!("#{}# {}", n + 1, template.text());
+        Message::builder(template.to().as_str(), template.from().as_str(), &text)
             .id(MessageId(n + 1))
             .build()
             .unwrap_or_else(|_| {
-                let mut m = t.clone();
+                let mut m = template.clone();
                 m.set_id(MessageId(n + 1));
                 m
             })
-    };
-    let reports = |_: &Router<SmppCarrier>| {
-        simulators
+    }
+
+    fn reports(
+        &self,
+        ctx: &Context<'_>,
+        _: &Router<SmppCarrier>,
+    ) -> BTreeMap<String, CarrierReport> {
+        self.simulators
             .iter()
             .map(|(id, sim)| {
                 let s = sim.stats();
-                let report = carrier_report(prepared, id, &s.carrier, s.rate.lock().max());
+                let report = carrier_report(ctx.prepared, id, &s.carrier, s.rate.lock().max());
                 (id.clone(), report)
             })
             .collect()
-    };
-    let inject = |_: &Router<SmppCarrier>, carrier: &str, reply: Inbound| {
-        if let Some(sim) = simulators.get(carrier) {
+    }
+
+    fn inject(&self, ctx: &Context<'_>, _: &Router<SmppCarrier>, carrier: &str, reply: Inbound) {
+        if let Some(sim) = self.simulators.get(carrier) {
             ctx.runtime
                 .block_on(sim.send_mo("loadtest", &reply.from, &reply.to, &reply.text));
         }
-    };
-    drive(ctx, router, events, make, reports, inject, options)
+    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,15 @@
 
 use std::path::Path;
 
-use smsroute_loadtest::{RunOptions, Scenario, run};
+use smsroute_loadtest::{
+    BehaviourError, FaultError, GenerateError, Problem, RunOptions, Scenario, run,
+};
 
 fn prepare(text: &str) -> Result<smsroute_loadtest::Prepared, String> {
     Scenario::parse(text, "t.toml")
         .map_err(|e| e.to_string())?
         .prepare(Path::new("."))
+        .map_err(|e| e.to_string())
 }
 
 const BASE: &str = r#"
@@ -132,6 +135,63 @@ fn bad_scenarios_say_what_is_wrong() {
     assert!(err.starts_with("t.toml: 2:"), "{err}");
 }
 
+/// Errors are values a caller can match on (issue 15: typed scenario errors), each naming the
+/// item and the value that was wrong.
+#[test]
+fn scenario_errors_are_typed() {
+    let problem = |text: &str| {
+        Scenario::parse(text, "t.toml")
+            .unwrap()
+            .prepare(Path::new("."))
+            .unwrap_err()
+    };
+    let err = problem(&format!(
+        "{BASE}[[faults]]\nat_s = 1\nkind = \"hang\"\ncarrier = \"nope\"\nduration_s = 1\n"
+    ));
+    assert!(
+        matches!(&err, Problem::Fault { index: 0, error: FaultError::UnknownCarrier(c) } if c == "nope"),
+        "{err:?}"
+    );
+    let err = problem(&format!(
+        "{BASE}[[faults]]\nat_s = 1\nkind = \"error_burst\"\ncarrier = \"uk-beta\"\nduration_s = 1\nshare = 2\n"
+    ));
+    assert!(
+        matches!(err, Problem::Fault { index: 0, error: FaultError::Share(s) } if s == 2.0),
+        "{err:?}"
+    );
+    let err = problem(&format!(
+        "{BASE}[carriers.uk-beta]\nreceipt_delay_ms = {{ min = 5 }}\n"
+    ));
+    assert!(
+        matches!(&err, Problem::Behaviour { carrier, error: BehaviourError::Latency("receipt_delay_ms") } if carrier == "uk-beta"),
+        "{err:?}"
+    );
+    let err = problem(&BASE.replace("prefixes = 30", "prefixes = 3"));
+    assert!(
+        matches!(&err, Problem::Generate { item, error: GenerateError::Prefixes(3) } if item == "config"),
+        "{err:?}"
+    );
+    let err = problem(&BASE.replace(
+        "config = { generate = { prefixes = 30, tps = 1000 } }",
+        "config = { inline = \"[[carriers]]\\nid = \\\"x\\\"\\ntps = 0\\n\" }",
+    ));
+    assert!(
+        matches!(&err, Problem::Config { item, error } if item == "config" && error.diagnostics[0].line == 3),
+        "{err:?}"
+    );
+    let err = Scenario::parse("name = \"t\"\nduration_s = = 1\n", "t.toml").unwrap_err();
+    assert!(
+        matches!(
+            err.problem,
+            Problem::Syntax {
+                at: Some((2, _)),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn the_overrides_of_the_command_line_are_checked_like_the_file() {
     let scenario = Scenario::parse(BASE, "t.toml").unwrap();
@@ -139,7 +199,11 @@ fn the_overrides_of_the_command_line_are_checked_like_the_file() {
         .with_overrides(Some(1.0), Some(1e12))
         .prepare(Path::new("."))
         .unwrap_err();
-    assert!(err.starts_with("rate: plans"), "{err}");
+    assert!(
+        matches!(err, Problem::TooManyMessages { planned, .. } if planned == 1e12),
+        "{err:?}"
+    );
+    assert!(err.to_string().starts_with("rate: plans"), "{err}");
 }
 
 #[test]
@@ -255,4 +319,51 @@ fn a_fault_shows_up_in_the_report_and_the_page() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["lost"], 0);
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// One driver for both modes (issue 15): the same scenario, in-process and over SMPP on
+/// loopback, sends the same messages, and the independent ledger balances in both, faults,
+/// replies and receipts included.
+#[test]
+fn both_modes_run_the_same_scenario_through_one_driver() {
+    let scenario = |mode: &str| {
+        format!(
+            r#"
+            name = "both-{mode}"
+            mode = "{mode}"
+            duration_s = 1.5
+            drain_s = 20
+            config = {{ generate = {{ prefixes = 30, tps = 5000 }} }}
+            rate = {{ constant = 400 }}
+            mix = {{ multipart = 0.2, ucs2 = 0.2 }}
+            [carriers.uk-beta]
+            latency_ms = {{ fixed = 1 }}
+            receipt_delay_ms = {{ fixed = 5 }}
+            [[faults]]
+            at_s = 0.3
+            kind = "outage"
+            carrier = "uk-beta"
+            duration_s = 0.5
+            [[faults]]
+            at_s = 1.0
+            kind = "inbound"
+            carrier = "fr-gamma"
+            count = 3
+        "#
+        )
+    };
+    let mut accepted = Vec::new();
+    for mode in ["inproc", "smpp"] {
+        let report = run(&prepare(&scenario(mode)).unwrap(), RunOptions::default()).unwrap();
+        assert!(report.passed(), "{mode}: {}", report.summary());
+        assert_eq!(report.lost, 0, "{mode}");
+        assert!(report.failovers > 0, "{mode}: the outage moved messages");
+        assert!(
+            report.carriers["uk-beta"].temp_errors > 0,
+            "{mode}: the simulator refused during the outage"
+        );
+        assert!(report.carriers["uk-alpha"].acked > 0, "{mode}");
+        accepted.push(report.accepted);
+    }
+    assert_eq!(accepted[0], accepted[1], "the same plan in both modes");
 }

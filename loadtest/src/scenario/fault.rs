@@ -1,0 +1,181 @@
+//! The fault timeline: what goes wrong, when, and to which carrier.
+
+use serde::Deserialize;
+use smsroute_sim::{OutageKind, status};
+
+use super::ConfigSource;
+
+const MS: u64 = 1_000_000;
+
+/// One event of the fault timeline: `kind` says what, and each kind has its own fields.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// The carrier refuses everything (ESME_RSYSERR).
+    Outage {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// Which carrier.
+        carrier: String,
+        /// How long.
+        duration_s: f64,
+    },
+    /// The carrier answers nothing.
+    Hang {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// Which carrier.
+        carrier: String,
+        /// How long.
+        duration_s: f64,
+    },
+    /// The carrier answers `latency_ms` later.
+    LatencySpike {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// Which carrier.
+        carrier: String,
+        /// How long.
+        duration_s: f64,
+        /// The added latency.
+        latency_ms: f64,
+    },
+    /// The carrier refuses `share` of submits as temporary errors.
+    ErrorBurst {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// Which carrier.
+        carrier: String,
+        /// How long.
+        duration_s: f64,
+        /// The share of submits affected. Default 1.
+        #[serde(default = "one")]
+        share: f64,
+    },
+    /// The carrier throttles `share` of submits.
+    ThrottleStorm {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// Which carrier.
+        carrier: String,
+        /// How long.
+        duration_s: f64,
+        /// The share of submits affected. Default 1.
+        #[serde(default = "one")]
+        share: f64,
+    },
+    /// The router reloads `config`.
+    Reload {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// The configuration to reload to.
+        config: ConfigSource,
+    },
+    /// `count` recipients reply `text` through `carrier`.
+    Inbound {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// The carrier the replies come through.
+        carrier: String,
+        /// The reply text. Default STOP.
+        #[serde(default = "stop")]
+        text: String,
+        /// How many distinct recipients reply. Default 1.
+        #[serde(default = "one_recipient")]
+        count: usize,
+    },
+}
+
+impl Fault {
+    /// When it starts, seconds from the start of the run.
+    pub fn at_s(&self) -> f64 {
+        match self {
+            Fault::Outage { at_s, .. }
+            | Fault::Hang { at_s, .. }
+            | Fault::LatencySpike { at_s, .. }
+            | Fault::ErrorBurst { at_s, .. }
+            | Fault::ThrottleStorm { at_s, .. }
+            | Fault::Reload { at_s, .. }
+            | Fault::Inbound { at_s, .. } => *at_s,
+        }
+    }
+
+    /// A carrier's misbehaviour window: its carrier, how long, and what the model does.
+    pub fn window(&self) -> Option<(&str, f64, OutageKind)> {
+        let (carrier, duration_s, kind) = match self {
+            Fault::Outage {
+                carrier,
+                duration_s,
+                ..
+            } => (carrier, duration_s, OutageKind::Refuse),
+            Fault::Hang {
+                carrier,
+                duration_s,
+                ..
+            } => (carrier, duration_s, OutageKind::Hang),
+            Fault::LatencySpike {
+                carrier,
+                duration_s,
+                latency_ms,
+                ..
+            } => (
+                carrier,
+                duration_s,
+                OutageKind::Slow((latency_ms * MS as f64) as u64),
+            ),
+            Fault::ErrorBurst {
+                carrier,
+                duration_s,
+                share,
+                ..
+            } => (
+                carrier,
+                duration_s,
+                OutageKind::Errors {
+                    share: *share,
+                    status: status::TEMPORARY,
+                },
+            ),
+            Fault::ThrottleStorm {
+                carrier,
+                duration_s,
+                share,
+                ..
+            } => (
+                carrier,
+                duration_s,
+                OutageKind::Errors {
+                    share: *share,
+                    status: status::THROTTLED,
+                },
+            ),
+            Fault::Reload { .. } | Fault::Inbound { .. } => return None,
+        };
+        Some((carrier, *duration_s, kind))
+    }
+
+    /// Its kind as scenario files write it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Outage { .. } => "outage",
+            Fault::Hang { .. } => "hang",
+            Fault::LatencySpike { .. } => "latency_spike",
+            Fault::ErrorBurst { .. } => "error_burst",
+            Fault::ThrottleStorm { .. } => "throttle_storm",
+            Fault::Reload { .. } => "reload",
+            Fault::Inbound { .. } => "inbound",
+        }
+    }
+}
+
+fn stop() -> String {
+    "STOP".into()
+}
+
+fn one_recipient() -> usize {
+    1
+}
+
+fn one() -> f64 {
+    1.0
+}

@@ -1,0 +1,434 @@
+//! Scenario files: what to run, against which carriers, at what rate, with which faults.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use smsroute_config::Config;
+use smsroute_sim::{Behaviour, Outage, OutageKind};
+
+use crate::profile::RateProfile;
+
+mod carrier;
+mod error;
+mod fault;
+
+pub use carrier::{CarrierBehaviour, ErrorShares, LatencySpec, ReceiptShares};
+pub use error::{BehaviourError, FaultError, GenerateError, Problem, ScenarioError};
+pub use fault::Fault;
+
+/// A load test, as a scenario file describes it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name in the report.
+    pub name: String,
+    /// Where the simulated carriers run. Default `inproc`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Seconds of load.
+    pub duration_s: f64,
+    /// Seconds at the start whose messages are not in the latency figures.
+    #[serde(default)]
+    pub warmup_s: f64,
+    /// Most seconds to wait after the load for messages to finish. Default 30.
+    #[serde(default = "default_drain")]
+    pub drain_s: f64,
+    /// Seed of the message mix and the simulated carriers.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// The route table.
+    pub config: ConfigSource,
+    /// Messages per second over time.
+    pub rate: RateProfile,
+    /// What the messages look like.
+    #[serde(default)]
+    pub mix: Mix,
+    /// How each simulated carrier behaves (default: perfect and instant).
+    #[serde(default)]
+    pub carriers: BTreeMap<String, CarrierBehaviour>,
+    /// Things that go wrong, and when.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    /// Engine bounds.
+    #[serde(default)]
+    pub engine: EngineSettings,
+}
+
+/// Where a scenario's simulated carriers run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// In this process, behind the `Carrier` trait.
+    #[default]
+    Inproc,
+    /// The same models behind SMPP sessions on loopback TCP (an SMSC simulator each).
+    Smpp,
+}
+
+impl Mode {
+    /// As scenario files and reports write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Inproc => "inproc",
+            Mode::Smpp => "smpp",
+        }
+    }
+}
+fn default_drain() -> f64 {
+    30.0
+}
+fn default_seed() -> u64 {
+    1
+}
+
+/// Where the route table comes from: exactly one of the three.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSource {
+    /// A configuration file, relative to the scenario file.
+    pub path: Option<PathBuf>,
+    /// The configuration itself.
+    pub inline: Option<String>,
+    /// The generated table of the default scenario.
+    pub generate: Option<Generate>,
+}
+
+/// A generated table: `uk-alpha` and `uk-beta` (the cheaper) serve UK prefixes under 447,
+/// `fr-gamma` serves French ones under 336; `prefixes` in all, every carrier at `tps`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generate {
+    /// Distinct prefixes (at least 10).
+    pub prefixes: u32,
+    /// Each carrier's contracted segments per second.
+    pub tps: u32,
+    /// Each carrier's in-flight window. Default 4096.
+    #[serde(default = "default_window")]
+    pub window: u32,
+    /// TOML appended to the generated configuration (a `[retry]` or `[limits]` table).
+    #[serde(default)]
+    pub append: String,
+}
+
+fn default_window() -> u32 {
+    4096
+}
+
+/// The message mix.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    /// Share of messages in UCS-2 (the rest GSM-7).
+    #[serde(default)]
+    pub ucs2: f64,
+    /// Share of messages long enough for several parts.
+    #[serde(default)]
+    pub multipart: f64,
+    /// Sender ids, used in turn.
+    #[serde(default = "default_senders")]
+    pub senders: Vec<String>,
+    /// Ask for delivery receipts.
+    #[serde(default = "yes")]
+    pub receipts: bool,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix {
+            ucs2: 0.0,
+            multipart: 0.0,
+            senders: default_senders(),
+            receipts: true,
+        }
+    }
+}
+
+fn default_senders() -> Vec<String> {
+    vec!["ACME".into()]
+}
+fn yes() -> bool {
+    true
+}
+
+/// Engine bounds for the run.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    /// `EngineOptions::max_outstanding`.
+    #[serde(default = "default_outstanding")]
+    pub max_outstanding: usize,
+    /// `EngineOptions::inbound_capacity`.
+    #[serde(default = "default_inbound")]
+    pub inbound_capacity: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_outstanding: default_outstanding(),
+            inbound_capacity: default_inbound(),
+        }
+    }
+}
+
+fn default_outstanding() -> usize {
+    65_536
+}
+fn default_inbound() -> usize {
+    8_192
+}
+
+/// The longest run, duration and drain together, seconds (send times are kept as 32-bit
+/// microseconds).
+pub const MAX_RUN_S: f64 = 3_600.0;
+/// The most messages one run may plan.
+pub const MAX_MESSAGES: u64 = 100_000_000;
+
+/// A scenario with everything resolved and checked: ready to run.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The scenario as written (with overrides applied).
+    pub scenario: Scenario,
+    /// The route table.
+    pub config: Config,
+    /// Each configured carrier's simulated behaviour, faults included.
+    pub behaviours: BTreeMap<String, Behaviour>,
+    /// Reloads: when (s), and to what.
+    pub reloads: Vec<(f64, Config)>,
+    /// Replies: when (s), through which carrier, what text, from how many recipients.
+    pub replies: Vec<(f64, String, String, usize)>,
+}
+
+impl Scenario {
+    /// Reads a scenario file (`None`: the built-in default), applies the overrides and checks
+    /// everything.
+    pub fn load(
+        path: Option<&Path>,
+        duration_s: Option<f64>,
+        rate: Option<f64>,
+    ) -> Result<Prepared, ScenarioError> {
+        let (text, name, base) = match path {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|e| ScenarioError {
+                    path: path.display().to_string(),
+                    problem: Problem::Read(e),
+                })?,
+                path.display().to_string(),
+                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            ),
+            None => (
+                DEFAULT_SCENARIO.to_string(),
+                "default".into(),
+                PathBuf::from("."),
+            ),
+        };
+        Scenario::parse(&text, &name)?
+            .with_overrides(duration_s, rate)
+            .prepare(&base)
+            .map_err(|problem| ScenarioError {
+                path: name,
+                problem,
+            })
+    }
+
+    /// Parses a scenario (not yet checked: see [`Scenario::prepare`]).
+    pub fn parse(text: &str, name: &str) -> Result<Scenario, ScenarioError> {
+        toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|s| {
+                let line = text[..s.start].matches('\n').count() + 1;
+                let col = s.start - text[..s.start].rfind('\n').map_or(0, |i| i + 1) + 1;
+                (line, col)
+            });
+            ScenarioError {
+                path: name.to_string(),
+                problem: Problem::Syntax {
+                    at,
+                    message: e.message().to_string(),
+                },
+            }
+        })
+    }
+
+    /// Applies command-line overrides: a duration and a constant rate.
+    pub fn with_overrides(mut self, duration_s: Option<f64>, rate: Option<f64>) -> Scenario {
+        if let Some(d) = duration_s {
+            self.duration_s = d;
+        }
+        if let Some(r) = rate {
+            self.rate = RateProfile::constant(r);
+        }
+        self
+    }
+
+    /// Resolves the config, behaviours and faults, checking every reference.
+    pub fn prepare(mut self, base: &Path) -> Result<Prepared, Problem> {
+        self.rate.ramp_s = self.duration_s;
+        if !(self.duration_s > 0.0 && self.duration_s <= MAX_RUN_S) {
+            return Err(Problem::Duration(self.duration_s));
+        }
+        if !(0.0..self.duration_s).contains(&self.warmup_s) {
+            return Err(Problem::Warmup(self.warmup_s));
+        }
+        if !(0.0..=MAX_RUN_S - self.duration_s).contains(&self.drain_s) {
+            return Err(Problem::Drain(self.drain_s));
+        }
+        self.rate.check()?;
+        let planned = self.rate.count_until(self.duration_s);
+        if !(0.0..=MAX_MESSAGES as f64).contains(&planned) {
+            return Err(Problem::TooManyMessages {
+                planned,
+                duration_s: self.duration_s,
+            });
+        }
+        for (item, value) in [
+            ("mix.ucs2", self.mix.ucs2),
+            ("mix.multipart", self.mix.multipart),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(Problem::Share { item, value });
+            }
+        }
+        if self.mix.senders.is_empty() {
+            return Err(Problem::NoSenders);
+        }
+        let config = self.config.load(base, "config")?;
+        let mut behaviours = BTreeMap::new();
+        for c in &config.carriers {
+            let b = match self.carriers.get(&c.id) {
+                Some(b) => b.behaviour().map_err(|error| Problem::Behaviour {
+                    carrier: c.id.clone(),
+                    error,
+                })?,
+                None => Behaviour::default(),
+            };
+            behaviours.insert(c.id.clone(), b);
+        }
+        if let Some(id) = self
+            .carriers
+            .keys()
+            .find(|id| !behaviours.contains_key(*id))
+        {
+            return Err(Problem::UnknownCarrier(id.clone()));
+        }
+        let mut reloads = Vec::new();
+        let mut replies = Vec::new();
+        for (index, f) in self.faults.iter().enumerate() {
+            let fail = |error| Problem::Fault { index, error };
+            if !(f.at_s() >= 0.0 && f.at_s().is_finite()) {
+                return Err(fail(FaultError::Start(f.at_s())));
+            }
+            let known = |carrier: &str| {
+                if behaviours.contains_key(carrier) {
+                    Ok(())
+                } else {
+                    Err(fail(FaultError::UnknownCarrier(carrier.to_string())))
+                }
+            };
+            match f {
+                Fault::Reload { at_s, config } => {
+                    let item = format!("faults[{index}].config");
+                    reloads.push((*at_s, config.load(base, &item)?));
+                }
+                Fault::Inbound {
+                    at_s,
+                    carrier,
+                    text,
+                    count,
+                } => {
+                    known(carrier)?;
+                    replies.push((*at_s, carrier.clone(), text.clone(), (*count).max(1)));
+                }
+                _ => {
+                    let Some((carrier, duration_s, kind)) = f.window() else {
+                        unreachable!("every other kind is a carrier's window")
+                    };
+                    known(carrier)?;
+                    if duration_s.is_nan() || duration_s <= 0.0 {
+                        return Err(fail(FaultError::Duration(duration_s)));
+                    }
+                    if let OutageKind::Errors { share, .. } = kind
+                        && !(0.0..=1.0).contains(&share)
+                    {
+                        return Err(fail(FaultError::Share(share)));
+                    }
+                    if let Some(behaviour) = behaviours.get_mut(carrier) {
+                        behaviour.outages.push(Outage {
+                            start: (f.at_s() * 1e9) as u64,
+                            duration: (duration_s * 1e9) as u64,
+                            kind,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Prepared {
+            scenario: self,
+            config,
+            behaviours,
+            reloads,
+            replies,
+        })
+    }
+}
+
+impl ConfigSource {
+    /// The route table; `item` names it in errors (`config`, `faults[2].config`).
+    fn load(&self, base: &Path, item: &str) -> Result<Config, Problem> {
+        let invalid = |error| Problem::Config {
+            item: item.to_string(),
+            error,
+        };
+        match (&self.path, &self.inline, &self.generate) {
+            (Some(path), None, None) => Config::from_file(&base.join(path)).map_err(invalid),
+            (None, Some(text), None) => Config::parse(text, item).map_err(invalid),
+            (None, None, Some(g)) => g.config().map_err(|error| Problem::Generate {
+                item: item.to_string(),
+                error,
+            }),
+            _ => Err(Problem::ConfigSource {
+                item: item.to_string(),
+            }),
+        }
+    }
+}
+
+impl Generate {
+    /// The generated configuration.
+    pub fn config(&self) -> Result<Config, GenerateError> {
+        if !(10..=100_000).contains(&self.prefixes) {
+            return Err(GenerateError::Prefixes(self.prefixes));
+        }
+        let mut text = String::new();
+        for id in ["uk-alpha", "uk-beta", "fr-gamma"] {
+            text += &format!(
+                "[[carriers]]\nid = \"{id}\"\ntps = {}\nwindow = {}\n\n",
+                self.tps, self.window
+            );
+        }
+        // Two thirds UK (both UK carriers price each), one third France.
+        let uk = self.prefixes * 2 / 3;
+        for i in 0..uk {
+            let prefix = format!("447{:05}", i * 7);
+            let (alpha, beta) = (3_500 + i % 300, 3_000 + i % 250);
+            text += &format!(
+                "[[routes]]\nprefix = \"{prefix}\"\ncarrier = \"uk-alpha\"\ncost = 0.{alpha:06}\n\n\
+                 [[routes]]\nprefix = \"{prefix}\"\ncarrier = \"uk-beta\"\ncost = 0.{beta:06}\n\n"
+            );
+        }
+        for i in 0..self.prefixes - uk {
+            text += &format!(
+                "[[routes]]\nprefix = \"336{:05}\"\ncarrier = \"fr-gamma\"\ncost = 0.{:06}\n\n",
+                i * 7,
+                5_000 + i % 400
+            );
+        }
+        text += "\n";
+        text += &self.append;
+        Ok(Config::parse(&text, "generated")?)
+    }
+}
+
+/// The built-in default scenario: 3 carriers over 2 countries, ~1,000 prefixes, GSM and UCS-2
+/// with multipart, 30 s, the cheapest UK carrier out for 10 s in the middle.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/default.toml");
