@@ -52,7 +52,7 @@ impl SessionConfig {
 /// What the application hears from a session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionEvent {
-    /// SMSC: a bind arrived; answer with [`Session::accept_bind`] or [`Session::refuse_bind`].
+    /// SMSC: a bind arrived; answer with [`Session::accept_bind`](super::Session::accept_bind) or [`Session::refuse_bind`](super::Session::refuse_bind).
     BindRequest {
         /// Its sequence number.
         sequence: u32,
@@ -64,7 +64,7 @@ pub enum SessionEvent {
         /// As what.
         kind: BindKind,
     },
-    /// A request for the application to answer with [`Session::respond`]: submit_sm at the
+    /// A request for the application to answer with [`Session::respond`](super::Session::respond): submit_sm at the
     /// SMSC, deliver_sm at the ESME.
     Request(Frame),
     /// The answer to one of the application's requests (its response, or a generic_nack with
