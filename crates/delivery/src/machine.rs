@@ -34,6 +34,38 @@ pub enum FailReason {
     TooLarge,
 }
 
+impl FailReason {
+    /// A stable code for storage (the journal): the kind, and the SMPP status for
+    /// `Permanent` (0 otherwise). Codes are never reused.
+    pub fn to_code(self) -> (u8, u32) {
+        match self {
+            FailReason::NoRoute => (1, 0),
+            FailReason::Permanent { status } => (2, status),
+            FailReason::AttemptsExhausted => (3, 0),
+            FailReason::Undeliverable => (4, 0),
+            FailReason::Rejected => (5, 0),
+            FailReason::OptedOut => (6, 0),
+            FailReason::InsufficientFunds => (7, 0),
+            FailReason::TooLarge => (8, 0),
+        }
+    }
+
+    /// The reason a [`FailReason::to_code`] pair stands for; `None` for an unknown kind.
+    pub fn from_code(kind: u8, status: u32) -> Option<FailReason> {
+        Some(match kind {
+            1 => FailReason::NoRoute,
+            2 => FailReason::Permanent { status },
+            3 => FailReason::AttemptsExhausted,
+            4 => FailReason::Undeliverable,
+            5 => FailReason::Rejected,
+            6 => FailReason::OptedOut,
+            7 => FailReason::InsufficientFunds,
+            8 => FailReason::TooLarge,
+            _ => return None,
+        })
+    }
+}
+
 /// The carrier's lane's answer to [`Action::Admit`]. The engine keeps the message in the
 /// carrier's queue while the window or the token bucket has no room (the machine stays
 /// admitting meanwhile); it answers once one of these holds.

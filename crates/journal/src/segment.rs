@@ -1,0 +1,221 @@
+//! Segment files: a magic header, then frames of `length (u32 LE) | CRC-32 of the payload
+//! (u32 LE) | payload` where the payload is one encoded [`Record`]. Reading tells a torn tail
+//! (the last frame of the newest segment cut short by a crash: dropped) from corruption
+//! anywhere else (reported with its file and offset, never skipped).
+
+use std::path::{Path, PathBuf};
+
+use crate::record::{DecodeError, Record};
+
+/// Every segment starts with these bytes (format version 1).
+pub const MAGIC: &[u8; 8] = b"SMSRJNL1";
+/// Frame header: length and checksum.
+pub const HEADER: usize = 8;
+/// The largest payload a frame may carry; a longer length is damage, not a record.
+pub const MAX_RECORD: usize = 1 << 20;
+
+/// Appends `record` as one frame to `out`; returns the payload's length.
+pub fn write_frame(record: &Record<'_>, out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    record.encode(out);
+    let payload = &out[start + HEADER..];
+    let (len, crc) = (payload.len(), crc32fast::hash(payload));
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    out[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+    len
+}
+
+/// Where a segment's records end.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// At the end of the file, after a whole record.
+    Clean,
+    /// A last frame cut short (or zeros after the last record): whole records end at
+    /// `offset`, the rest is a write the crash interrupted.
+    Torn {
+        /// Length of the whole records, header included.
+        offset: u64,
+    },
+    /// Damage before the end of the file.
+    Corrupt {
+        /// Where the damaged frame starts.
+        offset: u64,
+        /// What is wrong with it.
+        problem: Damage,
+    },
+}
+
+/// What is wrong with a damaged frame.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Damage {
+    /// The file does not start with [`MAGIC`].
+    #[error("not a journal segment (bad header)")]
+    Header,
+    /// A length of 0 or past [`MAX_RECORD`].
+    #[error("frame length {0} out of range")]
+    Length(u32),
+    /// The payload's checksum does not match.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// The checksum matches but the payload is not a record.
+    #[error("{0}")]
+    Record(#[from] DecodeError),
+}
+
+/// Reads every whole record of a segment's bytes in order, calling `each(offset, record)`;
+/// `last` says whether this is the newest segment, the only one that may have a torn tail.
+pub fn scan(bytes: &[u8], last: bool, mut each: impl FnMut(u64, Record<'static>)) -> End {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return if last && MAGIC.starts_with(bytes) {
+            End::Torn { offset: 0 }
+        } else {
+            End::Corrupt {
+                offset: 0,
+                problem: Damage::Header,
+            }
+        };
+    }
+    let mut at = MAGIC.len();
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let torn = End::Torn { offset: at as u64 };
+        let corrupt = |problem| End::Corrupt {
+            offset: at as u64,
+            problem,
+        };
+        if rest.len() < HEADER {
+            return if last {
+                torn
+            } else {
+                corrupt(Damage::Length(0))
+            };
+        }
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        if len == 0 || len as usize > MAX_RECORD {
+            // A crash can leave the file longer than what was written, zero-filled.
+            let zeros = rest.iter().all(|b| *b == 0);
+            return if last && zeros {
+                torn
+            } else {
+                corrupt(Damage::Length(len))
+            };
+        }
+        let end = HEADER + len as usize;
+        if rest.len() < end {
+            return if last {
+                torn
+            } else {
+                corrupt(Damage::Length(len))
+            };
+        }
+        let payload = &rest[HEADER..end];
+        if crc32fast::hash(payload) != crc {
+            // The newest segment's final frame may hold a partly written payload.
+            return if last && rest.len() == end {
+                torn
+            } else {
+                corrupt(Damage::Checksum)
+            };
+        }
+        match Record::decode(payload) {
+            Ok(record) => each(at as u64, record),
+            Err(e) => return corrupt(Damage::Record(e)),
+        }
+        at += end;
+    }
+    End::Clean
+}
+
+/// The file name of segment `n`.
+pub fn file_name(n: u64) -> String {
+    format!("{n:010}.log")
+}
+
+/// The segments in `dir`, oldest first, with their numbers.
+pub fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut segments = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let number = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(n) = number {
+            segments.push((n, path));
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smsroute_types::MessageId;
+
+    fn segment(n: u64) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        for i in 0..n {
+            write_frame(&Record::Acknowledged { id: MessageId(i) }, &mut bytes);
+        }
+        bytes
+    }
+
+    fn ids(bytes: &[u8], last: bool) -> (Vec<u64>, End) {
+        let mut seen = Vec::new();
+        let end = scan(bytes, last, |_, r| seen.push(r.id().0));
+        (seen, end)
+    }
+
+    #[test]
+    fn whole_segments_read_clean() {
+        assert_eq!(ids(&segment(3), false), (vec![0, 1, 2], End::Clean));
+        assert_eq!(ids(MAGIC, true), (vec![], End::Clean));
+    }
+
+    #[test]
+    fn a_cut_tail_is_torn_in_the_newest_segment_and_corrupt_in_an_older_one() {
+        let whole = segment(3);
+        let two = segment(2).len() as u64;
+        let (seen, end) = ids(&whole[..whole.len() - 3], true);
+        assert_eq!((seen, end), (vec![0, 1], End::Torn { offset: two }));
+        let (_, end) = ids(&whole[..whole.len() - 3], false);
+        assert!(matches!(end, End::Corrupt { offset, .. } if offset == two));
+        let mut zeros = whole.clone();
+        zeros.extend_from_slice(&[0; 100]);
+        assert_eq!(
+            ids(&zeros, true).1,
+            End::Torn {
+                offset: whole.len() as u64
+            }
+        );
+    }
+
+    #[test]
+    fn a_flipped_bit_before_the_end_is_reported_where_it_is() {
+        let mut bytes = segment(3);
+        let second = segment(1).len();
+        bytes[second + HEADER + 2] ^= 0x10;
+        let (seen, end) = ids(&bytes, true);
+        assert_eq!(seen, vec![0]);
+        assert_eq!(
+            end,
+            End::Corrupt {
+                offset: second as u64,
+                problem: Damage::Checksum
+            }
+        );
+        let mut bad_header = segment(1);
+        bad_header[0] = b'X';
+        assert!(matches!(
+            ids(&bad_header, true).1,
+            End::Corrupt {
+                offset: 0,
+                problem: Damage::Header
+            }
+        ));
+    }
+}

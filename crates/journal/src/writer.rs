@@ -1,0 +1,274 @@
+//! The writer: the owner appends encoded frames to its own buffer (no lock, no allocation
+//! once warm), `flush` hands the buffer to the sync thread (one lock per batch, not per
+//! record), and the sync thread writes every handed batch with one `fdatasync` (group commit),
+//! then publishes the last durable sequence number.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::record::Record;
+use crate::segment::{self, HEADER, MAGIC, MAX_RECORD};
+use crate::{JournalError, JournalOptions, SyncMode};
+
+/// Called by the sync thread with the highest durable sequence number after every batch.
+pub type OnDurable = Box<dyn Fn(u64) + Send + Sync>;
+
+/// Appends records; owned by one thread (the engine's dispatcher).
+pub struct Writer {
+    shared: Arc<Shared>,
+    buf: Vec<u8>,
+    /// Sequence number of the last record appended (records count from 1).
+    appended: u64,
+    thread: Option<JoinHandle<()>>,
+    max_pending: usize,
+}
+
+/// What [`Writer::flush`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flushed {
+    /// Handed over; the disk keeps up.
+    Ok,
+    /// Handed over, but more than `max_pending_bytes` wait for the disk: the owner should
+    /// refuse new work until it catches up.
+    Backlogged,
+}
+
+struct Pending {
+    bytes: Vec<u8>,
+    last: u64,
+    closing: bool,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    ready: Condvar,
+    durable: AtomicU64,
+    failed: AtomicBool,
+    on_durable: OnDurable,
+}
+
+impl Writer {
+    /// Starts the sync thread on a new segment `number` in `dir`.
+    pub(crate) fn start(
+        options: &JournalOptions,
+        number: u64,
+        on_durable: OnDurable,
+    ) -> Result<Writer, JournalError> {
+        let file = create_segment(&options.dir, number)?;
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending {
+                bytes: Vec::with_capacity(1 << 16),
+                last: 0,
+                closing: false,
+            }),
+            ready: Condvar::new(),
+            durable: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            on_durable,
+        });
+        let mut syncer = Syncer {
+            shared: shared.clone(),
+            dir: options.dir.clone(),
+            file,
+            number,
+            written: MAGIC.len() as u64,
+            mode: options.sync,
+            interval: options.batch_interval,
+            segment_bytes: options.segment_bytes,
+        };
+        let thread = std::thread::Builder::new()
+            .name("journal-sync".into())
+            .spawn(move || syncer.run())
+            .map_err(|e| JournalError::io(&options.dir, e))?;
+        Ok(Writer {
+            shared,
+            buf: Vec::with_capacity(1 << 16),
+            appended: 0,
+            thread: Some(thread),
+            max_pending: options.max_pending_bytes,
+        })
+    }
+
+    /// Appends a record to the current batch; returns its sequence number. Not durable until
+    /// [`Writer::durable`] reaches it (after a [`Writer::flush`]).
+    pub fn append(&mut self, record: &Record<'_>) -> Result<u64, JournalError> {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return Err(JournalError::Failed);
+        }
+        let start = self.buf.len();
+        let len = segment::write_frame(record, &mut self.buf);
+        if len > MAX_RECORD {
+            self.buf.truncate(start);
+            return Err(JournalError::TooLarge(len));
+        }
+        self.appended += 1;
+        Ok(self.appended)
+    }
+
+    /// Hands the records appended since the last flush to the sync thread.
+    pub fn flush(&mut self) -> Result<Flushed, JournalError> {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return Err(JournalError::Failed);
+        }
+        if self.buf.is_empty() {
+            return Ok(Flushed::Ok);
+        }
+        let waiting = {
+            let mut pending = self.shared.pending.lock();
+            if pending.bytes.is_empty() {
+                std::mem::swap(&mut pending.bytes, &mut self.buf);
+            } else {
+                pending.bytes.extend_from_slice(&self.buf);
+                self.buf.clear();
+            }
+            pending.last = self.appended;
+            pending.bytes.len()
+        };
+        self.shared.ready.notify_one();
+        Ok(if waiting > self.max_pending {
+            Flushed::Backlogged
+        } else {
+            Flushed::Ok
+        })
+    }
+
+    /// The sequence number of the last record appended.
+    pub fn appended(&self) -> u64 {
+        self.appended
+    }
+
+    /// Every record up to this sequence number is durable (as the sync mode defines it).
+    pub fn durable(&self) -> u64 {
+        self.shared.durable.load(Ordering::Acquire)
+    }
+
+    /// Flushes, waits for the sync thread to write and sync everything, and stops it.
+    pub fn close(mut self) -> Result<(), JournalError> {
+        self.flush()?;
+        self.stop();
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return Err(JournalError::Failed);
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        self.shared.pending.lock().closing = true;
+        self.shared.ready.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The sync thread's side: the open segment and the batching rule.
+struct Syncer {
+    shared: Arc<Shared>,
+    dir: PathBuf,
+    file: File,
+    number: u64,
+    written: u64,
+    mode: SyncMode,
+    interval: Duration,
+    segment_bytes: u64,
+}
+
+impl Syncer {
+    fn run(&mut self) {
+        let mut batch = Vec::with_capacity(1 << 16);
+        loop {
+            let last = {
+                let mut pending = self.shared.pending.lock();
+                while pending.bytes.is_empty() && !pending.closing {
+                    self.shared.ready.wait(&mut pending);
+                }
+                if pending.bytes.is_empty() {
+                    return;
+                }
+                std::mem::swap(&mut pending.bytes, &mut batch);
+                pending.last
+            };
+            let started = Instant::now();
+            if let Err(e) = self.write(&batch) {
+                tracing::error!(dir = %self.dir.display(), segment = self.number, error = %e,
+                    "journal write failed: no further record will be durable");
+                self.shared.failed.store(true, Ordering::Relaxed);
+                return;
+            }
+            batch.clear();
+            self.shared.durable.store(last, Ordering::Release);
+            (self.shared.on_durable)(last);
+            // Let the next batch gather: at most one sync per interval.
+            if let Some(rest) = self.interval.checked_sub(started.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+    }
+
+    /// Writes a batch and makes it durable as the mode says; opens the next segment past
+    /// the size limit.
+    fn write(&mut self, batch: &[u8]) -> std::io::Result<()> {
+        match self.mode {
+            SyncMode::Always => {
+                // One sync per record: each frame written and synced on its own.
+                let mut at = 0;
+                while at < batch.len() {
+                    let len = u32::from_le_bytes([
+                        batch[at],
+                        batch[at + 1],
+                        batch[at + 2],
+                        batch[at + 3],
+                    ]) as usize;
+                    self.file.write_all(&batch[at..at + HEADER + len])?;
+                    self.file.sync_data()?;
+                    at += HEADER + len;
+                }
+            }
+            SyncMode::Batch => {
+                self.file.write_all(batch)?;
+                self.file.sync_data()?;
+            }
+            SyncMode::None => self.file.write_all(batch)?,
+        }
+        self.written += batch.len() as u64;
+        if self.written >= self.segment_bytes {
+            self.file.sync_all()?;
+            self.number += 1;
+            self.file = create_segment(&self.dir, self.number).map_err(std::io::Error::other)?;
+            self.written = MAGIC.len() as u64;
+            tracing::debug!(segment = self.number, "journal segment opened");
+        }
+        Ok(())
+    }
+}
+
+/// Creates segment `number` with its header, synced, and syncs the directory so the file
+/// survives a crash.
+fn create_segment(dir: &Path, number: u64) -> Result<File, JournalError> {
+    let path = dir.join(segment::file_name(number));
+    let io = |e| JournalError::io(&path, e);
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .map_err(io)?;
+    file.write_all(MAGIC).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| JournalError::io(dir, e))?;
+    Ok(file)
+}

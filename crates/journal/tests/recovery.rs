@@ -1,0 +1,276 @@
+//! Writing, crashing and recovering journals on the real disk.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use smsroute_delivery::FailReason;
+use smsroute_journal::{
+    Finish, Journal, JournalError, JournalOptions, Record, State, SyncMode, Writer,
+};
+use smsroute_types::{Message, MessageId};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "smsroute-journal-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn message(n: u64) -> Message {
+    Message::builder(&format!("4477009{n:05}"), "ACME", &format!("code {n}"))
+        .id(MessageId(n))
+        .client_ref(&format!("ref-{n}"))
+        .validity(Duration::from_secs(600))
+        .build()
+        .unwrap()
+}
+
+fn open(dir: &Path) -> (Writer, smsroute_journal::Recovered) {
+    Journal::open(&JournalOptions::new(dir), Box::new(|_| {})).unwrap()
+}
+
+/// Message n's life, as far as `steps` goes: accepted, attempt 1, submitted, finished sent,
+/// acknowledged.
+fn life(writer: &mut Writer, n: u64, steps: usize) {
+    let m = message(n);
+    let ids: Vec<Box<str>> = vec![format!("c{n}").into()];
+    let records = [
+        Record::Accepted {
+            message: Cow::Borrowed(&m),
+            at: 1_000 + n,
+        },
+        Record::Attempt {
+            id: MessageId(n),
+            carrier: "uk-alpha".into(),
+            attempt: 1,
+        },
+        Record::Submitted {
+            id: MessageId(n),
+            carrier: "uk-alpha".into(),
+            carrier_ids: Cow::Borrowed(&ids),
+        },
+        Record::Finished {
+            id: MessageId(n),
+            status: Finish::Sent,
+        },
+        Record::Acknowledged { id: MessageId(n) },
+    ];
+    for record in records.iter().take(steps) {
+        writer.append(record).unwrap();
+    }
+}
+
+#[test]
+fn each_message_comes_back_in_its_last_state() {
+    let dir = TempDir::new("states");
+    let (mut writer, _) = open(&dir.0);
+    for (n, steps) in [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)] {
+        life(&mut writer, n, steps);
+    }
+    writer
+        .append(&Record::Retrying {
+            id: MessageId(2),
+            at: 77,
+        })
+        .unwrap();
+    writer
+        .append(&Record::Finished {
+            id: MessageId(1),
+            status: Finish::Failed(FailReason::Permanent { status: 0x0B }),
+        })
+        .unwrap();
+    writer.close().unwrap();
+
+    let (_writer, recovered) = open(&dir.0);
+    let states: Vec<(u64, &State)> = recovered
+        .unfinished
+        .iter()
+        .map(|u| (u.message.id().0, &u.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (2, &State::Retrying { at: 77 }),
+            (
+                3,
+                &State::AwaitingReceipt {
+                    carrier: "uk-alpha".into(),
+                    carrier_ids: vec!["c3".into()]
+                }
+            ),
+        ]
+    );
+    let three = &recovered.unfinished[1];
+    assert_eq!(
+        three.message,
+        message(3),
+        "the whole message, reference included"
+    );
+    assert_eq!(three.accepted_at, 1_003);
+    assert_eq!(three.attempts, 1);
+    assert_eq!(
+        recovered.unacknowledged,
+        vec![
+            (
+                MessageId(1),
+                Finish::Failed(FailReason::Permanent { status: 0x0B })
+            ),
+            (MessageId(4), Finish::Sent),
+        ],
+        "terminal events not acknowledged are replayed; 5 was acknowledged"
+    );
+    assert_eq!(recovered.last_id, MessageId(5));
+}
+
+#[test]
+fn records_are_durable_only_after_the_sync_that_covers_them() {
+    let dir = TempDir::new("durable");
+    let heard = Arc::new(AtomicU64::new(0));
+    let told = heard.clone();
+    let options = JournalOptions::new(&dir.0);
+    let (mut writer, _) = Journal::open(
+        &options,
+        Box::new(move |seq| told.store(seq, Ordering::Release)),
+    )
+    .unwrap();
+    life(&mut writer, 1, 3);
+    assert_eq!(writer.appended(), 3);
+    assert_eq!(writer.durable(), 0, "nothing handed over yet");
+    writer.flush().unwrap();
+    for _ in 0..1000 {
+        if writer.durable() == 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(writer.durable(), 3);
+    assert_eq!(heard.load(Ordering::Acquire), 3, "the callback heard it");
+}
+
+#[test]
+fn segments_roll_over_and_are_read_in_order() {
+    let dir = TempDir::new("segments");
+    let options = JournalOptions {
+        segment_bytes: 4096,
+        sync: SyncMode::None,
+        batch_interval: Duration::ZERO,
+        ..JournalOptions::new(&dir.0)
+    };
+    let (mut writer, _) = Journal::open(&options, Box::new(|_| {})).unwrap();
+    for n in 1..=400 {
+        life(&mut writer, n, if n % 2 == 0 { 4 } else { 2 });
+        if n % 10 == 0 {
+            writer.flush().unwrap();
+            while writer.durable() < writer.appended() {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    }
+    writer.close().unwrap();
+    let (_writer, recovered) = open(&dir.0);
+    assert!(recovered.segments > 5, "{} segments", recovered.segments);
+    let ids: Vec<u64> = recovered
+        .unfinished
+        .iter()
+        .map(|u| u.message.id().0)
+        .collect();
+    assert_eq!(ids, (1..=400).step_by(2).collect::<Vec<_>>());
+    assert_eq!(recovered.unacknowledged.len(), 200);
+}
+
+#[test]
+fn damage_before_the_end_is_reported_with_file_and_offset() {
+    let dir = TempDir::new("corrupt");
+    let (mut writer, _) = open(&dir.0);
+    for n in 1..=5 {
+        life(&mut writer, n, 1);
+    }
+    writer.close().unwrap();
+    let segment = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[40] ^= 0x01;
+    std::fs::write(&segment, &bytes).unwrap();
+    match Journal::open(&JournalOptions::new(&dir.0), Box::new(|_| {})) {
+        Err(JournalError::Corrupt { path, offset, .. }) => {
+            assert_eq!(path, segment);
+            assert_eq!(offset, 8, "the first frame, after the header");
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("damage was skipped"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A journal cut at any byte (a crash in the middle of a write) recovers every record
+    /// before the cut and nothing after it, and a new writer appends after it cleanly.
+    #[test]
+    fn a_journal_cut_anywhere_recovers_to_its_last_whole_record(
+        count in 1u64..40,
+        cut_share in 0.0f64..1.0,
+    ) {
+        let dir = TempDir::new("cut");
+        let (mut writer, _) = open(&dir.0);
+        let mut ends = Vec::new();
+        for n in 1..=count {
+            life(&mut writer, n, 1);
+            writer.flush().unwrap();
+            while writer.durable() < n {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            ends.push(segment_len(&dir.0));
+        }
+        writer.close().unwrap();
+        let full = segment_len(&dir.0);
+        let cut = 8 + ((full - 8) as f64 * cut_share) as u64;
+        let path = only_segment(&dir.0);
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
+
+        let (mut writer, recovered) = open(&dir.0);
+        let whole = ends.iter().filter(|end| **end <= cut).count() as u64;
+        prop_assert_eq!(recovered.unfinished.len() as u64, whole);
+        prop_assert_eq!(recovered.torn_bytes, cut - ends.iter().copied().filter(|e| *e <= cut).max().unwrap_or(8));
+        life(&mut writer, 1000, 1);
+        writer.close().unwrap();
+        let (_w, again) = open(&dir.0);
+        prop_assert_eq!(again.unfinished.len() as u64, whole + 1);
+        prop_assert_eq!(again.torn_bytes, 0);
+    }
+}
+
+fn only_segment(dir: &Path) -> PathBuf {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 8)
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    logs.pop().unwrap()
+}
+
+fn segment_len(dir: &Path) -> u64 {
+    std::fs::metadata(only_segment(dir)).unwrap().len()
+}
