@@ -49,7 +49,7 @@ pub enum End {
 /// What is wrong with a damaged frame.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Damage {
-    /// The file does not start with [`MAGIC`].
+    /// The file does not start with the segment magic (`SMSRJNL1`).
     #[error("not a journal segment (bad header)")]
     Header,
     /// A length of 0 or past [`MAX_RECORD`].
