@@ -8,6 +8,9 @@ use smsroute_types::{Label, MessageId, SplitMix64};
 
 use crate::{ErrorClass, Nanos, ReceiptStatus, RetryBudget, RetryPolicy, classify_status};
 
+mod resume;
+pub use resume::Resume;
+
 /// Why a message failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

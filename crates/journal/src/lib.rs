@@ -47,7 +47,7 @@ mod segment;
 mod writer;
 
 pub use record::{DecodeError, Finish, Record, unix_nanos};
-pub use recover::{Recovered, State, Unfinished};
+pub use recover::{Recovered, Replay, State, Unfinished};
 pub use segment::{Damage, MAX_RECORD};
 pub use writer::{Flushed, OnDurable, Writer};
 

@@ -49,11 +49,14 @@ pub enum Record<'a> {
         id: MessageId,
         /// What it ended as.
         status: Finish,
+        /// The terminal event's place in the acknowledgement order (from 1, increasing).
+        ack: u64,
     },
-    /// The gateway took the message's terminal event: nothing more to replay.
+    /// The gateway has handled every terminal event up to `upto` in the acknowledgement
+    /// order: nothing up to it is replayed.
     Acknowledged {
-        /// The message.
-        id: MessageId,
+        /// The watermark.
+        upto: u64,
     },
 }
 
@@ -101,15 +104,15 @@ const FINISHED: u8 = 5;
 const ACKNOWLEDGED: u8 = 6;
 
 impl Record<'_> {
-    /// The message the record is about.
-    pub fn id(&self) -> MessageId {
+    /// The message the record is about (none for a watermark).
+    pub fn id(&self) -> Option<MessageId> {
         match self {
-            Record::Accepted { message, .. } => message.id(),
+            Record::Accepted { message, .. } => Some(message.id()),
             Record::Attempt { id, .. }
             | Record::Submitted { id, .. }
             | Record::Retrying { id, .. }
-            | Record::Finished { id, .. }
-            | Record::Acknowledged { id } => *id,
+            | Record::Finished { id, .. } => Some(*id),
+            Record::Acknowledged { .. } => None,
         }
     }
 
@@ -149,9 +152,10 @@ impl Record<'_> {
                 put_u64(out, id.0);
                 put_u64(out, *at);
             }
-            Record::Finished { id, status } => {
+            Record::Finished { id, status, ack } => {
                 out.push(FINISHED);
                 put_u64(out, id.0);
+                put_u64(out, *ack);
                 let (kind, detail) = match status {
                     Finish::Delivered => (0, 0),
                     Finish::Sent => (1, 0),
@@ -164,9 +168,9 @@ impl Record<'_> {
                 out.push(kind);
                 put_u32(out, detail);
             }
-            Record::Acknowledged { id } => {
+            Record::Acknowledged { upto } => {
                 out.push(ACKNOWLEDGED);
-                put_u64(out, id.0);
+                put_u64(out, *upto);
             }
         }
     }
@@ -210,6 +214,7 @@ impl Record<'_> {
             },
             FINISHED => {
                 let id = MessageId(r.u64("id")?);
+                let ack = r.u64("acknowledgement sequence")?;
                 let kind = r.u8("status")?;
                 let detail = r.u32("status detail")?;
                 let status = match kind {
@@ -221,10 +226,10 @@ impl Record<'_> {
                     ),
                     k => return Err(DecodeError::Status(k)),
                 };
-                Record::Finished { id, status }
+                Record::Finished { id, status, ack }
             }
             ACKNOWLEDGED => Record::Acknowledged {
-                id: MessageId(r.u64("id")?),
+                upto: r.u64("watermark")?,
             },
             kind => return Err(DecodeError::Kind(kind)),
         };
@@ -434,16 +439,17 @@ mod tests {
             round_trip(Record::Finished {
                 id: MessageId(42),
                 status,
+                ack: 7,
             });
         }
-        round_trip(Record::Acknowledged { id: MessageId(42) });
+        round_trip(Record::Acknowledged { upto: 42 });
     }
 
     #[test]
     fn damaged_records_say_what_is_wrong() {
         assert_eq!(Record::decode(&[99]), Err(DecodeError::Kind(99)));
         let mut bytes = Vec::new();
-        Record::Acknowledged { id: MessageId(1) }.encode(&mut bytes);
+        Record::Acknowledged { upto: 1 }.encode(&mut bytes);
         bytes.push(0);
         assert_eq!(Record::decode(&bytes), Err(DecodeError::Trailing(1)));
         let mut bytes = vec![SUBMITTED];
@@ -456,6 +462,7 @@ mod tests {
         );
         let mut bytes = vec![FINISHED];
         put_u64(&mut bytes, 1);
+        put_u64(&mut bytes, 9);
         bytes.push(200);
         put_u32(&mut bytes, 0);
         assert_eq!(Record::decode(&bytes), Err(DecodeError::Status(200)));

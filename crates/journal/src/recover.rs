@@ -2,7 +2,7 @@
 //! tail of the newest segment is cut off (the file truncated to its last whole record);
 //! damage anywhere else stops recovery with the file and offset.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
 
@@ -52,14 +52,36 @@ pub struct Unfinished {
     pub state: State,
 }
 
+/// A finished message whose terminal event the gateway had not acknowledged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Replay {
+    /// The message as accepted.
+    pub message: Message,
+    /// What it ended as.
+    pub status: Finish,
+    /// Its place in the acknowledgement order.
+    pub ack: u64,
+    /// Attempts handed to carriers.
+    pub attempts: u32,
+    /// The carrier of the last attempt, if any.
+    pub carrier: Option<String>,
+    /// The carrier's message ids of the last accepted attempt.
+    pub carrier_ids: Vec<Box<str>>,
+}
+
 /// Everything the journal held.
 #[derive(Debug, Default)]
 pub struct Recovered {
     /// Messages to resume, in the order they were accepted.
     pub unfinished: Vec<Unfinished>,
-    /// Finished messages whose terminal event the gateway has not acknowledged: to emit
-    /// again, flagged as replays.
-    pub unacknowledged: Vec<(MessageId, Finish)>,
+    /// Finished messages whose terminal event the gateway has not acknowledged, in their
+    /// acknowledgement order: to emit again, flagged as replays.
+    pub unacknowledged: Vec<Replay>,
+    /// The gateway's acknowledgement watermark.
+    pub acknowledged: u64,
+    /// The highest place in the acknowledgement order given (the next terminal event's
+    /// follows it).
+    pub last_ack: u64,
     /// The highest message id recorded (the next assigned id follows it).
     pub last_id: MessageId,
     /// Records read.
@@ -80,14 +102,26 @@ struct Entry {
     accepted_at: u64,
     attempts: u32,
     state: State,
-    finished: Option<Finish>,
+    carrier: Option<String>,
+    carrier_ids: Vec<Box<str>>,
+    finished: Option<(Finish, u64)>,
+}
+
+/// The fold of every record read so far.
+#[derive(Default)]
+struct Fold {
+    entries: HashMap<u64, Entry>,
+    /// Finished, not yet acknowledged: acknowledgement place → message id.
+    waiting: BTreeMap<u64, u64>,
+    acknowledged: u64,
+    last_ack: u64,
 }
 
 /// Reads every segment of `dir` (which must exist).
 pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
     let started = Instant::now();
     let segments = segment::list(dir).map_err(|e| JournalError::io(dir, e))?;
-    let mut entries: HashMap<u64, Entry> = HashMap::new();
+    let mut fold = Fold::default();
     let mut out = Recovered {
         next_segment: segments.last().map_or(1, |(n, _)| n + 1),
         segments: segments.len() as u64,
@@ -99,10 +133,11 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
         let last = i + 1 == segments.len();
         let end = segment::scan(&bytes, last, |_, record| {
             out.records += 1;
-            let id = record.id();
-            out.last_id = out.last_id.max(id);
+            if let Some(id) = record.id() {
+                out.last_id = out.last_id.max(id);
+            }
             order += 1;
-            apply(&mut entries, order, record);
+            fold.apply(order, record);
         });
         match end {
             End::Clean => {}
@@ -129,9 +164,16 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
     }
     let mut unfinished = Vec::new();
     let mut unacknowledged = Vec::new();
-    for (id, entry) in entries {
+    for (_, entry) in fold.entries {
         match (entry.finished, entry.message) {
-            (Some(finish), _) => unacknowledged.push((entry.order, MessageId(id), finish)),
+            (Some((status, ack)), Some(message)) => unacknowledged.push(Replay {
+                message,
+                status,
+                ack,
+                attempts: entry.attempts,
+                carrier: entry.carrier,
+                carrier_ids: entry.carrier_ids,
+            }),
             (None, Some(message)) => unfinished.push((
                 entry.order,
                 Unfinished {
@@ -141,65 +183,84 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
                     state: entry.state,
                 },
             )),
-            // Steps of a message whose acceptance was compacted away after it finished.
-            (None, None) => {}
+            // Steps of a message whose acceptance was compacted away once it was finished and
+            // acknowledged.
+            (_, None) => {}
         }
     }
     unfinished.sort_by_key(|(order, _)| *order);
-    unacknowledged.sort_by_key(|(order, ..)| *order);
+    unacknowledged.sort_by_key(|r| r.ack);
     out.unfinished = unfinished.into_iter().map(|(_, u)| u).collect();
-    out.unacknowledged = unacknowledged
-        .into_iter()
-        .map(|(_, id, f)| (id, f))
-        .collect();
+    out.unacknowledged = unacknowledged;
+    out.acknowledged = fold.acknowledged;
+    out.last_ack = fold.last_ack;
     out.elapsed = started.elapsed();
     Ok(out)
 }
 
-fn apply(entries: &mut HashMap<u64, Entry>, order: u64, record: Record<'static>) {
-    let id = record.id().0;
-    if let Record::Acknowledged { .. } = record {
-        entries.remove(&id);
-        return;
-    }
-    let entry = entries.entry(id).or_insert(Entry {
-        order,
-        message: None,
-        accepted_at: 0,
-        attempts: 0,
-        state: State::Queued,
-        finished: None,
-    });
-    match record {
-        Record::Accepted { message, at } => {
-            entry.message = Some(message.into_owned());
-            entry.accepted_at = at;
-            entry.order = order;
+impl Fold {
+    fn apply(&mut self, order: u64, record: Record<'static>) {
+        let id = match record {
+            Record::Acknowledged { upto } => {
+                self.acknowledged = self.acknowledged.max(upto);
+                while let Some(entry) = self.waiting.first_entry() {
+                    if *entry.key() > upto {
+                        break;
+                    }
+                    self.entries.remove(&entry.remove());
+                }
+                return;
+            }
+            ref r => r.id().expect("every other record names its message").0,
+        };
+        let entry = self.entries.entry(id).or_insert(Entry {
+            order,
+            message: None,
+            accepted_at: 0,
+            attempts: 0,
+            state: State::Queued,
+            carrier: None,
+            carrier_ids: Vec::new(),
+            finished: None,
+        });
+        match record {
+            Record::Accepted { message, at } => {
+                entry.message = Some(message.into_owned());
+                entry.accepted_at = at;
+                entry.order = order;
+            }
+            Record::Attempt {
+                carrier, attempt, ..
+            } => {
+                entry.attempts = entry.attempts.max(attempt);
+                entry.carrier = Some(carrier.to_string());
+                entry.state = State::InFlight {
+                    carrier: carrier.into_owned(),
+                    attempt,
+                };
+            }
+            Record::Submitted {
+                carrier,
+                carrier_ids,
+                ..
+            } => {
+                entry.carrier_ids = carrier_ids.to_vec();
+                entry.state = State::AwaitingReceipt {
+                    carrier: carrier.into_owned(),
+                    carrier_ids: carrier_ids.into_owned(),
+                };
+            }
+            Record::Retrying { at, .. } => entry.state = State::Retrying { at },
+            Record::Finished { status, ack, .. } => {
+                self.last_ack = self.last_ack.max(ack);
+                if ack <= self.acknowledged {
+                    self.entries.remove(&id);
+                } else {
+                    entry.finished = Some((status, ack));
+                    self.waiting.insert(ack, id);
+                }
+            }
+            Record::Acknowledged { .. } => unreachable!("handled above"),
         }
-        Record::Attempt {
-            carrier, attempt, ..
-        } => {
-            entry.attempts = entry.attempts.max(attempt);
-            entry.state = State::InFlight {
-                carrier: carrier.into_owned(),
-                attempt,
-            };
-        }
-        Record::Submitted {
-            carrier,
-            carrier_ids,
-            ..
-        } => {
-            entry.state = State::AwaitingReceipt {
-                carrier: carrier.into_owned(),
-                carrier_ids: carrier_ids.into_owned(),
-            };
-        }
-        Record::Retrying { at, .. } => entry.state = State::Retrying { at },
-        Record::Finished { status, .. } => {
-            entry.finished = Some(status);
-            entry.message = None;
-        }
-        Record::Acknowledged { .. } => unreachable!("handled above"),
     }
 }

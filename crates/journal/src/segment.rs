@@ -154,19 +154,21 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smsroute_types::MessageId;
 
     fn segment(n: u64) -> Vec<u8> {
         let mut bytes = MAGIC.to_vec();
         for i in 0..n {
-            write_frame(&Record::Acknowledged { id: MessageId(i) }, &mut bytes);
+            write_frame(&Record::Acknowledged { upto: i }, &mut bytes);
         }
         bytes
     }
 
     fn ids(bytes: &[u8], last: bool) -> (Vec<u64>, End) {
         let mut seen = Vec::new();
-        let end = scan(bytes, last, |_, r| seen.push(r.id().0));
+        let end = scan(bytes, last, |_, r| match r {
+            Record::Acknowledged { upto } => seen.push(upto),
+            other => panic!("{other:?}"),
+        });
         (seen, end)
     }
 

@@ -47,8 +47,8 @@ fn open(dir: &Path) -> (Writer, smsroute_journal::Recovered) {
     Journal::open(&JournalOptions::new(dir), Box::new(|_| {})).unwrap()
 }
 
-/// Message n's life, as far as `steps` goes: accepted, attempt 1, submitted, finished sent,
-/// acknowledged.
+/// Message n's life, as far as `steps` goes: accepted, attempt 1, submitted, finished sent
+/// (n in the acknowledgement order), acknowledged up to it.
 fn life(writer: &mut Writer, n: u64, steps: usize) {
     let m = message(n);
     let ids: Vec<Box<str>> = vec![format!("c{n}").into()];
@@ -70,8 +70,9 @@ fn life(writer: &mut Writer, n: u64, steps: usize) {
         Record::Finished {
             id: MessageId(n),
             status: Finish::Sent,
+            ack: n,
         },
-        Record::Acknowledged { id: MessageId(n) },
+        Record::Acknowledged { upto: n },
     ];
     for record in records.iter().take(steps) {
         writer.append(record).unwrap();
@@ -82,7 +83,8 @@ fn life(writer: &mut Writer, n: u64, steps: usize) {
 fn each_message_comes_back_in_its_last_state() {
     let dir = TempDir::new("states");
     let (mut writer, _) = open(&dir.0);
-    for (n, steps) in [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)] {
+    // 4 finishes first in the acknowledgement order; the watermark reaches 5's place only.
+    for (n, steps) in [(1, 1), (2, 2), (3, 3), (5, 5), (6, 4)] {
         life(&mut writer, n, steps);
     }
     writer
@@ -95,6 +97,7 @@ fn each_message_comes_back_in_its_last_state() {
         .append(&Record::Finished {
             id: MessageId(1),
             status: Finish::Failed(FailReason::Permanent { status: 0x0B }),
+            ack: 7,
         })
         .unwrap();
     writer.close().unwrap();
@@ -126,18 +129,27 @@ fn each_message_comes_back_in_its_last_state() {
     );
     assert_eq!(three.accepted_at, 1_003);
     assert_eq!(three.attempts, 1);
+    let replays: Vec<(u64, Finish, u64)> = recovered
+        .unacknowledged
+        .iter()
+        .map(|r| (r.message.id().0, r.status, r.ack))
+        .collect();
     assert_eq!(
-        recovered.unacknowledged,
+        replays,
         vec![
-            (
-                MessageId(1),
-                Finish::Failed(FailReason::Permanent { status: 0x0B })
-            ),
-            (MessageId(4), Finish::Sent),
+            (6, Finish::Sent, 6),
+            (1, Finish::Failed(FailReason::Permanent { status: 0x0B }), 7),
         ],
-        "terminal events not acknowledged are replayed; 5 was acknowledged"
+        "terminal events past the watermark are replayed in order; 5 was acknowledged"
     );
-    assert_eq!(recovered.last_id, MessageId(5));
+    let six = &recovered.unacknowledged[0];
+    assert_eq!(six.message, message(6));
+    assert_eq!(
+        (six.attempts, six.carrier.as_deref(), &six.carrier_ids[..]),
+        (1, Some("uk-alpha"), &["c6".into()][..])
+    );
+    assert_eq!((recovered.acknowledged, recovered.last_ack), (5, 7));
+    assert_eq!(recovered.last_id, MessageId(6));
 }
 
 #[test]

@@ -1,0 +1,121 @@
+//! Resuming a message recovered from a journal after a restart, in the state it was in.
+
+use smallvec::SmallVec;
+
+use super::*;
+
+/// Where a message recovered after a restart stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// Not handed to a carrier, or waiting to be tried again: starts at its first candidate,
+    /// not before the request's `not_before`.
+    Queued,
+    /// Attempt `attempt` to `carrier` was in flight: it may have reached the carrier, so it
+    /// ends as a timeout does (a possible duplicate) and the message retries or fails over.
+    Lost {
+        /// Where it went.
+        carrier: CarrierSlot,
+        /// Its number.
+        attempt: u32,
+    },
+    /// The carrier accepted attempt `attempt`: receipts are awaited until `until`.
+    AwaitingReceipt {
+        /// The carrier.
+        carrier: CarrierSlot,
+        /// The accepted attempt.
+        attempt: u32,
+        /// When waiting ends as `Sent`.
+        until: Nanos,
+    },
+}
+
+impl Delivery {
+    /// Takes up a message recovered after a restart: `attempts` were made before it, it
+    /// expires at `deadline` (absolute: validity is not reset), and it stood at `at`. Emits
+    /// no `Accepted` (that was said before the restart), only what follows.
+    ///
+    /// # Panics
+    /// If the request has 0 or more than 256 parts.
+    pub fn resume(
+        request: DeliveryRequest,
+        policy: RetryPolicy,
+        now: Nanos,
+        deadline: Nanos,
+        attempts: u32,
+        at: Resume,
+        budgets: &mut (impl RetryBudgets + ?Sized),
+    ) -> (Delivery, Actions) {
+        assert!((1..=256).contains(&request.parts), "1 to 256 parts");
+        let mut d = Delivery {
+            id: request.id,
+            parts: request.parts,
+            candidates: request.candidates,
+            policy,
+            receipt: request.receipt,
+            deadline,
+            state: State::Done,
+            attempts,
+            history: SmallVec::new(),
+            possible_duplicate: false,
+            delivered: [0; 4],
+            terminal: None,
+            rng: SplitMix64::new(request.id.0 ^ 0x5EED_DE11_7E7E),
+        };
+        let mut actions = Actions::new();
+        match at {
+            Resume::Queued if now >= deadline => d.finish(Event::Expired, &mut actions),
+            Resume::Queued => match (d.candidates.first().copied(), request.not_before) {
+                (None, _) => d.finish(Event::Failed(FailReason::NoRoute), &mut actions),
+                (Some(_), Some(at)) if at > now => {
+                    d.state = State::Scheduled { at };
+                    d.wake(at, &mut actions);
+                }
+                (Some(first), _) => d.admit(first, &mut actions),
+            },
+            Resume::Lost { carrier, attempt } => {
+                d.attempts = d.attempts.max(attempt);
+                d.history.push(AttemptRecord {
+                    attempt,
+                    carrier,
+                    at: now,
+                    outcome: AttemptOutcome::Pending,
+                });
+                d.state = State::InFlight {
+                    carrier,
+                    attempt,
+                    timeout_at: now,
+                };
+                if d.candidates.is_empty() {
+                    // No route any more: the lost attempt's carrier stays the only candidate, so the
+                    // timeout is counted against it and a retry goes back to it.
+                    d.candidates.push(carrier);
+                }
+                actions = d.handle_submit_result(attempt, SubmitResult::TimedOut, now, budgets);
+            }
+            Resume::AwaitingReceipt {
+                carrier,
+                attempt,
+                until,
+            } => {
+                d.attempts = d.attempts.max(attempt);
+                d.history.push(AttemptRecord {
+                    attempt,
+                    carrier,
+                    at: now,
+                    outcome: AttemptOutcome::Accepted,
+                });
+                if now >= until {
+                    d.finish(Event::Sent, &mut actions);
+                } else {
+                    d.state = State::AwaitingReceipt {
+                        carrier,
+                        attempt,
+                        until,
+                    };
+                    actions.push(Action::WakeAt(until));
+                }
+            }
+        }
+        (d, actions)
+    }
+}

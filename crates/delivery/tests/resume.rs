@@ -1,0 +1,171 @@
+//! Messages recovered after a restart take up where they stood.
+
+use smsroute_delivery::*;
+use smsroute_types::{CarrierSlot, MessageId};
+
+const SECOND: Nanos = 1_000_000_000;
+
+fn request(candidates: &[u16], receipt: bool) -> DeliveryRequest {
+    DeliveryRequest {
+        id: MessageId(9),
+        parts: 1,
+        candidates: candidates.iter().map(|&i| CarrierSlot(i)).collect(),
+        receipt,
+        validity: None,
+        not_before: None,
+    }
+}
+
+fn emitted(actions: &Actions) -> Vec<Event> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Emit(e) => Some(*e),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_queued_message_starts_again_without_a_second_accepted() {
+    let (d, actions) = Delivery::resume(
+        request(&[0, 1], true),
+        RetryPolicy::default(),
+        10 * SECOND,
+        60 * SECOND,
+        0,
+        Resume::Queued,
+        &mut Unlimited,
+    );
+    assert!(emitted(&actions).is_empty(), "{actions:?}");
+    assert_eq!(
+        actions[..],
+        [Action::Admit {
+            carrier: CarrierSlot(0),
+            segments: 1
+        }]
+    );
+    assert_eq!(d.deadline(), 60 * SECOND, "the deadline is kept, not reset");
+}
+
+#[test]
+fn a_queued_message_past_its_deadline_expires() {
+    let (d, actions) = Delivery::resume(
+        request(&[0], true),
+        RetryPolicy::default(),
+        61 * SECOND,
+        60 * SECOND,
+        1,
+        Resume::Queued,
+        &mut Unlimited,
+    );
+    assert_eq!(emitted(&actions), [Event::Expired]);
+    assert_eq!(d.attempts(), 1);
+}
+
+#[test]
+fn a_submit_lost_in_flight_is_a_possible_duplicate_and_fails_over() {
+    let (mut d, actions) = Delivery::resume(
+        request(&[0, 1], true),
+        RetryPolicy::default(),
+        SECOND,
+        60 * SECOND,
+        1,
+        Resume::Lost {
+            carrier: CarrierSlot(0),
+            attempt: 1,
+        },
+        &mut Unlimited,
+    );
+    assert!(d.possible_duplicate());
+    assert_eq!(
+        emitted(&actions),
+        [Event::FailedOver {
+            from: CarrierSlot(0),
+            to: CarrierSlot(1)
+        }]
+    );
+    assert_eq!(d.history()[0].outcome, AttemptOutcome::Unknown);
+    // The next attempt is the second.
+    let wake = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::WakeAt(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap();
+    let actions = d.handle_timer(wake, &mut Unlimited);
+    assert!(matches!(
+        actions[0],
+        Action::Admit {
+            carrier: CarrierSlot(1),
+            ..
+        }
+    ));
+    let actions = d.handle_admission(Admission::Admitted, wake, &mut Unlimited);
+    assert!(actions.contains(&Action::Submit {
+        carrier: CarrierSlot(1),
+        attempt: 2
+    }));
+}
+
+#[test]
+fn a_lost_submit_at_the_last_attempt_fails() {
+    let policy = RetryPolicy::default();
+    let (d, actions) = Delivery::resume(
+        request(&[0, 1], true),
+        policy,
+        SECOND,
+        60 * SECOND,
+        policy.max_attempts,
+        Resume::Lost {
+            carrier: CarrierSlot(1),
+            attempt: policy.max_attempts,
+        },
+        &mut Unlimited,
+    );
+    assert_eq!(
+        emitted(&actions),
+        [Event::Failed(FailReason::AttemptsExhausted)]
+    );
+    assert!(d.possible_duplicate());
+}
+
+#[test]
+fn a_message_awaiting_its_receipt_is_matched_by_it() {
+    let (mut d, actions) = Delivery::resume(
+        request(&[0, 1], true),
+        RetryPolicy::default(),
+        SECOND,
+        60 * SECOND,
+        2,
+        Resume::AwaitingReceipt {
+            carrier: CarrierSlot(1),
+            attempt: 2,
+            until: 600 * SECOND,
+        },
+        &mut Unlimited,
+    );
+    assert_eq!(actions[..], [Action::WakeAt(600 * SECOND)]);
+    let actions = d.handle_receipt(2, 0, ReceiptStatus::Delivered, 2 * SECOND, &mut Unlimited);
+    assert_eq!(emitted(&actions), [Event::Delivered]);
+    assert!(!d.possible_duplicate());
+}
+
+#[test]
+fn a_receipt_wait_that_ran_out_during_the_restart_ends_sent() {
+    let (_, actions) = Delivery::resume(
+        request(&[0], true),
+        RetryPolicy::default(),
+        700 * SECOND,
+        60 * SECOND,
+        1,
+        Resume::AwaitingReceipt {
+            carrier: CarrierSlot(0),
+            attempt: 1,
+            until: 600 * SECOND,
+        },
+        &mut Unlimited,
+    );
+    assert_eq!(emitted(&actions), [Event::Sent]);
+}
