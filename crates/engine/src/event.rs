@@ -49,6 +49,14 @@ pub struct StatusEvent {
     pub carrier_message_ids: SmallVec<[Box<str>; 1]>,
     /// The message as submitted: its client reference and tags (shared, not copied).
     pub message: Arc<Message>,
+    /// Terminal events with a journal: the event's place in the acknowledgement order (from
+    /// 1, increasing in the order terminal events are handed out). Once the gateway has
+    /// handled every terminal event up to `n`, [`Router::acknowledge(n)`](crate::Router::acknowledge)
+    /// says so, and they are not replayed after a restart. 0 without a journal.
+    pub ack: u64,
+    /// A terminal event emitted again after a restart: the gateway may have seen it before
+    /// it stopped (it did not acknowledge it). Same id, status and `ack` as the first time.
+    pub replay: bool,
 }
 
 impl StatusEvent {

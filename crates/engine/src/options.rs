@@ -29,6 +29,7 @@ pub struct EngineOptions {
     pub(crate) suppression_file: Option<std::path::PathBuf>,
     pub(crate) replies_capacity: usize,
     pub(crate) cap_capacity: usize,
+    pub(crate) journal: Option<smsroute_journal::JournalOptions>,
 }
 
 impl Default for EngineOptions {
@@ -47,6 +48,7 @@ impl Default for EngineOptions {
             suppression_file: None,
             replies_capacity: 4_096,
             cap_capacity: 1 << 20,
+            journal: None,
         }
     }
 }
@@ -132,6 +134,16 @@ impl EngineOptions {
     /// new recipients of a capped class are refused. Default 1,048,576.
     pub fn cap_capacity(mut self, pairs: usize) -> Self {
         self.cap_capacity = pairs;
+        self
+    }
+
+    /// Keep a journal (`docs/durability.md`): every accepted message, attempt and terminal
+    /// status is recorded there, a message's `Accepted` event comes only once its record is
+    /// durable, and [`Router::start`](crate::Router::start) resumes what the journal holds
+    /// unfinished and replays unacknowledged terminal events. Default none: nothing survives
+    /// the process.
+    pub fn journal(mut self, journal: smsroute_journal::JournalOptions) -> Self {
+        self.journal = Some(journal);
         self
     }
 

@@ -78,14 +78,20 @@ pub(crate) struct Shared<C> {
     pub board: HealthBoard,
     /// Submitted messages for the dispatcher (lock-free, bounded).
     pub submitted: ArrayQueue<Job>,
-    /// Wakes a parked dispatcher.
-    pub wake: Notify,
+    /// Wakes a parked dispatcher (shared with the journal's sync thread, which wakes it when
+    /// records become durable).
+    pub wake: Arc<Notify>,
     /// The dispatcher is parked (or about to be): submitters must notify.
     pub parked: AtomicBool,
     pub counters: Arc<Counters>,
     pub dlr: Arc<DlrMap>,
     /// Time zero of the router's clock.
     pub origin: Instant,
+    /// Time zero of the router's clock on the wall clock, Unix nanoseconds (what the journal
+    /// records: times that mean something after a restart).
+    pub origin_unix: u64,
+    /// The gateway's acknowledgement watermark ([`Router::acknowledge`](crate::Router::acknowledge)).
+    pub acknowledged: AtomicU64,
     pub options: EngineOptions,
     /// The next id the router assigns (ids a gateway chose push it past themselves).
     pub next_id: AtomicU64,
@@ -134,6 +140,16 @@ impl<C> Shared<C> {
             let gauge = smsroute_metrics::EngineMetrics::account_balance(&account.id);
             self.account_gauges.lock().push((balance, gauge));
         }
+    }
+
+    /// `now` on the router's clock as Unix nanoseconds.
+    pub fn unix(&self, now: Nanos) -> u64 {
+        self.origin_unix.saturating_add(now)
+    }
+
+    /// Unix nanoseconds `unix` on the router's clock (times before it started are its zero).
+    pub fn at_unix(&self, unix: u64) -> Nanos {
+        unix.saturating_sub(self.origin_unix)
     }
 
     /// Nanoseconds since the router started (tokio's clock, so tests can pause it).

@@ -51,6 +51,8 @@ pub enum Record<'a> {
         status: Finish,
         /// The terminal event's place in the acknowledgement order (from 1, increasing).
         ack: u64,
+        /// A submit may have reached the carrier twice (flagged on the event).
+        possible_duplicate: bool,
     },
     /// The gateway has handled every terminal event up to `upto` in the acknowledgement
     /// order: nothing up to it is replayed.
@@ -152,7 +154,12 @@ impl Record<'_> {
                 put_u64(out, id.0);
                 put_u64(out, *at);
             }
-            Record::Finished { id, status, ack } => {
+            Record::Finished {
+                id,
+                status,
+                ack,
+                possible_duplicate,
+            } => {
                 out.push(FINISHED);
                 put_u64(out, id.0);
                 put_u64(out, *ack);
@@ -167,6 +174,7 @@ impl Record<'_> {
                 };
                 out.push(kind);
                 put_u32(out, detail);
+                out.push(u8::from(*possible_duplicate));
             }
             Record::Acknowledged { upto } => {
                 out.push(ACKNOWLEDGED);
@@ -226,7 +234,13 @@ impl Record<'_> {
                     ),
                     k => return Err(DecodeError::Status(k)),
                 };
-                Record::Finished { id, status, ack }
+                let possible_duplicate = r.u8("possible duplicate")? != 0;
+                Record::Finished {
+                    id,
+                    status,
+                    ack,
+                    possible_duplicate,
+                }
             }
             ACKNOWLEDGED => Record::Acknowledged {
                 upto: r.u64("watermark")?,
@@ -440,6 +454,7 @@ mod tests {
                 id: MessageId(42),
                 status,
                 ack: 7,
+                possible_duplicate: true,
             });
         }
         round_trip(Record::Acknowledged { upto: 42 });

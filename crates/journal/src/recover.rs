@@ -67,6 +67,8 @@ pub struct Replay {
     pub carrier: Option<String>,
     /// The carrier's message ids of the last accepted attempt.
     pub carrier_ids: Vec<Box<str>>,
+    /// A submit may have reached the carrier twice.
+    pub possible_duplicate: bool,
 }
 
 /// Everything the journal held.
@@ -104,7 +106,8 @@ struct Entry {
     state: State,
     carrier: Option<String>,
     carrier_ids: Vec<Box<str>>,
-    finished: Option<(Finish, u64)>,
+    /// Status, acknowledgement place, possible duplicate.
+    finished: Option<(Finish, u64, bool)>,
 }
 
 /// The fold of every record read so far.
@@ -166,14 +169,17 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
     let mut unacknowledged = Vec::new();
     for (_, entry) in fold.entries {
         match (entry.finished, entry.message) {
-            (Some((status, ack)), Some(message)) => unacknowledged.push(Replay {
-                message,
-                status,
-                ack,
-                attempts: entry.attempts,
-                carrier: entry.carrier,
-                carrier_ids: entry.carrier_ids,
-            }),
+            (Some((status, ack, possible_duplicate)), Some(message)) => {
+                unacknowledged.push(Replay {
+                    message,
+                    status,
+                    ack,
+                    attempts: entry.attempts,
+                    carrier: entry.carrier,
+                    carrier_ids: entry.carrier_ids,
+                    possible_duplicate,
+                })
+            }
             (None, Some(message)) => unfinished.push((
                 entry.order,
                 Unfinished {
@@ -251,12 +257,17 @@ impl Fold {
                 };
             }
             Record::Retrying { at, .. } => entry.state = State::Retrying { at },
-            Record::Finished { status, ack, .. } => {
+            Record::Finished {
+                status,
+                ack,
+                possible_duplicate,
+                ..
+            } => {
                 self.last_ack = self.last_ack.max(ack);
                 if ack <= self.acknowledged {
                     self.entries.remove(&id);
                 } else {
-                    entry.finished = Some((status, ack));
+                    entry.finished = Some((status, ack, possible_duplicate));
                     self.waiting.insert(ack, id);
                 }
             }

@@ -71,6 +71,7 @@ fn life(writer: &mut Writer, n: u64, steps: usize) {
             id: MessageId(n),
             status: Finish::Sent,
             ack: n,
+            possible_duplicate: false,
         },
         Record::Acknowledged { upto: n },
     ];
@@ -98,6 +99,7 @@ fn each_message_comes_back_in_its_last_state() {
             id: MessageId(1),
             status: Finish::Failed(FailReason::Permanent { status: 0x0B }),
             ack: 7,
+            possible_duplicate: true,
         })
         .unwrap();
     writer.close().unwrap();
@@ -142,7 +144,9 @@ fn each_message_comes_back_in_its_last_state() {
         ],
         "terminal events past the watermark are replayed in order; 5 was acknowledged"
     );
+    assert!(recovered.unacknowledged[1].possible_duplicate);
     let six = &recovered.unacknowledged[0];
+    assert!(!six.possible_duplicate);
     assert_eq!(six.message, message(6));
     assert_eq!(
         (six.attempts, six.carrier.as_deref(), &six.carrier_ids[..]),

@@ -14,9 +14,23 @@ impl<C: Carrier> Dispatcher<C> {
         }
     }
 
-    /// Ends the dispatcher: whatever is not terminal is reported unfinished.
+    /// Ends the dispatcher: whatever is not terminal is reported unfinished (with a journal,
+    /// it is resumed at the next start).
     pub(super) fn finish(mut self) {
         let mut unfinished: Vec<MessageId> = Vec::new();
+        if let Some(journal) = self.journal.take() {
+            // Synced on the way out: what waited for the disk is durable now.
+            let (durable, held) = journal.close();
+            for (_, held) in held {
+                match held {
+                    journal::Held::Start(job) => unfinished.push(job.message.id()),
+                    journal::Held::Terminal(status) if durable => self.hand_out_terminal(status),
+                    // Never durable: stays unfinished in the journal, its slot given back.
+                    journal::Held::Terminal(status) => unfinished.push(status.id),
+                    journal::Held::Submit { .. } => {}
+                }
+            }
+        }
         for entry in self.slab.drain() {
             if let Some(task) = entry.in_flight.and_then(|f| f.task) {
                 task.abort();

@@ -11,12 +11,16 @@ impl<C: Carrier> Dispatcher<C> {
                 return;
             };
             let about = match event {
-                Event::Retrying { carrier, .. } => {
+                Event::Retrying { carrier, after } => {
                     self.carriers[carrier.get()].counts.retries += 1;
+                    let id = entry.delivery.id();
+                    self.record_retry(id, after);
                     Some(carrier)
                 }
                 Event::FailedOver { from, to } => {
                     self.carriers[from.get()].counts.failovers += 1;
+                    let id = entry.delivery.id();
+                    self.record_retry(id, now);
                     Some(to)
                 }
                 // Reported with the carrier's ids once the attempt's answer is known.
@@ -24,6 +28,9 @@ impl<C: Carrier> Dispatcher<C> {
                 _ => None,
             };
             let carrier = about.map(|c| (c, self.slots[c.get()].name));
+            let Some(entry) = self.slab.get_mut(key) else {
+                return;
+            };
             let status = progress_event(entry, event, now, carrier, smallvec::SmallVec::new());
             let live = self.slab.live();
             self.events.progress(status, live);
@@ -57,7 +64,7 @@ impl<C: Carrier> Dispatcher<C> {
             self.counts.outcomes[outcome.index()] += 1;
         }
         self.counts.possible_duplicates += u64::from(d.possible_duplicate());
-        self.events.terminal(StatusEvent {
+        let status = StatusEvent {
             id: d.id(),
             at: now,
             event,
@@ -68,7 +75,18 @@ impl<C: Carrier> Dispatcher<C> {
             history: (history.len() > 1).then(|| history.into()),
             carrier_message_ids: entry.carrier_ids,
             message: entry.message,
-        });
+            ack: 0,
+            replay: false,
+        };
+        match &mut self.journal {
+            Some(journal) => journal.finish(status),
+            None => self.hand_out_terminal(status),
+        }
+    }
+
+    /// Hands a terminal event to the gateway (with a journal, once its record is durable).
+    pub(super) fn hand_out_terminal(&mut self, status: StatusEvent) {
+        self.events.terminal(status);
         if self.draining.is_some() {
             self.drained += 1;
         }
@@ -94,6 +112,8 @@ pub(super) fn progress_event(
         history: None,
         carrier_message_ids,
         message: entry.message.clone(),
+        ack: 0,
+        replay: false,
     }
 }
 

@@ -108,6 +108,10 @@ impl<C: Carrier> Dispatcher<C> {
             let status = submitted_event(entry, &flight, &self.slots, ids.clone());
             self.events.progress(status, live);
         }
+        if let (Some(journal), SubmitResult::Accepted) = (&mut self.journal, result) {
+            let name = &self.slots[flight.carrier.get()].id;
+            journal.submitted(entry.delivery.id(), name, &ids);
+        }
         if !ids.is_empty() {
             entry.carrier_ids = ids;
         }

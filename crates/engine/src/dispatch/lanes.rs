@@ -4,12 +4,40 @@
 use super::*;
 
 impl<C: Carrier> Dispatcher<C> {
-    /// Sends attempt `attempt` to `carrier`; an answer that comes at once is handled after
-    /// this step, a later one comes back through the results channel.
+    /// Attempt `attempt` to `carrier` takes its window slot; it is sent now, or with a
+    /// journal once its record is durable.
     pub(super) fn submit(&mut self, key: EntryKey, carrier: CarrierSlot, attempt: u32, now: Nanos) {
         let Some(entry) = self.slab.get_mut(key) else {
             return;
         };
+        entry.in_flight = Some(InFlight {
+            carrier,
+            attempt,
+            started: now,
+            task: None,
+        });
+        match &mut self.journal {
+            Some(journal) => {
+                let name = &self.slots[carrier.get()].id;
+                journal.attempt(key, entry.delivery.id(), name, attempt);
+            }
+            None => self.send(key, attempt, now),
+        }
+    }
+
+    /// Sends the submit in flight (unless the message ended or moved on meanwhile); an answer
+    /// that comes at once is handled after this step, a later one comes back through the
+    /// results channel.
+    pub(super) fn send(&mut self, key: EntryKey, attempt: u32, now: Nanos) {
+        let Some(entry) = self.slab.get_mut(key) else {
+            return;
+        };
+        let Some(flight) = entry.in_flight.as_mut().filter(|f| f.attempt == attempt) else {
+            return;
+        };
+        let carrier = flight.carrier;
+        // Sent now: the carrier's latency counts from here.
+        flight.started = now;
         let request = SubmitRequest {
             message: entry.message.clone(),
             attempt,
@@ -43,12 +71,9 @@ impl<C: Carrier> Dispatcher<C> {
                 Some(handle.abort_handle())
             }
         };
-        entry.in_flight = Some(InFlight {
-            carrier,
-            attempt,
-            started: now,
-            task,
-        });
+        if let Some(flight) = entry.in_flight.as_mut() {
+            flight.task = task;
+        }
     }
 
     /// Admits messages from a carrier's lane while its window and bucket allow; when the

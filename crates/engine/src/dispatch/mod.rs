@@ -10,7 +10,8 @@
 //! Parts: this file has the loop (`run`, `turn`, `apply`, `settle`) and the snapshot sync;
 //! `inputs` takes new messages, carrier answers, receipts, replies and timers; `lanes` owns
 //! each carrier's queue, window, bucket and probe gate and sends submits; `events` hands
-//! status events out; `drain` stops; `carrier` is the per-carrier state, `slab` the messages
+//! status events out; `journal` records every step and holds what must wait for the disk;
+//! `drain` stops; `carrier` is the per-carrier state, `slab` the messages
 //! and timers, `answers` what an answer means, `housekeeping` the 100 ms tick.
 
 mod answers;
@@ -19,6 +20,7 @@ mod drain;
 mod events;
 mod housekeeping;
 mod inputs;
+mod journal;
 mod lanes;
 mod slab;
 
@@ -111,6 +113,8 @@ pub(crate) struct Dispatcher<C: Carrier> {
     handle_gone: bool,
     /// Router-wide counts since the last metric flush.
     counts: EngineCounts,
+    /// The journal, when the router keeps one.
+    journal: Option<journal::Durability>,
 }
 
 /// Router-wide counts the dispatcher accumulates between metric flushes.
@@ -135,6 +139,7 @@ impl<C: Carrier> Dispatcher<C> {
         control_rx: mpsc::UnboundedReceiver<Control>,
         inbound_rx: mpsc::Receiver<(CarrierSlot, Inbound)>,
         replies_tx: mpsc::Sender<InboundEvent>,
+        journal: Option<(smsroute_journal::Writer, smsroute_journal::Recovered)>,
     ) -> Self {
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let policy = shared.snapshot.load().policy;
@@ -161,8 +166,14 @@ impl<C: Carrier> Dispatcher<C> {
             drained: 0,
             handle_gone: false,
             counts: EngineCounts::default(),
+            journal: None,
         };
         dispatcher.sync();
+        if let Some((writer, recovered)) = journal {
+            dispatcher.journal = Some(journal::Durability::new(writer, &recovered));
+            let now = dispatcher.shared.now();
+            dispatcher.resume(recovered, now);
+        }
         dispatcher
     }
 
@@ -175,7 +186,12 @@ impl<C: Carrier> Dispatcher<C> {
             let now = self.shared.now();
             let worked = self.turn(now);
             if let Some((deadline, _)) = &self.draining {
-                let idle = self.slab.live() == 0 && self.shared.submitted.is_empty();
+                let idle = self.slab.live() == 0
+                    && self.shared.submitted.is_empty()
+                    && self
+                        .journal
+                        .as_ref()
+                        .is_none_or(journal::Durability::is_idle);
                 if idle || now >= *deadline {
                     return self.finish();
                 }
@@ -262,7 +278,7 @@ impl<C: Carrier> Dispatcher<C> {
             let Some(job) = self.shared.submitted.pop() else {
                 break;
             };
-            self.start(job, now);
+            self.accept(job, now);
             started += 1;
         }
         if started > 0 {
@@ -274,6 +290,10 @@ impl<C: Carrier> Dispatcher<C> {
             worked = true;
         }
         self.settle(now);
+        if self.journal_turn(now) {
+            self.settle(now);
+            worked = true;
+        }
         self.events.flush();
         if self.timers.len() > 2 * self.slab.live() + 4 * BATCH {
             self.compact_timers();

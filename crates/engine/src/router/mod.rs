@@ -114,6 +114,17 @@ impl<C: Carrier> Router<C> {
             None => smsroute_policy::Suppression::in_memory(),
         });
         let cap_capacity = options.cap_capacity;
+        let wake = Arc::new(Notify::new());
+        let journal = match &options.journal {
+            None => None,
+            Some(journal) => {
+                let wake = wake.clone();
+                let on_durable = Box::new(move |_durable: u64| wake.notify_one());
+                Some(smsroute_journal::Journal::open(journal, on_durable)?)
+            }
+        };
+        let next_id = journal.as_ref().map_or(1, |(_, r)| r.last_id.0 + 1);
+        let acknowledged = journal.as_ref().map_or(0, |(_, r)| r.acknowledged);
         let counters = Arc::new(Counters::default());
         let limit = options.max_outstanding + options.progress_headroom;
         let (sink, stream) = EventSink::new(counters.clone(), limit, options.progress_events);
@@ -122,13 +133,15 @@ impl<C: Carrier> Router<C> {
             submitted: ArrayQueue::new(options.inbound_capacity.max(1)),
             snapshot: ArcSwap::from_pointee(snapshot),
             generation: AtomicU64::new(1),
-            wake: Notify::new(),
+            wake,
             parked: AtomicBool::new(false),
             counters,
             dlr: Arc::new(DlrMap::default()),
             origin: Instant::now(),
+            origin_unix: smsroute_journal::unix_nanos(std::time::SystemTime::now()),
+            acknowledged: AtomicU64::new(acknowledged),
             options,
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(next_id),
             ids: Default::default(),
             stopped: AtomicBool::new(false),
             metrics: smsroute_metrics::EngineMetrics::register(),
@@ -180,8 +193,9 @@ impl<C: Carrier> Router<C> {
         for (index, slot) in slots.iter().enumerate() {
             router.attach_receipts(CarrierSlot(index as u16), slot);
         }
-        let dispatcher =
-            Dispatcher::new(shared, sink, matched_rx, control_rx, inbound_rx, replies_tx);
+        let dispatcher = Dispatcher::new(
+            shared, sink, matched_rx, control_rx, inbound_rx, replies_tx, journal,
+        );
         tokio::spawn(dispatcher.run());
         Ok((router, stream))
     }
@@ -361,6 +375,17 @@ impl<C: Carrier> Router<C> {
     /// `Invalid(TooManySegments)`.
     pub fn max_segments(&self) -> u32 {
         self.shared.snapshot.load().max_segments
+    }
+
+    /// With a journal: the gateway has handled every terminal event up to acknowledgement
+    /// place `upto` ([`StatusEvent::ack`](crate::StatusEvent::ack)), so none of them is
+    /// replayed after a restart. Recorded within the dispatcher's next turn; a lower value
+    /// than before changes nothing. Without a journal, nothing to do.
+    pub fn acknowledge(&self, upto: u64) {
+        let before = self.shared.acknowledged.fetch_max(upto, Ordering::AcqRel);
+        if upto > before && self.shared.options.journal.is_some() {
+            self.shared.wake.notify_one();
+        }
     }
 
     /// Now on the router's clock (nanoseconds since start), as events' `at` counts it.

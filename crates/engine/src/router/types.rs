@@ -121,6 +121,10 @@ pub enum SetupError {
     /// The suppression file could not be read or opened for writing.
     #[error("suppression file: {0}")]
     Suppression(#[from] smsroute_policy::ImportError),
+    /// The journal could not be opened or recovered (a damaged record names its file and
+    /// offset).
+    #[error("journal: {0}")]
+    Journal(#[from] smsroute_journal::JournalError),
 }
 
 /// What a reload changed.

@@ -1,0 +1,388 @@
+//! The dispatcher's journal (`docs/durability.md`): every step it records, what waits for its
+//! record to be durable, and the messages it takes up again after a restart.
+//!
+//! Three things wait for the sync that covers their record, in the order they were recorded:
+//! a new message (started, and its `Accepted` event emitted, once durable), a submit (sent
+//! once its attempt is durable, so a crash can never forget a submit that reached a carrier),
+//! and a terminal event (handed to the gateway once durable, so it is never heard and then
+//! forgotten). Everything else (receipt ids, retries) is recorded without waiting: losing it
+//! in a crash only makes recovery more cautious.
+
+use std::borrow::Cow;
+
+use smsroute_delivery::Resume;
+use smsroute_journal::{Finish, Flushed, Record, Recovered, State, Unfinished, Writer};
+use smsroute_types::Message;
+
+use super::*;
+
+/// What waits for its record to be durable.
+pub(super) enum Held {
+    /// A new message: started once its acceptance is durable.
+    Start(Job),
+    /// A submit: sent once its attempt is durable.
+    Submit { key: EntryKey, attempt: u32 },
+    /// A terminal event: handed out once durable.
+    Terminal(StatusEvent),
+}
+
+/// The journal's writer and what waits for it.
+pub(super) struct Durability {
+    writer: Writer,
+    /// Held items by the sequence number of their record, oldest first.
+    waiting: VecDeque<(u64, Held)>,
+    /// The next terminal event's place in the acknowledgement order.
+    next_ack: u64,
+    /// The acknowledgement watermark last recorded.
+    acknowledged: u64,
+    /// More bytes wait for the disk than the journal allows (logged when it changes).
+    backlogged: bool,
+    /// The journal failed: nothing more becomes durable.
+    failed: bool,
+}
+
+/// Held items that will never be released: recorded after the journal failed.
+const NEVER: u64 = u64::MAX;
+
+impl Durability {
+    pub fn new(writer: Writer, recovered: &Recovered) -> Self {
+        Durability {
+            writer,
+            waiting: VecDeque::new(),
+            next_ack: recovered.last_ack + 1,
+            acknowledged: recovered.acknowledged,
+            backlogged: false,
+            failed: false,
+        }
+    }
+
+    /// Appends a record; its sequence number, or [`NEVER`] once the journal has failed.
+    fn append(&mut self, record: &Record<'_>) -> u64 {
+        if self.failed {
+            return NEVER;
+        }
+        match self.writer.append(record) {
+            Ok(seq) => seq,
+            Err(error) => {
+                self.fail(&error);
+                NEVER
+            }
+        }
+    }
+
+    fn fail(&mut self, error: &smsroute_journal::JournalError) {
+        if !self.failed {
+            self.failed = true;
+            tracing::error!(%error, "journal failed: no new message is accepted; messages \
+                waiting for it stay unfinished");
+        }
+    }
+
+    fn hold(&mut self, seq: u64, held: Held) {
+        self.waiting.push_back((seq, held));
+    }
+
+    /// The oldest held item whose record is durable.
+    fn next_durable(&mut self) -> Option<Held> {
+        let durable = self.writer.durable();
+        match self.waiting.front() {
+            Some((seq, _)) if *seq <= durable => self.waiting.pop_front().map(|(_, held)| held),
+            _ => None,
+        }
+    }
+
+    /// A terminal event: recorded with the next acknowledgement place, held until durable.
+    pub fn finish(&mut self, mut status: StatusEvent) {
+        status.ack = self.next_ack;
+        self.next_ack += 1;
+        let seq = self.append(&Record::Finished {
+            id: status.id,
+            status: finish_of(&status.event),
+            ack: status.ack,
+            possible_duplicate: status.possible_duplicate,
+        });
+        self.hold(seq, Held::Terminal(status));
+    }
+
+    /// Records attempt `attempt` of message `id` (entry `key`) to `carrier`; its submit waits
+    /// until the record is durable.
+    pub fn attempt(&mut self, key: EntryKey, id: MessageId, carrier: &str, attempt: u32) {
+        let seq = self.append(&Record::Attempt {
+            id,
+            carrier: Cow::Borrowed(carrier),
+            attempt,
+        });
+        self.hold(seq, Held::Submit { key, attempt });
+    }
+
+    /// Records that `carrier` accepted message `id` under these ids (none when it gave none).
+    pub fn submitted(&mut self, id: MessageId, carrier: &str, ids: &[Box<str>]) {
+        self.append(&Record::Submitted {
+            id,
+            carrier: Cow::Borrowed(carrier),
+            carrier_ids: Cow::Borrowed(ids),
+        });
+    }
+
+    /// Whether anything waits for the disk.
+    pub fn is_idle(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Hands this turn's records to the sync thread.
+    fn flush(&mut self) -> bool {
+        match self.writer.flush() {
+            Ok(Flushed::Ok) => {
+                if std::mem::take(&mut self.backlogged) {
+                    tracing::info!("journal caught up with the disk");
+                }
+                true
+            }
+            Ok(Flushed::Backlogged) => {
+                if !std::mem::replace(&mut self.backlogged, true) {
+                    tracing::warn!(
+                        "journal: the disk falls behind; new messages wait longer \
+                        for their acceptance"
+                    );
+                }
+                true
+            }
+            Err(error) => {
+                self.fail(&error);
+                false
+            }
+        }
+    }
+
+    /// Syncs what is recorded and stops the writer; the items held are returned, all durable
+    /// unless the journal failed.
+    pub fn close(self) -> (bool, VecDeque<(u64, Held)>) {
+        let ok = !self.failed && self.writer.close().is_ok();
+        (ok, self.waiting)
+    }
+}
+
+/// The journal's form of a terminal event.
+fn finish_of(event: &Event) -> Finish {
+    match event {
+        Event::Delivered => Finish::Delivered,
+        Event::Sent => Finish::Sent,
+        Event::Failed(reason) => Finish::Failed(*reason),
+        _ => Finish::Expired,
+    }
+}
+
+/// The event of a journal's terminal status.
+fn event_of(finish: Finish) -> Event {
+    match finish {
+        Finish::Delivered => Event::Delivered,
+        Finish::Sent => Event::Sent,
+        Finish::Failed(reason) => Event::Failed(reason),
+        Finish::Expired => Event::Expired,
+    }
+}
+
+impl<C: Carrier> Dispatcher<C> {
+    /// A new message from a submitter: started now without a journal, else recorded and
+    /// started once durable.
+    pub(super) fn accept(&mut self, job: Job, now: Nanos) {
+        let unix = self.shared.unix(now);
+        match &mut self.journal {
+            None => self.start(job, now),
+            Some(journal) => {
+                let seq = journal.append(&Record::Accepted {
+                    message: Cow::Borrowed(&job.message),
+                    at: unix,
+                });
+                if seq == NEVER {
+                    // Nothing more can be durable: stop taking messages.
+                    self.shared.stopped.store(true, Ordering::Release);
+                }
+                journal.hold(seq, Held::Start(job));
+            }
+        }
+    }
+
+    /// Records that a message waits to be tried again, not before `at` (router clock).
+    pub(super) fn record_retry(&mut self, id: MessageId, at: Nanos) {
+        let unix = self.shared.unix(at);
+        if let Some(journal) = &mut self.journal {
+            journal.append(&Record::Retrying { id, at: unix });
+        }
+    }
+
+    /// Once a turn: records the gateway's new watermark, hands the records to the sync
+    /// thread, and releases what became durable. Returns whether it released anything.
+    pub(super) fn journal_turn(&mut self, now: Nanos) -> bool {
+        let Some(journal) = &mut self.journal else {
+            return false;
+        };
+        let upto = self.shared.acknowledged.load(Ordering::Acquire);
+        if upto > journal.acknowledged {
+            journal.acknowledged = upto;
+            journal.append(&Record::Acknowledged { upto });
+        }
+        if !journal.flush() {
+            self.shared.stopped.store(true, Ordering::Release);
+        }
+        let mut released = false;
+        while let Some(held) = self.journal.as_mut().and_then(Durability::next_durable) {
+            released = true;
+            match held {
+                Held::Start(job) => self.start(job, now),
+                Held::Submit { key, attempt } => self.send(key, attempt, now),
+                Held::Terminal(status) => self.hand_out_terminal(status),
+            }
+        }
+        released
+    }
+
+    /// Takes up what the journal held at start: unacknowledged terminal events are emitted
+    /// again (flagged as replays), unfinished messages resume where they were.
+    pub(super) fn resume(&mut self, recovered: Recovered, now: Nanos) {
+        let counters = &self.shared.counters;
+        let (replays, unfinished) = (recovered.unacknowledged.len(), recovered.unfinished.len());
+        counters
+            .outstanding
+            .fetch_add(replays + unfinished, Ordering::AcqRel);
+        for replay in recovered.unacknowledged {
+            let carrier = replay.carrier.as_deref().and_then(|id| self.slot_named(id));
+            self.events.terminal(StatusEvent {
+                id: replay.message.id(),
+                at: now,
+                event: event_of(replay.status),
+                attempts: replay.attempts,
+                possible_duplicate: replay.possible_duplicate,
+                carrier,
+                carrier_name: carrier.map(|c| self.slots[c.get()].name),
+                history: None,
+                carrier_message_ids: replay.carrier_ids.into_iter().collect(),
+                message: Arc::new(replay.message),
+                ack: replay.ack,
+                replay: true,
+            });
+        }
+        for message in recovered.unfinished {
+            self.shared.ids.insert(message.message.id());
+            self.resume_one(message, now);
+        }
+        if replays + unfinished > 0 {
+            tracing::info!(replays, unfinished, "journal: resumed after a restart");
+        }
+        self.settle(now);
+        self.events.flush();
+    }
+
+    /// One unfinished message, routed again on the current table (no policy charges: it was
+    /// accepted before), with its deadline where it was.
+    fn resume_one(&mut self, u: Unfinished, now: Nanos) {
+        let message = Arc::new(u.message);
+        let candidates = self.route_again(&message);
+        let validity = message
+            .validity()
+            .map_or(self.policy.validity, |v| v.as_nanos() as Nanos);
+        let deadline = self.shared.at_unix(u.accepted_at.saturating_add(validity));
+        let mut not_before = message
+            .not_before()
+            .map(|at| self.now_system_offset(now, at));
+        let mut receipt_ids = Vec::new();
+        let at = match u.state {
+            State::Queued => Resume::Queued,
+            State::Retrying { at } => {
+                not_before = Some(not_before.unwrap_or(0).max(self.shared.at_unix(at)));
+                Resume::Queued
+            }
+            State::InFlight { carrier, attempt } => {
+                match self.slot_named(&carrier).or(candidates.first().copied()) {
+                    Some(carrier) => Resume::Lost { carrier, attempt },
+                    None => Resume::Queued,
+                }
+            }
+            State::AwaitingReceipt {
+                carrier,
+                carrier_ids,
+            } => match self.slot_named(&carrier).or(candidates.first().copied()) {
+                Some(slot) => {
+                    let waits = self.shared.options.request_receipts && !carrier_ids.is_empty();
+                    let until = if waits {
+                        receipt_ids = carrier_ids;
+                        now.saturating_add(self.policy.receipt_timeout)
+                    } else {
+                        now
+                    };
+                    Resume::AwaitingReceipt {
+                        carrier: slot,
+                        attempt: u.attempts,
+                        until,
+                    }
+                }
+                None => Resume::Queued,
+            },
+        };
+        let request = DeliveryRequest {
+            id: message.id(),
+            parts: message.segments(),
+            candidates,
+            receipt: self.shared.options.request_receipts,
+            validity: None,
+            not_before,
+        };
+        let (delivery, actions) = Delivery::resume(
+            request,
+            self.policy,
+            now,
+            deadline,
+            u.attempts,
+            at,
+            &mut self.budgets[..],
+        );
+        let key = self.slab.insert(Entry {
+            delivery,
+            message,
+            wake_at: Nanos::MAX,
+            lane: None,
+            in_flight: None,
+            // Checked against the suppression list again at its carrier's lane.
+            checked: u64::MAX,
+            charge: None,
+            carrier_ids: receipt_ids.iter().cloned().collect(),
+        });
+        if let Resume::AwaitingReceipt {
+            carrier, attempt, ..
+        } = at
+        {
+            let expires = now.saturating_add(self.policy.receipt_timeout + RECEIPT_MARGIN);
+            for (part, id) in receipt_ids.into_iter().enumerate() {
+                let target = Target {
+                    key,
+                    attempt,
+                    part: part as u32,
+                };
+                // A receipt cannot have come before the router started.
+                let _ = self.shared.dlr.expect(carrier, id, target, expires);
+            }
+        }
+        self.apply(key, actions, now);
+    }
+
+    /// The candidates the current table gives a message, best first.
+    fn route_again(&self, message: &Message) -> smallvec::SmallVec<[CarrierSlot; 8]> {
+        let snapshot = self.shared.snapshot.load();
+        let health = self.shared.board.view(&snapshot.slot_of);
+        let pick =
+            smsroute_types::SplitMix64::new(message.id().0 ^ self.shared.options.seed).next_u64();
+        let route = snapshot.table.route(message.to(), &health, pick);
+        route
+            .iter()
+            .map(|offer| snapshot.slot_of[offer.carrier.get()])
+            .collect()
+    }
+
+    /// The slot of a carrier id the router knows.
+    fn slot_named(&self, id: &str) -> Option<CarrierSlot> {
+        self.slots
+            .iter()
+            .position(|s| &*s.id == id)
+            .map(|i| CarrierSlot(i as u16))
+    }
+}

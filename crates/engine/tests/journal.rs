@@ -1,0 +1,297 @@
+//! The router with a journal, across crashes: a crash is the runtime dropped under a running
+//! router (no shutdown, nothing flushed on the way out), and a restart a new router on the same
+//! directory.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use smsroute_carrier::Receipt;
+use smsroute_carrier::mock::MockCarrier;
+use smsroute_delivery::{Event, ReceiptStatus};
+use smsroute_engine::{EngineOptions, EventStream, Router, StatusEvent};
+use smsroute_journal::JournalOptions;
+use smsroute_sim::Behaviour;
+use smsroute_types::{CarrierSlot, Message, MessageId};
+use tokio::runtime::Runtime;
+
+/// A journal directory of its own, removed afterwards.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "smsroute-engine-journal-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        Dir(dir)
+    }
+
+    fn options(&self) -> EngineOptions {
+        EngineOptions::default().journal(JournalOptions::new(&self.0))
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn message(n: u64) -> Message {
+    Message::builder(&format!("4477009{n:05}"), "ACME", "hello")
+        .client_ref(&format!("ref-{n}"))
+        .build()
+        .unwrap()
+}
+
+/// Takes events until `terminal` terminal ones came (at most 20 s of quiet).
+async fn until_terminal(events: &mut EventStream, terminal: usize) -> Vec<StatusEvent> {
+    let mut seen = Vec::new();
+    while seen
+        .iter()
+        .filter(|e: &&StatusEvent| e.is_terminal())
+        .count()
+        < terminal
+    {
+        let event = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .expect("an event within 20 s")
+            .expect("the stream is open");
+        seen.push(event);
+    }
+    seen
+}
+
+/// Terminal events by id.
+fn terminal_by_id(events: &[StatusEvent]) -> BTreeMap<MessageId, StatusEvent> {
+    let mut out = BTreeMap::new();
+    for e in events.iter().filter(|e| e.is_terminal()) {
+        assert!(
+            out.insert(e.id, e.clone()).is_none(),
+            "two terminal events for {}",
+            e.id
+        );
+    }
+    out
+}
+
+#[test]
+fn a_crash_loses_nothing_accepted_and_flags_what_was_in_flight() {
+    let dir = Dir::new("crash");
+    let config = common::config(&[("alpha", 1000, "0.004")], "");
+    const N: u64 = 10;
+
+    // Life 1: the carrier never answers. Every message is accepted and handed to it, then
+    // the process dies.
+    let rt = runtime();
+    let hanging = Behaviour {
+        hang: 1.0,
+        ..Behaviour::default()
+    };
+    let (router, mut events) = {
+        let _enter = rt.enter();
+        common::start(&config, dir.options(), &[("alpha", hanging)])
+    };
+    let ids: Vec<MessageId> = (1..=N)
+        .map(|n| router.try_submit(message(n)).unwrap())
+        .collect();
+    rt.block_on(async {
+        let mut accepted = HashSet::new();
+        while accepted.len() < N as usize {
+            let e = tokio::time::timeout(Duration::from_secs(20), events.recv())
+                .await
+                .expect("accepted within 20 s")
+                .unwrap();
+            assert_eq!(e.event, Event::Accepted, "nothing else happens: {e:?}");
+            accepted.insert(e.id);
+        }
+        // Every submit is on its way to the carrier (published on the 100 ms tick).
+        while router.carriers()[0].in_flight < N as u32 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    drop(rt);
+    drop((router, events));
+
+    // Life 2: the carrier answers. Each message is resumed as a lost submit: sent again and
+    // flagged as a possible duplicate; none is accepted a second time.
+    let rt = runtime();
+    let (router, mut events) = {
+        let _enter = rt.enter();
+        common::start(&config, dir.options(), &[])
+    };
+    let seen = rt.block_on(until_terminal(&mut events, N as usize));
+    assert!(
+        seen.iter().all(|e| e.event != Event::Accepted),
+        "accepted once, before the crash"
+    );
+    let first = terminal_by_id(&seen);
+    assert_eq!(first.keys().copied().collect::<Vec<_>>(), ids);
+    for (id, e) in &first {
+        assert_eq!(e.event, Event::Delivered, "{id}");
+        assert!(
+            e.possible_duplicate,
+            "{id}: its first submit may have arrived"
+        );
+        assert_eq!(e.attempts, 2, "{id}");
+        assert_eq!(e.client_ref(), Some(format!("ref-{}", id.0).as_str()));
+        assert!(!e.replay);
+    }
+    let mut acks: Vec<u64> = first.values().map(|e| e.ack).collect();
+    acks.sort_unstable();
+    assert_eq!(
+        acks,
+        (1..=N).collect::<Vec<_>>(),
+        "each its own place, from 1"
+    );
+    let report = rt.block_on(router.shutdown(Duration::from_secs(1)));
+    assert!(report.unfinished.is_empty());
+    drop((router, events));
+    drop(rt);
+
+    // Life 3: nothing was acknowledged, so every terminal event comes again, flagged.
+    let rt = runtime();
+    let (router, mut events) = {
+        let _enter = rt.enter();
+        common::start(&config, dir.options(), &[])
+    };
+    let again = terminal_by_id(&rt.block_on(until_terminal(&mut events, N as usize)));
+    assert_eq!(again.len(), first.len());
+    for (id, e) in &again {
+        let before = &first[id];
+        assert!(e.replay, "{id}");
+        assert_eq!(
+            (e.event, e.ack, e.possible_duplicate, e.client_ref()),
+            (before.event, before.ack, true, before.client_ref())
+        );
+    }
+    // The gateway acknowledges all but the last two.
+    router.acknowledge(N - 2);
+    rt.block_on(router.shutdown(Duration::from_secs(1)));
+    drop((router, events));
+    drop(rt);
+
+    // Life 4: only the two unacknowledged ones come again; a new message gets a new id.
+    let rt = runtime();
+    let (router, mut events) = {
+        let _enter = rt.enter();
+        common::start(&config, dir.options(), &[])
+    };
+    let replayed = rt.block_on(until_terminal(&mut events, 2));
+    assert_eq!(
+        replayed.iter().map(|e| e.ack).collect::<Vec<_>>(),
+        [N - 1, N],
+        "in acknowledgement order"
+    );
+    let next = router.try_submit(message(99)).unwrap();
+    assert!(next > ids[ids.len() - 1], "ids are never reused: {next}");
+    let fresh = rt.block_on(until_terminal(&mut events, 1));
+    let last = fresh.iter().find(|e| e.is_terminal()).unwrap();
+    assert_eq!((last.id, last.ack, last.replay), (next, N + 1, false));
+    router.acknowledge(N + 1);
+    rt.block_on(router.shutdown(Duration::from_secs(1)));
+    drop((router, events));
+    drop(rt);
+
+    // Life 5: everything acknowledged: nothing comes back.
+    let rt = runtime();
+    let (router, mut events) = {
+        let _enter = rt.enter();
+        common::start(&config, dir.options(), &[])
+    };
+    assert_eq!(router.stats().outstanding, 0);
+    rt.block_on(async {
+        let quiet = tokio::time::timeout(Duration::from_millis(300), events.recv()).await;
+        assert!(quiet.is_err(), "no event: {quiet:?}");
+    });
+    rt.block_on(router.shutdown(Duration::from_secs(1)));
+}
+
+#[test]
+fn receipts_awaited_at_a_crash_are_matched_after_the_restart() {
+    let dir = Dir::new("receipts");
+    let config = common::config(&[("alpha", 1000, "0.004")], "");
+    let start = |rt: &Runtime| {
+        let _enter = rt.enter();
+        Router::start(&config, dir.options(), |c| MockCarrier::new(&c.id)).unwrap()
+    };
+
+    // Life 1: the carrier accepts three messages; their receipts have not come at the crash.
+    let rt = runtime();
+    let (router, mut events) = start(&rt);
+    let ids: Vec<MessageId> = (1..=3)
+        .map(|n| router.try_submit(message(n)).unwrap())
+        .collect();
+    rt.block_on(async {
+        let mut submitted = 0;
+        while submitted < 3 {
+            let e = tokio::time::timeout(Duration::from_secs(20), events.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            submitted += usize::from(matches!(e.event, Event::Submitted { .. }));
+        }
+        // The ids are recorded in the turn that hears the answers: let the sync take them.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    });
+    drop(rt);
+    drop((router, events));
+
+    // Life 2: the receipts arrive at the new process and find their messages.
+    let rt = runtime();
+    let (router, mut events) = start(&rt);
+    let carrier = router.carrier(CarrierSlot(0)).unwrap();
+    let seen = rt.block_on(async {
+        for id in &ids {
+            carrier
+                .send_receipt(Receipt {
+                    message_id: MockCarrier::message_id(id.0, 1, 0),
+                    status: ReceiptStatus::Delivered,
+                    error: 0,
+                })
+                .await;
+        }
+        until_terminal(&mut events, 3).await
+    });
+    let terminal = terminal_by_id(&seen);
+    assert_eq!(terminal.keys().copied().collect::<Vec<_>>(), ids);
+    for (id, e) in &terminal {
+        assert_eq!(e.event, Event::Delivered, "{id}");
+        assert_eq!((e.attempts, e.possible_duplicate), (1, false), "{id}");
+        assert_eq!(
+            &e.carrier_message_ids[..],
+            &[MockCarrier::message_id(id.0, 1, 0)]
+        );
+        assert_eq!(e.carrier_name, Some("alpha"));
+    }
+    assert!(carrier.submitted().is_empty(), "nothing was sent again");
+    assert_eq!(router.stats().unknown_receipts, 0);
+    rt.block_on(router.shutdown(Duration::from_secs(1)));
+}
+
+#[test]
+fn without_a_journal_events_carry_no_acknowledgement_place() {
+    let rt = runtime();
+    let _enter = rt.enter();
+    let config = common::config(&[("alpha", 1000, "0.004")], "");
+    let (router, mut events) = common::start(&config, EngineOptions::default(), &[]);
+    let id = router.try_submit(message(1)).unwrap();
+    let seen = rt.block_on(until_terminal(&mut events, 1));
+    let last = seen.last().unwrap();
+    assert_eq!((last.id, last.event), (id, Event::Delivered));
+    assert_eq!((last.ack, last.replay), (0, false));
+    router.acknowledge(5); // nothing to record, nothing changes
+    let report = rt.block_on(router.shutdown(Duration::from_secs(1)));
+    assert!(report.unfinished.is_empty());
+}
