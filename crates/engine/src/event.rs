@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use smallvec::SmallVec;
 use smsroute_delivery::{AttemptRecord, Event, Nanos};
 use smsroute_types::CarrierSlot;
-use smsroute_types::{Message, MessageId};
+use smsroute_types::{CarrierMessageId, Message, MessageId};
 use tokio::sync::mpsc;
 
 /// One thing that happened to one message.
@@ -46,7 +46,7 @@ pub struct StatusEvent {
     /// carrier accepted it (empty when it refused or never answered); on a terminal event,
     /// those of the last attempt a carrier accepted (empty when none did). With
     /// `possible_duplicate`, what to look up in the carrier's records.
-    pub carrier_message_ids: SmallVec<[Box<str>; 1]>,
+    pub carrier_message_ids: SmallVec<[CarrierMessageId; 1]>,
     /// The message as submitted: its client reference and tags (shared, not copied).
     pub message: Arc<Message>,
     /// Terminal events with a journal: the event's place in the acknowledgement order (from

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod carrier_id;
 mod e164;
 mod encoding;
 mod label;
@@ -31,6 +32,7 @@ mod rng;
 mod sender;
 mod slot;
 
+pub use carrier_id::{CarrierMessageId, INLINE_CARRIER_ID};
 pub use e164::{E164, InvalidNumber, MAX_DIGITS, MIN_DIGITS, pack_digits};
 pub use encoding::{
     Encoding, GSM7_MULTI, GSM7_SINGLE, Segmentation, UCS2_MULTI, UCS2_SINGLE, gsm7_decode,

@@ -99,7 +99,7 @@ pub(super) fn progress_event(
     event: Event,
     at: Nanos,
     carrier: Option<(CarrierSlot, &'static str)>,
-    carrier_message_ids: smallvec::SmallVec<[Box<str>; 1]>,
+    carrier_message_ids: smallvec::SmallVec<[CarrierMessageId; 1]>,
 ) -> StatusEvent {
     StatusEvent {
         id: entry.delivery.id(),
@@ -122,7 +122,7 @@ pub(super) fn submitted_event<C>(
     entry: &Entry,
     flight: &InFlight,
     slots: &[Arc<SlotEntry<C>>],
-    ids: smallvec::SmallVec<[Box<str>; 1]>,
+    ids: smallvec::SmallVec<[CarrierMessageId; 1]>,
 ) -> StatusEvent {
     let name = slots[flight.carrier.get()].name;
     let event = Event::Submitted {

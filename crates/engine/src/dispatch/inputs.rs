@@ -86,34 +86,34 @@ impl<C: Carrier> Dispatcher<C> {
             Ok(accepted) => accepted.message_ids,
             Err(_) => smallvec::SmallVec::new(),
         };
+        // The events' copy is inline: the carrier's boxed ids go to the receipt map or are
+        // freed here, on the thread that made them, never on the gateway's.
+        let event_ids: smallvec::SmallVec<[CarrierMessageId; 1]> =
+            ids.iter().map(|id| CarrierMessageId::new(id)).collect();
+        if let (Some(journal), SubmitResult::Accepted) = (&mut self.journal, result) {
+            let name = &self.slots[flight.carrier.get()].id;
+            journal.submitted(entry.delivery.id(), name, &ids);
+        }
         if !ids.is_empty() && self.shared.options.request_receipts {
             // A little past the receipt timeout: by then the message has turned `sent`.
             let expires = now.saturating_add(self.policy.receipt_timeout + RECEIPT_MARGIN);
-            for (part, id) in ids.iter().enumerate() {
+            for (part, id) in ids.into_iter().enumerate() {
                 let target = Target {
                     key: done.key,
                     attempt: done.attempt,
                     part: part as u32,
                 };
-                if let Some(status) =
-                    self.shared
-                        .dlr
-                        .expect(flight.carrier, id.clone(), target, expires)
-                {
+                if let Some(status) = self.shared.dlr.expect(flight.carrier, id, target, expires) {
                     early.push((part as u32, status));
                 }
             }
         }
         if self.events.wants_progress() {
-            let status = submitted_event(entry, &flight, &self.slots, ids.clone());
+            let status = submitted_event(entry, &flight, &self.slots, event_ids.clone());
             self.events.progress(status, live);
         }
-        if let (Some(journal), SubmitResult::Accepted) = (&mut self.journal, result) {
-            let name = &self.slots[flight.carrier.get()].id;
-            journal.submitted(entry.delivery.id(), name, &ids);
-        }
-        if !ids.is_empty() {
-            entry.carrier_ids = ids;
+        if !event_ids.is_empty() {
+            entry.carrier_ids = event_ids;
         }
         let state = &mut self.carriers[flight.carrier.get()];
         state.counts.submits[metric_result(result) as usize] += 1;

@@ -256,7 +256,11 @@ impl<C: Carrier> Dispatcher<C> {
                 carrier,
                 carrier_name: carrier.map(|c| self.slots[c.get()].name),
                 history: None,
-                carrier_message_ids: replay.carrier_ids.into_iter().collect(),
+                carrier_message_ids: replay
+                    .carrier_ids
+                    .iter()
+                    .map(|id| CarrierMessageId::new(id))
+                    .collect(),
                 message: Arc::new(replay.message),
                 ack: replay.ack,
                 replay: true,
@@ -345,7 +349,10 @@ impl<C: Carrier> Dispatcher<C> {
             // Checked against the suppression list again at its carrier's lane.
             checked: u64::MAX,
             charge: None,
-            carrier_ids: receipt_ids.iter().cloned().collect(),
+            carrier_ids: receipt_ids
+                .iter()
+                .map(|id| CarrierMessageId::new(id))
+                .collect(),
         });
         if let Resume::AwaitingReceipt {
             carrier, attempt, ..

@@ -41,8 +41,7 @@ use smsroute_delivery::{
 };
 use smsroute_health::{Circuit, Outcome};
 use smsroute_throttle::{AdaptiveConfig, Admission, Quota};
-use smsroute_types::CarrierSlot;
-use smsroute_types::MessageId;
+use smsroute_types::{CarrierMessageId, CarrierSlot, MessageId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ShutdownReport;

@@ -34,7 +34,7 @@ pub(crate) struct Entry {
     /// What its account paid, when it names one.
     pub charge: Option<Box<crate::shared::Charge>>,
     /// The carrier's ids of the last attempt a carrier accepted.
-    pub carrier_ids: smallvec::SmallVec<[Box<str>; 1]>,
+    pub carrier_ids: smallvec::SmallVec<[smsroute_types::CarrierMessageId; 1]>,
 }
 
 struct Slot {
