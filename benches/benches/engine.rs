@@ -4,13 +4,16 @@
 //! worker. `pipeline_bare` runs with no metrics recorder (every handle a no-op); `pipeline`
 //! with the Prometheus recorder installed globally (upkeep running), as a deployment has it;
 //! `pipeline_policy` as `pipeline` with the policy stage on: every message of a capped
-//! marketing class with quiet-hour rules, checked against a suppression list of 10,000.
+//! marketing class with quiet-hour rules, checked against a suppression list of 10,000;
+//! `pipeline_durable` as `pipeline` with a journal (`sync = "batch"`) in the system's temporary
+//! directory: every message's acceptance, attempt, carrier answer and terminal status recorded
+//! and synced in groups.
 
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use smsroute_benches::pipeline::{
-    messages, policy_messages, policy_router, push_through, router, runtime,
+    durable_router, messages, policy_messages, policy_router, push_through, router, runtime,
 };
 
 const N: usize = 10_000;
@@ -46,6 +49,21 @@ fn engine(c: &mut Criterion) {
             )
         });
     }
+    let dir = std::env::temp_dir().join(format!("smsroute-bench-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let rt = runtime();
+        let (router, mut events) = durable_router(&rt, N, &dir);
+        group.bench_function(BenchmarkId::new("pipeline_durable", N), |b| {
+            b.iter_batched(
+                || messages(N),
+                |batch| assert_eq!(push_through(&rt, &router, &mut events, batch), N),
+                BatchSize::PerIteration,
+            )
+        });
+        rt.block_on(router.shutdown(Duration::from_secs(5)));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     let rt = runtime();
     let (router, mut events) = policy_router(&rt, N);
     let mut round = 0;

@@ -118,6 +118,26 @@ pub fn router(runtime: &Runtime, batch: usize) -> (Router<SimCarrier>, EventStre
     .expect("the bench router starts")
 }
 
+/// [`router`] with a journal in `dir` (group commit, the default 1 ms batch interval), on
+/// whatever disk holds it.
+pub fn durable_router(
+    runtime: &Runtime,
+    batch: usize,
+    dir: &std::path::Path,
+) -> (Router<SimCarrier>, EventStream) {
+    let options = EngineOptions::default()
+        .max_outstanding(batch * 2)
+        .inbound_capacity(batch * 2)
+        .request_receipts(false)
+        .journal(smsroute_journal::JournalOptions::new(dir));
+    let config = config();
+    let _guard = runtime.enter();
+    Router::start(&config, options, |c| {
+        SimCarrier::new(&c.id, Behaviour::default(), 1)
+    })
+    .expect("the bench router starts")
+}
+
 /// Submits every message and waits until each has its terminal event; returns how many were
 /// sent.
 pub fn push_through(

@@ -56,6 +56,31 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Message limits.
     pub limits: LimitsConfig,
+    /// The crash-safe journal (`[journal]`), when configured.
+    pub journal: Option<JournalConfig>,
+}
+
+/// Where and how the router keeps its journal (`[journal]`; `docs/durability.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// The directory of its segments, as written (relative to the working directory).
+    pub dir: String,
+    /// When a record counts as durable.
+    pub sync: JournalSync,
+    /// At most one sync per this many milliseconds (0 to 1,000; default 1).
+    pub batch_interval_ms: u64,
+}
+
+/// `[journal] sync`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JournalSync {
+    /// `"batch"` (the default): one `fdatasync` covers every record of a batch.
+    #[default]
+    Batch,
+    /// `"always"`: a sync per record.
+    Always,
+    /// `"none"`: written, never synced (survives a crash of the process, not of the machine).
+    None,
 }
 
 /// One carrier's contract.

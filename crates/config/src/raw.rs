@@ -16,6 +16,7 @@ pub(super) struct RawConfig {
     pub ported: Vec<Spanned<RawPorted>>,
     pub retry: Option<RawRetry>,
     pub limits: Option<RawLimits>,
+    pub journal: Option<Spanned<RawJournal>>,
     pub policy: Option<RawPolicy>,
     #[serde(default)]
     pub classes: Vec<Spanned<RawClass>>,
@@ -156,6 +157,14 @@ pub(super) struct RawRetry {
     pub receipt_timeout_s: Option<Spanned<i64>>,
     pub validity_s: Option<Spanned<i64>>,
     pub reroute_on_undeliverable: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJournal {
+    pub dir: Option<Spanned<String>>,
+    pub sync: Option<Spanned<String>>,
+    pub batch_interval_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]

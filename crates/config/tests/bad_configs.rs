@@ -54,6 +54,10 @@ fn cases() -> Vec<(String, &'static str, &'static str)> {
         (with("[[quiet_hours]]\nprefix = \"44\"\nstart = \"25:00\"\nend = \"08:00\"\n"), "6:9", "start must be a time HH:MM, got \"25:00\""),
         (with("[[quiet_hours]]\nprefix = \"44\"\nutc_offset = \"1:00\"\nstart = \"21:00\"\nend = \"08:00\"\n"), "6:14", "utc_offset must be +HH:MM or -HH:MM"),
         (with("[policy]\nsuppression_file = \"\"\n"), "5:20", "suppression_file must name a file"),
+        (with("[journal]\nsync = \"batch\"\n"), "4:1", "[journal] needs dir"),
+        (with("[journal]\ndir = \" \"\n"), "5:7", "journal dir must name a directory"),
+        (with("[journal]\ndir = \"j\"\nsync = \"fast\"\n"), "6:8", "sync must be \"batch\", \"always\" or \"none\", not \"fast\""),
+        (with("[journal]\ndir = \"j\"\nbatch_interval_ms = 5000\n"), "6:21", "batch_interval_ms must be between 0 and 1000, got 5000"),
     ]
 }
 
@@ -134,6 +138,11 @@ reroute_on_undeliverable = true
 
 [limits]
 max_segments = 6
+
+[journal]
+dir = "var/journal"
+sync = "always"
+batch_interval_ms = 0
 "#;
     let config = Config::parse(text, "full.toml").unwrap();
     assert_eq!(
@@ -148,6 +157,16 @@ max_segments = 6
     assert_eq!(config.ported[0].number.as_str(), "447700900123");
     assert!(config.retry.reroute_on_undeliverable);
     assert_eq!(config.limits.max_segments, 6);
+    assert_eq!(
+        config.journal,
+        Some(smsroute_config::JournalConfig {
+            dir: "var/journal".into(),
+            sync: smsroute_config::JournalSync::Always,
+            batch_interval_ms: 0,
+        })
+    );
+    let without = Config::parse(CARRIER, "bare.toml").unwrap();
+    assert_eq!(without.journal, None, "no journal unless configured");
 }
 
 #[test]

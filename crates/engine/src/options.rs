@@ -140,8 +140,8 @@ impl EngineOptions {
     /// Keep a journal (`docs/durability.md`): every accepted message, attempt and terminal
     /// status is recorded there, a message's `Accepted` event comes only once its record is
     /// durable, and [`Router::start`](crate::Router::start) resumes what the journal holds
-    /// unfinished and replays unacknowledged terminal events. Default none: nothing survives
-    /// the process.
+    /// unfinished and replays unacknowledged terminal events. Default none: the
+    /// configuration's `[journal]`, else no journal (nothing survives the process).
     pub fn journal(mut self, journal: smsroute_journal::JournalOptions) -> Self {
         self.journal = Some(journal);
         self

@@ -296,3 +296,36 @@ fn without_a_journal_events_carry_no_acknowledgement_place() {
     let report = rt.block_on(router.shutdown(Duration::from_secs(1)));
     assert!(report.unfinished.is_empty());
 }
+
+#[test]
+fn the_configuration_can_ask_for_the_journal() {
+    let dir = Dir::new("configured");
+    let extra = format!(
+        "[journal]\ndir = {:?}\nsync = \"always\"\n",
+        dir.0.display().to_string()
+    );
+    let config = common::config(&[("alpha", 1000, "0.004")], &extra);
+    for life in 1..=2u64 {
+        let rt = runtime();
+        let (router, mut events) = {
+            let _enter = rt.enter();
+            common::start(&config, EngineOptions::default(), &[])
+        };
+        router.try_submit(message(life)).unwrap();
+        // Life 2 first hears life 1's unacknowledged terminal event again.
+        let seen = rt.block_on(until_terminal(&mut events, life as usize));
+        let acks: Vec<(u64, bool)> = seen
+            .iter()
+            .filter(|e| e.is_terminal())
+            .map(|e| (e.ack, e.replay))
+            .collect();
+        let want: Vec<(u64, bool)> = (1..=life).map(|a| (a, a < life)).collect();
+        assert_eq!(acks, want);
+        rt.block_on(router.shutdown(Duration::from_secs(1)));
+    }
+    let segments = std::fs::read_dir(&dir.0).unwrap().count();
+    assert_eq!(
+        segments, 2,
+        "a segment per start, in the configured directory"
+    );
+}

@@ -115,7 +115,11 @@ impl<C: Carrier> Router<C> {
         });
         let cap_capacity = options.cap_capacity;
         let wake = Arc::new(Notify::new());
-        let journal = match &options.journal {
+        let journal_options = options
+            .journal
+            .clone()
+            .or_else(|| config.journal.as_ref().map(journal_options));
+        let journal = match &journal_options {
             None => None,
             Some(journal) => {
                 let wake = wake.clone();
@@ -383,7 +387,7 @@ impl<C: Carrier> Router<C> {
     /// than before changes nothing. Without a journal, nothing to do.
     pub fn acknowledge(&self, upto: u64) {
         let before = self.shared.acknowledged.fetch_max(upto, Ordering::AcqRel);
-        if upto > before && self.shared.options.journal.is_some() {
+        if upto > before {
             self.shared.wake.notify_one();
         }
     }
@@ -480,6 +484,18 @@ impl<C: Carrier> Router<C> {
         });
         self.handle.pumps.lock().push(pump.abort_handle());
     }
+}
+
+/// The journal a configuration's `[journal]` asks for.
+fn journal_options(config: &smsroute_config::JournalConfig) -> smsroute_journal::JournalOptions {
+    let mut options = smsroute_journal::JournalOptions::new(&config.dir);
+    options.sync = match config.sync {
+        smsroute_config::JournalSync::Batch => smsroute_journal::SyncMode::Batch,
+        smsroute_config::JournalSync::Always => smsroute_journal::SyncMode::Always,
+        smsroute_config::JournalSync::None => smsroute_journal::SyncMode::None,
+    };
+    options.batch_interval = Duration::from_millis(config.batch_interval_ms);
+    options
 }
 
 impl<C: Carrier> Drop for Handle<C> {

@@ -1,0 +1,145 @@
+//! `journal/append/10000`: 10,000 records of one message's life each (accepted with its whole
+//! message, attempt, carrier ids, finished) appended, handed to the sync thread and waited for
+//! until durable (`sync = "batch"`, on the disk of the system's temporary directory).
+//! `journal/recover/N`: reading a journal that holds N unfinished messages (each accepted and
+//! awaiting its receipt: three records) back into their states. Sizes:
+//! `SMSROUTE_BENCH_SIZES=100k,1M` (the default).
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use smsroute_journal::{Finish, Journal, JournalOptions, Record, Writer};
+use smsroute_types::{Message, MessageId};
+
+const APPEND: usize = 10_000;
+
+fn wanted(label: &str) -> bool {
+    match std::env::var("SMSROUTE_BENCH_SIZES") {
+        Ok(list) => list.split(',').any(|s| s.trim() == label),
+        Err(_) => true,
+    }
+}
+
+/// A directory of its own under the system's temporary directory, emptied.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("smsroute-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn message(n: u64) -> Message {
+    Message::builder(
+        &format!("4477009{:05}", n % 100_000),
+        "ACME",
+        "Your code is 123456",
+    )
+    .id(MessageId(n))
+    .client_ref(&format!("order-{n}"))
+    .build()
+    .expect("a valid message")
+}
+
+/// Appends message `n`'s records up to awaiting its receipt, and its end when `finished`.
+fn life(writer: &mut Writer, message: &Message, finished: bool) -> u64 {
+    let id = message.id();
+    let ids = [format!("c{:x}", id.0).into_boxed_str()];
+    let records = [
+        Record::Accepted {
+            message: Cow::Borrowed(message),
+            at: 1,
+        },
+        Record::Attempt {
+            id,
+            carrier: "uk-alpha".into(),
+            attempt: 1,
+        },
+        Record::Submitted {
+            id,
+            carrier: "uk-alpha".into(),
+            carrier_ids: Cow::Borrowed(&ids),
+        },
+    ];
+    let mut seq = 0;
+    for record in &records {
+        seq = writer.append(record).expect("appended");
+    }
+    if finished {
+        seq = writer
+            .append(&Record::Finished {
+                id,
+                status: Finish::Delivered,
+                ack: id.0,
+                possible_duplicate: false,
+            })
+            .expect("appended");
+    }
+    seq
+}
+
+fn open(dir: &Path) -> (Writer, smsroute_journal::Recovered) {
+    Journal::open(&JournalOptions::new(dir), Box::new(|_| {})).expect("the journal opens")
+}
+
+fn journal(c: &mut Criterion) {
+    let mut group = c.benchmark_group("journal");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+
+    let dir = scratch("journal-append");
+    let (mut writer, _) = open(&dir);
+    let messages: Vec<Message> = (1..=APPEND as u64).map(message).collect();
+    group.throughput(Throughput::Elements(APPEND as u64));
+    group.bench_function(BenchmarkId::new("append", APPEND), |b| {
+        b.iter(|| {
+            let mut last = 0;
+            for message in &messages {
+                last = life(&mut writer, message, true);
+            }
+            writer.flush().expect("handed over");
+            while writer.durable() < last {
+                std::thread::yield_now();
+            }
+        })
+    });
+    drop(writer);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    for (label, n) in [("100k", 100_000u64), ("1M", 1_000_000)] {
+        if !wanted(label) {
+            continue;
+        }
+        let dir = scratch(&format!("journal-recover-{label}"));
+        {
+            let (mut writer, _) = open(&dir);
+            for i in 1..=n {
+                life(&mut writer, &message(i), false);
+                if i % 4096 == 0 {
+                    writer.flush().expect("handed over");
+                }
+            }
+            writer.close().expect("synced");
+        }
+        group.throughput(Throughput::Elements(n));
+        group.bench_function(BenchmarkId::new("recover", label), |b| {
+            b.iter_batched(
+                || (),
+                |()| {
+                    let (writer, recovered) = open(&dir);
+                    assert_eq!(recovered.unfinished.len() as u64, n);
+                    drop(writer);
+                    recovered
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, journal);
+criterion_main!(benches);
