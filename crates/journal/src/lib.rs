@@ -2,7 +2,9 @@
 //! ids, the terminal status, the gateway's acknowledgement) appended to a segmented log, with
 //! group commit (one `fdatasync` covers every record of a batch), and recovered after a crash
 //! into each unfinished message's last state. Frames carry a CRC-32; a torn tail is cut off at
-//! the last whole record, damage anywhere else is reported with its file and offset.
+//! the last whole record, damage anywhere else is reported with its file and offset. Closed
+//! segments are compacted in the background into one file that holds only the unfinished and
+//! unacknowledged messages, so the directory and recovery follow the live messages.
 //!
 //! The owner (the engine's dispatcher) appends to its own buffer without a lock; a sync thread
 //! writes what each [`Writer::flush`] hands it and reports the durable sequence number.
@@ -41,11 +43,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod compact;
 mod record;
 mod recover;
 mod segment;
 mod writer;
 
+pub use compact::Compacted;
 pub use record::{DecodeError, Finish, Record, unix_nanos};
 pub use recover::{Recovered, Replay, State, Unfinished};
 pub use segment::{Damage, MAX_RECORD};
@@ -79,6 +83,9 @@ pub struct JournalOptions {
     /// Bytes waiting for the disk past which [`Writer::flush`] says [`Flushed::Backlogged`].
     /// Default 64 MiB.
     pub max_pending_bytes: usize,
+    /// Once this many segments have closed since the last compaction, a background thread
+    /// folds them into one compacted file (0: never). Default 4.
+    pub compact_after_segments: usize,
 }
 
 impl JournalOptions {
@@ -90,6 +97,7 @@ impl JournalOptions {
             batch_interval: Duration::from_millis(1),
             segment_bytes: 64 << 20,
             max_pending_bytes: 64 << 20,
+            compact_after_segments: 4,
         }
     }
 }
@@ -148,7 +156,15 @@ impl Journal {
         tracing::info!(dir = %options.dir.display(), segments = recovered.segments,
             records = recovered.records, unfinished = recovered.unfinished.len(),
             elapsed_ms = recovered.elapsed.as_millis() as u64, "journal recovered");
-        let writer = Writer::start(options, recovered.next_segment, on_durable)?;
+        let writer = Writer::start(options, &recovered, on_durable)?;
         Ok((writer, recovered))
+    }
+
+    /// Compacts `dir` now: every segment folded into one compacted file (torn tails cut off
+    /// first, as recovery does). For a journal no writer has open (offline, or a test); a
+    /// running writer compacts in the background (`compact_after_segments`).
+    pub fn compact(dir: &Path) -> Result<Compacted, JournalError> {
+        recover::recover(dir)?;
+        compact::compact(dir, u64::MAX)
     }
 }

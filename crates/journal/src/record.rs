@@ -60,6 +60,14 @@ pub enum Record<'a> {
         /// The watermark.
         upto: u64,
     },
+    /// What a compaction keeps of the messages it dropped: the highest id and
+    /// acknowledgement place given, so neither is given again.
+    Counters {
+        /// The highest message id recorded.
+        last_id: MessageId,
+        /// The highest acknowledgement place given.
+        last_ack: u64,
+    },
 }
 
 /// A terminal status as the journal keeps it.
@@ -104,6 +112,7 @@ const SUBMITTED: u8 = 3;
 const RETRYING: u8 = 4;
 const FINISHED: u8 = 5;
 const ACKNOWLEDGED: u8 = 6;
+const COUNTERS: u8 = 7;
 
 impl Record<'_> {
     /// The message the record is about (none for a watermark).
@@ -114,7 +123,7 @@ impl Record<'_> {
             | Record::Submitted { id, .. }
             | Record::Retrying { id, .. }
             | Record::Finished { id, .. } => Some(*id),
-            Record::Acknowledged { .. } => None,
+            Record::Acknowledged { .. } | Record::Counters { .. } => None,
         }
     }
 
@@ -180,6 +189,11 @@ impl Record<'_> {
                 out.push(ACKNOWLEDGED);
                 put_u64(out, *upto);
             }
+            Record::Counters { last_id, last_ack } => {
+                out.push(COUNTERS);
+                put_u64(out, last_id.0);
+                put_u64(out, *last_ack);
+            }
         }
     }
 
@@ -244,6 +258,10 @@ impl Record<'_> {
             }
             ACKNOWLEDGED => Record::Acknowledged {
                 upto: r.u64("watermark")?,
+            },
+            COUNTERS => Record::Counters {
+                last_id: MessageId(r.u64("last id")?),
+                last_ack: r.u64("last acknowledgement place")?,
             },
             kind => return Err(DecodeError::Kind(kind)),
         };
@@ -458,6 +476,10 @@ mod tests {
             });
         }
         round_trip(Record::Acknowledged { upto: 42 });
+        round_trip(Record::Counters {
+            last_id: MessageId(9),
+            last_ack: 4,
+        });
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! tail of the newest segment is cut off (the file truncated to its last whole record);
 //! damage anywhere else stops recovery with the file and offset.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
@@ -98,7 +99,7 @@ pub struct Recovered {
     pub elapsed: std::time::Duration,
 }
 
-struct Entry {
+pub(crate) struct Entry {
     order: u64,
     message: Option<Message>,
     accepted_at: u64,
@@ -110,61 +111,41 @@ struct Entry {
     finished: Option<(Finish, u64, bool)>,
 }
 
-/// The fold of every record read so far.
+/// The fold of every record read so far: each message's last state.
 #[derive(Default)]
-struct Fold {
+pub(crate) struct Fold {
     entries: HashMap<u64, Entry>,
     /// Finished, not yet acknowledged: acknowledgement place → message id.
     waiting: BTreeMap<u64, u64>,
-    acknowledged: u64,
-    last_ack: u64,
+    pub acknowledged: u64,
+    pub last_ack: u64,
+    pub last_id: MessageId,
+    /// Records read.
+    pub records: u64,
 }
 
-/// Reads every segment of `dir` (which must exist).
+/// Reads `dir` (which must exist): the newest compacted file, then every segment after it.
 pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
     let started = Instant::now();
-    let segments = segment::list(dir).map_err(|e| JournalError::io(dir, e))?;
+    let listing = segment::list(dir).map_err(|e| JournalError::io(dir, e))?;
+    segment::remove_stale(&listing.stale);
     let mut fold = Fold::default();
     let mut out = Recovered {
-        next_segment: segments.last().map_or(1, |(n, _)| n + 1),
-        segments: segments.len() as u64,
+        next_segment: listing.next_segment(),
+        segments: listing.segments.len() as u64,
         ..Recovered::default()
     };
-    let mut order = 0u64;
-    for (i, (_, path)) in segments.iter().enumerate() {
-        let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, e))?;
-        let last = i + 1 == segments.len();
-        let end = segment::scan(&bytes, last, |_, record| {
-            out.records += 1;
-            if let Some(id) = record.id() {
-                out.last_id = out.last_id.max(id);
-            }
-            order += 1;
-            fold.apply(order, record);
-        });
-        match end {
-            End::Clean => {}
-            End::Torn { offset } => {
-                out.torn_bytes = bytes.len() as u64 - offset;
-                tracing::warn!(segment = %path.display(), offset, cut = out.torn_bytes,
-                    "journal: torn tail cut off at the last whole record");
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| JournalError::io(path, e))?;
-                file.set_len(offset)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| JournalError::io(path, e))?;
-            }
-            End::Corrupt { offset, problem } => {
-                return Err(JournalError::Corrupt {
-                    path: path.clone(),
-                    offset,
-                    problem,
-                });
-            }
-        }
+    if let Some((_, path)) = &listing.compacted {
+        fold.read(path, false)?;
     }
+    for (i, (_, path)) in listing.segments.iter().enumerate() {
+        let last = i + 1 == listing.segments.len();
+        out.torn_bytes += fold.read(path, last)?;
+    }
+    out.records = fold.records;
+    out.acknowledged = fold.acknowledged;
+    out.last_ack = fold.last_ack;
+    out.last_id = fold.last_id;
     let mut unfinished = Vec::new();
     let mut unacknowledged = Vec::new();
     for (_, entry) in fold.entries {
@@ -198,15 +179,73 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
     unacknowledged.sort_by_key(|r| r.ack);
     out.unfinished = unfinished.into_iter().map(|(_, u)| u).collect();
     out.unacknowledged = unacknowledged;
-    out.acknowledged = fold.acknowledged;
-    out.last_ack = fold.last_ack;
     out.elapsed = started.elapsed();
     Ok(out)
 }
 
 impl Fold {
-    fn apply(&mut self, order: u64, record: Record<'static>) {
+    /// Folds one file's records in; `last` says whether it is the newest segment, whose torn
+    /// tail is cut off (returns how many bytes were cut).
+    pub fn read(&mut self, path: &Path, last: bool) -> Result<u64, JournalError> {
+        let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, e))?;
+        let end = segment::scan(&bytes, last, |_, record| self.apply(record));
+        match end {
+            End::Clean => Ok(0),
+            End::Torn { offset } => {
+                let cut = bytes.len() as u64 - offset;
+                tracing::warn!(segment = %path.display(), offset, cut,
+                    "journal: torn tail cut off at the last whole record");
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| JournalError::io(path, e))?;
+                file.set_len(offset)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| JournalError::io(path, e))?;
+                Ok(cut)
+            }
+            End::Corrupt { offset, problem } => Err(JournalError::Corrupt {
+                path: path.to_path_buf(),
+                offset,
+                problem,
+            }),
+        }
+    }
+
+    /// The records that rebuild this fold, as a compacted file holds them: the counters and
+    /// the watermark, then every message that is unfinished or finished but unacknowledged,
+    /// in the order they were accepted (finished and acknowledged ones are dropped).
+    pub fn compacted(&self, mut each: impl FnMut(&Record<'_>)) {
+        each(&Record::Counters {
+            last_id: self.last_id,
+            last_ack: self.last_ack,
+        });
+        each(&Record::Acknowledged {
+            upto: self.acknowledged,
+        });
+        let mut kept: Vec<(&u64, &Entry)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.message.is_some())
+            .collect();
+        kept.sort_by_key(|(_, e)| e.order);
+        for (&id, entry) in kept {
+            entry.records(MessageId(id), &mut each);
+        }
+    }
+
+    fn apply(&mut self, record: Record<'static>) {
+        self.records += 1;
+        let order = self.records;
+        if let Some(id) = record.id() {
+            self.last_id = self.last_id.max(id);
+        }
         let id = match record {
+            Record::Counters { last_id, last_ack } => {
+                self.last_id = self.last_id.max(last_id);
+                self.last_ack = self.last_ack.max(last_ack);
+                return;
+            }
             Record::Acknowledged { upto } => {
                 self.acknowledged = self.acknowledged.max(upto);
                 while let Some(entry) = self.waiting.first_entry() {
@@ -271,7 +310,58 @@ impl Fold {
                     self.waiting.insert(ack, id);
                 }
             }
-            Record::Acknowledged { .. } => unreachable!("handled above"),
+            Record::Acknowledged { .. } | Record::Counters { .. } => {
+                unreachable!("handled above")
+            }
+        }
+    }
+}
+
+impl Entry {
+    /// The fewest records that bring a message to this state.
+    fn records(&self, id: MessageId, each: &mut impl FnMut(&Record<'_>)) {
+        let Some(message) = &self.message else {
+            return;
+        };
+        each(&Record::Accepted {
+            message: Cow::Borrowed(message),
+            at: self.accepted_at,
+        });
+        if self.attempts > 0 {
+            each(&Record::Attempt {
+                id,
+                carrier: Cow::Borrowed(self.carrier.as_deref().unwrap_or("")),
+                attempt: self.attempts,
+            });
+        }
+        let submitted = |carrier: &str, each: &mut dyn FnMut(&Record<'_>)| {
+            each(&Record::Submitted {
+                id,
+                carrier: Cow::Borrowed(carrier),
+                carrier_ids: Cow::Borrowed(&self.carrier_ids),
+            })
+        };
+        if let Some((status, ack, possible_duplicate)) = self.finished {
+            if !self.carrier_ids.is_empty() {
+                submitted(self.carrier.as_deref().unwrap_or(""), each);
+            }
+            each(&Record::Finished {
+                id,
+                status,
+                ack,
+                possible_duplicate,
+            });
+            return;
+        }
+        match &self.state {
+            State::Queued | State::InFlight { .. } => {}
+            State::AwaitingReceipt { carrier, .. } => submitted(carrier, each),
+            State::Retrying { at } => {
+                if !self.carrier_ids.is_empty() {
+                    submitted(self.carrier.as_deref().unwrap_or(""), each);
+                }
+                each(&Record::Retrying { id, at: *at });
+            }
         }
     }
 }

@@ -133,22 +133,80 @@ pub fn file_name(n: u64) -> String {
     format!("{n:010}.log")
 }
 
-/// The segments in `dir`, oldest first, with their numbers.
-pub fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+/// What a journal directory holds.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The newest compacted file and the last segment it covers.
+    pub compacted: Option<(u64, PathBuf)>,
+    /// Segments after it, oldest first, with their numbers.
+    pub segments: Vec<(u64, PathBuf)>,
+    /// Files a compaction superseded (or left half-written): safe to remove.
+    pub stale: Vec<PathBuf>,
+}
+
+impl Listing {
+    /// The number the next segment takes.
+    pub fn next_segment(&self) -> u64 {
+        let compacted = self.compacted.as_ref().map_or(0, |(n, _)| *n);
+        let segment = self.segments.last().map_or(0, |(n, _)| *n);
+        compacted.max(segment) + 1
+    }
+}
+
+/// The file name of the compacted file covering segments up to `n`.
+pub fn compacted_name(n: u64) -> String {
+    format!("{n:010}.compact")
+}
+
+/// What `dir` holds: a compacted file supersedes every segment up to the one it covers and
+/// every older compacted file; a `.tmp` file is a compaction a crash interrupted.
+pub fn list(dir: &Path) -> std::io::Result<Listing> {
     let mut segments = Vec::new();
+    let mut compacted = Vec::new();
+    let mut stale = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let number = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".log"))
-            .and_then(|n| n.parse::<u64>().ok());
-        if let Some(n) = number {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let number = |suffix| {
+            name.strip_suffix(suffix)
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        if let Some(n) = number(".log") {
             segments.push((n, path));
+        } else if let Some(n) = number(".compact") {
+            compacted.push((n, path));
+        } else if name.ends_with(".compact.tmp") {
+            stale.push(path);
         }
     }
     segments.sort();
-    Ok(segments)
+    compacted.sort();
+    let newest = compacted.pop();
+    stale.extend(compacted.into_iter().map(|(_, p)| p));
+    if let Some((covered, _)) = &newest {
+        let (old, live): (Vec<_>, Vec<_>) = segments.into_iter().partition(|(n, _)| n <= covered);
+        stale.extend(old.into_iter().map(|(_, p)| p));
+        segments = live;
+    }
+    Ok(Listing {
+        compacted: newest,
+        segments,
+        stale,
+    })
+}
+
+/// Removes superseded files (a failure is logged: they stay superseded).
+pub fn remove_stale(stale: &[PathBuf]) {
+    for path in stale {
+        match std::fs::remove_file(path) {
+            Ok(()) => tracing::debug!(file = %path.display(), "journal: superseded file removed"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => tracing::warn!(file = %path.display(), %error,
+                "journal: could not remove a superseded file"),
+        }
+    }
 }
 
 #[cfg(test)]

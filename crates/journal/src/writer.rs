@@ -27,6 +27,7 @@ pub struct Writer {
     /// Sequence number of the last record appended (records count from 1).
     appended: u64,
     thread: Option<JoinHandle<()>>,
+    compactor: Option<JoinHandle<()>>,
     max_pending: usize,
 }
 
@@ -55,13 +56,24 @@ struct Shared {
 }
 
 impl Writer {
-    /// Starts the sync thread on a new segment `number` in `dir`.
+    /// Starts the sync thread on a new segment after what recovery found, and the compactor.
     pub(crate) fn start(
         options: &JournalOptions,
-        number: u64,
+        recovered: &crate::Recovered,
         on_durable: OnDurable,
     ) -> Result<Writer, JournalError> {
+        let number = recovered.next_segment;
         let file = create_segment(&options.dir, number)?;
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+        let compactor = {
+            let (dir, every) = (options.dir.clone(), options.compact_after_segments);
+            // Segments left by earlier runs count as closed.
+            let pending = recovered.segments as usize;
+            std::thread::Builder::new()
+                .name("journal-compact".into())
+                .spawn(move || run_compactor(&dir, every, pending, number - 1, closed_rx))
+                .map_err(|e| JournalError::io(&options.dir, e))?
+        };
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
                 bytes: Vec::with_capacity(1 << 16),
@@ -82,6 +94,7 @@ impl Writer {
             mode: options.sync,
             interval: options.batch_interval,
             segment_bytes: options.segment_bytes,
+            closed: closed_tx,
         };
         let thread = std::thread::Builder::new()
             .name("journal-sync".into())
@@ -92,6 +105,7 @@ impl Writer {
             buf: Vec::with_capacity(1 << 16),
             appended: 0,
             thread: Some(thread),
+            compactor: Some(compactor),
             max_pending: options.max_pending_bytes,
         })
     }
@@ -165,6 +179,10 @@ impl Writer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        // The sync thread's end closed the compactor's channel: it finishes what it does.
+        if let Some(compactor) = self.compactor.take() {
+            let _ = compactor.join();
+        }
     }
 }
 
@@ -184,6 +202,8 @@ struct Syncer {
     mode: SyncMode,
     interval: Duration,
     segment_bytes: u64,
+    /// Tells the compactor each segment that closes.
+    closed: std::sync::mpsc::Sender<u64>,
 }
 
 impl Syncer {
@@ -246,12 +266,41 @@ impl Syncer {
         self.written += batch.len() as u64;
         if self.written >= self.segment_bytes {
             self.file.sync_all()?;
+            let _ = self.closed.send(self.number);
             self.number += 1;
             self.file = create_segment(&self.dir, self.number).map_err(std::io::Error::other)?;
             self.written = MAGIC.len() as u64;
             tracing::debug!(segment = self.number, "journal segment opened");
         }
         Ok(())
+    }
+}
+
+/// The compactor thread: once `every` segments have closed since the last compaction (those
+/// left by earlier runs count), compacts up to the last closed one. Ends when the sync thread
+/// does.
+fn run_compactor(
+    dir: &Path,
+    every: usize,
+    mut pending: usize,
+    mut last_closed: u64,
+    closed: std::sync::mpsc::Receiver<u64>,
+) {
+    loop {
+        if every > 0 && pending >= every && last_closed > 0 {
+            if let Err(error) = crate::compact::compact(dir, last_closed) {
+                tracing::warn!(dir = %dir.display(), %error,
+                    "journal compaction failed; the segments stay as they are");
+            }
+            pending = 0;
+        }
+        match closed.recv() {
+            Ok(number) => {
+                pending += 1;
+                last_closed = number;
+            }
+            Err(_) => return,
+        }
     }
 }
 

@@ -188,6 +188,7 @@ fn segments_roll_over_and_are_read_in_order() {
         segment_bytes: 4096,
         sync: SyncMode::None,
         batch_interval: Duration::ZERO,
+        compact_after_segments: 0,
         ..JournalOptions::new(&dir.0)
     };
     let (mut writer, _) = Journal::open(&options, Box::new(|_| {})).unwrap();
@@ -236,6 +237,81 @@ fn damage_before_the_end_is_reported_with_file_and_offset() {
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("damage was skipped"),
     }
+}
+
+/// Writes 400 lives of alternating length with small segments; returns what recovery sees.
+fn four_hundred_lives(options: &JournalOptions) -> smsroute_journal::Recovered {
+    let (mut writer, _) = Journal::open(options, Box::new(|_| {})).unwrap();
+    for n in 1..=400 {
+        life(&mut writer, n, if n % 2 == 0 { 4 } else { 2 });
+        if n % 10 == 0 {
+            writer.flush().unwrap();
+            while writer.durable() < writer.appended() {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    }
+    writer.close().unwrap();
+    open(&options.dir).1
+}
+
+#[test]
+fn background_compaction_keeps_the_directory_to_the_live_messages() {
+    let dir = TempDir::new("background");
+    let options = JournalOptions {
+        segment_bytes: 4096,
+        sync: SyncMode::None,
+        batch_interval: Duration::ZERO,
+        compact_after_segments: 4,
+        ..JournalOptions::new(&dir.0)
+    };
+    let recovered = four_hundred_lives(&options);
+    let ids: Vec<u64> = recovered
+        .unfinished
+        .iter()
+        .map(|u| u.message.id().0)
+        .collect();
+    assert_eq!(ids, (1..=400).step_by(2).collect::<Vec<_>>());
+    assert_eq!(recovered.unacknowledged.len(), 200);
+    let files: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let compacted = files.iter().filter(|f| f.ends_with(".compact")).count();
+    let segments = files.iter().filter(|f| f.ends_with(".log")).count();
+    assert_eq!(compacted, 1, "{files:?}");
+    assert!(
+        segments <= 6,
+        "at most 4 closed segments wait, {segments}: {files:?}"
+    );
+}
+
+/// Copies every file of `from` into a new directory.
+fn copy(from: &Path, to: &TempDir) {
+    std::fs::create_dir_all(&to.0).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.0.join(entry.file_name())).unwrap();
+    }
+}
+
+/// The parts of a recovery a router acts on.
+fn seen(
+    r: &smsroute_journal::Recovered,
+) -> (
+    Vec<smsroute_journal::Unfinished>,
+    Vec<smsroute_journal::Replay>,
+    u64,
+    u64,
+    MessageId,
+) {
+    (
+        r.unfinished.clone(),
+        r.unacknowledged.clone(),
+        r.acknowledged,
+        r.last_ack,
+        r.last_id,
+    )
 }
 
 proptest! {
@@ -289,4 +365,49 @@ fn only_segment(dir: &Path) -> PathBuf {
 
 fn segment_len(dir: &Path) -> u64 {
     std::fs::metadata(only_segment(dir)).unwrap().len()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Compaction changes nothing recovery sees, before or after more is written; the
+    /// compacted directory holds one file.
+    #[test]
+    fn compaction_keeps_what_recovery_sees(
+        steps in proptest::collection::vec(1usize..=5, 1..60),
+        later in proptest::collection::vec(1usize..=5, 0..20),
+        retry_every in 2u64..7,
+    ) {
+        let (a, b) = (TempDir::new("compact-a"), TempDir::new("compact-b"));
+        let options = |dir: &Path| JournalOptions {
+            segment_bytes: 1024,
+            sync: SyncMode::None,
+            batch_interval: Duration::ZERO,
+            compact_after_segments: 0,
+            ..JournalOptions::new(dir)
+        };
+        let write = |dir: &Path, from: u64, steps: &[usize]| {
+            let (mut writer, _) = Journal::open(&options(dir), Box::new(|_| {})).unwrap();
+            for (i, s) in steps.iter().enumerate() {
+                let n = from + i as u64;
+                life(&mut writer, n, *s);
+                if *s == 3 && n.is_multiple_of(retry_every) {
+                    writer.append(&Record::Retrying { id: MessageId(n), at: 5_000 + n }).unwrap();
+                }
+                writer.flush().unwrap();
+            }
+            writer.close().unwrap();
+        };
+        write(&a.0, 1, &steps);
+        copy(&a.0, &b);
+        let compacted = Journal::compact(&b.0).unwrap();
+        prop_assert!(compacted.covered > 0);
+        prop_assert_eq!(std::fs::read_dir(&b.0).unwrap().count(), 1, "one compacted file");
+        prop_assert_eq!(seen(&open(&a.0).1), seen(&open(&b.0).1));
+        // More lives on top of the compacted file, in both.
+        let from = steps.len() as u64 + 1;
+        write(&a.0, from, &later);
+        write(&b.0, from, &later);
+        prop_assert_eq!(seen(&open(&a.0).1), seen(&open(&b.0).1));
+    }
 }
