@@ -138,8 +138,8 @@ pub fn durable_router(
     .expect("the bench router starts")
 }
 
-/// Submits every message and waits until each has its terminal event; returns how many were
-/// sent.
+/// Submits every message and waits until each has its terminal event, acknowledges them;
+/// returns how many were sent.
 pub fn push_through(
     runtime: &Runtime,
     router: &Router<SimCarrier>,
@@ -152,8 +152,9 @@ pub fn push_through(
             .try_submit(message)
             .expect("room for the whole batch");
     }
-    runtime.block_on(async {
+    let (sent, acknowledged) = runtime.block_on(async {
         let (mut terminal, mut sent, mut buf) = (0, 0, Vec::with_capacity(4096));
+        let mut acknowledged = 0;
         while terminal < n {
             let more = tokio::time::timeout(Duration::from_secs(10), events.recv_many(&mut buf))
                 .await
@@ -163,11 +164,15 @@ pub fn push_through(
                 if e.is_terminal() {
                     terminal += 1;
                     sent += usize::from(e.event == Event::Sent);
+                    acknowledged = acknowledged.max(e.ack);
                 }
             }
         }
-        sent
-    })
+        (sent, acknowledged)
+    });
+    // Handled: with a journal, they are not replayed (and compaction drops them).
+    router.acknowledge(acknowledged);
+    sent
 }
 
 /// A multi-threaded runtime with one worker: the dispatcher's thread; the caller's thread

@@ -68,11 +68,11 @@ pub(crate) fn compact(dir: &Path, upto: u64) -> Result<Compacted, JournalError> 
     let mut buf = Vec::with_capacity(CHUNK + 4096);
     buf.extend_from_slice(MAGIC);
     let (mut records, mut bytes_after, mut failed) = (0u64, 0u64, None);
-    fold.compacted(|record| {
+    fold.compacted(|payload| {
         if failed.is_some() {
             return;
         }
-        segment::write_frame(record, &mut buf);
+        segment::write_payload(payload, &mut buf);
         records += 1;
         if buf.len() >= CHUNK {
             bytes_after += buf.len() as u64;

@@ -106,7 +106,7 @@ pub enum DecodeError {
     Trailing(usize),
 }
 
-const ACCEPTED: u8 = 1;
+pub(crate) const ACCEPTED: u8 = 1;
 const ATTEMPT: u8 = 2;
 const SUBMITTED: u8 = 3;
 const RETRYING: u8 = 4;
@@ -195,6 +195,14 @@ impl Record<'_> {
                 put_u64(out, *last_ack);
             }
         }
+    }
+
+    /// The time and message id of an encoded `Accepted` record, without reading the message.
+    pub(crate) fn accepted_header(bytes: &[u8]) -> Result<(u64, MessageId), DecodeError> {
+        let mut r = Reader(bytes.get(1..).unwrap_or_default());
+        let at = r.u64("accepted at")?;
+        let id = MessageId(r.u64("id")?);
+        Ok((at, id))
     }
 
     /// Reads one record from exactly `bytes`.

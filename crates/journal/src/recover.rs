@@ -99,9 +99,19 @@ pub struct Recovered {
     pub elapsed: std::time::Duration,
 }
 
+/// An `Accepted` record as read: its bytes, decoded into a message only if recovery hands it
+/// out (a compaction copies it as it is; most messages finish and never need it).
+pub(crate) struct Stored {
+    payload: Box<[u8]>,
+    /// Where it was read, for the error if it does not decode: the file's index in the fold's
+    /// list, and the frame's offset.
+    file: u32,
+    offset: u64,
+}
+
 pub(crate) struct Entry {
     order: u64,
-    message: Option<Message>,
+    message: Option<Stored>,
     accepted_at: u64,
     attempts: u32,
     state: State,
@@ -122,6 +132,8 @@ pub(crate) struct Fold {
     pub last_id: MessageId,
     /// Records read.
     pub records: u64,
+    /// The files read, in order.
+    files: Vec<std::path::PathBuf>,
 }
 
 /// Reads `dir` (which must exist): the newest compacted file, then every segment after it.
@@ -148,8 +160,13 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
     out.last_id = fold.last_id;
     let mut unfinished = Vec::new();
     let mut unacknowledged = Vec::new();
+    let files = std::mem::take(&mut fold.files);
     for (_, entry) in fold.entries {
-        match (entry.finished, entry.message) {
+        let message = match &entry.message {
+            Some(stored) => Some(stored.message(&files)?),
+            None => None,
+        };
+        match (entry.finished, message) {
             (Some((status, ack, possible_duplicate)), Some(message)) => {
                 unacknowledged.push(Replay {
                     message,
@@ -188,7 +205,11 @@ impl Fold {
     /// tail is cut off (returns how many bytes were cut).
     pub fn read(&mut self, path: &Path, last: bool) -> Result<u64, JournalError> {
         let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, e))?;
-        let end = segment::scan(&bytes, last, |_, record| self.apply(record));
+        let file = self.files.len() as u32;
+        self.files.push(path.to_path_buf());
+        let end = segment::scan(&bytes, last, |offset, payload| {
+            self.apply_payload(file, offset, payload)
+        });
         match end {
             End::Clean => Ok(0),
             End::Torn { offset } => {
@@ -212,17 +233,27 @@ impl Fold {
         }
     }
 
-    /// The records that rebuild this fold, as a compacted file holds them: the counters and
-    /// the watermark, then every message that is unfinished or finished but unacknowledged,
-    /// in the order they were accepted (finished and acknowledged ones are dropped).
-    pub fn compacted(&self, mut each: impl FnMut(&Record<'_>)) {
-        each(&Record::Counters {
+    /// The records that rebuild this fold, encoded, as a compacted file holds them: the
+    /// counters and the watermark, then every message that is unfinished or finished but
+    /// unacknowledged, in the order they were accepted (finished and acknowledged ones are
+    /// dropped).
+    pub fn compacted(&self, mut each: impl FnMut(&[u8])) {
+        let mut scratch = Vec::with_capacity(256);
+        let mut each = |record: Frame<'_>| match record {
+            Frame::Encoded(payload) => each(payload),
+            Frame::Record(record) => {
+                scratch.clear();
+                record.encode(&mut scratch);
+                each(&scratch);
+            }
+        };
+        each(Frame::Record(&Record::Counters {
             last_id: self.last_id,
             last_ack: self.last_ack,
-        });
-        each(&Record::Acknowledged {
+        }));
+        each(Frame::Record(&Record::Acknowledged {
             upto: self.acknowledged,
-        });
+        }));
         let mut kept: Vec<(&u64, &Entry)> = self
             .entries
             .iter()
@@ -234,7 +265,52 @@ impl Fold {
         }
     }
 
+    /// One frame's payload: an `Accepted` record is kept as read (its message decoded only
+    /// if it is handed out), any other is decoded and applied.
+    fn apply_payload(
+        &mut self,
+        file: u32,
+        offset: u64,
+        payload: &[u8],
+    ) -> Result<(), crate::DecodeError> {
+        if payload.first() != Some(&crate::record::ACCEPTED) {
+            self.apply(Record::decode(payload)?);
+            return Ok(());
+        }
+        let (at, id) = Record::accepted_header(payload)?;
+        let stored = Stored {
+            payload: payload.into(),
+            file,
+            offset,
+        };
+        self.accepted(id, at, stored);
+        Ok(())
+    }
+
+    fn accepted(&mut self, id: MessageId, at: u64, stored: Stored) {
+        self.records += 1;
+        let order = self.records;
+        self.last_id = self.last_id.max(id);
+        let entry = self
+            .entries
+            .entry(id.0)
+            .or_insert_with(|| Entry::new(order));
+        entry.message = Some(stored);
+        entry.accepted_at = at;
+        entry.order = order;
+    }
+
     fn apply(&mut self, record: Record<'static>) {
+        if let Record::Accepted { message, at } = &record {
+            let mut payload = Vec::new();
+            record.encode(&mut payload);
+            let stored = Stored {
+                payload: payload.into(),
+                file: 0,
+                offset: 0,
+            };
+            return self.accepted(message.id(), *at, stored);
+        }
         self.records += 1;
         let order = self.records;
         if let Some(id) = record.id() {
@@ -258,22 +334,8 @@ impl Fold {
             }
             ref r => r.id().expect("every other record names its message").0,
         };
-        let entry = self.entries.entry(id).or_insert(Entry {
-            order,
-            message: None,
-            accepted_at: 0,
-            attempts: 0,
-            state: State::Queued,
-            carrier: None,
-            carrier_ids: Vec::new(),
-            finished: None,
-        });
+        let entry = self.entries.entry(id).or_insert_with(|| Entry::new(order));
         match record {
-            Record::Accepted { message, at } => {
-                entry.message = Some(message.into_owned());
-                entry.accepted_at = at;
-                entry.order = order;
-            }
             Record::Attempt {
                 carrier, attempt, ..
             } => {
@@ -310,47 +372,81 @@ impl Fold {
                     self.waiting.insert(ack, id);
                 }
             }
-            Record::Acknowledged { .. } | Record::Counters { .. } => {
+            Record::Accepted { .. } | Record::Acknowledged { .. } | Record::Counters { .. } => {
                 unreachable!("handled above")
             }
         }
     }
 }
 
+/// A record to write: as read, or to encode.
+enum Frame<'a> {
+    Encoded(&'a [u8]),
+    Record(&'a Record<'a>),
+}
+
+impl Stored {
+    /// The message, decoded; an error names the file and offset it was read at.
+    fn message(&self, files: &[std::path::PathBuf]) -> Result<Message, JournalError> {
+        let damage = |problem| JournalError::Corrupt {
+            path: files.get(self.file as usize).cloned().unwrap_or_default(),
+            offset: self.offset,
+            problem,
+        };
+        match Record::decode(&self.payload) {
+            Ok(Record::Accepted { message, .. }) => Ok(message.into_owned()),
+            Ok(_) => Err(damage(crate::Damage::Record(crate::DecodeError::Kind(
+                self.payload[0],
+            )))),
+            Err(e) => Err(damage(crate::Damage::Record(e))),
+        }
+    }
+}
+
 impl Entry {
+    fn new(order: u64) -> Entry {
+        Entry {
+            order,
+            message: None,
+            accepted_at: 0,
+            attempts: 0,
+            state: State::Queued,
+            carrier: None,
+            carrier_ids: Vec::new(),
+            finished: None,
+        }
+    }
+
     /// The fewest records that bring a message to this state.
-    fn records(&self, id: MessageId, each: &mut impl FnMut(&Record<'_>)) {
-        let Some(message) = &self.message else {
+    fn records(&self, id: MessageId, each: &mut impl FnMut(Frame<'_>)) {
+        let Some(stored) = &self.message else {
             return;
         };
-        each(&Record::Accepted {
-            message: Cow::Borrowed(message),
-            at: self.accepted_at,
-        });
+        each(Frame::Encoded(&stored.payload));
         if self.attempts > 0 {
-            each(&Record::Attempt {
+            each(Frame::Record(&Record::Attempt {
                 id,
                 carrier: Cow::Borrowed(self.carrier.as_deref().unwrap_or("")),
                 attempt: self.attempts,
-            });
+            }));
         }
-        let submitted = |carrier: &str, each: &mut dyn FnMut(&Record<'_>)| {
-            each(&Record::Submitted {
+        let submitted = |carrier: &str, each: &mut dyn FnMut(Frame<'_>)| {
+            each(Frame::Record(&Record::Submitted {
                 id,
                 carrier: Cow::Borrowed(carrier),
                 carrier_ids: Cow::Borrowed(&self.carrier_ids),
-            })
+            }))
         };
         if let Some((status, ack, possible_duplicate)) = self.finished {
             if !self.carrier_ids.is_empty() {
                 submitted(self.carrier.as_deref().unwrap_or(""), each);
             }
-            each(&Record::Finished {
+            each(Frame::Record(&Record::Finished {
                 id,
                 status,
                 ack,
                 possible_duplicate,
-            });
+            }));
             return;
         }
         match &self.state {
@@ -360,8 +456,56 @@ impl Entry {
                 if !self.carrier_ids.is_empty() {
                     submitted(self.carrier.as_deref().unwrap_or(""), each);
                 }
-                each(&Record::Retrying { id, at: *at });
+                each(Frame::Record(&Record::Retrying { id, at: *at }));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::{MAGIC, write_payload};
+
+    #[test]
+    fn a_stored_message_that_does_not_decode_names_its_file_and_offset() {
+        let dir = std::env::temp_dir().join(format!("smsroute-recover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let message = Message::builder("447700900123", "ACME", "hi")
+            .id(MessageId(7))
+            .build()
+            .unwrap();
+        let mut payload = Vec::new();
+        Record::Accepted {
+            message: Cow::Borrowed(&message),
+            at: 1,
+        }
+        .encode(&mut payload);
+        // The destination's digits become letters: the frame is whole, the message is not.
+        let to = payload
+            .windows(12)
+            .position(|w| w == b"447700900123")
+            .unwrap();
+        payload[to..to + 3].copy_from_slice(b"abc");
+        let mut bytes = MAGIC.to_vec();
+        let mut first = Vec::new();
+        Record::Acknowledged { upto: 0 }.encode(&mut first);
+        write_payload(&first, &mut bytes);
+        let offset = bytes.len() as u64;
+        write_payload(&payload, &mut bytes);
+        std::fs::write(dir.join(segment::file_name(1)), &bytes).unwrap();
+        match recover(&dir) {
+            Err(JournalError::Corrupt {
+                path,
+                offset: at,
+                problem: crate::Damage::Record(crate::DecodeError::Message(_)),
+            }) => {
+                assert_eq!(path, dir.join(segment::file_name(1)));
+                assert_eq!(at, offset);
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

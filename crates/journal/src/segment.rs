@@ -19,6 +19,19 @@ pub fn write_frame(record: &Record<'_>, out: &mut Vec<u8>) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
     record.encode(out);
+    seal(out, start)
+}
+
+/// Appends an encoded record (a payload read back) as one frame to `out`.
+pub fn write_payload(payload: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    out.extend_from_slice(payload);
+    seal(out, start);
+}
+
+/// Fills in the header of the frame starting at `start`; returns the payload's length.
+fn seal(out: &mut [u8], start: usize) -> usize {
     let payload = &out[start + HEADER..];
     let (len, crc) = (payload.len(), crc32fast::hash(payload));
     out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
@@ -63,9 +76,14 @@ pub enum Damage {
     Record(#[from] DecodeError),
 }
 
-/// Reads every whole record of a segment's bytes in order, calling `each(offset, record)`;
-/// `last` says whether this is the newest segment, the only one that may have a torn tail.
-pub fn scan(bytes: &[u8], last: bool, mut each: impl FnMut(u64, Record<'static>)) -> End {
+/// Reads every whole frame of a segment's bytes in order, calling `each(offset, payload)`,
+/// which reads the record (an error is damage at that offset); `last` says whether this is
+/// the newest segment, the only one that may have a torn tail.
+pub fn scan(
+    bytes: &[u8],
+    last: bool,
+    mut each: impl FnMut(u64, &[u8]) -> Result<(), DecodeError>,
+) -> End {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return if last && MAGIC.starts_with(bytes) {
             End::Torn { offset: 0 }
@@ -119,9 +137,8 @@ pub fn scan(bytes: &[u8], last: bool, mut each: impl FnMut(u64, Record<'static>)
                 corrupt(Damage::Checksum)
             };
         }
-        match Record::decode(payload) {
-            Ok(record) => each(at as u64, record),
-            Err(e) => return corrupt(Damage::Record(e)),
+        if let Err(e) = each(at as u64, payload) {
+            return corrupt(Damage::Record(e));
         }
         at += end;
     }
@@ -223,9 +240,12 @@ mod tests {
 
     fn ids(bytes: &[u8], last: bool) -> (Vec<u64>, End) {
         let mut seen = Vec::new();
-        let end = scan(bytes, last, |_, r| match r {
-            Record::Acknowledged { upto } => seen.push(upto),
-            other => panic!("{other:?}"),
+        let end = scan(bytes, last, |_, payload| {
+            match Record::decode(payload)? {
+                Record::Acknowledged { upto } => seen.push(upto),
+                other => panic!("{other:?}"),
+            }
+            Ok(())
         });
         (seen, end)
     }

@@ -32,8 +32,13 @@ impl<C: Carrier> Dispatcher<C> {
                 return;
             };
             let status = progress_event(entry, event, now, carrier, smallvec::SmallVec::new());
-            let live = self.slab.live();
-            self.events.progress(status, live);
+            match (&mut self.journal, event) {
+                (Some(journal), Event::Accepted) => journal.accepted(status),
+                _ => {
+                    let live = self.slab.live();
+                    self.events.progress(status, live);
+                }
+            }
             return;
         }
         let Some(mut entry) = self.slab.remove(key) else {

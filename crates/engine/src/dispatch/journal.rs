@@ -2,7 +2,8 @@
 //! record to be durable, and the messages it takes up again after a restart.
 //!
 //! Three things wait for the sync that covers their record, in the order they were recorded:
-//! a new message (started, and its `Accepted` event emitted, once durable), a submit (sent
+//! a new message's `Accepted` event (the message itself starts at once: its first submit
+//! waits for its attempt's record, which the log orders after the acceptance), a submit (sent
 //! once its attempt is durable, so a crash can never forget a submit that reached a carrier),
 //! and a terminal event (handed to the gateway once durable, so it is never heard and then
 //! forgotten). Everything else (receipt ids, retries) is recorded without waiting: losing it
@@ -18,8 +19,10 @@ use super::*;
 
 /// What waits for its record to be durable.
 pub(super) enum Held {
-    /// A new message: started once its acceptance is durable.
+    /// A new message the journal could not record (it failed): never started.
     Start(Job),
+    /// A new message's `Accepted` event.
+    Accepted(StatusEvent),
     /// A submit: sent once its attempt is durable.
     Submit { key: EntryKey, attempt: u32 },
     /// A terminal event: handed out once durable.
@@ -39,6 +42,9 @@ pub(super) struct Durability {
     backlogged: bool,
     /// The journal failed: nothing more becomes durable.
     failed: bool,
+    /// The sequence number of the acceptance being started (its `Accepted` event waits for
+    /// it).
+    accepting: u64,
 }
 
 /// Held items that will never be released: recorded after the journal failed.
@@ -53,6 +59,7 @@ impl Durability {
             acknowledged: recovered.acknowledged,
             backlogged: false,
             failed: false,
+            accepting: 0,
         }
     }
 
@@ -122,6 +129,11 @@ impl Durability {
             carrier: Cow::Borrowed(carrier),
             carrier_ids: Cow::Borrowed(ids),
         });
+    }
+
+    /// A new message's `Accepted` event: handed out once its acceptance is durable.
+    pub fn accepted(&mut self, status: StatusEvent) {
+        self.hold(self.accepting, Held::Accepted(status));
     }
 
     /// Whether anything waits for the disk.
@@ -197,8 +209,11 @@ impl<C: Carrier> Dispatcher<C> {
                 if seq == NEVER {
                     // Nothing more can be durable: stop taking messages.
                     self.shared.stopped.store(true, Ordering::Release);
+                    journal.hold(seq, Held::Start(job));
+                    return;
                 }
-                journal.hold(seq, Held::Start(job));
+                journal.accepting = seq;
+                self.start(job, now);
             }
         }
     }
@@ -230,6 +245,10 @@ impl<C: Carrier> Dispatcher<C> {
             released = true;
             match held {
                 Held::Start(job) => self.start(job, now),
+                Held::Accepted(status) => {
+                    let live = self.slab.live();
+                    self.events.progress(status, live);
+                }
                 Held::Submit { key, attempt } => self.send(key, attempt, now),
                 Held::Terminal(status) => self.hand_out_terminal(status),
             }
