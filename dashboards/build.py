@@ -32,6 +32,19 @@ OVERVIEW = [
     ("Replies (inbound messages) per second, by keyword", "reqps", [
         q(f"sum by (keyword) (rate(smsroute_inbound_total[{RATE}]))", "{{keyword}}")]),
     ("Recipients opted out (suppression list)", "short", [q("smsroute_opted_out", "opted out")]),
+    ("Journal commit latency (hand-over to durable)", "s", [
+        q(f"histogram_quantile({p}, sum by (le) (rate(smsroute_journal_commit_seconds_bucket[{RATE}])))", f"p{label}")
+        for p, label in [(0.5, "50"), (0.99, "99")]]),
+    ("Journal: bytes written per second, disk used", "bytes", [
+        q(f"rate(smsroute_journal_bytes_total[{RATE}])", "written / s"),
+        q("smsroute_journal_disk_bytes", "on disk")]),
+    ("Journal: waiting for the disk, files; parts awaiting receipts", "short", [
+        q("smsroute_journal_waiting", "waiting for a sync"),
+        q("smsroute_journal_files", "files"),
+        q("smsroute_awaiting_receipts", "awaiting receipts")]),
+    ("Last start: journal recovery time and messages taken up", "short", [
+        q("smsroute_journal_recovery_seconds", "recovery (s)"),
+        q("smsroute_journal_recovered_messages", "messages")]),
 ]
 
 CARRIERS = [

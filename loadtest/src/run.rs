@@ -77,6 +77,20 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
     let total = scenario.rate.count_until(scenario.duration_s).ceil() as u64;
     let planned = total as usize + 1;
     let seconds = (scenario.duration_s + scenario.drain_s).ceil() as usize + 2;
+    let journal = scenario.engine.journal.then(|| {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        std::env::temp_dir().join(format!("smsroute-loadtest-{}-{stamp}", std::process::id()))
+    });
+    let mut engine = EngineOptions::default()
+        .max_outstanding(scenario.engine.max_outstanding)
+        .inbound_capacity(scenario.engine.inbound_capacity)
+        .request_receipts(scenario.mix.receipts)
+        .seed(scenario.seed);
+    if let Some(dir) = &journal {
+        engine = engine.journal(smsroute_journal::JournalOptions::new(dir));
+    }
     let ctx = Context {
         prepared,
         books: Arc::new(Books::new(planned, seconds)),
@@ -86,11 +100,7 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
             .build()
             .expect("a tokio runtime"),
         origin: Instant::now(),
-        engine: EngineOptions::default()
-            .max_outstanding(scenario.engine.max_outstanding)
-            .inbound_capacity(scenario.engine.inbound_capacity)
-            .request_receipts(scenario.mix.receipts)
-            .seed(scenario.seed),
+        engine,
         planned,
         seconds,
     };
@@ -104,10 +114,14 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
         let _guard = ctx.runtime.enter();
         smsroute_metrics::install_exporter(addr)?;
     }
-    match scenario.mode {
+    let report = match scenario.mode {
         Mode::Inproc => drive(&ctx, InprocFleet, &templates, options),
-        Mode::Smpp => drive(&ctx, SmppFleet::start(&ctx)?, &templates, options),
+        Mode::Smpp => SmppFleet::start(&ctx).and_then(|f| drive(&ctx, f, &templates, options)),
+    };
+    if let Some(dir) = &journal {
+        let _ = std::fs::remove_dir_all(dir);
     }
+    report
 }
 
 /// The simulated carriers of one mode, as the one driver of both modes uses them.
@@ -155,15 +169,21 @@ fn drive<F: Fleet>(
 
     let reader = {
         let (books, handle) = (books.clone(), ctx.runtime.handle().clone());
+        // Handled events are acknowledged, as a gateway does: with a journal, they are not
+        // replayed and compaction drops them.
+        let acknowledger = router.clone();
         let carriers = prepared.config.carriers.len();
         let warmup_us = (scenario.warmup_s * 1e6) as u64;
         std::thread::spawn(move || {
             let mut tally = Tally::new(planned, carriers, warmup_us);
             let mut batch = Vec::with_capacity(4096);
             while handle.block_on(events.recv_many(&mut batch)) {
+                let mut acknowledged = 0;
                 for event in batch.drain(..) {
+                    acknowledged = acknowledged.max(event.ack);
                     tally.record(&event, event.at / 1_000 + offset_us, &books);
                 }
+                acknowledger.acknowledge(acknowledged);
             }
             tally
         })

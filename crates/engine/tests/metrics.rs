@@ -162,3 +162,43 @@ async fn a_submit_that_waits_for_room_is_not_counted_as_refused() {
     let series = "smsroute_messages_rejected_total{reason=\"overloaded\"}";
     assert_eq!(value(&text, series), Some(1.0), "{text}");
 }
+
+#[tokio::test]
+async fn the_journal_reports_what_it_writes_and_how_long_syncs_take() {
+    let dir = std::env::temp_dir().join(format!("smsroute-metrics-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let recorder = smsroute_metrics::prometheus_builder().build_recorder();
+    let handle = recorder.handle();
+    let config = config(&[("alpha", 1000, "0.0040")], "");
+    let options = EngineOptions::default().journal(smsroute_journal::JournalOptions::new(&dir));
+    let (router, mut events) =
+        metrics::with_local_recorder(&recorder, || start(&config, options, &[]));
+    let mut ledger = Ledger::default();
+    for n in 0..50 {
+        assert!(ledger.submit(&router, message(n)));
+    }
+    ledger.settle(&mut events).await;
+    tokio::time::sleep(Duration::from_millis(250)).await; // a housekeeping tick flushes
+    let text = handle.render();
+    let positive = [
+        "smsroute_journal_bytes_total",
+        "smsroute_journal_commit_seconds_count",
+        "smsroute_journal_disk_bytes",
+        "smsroute_journal_files",
+    ];
+    for series in positive {
+        assert!(
+            value(&text, series).is_some_and(|v| v > 0.0),
+            "{series} in\n{text}"
+        );
+    }
+    for (series, want) in [
+        ("smsroute_journal_waiting", 0.0),
+        ("smsroute_awaiting_receipts", 0.0),
+        ("smsroute_journal_recovered_messages", 0.0),
+    ] {
+        assert_eq!(value(&text, series), Some(want), "{series} in\n{text}");
+    }
+    router.shutdown(Duration::from_secs(1)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -29,6 +29,8 @@ pub struct Writer {
     thread: Option<JoinHandle<()>>,
     compactor: Option<JoinHandle<()>>,
     max_pending: usize,
+    /// Bytes appended since the writer started.
+    bytes: u64,
 }
 
 /// What [`Writer::flush`] found.
@@ -53,6 +55,9 @@ struct Shared {
     durable: AtomicU64,
     failed: AtomicBool,
     on_durable: OnDurable,
+    /// The directory's bytes and files, as the sync thread and the compactor last saw them.
+    disk_bytes: AtomicU64,
+    files: AtomicU64,
 }
 
 impl Writer {
@@ -65,15 +70,6 @@ impl Writer {
         let number = recovered.next_segment;
         let file = create_segment(&options.dir, number)?;
         let (closed_tx, closed_rx) = std::sync::mpsc::channel();
-        let compactor = {
-            let (dir, every) = (options.dir.clone(), options.compact_after_segments);
-            // Segments left by earlier runs count as closed.
-            let pending = recovered.segments as usize;
-            std::thread::Builder::new()
-                .name("journal-compact".into())
-                .spawn(move || run_compactor(&dir, every, pending, number - 1, closed_rx))
-                .map_err(|e| JournalError::io(&options.dir, e))?
-        };
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
                 bytes: Vec::with_capacity(1 << 16),
@@ -84,7 +80,23 @@ impl Writer {
             durable: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             on_durable,
+            disk_bytes: AtomicU64::new(0),
+            files: AtomicU64::new(0),
         });
+        shared.measure_disk(&options.dir);
+        let compactor = {
+            let (dir, every, shared) = (
+                options.dir.clone(),
+                options.compact_after_segments,
+                shared.clone(),
+            );
+            // Segments left by earlier runs count as closed.
+            let pending = recovered.segments as usize;
+            std::thread::Builder::new()
+                .name("journal-compact".into())
+                .spawn(move || run_compactor(&dir, every, pending, number - 1, closed_rx, &shared))
+                .map_err(|e| JournalError::io(&options.dir, e))?
+        };
         let mut syncer = Syncer {
             shared: shared.clone(),
             dir: options.dir.clone(),
@@ -107,6 +119,7 @@ impl Writer {
             thread: Some(thread),
             compactor: Some(compactor),
             max_pending: options.max_pending_bytes,
+            bytes: 0,
         })
     }
 
@@ -122,6 +135,7 @@ impl Writer {
             self.buf.truncate(start);
             return Err(JournalError::TooLarge(len));
         }
+        self.bytes += (self.buf.len() - start) as u64;
         self.appended += 1;
         Ok(self.appended)
     }
@@ -151,6 +165,22 @@ impl Writer {
         } else {
             Flushed::Ok
         })
+    }
+
+    /// Bytes appended since the writer started.
+    pub fn bytes_appended(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The journal directory's size in bytes: measured at start and after each compaction,
+    /// plus what the sync thread wrote since.
+    pub fn disk_bytes(&self) -> u64 {
+        self.shared.disk_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Files in the journal directory (segments and the compacted file).
+    pub fn files(&self) -> u64 {
+        self.shared.files.load(Ordering::Relaxed)
     }
 
     /// The sequence number of the last record appended.
@@ -183,6 +213,21 @@ impl Writer {
         if let Some(compactor) = self.compactor.take() {
             let _ = compactor.join();
         }
+    }
+}
+
+impl Shared {
+    /// Measures the directory: its bytes and files.
+    fn measure_disk(&self, dir: &Path) {
+        let (mut bytes, mut files) = (0, 0);
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for meta in entries.flatten().filter_map(|e| e.metadata().ok()) {
+                bytes += meta.len();
+                files += 1;
+            }
+        }
+        self.disk_bytes.store(bytes, Ordering::Relaxed);
+        self.files.store(files, Ordering::Relaxed);
     }
 }
 
@@ -264,12 +309,16 @@ impl Syncer {
             SyncMode::None => self.file.write_all(batch)?,
         }
         self.written += batch.len() as u64;
+        self.shared
+            .disk_bytes
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         if self.written >= self.segment_bytes {
             self.file.sync_all()?;
             let _ = self.closed.send(self.number);
             self.number += 1;
             self.file = create_segment(&self.dir, self.number).map_err(std::io::Error::other)?;
             self.written = MAGIC.len() as u64;
+            self.shared.files.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(segment = self.number, "journal segment opened");
         }
         Ok(())
@@ -285,6 +334,7 @@ fn run_compactor(
     mut pending: usize,
     mut last_closed: u64,
     closed: std::sync::mpsc::Receiver<u64>,
+    shared: &Shared,
 ) {
     loop {
         if every > 0 && pending >= every && last_closed > 0 {
@@ -292,6 +342,7 @@ fn run_compactor(
                 tracing::warn!(dir = %dir.display(), %error,
                     "journal compaction failed; the segments stay as they are");
             }
+            shared.measure_disk(dir);
             pending = 0;
         }
         match closed.recv() {

@@ -88,7 +88,29 @@ pub mod names {
     pub const OPTED_OUT: &str = "smsroute_opted_out";
     /// Gauge `{account}`: an account's balance, micro-units of its currency.
     pub const ACCOUNT_BALANCE: &str = "smsroute_account_balance_micros";
+    /// Histogram: how long what waits for the journal waited for its sync (per batch released,
+    /// its oldest item), seconds.
+    pub const JOURNAL_COMMIT: &str = "smsroute_journal_commit_seconds";
+    /// Counter: bytes appended to the journal.
+    pub const JOURNAL_BYTES: &str = "smsroute_journal_bytes_total";
+    /// Gauge: bytes in the journal's directory.
+    pub const JOURNAL_DISK: &str = "smsroute_journal_disk_bytes";
+    /// Gauge: files in the journal's directory (segments and the compacted file).
+    pub const JOURNAL_FILES: &str = "smsroute_journal_files";
+    /// Gauge: events and submits waiting for the journal's sync.
+    pub const JOURNAL_WAITING: &str = "smsroute_journal_waiting";
+    /// Gauge: seconds the last start spent recovering the journal.
+    pub const JOURNAL_RECOVERY: &str = "smsroute_journal_recovery_seconds";
+    /// Gauge: messages the last start took up from the journal (resumed and replayed).
+    pub const JOURNAL_RECOVERED: &str = "smsroute_journal_recovered_messages";
+    /// Gauge: message parts whose carrier id waits for a delivery receipt.
+    pub const AWAITING_RECEIPTS: &str = "smsroute_awaiting_receipts";
 }
+
+/// Buckets of the journal's commit histogram, seconds: 100 µs to 5 s.
+pub const COMMIT_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 /// Buckets of the latency histograms, seconds: 1 ms to 2 minutes.
 pub const LATENCY_BUCKETS: [f64; 16] = [
@@ -183,6 +205,35 @@ pub fn describe() {
         ACCOUNT_BALANCE,
         "Account balance, micro-units of its currency."
     );
+    describe_histogram!(
+        JOURNAL_COMMIT,
+        Unit::Seconds,
+        "Wait for the journal's sync, per released batch (its oldest item)."
+    );
+    describe_counter!(JOURNAL_BYTES, Unit::Bytes, "Bytes appended to the journal.");
+    describe_gauge!(
+        JOURNAL_DISK,
+        Unit::Bytes,
+        "Bytes in the journal's directory."
+    );
+    describe_gauge!(JOURNAL_FILES, "Files in the journal's directory.");
+    describe_gauge!(
+        JOURNAL_WAITING,
+        "Events and submits waiting for the journal's sync."
+    );
+    describe_gauge!(
+        JOURNAL_RECOVERY,
+        Unit::Seconds,
+        "Time the last start spent recovering the journal."
+    );
+    describe_gauge!(
+        JOURNAL_RECOVERED,
+        "Messages the last start took up from the journal."
+    );
+    describe_gauge!(
+        AWAITING_RECEIPTS,
+        "Message parts waiting for their delivery receipt."
+    );
 }
 
 pub use smsroute_types::Label;
@@ -264,6 +315,22 @@ pub struct EngineMetrics {
     pub events_dropped: Counter,
     /// [`names::OPTED_OUT`].
     pub opted_out: Gauge,
+    /// [`names::JOURNAL_COMMIT`].
+    pub journal_commit: Histogram,
+    /// [`names::JOURNAL_BYTES`].
+    pub journal_bytes: Counter,
+    /// [`names::JOURNAL_DISK`].
+    pub journal_disk: Gauge,
+    /// [`names::JOURNAL_FILES`].
+    pub journal_files: Gauge,
+    /// [`names::JOURNAL_WAITING`].
+    pub journal_waiting: Gauge,
+    /// [`names::JOURNAL_RECOVERY`].
+    pub journal_recovery: Gauge,
+    /// [`names::JOURNAL_RECOVERED`].
+    pub journal_recovered: Gauge,
+    /// [`names::AWAITING_RECEIPTS`].
+    pub awaiting_receipts: Gauge,
 }
 
 impl EngineMetrics {
@@ -282,6 +349,14 @@ impl EngineMetrics {
             possible_duplicates: counter!(names::POSSIBLE_DUPLICATES),
             events_dropped: counter!(names::EVENTS_DROPPED),
             opted_out: gauge!(names::OPTED_OUT),
+            journal_commit: histogram!(names::JOURNAL_COMMIT),
+            journal_bytes: counter!(names::JOURNAL_BYTES),
+            journal_disk: gauge!(names::JOURNAL_DISK),
+            journal_files: gauge!(names::JOURNAL_FILES),
+            journal_waiting: gauge!(names::JOURNAL_WAITING),
+            journal_recovery: gauge!(names::JOURNAL_RECOVERY),
+            journal_recovered: gauge!(names::JOURNAL_RECOVERED),
+            awaiting_receipts: gauge!(names::AWAITING_RECEIPTS),
         }
     }
 
@@ -431,6 +506,7 @@ pub fn prometheus_builder() -> PrometheusBuilder {
     let buckets = [
         (names::SUBMIT_LATENCY, &LATENCY_BUCKETS[..]),
         (names::DLR_LATENCY, &DLR_BUCKETS[..]),
+        (names::JOURNAL_COMMIT, &COMMIT_BUCKETS[..]),
     ];
     buckets
         .into_iter()
@@ -463,5 +539,6 @@ mod tests {
         }
         assert!(LATENCY_BUCKETS.windows(2).all(|w| w[0] < w[1]));
         assert!(DLR_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+        assert!(COMMIT_BUCKETS.windows(2).all(|w| w[0] < w[1]));
     }
 }

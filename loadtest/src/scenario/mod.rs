@@ -161,6 +161,10 @@ pub struct EngineSettings {
     /// `EngineOptions::inbound_capacity`.
     #[serde(default = "default_inbound")]
     pub inbound_capacity: usize,
+    /// Keep a journal (`docs/durability.md`) in a directory of the run's own under the
+    /// system's temporary directory, removed when the run ends. Default true.
+    #[serde(default = "default_journal")]
+    pub journal: bool,
 }
 
 impl Default for EngineSettings {
@@ -168,8 +172,13 @@ impl Default for EngineSettings {
         EngineSettings {
             max_outstanding: default_outstanding(),
             inbound_capacity: default_inbound(),
+            journal: default_journal(),
         }
     }
+}
+
+fn default_journal() -> bool {
+    true
 }
 
 fn default_outstanding() -> usize {

@@ -133,6 +133,10 @@ impl<C: Carrier> Dispatcher<C> {
             .set(self.shared.counters.outstanding.load(Ordering::Relaxed) as f64);
         m.queue_depth.set(self.shared.submitted.len() as f64);
         m.opted_out.set(self.shared.suppression.len() as f64);
+        m.awaiting_receipts.set(self.shared.dlr.len() as f64);
+        if let Some(journal) = &mut self.journal {
+            journal.flush_metrics(m);
+        }
         for (balance, gauge) in self.shared.account_gauges.lock().iter() {
             gauge.set(balance.load(Ordering::Relaxed) as f64);
         }

@@ -45,6 +45,10 @@ pub(super) struct Durability {
     /// The sequence number of the acceptance being started (its `Accepted` event waits for
     /// it).
     accepting: u64,
+    /// Each hand-over to the sync thread not yet durable: its last sequence number and when.
+    flushes: VecDeque<(u64, std::time::Instant)>,
+    /// Bytes appended as of the last metric flush.
+    bytes_seen: u64,
 }
 
 /// Held items that will never be released: recorded after the journal failed.
@@ -60,6 +64,8 @@ impl Durability {
             backlogged: false,
             failed: false,
             accepting: 0,
+            flushes: VecDeque::new(),
+            bytes_seen: 0,
         }
     }
 
@@ -143,6 +149,11 @@ impl Durability {
 
     /// Hands this turn's records to the sync thread.
     fn flush(&mut self) -> bool {
+        let appended = self.writer.appended();
+        if self.flushes.back().is_none_or(|(seq, _)| *seq < appended) && !self.failed {
+            self.flushes
+                .push_back((appended, std::time::Instant::now()));
+        }
         match self.writer.flush() {
             Ok(Flushed::Ok) => {
                 if std::mem::take(&mut self.backlogged) {
@@ -164,6 +175,28 @@ impl Durability {
                 false
             }
         }
+    }
+
+    /// Records how long each hand-over now durable took (one histogram sample per hand-over).
+    fn commits(&mut self, histogram: &smsroute_metrics::Histogram) {
+        let durable = self.writer.durable();
+        while let Some(&(seq, at)) = self.flushes.front() {
+            if seq > durable {
+                break;
+            }
+            histogram.record(at.elapsed().as_secs_f64());
+            self.flushes.pop_front();
+        }
+    }
+
+    /// The journal's figures, on the housekeeping tick.
+    pub fn flush_metrics(&mut self, m: &smsroute_metrics::EngineMetrics) {
+        let bytes = self.writer.bytes_appended();
+        m.journal_bytes.increment(bytes - self.bytes_seen);
+        self.bytes_seen = bytes;
+        m.journal_disk.set(self.writer.disk_bytes() as f64);
+        m.journal_files.set(self.writer.files() as f64);
+        m.journal_waiting.set(self.waiting.len() as f64);
     }
 
     /// Syncs what is recorded and stops the writer; the items held are returned, all durable
@@ -240,6 +273,7 @@ impl<C: Carrier> Dispatcher<C> {
         if !journal.flush() {
             self.shared.stopped.store(true, Ordering::Release);
         }
+        journal.commits(&self.shared.metrics.journal_commit);
         let mut released = false;
         while let Some(held) = self.journal.as_mut().and_then(Durability::next_durable) {
             released = true;
@@ -259,6 +293,7 @@ impl<C: Carrier> Dispatcher<C> {
     /// Takes up what the journal held at start: unacknowledged terminal events are emitted
     /// again (flagged as replays), unfinished messages resume where they were.
     pub(super) fn resume(&mut self, recovered: Recovered, now: Nanos) {
+        let elapsed = recovered.elapsed;
         let counters = &self.shared.counters;
         let (replays, unfinished) = (recovered.unacknowledged.len(), recovered.unfinished.len());
         counters
@@ -292,6 +327,9 @@ impl<C: Carrier> Dispatcher<C> {
         if replays + unfinished > 0 {
             tracing::info!(replays, unfinished, "journal: resumed after a restart");
         }
+        let m = &self.shared.metrics;
+        m.journal_recovery.set(elapsed.as_secs_f64());
+        m.journal_recovered.set((replays + unfinished) as f64);
         self.settle(now);
         self.events.flush();
     }
