@@ -1,6 +1,7 @@
 //! A gateway on smsroute: load a configuration, start a router over the SMPP carriers it
 //! names, wait until they are bound, submit messages with the gateway's own references, take
-//! the status events, shut down (every carrier unbinds).
+//! the status events and acknowledge them (the configuration keeps a journal: what was
+//! accepted survives a crash), shut down (every carrier unbinds).
 //!
 //! ```sh
 //! smsroute sim --listen 127.0.0.1:2775 --system-id acme --password secret &
@@ -39,6 +40,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             event.event.as_str(),
             event.carrier_message_ids
         );
+        // Handled: not replayed after a restart.
+        router.acknowledge(event.ack);
         finished += usize::from(event.is_terminal());
         if finished == orders.len() {
             break;
