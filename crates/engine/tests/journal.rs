@@ -329,3 +329,103 @@ fn the_configuration_can_ask_for_the_journal() {
         "a segment per start, in the configured directory"
     );
 }
+
+#[tokio::test]
+async fn an_abandoned_router_keeps_every_promise_it_made() {
+    use smsroute_sim::Latency;
+    let dir = Dir::new("abandon");
+    // The carrier does not survive the crash: receipts owed by the old one never come, so
+    // messages awaiting them end `sent` after the receipt timeout.
+    let config = common::config(
+        &[("alpha", 1000, "0.004")],
+        "[retry]\nreceipt_timeout_s = 1\n",
+    );
+    let slow = Behaviour {
+        latency: Latency::Fixed(20 * common::MS),
+        ..Behaviour::default()
+    };
+    // Life 1: 200 messages, abandoned while most are queued or in flight.
+    let (router, mut events) = common::start(&config, dir.options(), &[("alpha", slow)]);
+    let submitted: HashSet<MessageId> = (1..=200)
+        .map(|n| router.try_submit(message(n)).unwrap())
+        .collect();
+    let mut accepted = HashSet::new();
+    let mut first: BTreeMap<MessageId, StatusEvent> = BTreeMap::new();
+    while first.len() < 5 {
+        let e = events.recv().await.unwrap();
+        if e.event == Event::Accepted {
+            accepted.insert(e.id);
+        } else if e.is_terminal() {
+            first.insert(e.id, e);
+        }
+    }
+    router.abandon();
+    // What was handed out before the crash is all there is; then the stream ends.
+    while let Some(e) = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("the stream ends")
+    {
+        if e.event == Event::Accepted {
+            accepted.insert(e.id);
+        } else if e.is_terminal() {
+            first.insert(e.id, e);
+        }
+    }
+    assert!(
+        router.try_submit(message(999)).is_err(),
+        "an abandoned router takes nothing"
+    );
+    let owed: HashSet<MessageId> = accepted
+        .iter()
+        .filter(|id| !first.contains_key(id))
+        .copied()
+        .collect();
+    assert!(!owed.is_empty(), "the crash left messages unfinished");
+
+    // Life 2: every terminal event heard comes again, the same; every message accepted and
+    // not finished gets exactly one terminal event; nothing else but messages submitted in
+    // life 1 whose acceptance was durable without its event heard.
+    let (router2, mut events2) = common::start(&config, dir.options(), &[]);
+    let mut replays = BTreeMap::new();
+    let mut finished = BTreeMap::new();
+    while replays.len() < first.len() || !owed.iter().all(|id| finished.contains_key(id)) {
+        let Ok(e) = tokio::time::timeout(Duration::from_secs(20), events2.recv()).await else {
+            let missing: Vec<_> = owed
+                .iter()
+                .filter(|id| !finished.contains_key(*id))
+                .collect();
+            let unreplayed: Vec<_> = first
+                .keys()
+                .filter(|id| !replays.contains_key(*id))
+                .collect();
+            panic!("no event within 20 s: owed {missing:?}, not replayed {unreplayed:?}");
+        };
+        let e = e.unwrap();
+        if !e.is_terminal() {
+            continue;
+        }
+        let seen = if e.replay {
+            &mut replays
+        } else {
+            &mut finished
+        };
+        assert!(
+            seen.insert(e.id, e.clone()).is_none(),
+            "two terminal events: {e:?}"
+        );
+    }
+    for (id, e) in &replays {
+        let before = &first[id];
+        assert_eq!(
+            (e.event, e.ack),
+            (before.event, before.ack),
+            "{id} replayed as it was"
+        );
+    }
+    for (id, e) in &finished {
+        assert!(submitted.contains(id), "{id} was never submitted");
+        assert!(!first.contains_key(id), "{id} finished twice: {e:?}");
+    }
+    router.shutdown(Duration::from_secs(1)).await;
+    router2.shutdown(Duration::from_secs(1)).await;
+}

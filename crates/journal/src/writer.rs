@@ -47,6 +47,8 @@ struct Pending {
     bytes: Vec<u8>,
     last: u64,
     closing: bool,
+    /// Stop without writing what waits (a simulated crash).
+    abandoned: bool,
 }
 
 struct Shared {
@@ -75,6 +77,7 @@ impl Writer {
                 bytes: Vec::with_capacity(1 << 16),
                 last: 0,
                 closing: false,
+                abandoned: false,
             }),
             ready: Condvar::new(),
             durable: AtomicU64::new(0),
@@ -203,6 +206,19 @@ impl Writer {
         Ok(())
     }
 
+    /// Stops as a crash of the process would: what was appended or handed over but not yet
+    /// written is thrown away (what the sync thread already wrote stays, as the operating
+    /// system would keep it). For fault injection.
+    pub fn abandon(mut self) {
+        {
+            let mut pending = self.shared.pending.lock();
+            pending.abandoned = true;
+            pending.closing = true;
+        }
+        self.buf.clear();
+        self.stop();
+    }
+
     fn stop(&mut self) {
         self.shared.pending.lock().closing = true;
         self.shared.ready.notify_one();
@@ -260,7 +276,7 @@ impl Syncer {
                 while pending.bytes.is_empty() && !pending.closing {
                     self.shared.ready.wait(&mut pending);
                 }
-                if pending.bytes.is_empty() {
+                if pending.bytes.is_empty() || pending.abandoned {
                     return;
                 }
                 std::mem::swap(&mut pending.bytes, &mut batch);

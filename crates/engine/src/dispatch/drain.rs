@@ -6,10 +6,29 @@ impl<C: Carrier> Dispatcher<C> {
     pub(super) fn control(&mut self, control: Option<Control>, now: Nanos) {
         match control {
             Some(Control::Shutdown { deadline, reply }) => self.draining = Some((deadline, reply)),
+            Some(Control::Abandon) => self.abandoned = true,
             None => {
                 self.handle_gone = true;
                 // Gone without a shutdown: stop now.
                 self.draining.get_or_insert((now, None));
+            }
+        }
+    }
+
+    /// Ends the dispatcher as a crash would: nothing is finished, flushed or reported; the
+    /// journal's unwritten records are thrown away; submits in flight are forgotten.
+    pub(super) fn abandon(mut self) {
+        tracing::warn!(
+            live = self.slab.live(),
+            "router abandoned (simulated crash)"
+        );
+        self.shared.stopped.store(true, Ordering::Release);
+        if let Some(journal) = self.journal.take() {
+            journal.abandon();
+        }
+        for entry in self.slab.drain() {
+            if let Some(task) = entry.in_flight.and_then(|f| f.task) {
+                task.abort();
             }
         }
     }

@@ -199,6 +199,11 @@ impl Durability {
         m.journal_waiting.set(self.waiting.len() as f64);
     }
 
+    /// Stops the writer as a crash would (what is not written is lost).
+    pub fn abandon(self) {
+        self.writer.abandon();
+    }
+
     /// Syncs what is recorded and stops the writer; the items held are returned, all durable
     /// unless the journal failed.
     pub fn close(self) -> (bool, VecDeque<(u64, Held)>) {

@@ -81,6 +81,8 @@ pub(crate) enum Control {
         deadline: Nanos,
         reply: Option<oneshot::Sender<ShutdownReport>>,
     },
+    /// Stop at once, as a crash would (fault injection).
+    Abandon,
 }
 
 pub(crate) struct Dispatcher<C: Carrier> {
@@ -114,6 +116,8 @@ pub(crate) struct Dispatcher<C: Carrier> {
     counts: EngineCounts,
     /// The journal, when the router keeps one.
     journal: Option<journal::Durability>,
+    /// Told to stop as a crash would.
+    abandoned: bool,
 }
 
 /// Router-wide counts the dispatcher accumulates between metric flushes.
@@ -166,6 +170,7 @@ impl<C: Carrier> Dispatcher<C> {
             handle_gone: false,
             counts: EngineCounts::default(),
             journal: None,
+            abandoned: false,
         };
         dispatcher.sync();
         if let Some((writer, recovered)) = journal {
@@ -184,6 +189,9 @@ impl<C: Carrier> Dispatcher<C> {
         loop {
             let now = self.shared.now();
             let worked = self.turn(now);
+            if self.abandoned {
+                return self.abandon();
+            }
             if let Some((deadline, _)) = &self.draining {
                 let idle = self.slab.live() == 0
                     && self.shared.submitted.is_empty()
@@ -247,6 +255,9 @@ impl<C: Carrier> Dispatcher<C> {
         while let Ok(control) = self.control_rx.try_recv() {
             self.control(Some(control), now);
             worked = true;
+        }
+        if self.abandoned {
+            return worked;
         }
         if self.shared.generation.load(Ordering::Acquire) != self.generation {
             self.sync();

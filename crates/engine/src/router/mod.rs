@@ -324,6 +324,21 @@ impl<C: Carrier> Router<C> {
         report
     }
 
+    /// Stops the router at once, as a crash of the process would, for fault injection (load
+    /// tests, crash tests): `submit` refuses from now on, the dispatcher ends without
+    /// finishing, reporting or handing out anything more, a journal loses what was not yet
+    /// written, submits in flight are forgotten, receipts stop being read, and the event
+    /// stream ends. Carriers are left as they are (a new router may attach to them). A router
+    /// with a journal started on the same directory resumes what was durable.
+    pub fn abandon(&self) {
+        self.shared.stopped.store(true, Ordering::Release);
+        let _ = self.handle.control.send(Control::Abandon);
+        self.shared.wake.notify_one();
+        for pump in self.handle.pumps.lock().drain(..) {
+            pump.abort();
+        }
+    }
+
     /// Waits until every configured carrier that has a connection can take submits (an SMPP
     /// carrier: a session is bound), at most `timeout`; else says which is not and why.
     /// Carriers without a connection (`LinkState::NotConfigured`) are not waited for.
