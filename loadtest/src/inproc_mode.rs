@@ -12,31 +12,51 @@ use smsroute_types::{Message, MessageId};
 use crate::report::CarrierReport;
 use crate::run::{Context, Fleet, RunError, carrier_ids, carrier_report, hash};
 
-/// Simulated carriers in this process.
-pub(crate) struct InprocFleet;
+/// Simulated carriers in this process, made once for the run: a router started again after
+/// a crash takes the same ones (with what they were sent, and the receipts they still owe).
+pub(crate) struct InprocFleet {
+    carriers: BTreeMap<String, Arc<SimCarrier>>,
+}
 
-impl Fleet for InprocFleet {
-    type Carrier = SimCarrier;
-
-    fn router(&self, ctx: &Context<'_>) -> Result<(Router<SimCarrier>, EventStream), RunError> {
+impl InprocFleet {
+    /// A simulated carrier for every carrier the run may see (reloads included).
+    pub(crate) fn new(ctx: &Context<'_>) -> Self {
         let prepared = ctx.prepared;
-        let (behaviours, seed, books, origin) = (
-            prepared.behaviours.clone(),
-            prepared.scenario.seed,
-            ctx.books.clone(),
-            ctx.origin,
-        );
-        let _guard = ctx.runtime.enter();
-        Ok(Router::start(
-            &prepared.config,
-            ctx.engine.clone(),
-            move |c| {
-                let behaviour = behaviours.get(&c.id).cloned().unwrap_or_default();
-                let books = books.clone();
+        let (seed, origin) = (prepared.scenario.seed, ctx.origin);
+        let carriers = carrier_ids(prepared)
+            .into_iter()
+            .map(|id| {
+                let behaviour = prepared.behaviours.get(&id).cloned().unwrap_or_default();
+                let books = ctx.books.clone();
                 let observer = Arc::new(move |id: MessageId, after: u64| {
                     books.carrier_accepted(id.0, origin.elapsed().as_micros() as u64, after)
                 });
-                SimCarrier::new(&c.id, behaviour, seed ^ hash(&c.id)).with_observer(observer)
+                let sim = SimCarrier::new(&id, behaviour, seed ^ hash(&id)).with_observer(observer);
+                (id, Arc::new(sim))
+            })
+            .collect();
+        InprocFleet { carriers }
+    }
+}
+
+impl Fleet for InprocFleet {
+    type Carrier = Arc<SimCarrier>;
+
+    fn router(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<(Router<Arc<SimCarrier>>, EventStream), RunError> {
+        let carriers = self.carriers.clone();
+        let seed = ctx.prepared.scenario.seed;
+        let _guard = ctx.runtime.enter();
+        Ok(Router::start(
+            &ctx.prepared.config,
+            ctx.engine.clone(),
+            move |c| {
+                carriers.get(&c.id).cloned().unwrap_or_else(|| {
+                    let sim = SimCarrier::new(&c.id, Default::default(), seed ^ hash(&c.id));
+                    Arc::new(sim)
+                })
             },
         )?)
     }
@@ -51,7 +71,7 @@ impl Fleet for InprocFleet {
     fn reports(
         &self,
         ctx: &Context<'_>,
-        router: &Router<SimCarrier>,
+        router: &Router<Arc<SimCarrier>>,
     ) -> BTreeMap<String, CarrierReport> {
         let prepared = ctx.prepared;
         carrier_ids(prepared)
@@ -67,7 +87,7 @@ impl Fleet for InprocFleet {
     fn inject(
         &self,
         ctx: &Context<'_>,
-        router: &Router<SimCarrier>,
+        router: &Router<Arc<SimCarrier>>,
         carrier: &str,
         reply: Inbound,
     ) {

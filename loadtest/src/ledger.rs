@@ -190,6 +190,12 @@ impl Books {
     }
 }
 
+/// [`Tally`]'s per-message bits: the outcome's index + 1, the `Accepted` event, the
+/// terminal event's `possible_duplicate`.
+const OUTCOME: u8 = 0x0f;
+const ACCEPTED: u8 = 0x10;
+const FLAGGED: u8 = 0x20;
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
@@ -211,14 +217,18 @@ pub struct Second {
 pub struct Tally {
     /// Carrier slots known.
     carriers: usize,
-    /// Terminal seen, per message (grown as terminal events come).
+    /// Per message (grown as events come): the terminal outcome's index + 1 in the low bits
+    /// (0: none yet), [`ACCEPTED`] and [`FLAGGED`].
     seen: Vec<u8>,
     /// Messages planned: ids past it are strays.
     planned: usize,
     /// Terminal events by kind: delivered, sent, failed, expired.
     pub terminal: [u64; OUTCOMES],
-    /// Second terminal events for one message (must stay 0).
+    /// Second terminal events for one message (must stay 0): a replay that differs from the
+    /// first counts too.
     pub double_terminal: u64,
+    /// Terminal events emitted again after a restart, the same as the first.
+    pub replays: u64,
     /// Events for ids the harness never sent.
     pub strays: u64,
     pub retries: u64,
@@ -242,6 +252,7 @@ impl Tally {
             planned: messages,
             terminal: [0; OUTCOMES],
             double_terminal: 0,
+            replays: 0,
             strays: 0,
             retries: 0,
             failovers: 0,
@@ -303,17 +314,28 @@ impl Tally {
             }
             _ => {}
         }
-        let Some(kind) = event.event.outcome().map(|o| o.index()) else {
-            return;
-        };
         if i >= self.seen.len() {
             self.seen.resize(i + 1, 0);
         }
-        if self.seen[i] != 0 {
-            self.double_terminal += 1;
+        if event.event == Event::Accepted {
+            self.seen[i] |= ACCEPTED;
+        }
+        let Some(kind) = event.event.outcome().map(|o| o.index()) else {
+            return;
+        };
+        let before = self.seen[i] & OUTCOME;
+        if before != 0 {
+            if event.replay && before == kind as u8 + 1 {
+                self.replays += 1;
+            } else {
+                self.double_terminal += 1;
+            }
             return;
         }
-        self.seen[i] = 1;
+        self.seen[i] |= kind as u8 + 1;
+        if event.possible_duplicate {
+            self.seen[i] |= FLAGGED;
+        }
         self.terminal[kind] += 1;
         books.terminal.fetch_add(1, Ordering::Relaxed);
         let read = |v: Option<&AtomicU32>| u64::from(v.map_or(0, |v| v.load(Ordering::Relaxed)));
@@ -344,11 +366,35 @@ impl Tally {
         }
     }
 
-    /// Whether message `id` has its terminal event.
-    pub fn is_terminal(&self, id: u64) -> bool {
+    fn flags(&self, id: u64) -> u8 {
         (id as usize)
             .checked_sub(1)
             .and_then(|i| self.seen.get(i))
-            .is_some_and(|s| *s != 0)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether message `id` has its terminal event.
+    pub fn is_terminal(&self, id: u64) -> bool {
+        self.flags(id) & OUTCOME != 0
+    }
+
+    /// Whether message `id`'s `Accepted` event came.
+    pub fn was_accepted(&self, id: u64) -> bool {
+        self.flags(id) & ACCEPTED != 0
+    }
+
+    /// Messages a carrier accepted more than once whose terminal event did not say
+    /// `possible_duplicate` (must be 0).
+    pub fn unflagged_duplicates(&self, books: &Books) -> u64 {
+        (0..self.seen.len())
+            .filter(|&i| {
+                let accepts = books
+                    .accepts
+                    .peek(i)
+                    .map_or(0, |a| a.load(Ordering::Relaxed));
+                accepts > 1 && self.seen[i] & FLAGGED == 0
+            })
+            .count() as u64
     }
 }

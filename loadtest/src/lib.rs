@@ -28,6 +28,7 @@
 pub mod html;
 mod inproc_mode;
 mod ledger;
+mod lives;
 mod profile;
 mod report;
 mod run;

@@ -122,6 +122,16 @@ pub struct Report {
     /// Acceptances by a carrier of a message to a number after its STOP was processed (must
     /// be 0).
     pub sent_after_opt_out: u64,
+    /// Router crashes (fault `crash`).
+    pub crashes: u64,
+    /// Accepted by `try_submit` in a life that crashed before their acceptance was durable:
+    /// no `Accepted` event and no terminal status (never accepted, so not lost).
+    pub unconfirmed: u64,
+    /// Terminal events emitted again after a restart, identical to the first.
+    pub replays: u64,
+    /// Messages a carrier accepted more than once whose terminal event did not say
+    /// `possible_duplicate` (must be 0).
+    pub duplicates_unflagged: u64,
     /// The highest accepted rate over one second with no refusal, no late send, at least 99 %
     /// of the intended rate, and terminal statuses within 1 % of acceptances over the 5 s
     /// ending with it (the backlog not growing).
@@ -131,6 +141,15 @@ pub struct Report {
     /// Per-second series and markers for `report.html`.
     #[serde(skip)]
     pub timeline: Timeline,
+}
+
+/// What the run's crashes left.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Crashes {
+    /// How many.
+    pub crashes: u64,
+    /// Accepted by `try_submit`, never durable (see [`Report::unconfirmed`]).
+    pub unconfirmed: u64,
 }
 
 /// A marker on the charts: an instant or a span.
@@ -263,6 +282,7 @@ impl Report {
         accepted: u64,
         terminal: u64,
         in_flight_at_end: u64,
+        crashes: Crashes,
         carriers: BTreeMap<String, CarrierReport>,
         timeline: Timeline,
     ) -> Self {
@@ -298,7 +318,7 @@ impl Report {
                 expired: tally.terminal[3],
             },
             in_flight_at_end,
-            lost: accepted.saturating_sub(terminal + in_flight_at_end),
+            lost: accepted.saturating_sub(terminal + in_flight_at_end + crashes.unconfirmed),
             duplicates: books.duplicates(),
             retries: tally.retries,
             failovers: tally.failovers,
@@ -314,6 +334,10 @@ impl Report {
             late_sends: Books::total(&books.late),
             double_terminal: tally.double_terminal,
             sent_after_opt_out: books.sent_after_opt_out.load(Ordering::Relaxed),
+            crashes: crashes.crashes,
+            unconfirmed: crashes.unconfirmed,
+            replays: tally.replays,
+            duplicates_unflagged: tally.unflagged_duplicates(books),
             max_sustainable_rate,
             peak_rss_mb: timeline.rss_mb.iter().copied().fold(0.0, f64::max),
             timeline,
@@ -327,6 +351,7 @@ impl Report {
             && self.in_flight_at_end == 0
             && self.double_terminal == 0
             && self.sent_after_opt_out == 0
+            && self.duplicates_unflagged == 0
     }
 
     /// Writes `report.json` and `report.html` into `dir` (created if missing).

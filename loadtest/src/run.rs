@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 
 use smsroute_carrier::{Carrier, Inbound};
 use smsroute_config::Config;
-use smsroute_engine::{EngineOptions, EventStream, Keyword, Router, SetupError};
+use smsroute_engine::{EngineOptions, EventStream, Router, SetupError};
 use smsroute_types::{Message, SplitMix64};
 
 use crate::inproc_mode::InprocFleet;
-use crate::ledger::{Books, LATE_US, Tally};
-use crate::report::{CarrierReport, Marker, Report, Timeline};
+use crate::ledger::{Books, LATE_US};
+use crate::lives::Lives;
+use crate::report::{CarrierReport, Crashes, Marker, Report, Timeline};
 use crate::scenario::{Fault, Mix, Mode, Prepared};
 use crate::smpp_mode::SmppFleet;
 
@@ -61,7 +62,7 @@ pub(crate) struct Context<'a> {
     pub runtime: tokio::runtime::Runtime,
     pub origin: Instant,
     pub engine: EngineOptions,
-    planned: usize,
+    pub planned: usize,
     seconds: usize,
 }
 
@@ -115,7 +116,7 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
         smsroute_metrics::install_exporter(addr)?;
     }
     let report = match scenario.mode {
-        Mode::Inproc => drive(&ctx, InprocFleet, &templates, options),
+        Mode::Inproc => drive(&ctx, InprocFleet::new(&ctx), &templates, options),
         Mode::Smpp => SmppFleet::start(&ctx).and_then(|f| drive(&ctx, f, &templates, options)),
     };
     if let Some(dir) = &journal {
@@ -138,6 +139,11 @@ pub(crate) trait Fleet {
         ctx: &Context<'_>,
         router: &Router<Self::Carrier>,
     ) -> BTreeMap<String, CarrierReport>;
+    /// The router just crashed (abandoned): what the process's death does to the carriers'
+    /// connections. In-process carriers survive; SMPP sessions die with their sockets.
+    fn crashed(&self, ctx: &Context<'_>, router: &Router<Self::Carrier>) {
+        let _ = (ctx, router);
+    }
     /// A recipient's reply, arriving through `carrier`.
     fn inject(
         &self,
@@ -156,7 +162,7 @@ fn drive<F: Fleet>(
     templates: &[Message],
     options: RunOptions,
 ) -> Result<Report, RunError> {
-    let (router, mut events) = fleet.router(ctx)?;
+    let mut lives = Lives::start(ctx, &fleet)?;
     let prepared = ctx.prepared;
     let scenario = &prepared.scenario;
     let profile = &scenario.rate;
@@ -164,49 +170,6 @@ fn drive<F: Fleet>(
     let (planned, seconds) = (ctx.planned, ctx.seconds);
     let total = planned as u64 - 1;
     let duration_us = (scenario.duration_s * 1e6) as u64;
-    // Harness time = router time + offset.
-    let offset_us = ctx.now_us().saturating_sub(router.now() / 1_000);
-
-    let reader = {
-        let (books, handle) = (books.clone(), ctx.runtime.handle().clone());
-        // Handled events are acknowledged, as a gateway does: with a journal, they are not
-        // replayed and compaction drops them.
-        let acknowledger = router.clone();
-        let carriers = prepared.config.carriers.len();
-        let warmup_us = (scenario.warmup_s * 1e6) as u64;
-        std::thread::spawn(move || {
-            let mut tally = Tally::new(planned, carriers, warmup_us);
-            let mut batch = Vec::with_capacity(4096);
-            while handle.block_on(events.recv_many(&mut batch)) {
-                let mut acknowledged = 0;
-                for event in batch.drain(..) {
-                    acknowledged = acknowledged.max(event.ack);
-                    tally.record(&event, event.at / 1_000 + offset_us, &books);
-                }
-                acknowledger.acknowledge(acknowledged);
-            }
-            tally
-        })
-    };
-
-    // Replies the router processed: STOPs are what no later acceptance may follow.
-    if let Some(mut replies) = router.take_inbound() {
-        let books = books.clone();
-        ctx.runtime.spawn(async move {
-            while let Some(reply) = replies.recv().await {
-                let sender = match reply.keyword {
-                    Some(Keyword::Stop) => reply.to.as_str(),
-                    Some(Keyword::StopAll) => "*",
-                    Some(Keyword::Start) => {
-                        books.started(&reply.from);
-                        continue;
-                    }
-                    _ => continue,
-                };
-                books.stopped(&reply.from, sender, reply.at / 1_000 + offset_us);
-            }
-        });
-    }
     let recipients: Vec<(Box<str>, Box<str>)> = {
         let all = books.destinations.get().cloned().unwrap_or_default();
         let mut seen = std::collections::HashSet::new();
@@ -216,9 +179,29 @@ fn drive<F: Fleet>(
     let mut markers = fault_markers(prepared);
     let mut reloads = prepared.reloads.iter().peekable();
     let mut replies = prepared.replies.iter().peekable();
+    let mut crashes = prepared.crashes.iter().peekable();
+    // While the router is down: when it starts again.
+    let mut restart_at: Option<u64> = None;
     let mut next: u64 = 0;
     loop {
         let now = ctx.now_us();
+        while let Some((at, down_ms)) = crashes.next_if(|(at, _)| (*at * 1e6) as u64 <= now) {
+            // A crash while the router is down changes nothing.
+            if restart_at.is_none() {
+                lives.crash(ctx, &fleet);
+                restart_at = Some(now + (down_ms * 1e3) as u64);
+                markers.push(Marker {
+                    at_s: *at,
+                    until_s: Some(at + down_ms / 1e3),
+                    label: format!("crash, down {down_ms} ms"),
+                });
+            }
+        }
+        if restart_at.is_some_and(|at| now >= at) {
+            lives.restart(ctx, &fleet)?;
+            restart_at = None;
+        }
+        let router = &lives.router;
         while let Some((at, config)) = reloads.next_if(|(at, _)| (*at * 1e6) as u64 <= now) {
             let label = match router.reload(config) {
                 Ok(r) => format!("reload → generation {}", r.generation),
@@ -235,7 +218,7 @@ fn drive<F: Fleet>(
                     to: sender.to_string(),
                     text: text.clone(),
                 };
-                fleet.inject(ctx, &router, carrier, reply);
+                fleet.inject(ctx, router, carrier, reply);
             }
             markers.push(Marker::at(*at, format!("{count} × {text} via {carrier}")));
         }
@@ -248,11 +231,15 @@ fn drive<F: Fleet>(
                 at.store(intended as u32, Ordering::Relaxed);
             }
             let template = &templates[next as usize % templates.len()];
-            match router
+            match lives
+                .router
                 .try_submit(fleet.message(template, next))
                 .map_err(|r| r.reason)
             {
-                Ok(_) => books.accepted[second].fetch_add(1, Ordering::Relaxed),
+                Ok(id) => {
+                    lives.accepted(id.0);
+                    books.accepted[second].fetch_add(1, Ordering::Relaxed)
+                }
                 Err(refusal) => {
                     let reason = smsroute_metrics::Label::index(&refusal);
                     books.rejected_by_reason[reason].fetch_add(1, Ordering::Relaxed);
@@ -271,19 +258,31 @@ fn drive<F: Fleet>(
         std::thread::sleep(Duration::from_micros(100));
     }
 
-    // Drain: wait for every accepted message to finish, within drain_s.
+    if restart_at.is_some() {
+        lives.restart(ctx, &fleet)?;
+    }
+
+    // Drain: wait for every accepted message to finish, within drain_s. After a crash, some
+    // accepted by `try_submit` were never durable and never finish: the router owing nothing
+    // more ends the drain too.
     let accepted = Books::total(&books.accepted);
     let drain_end = ctx.now_us() + (scenario.drain_s * 1e6) as u64;
-    while books.terminal.load(Ordering::Relaxed) < accepted && ctx.now_us() < drain_end {
+    let owes = |router: &Router<F::Carrier>| lives.crashes == 0 || router.stats().outstanding > 0;
+    while books.terminal.load(Ordering::Relaxed) < accepted
+        && owes(&lives.router)
+        && ctx.now_us() < drain_end
+    {
         std::thread::sleep(Duration::from_millis(10));
         let now = ctx.now_us();
         progress.tick(now, books);
     }
     progress.finish();
-    let carrier_reports = fleet.reports(ctx, &router);
+    let router = &lives.router;
+    let carrier_reports = fleet.reports(ctx, router);
     let carrier_names: Vec<String> = router.carriers().iter().map(|c| c.id.to_string()).collect();
     let shutdown = ctx.runtime.block_on(router.shutdown(Duration::ZERO));
-    let tally = reader.join().expect("the event reader does not panic");
+    let crashes = lives.crashes;
+    let (tally, unconfirmed) = lives.finish();
 
     let in_flight_at_end = shutdown
         .unfinished
@@ -299,6 +298,10 @@ fn drive<F: Fleet>(
         accepted,
         terminal,
         in_flight_at_end,
+        Crashes {
+            crashes,
+            unconfirmed,
+        },
         carrier_reports,
         timeline,
     ))

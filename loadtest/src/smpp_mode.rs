@@ -116,6 +116,12 @@ impl Fleet for SmppFleet {
         Ok((router, events))
     }
 
+    /// The dead router's sessions die with it: closed at once (the simulators keep the
+    /// receipts they owe for the next bind).
+    fn crashed(&self, ctx: &Context<'_>, router: &Router<SmppCarrier>) {
+        ctx.runtime.block_on(router.shutdown(Duration::ZERO));
+    }
+
     /// The template's text behind a `#n#` marker, which the simulator reads back.
     fn message(&self, template: &Message, n: u64) -> Message {
         let text = format!("#{}# {}", n + 1, template.text());

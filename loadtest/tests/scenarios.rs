@@ -32,6 +32,7 @@ fn every_shipped_scenario_and_the_default_are_valid() {
     names.sort();
     for wanted in [
         "baseline",
+        "crash-recovery",
         "default",
         "hang",
         "inbound-stop",
@@ -52,6 +53,11 @@ fn every_shipped_scenario_and_the_default_are_valid() {
     assert_eq!(default.scenario.duration_s, 5.0);
     assert_eq!(default.config.carriers.len(), 3);
     assert!(default.behaviours["uk-beta"].outages.len() == 1);
+    assert_eq!(
+        default.crashes,
+        [(24.0, 500.0)],
+        "the default survives a crash"
+    );
 }
 
 #[test]
@@ -67,6 +73,16 @@ fn bad_scenarios_say_what_is_wrong() {
                 "{BASE}[[faults]]\nat_s = 1\nkind = \"outage\"\ncarrier = \"nope\"\nduration_s = 1\n"
             ),
             "faults[0]: carrier \"nope\" is not in the configuration",
+        ),
+        (
+            &format!(
+                "{BASE}engine = {{ journal = false }}\n[[faults]]\nat_s = 1\nkind = \"crash\"\n"
+            ),
+            "faults[0]: a crash needs [engine] journal = true",
+        ),
+        (
+            &format!("{BASE}[[faults]]\nat_s = 1\nkind = \"crash\"\nrestart_after_ms = -5\n"),
+            "faults[0]: restart_after_ms = -5.0: expected at least 0",
         ),
         (
             &format!("{BASE}[carriers.uk-beta]\nlatency_ms = {{ p50 = 20 }}\n"),
@@ -366,4 +382,42 @@ fn both_modes_run_the_same_scenario_through_one_driver() {
         accepted.push(report.accepted);
     }
     assert_eq!(accepted[0], accepted[1], "the same plan in both modes");
+}
+
+#[test]
+fn a_crashed_router_loses_nothing_it_accepted() {
+    let text = r#"
+        name = "mini-crash"
+        duration_s = 2
+        drain_s = 20
+        config = { generate = { prefixes = 30, tps = 5000, append = "[retry]\nreceipt_timeout_s = 2\n" } }
+        rate = { constant = 2000 }
+        mix = { receipts = true }
+        [carriers.uk-alpha]
+        latency_ms = { fixed = 20 }
+        receipt_delay_ms = { fixed = 200 }
+        [carriers.uk-beta]
+        latency_ms = { fixed = 20 }
+        receipt_delay_ms = { fixed = 200 }
+        [[faults]]
+        at_s = 1
+        kind = "crash"
+        restart_after_ms = 200
+    "#;
+    let report = run(&prepare(text).unwrap(), RunOptions::default()).unwrap();
+    assert!(report.passed(), "{}", report.summary());
+    assert_eq!(report.crashes, 1);
+    assert!(
+        report.rejected > 0,
+        "refused while down: {}",
+        report.summary()
+    );
+    assert_eq!(report.duplicates_unflagged, 0);
+    assert_eq!(report.double_terminal, 0);
+    let t = report.terminal;
+    assert_eq!(
+        t.delivered + t.sent + t.failed + t.expired + report.unconfirmed,
+        report.accepted,
+        "every message accepted by try_submit finished or was never durable"
+    );
 }

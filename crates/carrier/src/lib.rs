@@ -215,6 +215,32 @@ impl<C: Carrier> DynCarrier for C {
     }
 }
 
+/// A shared connection: one carrier outliving the router that used it (a router started
+/// again after a crash takes the same simulated carrier).
+impl<C: Carrier> Carrier for Arc<C> {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+    fn submit(
+        &self,
+        request: SubmitRequest,
+    ) -> impl Future<Output = Result<Accepted, SubmitError>> + Send {
+        (**self).submit(request)
+    }
+    fn attach_receipts(&self, sink: ReceiptSink) {
+        (**self).attach_receipts(sink)
+    }
+    fn attach_inbound(&self, sink: InboundSink) {
+        (**self).attach_inbound(sink)
+    }
+    fn link(&self) -> LinkState {
+        (**self).link()
+    }
+    fn close(&self, grace: Duration) -> impl Future<Output = ()> + Send {
+        (**self).close(grace)
+    }
+}
+
 impl Carrier for Box<dyn DynCarrier> {
     fn id(&self) -> &str {
         (**self).id()

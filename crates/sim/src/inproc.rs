@@ -121,7 +121,9 @@ pub struct SimCarrier {
     id: String,
     model: Mutex<(SimModel, RateMeter)>,
     origin: Instant,
-    sink: Mutex<Option<ReceiptSink>>,
+    /// Where receipts go: replaced when a new router attaches (after a crash, receipts owed
+    /// to the old one go to it, as an SMSC keeps them for a client that binds again).
+    sink: Arc<Mutex<Option<ReceiptSink>>>,
     inbound: Mutex<Option<InboundSink>>,
     stats: SimStats,
     observer: Option<AcceptObserver>,
@@ -144,7 +146,7 @@ impl SimCarrier {
             id: id.to_string(),
             model: Mutex::new((SimModel::new(behaviour, seed), RateMeter::new())),
             origin: Instant::now(),
-            sink: Mutex::new(None),
+            sink: Arc::new(Mutex::new(None)),
             inbound: Mutex::new(None),
             stats: SimStats::default(),
             observer: None,
@@ -222,19 +224,18 @@ impl Carrier for SimCarrier {
                 Err(SubmitError::Rejected { status })
             }
             Reply::Accept(ids) => {
-                if let Some(sink) = self.sink.lock().clone() {
+                if self.sink.lock().is_some() {
                     for (id, (delay, status)) in ids.iter().zip(decision.receipts) {
                         let receipt = Receipt {
                             message_id: id.clone(),
                             status,
                             error: 0,
                         };
-                        let sink = sink.clone();
+                        let sink = self.sink.clone();
                         self.stats.receipts.fetch_add(1, Ordering::Relaxed);
                         tokio::spawn(async move {
                             tokio::time::sleep(Duration::from_nanos(delay)).await;
-                            // A router that went away has no use for the receipt.
-                            let _ = sink.send(receipt).await;
+                            deliver(&sink, receipt).await;
                         });
                     }
                 }
@@ -249,6 +250,30 @@ impl Carrier for SimCarrier {
 
     fn attach_inbound(&self, sink: InboundSink) {
         *self.inbound.lock() = Some(sink);
+    }
+}
+
+/// How long a receipt waits for a router to take it (one that went away, and another that
+/// attaches meanwhile) before it is dropped.
+const RECEIPT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Hands a receipt to whichever router is attached when it is due; while none takes it (the
+/// router is gone and none has attached again yet), tries again every 50 ms, up to
+/// [`RECEIPT_PATIENCE`].
+async fn deliver(sink: &Mutex<Option<ReceiptSink>>, mut receipt: Receipt) {
+    let started = tokio::time::Instant::now();
+    loop {
+        let current = sink.lock().clone();
+        if let Some(current) = current {
+            match current.send(receipt).await {
+                Ok(()) => return,
+                Err(closed) => receipt = closed.0,
+            }
+        }
+        if started.elapsed() >= RECEIPT_PATIENCE {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -156,4 +156,10 @@ pub enum FaultError {
     /// `share` is outside 0..=1.
     #[error("share = {0:?}: expected a share in 0..=1")]
     Share(f64),
+    /// `restart_after_ms` is negative or not finite.
+    #[error("restart_after_ms = {0:?}: expected at least 0")]
+    Restart(f64),
+    /// A crash without a journal would lose everything in flight.
+    #[error("a crash needs [engine] journal = true")]
+    CrashWithoutJournal,
 }

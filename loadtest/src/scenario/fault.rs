@@ -71,6 +71,17 @@ pub enum Fault {
         /// The configuration to reload to.
         config: ConfigSource,
     },
+    /// The router crashes: abandoned at once, as by a kill (what its journal had not yet
+    /// written is lost), and started again from its journal `restart_after_ms` later. The
+    /// simulated carriers survive it (and count what they are sent twice); the load goes on,
+    /// refused while the router is down. Needs `[engine] journal = true`.
+    Crash {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// How long the router stays down. Default 500 ms.
+        #[serde(default = "half_a_second")]
+        restart_after_ms: f64,
+    },
     /// `count` recipients reply `text` through `carrier`.
     Inbound {
         /// When, seconds from the start.
@@ -96,6 +107,7 @@ impl Fault {
             | Fault::ErrorBurst { at_s, .. }
             | Fault::ThrottleStorm { at_s, .. }
             | Fault::Reload { at_s, .. }
+            | Fault::Crash { at_s, .. }
             | Fault::Inbound { at_s, .. } => *at_s,
         }
     }
@@ -149,7 +161,7 @@ impl Fault {
                     status: status::THROTTLED,
                 },
             ),
-            Fault::Reload { .. } | Fault::Inbound { .. } => return None,
+            Fault::Reload { .. } | Fault::Crash { .. } | Fault::Inbound { .. } => return None,
         };
         Some((carrier, *duration_s, kind))
     }
@@ -163,6 +175,7 @@ impl Fault {
             Fault::ErrorBurst { .. } => "error_burst",
             Fault::ThrottleStorm { .. } => "throttle_storm",
             Fault::Reload { .. } => "reload",
+            Fault::Crash { .. } => "crash",
             Fault::Inbound { .. } => "inbound",
         }
     }
@@ -174,6 +187,10 @@ fn stop() -> String {
 
 fn one_recipient() -> usize {
     1
+}
+
+fn half_a_second() -> f64 {
+    500.0
 }
 
 fn one() -> f64 {

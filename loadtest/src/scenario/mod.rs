@@ -207,6 +207,8 @@ pub struct Prepared {
     pub reloads: Vec<(f64, Config)>,
     /// Replies: when (s), through which carrier, what text, from how many recipients.
     pub replies: Vec<(f64, String, String, usize)>,
+    /// Crashes: when (s), and how long the router stays down (ms).
+    pub crashes: Vec<(f64, f64)>,
 }
 
 impl Scenario {
@@ -322,6 +324,7 @@ impl Scenario {
         }
         let mut reloads = Vec::new();
         let mut replies = Vec::new();
+        let mut crashes = Vec::new();
         for (index, f) in self.faults.iter().enumerate() {
             let fail = |error| Problem::Fault { index, error };
             if !(f.at_s() >= 0.0 && f.at_s().is_finite()) {
@@ -338,6 +341,18 @@ impl Scenario {
                 Fault::Reload { at_s, config } => {
                     let item = format!("faults[{index}].config");
                     reloads.push((*at_s, config.load(base, &item)?));
+                }
+                Fault::Crash {
+                    at_s,
+                    restart_after_ms,
+                } => {
+                    if !self.engine.journal {
+                        return Err(fail(FaultError::CrashWithoutJournal));
+                    }
+                    if !(restart_after_ms.is_finite() && *restart_after_ms >= 0.0) {
+                        return Err(fail(FaultError::Restart(*restart_after_ms)));
+                    }
+                    crashes.push((*at_s, *restart_after_ms));
                 }
                 Fault::Inbound {
                     at_s,
@@ -377,6 +392,10 @@ impl Scenario {
             behaviours,
             reloads,
             replies,
+            crashes: {
+                crashes.sort_by(|a, b| a.0.total_cmp(&b.0));
+                crashes
+            },
         })
     }
 }

@@ -416,6 +416,7 @@ impl<C: Carrier> Dispatcher<C> {
                 .map(|id| CarrierMessageId::new(id))
                 .collect(),
         });
+        let mut early = Vec::new();
         if let Resume::AwaitingReceipt {
             carrier, attempt, ..
         } = at
@@ -427,11 +428,16 @@ impl<C: Carrier> Dispatcher<C> {
                     attempt,
                     part: part as u32,
                 };
-                // A receipt cannot have come before the router started.
-                let _ = self.shared.dlr.expect(carrier, id, target, expires);
+                // The carrier may have sent it already: the receipt pumps run from the start.
+                if let Some(status) = self.shared.dlr.expect(carrier, id, target, expires) {
+                    early.push(Matched { target, status });
+                }
             }
         }
         self.apply(key, actions, now);
+        for matched in early {
+            self.receipt(matched, now);
+        }
     }
 
     /// The candidates the current table gives a message, best first.
