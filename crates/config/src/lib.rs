@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod journal;
 mod policy;
 mod raw;
 mod validate;

@@ -152,3 +152,17 @@ impl EngineOptions {
         &self.health
     }
 }
+
+/// The journal a configuration's `[journal]` asks for.
+pub(crate) fn journal_from(
+    config: &smsroute_config::JournalConfig,
+) -> smsroute_journal::JournalOptions {
+    let mut options = smsroute_journal::JournalOptions::new(&config.dir);
+    options.sync = match config.sync {
+        smsroute_config::JournalSync::Batch => smsroute_journal::SyncMode::Batch,
+        smsroute_config::JournalSync::Always => smsroute_journal::SyncMode::Always,
+        smsroute_config::JournalSync::None => smsroute_journal::SyncMode::None,
+    };
+    options.batch_interval = std::time::Duration::from_millis(config.batch_interval_ms);
+    options
+}

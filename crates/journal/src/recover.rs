@@ -1,6 +1,9 @@
 //! Recovery: every segment read in order and folded into each message's last state. A torn
 //! tail of the newest segment is cut off (the file truncated to its last whole record);
 //! damage anywhere else stops recovery with the file and offset.
+//!
+//! Length: past 500 lines because the fold and the records that rebuild it (what compaction
+//! writes) must be read together, with the test of a damaged stored message.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};

@@ -1,5 +1,6 @@
 //! The embedding API: start a router, submit messages, reload, shut down.
 
+mod pumps;
 mod submit;
 mod types;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 use parking_lot::Mutex;
-use smsroute_carrier::{Carrier, Inbound, LinkState, Receipt};
+use smsroute_carrier::{Carrier, Inbound, LinkState};
 use smsroute_config::Config;
 use smsroute_delivery::{Nanos, RetryPolicy};
 use smsroute_health::HealthBoard;
@@ -118,7 +119,7 @@ impl<C: Carrier> Router<C> {
         let journal_options = options
             .journal
             .clone()
-            .or_else(|| config.journal.as_ref().map(journal_options));
+            .or_else(|| config.journal.as_ref().map(crate::options::journal_from));
         let journal = match &journal_options {
             None => None,
             Some(journal) => {
@@ -469,48 +470,6 @@ impl<C: Carrier> Router<C> {
             generation: self.shared.generation.load(Ordering::Acquire),
         }
     }
-
-    /// Gives a carrier its receipt sink and starts the pump that correlates its receipts.
-    fn attach_receipts(&self, index: CarrierSlot, slot: &SlotEntry<C>) {
-        let (tx, mut rx) = mpsc::channel::<Receipt>(RECEIPT_QUEUE);
-        slot.carrier.attach_receipts(tx);
-        let (shared, matched) = (self.shared.clone(), self.handle.matched_tx.clone());
-        let early_ttl = shared.options.early_receipt_ttl_ms * 1_000_000;
-        let pump = tokio::spawn(async move {
-            while let Some(receipt) = rx.recv().await {
-                let now = shared.now();
-                if let Some(m) = shared.dlr.arrive(index, receipt, now, early_ttl)
-                    && matched.send(m).await.is_err()
-                {
-                    return;
-                }
-            }
-        });
-        self.handle.pumps.lock().push(pump.abort_handle());
-        let (tx, mut rx) = mpsc::channel::<Inbound>(RECEIPT_QUEUE);
-        slot.carrier.attach_inbound(tx);
-        let forward = self.handle.inbound_tx.clone();
-        let pump = tokio::spawn(async move {
-            while let Some(inbound) = rx.recv().await {
-                if forward.send((index, inbound)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        self.handle.pumps.lock().push(pump.abort_handle());
-    }
-}
-
-/// The journal a configuration's `[journal]` asks for.
-fn journal_options(config: &smsroute_config::JournalConfig) -> smsroute_journal::JournalOptions {
-    let mut options = smsroute_journal::JournalOptions::new(&config.dir);
-    options.sync = match config.sync {
-        smsroute_config::JournalSync::Batch => smsroute_journal::SyncMode::Batch,
-        smsroute_config::JournalSync::Always => smsroute_journal::SyncMode::Always,
-        smsroute_config::JournalSync::None => smsroute_journal::SyncMode::None,
-    };
-    options.batch_interval = Duration::from_millis(config.batch_interval_ms);
-    options
 }
 
 impl<C: Carrier> Drop for Handle<C> {

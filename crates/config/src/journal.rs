@@ -1,0 +1,44 @@
+//! `[journal]`: where and how the router keeps its journal.
+
+use toml::Spanned;
+
+use super::raw::RawJournal;
+use super::validate::Checker;
+use super::{JournalConfig, JournalSync};
+
+pub(super) fn journal(check: &mut Checker<'_>, raw: &Spanned<RawJournal>) -> JournalConfig {
+    let j = raw.get_ref();
+    let dir = match &j.dir {
+        Some(dir) if !dir.get_ref().trim().is_empty() => dir.get_ref().clone(),
+        Some(dir) => {
+            check.error(dir.span(), "journal dir must name a directory");
+            String::new()
+        }
+        None => {
+            check.error(raw.span(), "[journal] needs dir");
+            String::new()
+        }
+    };
+    let sync = match j.sync.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+        None | Some(("batch", _)) => JournalSync::Batch,
+        Some(("always", _)) => JournalSync::Always,
+        Some(("none", _)) => JournalSync::None,
+        Some((other, span)) => {
+            check.error(
+                span,
+                format!("sync must be \"batch\", \"always\" or \"none\", not {other:?}"),
+            );
+            JournalSync::Batch
+        }
+    };
+    JournalConfig {
+        dir,
+        sync,
+        batch_interval_ms: check.int(
+            j.batch_interval_ms.as_ref(),
+            "batch_interval_ms",
+            (0, 1_000),
+            1,
+        ),
+    }
+}
