@@ -34,6 +34,7 @@ fn a_queued_message_starts_again_without_a_second_accepted() {
         10 * SECOND,
         60 * SECOND,
         0,
+        false,
         Resume::Queued,
         &mut Unlimited,
     );
@@ -56,6 +57,7 @@ fn a_queued_message_past_its_deadline_expires() {
         61 * SECOND,
         60 * SECOND,
         1,
+        false,
         Resume::Queued,
         &mut Unlimited,
     );
@@ -71,6 +73,7 @@ fn a_submit_lost_in_flight_is_a_possible_duplicate_and_fails_over() {
         SECOND,
         60 * SECOND,
         1,
+        false,
         Resume::Lost {
             carrier: CarrierSlot(0),
             attempt: 1,
@@ -118,6 +121,7 @@ fn a_lost_submit_at_the_last_attempt_fails() {
         SECOND,
         60 * SECOND,
         policy.max_attempts,
+        false,
         Resume::Lost {
             carrier: CarrierSlot(1),
             attempt: policy.max_attempts,
@@ -139,6 +143,7 @@ fn a_message_awaiting_its_receipt_is_matched_by_it() {
         SECOND,
         60 * SECOND,
         2,
+        false,
         Resume::AwaitingReceipt {
             carrier: CarrierSlot(1),
             attempt: 2,
@@ -160,6 +165,7 @@ fn a_receipt_wait_that_ran_out_during_the_restart_ends_sent() {
         700 * SECOND,
         60 * SECOND,
         1,
+        false,
         Resume::AwaitingReceipt {
             carrier: CarrierSlot(0),
             attempt: 1,
@@ -168,4 +174,19 @@ fn a_receipt_wait_that_ran_out_during_the_restart_ends_sent() {
         &mut Unlimited,
     );
     assert_eq!(emitted(&actions), [Event::Sent]);
+}
+
+#[test]
+fn a_possible_duplicate_flagged_before_the_restart_stays_flagged() {
+    let (d, _) = Delivery::resume(
+        request(&[0], true),
+        RetryPolicy::default(),
+        10 * SECOND,
+        60 * SECOND,
+        1,
+        true,
+        Resume::Queued,
+        &mut Unlimited,
+    );
+    assert!(d.possible_duplicate());
 }

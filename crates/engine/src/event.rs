@@ -148,6 +148,13 @@ impl EventSink {
         }
     }
 
+    /// A durable message's `Accepted` event (with a journal): never dropped, progress events
+    /// on or off, since a gateway waits for it to confirm the message to its own client. At
+    /// most one per outstanding message beyond the queue's limit.
+    pub fn accepted(&mut self, event: StatusEvent) {
+        self.push(event);
+    }
+
     /// Whether progress events are wanted at all (skip building them when not).
     pub fn wants_progress(&self) -> bool {
         self.progress

@@ -92,6 +92,8 @@ pub(crate) struct Shared<C> {
     pub origin_unix: u64,
     /// The gateway's acknowledgement watermark ([`Router::acknowledge`](crate::Router::acknowledge)).
     pub acknowledged: AtomicU64,
+    /// The highest acknowledgement place handed out: the watermark never passes it.
+    pub handed_out: AtomicU64,
     pub options: EngineOptions,
     /// The next id the router assigns (ids a gateway chose push it past themselves).
     pub next_id: AtomicU64,

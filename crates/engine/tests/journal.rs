@@ -429,3 +429,93 @@ async fn an_abandoned_router_keeps_every_promise_it_made() {
     router.shutdown(Duration::from_secs(1)).await;
     router2.shutdown(Duration::from_secs(1)).await;
 }
+
+#[test]
+fn an_acknowledgement_past_what_was_handed_out_covers_only_that() {
+    let dir = Dir::new("ack-ahead");
+    let config = common::config(&[("alpha", 1000, "0.004")], "");
+    for life in 1..=2 {
+        let rt = runtime();
+        let (router, mut events) = {
+            let _enter = rt.enter();
+            common::start(&config, dir.options(), &[])
+        };
+        if life == 1 {
+            // A gateway's slip: a watermark no terminal event has reached yet.
+            router.acknowledge(1_000);
+            for n in 1..=2 {
+                router.try_submit(message(n)).unwrap();
+            }
+        }
+        let seen = rt.block_on(until_terminal(&mut events, 2));
+        let terminal: Vec<(u64, bool)> = seen
+            .iter()
+            .filter(|e| e.is_terminal())
+            .map(|e| (e.ack, e.replay))
+            .collect();
+        // Life 2: neither was acknowledged, so both come again.
+        assert_eq!(terminal, [(1, life == 2), (2, life == 2)]);
+        rt.block_on(router.shutdown(Duration::from_secs(1)));
+    }
+}
+
+#[test]
+fn a_possible_duplicate_stays_flagged_across_a_restart() {
+    let dir = Dir::new("flagged");
+    let config = common::config(&[("alpha", 1000, "0.004")], "");
+    // Life 1: the first submit times out (the carrier may have it), the retry is accepted;
+    // the receipt has not come at the crash.
+    let rt = runtime();
+    let (router, mut events) = {
+        let _enter = rt.enter();
+        Router::start(&config, dir.options(), |c| {
+            let carrier = MockCarrier::new(&c.id);
+            carrier.push_result(Err(smsroute_carrier::SubmitError::Timeout));
+            carrier
+        })
+        .unwrap()
+    };
+    let id = router.try_submit(message(1)).unwrap();
+    rt.block_on(async {
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(20), events.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if matches!(e.event, Event::Submitted { attempt: 2, .. }) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    });
+    drop(rt);
+    drop((router, events));
+
+    // Life 2: the receipt comes; the terminal event still says the carrier may have two.
+    let rt = runtime();
+    let (router, mut events) = {
+        let _enter = rt.enter();
+        Router::start(&config, dir.options(), |c| MockCarrier::new(&c.id)).unwrap()
+    };
+    let carrier = router.carrier(CarrierSlot(0)).unwrap();
+    let seen = rt.block_on(async {
+        carrier
+            .send_receipt(Receipt {
+                message_id: MockCarrier::message_id(id.0, 2, 0),
+                status: ReceiptStatus::Delivered,
+                error: 0,
+            })
+            .await;
+        until_terminal(&mut events, 1).await
+    });
+    let last = seen.last().unwrap();
+    assert_eq!(
+        (last.id, last.event, last.attempts),
+        (id, Event::Delivered, 2)
+    );
+    assert!(
+        last.possible_duplicate,
+        "flagged before the crash, flagged after"
+    );
+    rt.block_on(router.shutdown(Duration::from_secs(1)));
+}

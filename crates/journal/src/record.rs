@@ -63,6 +63,12 @@ pub enum Record<'a> {
         /// The watermark.
         upto: u64,
     },
+    /// A submit of the message may have reached its carrier twice (a timeout or a lost link):
+    /// its terminal event will say `possible_duplicate`.
+    Flagged {
+        /// The message.
+        id: MessageId,
+    },
     /// What a compaction keeps of the messages it dropped: the highest id and
     /// acknowledgement place given, so neither is given again.
     Counters {
@@ -116,6 +122,7 @@ const RETRYING: u8 = 4;
 const FINISHED: u8 = 5;
 const ACKNOWLEDGED: u8 = 6;
 const COUNTERS: u8 = 7;
+const FLAGGED: u8 = 8;
 
 impl Record<'_> {
     /// The message the record is about (none for a watermark).
@@ -125,7 +132,8 @@ impl Record<'_> {
             Record::Attempt { id, .. }
             | Record::Submitted { id, .. }
             | Record::Retrying { id, .. }
-            | Record::Finished { id, .. } => Some(*id),
+            | Record::Finished { id, .. }
+            | Record::Flagged { id } => Some(*id),
             Record::Acknowledged { .. } | Record::Counters { .. } => None,
         }
     }
@@ -191,6 +199,10 @@ impl Record<'_> {
             Record::Acknowledged { upto } => {
                 out.push(ACKNOWLEDGED);
                 put_u64(out, *upto);
+            }
+            Record::Flagged { id } => {
+                out.push(FLAGGED);
+                put_u64(out, id.0);
             }
             Record::Counters { last_id, last_ack } => {
                 out.push(COUNTERS);
@@ -269,6 +281,9 @@ impl Record<'_> {
             }
             ACKNOWLEDGED => Record::Acknowledged {
                 upto: r.u64("watermark")?,
+            },
+            FLAGGED => Record::Flagged {
+                id: MessageId(r.u64("id")?),
             },
             COUNTERS => Record::Counters {
                 last_id: MessageId(r.u64("last id")?),
@@ -487,6 +502,7 @@ mod tests {
             });
         }
         round_trip(Record::Acknowledged { upto: 42 });
+        round_trip(Record::Flagged { id: MessageId(3) });
         round_trip(Record::Counters {
             last_id: MessageId(9),
             last_ack: 4,

@@ -54,6 +54,8 @@ pub struct Unfinished {
     pub attempts: u32,
     /// Where it was.
     pub state: State,
+    /// A submit may have reached a carrier twice already.
+    pub possible_duplicate: bool,
 }
 
 /// A finished message whose terminal event the gateway had not acknowledged.
@@ -122,14 +124,19 @@ pub(crate) struct Entry {
     carrier_ids: Vec<Box<str>>,
     /// Status, acknowledgement place, possible duplicate.
     finished: Option<(Finish, u64, bool)>,
+    /// A `Flagged` record came.
+    flagged: bool,
 }
 
 /// The fold of every record read so far: each message's last state.
 #[derive(Default)]
 pub(crate) struct Fold {
+    /// Messages not finished, by id.
     entries: HashMap<u64, Entry>,
-    /// Finished, not yet acknowledged: acknowledgement place → message id.
-    waiting: BTreeMap<u64, u64>,
+    /// Finished, not yet acknowledged, by acknowledgement place: the id and the message (kept
+    /// apart from `entries`, so a gateway's own id used again after the first message finished
+    /// starts a message of its own).
+    finished: BTreeMap<u64, (u64, Entry)>,
     pub acknowledged: u64,
     pub last_ack: u64,
     pub last_id: MessageId,
@@ -164,7 +171,8 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
     let mut unfinished = Vec::new();
     let mut unacknowledged = Vec::new();
     let files = std::mem::take(&mut fold.files);
-    for (_, entry) in fold.entries {
+    let finished = std::mem::take(&mut fold.finished).into_values();
+    for entry in fold.entries.into_values().chain(finished.map(|(_, e)| e)) {
         let message = match &entry.message {
             Some(stored) => Some(stored.message(&files)?),
             None => None,
@@ -188,6 +196,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
                     accepted_at: entry.accepted_at,
                     attempts: entry.attempts,
                     state: entry.state,
+                    possible_duplicate: entry.flagged,
                 },
             )),
             // Steps of a message whose acceptance was compacted away once it was finished and
@@ -215,6 +224,17 @@ impl Fold {
         });
         match end {
             End::Clean => Ok(0),
+            End::Torn { offset: 0 } => {
+                // Created, header not yet whole: the crash came before any record. Removed,
+                // or it would be a damaged older segment once the next one is created.
+                tracing::warn!(segment = %path.display(), bytes = bytes.len(),
+                    "journal: a segment without a whole header removed");
+                let dir = path.parent().unwrap_or(Path::new("."));
+                std::fs::remove_file(path)
+                    .and_then(|()| std::fs::File::open(dir)?.sync_all())
+                    .map_err(|e| JournalError::io(path, e))?;
+                Ok(bytes.len() as u64)
+            }
             End::Torn { offset } => {
                 let cut = bytes.len() as u64 - offset;
                 tracing::warn!(segment = %path.display(), offset, cut,
@@ -257,13 +277,16 @@ impl Fold {
         each(Frame::Record(&Record::Acknowledged {
             upto: self.acknowledged,
         }));
-        let mut kept: Vec<(&u64, &Entry)> = self
+        // In acceptance order: a finished message before a later one with the same own id.
+        let mut kept: Vec<(u64, &Entry)> = self
             .entries
             .iter()
+            .map(|(id, e)| (*id, e))
+            .chain(self.finished.values().map(|(id, e)| (*id, e)))
             .filter(|(_, e)| e.message.is_some())
             .collect();
         kept.sort_by_key(|(_, e)| e.order);
-        for (&id, entry) in kept {
+        for (id, entry) in kept {
             entry.records(MessageId(id), &mut each);
         }
     }
@@ -294,13 +317,11 @@ impl Fold {
         self.records += 1;
         let order = self.records;
         self.last_id = self.last_id.max(id);
-        let entry = self
-            .entries
-            .entry(id.0)
-            .or_insert_with(|| Entry::new(order));
+        // A new message: anything recorded under its id before belongs to an earlier one.
+        let mut entry = Entry::new(order);
         entry.message = Some(stored);
         entry.accepted_at = at;
-        entry.order = order;
+        self.entries.insert(id.0, entry);
     }
 
     fn apply(&mut self, record: Record<'static>) {
@@ -327,11 +348,28 @@ impl Fold {
             }
             Record::Acknowledged { upto } => {
                 self.acknowledged = self.acknowledged.max(upto);
-                while let Some(entry) = self.waiting.first_entry() {
+                while let Some(entry) = self.finished.first_entry() {
                     if *entry.key() > upto {
                         break;
                     }
-                    self.entries.remove(&entry.remove());
+                    entry.remove();
+                }
+                return;
+            }
+            Record::Finished {
+                id,
+                status,
+                ack,
+                possible_duplicate,
+            } => {
+                self.last_ack = self.last_ack.max(ack);
+                let mut entry = self
+                    .entries
+                    .remove(&id.0)
+                    .unwrap_or_else(|| Entry::new(order));
+                if ack > self.acknowledged {
+                    entry.finished = Some((status, ack, possible_duplicate));
+                    self.finished.insert(ack, (id.0, entry));
                 }
                 return;
             }
@@ -361,23 +399,11 @@ impl Fold {
                 };
             }
             Record::Retrying { at, .. } => entry.state = State::Retrying { at },
-            Record::Finished {
-                status,
-                ack,
-                possible_duplicate,
-                ..
-            } => {
-                self.last_ack = self.last_ack.max(ack);
-                if ack <= self.acknowledged {
-                    self.entries.remove(&id);
-                } else {
-                    entry.finished = Some((status, ack, possible_duplicate));
-                    self.waiting.insert(ack, id);
-                }
-            }
-            Record::Accepted { .. } | Record::Acknowledged { .. } | Record::Counters { .. } => {
-                unreachable!("handled above")
-            }
+            Record::Flagged { .. } => entry.flagged = true,
+            Record::Accepted { .. }
+            | Record::Finished { .. }
+            | Record::Acknowledged { .. }
+            | Record::Counters { .. } => unreachable!("handled above"),
         }
     }
 }
@@ -417,6 +443,7 @@ impl Entry {
             carrier: None,
             carrier_ids: Vec::new(),
             finished: None,
+            flagged: false,
         }
     }
 
@@ -426,6 +453,9 @@ impl Entry {
             return;
         };
         each(Frame::Encoded(&stored.payload));
+        if self.flagged {
+            each(Frame::Record(&Record::Flagged { id }));
+        }
         if self.attempts > 0 {
             each(Frame::Record(&Record::Attempt {
                 id,
@@ -453,7 +483,19 @@ impl Entry {
             return;
         }
         match &self.state {
-            State::Queued | State::InFlight { .. } => {}
+            State::Queued => {}
+            State::InFlight { .. } => {
+                // Ids of an earlier accepted attempt (what a replay reports), then the attempt
+                // in flight again.
+                if !self.carrier_ids.is_empty() {
+                    submitted(self.carrier.as_deref().unwrap_or(""), each);
+                    each(Frame::Record(&Record::Attempt {
+                        id,
+                        carrier: Cow::Borrowed(self.carrier.as_deref().unwrap_or("")),
+                        attempt: self.attempts,
+                    }));
+                }
+            }
             State::AwaitingReceipt { carrier, .. } => submitted(carrier, each),
             State::Retrying { at } => {
                 if !self.carrier_ids.is_empty() {

@@ -239,6 +239,62 @@ fn damage_before_the_end_is_reported_with_file_and_offset() {
     }
 }
 
+#[test]
+fn an_own_id_used_again_after_its_message_finished_is_a_message_of_its_own() {
+    for acknowledge_first in [false, true] {
+        let dir = TempDir::new("reuse");
+        let (mut writer, _) = open(&dir.0);
+        let first = message(7);
+        let second = Message::builder("447700900999", "ACME", "again")
+            .id(MessageId(7))
+            .build()
+            .unwrap();
+        let records = [
+            Record::Accepted {
+                message: Cow::Borrowed(&first),
+                at: 1,
+            },
+            Record::Finished {
+                id: MessageId(7),
+                status: Finish::Sent,
+                ack: 1,
+                possible_duplicate: false,
+            },
+            Record::Accepted {
+                message: Cow::Borrowed(&second),
+                at: 2,
+            },
+        ];
+        for record in &records {
+            writer.append(record).unwrap();
+        }
+        if acknowledge_first {
+            writer.append(&Record::Acknowledged { upto: 1 }).unwrap();
+        }
+        writer.close().unwrap();
+        for compacted in [false, true] {
+            if compacted {
+                Journal::compact(&dir.0).unwrap();
+            }
+            let (_writer, recovered) = open(&dir.0);
+            let unfinished: Vec<&Message> =
+                recovered.unfinished.iter().map(|u| &u.message).collect();
+            assert_eq!(unfinished, [&second], "the second message resumes");
+            let replays: Vec<(&Message, u64)> = recovered
+                .unacknowledged
+                .iter()
+                .map(|r| (&r.message, r.ack))
+                .collect();
+            let want: Vec<(&Message, u64)> = if acknowledge_first {
+                vec![]
+            } else {
+                vec![(&first, 1)]
+            };
+            assert_eq!(replays, want, "the first is replayed unless acknowledged");
+        }
+    }
+}
+
 /// Writes 400 lives of alternating length with small segments; returns what recovery sees.
 fn four_hundred_lives(options: &JournalOptions) -> smsroute_journal::Recovered {
     let (mut writer, _) = Journal::open(options, Box::new(|_| {})).unwrap();
@@ -393,6 +449,15 @@ proptest! {
                 life(&mut writer, n, *s);
                 if *s == 3 && n.is_multiple_of(retry_every) {
                     writer.append(&Record::Retrying { id: MessageId(n), at: 5_000 + n }).unwrap();
+                } else if *s == 3 && n % 5 == 1 {
+                    // Accepted by one carrier, then in flight to another.
+                    writer
+                        .append(&Record::Attempt {
+                            id: MessageId(n),
+                            carrier: "uk-beta".into(),
+                            attempt: 2,
+                        })
+                        .unwrap();
                 }
                 writer.flush().unwrap();
             }
@@ -410,4 +475,20 @@ proptest! {
         write(&b.0, from, &later);
         prop_assert_eq!(seen(&open(&a.0).1), seen(&open(&b.0).1));
     }
+}
+
+#[test]
+fn a_segment_cut_inside_its_header_is_removed_and_the_journal_opens_again() {
+    let dir = TempDir::new("header");
+    let (mut writer, _) = open(&dir.0);
+    life(&mut writer, 1, 1);
+    writer.close().unwrap();
+    // A crash while the next segment was being created: 3 of its 8 header bytes written.
+    std::fs::write(dir.0.join("0000000009.log"), b"SMS").unwrap();
+    for _ in 0..2 {
+        let (writer, recovered) = open(&dir.0);
+        assert_eq!(recovered.unfinished.len(), 1);
+        drop(writer);
+    }
+    assert!(!dir.0.join("0000000009.log").exists());
 }

@@ -30,9 +30,10 @@ pub enum Resume {
 }
 
 impl Delivery {
-    /// Takes up a message recovered after a restart: `attempts` were made before it, it
-    /// expires at `deadline` (absolute: validity is not reset), and it stood at `at`. Emits
-    /// no `Accepted` (that was said before the restart), only what follows.
+    /// Takes up a message recovered after a restart: `attempts` were made before it (one of
+    /// them possibly reaching its carrier twice: `possible_duplicate`), it expires at
+    /// `deadline` (absolute: validity is not reset), and it stood at `at`. Emits no `Accepted`
+    /// (that was said before the restart), only what follows.
     ///
     /// # Panics
     /// If the request has 0 or more than 256 parts.
@@ -42,6 +43,7 @@ impl Delivery {
         now: Nanos,
         deadline: Nanos,
         attempts: u32,
+        possible_duplicate: bool,
         at: Resume,
         budgets: &mut (impl RetryBudgets + ?Sized),
     ) -> (Delivery, Actions) {
@@ -56,7 +58,7 @@ impl Delivery {
             state: State::Done,
             attempts,
             history: SmallVec::new(),
-            possible_duplicate: false,
+            possible_duplicate,
             delivered: [0; 4],
             terminal: None,
             rng: SplitMix64::new(request.id.0 ^ 0x5EED_DE11_7E7E),

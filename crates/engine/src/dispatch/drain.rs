@@ -46,10 +46,7 @@ impl<C: Carrier> Dispatcher<C> {
                     journal::Held::Terminal(status) if durable => self.hand_out_terminal(status),
                     // Never durable: stays unfinished in the journal, its slot given back.
                     journal::Held::Terminal(status) => unfinished.push(status.id),
-                    journal::Held::Accepted(status) if durable => {
-                        let live = self.slab.live();
-                        self.events.progress(status, live);
-                    }
+                    journal::Held::Accepted(status) if durable => self.events.accepted(status),
                     journal::Held::Accepted(_) | journal::Held::Submit { .. } => {}
                 }
             }

@@ -13,14 +13,14 @@ impl<C: Carrier> Dispatcher<C> {
             let about = match event {
                 Event::Retrying { carrier, after } => {
                     self.carriers[carrier.get()].counts.retries += 1;
-                    let id = entry.delivery.id();
-                    self.record_retry(id, after);
+                    let (id, flagged) = (entry.delivery.id(), entry.delivery.possible_duplicate());
+                    self.record_retry(id, after, flagged);
                     Some(carrier)
                 }
                 Event::FailedOver { from, to } => {
                     self.carriers[from.get()].counts.failovers += 1;
-                    let id = entry.delivery.id();
-                    self.record_retry(id, now);
+                    let (id, flagged) = (entry.delivery.id(), entry.delivery.possible_duplicate());
+                    self.record_retry(id, now, flagged);
                     Some(to)
                 }
                 // Reported with the carrier's ids once the attempt's answer is known.
@@ -32,6 +32,7 @@ impl<C: Carrier> Dispatcher<C> {
                 return;
             };
             let status = progress_event(entry, event, now, carrier, smallvec::SmallVec::new());
+            // With a journal, the `Accepted` event waits for the disk and is never dropped.
             match (&mut self.journal, event) {
                 (Some(journal), Event::Accepted) => journal.accepted(status),
                 _ => {
@@ -91,6 +92,9 @@ impl<C: Carrier> Dispatcher<C> {
 
     /// Hands a terminal event to the gateway (with a journal, once its record is durable).
     pub(super) fn hand_out_terminal(&mut self, status: StatusEvent) {
+        self.shared
+            .handed_out
+            .fetch_max(status.ack, Ordering::Release);
         self.events.terminal(status);
         if self.draining.is_some() {
             self.drained += 1;

@@ -256,10 +256,14 @@ impl<C: Carrier> Dispatcher<C> {
         }
     }
 
-    /// Records that a message waits to be tried again, not before `at` (router clock).
-    pub(super) fn record_retry(&mut self, id: MessageId, at: Nanos) {
+    /// Records that a message waits to be tried again, not before `at` (router clock), and,
+    /// when its last submit may have reached the carrier, that it is a possible duplicate.
+    pub(super) fn record_retry(&mut self, id: MessageId, at: Nanos, possible_duplicate: bool) {
         let unix = self.shared.unix(at);
         if let Some(journal) = &mut self.journal {
+            if possible_duplicate {
+                journal.append(&Record::Flagged { id });
+            }
             journal.append(&Record::Retrying { id, at: unix });
         }
     }
@@ -284,10 +288,7 @@ impl<C: Carrier> Dispatcher<C> {
             released = true;
             match held {
                 Held::Start(job) => self.start(job, now),
-                Held::Accepted(status) => {
-                    let live = self.slab.live();
-                    self.events.progress(status, live);
-                }
+                Held::Accepted(status) => self.events.accepted(status),
                 Held::Submit { key, attempt } => self.send(key, attempt, now),
                 Held::Terminal(status) => self.hand_out_terminal(status),
             }
@@ -305,6 +306,9 @@ impl<C: Carrier> Dispatcher<C> {
             .outstanding
             .fetch_add(replays + unfinished, Ordering::AcqRel);
         for replay in recovered.unacknowledged {
+            self.shared
+                .handed_out
+                .fetch_max(replay.ack, Ordering::Release);
             let carrier = replay.carrier.as_deref().and_then(|id| self.slot_named(id));
             self.events.terminal(StatusEvent {
                 id: replay.message.id(),
@@ -352,6 +356,8 @@ impl<C: Carrier> Dispatcher<C> {
             .not_before()
             .map(|at| self.now_system_offset(now, at));
         let mut receipt_ids = Vec::new();
+        // In flight at the crash: whatever happens next, the carrier may have it.
+        let flagged = u.possible_duplicate || matches!(u.state, State::InFlight { .. });
         let at = match u.state {
             State::Queued => Resume::Queued,
             State::Retrying { at } => {
@@ -399,6 +405,7 @@ impl<C: Carrier> Dispatcher<C> {
             now,
             deadline,
             u.attempts,
+            flagged,
             at,
             &mut self.budgets[..],
         );

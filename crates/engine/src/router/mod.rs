@@ -145,6 +145,7 @@ impl<C: Carrier> Router<C> {
             origin: Instant::now(),
             origin_unix: smsroute_journal::unix_nanos(std::time::SystemTime::now()),
             acknowledged: AtomicU64::new(acknowledged),
+            handed_out: AtomicU64::new(acknowledged),
             options,
             next_id: AtomicU64::new(next_id),
             ids: Default::default(),
@@ -399,9 +400,12 @@ impl<C: Carrier> Router<C> {
 
     /// With a journal: the gateway has handled every terminal event up to acknowledgement
     /// place `upto` ([`StatusEvent::ack`](crate::StatusEvent::ack)), so none of them is
-    /// replayed after a restart. Recorded within the dispatcher's next turn; a lower value
-    /// than before changes nothing. Without a journal, nothing to do.
+    /// replayed after a restart. Recorded within the dispatcher's next turn, never past the
+    /// last place handed out; a lower value than before changes nothing. Without a journal,
+    /// nothing to do.
     pub fn acknowledge(&self, upto: u64) {
+        // Later terminal events must not count as acknowledged before the gateway saw them.
+        let upto = upto.min(self.shared.handed_out.load(Ordering::Acquire));
         let before = self.shared.acknowledged.fetch_max(upto, Ordering::AcqRel);
         if upto > before {
             self.shared.wake.notify_one();
