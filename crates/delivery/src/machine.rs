@@ -9,7 +9,7 @@ use smsroute_types::{Label, MessageId, SplitMix64};
 use crate::{ErrorClass, Nanos, ReceiptStatus, RetryBudget, RetryPolicy, classify_status};
 
 mod resume;
-pub use resume::Resume;
+pub use resume::{Recovery, Resume};
 
 /// Why a message failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

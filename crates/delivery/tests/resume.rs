@@ -32,10 +32,12 @@ fn a_queued_message_starts_again_without_a_second_accepted() {
         request(&[0, 1], true),
         RetryPolicy::default(),
         10 * SECOND,
-        60 * SECOND,
-        0,
-        false,
-        Resume::Queued,
+        Recovery {
+            deadline: 60 * SECOND,
+            attempts: 0,
+            possible_duplicate: false,
+            at: Resume::Queued,
+        },
         &mut Unlimited,
     );
     assert!(emitted(&actions).is_empty(), "{actions:?}");
@@ -55,10 +57,12 @@ fn a_queued_message_past_its_deadline_expires() {
         request(&[0], true),
         RetryPolicy::default(),
         61 * SECOND,
-        60 * SECOND,
-        1,
-        false,
-        Resume::Queued,
+        Recovery {
+            deadline: 60 * SECOND,
+            attempts: 1,
+            possible_duplicate: false,
+            at: Resume::Queued,
+        },
         &mut Unlimited,
     );
     assert_eq!(emitted(&actions), [Event::Expired]);
@@ -71,12 +75,14 @@ fn a_submit_lost_in_flight_is_a_possible_duplicate_and_fails_over() {
         request(&[0, 1], true),
         RetryPolicy::default(),
         SECOND,
-        60 * SECOND,
-        1,
-        false,
-        Resume::Lost {
-            carrier: CarrierSlot(0),
-            attempt: 1,
+        Recovery {
+            deadline: 60 * SECOND,
+            attempts: 1,
+            possible_duplicate: false,
+            at: Resume::Lost {
+                carrier: CarrierSlot(0),
+                attempt: 1,
+            },
         },
         &mut Unlimited,
     );
@@ -119,12 +125,14 @@ fn a_lost_submit_at_the_last_attempt_fails() {
         request(&[0, 1], true),
         policy,
         SECOND,
-        60 * SECOND,
-        policy.max_attempts,
-        false,
-        Resume::Lost {
-            carrier: CarrierSlot(1),
-            attempt: policy.max_attempts,
+        Recovery {
+            deadline: 60 * SECOND,
+            attempts: policy.max_attempts,
+            possible_duplicate: false,
+            at: Resume::Lost {
+                carrier: CarrierSlot(1),
+                attempt: policy.max_attempts,
+            },
         },
         &mut Unlimited,
     );
@@ -141,13 +149,15 @@ fn a_message_awaiting_its_receipt_is_matched_by_it() {
         request(&[0, 1], true),
         RetryPolicy::default(),
         SECOND,
-        60 * SECOND,
-        2,
-        false,
-        Resume::AwaitingReceipt {
-            carrier: CarrierSlot(1),
-            attempt: 2,
-            until: 600 * SECOND,
+        Recovery {
+            deadline: 60 * SECOND,
+            attempts: 2,
+            possible_duplicate: false,
+            at: Resume::AwaitingReceipt {
+                carrier: CarrierSlot(1),
+                attempt: 2,
+                until: 600 * SECOND,
+            },
         },
         &mut Unlimited,
     );
@@ -163,13 +173,15 @@ fn a_receipt_wait_that_ran_out_during_the_restart_ends_sent() {
         request(&[0], true),
         RetryPolicy::default(),
         700 * SECOND,
-        60 * SECOND,
-        1,
-        false,
-        Resume::AwaitingReceipt {
-            carrier: CarrierSlot(0),
-            attempt: 1,
-            until: 600 * SECOND,
+        Recovery {
+            deadline: 60 * SECOND,
+            attempts: 1,
+            possible_duplicate: false,
+            at: Resume::AwaitingReceipt {
+                carrier: CarrierSlot(0),
+                attempt: 1,
+                until: 600 * SECOND,
+            },
         },
         &mut Unlimited,
     );
@@ -182,10 +194,12 @@ fn a_possible_duplicate_flagged_before_the_restart_stays_flagged() {
         request(&[0], true),
         RetryPolicy::default(),
         10 * SECOND,
-        60 * SECOND,
-        1,
-        true,
-        Resume::Queued,
+        Recovery {
+            deadline: 60 * SECOND,
+            attempts: 1,
+            possible_duplicate: true,
+            at: Resume::Queued,
+        },
         &mut Unlimited,
     );
     assert!(d.possible_duplicate());

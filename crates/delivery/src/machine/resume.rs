@@ -29,10 +29,21 @@ pub enum Resume {
     },
 }
 
+/// What a message brings from before a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// When it expires (absolute: validity is not reset).
+    pub deadline: Nanos,
+    /// Submits made before.
+    pub attempts: u32,
+    /// One of them may have reached its carrier twice.
+    pub possible_duplicate: bool,
+    /// Where it stood.
+    pub at: Resume,
+}
+
 impl Delivery {
-    /// Takes up a message recovered after a restart: `attempts` were made before it (one of
-    /// them possibly reaching its carrier twice: `possible_duplicate`), it expires at
-    /// `deadline` (absolute: validity is not reset), and it stood at `at`. Emits no `Accepted`
+    /// Takes up a message recovered after a restart, from where it stood. Emits no `Accepted`
     /// (that was said before the restart), only what follows.
     ///
     /// # Panics
@@ -41,12 +52,15 @@ impl Delivery {
         request: DeliveryRequest,
         policy: RetryPolicy,
         now: Nanos,
-        deadline: Nanos,
-        attempts: u32,
-        possible_duplicate: bool,
-        at: Resume,
+        recovery: Recovery,
         budgets: &mut (impl RetryBudgets + ?Sized),
     ) -> (Delivery, Actions) {
+        let Recovery {
+            deadline,
+            attempts,
+            possible_duplicate,
+            at,
+        } = recovery;
         assert!((1..=256).contains(&request.parts), "1 to 256 parts");
         let mut d = Delivery {
             id: request.id,

@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use smsroute_delivery::Resume;
+use smsroute_delivery::{Recovery, Resume};
 use smsroute_journal::{Finish, Flushed, Record, Recovered, State, Unfinished, Writer};
 use smsroute_types::Message;
 
@@ -403,10 +403,12 @@ impl<C: Carrier> Dispatcher<C> {
             request,
             self.policy,
             now,
-            deadline,
-            u.attempts,
-            flagged,
-            at,
+            Recovery {
+                deadline,
+                attempts: u.attempts,
+                possible_duplicate: flagged,
+                at,
+            },
             &mut self.budgets[..],
         );
         let key = self.slab.insert(Entry {
