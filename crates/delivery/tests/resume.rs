@@ -204,3 +204,23 @@ fn a_possible_duplicate_flagged_before_the_restart_stays_flagged() {
     );
     assert!(d.possible_duplicate());
 }
+
+#[test]
+fn a_submit_that_waited_for_the_journal_times_out_from_when_it_left() {
+    let policy = RetryPolicy::default();
+    let (mut d, _) = Delivery::start(request(&[0], true), policy, 0);
+    d.handle_admission(Admission::Admitted, 0, &mut Unlimited);
+    // The journal took 3 s to sync: the submit leaves at 3 s.
+    let leaves = 3 * SECOND;
+    assert_eq!(
+        d.submit_sent(1, leaves),
+        Some(leaves + policy.submit_timeout)
+    );
+    let at_first_timeout = d.handle_timer(policy.submit_timeout, &mut Unlimited);
+    assert_eq!(
+        at_first_timeout[..],
+        [Action::WakeAt(leaves + policy.submit_timeout)],
+        "not timed out yet"
+    );
+    assert_eq!(d.submit_sent(2, leaves), None, "no attempt 2 in flight");
+}

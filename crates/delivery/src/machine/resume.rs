@@ -43,6 +43,22 @@ pub struct Recovery {
 }
 
 impl Delivery {
+    /// The submit of `attempt` leaves only now (it waited for the journal to record it): its
+    /// timeout counts from `now`. Returns the new timeout, for the wake-up.
+    pub fn submit_sent(&mut self, attempt: u32, now: Nanos) -> Option<Nanos> {
+        match &mut self.state {
+            State::InFlight {
+                attempt: current,
+                timeout_at,
+                ..
+            } if *current == attempt => {
+                *timeout_at = now.saturating_add(self.policy.submit_timeout);
+                Some(*timeout_at)
+            }
+            _ => None,
+        }
+    }
+
     /// Takes up a message recovered after a restart, from where it stood. Emits no `Accepted`
     /// (that was said before the restart), only what follows.
     ///

@@ -38,6 +38,13 @@ impl<C: Carrier> Dispatcher<C> {
         let carrier = flight.carrier;
         // Sent now: the carrier's latency counts from here.
         flight.started = now;
+        if self.journal.is_some() {
+            // It waited for its attempt's record: its timeout counts from now, not from then.
+            if let Some(timeout) = entry.delivery.submit_sent(attempt, now) {
+                entry.wake_at = timeout;
+                self.timers.push(timeout, Wake::Entry(key));
+            }
+        }
         let request = SubmitRequest {
             message: entry.message.clone(),
             attempt,
