@@ -40,7 +40,8 @@ pub use encoding::{
 };
 pub use label::Label;
 pub use message::{
-    DEFAULT_MAX_SEGMENTS, InvalidMessage, MAX_SEGMENTS, Message, MessageBuilder, MessageId,
+    DEFAULT_MAX_SEGMENTS, InvalidMessage, MAX_ANNOTATIONS, MAX_SEGMENTS, Message, MessageBuilder,
+    MessageId,
 };
 pub use money::{InvalidMoney, Money};
 pub use rng::SplitMix64;

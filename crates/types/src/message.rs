@@ -43,6 +43,14 @@ pub enum InvalidMessage {
     /// A validity of zero would expire the message before its first attempt.
     #[error("validity must be greater than zero")]
     ZeroValidity,
+    /// The tags and the client reference together are longer than [`MAX_ANNOTATIONS`].
+    #[error("tags and client reference take {bytes} bytes, at most {max} are allowed")]
+    Annotations {
+        /// Their bytes.
+        bytes: usize,
+        /// [`MAX_ANNOTATIONS`].
+        max: usize,
+    },
     /// A tag's key is empty, or its key or value holds a control character.
     #[error("tag {key:?}: keys must be non-empty, keys and values free of control characters")]
     Tag {
@@ -50,6 +58,10 @@ pub enum InvalidMessage {
         key: String,
     },
 }
+
+/// The most bytes a message's tags and client reference may take together (so a message, and
+/// its journal record, stays small).
+pub const MAX_ANNOTATIONS: usize = 64 * 1024;
 
 /// Starts a tag in a message's body, after the text.
 const TAG_KEY: char = '\u{1f}';
@@ -228,6 +240,18 @@ impl MessageBuilder {
         if self.validity == Some(Duration::ZERO) {
             return Err(InvalidMessage::ZeroValidity);
         }
+        let annotations = self.client_ref.as_deref().map_or(0, str::len)
+            + self
+                .tags
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        if annotations > MAX_ANNOTATIONS {
+            return Err(InvalidMessage::Annotations {
+                bytes: annotations,
+                max: MAX_ANNOTATIONS,
+            });
+        }
         let text_len = self.text.len();
         let body = if self.tags.is_empty() {
             self.text
@@ -361,5 +385,25 @@ mod tests {
             err.to_string(),
             "text needs 256 segments, at most 255 are allowed"
         );
+    }
+
+    #[test]
+    fn tags_and_reference_past_their_limit_are_refused() {
+        let big = "x".repeat(MAX_ANNOTATIONS / 2);
+        let message = |n: usize| {
+            let mut b = Message::builder("447700900123", "ACME", "hi").client_ref(&big);
+            for i in 0..n {
+                b = b.tag(&format!("k{i}"), &big);
+            }
+            b.build()
+        };
+        assert!(message(0).is_ok());
+        assert!(matches!(
+            message(1),
+            Err(InvalidMessage::Annotations {
+                max: MAX_ANNOTATIONS,
+                ..
+            })
+        ));
     }
 }
