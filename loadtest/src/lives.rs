@@ -90,7 +90,7 @@ impl<C: Carrier> Lives<C> {
 
     /// The current router dies as a killed process would.
     pub fn crash<F: Fleet<Carrier = C>>(&mut self, ctx: &Context<'_>, fleet: &F) {
-        self.router.abandon();
+        ctx.runtime.block_on(self.router.abandon());
         fleet.crashed(ctx, &self.router);
         self.crashed_ids.append(&mut self.life_ids);
         self.crashes += 1;

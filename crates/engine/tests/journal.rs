@@ -359,7 +359,7 @@ async fn an_abandoned_router_keeps_every_promise_it_made() {
             first.insert(e.id, e);
         }
     }
-    router.abandon();
+    router.abandon().await;
     // What was handed out before the crash is all there is; then the stream ends.
     while let Some(e) = tokio::time::timeout(Duration::from_secs(5), events.recv())
         .await

@@ -6,7 +6,7 @@ impl<C: Carrier> Dispatcher<C> {
     pub(super) fn control(&mut self, control: Option<Control>, now: Nanos) {
         match control {
             Some(Control::Shutdown { deadline, reply }) => self.draining = Some((deadline, reply)),
-            Some(Control::Abandon) => self.abandoned = true,
+            Some(Control::Abandon { reply }) => self.abandoned = Some(reply),
             None => {
                 self.handle_gone = true;
                 // Gone without a shutdown: stop now.
@@ -17,7 +17,7 @@ impl<C: Carrier> Dispatcher<C> {
 
     /// Ends the dispatcher as a crash would: nothing is finished, flushed or reported; the
     /// journal's unwritten records are thrown away; submits in flight are forgotten.
-    pub(super) fn abandon(mut self) {
+    pub(super) fn abandon(mut self, reply: oneshot::Sender<()>) {
         tracing::warn!(
             live = self.slab.live(),
             "router abandoned (simulated crash)"
@@ -31,6 +31,8 @@ impl<C: Carrier> Dispatcher<C> {
                 task.abort();
             }
         }
+        // The journal's threads have stopped: a new router may open it.
+        let _ = reply.send(());
     }
 
     /// Ends the dispatcher: whatever is not terminal is reported unfinished (with a journal,

@@ -81,8 +81,8 @@ pub(crate) enum Control {
         deadline: Nanos,
         reply: Option<oneshot::Sender<ShutdownReport>>,
     },
-    /// Stop at once, as a crash would (fault injection).
-    Abandon,
+    /// Stop at once, as a crash would (fault injection); answers once stopped.
+    Abandon { reply: oneshot::Sender<()> },
 }
 
 pub(crate) struct Dispatcher<C: Carrier> {
@@ -116,8 +116,8 @@ pub(crate) struct Dispatcher<C: Carrier> {
     counts: EngineCounts,
     /// The journal, when the router keeps one.
     journal: Option<journal::Durability>,
-    /// Told to stop as a crash would.
-    abandoned: bool,
+    /// Told to stop as a crash would (and whom to tell once stopped).
+    abandoned: Option<oneshot::Sender<()>>,
 }
 
 /// Router-wide counts the dispatcher accumulates between metric flushes.
@@ -170,7 +170,7 @@ impl<C: Carrier> Dispatcher<C> {
             handle_gone: false,
             counts: EngineCounts::default(),
             journal: None,
-            abandoned: false,
+            abandoned: None,
         };
         dispatcher.sync();
         if let Some((writer, recovered)) = journal {
@@ -189,8 +189,8 @@ impl<C: Carrier> Dispatcher<C> {
         loop {
             let now = self.shared.now();
             let worked = self.turn(now);
-            if self.abandoned {
-                return self.abandon();
+            if let Some(reply) = self.abandoned.take() {
+                return self.abandon(reply);
             }
             if let Some((deadline, _)) = &self.draining {
                 let idle = self.slab.live() == 0
@@ -256,7 +256,7 @@ impl<C: Carrier> Dispatcher<C> {
             self.control(Some(control), now);
             worked = true;
         }
-        if self.abandoned {
+        if self.abandoned.is_some() {
             return worked;
         }
         if self.shared.generation.load(Ordering::Acquire) != self.generation {

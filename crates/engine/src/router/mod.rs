@@ -330,14 +330,18 @@ impl<C: Carrier> Router<C> {
     /// tests, crash tests): `submit` refuses from now on, the dispatcher ends without
     /// finishing, reporting or handing out anything more, a journal loses what was not yet
     /// written, submits in flight are forgotten, receipts stop being read, and the event
-    /// stream ends. Carriers are left as they are (a new router may attach to them). A router
-    /// with a journal started on the same directory resumes what was durable.
-    pub fn abandon(&self) {
+    /// stream ends. Carriers are left as they are (a new router may attach to them). Returns
+    /// once the dispatcher and the journal's threads have stopped, so a router started on the
+    /// same journal directory then resumes what was durable.
+    pub async fn abandon(&self) {
         self.shared.stopped.store(true, Ordering::Release);
-        let _ = self.handle.control.send(Control::Abandon);
-        self.shared.wake.notify_one();
         for pump in self.handle.pumps.lock().drain(..) {
             pump.abort();
+        }
+        let (reply, stopped) = oneshot::channel();
+        if self.handle.control.send(Control::Abandon { reply }).is_ok() {
+            self.shared.wake.notify_one();
+            let _ = stopped.await;
         }
     }
 
