@@ -188,14 +188,15 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
                     sequence,
                     body: Body::DeliverSm(sm),
                     ..
-                }) => {
-                    held = deliver(sm, sequence, shared);
-                    if held.is_none() {
-                        let _ = session.respond(sequence, status::OK, Body::DeliverSmResp);
-                    } else {
+                }) => match deliver(sm, sequence, shared) {
+                    HandOver::Answer(status) => {
+                        let _ = session.respond(sequence, status, Body::DeliverSmResp);
+                    }
+                    HandOver::Held(waiting) => {
+                        held = Some(waiting);
                         session.hold_input();
                     }
-                }
+                },
                 SessionEvent::Closed(reason) => closed = Some(reason),
                 SessionEvent::Request(_) | SessionEvent::BindRequest { .. } => {}
             }
@@ -357,7 +358,7 @@ fn expire(pending: &mut HashMap<u32, Pending>, timeout: Duration, now: Instant) 
 
 /// A deliver_sm for the engine: handed over at once if its sink has room (then `None`: answer
 /// it now), else held.
-fn deliver(sm: ShortMessage, sequence: u32, shared: &Shared) -> Option<Held> {
+fn deliver(sm: ShortMessage, sequence: u32, shared: &Shared) -> HandOver {
     let held = match parse_receipt(&sm) {
         Some(r) => {
             // Only a text id may be another form of a known id. A TLV id is exact: resolving
@@ -371,7 +372,9 @@ fn deliver(sm: ShortMessage, sequence: u32, shared: &Shared) -> Option<Held> {
                 status: r.status,
                 error: r.error,
             };
-            let sink = shared.sink.lock().clone()?;
+            let Some(sink) = shared.sink.lock().clone() else {
+                return HandOver::Answer(status::OK);
+            };
             Held::Receipt(sink, receipt, sequence)
         }
         None => {
@@ -385,28 +388,43 @@ fn deliver(sm: ShortMessage, sequence: u32, shared: &Shared) -> Option<Held> {
                 to: sm.destination.addr,
                 text,
             };
-            let sink = shared.inbound.lock().clone()?;
+            let Some(sink) = shared.inbound.lock().clone() else {
+                return HandOver::Answer(status::OK);
+            };
             Held::Inbound(sink, inbound, sequence)
         }
     };
     try_hand_over(held, shared)
 }
 
-/// Tries to give a held deliver_sm to the engine; `Some` while its sink is full.
-fn try_hand_over(held: Held, shared: &Shared) -> Option<Held> {
+/// What became of a held deliver_sm.
+enum HandOver {
+    /// Taken (or not wanted): answer it with this status.
+    Answer(u32),
+    /// Its sink is full: still held.
+    Held(Held),
+}
+
+/// Tries to give a held deliver_sm to the engine. A receipt whose engine is gone (a router
+/// that crashed) is answered with a temporary error, so the SMSC keeps it for the next bind.
+fn try_hand_over(held: Held, shared: &Shared) -> HandOver {
     use mpsc::error::TrySendError;
     match held {
         Held::Receipt(sink, receipt, sequence) => match sink.try_send(receipt) {
             Ok(()) => {
                 shared.stats.receipts.fetch_add(1, Ordering::Relaxed);
-                None
+                HandOver::Answer(status::OK)
             }
-            Err(TrySendError::Full(receipt)) => Some(Held::Receipt(sink, receipt, sequence)),
-            Err(TrySendError::Closed(_)) => None,
+            Err(TrySendError::Full(receipt)) => {
+                HandOver::Held(Held::Receipt(sink, receipt, sequence))
+            }
+            Err(TrySendError::Closed(_)) => HandOver::Answer(status::TEMPORARY_APP_ERROR),
         },
         Held::Inbound(sink, inbound, sequence) => match sink.try_send(inbound) {
-            Ok(()) | Err(TrySendError::Closed(_)) => None,
-            Err(TrySendError::Full(inbound)) => Some(Held::Inbound(sink, inbound, sequence)),
+            Ok(()) | Err(TrySendError::Closed(_)) => HandOver::Answer(status::OK),
+            Err(TrySendError::Full(inbound)) => {
+                HandOver::Held(Held::Inbound(sink, inbound, sequence))
+            }
         },
     }
 }
@@ -417,11 +435,13 @@ fn hand_over(held: Held, session: &mut Session, shared: &Shared) -> Option<Held>
     let sequence = match &held {
         Held::Receipt(_, _, s) | Held::Inbound(_, _, s) => *s,
     };
-    let still = try_hand_over(held, shared);
-    if still.is_none() {
-        let _ = session.respond(sequence, status::OK, Body::DeliverSmResp);
+    match try_hand_over(held, shared) {
+        HandOver::Answer(status) => {
+            let _ = session.respond(sequence, status, Body::DeliverSmResp);
+            None
+        }
+        HandOver::Held(held) => Some(held),
     }
-    still
 }
 
 /// Resolves when the held deliver_sm's sink has room (or is gone).

@@ -64,6 +64,9 @@ pub mod status {
     pub const QUEUE_FULL: u32 = 0x0000_0014;
     /// ESME_RTHROTTLED
     pub const THROTTLED: u32 = 0x0000_0058;
+    /// ESME_RX_T_APPN: the receiver cannot take the deliver_sm now; the SMSC keeps it and
+    /// tries again later.
+    pub const TEMPORARY_APP_ERROR: u32 = 0x0000_0064;
 
     /// The name of a status this module knows (`ESME_RINVPASWD`), else `None`.
     pub fn name(status: u32) -> Option<&'static str> {
@@ -78,6 +81,7 @@ pub mod status {
             INVALID_PASSWORD => "ESME_RINVPASWD",
             INVALID_SYSTEM_ID => "ESME_RINVSYSID",
             QUEUE_FULL => "ESME_RMSGQFUL",
+            TEMPORARY_APP_ERROR => "ESME_RX_T_APPN",
             THROTTLED => "ESME_RTHROTTLED",
             _ => return None,
         })

@@ -16,6 +16,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::store::Store;
+
+/// How long a deliver_sm the client answered with an error waits before it is offered again.
+const REOFFER_AFTER: Duration = Duration::from_secs(1);
 use super::{Admitted, MAX_HELD_ANSWERS, Shared, Timed, receipt_pdu};
 use crate::{Reply, SimModel};
 
@@ -131,7 +134,14 @@ pub(crate) async fn serve(
                     }
                 }
                 SessionEvent::Response(frame) => {
-                    unacked.remove(&frame.sequence);
+                    let refused = unacked.remove(&frame.sequence);
+                    if let (Some(deliver), Some(b)) = (refused, &bound)
+                        && frame.status != status::OK
+                    {
+                        // The client could not take it now (its router went away): kept, and
+                        // offered again a moment later, to this session or the next bind.
+                        b.store.schedule(Instant::now() + REOFFER_AFTER, deliver);
+                    }
                 }
                 SessionEvent::Closed(reason) => closed = Some(reason),
                 SessionEvent::Request(_) | SessionEvent::Bound { .. } => {}
