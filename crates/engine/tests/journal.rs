@@ -519,3 +519,24 @@ fn a_possible_duplicate_stays_flagged_across_a_restart() {
     );
     rt.block_on(router.shutdown(Duration::from_secs(1)));
 }
+
+#[test]
+fn an_id_handed_out_before_a_crash_is_never_handed_out_again() {
+    let dir = Dir::new("ids");
+    let config = common::config(&[("alpha", 1000, "0.004")], "");
+    let mut given = Vec::new();
+    for _life in 0..3 {
+        let rt = runtime();
+        let (router, events) = {
+            let _enter = rt.enter();
+            common::start(&config, dir.options(), &[])
+        };
+        // Killed at once: the message may never have reached the journal.
+        given.push(router.try_submit(message(1)).unwrap());
+        drop(rt);
+        drop((router, events));
+    }
+    let mut unique = given.clone();
+    unique.dedup();
+    assert_eq!(unique, given, "ids handed out: {given:?}");
+}

@@ -49,10 +49,16 @@ pub(super) struct Durability {
     flushes: VecDeque<(u64, std::time::Instant)>,
     /// Bytes appended as of the last metric flush.
     bytes_seen: u64,
+    /// Ids up to this one are reserved (recorded, durable or on their way).
+    reserved_ids: u64,
 }
 
 /// Held items that will never be released: recorded after the journal failed.
 const NEVER: u64 = u64::MAX;
+
+/// Assigned ids are reserved in the journal this many at a time, ahead of use, so an id
+/// `submit` returned is never given again after a crash (a restart skips what is left).
+const ID_BLOCK: u64 = 1 << 20;
 
 impl Durability {
     pub fn new(writer: Writer, recovered: &Recovered) -> Self {
@@ -66,6 +72,33 @@ impl Durability {
             accepting: 0,
             flushes: VecDeque::new(),
             bytes_seen: 0,
+            reserved_ids: recovered.last_id.0,
+        }
+    }
+
+    /// Reserves the next block of ids once fewer than half a block remain past `next` (the
+    /// next id the router assigns); the record's sequence number when it did.
+    fn reserve_ids(&mut self, next: u64) -> Option<u64> {
+        if next.saturating_add(ID_BLOCK / 2) <= self.reserved_ids {
+            return None;
+        }
+        self.reserved_ids = next.saturating_add(ID_BLOCK);
+        Some(self.append(&Record::Counters {
+            last_id: MessageId(self.reserved_ids),
+            last_ack: self.next_ack - 1,
+        }))
+    }
+
+    /// At start, before any id is handed out: reserves the first block and waits until the
+    /// reservation is durable (a few milliseconds; at most 10 s on a failing disk, then the
+    /// journal's failure speaks for itself).
+    pub fn reserve_ids_at_start(&mut self, next: u64) {
+        let Some(seq) = self.reserve_ids(next) else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        while self.flush() && self.writer.durable() < seq && started.elapsed().as_secs() < 10 {
+            std::thread::sleep(std::time::Duration::from_micros(200));
         }
     }
 
@@ -279,6 +312,7 @@ impl<C: Carrier> Dispatcher<C> {
             journal.acknowledged = upto;
             journal.append(&Record::Acknowledged { upto });
         }
+        journal.reserve_ids(self.shared.next_id.load(Ordering::Relaxed));
         if !journal.flush() {
             self.shared.stopped.store(true, Ordering::Release);
         }

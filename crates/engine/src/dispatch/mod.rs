@@ -174,7 +174,9 @@ impl<C: Carrier> Dispatcher<C> {
         };
         dispatcher.sync();
         if let Some((writer, recovered)) = journal {
-            dispatcher.journal = Some(journal::Durability::new(writer, &recovered));
+            let mut durability = journal::Durability::new(writer, &recovered);
+            durability.reserve_ids_at_start(dispatcher.shared.next_id.load(Ordering::Relaxed));
+            dispatcher.journal = Some(durability);
             let now = dispatcher.shared.now();
             dispatcher.resume(recovered, now);
         }
