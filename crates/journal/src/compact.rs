@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::JournalError;
@@ -33,8 +34,10 @@ pub struct Compacted {
 /// Buffered bytes written out at a time.
 const CHUNK: usize = 1 << 20;
 
-/// Compacts the newest compacted file and every segment up to `upto` (all closed).
-pub(crate) fn compact(dir: &Path, upto: u64) -> Result<Compacted, JournalError> {
+/// Compacts the newest compacted file and every segment up to `upto` (all closed). Gives up
+/// early, changing nothing, once `stop` is set (the writer is closing): the next run starts
+/// over.
+pub(crate) fn compact(dir: &Path, upto: u64, stop: &AtomicBool) -> Result<Compacted, JournalError> {
     let started = Instant::now();
     let listing = segment::list(dir).map_err(|e| JournalError::io(dir, e))?;
     let segments: Vec<&(u64, PathBuf)> = listing
@@ -55,6 +58,9 @@ pub(crate) fn compact(dir: &Path, upto: u64) -> Result<Compacted, JournalError> 
     let mut fold = Fold::default();
     let mut bytes_before = 0;
     for path in &inputs {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Compacted::default());
+        }
         bytes_before += std::fs::metadata(path).map_or(0, |m| m.len());
         fold.read(path, false)?;
     }
@@ -72,6 +78,10 @@ pub(crate) fn compact(dir: &Path, upto: u64) -> Result<Compacted, JournalError> 
         if failed.is_some() {
             return;
         }
+        if stop.load(Ordering::Relaxed) {
+            failed = Some(std::io::Error::from(std::io::ErrorKind::Interrupted));
+            return;
+        }
         segment::write_payload(payload, &mut buf);
         records += 1;
         if buf.len() >= CHUNK {
@@ -81,6 +91,11 @@ pub(crate) fn compact(dir: &Path, upto: u64) -> Result<Compacted, JournalError> 
         }
     });
     if let Some(e) = failed {
+        drop(file);
+        let _ = std::fs::remove_file(&tmp);
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return Ok(Compacted::default());
+        }
         return Err(JournalError::io(&tmp, e));
     }
     bytes_after += buf.len() as u64;

@@ -165,6 +165,6 @@ impl Journal {
     /// running writer compacts in the background (`compact_after_segments`).
     pub fn compact(dir: &Path) -> Result<Compacted, JournalError> {
         recover::recover(dir)?;
-        compact::compact(dir, u64::MAX)
+        compact::compact(dir, u64::MAX, &std::sync::atomic::AtomicBool::new(false))
     }
 }

@@ -60,6 +60,8 @@ struct Shared {
     /// The directory's bytes and files, as the sync thread and the compactor last saw them.
     disk_bytes: AtomicU64,
     files: AtomicU64,
+    /// The writer is closing: a compaction under way gives up.
+    stop_compaction: AtomicBool,
 }
 
 impl Writer {
@@ -85,6 +87,7 @@ impl Writer {
             on_durable,
             disk_bytes: AtomicU64::new(0),
             files: AtomicU64::new(0),
+            stop_compaction: AtomicBool::new(false),
         });
         shared.measure_disk(&options.dir);
         let compactor = {
@@ -225,7 +228,9 @@ impl Writer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        // The sync thread's end closed the compactor's channel: it finishes what it does.
+        // The sync thread's end closed the compactor's channel; a compaction under way gives
+        // up rather than hold the closing thread (the next start compacts again).
+        self.shared.stop_compaction.store(true, Ordering::Relaxed);
         if let Some(compactor) = self.compactor.take() {
             let _ = compactor.join();
         }
@@ -354,7 +359,7 @@ fn run_compactor(
 ) {
     loop {
         if every > 0 && pending >= every && last_closed > 0 {
-            if let Err(error) = crate::compact::compact(dir, last_closed) {
+            if let Err(error) = crate::compact::compact(dir, last_closed, &shared.stop_compaction) {
                 tracing::warn!(dir = %dir.display(), %error,
                     "journal compaction failed; the segments stay as they are");
             }
