@@ -69,6 +69,13 @@ pub enum Record<'a> {
         /// The message.
         id: MessageId,
     },
+    /// Written by the sync thread before each batch (`sync = "batch"`): every byte of this
+    /// segment before `upto` was synced. Damage past it in the newest segment is a write a
+    /// crash of the machine left half done, cut like a torn tail.
+    Synced {
+        /// An offset in the segment.
+        upto: u64,
+    },
     /// What a compaction keeps of the messages it dropped: the highest id and
     /// acknowledgement place given, so neither is given again.
     Counters {
@@ -123,6 +130,7 @@ const FINISHED: u8 = 5;
 const ACKNOWLEDGED: u8 = 6;
 const COUNTERS: u8 = 7;
 const FLAGGED: u8 = 8;
+pub(crate) const SYNCED: u8 = 9;
 
 impl Record<'_> {
     /// The message the record is about (none for a watermark).
@@ -134,7 +142,7 @@ impl Record<'_> {
             | Record::Retrying { id, .. }
             | Record::Finished { id, .. }
             | Record::Flagged { id } => Some(*id),
-            Record::Acknowledged { .. } | Record::Counters { .. } => None,
+            Record::Acknowledged { .. } | Record::Counters { .. } | Record::Synced { .. } => None,
         }
     }
 
@@ -203,6 +211,10 @@ impl Record<'_> {
             Record::Flagged { id } => {
                 out.push(FLAGGED);
                 put_u64(out, id.0);
+            }
+            Record::Synced { upto } => {
+                out.push(SYNCED);
+                put_u64(out, *upto);
             }
             Record::Counters { last_id, last_ack } => {
                 out.push(COUNTERS);
@@ -284,6 +296,9 @@ impl Record<'_> {
             },
             FLAGGED => Record::Flagged {
                 id: MessageId(r.u64("id")?),
+            },
+            SYNCED => Record::Synced {
+                upto: r.u64("synced offset")?,
             },
             COUNTERS => Record::Counters {
                 last_id: MessageId(r.u64("last id")?),
@@ -503,6 +518,7 @@ mod tests {
         }
         round_trip(Record::Acknowledged { upto: 42 });
         round_trip(Record::Flagged { id: MessageId(3) });
+        round_trip(Record::Synced { upto: 4096 });
         round_trip(Record::Counters {
             last_id: MessageId(9),
             last_ack: 4,

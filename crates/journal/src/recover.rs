@@ -144,6 +144,8 @@ pub(crate) struct Fold {
     pub records: u64,
     /// The files read, in order.
     files: Vec<std::path::PathBuf>,
+    /// The file being read was synced up to this offset (its last `Synced` record).
+    synced: u64,
 }
 
 /// Reads `dir` (which must exist): the newest compacted file, then every segment after it.
@@ -219,6 +221,7 @@ impl Fold {
         let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, e))?;
         let file = self.files.len() as u32;
         self.files.push(path.to_path_buf());
+        self.synced = 0;
         let end = segment::scan(&bytes, last, |offset, payload| {
             self.apply_payload(file, offset, payload)
         });
@@ -239,6 +242,26 @@ impl Fold {
                 let cut = bytes.len() as u64 - offset;
                 tracing::warn!(segment = %path.display(), offset, cut,
                     "journal: torn tail cut off at the last whole record");
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| JournalError::io(path, e))?;
+                file.set_len(offset)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| JournalError::io(path, e))?;
+                Ok(cut)
+            }
+            // Past the last synced point of the newest segment (no `Synced` frame, before or
+            // after the damage, vouches for it): a write a crash of the machine left half
+            // done (pages persisted out of order), never reported durable.
+            End::Corrupt { offset, problem }
+                if last
+                    && offset >= self.synced
+                    && segment::synced_after(&bytes, offset) <= offset =>
+            {
+                let cut = bytes.len() as u64 - offset;
+                tracing::warn!(segment = %path.display(), offset, cut, %problem,
+                    "journal: unsynced tail damaged (a crash of the machine?) cut off");
                 let file = std::fs::OpenOptions::new()
                     .write(true)
                     .open(path)
@@ -346,6 +369,10 @@ impl Fold {
                 self.last_ack = self.last_ack.max(last_ack);
                 return;
             }
+            Record::Synced { upto } => {
+                self.synced = self.synced.max(upto);
+                return;
+            }
             Record::Acknowledged { upto } => {
                 self.acknowledged = self.acknowledged.max(upto);
                 while let Some(entry) = self.finished.first_entry() {
@@ -403,7 +430,8 @@ impl Fold {
             Record::Accepted { .. }
             | Record::Finished { .. }
             | Record::Acknowledged { .. }
-            | Record::Counters { .. } => unreachable!("handled above"),
+            | Record::Counters { .. }
+            | Record::Synced { .. } => unreachable!("handled above"),
         }
     }
 }

@@ -150,6 +150,29 @@ pub fn file_name(n: u64) -> String {
     format!("{n:010}.log")
 }
 
+/// The furthest synced offset that whole `Synced` frames found after byte `from` vouch for
+/// (0: none), looking past damage: only frames of that one shape are tried, so the search is
+/// cheap whatever the bytes are.
+pub fn synced_after(bytes: &[u8], from: u64) -> u64 {
+    let mut furthest = 0;
+    let start = (from as usize).saturating_add(1);
+    const PAYLOAD: usize = 9;
+    for at in start..bytes.len().saturating_sub(HEADER + PAYLOAD - 1) {
+        let frame = &bytes[at..at + HEADER + PAYLOAD];
+        if frame[0..4] != (PAYLOAD as u32).to_le_bytes() || frame[HEADER] != crate::record::SYNCED {
+            continue;
+        }
+        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        let payload = &frame[HEADER..];
+        if crc32fast::hash(payload) == crc
+            && let Ok(Record::Synced { upto }) = Record::decode(payload)
+        {
+            furthest = furthest.max(upto);
+        }
+    }
+    furthest
+}
+
 /// What a journal directory holds.
 #[derive(Debug, Default)]
 pub struct Listing {

@@ -113,6 +113,7 @@ impl Writer {
             interval: options.batch_interval,
             segment_bytes: options.segment_bytes,
             closed: closed_tx,
+            marker: Vec::with_capacity(32),
         };
         let thread = std::thread::Builder::new()
             .name("journal-sync".into())
@@ -270,6 +271,8 @@ struct Syncer {
     segment_bytes: u64,
     /// Tells the compactor each segment that closes.
     closed: std::sync::mpsc::Sender<u64>,
+    /// The `Synced` frame written before each batch.
+    marker: Vec<u8>,
 }
 
 impl Syncer {
@@ -324,8 +327,17 @@ impl Syncer {
                 }
             }
             SyncMode::Batch => {
+                // What came before is synced: said first, so recovery can tell a half-done
+                // write after a power loss from damage to synced records.
+                self.marker.clear();
+                segment::write_frame(&Record::Synced { upto: self.written }, &mut self.marker);
+                self.file.write_all(&self.marker)?;
                 self.file.write_all(batch)?;
                 self.file.sync_data()?;
+                self.written += self.marker.len() as u64;
+                self.shared
+                    .disk_bytes
+                    .fetch_add(self.marker.len() as u64, Ordering::Relaxed);
             }
             SyncMode::None => self.file.write_all(batch)?,
         }
