@@ -5,13 +5,13 @@
 //! awaiting its receipt: three records) back into their states. Sizes:
 //! `SMSROUTE_BENCH_SIZES=100k,1M` (the default).
 
-use std::borrow::Cow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use smsroute_journal::{Finish, Journal, JournalOptions, Record, Writer};
-use smsroute_types::{Message, MessageId};
+use smsroute_benches::journal::{carrier_ids, life, message, scratch};
+use smsroute_journal::{Journal, JournalOptions, Writer};
+use smsroute_types::Message;
 
 const APPEND: usize = 10_000;
 
@@ -22,58 +22,12 @@ fn wanted(label: &str) -> bool {
     }
 }
 
-/// A directory of its own under the system's temporary directory, emptied.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("smsroute-bench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn message(n: u64) -> Message {
-    Message::builder(
-        &format!("4477009{:05}", n % 100_000),
-        "ACME",
-        "Your code is 123456",
-    )
-    .id(MessageId(n))
-    .client_ref(&format!("order-{n}"))
-    .build()
-    .expect("a valid message")
-}
-
-/// Appends message `n`'s records up to awaiting its receipt, and its end when `finished`.
-fn life(writer: &mut Writer, message: &Message, finished: bool) -> u64 {
-    let id = message.id();
-    let ids = [format!("c{:x}", id.0).into_boxed_str()];
-    let records = [
-        Record::Accepted {
-            message: Cow::Borrowed(message),
-            at: 1,
-        },
-        Record::Attempt {
-            id,
-            carrier: "uk-alpha".into(),
-            attempt: 1,
-        },
-        Record::Submitted {
-            id,
-            carrier: "uk-alpha".into(),
-            carrier_ids: Cow::Borrowed(&ids),
-        },
-    ];
+/// Appends message `message`'s life (see `life`); the last record's sequence number.
+fn append_life(writer: &mut Writer, message: &Message, finished: bool) -> u64 {
+    let ids = carrier_ids(message.id());
     let mut seq = 0;
-    for record in &records {
-        seq = writer.append(record).expect("appended");
-    }
-    if finished {
-        seq = writer
-            .append(&Record::Finished {
-                id,
-                status: Finish::Delivered,
-                ack: id.0,
-                possible_duplicate: false,
-            })
-            .expect("appended");
+    for record in life(message, &ids, finished) {
+        seq = writer.append(&record).expect("appended");
     }
     seq
 }
@@ -97,7 +51,7 @@ fn journal(c: &mut Criterion) {
         b.iter(|| {
             let mut last = 0;
             for message in &messages {
-                last = life(&mut writer, message, true);
+                last = append_life(&mut writer, message, true);
             }
             writer.flush().expect("handed over");
             while writer.durable() < last {
@@ -116,7 +70,7 @@ fn journal(c: &mut Criterion) {
         {
             let (mut writer, _) = open(&dir);
             for i in 1..=n {
-                life(&mut writer, &message(i), false);
+                append_life(&mut writer, &message(i), false);
                 if i % 4096 == 0 {
                     writer.flush().expect("handed over");
                 }

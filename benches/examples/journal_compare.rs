@@ -21,14 +21,14 @@
 //! (defaults 1,000,000 and 1,000,000; the directories live in the system's temporary
 //! directory).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use hdrhistogram::Histogram;
-use smsroute_journal::{Finish, Journal, JournalOptions, Record};
+use smsroute_benches::journal::{carrier_ids, life, message, scratch};
+use smsroute_journal::{Journal, JournalOptions, Record};
 use smsroute_types::{Message, MessageId};
 
 const GROUP: u64 = 256;
@@ -77,13 +77,6 @@ fn row(name: &str, (append, recover): (Append, Duration)) {
     );
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("smsroute-compare-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    dir
-}
-
 fn size(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).expect("readable").flatten() {
@@ -95,52 +88,6 @@ fn size(dir: &Path) -> u64 {
         };
     }
     total
-}
-
-fn message(n: u64) -> Message {
-    Message::builder(
-        &format!("4477009{:05}", n % 100_000),
-        "ACME",
-        "Your code is 123456",
-    )
-    .id(MessageId(n))
-    .client_ref(&format!("order-{n}"))
-    .build()
-    .expect("a valid message")
-}
-
-/// Message `n`'s records up to awaiting its receipt, and its end when `finished`.
-fn records(message: &Message, ids: &[Box<str>], finished: bool) -> Vec<Record<'static>> {
-    let id = message.id();
-    let mut out = vec![
-        Record::Accepted {
-            message: Cow::Owned(message.clone()),
-            at: 1,
-        },
-        Record::Attempt {
-            id,
-            carrier: "uk-alpha".into(),
-            attempt: 1,
-        },
-        Record::Submitted {
-            id,
-            carrier: "uk-alpha".into(),
-            carrier_ids: Cow::Owned(ids.to_vec()),
-        },
-    ];
-    if finished {
-        out.push(Record::Finished {
-            id,
-            status: Finish::Delivered,
-            ack: id.0,
-            possible_duplicate: false,
-        });
-    }
-    out
-}
-
-fn carrier_ids(n: u64) -> [Box<str>; 1] {
-    [format!("c{n:x}").into_boxed_str()]
 }
 
 fn ours_append(lives: u64, interval: Duration) -> Append {
@@ -156,7 +103,7 @@ fn ours_append(lives: u64, interval: Duration) -> Append {
         let last = ((group + 1) * GROUP).min(lives);
         for n in group * GROUP + 1..=last {
             let m = message(n);
-            for record in records(&m, &carrier_ids(n), true) {
+            for record in life(&m, &carrier_ids(MessageId(n)), true) {
                 writer.append(&record).expect("appended");
             }
         }
@@ -189,7 +136,7 @@ fn ours_recover(unfinished: u64) -> Duration {
         let (mut writer, _) =
             Journal::open(&JournalOptions::new(&dir), Box::new(|_| {})).expect("opens");
         for n in 1..=unfinished {
-            for record in records(&message(n), &carrier_ids(n), false) {
+            for record in life(&message(n), &carrier_ids(MessageId(n)), false) {
                 writer.append(&record).expect("appended");
             }
             if n % GROUP == 0 {
@@ -256,8 +203,8 @@ fn fjall_append(lives: u64) -> Append {
         let last = ((group + 1) * GROUP).min(lives);
         for n in group * GROUP + 1..=last {
             let m = message(n);
-            let ids = carrier_ids(n);
-            for record in records(&m, &ids, false) {
+            let ids = carrier_ids(MessageId(n));
+            for record in life(&m, &ids, false) {
                 fjall_put(&keyspace, &record, &mut buf);
             }
         }
@@ -288,7 +235,7 @@ fn fjall_recover(unfinished: u64) -> Duration {
         let (db, keyspace) = fjall_open(&dir);
         let mut buf = Vec::new();
         for n in 1..=unfinished {
-            for record in records(&message(n), &carrier_ids(n), false) {
+            for record in life(&message(n), &carrier_ids(MessageId(n)), false) {
                 fjall_put(&keyspace, &record, &mut buf);
             }
             if n % GROUP == 0 {

@@ -13,5 +13,6 @@
 #![warn(missing_docs)]
 
 pub mod deck;
+pub mod journal;
 pub mod naive;
 pub mod pipeline;

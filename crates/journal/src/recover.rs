@@ -242,13 +242,7 @@ impl Fold {
                 let cut = bytes.len() as u64 - offset;
                 tracing::warn!(segment = %path.display(), offset, cut,
                     "journal: torn tail cut off at the last whole record");
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| JournalError::io(path, e))?;
-                file.set_len(offset)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| JournalError::io(path, e))?;
+                truncate(path, offset)?;
                 Ok(cut)
             }
             // Past the last synced point of the newest segment (no `Synced` frame, before or
@@ -262,13 +256,7 @@ impl Fold {
                 let cut = bytes.len() as u64 - offset;
                 tracing::warn!(segment = %path.display(), offset, cut, %problem,
                     "journal: unsynced tail damaged (a crash of the machine?) cut off");
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| JournalError::io(path, e))?;
-                file.set_len(offset)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| JournalError::io(path, e))?;
+                truncate(path, offset)?;
                 Ok(cut)
             }
             End::Corrupt { offset, problem } => Err(JournalError::Corrupt {
@@ -434,6 +422,17 @@ impl Fold {
             | Record::Synced { .. } => unreachable!("handled above"),
         }
     }
+}
+
+/// Cuts `path` to `len` bytes, synced.
+fn truncate(path: &Path, len: u64) -> Result<(), JournalError> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| JournalError::io(path, e))?;
+    file.set_len(len)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| JournalError::io(path, e))
 }
 
 /// A record to write: as read, or to encode.

@@ -1,7 +1,5 @@
 //! Resuming a message recovered from a journal after a restart, in the state it was in.
 
-use smallvec::SmallVec;
-
 use super::*;
 
 /// Where a message recovered after a restart stands.
@@ -59,6 +57,24 @@ impl Delivery {
         }
     }
 
+    /// The attempt a recovered message stood at, as its history's one record (the earlier
+    /// ones are not kept across a restart).
+    fn restore_attempt(
+        &mut self,
+        carrier: CarrierSlot,
+        attempt: u32,
+        outcome: AttemptOutcome,
+        now: Nanos,
+    ) {
+        self.attempts = self.attempts.max(attempt);
+        self.history.push(AttemptRecord {
+            attempt,
+            carrier,
+            at: now,
+            outcome,
+        });
+    }
+
     /// Takes up a message recovered after a restart, from where it stood. Emits no `Accepted`
     /// (that was said before the restart), only what follows.
     ///
@@ -78,40 +94,16 @@ impl Delivery {
             at,
         } = recovery;
         assert!((1..=256).contains(&request.parts), "1 to 256 parts");
-        let mut d = Delivery {
-            id: request.id,
-            parts: request.parts,
-            candidates: request.candidates,
-            policy,
-            receipt: request.receipt,
-            deadline,
-            state: State::Done,
-            attempts,
-            history: SmallVec::new(),
-            possible_duplicate,
-            delivered: [0; 4],
-            terminal: None,
-            rng: SplitMix64::new(request.id.0 ^ 0x5EED_DE11_7E7E),
-        };
+        let not_before = request.not_before;
+        let mut d = Delivery::new(request, policy, deadline);
+        d.attempts = attempts;
+        d.possible_duplicate = possible_duplicate;
         let mut actions = Actions::new();
         match at {
             Resume::Queued if now >= deadline => d.finish(Event::Expired, &mut actions),
-            Resume::Queued => match (d.candidates.first().copied(), request.not_before) {
-                (None, _) => d.finish(Event::Failed(FailReason::NoRoute), &mut actions),
-                (Some(_), Some(at)) if at > now => {
-                    d.state = State::Scheduled { at };
-                    d.wake(at, &mut actions);
-                }
-                (Some(first), _) => d.admit(first, &mut actions),
-            },
+            Resume::Queued => d.first_step(not_before, now, &mut actions),
             Resume::Lost { carrier, attempt } => {
-                d.attempts = d.attempts.max(attempt);
-                d.history.push(AttemptRecord {
-                    attempt,
-                    carrier,
-                    at: now,
-                    outcome: AttemptOutcome::Pending,
-                });
+                d.restore_attempt(carrier, attempt, AttemptOutcome::Pending, now);
                 d.state = State::InFlight {
                     carrier,
                     attempt,
@@ -129,13 +121,7 @@ impl Delivery {
                 attempt,
                 until,
             } => {
-                d.attempts = d.attempts.max(attempt);
-                d.history.push(AttemptRecord {
-                    attempt,
-                    carrier,
-                    at: now,
-                    outcome: AttemptOutcome::Accepted,
-                });
+                d.restore_attempt(carrier, attempt, AttemptOutcome::Accepted, now);
                 if now >= until {
                     d.finish(Event::Sent, &mut actions);
                 } else {

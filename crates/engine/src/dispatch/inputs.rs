@@ -21,16 +21,9 @@ impl<C: Carrier> Dispatcher<C> {
         };
         self.counts.accepted += 1;
         let (delivery, actions) = Delivery::start(request, self.policy, now);
-        let key = self.slab.insert(Entry {
-            delivery,
-            message,
-            wake_at: Nanos::MAX,
-            lane: None,
-            in_flight: None,
-            checked,
-            charge,
-            carrier_ids: smallvec::SmallVec::new(),
-        });
+        let key = self
+            .slab
+            .insert(Entry::new(delivery, message, checked, charge));
         self.apply(key, actions, now);
     }
 

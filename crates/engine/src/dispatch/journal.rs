@@ -445,20 +445,13 @@ impl<C: Carrier> Dispatcher<C> {
             },
             &mut self.budgets[..],
         );
-        let key = self.slab.insert(Entry {
-            delivery,
-            message,
-            wake_at: Nanos::MAX,
-            lane: None,
-            in_flight: None,
-            // Checked against the suppression list again at its carrier's lane.
-            checked: u64::MAX,
-            charge: None,
-            carrier_ids: receipt_ids
-                .iter()
-                .map(|id| CarrierMessageId::new(id))
-                .collect(),
-        });
+        // Checked against the suppression list again at its carrier's lane; not charged again.
+        let mut entry = Entry::new(delivery, message, u64::MAX, None);
+        entry.carrier_ids = receipt_ids
+            .iter()
+            .map(|id| CarrierMessageId::new(id))
+            .collect();
+        let key = self.slab.insert(entry);
         let mut early = Vec::new();
         if let Resume::AwaitingReceipt {
             carrier, attempt, ..

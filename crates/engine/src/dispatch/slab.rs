@@ -37,6 +37,27 @@ pub(crate) struct Entry {
     pub carrier_ids: smallvec::SmallVec<[smsroute_types::CarrierMessageId; 1]>,
 }
 
+impl Entry {
+    /// A message just taken up: no wake-up, not in a lane, nothing in flight, no carrier ids.
+    pub fn new(
+        delivery: Delivery,
+        message: Arc<Message>,
+        checked: u64,
+        charge: Option<Box<crate::shared::Charge>>,
+    ) -> Entry {
+        Entry {
+            delivery,
+            message,
+            wake_at: Nanos::MAX,
+            lane: None,
+            in_flight: None,
+            checked,
+            charge,
+            carrier_ids: smallvec::SmallVec::new(),
+        }
+    }
+}
+
 struct Slot {
     generation: u32,
     entry: Option<Entry>,
