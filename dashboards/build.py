@@ -41,7 +41,8 @@ OVERVIEW = [
     ("Journal: waiting for the disk, files; parts awaiting receipts", "short", [
         q("smsroute_journal_waiting", "waiting for a sync"),
         q("smsroute_journal_files", "files"),
-        q("smsroute_awaiting_receipts", "awaiting receipts")]),
+        q("smsroute_awaiting_receipts", "awaiting receipts"),
+        q("smsroute_parked_messages", "parked out of memory")]),
     ("Last start: journal recovery time and messages taken up", "short", [
         q("smsroute_journal_recovery_seconds", "recovery (s)"),
         q("smsroute_journal_recovered_messages", "messages")]),

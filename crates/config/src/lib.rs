@@ -186,7 +186,7 @@ impl Default for RetryConfig {
             backoff_base_ms: 50,
             backoff_cap_ms: 5_000,
             submit_timeout_ms: 10_000,
-            receipt_timeout_s: 600,
+            receipt_timeout_s: 72 * 3600,
             validity_s: 3_600,
             reroute_on_undeliverable: false,
         }

@@ -154,6 +154,23 @@ impl Delivery {
     pub fn deadline(&self) -> Nanos {
         self.deadline
     }
+    /// The attempt whose receipts it waits for (its carrier and number) and until when, if
+    /// that is all it does.
+    pub fn awaiting_receipt(&self) -> Option<(CarrierSlot, u32, Nanos)> {
+        match self.state {
+            State::AwaitingReceipt {
+                carrier,
+                attempt,
+                until,
+            } => Some((carrier, attempt, until)),
+            _ => None,
+        }
+    }
+    /// Parts whose receipt said delivered, as a bitset (part `n` is bit `n % 64` of word
+    /// `n / 64`).
+    pub fn delivered_parts(&self) -> [u64; 4] {
+        self.delivered
+    }
 
     /// The lane's answer to [`Action::Admit`].
     pub fn handle_admission(

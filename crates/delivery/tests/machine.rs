@@ -78,7 +78,12 @@ fn multipart_is_delivered_when_every_part_is() {
     let (mut d, _) = Delivery::start(request(&[0], 3, true), RetryPolicy::default(), 0);
     let attempt = submit(&mut d, 0);
     let actions = d.handle_submit_result(attempt, SubmitResult::Accepted, MS, &mut Unlimited);
-    assert_eq!(wake(&actions), Some(MS + 600 * SECOND));
+    // Receipts are waited for until the receipt timeout, or wakes at the validity first.
+    let p = RetryPolicy::default();
+    assert_eq!(
+        wake(&actions),
+        Some((MS + p.receipt_timeout).min(p.validity))
+    );
     for part in [0, 2, 2] {
         let actions = d.handle_receipt(
             attempt,
@@ -109,7 +114,12 @@ fn multipart_is_delivered_when_every_part_is() {
 
 #[test]
 fn no_receipt_in_time_is_sent() {
-    let (mut d, _) = Delivery::start(request(&[0], 1, true), RetryPolicy::default(), 0);
+    // Waiting for receipts shorter than the validity (the default waits 72 h, past it).
+    let policy = RetryPolicy {
+        receipt_timeout: 600 * SECOND,
+        ..RetryPolicy::default()
+    };
+    let (mut d, _) = Delivery::start(request(&[0], 1, true), policy, 0);
     let attempt = submit(&mut d, 0);
     let actions = d.handle_submit_result(attempt, SubmitResult::Accepted, MS, &mut Unlimited);
     let until = wake(&actions).unwrap();

@@ -4,8 +4,14 @@
 //! id when the carrier accepts a submit, and one receipt pump per carrier looks receipts up as
 //! they arrive. A receipt can beat its submit's answer (the carrier's receipt and its
 //! response race), so an unknown id is held as an early receipt and matched when the id is
-//! registered. Entries expire: registered ids when the message stops waiting for receipts,
-//! early receipts after a short TTL (then they count as unknown).
+//! registered; early receipts expire after a short TTL (then they count as unknown).
+//!
+//! Compact, because millions of messages may wait days for their receipts: an id is kept as
+//! a 64-bit hash of the carrier and the id (keyed per process), 24 bytes an entry with the
+//! part it points to; the id itself is not kept in memory. Two ids colliding on all 64 bits
+//! (about one chance in 6·10¹² per receipt with 3 million waiting) would match a receipt to
+//! the wrong part. A registered id stays until its final receipt comes or its owner stops
+//! waiting and [`DlrMap::forget`]s it: there is no scan over the waiting ids.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,26 +22,18 @@ use smsroute_delivery::{Nanos, ReceiptStatus};
 use smsroute_types::CarrierSlot;
 
 /// A message's place in the dispatcher: its slab index and that slot's generation, so a key
-/// outliving its message never reaches the next one in the same slot.
+/// outliving its message never reaches the next one in the same slot. Keys of parked
+/// messages (awaiting receipts out of memory, `dispatch::park`) have [`EntryKey::PARKED`] set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct EntryKey(pub u64);
 
-/// A carrier's message id, qualified by the carrier (ids are only unique per carrier).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct DlrKey {
-    carrier: u16,
-    id: Box<str>,
-}
+impl EntryKey {
+    /// Set on the keys of parked messages.
+    pub const PARKED: u64 = 1 << 63;
 
-#[derive(Clone, Copy, Debug)]
-enum Pending {
-    /// A part waits for its receipt.
-    Awaiting { target: Target, expires: Nanos },
-    /// A receipt came before the id was registered.
-    Early {
-        status: ReceiptStatus,
-        expires: Nanos,
-    },
+    pub fn is_parked(self) -> bool {
+        self.0 & Self::PARKED != 0
+    }
 }
 
 /// Which part of which attempt a receipt belongs to.
@@ -53,43 +51,98 @@ pub(crate) struct Matched {
     pub status: ReceiptStatus,
 }
 
+/// Final receipt statuses, by their place in an early receipt.
+const STATUSES: [ReceiptStatus; 4] = [
+    ReceiptStatus::Delivered,
+    ReceiptStatus::Undeliverable,
+    ReceiptStatus::Rejected,
+    ReceiptStatus::Expired,
+];
+
+/// A map value: a registered part, or a receipt that came before its id was registered.
+/// Packed in a [`Target`]'s 16 bytes (attempts count from 1, so attempt 0 marks an early
+/// receipt: `key` holds its expiry, `part` its status).
+#[derive(Clone, Copy, Debug)]
+struct Pending(Target);
+
+impl Pending {
+    fn early(status: ReceiptStatus, expires: Nanos) -> Pending {
+        Pending(Target {
+            key: EntryKey(expires),
+            attempt: 0,
+            part: STATUSES.iter().position(|s| *s == status).unwrap_or(0) as u32,
+        })
+    }
+
+    /// The part waiting, when this is one.
+    fn awaiting(self) -> Option<Target> {
+        (self.0.attempt != 0).then_some(self.0)
+    }
+
+    /// The early receipt's status and expiry, when this is one.
+    fn early_receipt(self) -> Option<(ReceiptStatus, Nanos)> {
+        (self.0.attempt == 0).then(|| (STATUSES[self.0.part as usize], self.0.key.0))
+    }
+}
+
 /// The correlation map.
 #[derive(Debug, Default)]
 pub(crate) struct DlrMap {
-    map: DashMap<DlrKey, Pending, ahash::RandomState>,
-    /// Receipts for ids never registered (or registered too long ago).
+    /// Ids (hashed) → the part waiting, or an early receipt.
+    map: DashMap<u64, Pending, ahash::RandomState>,
+    /// Keys the ids' hashes (one per process: the map is rebuilt at each start).
+    hasher: ahash::RandomState,
+    /// Early receipts held.
+    early: AtomicU64,
+    /// Receipts for ids never registered (or no longer waited for).
     pub unknown: AtomicU64,
 }
 
 impl DlrMap {
+    fn hash(&self, carrier: CarrierSlot, id: &str) -> u64 {
+        self.hasher.hash_one((carrier.0, id))
+    }
+
     /// Registers a part's id; a receipt that came early is returned to apply now.
-    pub fn expect(
-        &self,
-        carrier: CarrierSlot,
-        id: Box<str>,
-        target: Target,
-        expires: Nanos,
-    ) -> Option<ReceiptStatus> {
-        let key = DlrKey {
-            carrier: carrier.0,
-            id,
-        };
-        match self.map.entry(key) {
-            Entry::Occupied(mut o) => match *o.get() {
-                Pending::Early { status, .. } => {
+    pub fn expect(&self, carrier: CarrierSlot, id: &str, target: Target) -> Option<ReceiptStatus> {
+        debug_assert!(target.attempt > 0, "attempts count from 1");
+        match self.map.entry(self.hash(carrier, id)) {
+            Entry::Occupied(mut o) => match o.get().early_receipt() {
+                Some((status, _)) => {
                     o.remove();
+                    self.early.fetch_sub(1, Ordering::Relaxed);
                     Some(status)
                 }
-                Pending::Awaiting { .. } => {
+                None => {
                     // The carrier reused an id: the newer submit owns it.
-                    o.insert(Pending::Awaiting { target, expires });
+                    o.insert(Pending(target));
                     None
                 }
             },
             Entry::Vacant(v) => {
-                v.insert(Pending::Awaiting { target, expires });
+                v.insert(Pending(target));
                 None
             }
+        }
+    }
+
+    /// The owner `key` stops waiting for `id` (finished, moved on to another attempt).
+    pub fn forget(&self, carrier: CarrierSlot, id: &str, key: EntryKey) {
+        let hash = self.hash(carrier, id);
+        self.map
+            .remove_if(&hash, |_, p| p.awaiting().is_some_and(|t| t.key == key));
+    }
+
+    /// Points `id`, if `from` still waits for it, at `to` (the message moved in or out of
+    /// memory). Returns whether it did.
+    pub fn retarget(&self, carrier: CarrierSlot, id: &str, from: EntryKey, to: Target) -> bool {
+        let hash = self.hash(carrier, id);
+        match self.map.get_mut(&hash) {
+            Some(mut p) if p.awaiting().is_some_and(|t| t.key == from) => {
+                *p = Pending(to);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -102,59 +155,58 @@ impl DlrMap {
         now: Nanos,
         early_ttl: Nanos,
     ) -> Option<Matched> {
-        let key = DlrKey {
-            carrier: carrier.0,
-            id: receipt.message_id,
-        };
+        let key = self.hash(carrier, &receipt.message_id);
         let status = receipt.status;
+        let intermediate = status == ReceiptStatus::Intermediate;
         match self.map.entry(key) {
-            Entry::Occupied(mut o) => match *o.get() {
-                Pending::Awaiting { target, .. } => {
-                    if status != ReceiptStatus::Intermediate {
+            Entry::Occupied(mut o) => match o.get().awaiting() {
+                Some(target) => {
+                    if !intermediate {
                         o.remove();
                     }
                     Some(Matched { target, status })
                 }
-                Pending::Early { .. } => {
+                None => {
                     // A second early receipt for the id: the later one is the newer news.
-                    if status != ReceiptStatus::Intermediate {
-                        o.insert(Pending::Early {
-                            status,
-                            expires: now + early_ttl,
-                        });
+                    if !intermediate {
+                        o.insert(Pending::early(status, now + early_ttl));
                     }
                     None
                 }
             },
             Entry::Vacant(v) => {
-                if status != ReceiptStatus::Intermediate {
-                    v.insert(Pending::Early {
-                        status,
-                        expires: now + early_ttl,
-                    });
+                if !intermediate {
+                    v.insert(Pending::early(status, now + early_ttl));
+                    self.early.fetch_add(1, Ordering::Relaxed);
                 }
                 None
             }
         }
     }
 
-    /// Drops every entry past its expiry; early receipts dropped count as unknown.
+    /// Drops early receipts past their TTL (they count as unknown). Walks the whole map, so
+    /// it runs only while early receipts are held.
     pub fn purge(&self, now: Nanos) {
-        let mut unknown = 0;
-        self.map.retain(|_, pending| match *pending {
-            Pending::Awaiting { expires, .. } => expires > now,
-            Pending::Early { expires, .. } => {
-                let keep = expires > now;
-                unknown += u64::from(!keep);
-                keep
+        if self.early.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut dropped = 0;
+        self.map.retain(|_, p| match p.early_receipt() {
+            Some((_, expires)) if expires <= now => {
+                dropped += 1;
+                false
             }
+            _ => true,
         });
-        self.unknown.fetch_add(unknown, Ordering::Relaxed);
+        self.early.fetch_sub(dropped, Ordering::Relaxed);
+        self.unknown.fetch_add(dropped, Ordering::Relaxed);
     }
 
-    /// Entries held.
+    /// Ids waited for.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map
+            .len()
+            .saturating_sub(self.early.load(Ordering::Relaxed) as usize)
     }
 }
 
@@ -180,7 +232,7 @@ mod tests {
     fn matches_in_either_order_and_per_carrier() {
         let map = DlrMap::default();
         let (a, b) = (CarrierSlot(0), CarrierSlot(1));
-        assert_eq!(map.expect(a, "m1".into(), T, 100), None);
+        assert_eq!(map.expect(a, "m1", T), None);
         // Same id from another carrier is another message.
         assert_eq!(
             map.arrive(b, receipt("m1", ReceiptStatus::Delivered), 0, 10),
@@ -194,33 +246,69 @@ mod tests {
             })
         );
         // Early: held, then handed back when the id is registered.
-        assert_eq!(
-            map.expect(b, "m1".into(), T, 100),
-            Some(ReceiptStatus::Delivered)
-        );
+        assert_eq!(map.expect(b, "m1", T), Some(ReceiptStatus::Delivered));
         assert_eq!(map.len(), 0);
     }
 
     #[test]
-    fn intermediate_receipts_keep_waiting_and_old_entries_expire() {
+    fn intermediate_receipts_keep_waiting_and_early_ones_expire() {
         let map = DlrMap::default();
         let a = CarrierSlot(0);
-        map.expect(a, "m1".into(), T, 100);
+        map.expect(a, "m1", T);
         let r = map.arrive(a, receipt("m1", ReceiptStatus::Intermediate), 0, 10);
         assert_eq!(r.map(|m| m.status), Some(ReceiptStatus::Intermediate));
         assert_eq!(map.len(), 1);
         assert_eq!(
-            map.arrive(a, receipt("zz", ReceiptStatus::Delivered), 50, 10),
+            map.arrive(a, receipt("zz", ReceiptStatus::Rejected), 50, 10),
             None
         );
-        map.purge(99);
-        assert_eq!(map.len(), 1, "the registered id lives until 100");
+        map.purge(59);
+        assert_eq!(map.unknown.load(Ordering::Relaxed), 0, "held until 60");
+        map.purge(60);
         assert_eq!(
             map.unknown.load(Ordering::Relaxed),
             1,
-            "the early one expired at 60"
+            "the early one expired"
         );
-        map.purge(100);
+        assert_eq!(map.len(), 1, "a registered id does not expire");
+        // Registered after it expired: nothing to apply.
+        assert_eq!(map.expect(a, "zz", T), None);
+        assert_eq!(map.len(), 2);
+    }
+
+    #[test]
+    fn an_early_receipt_keeps_its_status() {
+        let map = DlrMap::default();
+        let a = CarrierSlot(3);
+        for status in STATUSES {
+            let id = format!("{status:?}");
+            assert_eq!(map.arrive(a, receipt(&id, status), 0, 10), None);
+            assert_eq!(map.expect(a, &id, T), Some(status));
+        }
+        assert_eq!(map.len(), 0);
+    }
+
+    #[test]
+    fn forget_and_retarget_only_touch_their_owner() {
+        let map = DlrMap::default();
+        let a = CarrierSlot(0);
+        let other = Target {
+            key: EntryKey(9),
+            ..T
+        };
+        map.expect(a, "m1", T);
+        map.forget(a, "m1", other.key);
+        assert_eq!(map.len(), 1, "another owner's forget leaves it");
+        assert!(!map.retarget(a, "m1", other.key, other));
+        let parked = Target {
+            key: EntryKey(EntryKey::PARKED | 5),
+            ..T
+        };
+        assert!(map.retarget(a, "m1", T.key, parked));
+        let m = map.arrive(a, receipt("m1", ReceiptStatus::Delivered), 0, 10);
+        assert_eq!(m.map(|m| m.target), Some(parked));
+        map.expect(a, "m2", T);
+        map.forget(a, "m2", T.key);
         assert_eq!(map.len(), 0);
     }
 }

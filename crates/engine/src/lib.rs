@@ -55,6 +55,7 @@ mod dlr;
 mod event;
 mod inbound;
 mod options;
+mod park;
 mod registry;
 mod router;
 mod shared;

@@ -11,9 +11,10 @@ use smsroute_health::HealthConfig;
 /// # let _ = options;
 /// ```
 ///
-/// Quick advice: raise `max_outstanding` when the gateway's traffic waits long for receipts
-/// (every message awaiting one counts); keep `inbound_capacity` small, since it only absorbs
-/// bursts between the gateway's threads and the dispatcher.
+/// Quick advice: keep a journal when receipts are slow (messages awaiting receipts are then
+/// parked out of memory and stop counting against `max_outstanding`), or, without one, raise
+/// `max_outstanding` (every message awaiting a receipt counts); keep `inbound_capacity` small,
+/// since it only absorbs bursts between the gateway's threads and the dispatcher.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     pub(crate) max_outstanding: usize,
@@ -56,7 +57,8 @@ impl Default for EngineOptions {
 impl EngineOptions {
     /// Most messages accepted whose terminal event the gateway has not yet taken: past it,
     /// `try_submit` answers `Overloaded` (and `submit` waits). Bounds the engine's memory.
-    /// Default 65,536.
+    /// With a journal, messages parked while they await receipts do not count
+    /// (`docs/durability.md`). Default 65,536.
     pub fn max_outstanding(mut self, messages: usize) -> Self {
         self.max_outstanding = messages;
         self

@@ -94,6 +94,8 @@ pub(crate) struct Shared<C> {
     pub acknowledged: AtomicU64,
     /// The highest acknowledgement place handed out: the watermark never passes it.
     pub handed_out: AtomicU64,
+    /// Messages parked out of memory while they wait for receipts.
+    pub parked_messages: std::sync::atomic::AtomicUsize,
     pub options: EngineOptions,
     /// The next id the router assigns (ids a gateway chose push it past themselves).
     pub next_id: AtomicU64,

@@ -108,6 +108,10 @@ pub mod names {
     pub const JOURNAL_RECOVERED: &str = "smsroute_journal_recovered_messages";
     /// Gauge: message parts whose carrier id waits for a delivery receipt.
     pub const AWAITING_RECEIPTS: &str = "smsroute_awaiting_receipts";
+    /// Gauge: messages parked out of memory while they wait for receipts.
+    pub const PARKED: &str = "smsroute_parked_messages";
+    /// Gauge: bytes in the parked messages' side files.
+    pub const PARKED_DISK: &str = "smsroute_parked_disk_bytes";
 }
 
 /// Buckets of the journal's commit histogram, seconds: 100 µs to 5 s.
@@ -237,6 +241,15 @@ pub fn describe() {
         AWAITING_RECEIPTS,
         "Message parts waiting for their delivery receipt."
     );
+    describe_gauge!(
+        PARKED,
+        "Messages parked out of memory while they wait for receipts."
+    );
+    describe_gauge!(
+        PARKED_DISK,
+        Unit::Bytes,
+        "Bytes in the parked messages' side files."
+    );
 }
 
 pub use smsroute_types::Label;
@@ -334,6 +347,10 @@ pub struct EngineMetrics {
     pub journal_recovered: Gauge,
     /// [`names::AWAITING_RECEIPTS`].
     pub awaiting_receipts: Gauge,
+    /// [`names::PARKED`].
+    pub parked: Gauge,
+    /// [`names::PARKED_DISK`].
+    pub parked_disk: Gauge,
 }
 
 impl EngineMetrics {
@@ -360,6 +377,8 @@ impl EngineMetrics {
             journal_recovery: gauge!(names::JOURNAL_RECOVERY),
             journal_recovered: gauge!(names::JOURNAL_RECOVERED),
             awaiting_receipts: gauge!(names::AWAITING_RECEIPTS),
+            parked: gauge!(names::PARKED),
+            parked_disk: gauge!(names::PARKED_DISK),
         }
     }
 

@@ -24,6 +24,8 @@ pub enum Resume {
         attempt: u32,
         /// When waiting ends as `Sent`.
         until: Nanos,
+        /// When it was submitted, if known (else: now), for its history.
+        sent_at: Option<Nanos>,
     },
 }
 
@@ -64,13 +66,13 @@ impl Delivery {
         carrier: CarrierSlot,
         attempt: u32,
         outcome: AttemptOutcome,
-        now: Nanos,
+        at: Nanos,
     ) {
         self.attempts = self.attempts.max(attempt);
         self.history.push(AttemptRecord {
             attempt,
             carrier,
-            at: now,
+            at,
             outcome,
         });
     }
@@ -120,8 +122,10 @@ impl Delivery {
                 carrier,
                 attempt,
                 until,
+                sent_at,
             } => {
-                d.restore_attempt(carrier, attempt, AttemptOutcome::Accepted, now);
+                let at = sent_at.unwrap_or(now);
+                d.restore_attempt(carrier, attempt, AttemptOutcome::Accepted, at);
                 if now >= until {
                     d.finish(Event::Sent, &mut actions);
                 } else {

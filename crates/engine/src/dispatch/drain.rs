@@ -69,6 +69,15 @@ impl<C: Carrier> Dispatcher<C> {
             .counters
             .outstanding
             .fetch_sub(unfinished.len(), Ordering::AcqRel);
+        // Parked messages stay in the journal, waiting for their receipts after the restart
+        // (they do not count as outstanding).
+        if let Some(parking) = &self.parking {
+            let parked: Vec<MessageId> = parking.ids().collect();
+            for id in &parked {
+                self.shared.ids.remove(id);
+            }
+            unfinished.extend(parked);
+        }
         self.events.flush();
         self.flush_metrics();
         self.shared.stopped.store(true, Ordering::Release);

@@ -46,6 +46,7 @@ impl<C: Carrier> Dispatcher<C> {
             return;
         };
         self.shared.ids.remove(&entry.delivery.id());
+        super::inputs::forget_ids(&self.shared.dlr, &entry, key);
         if let Some(flight) = entry.in_flight.take() {
             // Ended with its submit unanswered (expired in flight).
             if let Some(task) = &flight.task {

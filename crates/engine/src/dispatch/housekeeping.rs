@@ -43,7 +43,11 @@ impl<C: Carrier> Dispatcher<C> {
         self.ticks += 1;
         if self.ticks.is_multiple_of(PURGE_TICKS) {
             self.shared.dlr.purge(now);
+            if let Some(parking) = &mut self.parking {
+                parking.age_moves();
+            }
         }
+        self.park_turn(now);
         self.flush_metrics();
         self.timers.push(now + TICK, Wake::Tick);
     }
@@ -134,6 +138,10 @@ impl<C: Carrier> Dispatcher<C> {
         m.queue_depth.set(self.shared.submitted.len() as f64);
         m.opted_out.set(self.shared.suppression.len() as f64);
         m.awaiting_receipts.set(self.shared.dlr.len() as f64);
+        if let Some(parking) = &self.parking {
+            m.parked.set(parking.live() as f64);
+            m.parked_disk.set(parking.disk().0 as f64);
+        }
         if let Some(journal) = &mut self.journal {
             journal.flush_metrics(m);
         }

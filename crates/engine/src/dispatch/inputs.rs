@@ -87,16 +87,17 @@ impl<C: Carrier> Dispatcher<C> {
             let name = &self.slots[flight.carrier.get()].id;
             journal.submitted(entry.delivery.id(), name, &ids);
         }
-        if !ids.is_empty() && self.shared.options.request_receipts {
-            // A little past the receipt timeout: by then the message has turned `sent`.
-            let expires = now.saturating_add(self.policy.receipt_timeout + RECEIPT_MARGIN);
-            for (part, id) in ids.into_iter().enumerate() {
+        let waits = !ids.is_empty() && self.shared.options.request_receipts;
+        if waits {
+            // An earlier attempt's ids are no longer waited for.
+            forget_ids(&self.shared.dlr, entry, done.key);
+            for (part, id) in ids.iter().enumerate() {
                 let target = Target {
                     key: done.key,
                     attempt: done.attempt,
                     part: part as u32,
                 };
-                if let Some(status) = self.shared.dlr.expect(flight.carrier, id, target, expires) {
+                if let Some(status) = self.shared.dlr.expect(flight.carrier, id, target) {
                     early.push((part as u32, status));
                 }
             }
@@ -107,6 +108,7 @@ impl<C: Carrier> Dispatcher<C> {
         }
         if !event_ids.is_empty() {
             entry.carrier_ids = event_ids;
+            entry.ids_carrier = flight.carrier;
         }
         let state = &mut self.carriers[flight.carrier.get()];
         state.counts.submits[metric_result(result) as usize] += 1;
@@ -119,6 +121,9 @@ impl<C: Carrier> Dispatcher<C> {
             health_outcome(result, now.saturating_sub(flight.started)),
             now,
         );
+        if waits {
+            self.awaiting_since(done.key, now);
+        }
         self.apply(done.key, actions, now);
         for (part, status) in early {
             self.receipt(
@@ -136,7 +141,12 @@ impl<C: Carrier> Dispatcher<C> {
     }
 
     /// A matched delivery receipt.
-    pub(super) fn receipt(&mut self, matched: Matched, now: Nanos) {
+    pub(super) fn receipt(&mut self, mut matched: Matched, now: Nanos) {
+        matched.target.key = self.current_key(matched.target.key);
+        if matched.target.key.is_parked() {
+            self.deferred = self.parked_receipt(matched, now);
+            return;
+        }
         let Some(entry) = self.slab.get_mut(matched.target.key) else {
             self.shared.dlr.unknown.fetch_add(1, Ordering::Relaxed);
             return;
@@ -212,5 +222,13 @@ impl<C: Carrier> Dispatcher<C> {
             );
         }
         self.apply(key, actions, now);
+    }
+}
+
+/// Stops waiting for the receipts of `entry`'s last accepted attempt (it finished, or another
+/// attempt takes over).
+pub(super) fn forget_ids(dlr: &crate::dlr::DlrMap, entry: &Entry, key: EntryKey) {
+    for id in &entry.carrier_ids {
+        dlr.forget(entry.ids_carrier, id.as_str(), key);
     }
 }

@@ -420,6 +420,7 @@ impl<C: Carrier> Dispatcher<C> {
                         carrier: slot,
                         attempt: u.attempts,
                         until,
+                        sent_at: None,
                     }
                 }
                 None => Resume::Queued,
@@ -457,17 +458,22 @@ impl<C: Carrier> Dispatcher<C> {
             carrier, attempt, ..
         } = at
         {
-            let expires = now.saturating_add(self.policy.receipt_timeout + RECEIPT_MARGIN);
-            for (part, id) in receipt_ids.into_iter().enumerate() {
+            if let Some(entry) = self.slab.get_mut(key) {
+                entry.ids_carrier = carrier;
+            }
+            for (part, id) in receipt_ids.iter().enumerate() {
                 let target = Target {
                     key,
                     attempt,
                     part: part as u32,
                 };
                 // The carrier may have sent it already: the receipt pumps run from the start.
-                if let Some(status) = self.shared.dlr.expect(carrier, id, target, expires) {
+                if let Some(status) = self.shared.dlr.expect(carrier, id, target) {
                     early.push(Matched { target, status });
                 }
+            }
+            if !receipt_ids.is_empty() {
+                self.awaiting_since(key, now);
             }
         }
         self.apply(key, actions, now);
@@ -477,7 +483,7 @@ impl<C: Carrier> Dispatcher<C> {
     }
 
     /// The candidates the current table gives a message, best first.
-    fn route_again(&self, message: &Message) -> smallvec::SmallVec<[CarrierSlot; 8]> {
+    pub(super) fn route_again(&self, message: &Message) -> smallvec::SmallVec<[CarrierSlot; 8]> {
         let snapshot = self.shared.snapshot.load();
         let health = self.shared.board.view(&snapshot.slot_of);
         let pick =

@@ -22,6 +22,7 @@ mod housekeeping;
 mod inputs;
 mod journal;
 mod lanes;
+mod park;
 mod slab;
 
 use std::collections::VecDeque;
@@ -63,8 +64,6 @@ const BATCH: usize = 256;
 const TICK: Nanos = 100_000_000;
 /// Receipt-map purge period, in ticks.
 const PURGE_TICKS: u32 = 10;
-/// Receipt ids are kept this much longer than messages wait for them.
-const RECEIPT_MARGIN: Nanos = 1_000_000_000;
 
 /// A carrier's answer to a submit that did not come at once.
 pub(crate) struct Completion {
@@ -118,6 +117,10 @@ pub(crate) struct Dispatcher<C: Carrier> {
     journal: Option<journal::Durability>,
     /// Told to stop as a crash would (and whom to tell once stopped).
     abandoned: Option<oneshot::Sender<()>>,
+    /// Messages parked out of memory while they wait for receipts (with a journal).
+    parking: Option<park::Parking>,
+    /// A receipt for a parked message that waits for room to take it up.
+    deferred: Option<Matched>,
 }
 
 /// Router-wide counts the dispatcher accumulates between metric flushes.
@@ -171,8 +174,20 @@ impl<C: Carrier> Dispatcher<C> {
             counts: EngineCounts::default(),
             journal: None,
             abandoned: None,
+            parking: None,
+            deferred: None,
         };
         dispatcher.sync();
+        if let Some(options) = &dispatcher.shared.options.journal
+            && journal.is_some()
+        {
+            let dir = options.dir.join("parked");
+            match park::Parking::open(&dir) {
+                Ok(parking) => dispatcher.parking = Some(parking),
+                Err(error) => tracing::warn!(dir = %dir.display(), %error,
+                    "parked side files unavailable: messages awaiting receipts stay in memory"),
+            }
+        }
         if let Some((writer, recovered)) = journal {
             let mut durability = journal::Durability::new(writer, &recovered);
             durability.reserve_ids_at_start(dispatcher.shared.next_id.load(Ordering::Relaxed));
@@ -236,7 +251,7 @@ impl<C: Carrier> Dispatcher<C> {
                     let now = self.shared.now();
                     self.complete(done, now);
                 }
-                Some(matched) = self.matched_rx.recv() => {
+                Some(matched) = self.matched_rx.recv(), if self.deferred.is_none() => {
                     let now = self.shared.now();
                     self.receipt(matched, now);
                 }
@@ -271,7 +286,14 @@ impl<C: Carrier> Dispatcher<C> {
             self.complete(done, now);
             worked = true;
         }
+        if let Some(matched) = self.deferred.take() {
+            self.receipt(matched, now);
+            worked = self.deferred.is_none();
+        }
         for _ in 0..BATCH {
+            if self.deferred.is_some() {
+                break;
+            }
             let Ok(matched) = self.matched_rx.try_recv() else {
                 break;
             };

@@ -35,6 +35,8 @@ pub(crate) struct Entry {
     pub charge: Option<Box<crate::shared::Charge>>,
     /// The carrier's ids of the last attempt a carrier accepted.
     pub carrier_ids: smallvec::SmallVec<[smsroute_types::CarrierMessageId; 1]>,
+    /// The carrier that gave them.
+    pub ids_carrier: CarrierSlot,
 }
 
 impl Entry {
@@ -54,6 +56,7 @@ impl Entry {
             checked,
             charge,
             carrier_ids: smallvec::SmallVec::new(),
+            ids_carrier: CarrierSlot(0),
         }
     }
 }

@@ -146,6 +146,7 @@ impl<C: Carrier> Router<C> {
             origin_unix: smsroute_journal::unix_nanos(std::time::SystemTime::now()),
             acknowledged: AtomicU64::new(acknowledged),
             handed_out: AtomicU64::new(acknowledged),
+            parked_messages: Default::default(),
             options,
             next_id: AtomicU64::new(next_id),
             ids: Default::default(),
@@ -475,6 +476,7 @@ impl<C: Carrier> Router<C> {
             events_dropped: counters.dropped.load(Ordering::Relaxed),
             unknown_receipts: self.shared.dlr.unknown.load(Ordering::Relaxed),
             receipts_pending: self.shared.dlr.len(),
+            parked: self.shared.parked_messages.load(Ordering::Relaxed),
             generation: self.shared.generation.load(Ordering::Acquire),
         }
     }

@@ -161,8 +161,11 @@ pub struct RouterStats {
     pub events_dropped: u64,
     /// Receipts that matched no message (unknown ids, or for messages already finished).
     pub unknown_receipts: u64,
-    /// Carrier message ids waiting for receipts, and early receipts held.
+    /// Carrier message ids waiting for receipts.
     pub receipts_pending: usize,
+    /// Messages parked out of memory while they wait for receipts (with a journal; not
+    /// counted in `outstanding`).
+    pub parked: usize,
     /// The route table's generation.
     pub generation: u64,
 }

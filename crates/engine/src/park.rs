@@ -1,0 +1,520 @@
+//! Messages parked out of memory while they wait for receipts (`docs/durability.md`).
+//!
+//! A message a carrier accepted that has waited a while for its receipts needs nothing in
+//! memory but what finishing it takes: a [`Parked`] record of 48 bytes, and its ids in the
+//! receipt map. The message itself and its carrier ids go to a side file on disk, read back
+//! when a receipt or the receipt timeout takes it up again. The journal stays the record of
+//! truth: side files are never synced, are removed at every start, and a crash loses nothing
+//! in them that recovery does not rebuild from the journal.
+//!
+//! Side files are written in turn (a new one past [`ROTATE_BYTES`]); one is removed when the
+//! last message in it is taken up. A file whose messages are mostly gone is evacuated: the
+//! dispatcher's sweep copies the few left to the newest file, so a handful of receipts that
+//! never come do not keep old files on disk for days.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use smsroute_delivery::Nanos;
+use smsroute_journal::Record;
+use smsroute_types::{CarrierMessageId, CarrierSlot, Message, MessageId};
+
+use crate::dlr::EntryKey;
+
+/// A side file is closed and the next one started past this size.
+pub(crate) const ROTATE_BYTES: u64 = 64 << 20;
+/// Written to the file once this much is buffered.
+const WRITE_CHUNK: usize = 64 << 10;
+/// A file is evacuated once fewer than one in this many of its messages are left.
+const EVACUATE_BELOW: u32 = 4;
+
+/// Where a parked message's bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Location {
+    file: u32,
+    offset: u32,
+}
+
+struct SideFile {
+    number: u32,
+    /// `None` once emptied and removed.
+    file: Option<File>,
+    path: PathBuf,
+    /// Bytes written to the file (the newest file's buffer comes after).
+    written: u64,
+    /// Messages in it not yet taken up.
+    live: u32,
+    /// Messages ever put in it.
+    total: u32,
+    /// Its messages are being copied to the newest file.
+    evacuating: bool,
+}
+
+/// The side files.
+pub(crate) struct ParkStore {
+    dir: PathBuf,
+    /// Oldest first; the last is the one written to.
+    files: VecDeque<SideFile>,
+    next_number: u32,
+    /// Bytes put in the newest file and not yet written.
+    buf: Vec<u8>,
+    /// Bytes in every file.
+    bytes: u64,
+}
+
+impl ParkStore {
+    /// Opens `dir` (created if missing), removing what an earlier run left there.
+    pub fn open(dir: &Path) -> std::io::Result<ParkStore> {
+        std::fs::create_dir_all(dir)?;
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "park") {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        let mut store = ParkStore {
+            dir: dir.to_path_buf(),
+            files: VecDeque::new(),
+            next_number: 0,
+            buf: Vec::with_capacity(WRITE_CHUNK * 2),
+            bytes: 0,
+        };
+        store.start_file()?;
+        Ok(store)
+    }
+
+    fn start_file(&mut self) -> std::io::Result<()> {
+        self.write_out()?;
+        let number = self.next_number;
+        self.next_number = self.next_number.wrapping_add(1);
+        let path = self.dir.join(format!("{number:08}.park"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        self.files.push_back(SideFile {
+            number,
+            file: Some(file),
+            path,
+            written: 0,
+            live: 0,
+            total: 0,
+            evacuating: false,
+        });
+        Ok(())
+    }
+
+    /// Writes the buffered bytes to the newest file.
+    fn write_out(&mut self) -> std::io::Result<()> {
+        if let Some(newest) = self.files.back_mut()
+            && !self.buf.is_empty()
+        {
+            if let Some(file) = &mut newest.file {
+                file.write_all(&self.buf)?;
+            }
+            newest.written += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn position(&self, number: u32) -> Option<usize> {
+        let first = self.files.front()?.number;
+        let at = number.wrapping_sub(first) as usize;
+        (at < self.files.len()).then_some(at)
+    }
+
+    /// Stores `bytes`; where they are.
+    pub fn put(&mut self, bytes: &[u8]) -> std::io::Result<Location> {
+        let newest = self.files.back().expect("a newest file");
+        if newest.written + self.buf.len() as u64 + bytes.len() as u64 + 4 > ROTATE_BYTES {
+            self.start_file()?;
+        }
+        let newest = self.files.back_mut().expect("a newest file");
+        let offset = newest.written + self.buf.len() as u64;
+        self.buf
+            .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(bytes);
+        newest.live += 1;
+        newest.total += 1;
+        self.bytes += bytes.len() as u64 + 4;
+        let at = Location {
+            file: newest.number,
+            offset: offset as u32,
+        };
+        if self.buf.len() >= WRITE_CHUNK {
+            self.write_out()?;
+        }
+        Ok(at)
+    }
+
+    /// The bytes stored at `at`.
+    pub fn get(&self, at: Location) -> std::io::Result<Vec<u8>> {
+        let missing = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such side file");
+        let side = &self.files[self.position(at.file).ok_or_else(missing)?];
+        let offset = u64::from(at.offset);
+        let newest = at.file == self.files.back().map_or(u32::MAX, |f| f.number);
+        if newest && offset >= side.written {
+            let start = (offset - side.written) as usize;
+            let len = self
+                .buf
+                .get(start..start + 4)
+                .ok_or_else(missing)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)?;
+            return self
+                .buf
+                .get(start + 4..start + 4 + len)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(missing);
+        }
+        let file = side.file.as_ref().ok_or_else(missing)?;
+        let mut len = [0u8; 4];
+        file.read_exact_at(&mut len, offset)?;
+        let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
+        file.read_exact_at(&mut bytes, offset + 4)?;
+        Ok(bytes)
+    }
+
+    /// The message at `at` is taken up: its file goes once nothing in it is left.
+    pub fn release(&mut self, at: Location) {
+        let Some(i) = self.position(at.file) else {
+            return;
+        };
+        let newest = i + 1 == self.files.len();
+        let side = &mut self.files[i];
+        side.live = side.live.saturating_sub(1);
+        if side.live > 0 || newest {
+            return;
+        }
+        if side.file.take().is_some() {
+            self.bytes = self.bytes.saturating_sub(side.written);
+            if let Err(error) = std::fs::remove_file(&side.path) {
+                tracing::warn!(path = %side.path.display(), %error, "parked side file not removed");
+            }
+        }
+        // Numbers stay contiguous: an emptied file in the middle keeps its place until the
+        // ones before it are gone too.
+        while self.files.len() > 1 && self.files.front().is_some_and(|f| f.file.is_none()) {
+            self.files.pop_front();
+        }
+    }
+
+    /// Marks the files (all but the newest) whose messages are mostly gone: the sweep that
+    /// starts now copies what is left in them to the newest file.
+    pub fn plan_evacuation(&mut self) {
+        let last = self.files.len().saturating_sub(1);
+        for side in self.files.iter_mut().take(last) {
+            side.evacuating = side.live > 0 && side.live < side.total / EVACUATE_BELOW;
+        }
+    }
+
+    /// Whether the message at `at` is to be copied to the newest file.
+    pub fn evacuating(&self, at: Location) -> bool {
+        self.position(at.file)
+            .is_some_and(|i| self.files[i].evacuating)
+    }
+
+    /// Bytes in the side files.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Side files with messages in them.
+    pub fn files(&self) -> usize {
+        self.files.iter().filter(|f| f.file.is_some()).count()
+    }
+}
+
+/// What a parked message keeps in memory: enough to take it up again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Parked {
+    pub id: MessageId,
+    /// When the attempt was sent (router clock).
+    pub sent_at: Nanos,
+    pub at: Location,
+    /// Waiting ends as `Sent` at this second of the router clock.
+    pub until_s: u32,
+    /// The message expires at this second of the router clock (rounded down).
+    pub deadline_s: u32,
+    /// Set by the table.
+    pub generation: u32,
+    pub carrier: CarrierSlot,
+    pub attempt: u16,
+    pub attempts: u16,
+    /// 0: the slot is free.
+    pub parts: u16,
+    pub possible_duplicate: bool,
+}
+
+/// Router-clock nanoseconds as whole seconds, rounded up or down.
+pub(crate) fn seconds(t: Nanos, up: bool) -> u32 {
+    let s = t / 1_000_000_000 + u64::from(up && !t.is_multiple_of(1_000_000_000));
+    s.min(u64::from(u32::MAX)) as u32
+}
+
+/// Parked messages by index; a key carries the slot's generation, as the dispatcher's slab.
+#[derive(Default)]
+pub(crate) struct ParkedTable {
+    slots: Vec<Parked>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl ParkedTable {
+    pub fn insert(&mut self, mut parked: Parked) -> EntryKey {
+        debug_assert!(parked.parts > 0);
+        self.live += 1;
+        let index = match self.free.pop() {
+            Some(index) => {
+                let slot = &mut self.slots[index as usize];
+                parked.generation = slot.generation;
+                *slot = parked;
+                index
+            }
+            None => {
+                parked.generation = 0;
+                self.slots.push(parked);
+                self.slots.len() as u32 - 1
+            }
+        };
+        key(index, parked.generation)
+    }
+
+    pub fn get(&self, key: EntryKey) -> Option<&Parked> {
+        let (index, generation) = split(key)?;
+        self.slots
+            .get(index)
+            .filter(|p| p.parts > 0 && p.generation == generation)
+    }
+
+    pub fn get_mut(&mut self, key: EntryKey) -> Option<&mut Parked> {
+        let (index, generation) = split(key)?;
+        self.slots
+            .get_mut(index)
+            .filter(|p| p.parts > 0 && p.generation == generation)
+    }
+
+    pub fn remove(&mut self, key: EntryKey) -> Option<Parked> {
+        let (index, generation) = split(key)?;
+        let slot = self.slots.get_mut(index)?;
+        if slot.parts == 0 || slot.generation != generation {
+            return None;
+        }
+        let parked = *slot;
+        slot.parts = 0;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index as u32);
+        self.live -= 1;
+        Some(parked)
+    }
+
+    /// The key of the parked message in slot `index`, if one is there.
+    pub fn key_at(&self, index: usize) -> Option<EntryKey> {
+        let p = self.slots.get(index)?;
+        (p.parts > 0).then(|| key(index as u32, p.generation))
+    }
+
+    /// Slots, live or free (what a sweep walks).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Messages parked.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+}
+
+fn key(index: u32, generation: u32) -> EntryKey {
+    EntryKey(EntryKey::PARKED | (u64::from(index) << 32) | u64::from(generation))
+}
+
+fn split(key: EntryKey) -> Option<(usize, u32)> {
+    key.is_parked()
+        .then_some((((key.0 & !EntryKey::PARKED) >> 32) as usize, key.0 as u32))
+}
+
+/// A parked message's bytes: the message as the journal records it, then its carrier ids.
+pub(crate) fn encode(message: &Message, ids: &[CarrierMessageId], out: &mut Vec<u8>) {
+    let record = Record::Accepted {
+        message: Cow::Borrowed(message),
+        at: 0,
+    };
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    record.encode(out);
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(ids.len() as u16).to_le_bytes());
+    for id in ids {
+        out.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        out.extend_from_slice(id.as_bytes());
+    }
+}
+
+/// Reads back what [`encode`] wrote; `None` if the bytes are damaged.
+pub(crate) fn decode(bytes: &[u8]) -> Option<(Message, Vec<CarrierMessageId>)> {
+    let take = |at: &mut usize, n: usize| {
+        let part = bytes.get(*at..*at + n)?;
+        *at += n;
+        Some(part)
+    };
+    let mut at = 0;
+    let len = u32::from_le_bytes(take(&mut at, 4)?.try_into().ok()?) as usize;
+    let message = match Record::decode(take(&mut at, len)?).ok()? {
+        Record::Accepted { message, .. } => message.into_owned(),
+        _ => return None,
+    };
+    let count = u16::from_le_bytes(take(&mut at, 2)?.try_into().ok()?);
+    let mut ids = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let n = u16::from_le_bytes(take(&mut at, 2)?.try_into().ok()?);
+        let id = std::str::from_utf8(take(&mut at, usize::from(n))?).ok()?;
+        ids.push(CarrierMessageId::new(id));
+    }
+    Some((message, ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: u64, text: &str) -> Message {
+        let mut m = Message::builder("+4915112345678", "ACME", text)
+            .client_ref("ref-1")
+            .build()
+            .expect("valid");
+        m.set_id(MessageId(id));
+        m
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("smsroute-park-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_message_and_its_ids_read_back_as_they_were() {
+        let m = message(42, "Grüße, 你好");
+        let ids = [
+            CarrierMessageId::new("abc-1"),
+            CarrierMessageId::new("abc-2"),
+        ];
+        let mut bytes = Vec::new();
+        encode(&m, &ids, &mut bytes);
+        let (back, back_ids) = decode(&bytes).expect("decodes");
+        assert_eq!(back, m);
+        assert_eq!(back_ids, ids);
+        assert!(
+            decode(&bytes[..bytes.len() - 1]).is_none(),
+            "a cut id is damage"
+        );
+    }
+
+    #[test]
+    fn stored_bytes_read_back_from_buffer_and_file_and_files_go_when_empty() {
+        let dir = scratch("store");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("00000007.park"), b"left by a crash").unwrap();
+        let mut store = ParkStore::open(&dir).unwrap();
+        assert!(!dir.join("00000007.park").exists(), "leftovers are removed");
+        let first = store.put(b"first").unwrap();
+        assert_eq!(store.get(first).unwrap(), b"first", "from the buffer");
+        // Enough to roll over to a second file.
+        let big = vec![7u8; 1 << 20];
+        let mut spots = Vec::new();
+        while store.files.len() < 2 {
+            spots.push(store.put(&big).unwrap());
+        }
+        assert_eq!(store.get(first).unwrap(), b"first", "from the first file");
+        assert_eq!(store.get(spots[0]).unwrap(), big);
+        let in_first: Vec<_> = std::iter::once(first)
+            .chain(spots.iter().copied())
+            .filter(|l| l.file == first.file)
+            .collect();
+        for at in &in_first {
+            store.release(*at);
+        }
+        assert_eq!(
+            store.files(),
+            1,
+            "the first file went with its last message"
+        );
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_mostly_empty_file_is_planned_for_evacuation() {
+        let dir = scratch("evacuate");
+        let mut store = ParkStore::open(&dir).unwrap();
+        let big = vec![1u8; 1 << 20];
+        let mut spots = Vec::new();
+        while store.files.len() < 2 {
+            spots.push(store.put(&big).unwrap());
+        }
+        let old: Vec<_> = spots
+            .iter()
+            .filter(|l| l.file == spots[0].file)
+            .copied()
+            .collect();
+        for at in &old[1..] {
+            store.release(*at);
+        }
+        store.plan_evacuation();
+        assert!(store.evacuating(old[0]), "one of {} left", old.len());
+        assert!(
+            !store.evacuating(*spots.last().unwrap()),
+            "the newest file stays"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn parked_keys_never_reach_a_later_message_in_the_same_slot() {
+        let mut table = ParkedTable::default();
+        let parked = Parked {
+            id: MessageId(1),
+            sent_at: 0,
+            at: Location { file: 0, offset: 0 },
+            until_s: 10,
+            deadline_s: 20,
+            generation: 0,
+            carrier: CarrierSlot(0),
+            attempt: 1,
+            attempts: 1,
+            parts: 1,
+            possible_duplicate: false,
+        };
+        let a = table.insert(parked);
+        assert!(a.is_parked());
+        assert_eq!(table.remove(a).map(|p| p.id), Some(MessageId(1)));
+        let b = table.insert(Parked {
+            id: MessageId(2),
+            ..parked
+        });
+        assert!(table.get_mut(a).is_none(), "the old key is stale");
+        assert_eq!(table.get_mut(b).map(|p| p.id), Some(MessageId(2)));
+        assert!(
+            table.get_mut(EntryKey(0)).is_none(),
+            "a memory key is not a parked one"
+        );
+        assert_eq!(table.live(), 1);
+        assert_eq!(std::mem::size_of::<Parked>(), 48);
+    }
+
+    #[test]
+    fn seconds_round_as_asked() {
+        assert_eq!(seconds(1_500_000_000, true), 2);
+        assert_eq!(seconds(1_500_000_000, false), 1);
+        assert_eq!(seconds(2_000_000_000, true), 2);
+        assert_eq!(seconds(u64::MAX, true), u32::MAX);
+    }
+}

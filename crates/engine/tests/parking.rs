@@ -1,0 +1,218 @@
+//! Messages awaiting receipts leave memory (with a journal): they stop counting against
+//! `max_outstanding`, and a receipt, or the receipt timeout, still finishes each of them with
+//! the message as it was submitted.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use smsroute_carrier::Receipt;
+use smsroute_carrier::mock::MockCarrier;
+use smsroute_delivery::{Event, FailReason, ReceiptStatus};
+use smsroute_engine::{EngineOptions, EventStream, Router, StatusEvent};
+use smsroute_journal::JournalOptions;
+use smsroute_types::{CarrierSlot, Message, MessageId};
+
+/// A journal directory of its own, removed afterwards.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "smsroute-engine-parking-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        Dir(dir)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn message(n: u64, text: &str) -> Message {
+    Message::builder(&format!("4477009{n:05}"), "ACME", text)
+        .client_ref(&format!("ref-{n}"))
+        .build()
+        .unwrap()
+}
+
+async fn next(events: &mut EventStream) -> StatusEvent {
+    tokio::time::timeout(Duration::from_secs(20), events.recv())
+        .await
+        .expect("an event within 20 s")
+        .expect("the stream is open")
+}
+
+/// Waits until `n` messages are parked (at most 20 s).
+async fn parked(router: &Router<MockCarrier>, events: &mut EventStream, n: usize) {
+    let started = std::time::Instant::now();
+    while router.stats().parked < n {
+        assert!(started.elapsed() < Duration::from_secs(20), "{n} parked");
+        // Keep taking events so nothing waits on the stream.
+        let _ = tokio::time::timeout(Duration::from_millis(50), events.recv()).await;
+    }
+}
+
+fn receipt(id: MessageId, part: u32, status: ReceiptStatus) -> Receipt {
+    Receipt {
+        message_id: MockCarrier::message_id(id.0, 1, part),
+        status,
+        error: 0,
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn parked_messages_free_their_slots_and_finish_by_receipt_or_timeout() {
+    let dir = Dir::new("finish");
+    // Receipts awaited 6 s: messages park after 2 s, so the ones left alone time out parked.
+    let config = common::config(
+        &[("alpha", 1000, "0.004")],
+        "[retry]\nreceipt_timeout_s = 6\n",
+    );
+    let options = EngineOptions::default()
+        .max_outstanding(4)
+        .journal(JournalOptions::new(&dir.0));
+    let (router, mut events) =
+        Router::start(&config, options, |c| MockCarrier::new(&c.id)).unwrap();
+
+    // Twelve messages through four outstanding slots: possible only if the waiting ones park.
+    let long = "a long text that needs two parts: ".repeat(6);
+    let mut ids = Vec::new();
+    for n in 1..=12u64 {
+        let text = if n == 12 { long.as_str() } else { "hello" };
+        let started = std::time::Instant::now();
+        let id = loop {
+            match router.try_submit(message(n, text)) {
+                Ok(id) => break id,
+                Err(refused) => {
+                    assert!(started.elapsed() < Duration::from_secs(20), "{refused}");
+                    let _ = tokio::time::timeout(Duration::from_millis(50), events.recv()).await;
+                }
+            }
+        };
+        ids.push(id);
+    }
+    parked(&router, &mut events, 12).await;
+    let stats = router.stats();
+    assert_eq!(stats.outstanding, 0, "parked messages hold no slot");
+    assert_eq!(
+        stats.receipts_pending, 13,
+        "every part's id is still matched"
+    );
+
+    let carrier = router.carrier(CarrierSlot(0)).unwrap();
+    // Delivered, undeliverable, expired; the two-part one part by part; the rest time out.
+    carrier
+        .send_receipt(receipt(ids[0], 0, ReceiptStatus::Delivered))
+        .await;
+    carrier
+        .send_receipt(receipt(ids[1], 0, ReceiptStatus::Undeliverable))
+        .await;
+    carrier
+        .send_receipt(receipt(ids[2], 0, ReceiptStatus::Intermediate))
+        .await;
+    carrier
+        .send_receipt(receipt(ids[2], 0, ReceiptStatus::Expired))
+        .await;
+    carrier
+        .send_receipt(receipt(ids[11], 1, ReceiptStatus::Delivered))
+        .await;
+    // Unknown ids stay unknown.
+    carrier
+        .send_receipt(Receipt {
+            message_id: "no-such-id".into(),
+            status: ReceiptStatus::Delivered,
+            error: 0,
+        })
+        .await;
+
+    let mut terminal = BTreeMap::new();
+    let mut first_part_sent = false;
+    while terminal.len() < 12 {
+        let e = next(&mut events).await;
+        if !first_part_sent && terminal.len() >= 3 {
+            // One part of the two-part message is in: the other finishes it.
+            first_part_sent = true;
+            carrier
+                .send_receipt(receipt(ids[11], 0, ReceiptStatus::Delivered))
+                .await;
+        }
+        if e.is_terminal() {
+            assert!(
+                terminal.insert(e.id, e).is_none(),
+                "one terminal event each"
+            );
+        }
+    }
+    let expect = |i: usize| &terminal[&ids[i]];
+    assert_eq!(expect(0).event, Event::Delivered);
+    assert_eq!(expect(1).event, Event::Failed(FailReason::Undeliverable));
+    assert_eq!(expect(2).event, Event::Expired);
+    assert_eq!(expect(11).event, Event::Delivered, "both parts delivered");
+    for i in 3..11 {
+        assert_eq!(expect(i).event, Event::Sent, "no receipt within 6 s");
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let e = &terminal[id];
+        // Read back as it was submitted.
+        assert_eq!(e.client_ref(), Some(format!("ref-{}", i + 1).as_str()));
+        assert_eq!(e.message.to().as_str(), format!("4477009{:05}", i + 1));
+        assert_eq!((e.attempts, e.carrier_name), (1, Some("alpha")));
+        assert_eq!(
+            e.carrier_message_ids[0].as_str(),
+            &*MockCarrier::message_id(id.0, 1, 0)
+        );
+    }
+    assert_eq!(expect(11).carrier_message_ids.len(), 2);
+    assert_eq!(carrier.submitted().len(), 12, "nothing sent twice");
+    let stats = router.stats();
+    assert_eq!((stats.parked, stats.receipts_pending), (0, 0));
+    let started = std::time::Instant::now();
+    while router.stats().unknown_receipts == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "unknown counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(router.stats().unknown_receipts, 1);
+    router.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_parked_message_survives_a_restart_and_its_receipt_finds_it() {
+    let dir = Dir::new("restart");
+    let config = common::config(&[("alpha", 1000, "0.004")], "");
+    let options = || EngineOptions::default().journal(JournalOptions::new(&dir.0));
+    let (router, mut events) =
+        Router::start(&config, options(), |c| MockCarrier::new(&c.id)).unwrap();
+    let id = router.try_submit(message(1, "hello")).unwrap();
+    parked(&router, &mut events, 1).await;
+    // A clean shutdown leaves it in the journal, unfinished.
+    let report = router.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(report.unfinished, vec![id]);
+    drop(events);
+
+    let (router, mut events) =
+        Router::start(&config, options(), |c| MockCarrier::new(&c.id)).unwrap();
+    let carrier = router.carrier(CarrierSlot(0)).unwrap();
+    carrier
+        .send_receipt(receipt(id, 0, ReceiptStatus::Delivered))
+        .await;
+    let e = loop {
+        let e = next(&mut events).await;
+        if e.is_terminal() {
+            break e;
+        }
+    };
+    assert_eq!((e.id, e.event), (id, Event::Delivered));
+    assert_eq!(e.client_ref(), Some("ref-1"));
+    assert!(carrier.submitted().is_empty(), "not sent again");
+    router.shutdown(Duration::from_secs(1)).await;
+}
