@@ -1,7 +1,7 @@
 //! Messages parked out of memory while they wait for receipts (`docs/durability.md`).
 //!
 //! A message a carrier accepted that has waited a while for its receipts needs nothing in
-//! memory but what finishing it takes: a [`Parked`] record of 48 bytes, and its ids in the
+//! memory but what routes its receipts: a [`Parked`] record of 24 bytes, and its ids in the
 //! receipt map. The message itself and its carrier ids go to a side file on disk, read back
 //! when a receipt or the receipt timeout takes it up again. The journal stays the record of
 //! truth: side files are never synced, are removed at every start, and a crash loses nothing
@@ -32,15 +32,16 @@ const WRITE_CHUNK: usize = 64 << 10;
 /// A file is evacuated once fewer than one in this many of its messages are left.
 const EVACUATE_BELOW: u32 = 4;
 
-/// Where a parked message's bytes are.
+/// Where a parked message's bytes are: a side file's number (they wrap at 65,536; far fewer
+/// are ever on disk at once) and the offset in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Location {
-    file: u32,
+    file: u16,
     offset: u32,
 }
 
 struct SideFile {
-    number: u32,
+    number: u16,
     /// `None` once emptied and removed.
     file: Option<File>,
     path: PathBuf,
@@ -59,7 +60,7 @@ pub(crate) struct ParkStore {
     dir: PathBuf,
     /// Oldest first; the last is the one written to.
     files: VecDeque<SideFile>,
-    next_number: u32,
+    next_number: u16,
     /// Bytes put in the newest file and not yet written.
     buf: Vec<u8>,
     /// Bytes in every file.
@@ -124,7 +125,7 @@ impl ParkStore {
         Ok(())
     }
 
-    fn position(&self, number: u32) -> Option<usize> {
+    fn position(&self, number: u16) -> Option<usize> {
         let first = self.files.front()?.number;
         let at = number.wrapping_sub(first) as usize;
         (at < self.files.len()).then_some(at)
@@ -159,7 +160,7 @@ impl ParkStore {
         let missing = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such side file");
         let side = &self.files[self.position(at.file).ok_or_else(missing)?];
         let offset = u64::from(at.offset);
-        let newest = at.file == self.files.back().map_or(u32::MAX, |f| f.number);
+        let newest = self.position(at.file) == Some(self.files.len() - 1);
         if newest && offset >= side.written {
             let start = (offset - side.written) as usize;
             let len = self
@@ -231,25 +232,72 @@ impl ParkStore {
     }
 }
 
-/// What a parked message keeps in memory: enough to take it up again.
+/// What a parked message keeps in memory (24 bytes): what routes its receipts and finds it
+/// overdue. The rest of what taking it up needs is in its side file ([`Resumable`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Parked {
     pub id: MessageId,
-    /// When the attempt was sent (router clock).
-    pub sent_at: Nanos,
-    pub at: Location,
+    offset: u32,
     /// Waiting ends as `Sent` at this second of the router clock.
     pub until_s: u32,
-    /// The message expires at this second of the router clock (rounded down).
-    pub deadline_s: u32,
-    /// Set by the table.
-    pub generation: u32,
+    file: u16,
+    /// Set by the table (a stale key is one a receipt carried for milliseconds, so 16 bits
+    /// of generation tell it apart).
+    generation: u16,
     pub carrier: CarrierSlot,
-    pub attempt: u16,
-    pub attempts: u16,
-    /// 0: the slot is free.
-    pub parts: u16,
-    pub possible_duplicate: bool,
+    /// [`Parked::LIVE`], [`Parked::MULTIPART`], [`Parked::DUPLICATE`].
+    pub flags: u8,
+}
+
+impl Parked {
+    pub fn new(id: MessageId, at: Location, until_s: u32, carrier: CarrierSlot, flags: u8) -> Self {
+        Parked {
+            id,
+            offset: at.offset,
+            until_s,
+            file: at.file,
+            generation: 0,
+            carrier,
+            flags,
+        }
+    }
+
+    /// Where its bytes are.
+    pub fn at(&self) -> Location {
+        Location {
+            file: self.file,
+            offset: self.offset,
+        }
+    }
+
+    /// Its bytes moved.
+    pub fn moved_to(&mut self, at: Location) {
+        (self.file, self.offset) = (at.file, at.offset);
+    }
+
+    /// The slot holds a parked message.
+    pub const LIVE: u8 = 1;
+    /// More than one part: the dispatcher tracks which are delivered.
+    pub const MULTIPART: u8 = 2;
+    /// A submit may have reached a carrier twice.
+    pub const DUPLICATE: u8 = 4;
+
+    fn live(&self) -> bool {
+        self.flags & Self::LIVE != 0
+    }
+}
+
+/// What taking a parked message up needs besides its record, kept with it on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Resumable {
+    /// When the attempt was sent (router clock).
+    pub sent_at: Nanos,
+    /// When it expires (router clock); `Nanos::MAX`: never.
+    pub deadline: Nanos,
+    /// The attempt whose receipts it waits for.
+    pub attempt: u32,
+    /// Submits made so far.
+    pub attempts: u32,
 }
 
 /// Router-clock nanoseconds as whole seconds, rounded up or down.
@@ -268,7 +316,7 @@ pub(crate) struct ParkedTable {
 
 impl ParkedTable {
     pub fn insert(&mut self, mut parked: Parked) -> EntryKey {
-        debug_assert!(parked.parts > 0);
+        parked.flags |= Parked::LIVE;
         self.live += 1;
         let index = match self.free.pop() {
             Some(index) => {
@@ -283,31 +331,31 @@ impl ParkedTable {
                 self.slots.len() as u32 - 1
             }
         };
-        key(index, parked.generation)
+        key(index, u32::from(parked.generation))
     }
 
     pub fn get(&self, key: EntryKey) -> Option<&Parked> {
         let (index, generation) = split(key)?;
         self.slots
             .get(index)
-            .filter(|p| p.parts > 0 && p.generation == generation)
+            .filter(|p| p.live() && u32::from(p.generation) == generation)
     }
 
     pub fn get_mut(&mut self, key: EntryKey) -> Option<&mut Parked> {
         let (index, generation) = split(key)?;
         self.slots
             .get_mut(index)
-            .filter(|p| p.parts > 0 && p.generation == generation)
+            .filter(|p| p.live() && u32::from(p.generation) == generation)
     }
 
     pub fn remove(&mut self, key: EntryKey) -> Option<Parked> {
         let (index, generation) = split(key)?;
         let slot = self.slots.get_mut(index)?;
-        if slot.parts == 0 || slot.generation != generation {
+        if !slot.live() || u32::from(slot.generation) != generation {
             return None;
         }
         let parked = *slot;
-        slot.parts = 0;
+        slot.flags = 0;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index as u32);
         self.live -= 1;
@@ -317,7 +365,7 @@ impl ParkedTable {
     /// The key of the parked message in slot `index`, if one is there.
     pub fn key_at(&self, index: usize) -> Option<EntryKey> {
         let p = self.slots.get(index)?;
-        (p.parts > 0).then(|| key(index as u32, p.generation))
+        p.live().then(|| key(index as u32, u32::from(p.generation)))
     }
 
     /// Slots, live or free (what a sweep walks).
@@ -340,8 +388,18 @@ fn split(key: EntryKey) -> Option<(usize, u32)> {
         .then_some((((key.0 & !EntryKey::PARKED) >> 32) as usize, key.0 as u32))
 }
 
-/// A parked message's bytes: the message as the journal records it, then its carrier ids.
-pub(crate) fn encode(message: &Message, ids: &[CarrierMessageId], out: &mut Vec<u8>) {
+/// A parked message's bytes: what taking it up needs, the message as the journal records it,
+/// then its carrier ids.
+pub(crate) fn encode(
+    resumable: Resumable,
+    message: &Message,
+    ids: &[CarrierMessageId],
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(&resumable.sent_at.to_le_bytes());
+    out.extend_from_slice(&resumable.deadline.to_le_bytes());
+    out.extend_from_slice(&resumable.attempt.to_le_bytes());
+    out.extend_from_slice(&resumable.attempts.to_le_bytes());
     let record = Record::Accepted {
         message: Cow::Borrowed(message),
         at: 0,
@@ -359,13 +417,19 @@ pub(crate) fn encode(message: &Message, ids: &[CarrierMessageId], out: &mut Vec<
 }
 
 /// Reads back what [`encode`] wrote; `None` if the bytes are damaged.
-pub(crate) fn decode(bytes: &[u8]) -> Option<(Message, Vec<CarrierMessageId>)> {
+pub(crate) fn decode(bytes: &[u8]) -> Option<(Resumable, Message, Vec<CarrierMessageId>)> {
     let take = |at: &mut usize, n: usize| {
         let part = bytes.get(*at..*at + n)?;
         *at += n;
         Some(part)
     };
     let mut at = 0;
+    let resumable = Resumable {
+        sent_at: u64::from_le_bytes(take(&mut at, 8)?.try_into().ok()?),
+        deadline: u64::from_le_bytes(take(&mut at, 8)?.try_into().ok()?),
+        attempt: u32::from_le_bytes(take(&mut at, 4)?.try_into().ok()?),
+        attempts: u32::from_le_bytes(take(&mut at, 4)?.try_into().ok()?),
+    };
     let len = u32::from_le_bytes(take(&mut at, 4)?.try_into().ok()?) as usize;
     let message = match Record::decode(take(&mut at, len)?).ok()? {
         Record::Accepted { message, .. } => message.into_owned(),
@@ -378,7 +442,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<(Message, Vec<CarrierMessageId>)> {
         let id = std::str::from_utf8(take(&mut at, usize::from(n))?).ok()?;
         ids.push(CarrierMessageId::new(id));
     }
-    Some((message, ids))
+    Some((resumable, message, ids))
 }
 
 #[cfg(test)]
@@ -407,9 +471,16 @@ mod tests {
             CarrierMessageId::new("abc-1"),
             CarrierMessageId::new("abc-2"),
         ];
+        let resumable = Resumable {
+            sent_at: 12_345,
+            deadline: Nanos::MAX,
+            attempt: 3,
+            attempts: 4,
+        };
         let mut bytes = Vec::new();
-        encode(&m, &ids, &mut bytes);
-        let (back, back_ids) = decode(&bytes).expect("decodes");
+        encode(resumable, &m, &ids, &mut bytes);
+        let (back_resumable, back, back_ids) = decode(&bytes).expect("decodes");
+        assert_eq!(back_resumable, resumable);
         assert_eq!(back, m);
         assert_eq!(back_ids, ids);
         assert!(
@@ -480,19 +551,13 @@ mod tests {
     #[test]
     fn parked_keys_never_reach_a_later_message_in_the_same_slot() {
         let mut table = ParkedTable::default();
-        let parked = Parked {
-            id: MessageId(1),
-            sent_at: 0,
-            at: Location { file: 0, offset: 0 },
-            until_s: 10,
-            deadline_s: 20,
-            generation: 0,
-            carrier: CarrierSlot(0),
-            attempt: 1,
-            attempts: 1,
-            parts: 1,
-            possible_duplicate: false,
-        };
+        let parked = Parked::new(
+            MessageId(1),
+            Location { file: 0, offset: 0 },
+            10,
+            CarrierSlot(0),
+            0,
+        );
         let a = table.insert(parked);
         assert!(a.is_parked());
         assert_eq!(table.remove(a).map(|p| p.id), Some(MessageId(1)));
@@ -507,7 +572,7 @@ mod tests {
             "a memory key is not a parked one"
         );
         assert_eq!(table.live(), 1);
-        assert_eq!(std::mem::size_of::<Parked>(), 48);
+        assert_eq!(std::mem::size_of::<Parked>(), 24);
     }
 
     #[test]

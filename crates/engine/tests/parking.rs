@@ -216,3 +216,57 @@ async fn a_parked_message_survives_a_restart_and_its_receipt_finds_it() {
     assert!(carrier.submitted().is_empty(), "not sent again");
     router.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_for_more_parked_messages_than_slots_all_finish() {
+    let dir = Dir::new("room");
+    let config = common::config(&[("alpha", 100_000, "0.004")], "");
+    let options = EngineOptions::default()
+        .max_outstanding(16)
+        .journal(JournalOptions::new(&dir.0));
+    let (router, mut events) =
+        Router::start(&config, options, |c| MockCarrier::new(&c.id)).unwrap();
+    let n = 48;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let taker = tokio::spawn(async move {
+        let mut terminal = 0;
+        while let Some(e) = events.recv().await {
+            if e.is_terminal() {
+                terminal += 1;
+                let _ = tx.send(e.id);
+            }
+        }
+        terminal
+    });
+    let mut ids = Vec::new();
+    for n in 1..=n {
+        ids.push(router.submit(message(n, "hello")).await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    while router.stats().parked < n as usize {
+        assert!(started.elapsed() < Duration::from_secs(30), "all parked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let carrier = router.carrier(CarrierSlot(0)).unwrap();
+    for id in &ids {
+        carrier
+            .send_receipt(receipt(*id, 0, ReceiptStatus::Delivered))
+            .await;
+    }
+    let mut finished = 0;
+    while finished < n {
+        tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap_or_else(|_| {
+                let s = router.stats();
+                panic!(
+                    "{finished} of {n} finished: outstanding {}, parked {}, ids {}",
+                    s.outstanding, s.parked, s.receipts_pending
+                )
+            })
+            .unwrap();
+        finished += 1;
+    }
+    router.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(taker.await.unwrap(), n as usize);
+}

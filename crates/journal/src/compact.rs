@@ -1,19 +1,31 @@
-//! Compaction: the newest compacted file and the closed segments after it folded into one
-//! compacted file that holds only what recovery needs (every unfinished message in its last
-//! state, finished ones the gateway has not acknowledged, the counters and the watermark), so
-//! the directory and the recovery time follow the live messages, not the history.
+//! Compaction: the newest compacted file and the closed segments after it copied into one
+//! compacted file without the messages that are finished and acknowledged, so the directory
+//! and the recovery time follow the live messages, not the history.
+//!
+//! Two streaming passes over the inputs, neither holding a file or the live messages in
+//! memory (millions of messages may wait days for their receipts): the first notes the
+//! watermark, the counters and each finished message's acknowledgement place (memory for the
+//! messages that finished in the inputs only); the second copies every record as it is, in
+//! its order, except those of a message's life that ended at or below the watermark, and the
+//! bookkeeping records (`Synced`, `Counters`, `Acknowledged`) the compacted file replaces
+//! with one `Counters` and one `Acknowledged` at its head. Recovery reads the result exactly
+//! as it read the inputs, less what was dropped.
 //!
 //! Crash-safe by order: the new file is written under a `.tmp` name and synced, renamed (one
 //! atomic step), the directory synced; only then are the files it supersedes removed, and a
 //! leftover of any step is ignored or removed by the next recovery.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use smallvec::SmallVec;
+use smsroute_types::MessageId;
+
 use crate::JournalError;
-use crate::recover::Fold;
+use crate::record::{ACCEPTED, DecodeError, Record};
 use crate::segment::{self, MAGIC};
 
 /// What a compaction did.
@@ -33,6 +45,65 @@ pub struct Compacted {
 
 /// Buffered bytes written out at a time.
 const CHUNK: usize = 1 << 20;
+
+/// What the first pass learns.
+#[derive(Default)]
+struct Plan {
+    acknowledged: u64,
+    last_id: MessageId,
+    last_ack: u64,
+    /// Each message that finished in the inputs: the acknowledgement place of each of its
+    /// lives, in order (a gateway's own id may start a new message once the first finished).
+    finished: HashMap<u64, SmallVec<[u64; 1]>, ahash::RandomState>,
+}
+
+impl Plan {
+    fn note(&mut self, payload: &[u8]) -> Result<(), DecodeError> {
+        if payload.first() == Some(&ACCEPTED) {
+            let (_, id) = Record::accepted_header(payload)?;
+            self.last_id = self.last_id.max(id);
+            return Ok(());
+        }
+        match Record::decode(payload)? {
+            Record::Finished { id, ack, .. } => {
+                self.last_ack = self.last_ack.max(ack);
+                self.finished.entry(id.0).or_default().push(ack);
+            }
+            Record::Acknowledged { upto } => self.acknowledged = self.acknowledged.max(upto),
+            Record::Counters { last_id, last_ack } => {
+                self.last_id = self.last_id.max(last_id);
+                self.last_ack = self.last_ack.max(last_ack);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the second pass copies this record; `lives` counts each finished message's
+    /// lives passed so far.
+    fn keep(&self, payload: &[u8], lives: &mut HashMap<u64, u32>) -> Result<bool, DecodeError> {
+        let (id, ends_life) = if payload.first() == Some(&ACCEPTED) {
+            (Record::accepted_header(payload)?.1, false)
+        } else {
+            let record = Record::decode(payload)?;
+            match (&record, record.id()) {
+                (Record::Finished { .. }, Some(id)) => (id, true),
+                (_, Some(id)) => (id, false),
+                // Bookkeeping: replaced by the head of the compacted file.
+                (_, None) => return Ok(false),
+            }
+        };
+        let Some(acks) = self.finished.get(&id.0) else {
+            return Ok(true);
+        };
+        let life = lives.entry(id.0).or_default();
+        let done = acks
+            .get(*life as usize)
+            .is_some_and(|ack| *ack <= self.acknowledged);
+        *life += u32::from(ends_life);
+        Ok(!done)
+    }
+}
 
 /// Compacts the newest compacted file and every segment up to `upto` (all closed). Gives up
 /// early, changing nothing, once `stop` is set (the writer is closing): the next run starts
@@ -55,14 +126,15 @@ pub(crate) fn compact(dir: &Path, upto: u64, stop: &AtomicBool) -> Result<Compac
         .chain(segments.iter().copied())
         .map(|(_, p)| p)
         .collect();
-    let mut fold = Fold::default();
+    let gave_up = || stop.load(Ordering::Relaxed);
+    let mut plan = Plan::default();
     let mut bytes_before = 0;
     for path in &inputs {
-        if stop.load(Ordering::Relaxed) {
+        if gave_up() {
             return Ok(Compacted::default());
         }
         bytes_before += std::fs::metadata(path).map_or(0, |m| m.len());
-        fold.read(path, false)?;
+        segment::read_closed(path, |_, payload| plan.note(payload))?;
     }
     let path = dir.join(segment::compacted_name(covered));
     let tmp = dir.join(format!("{}.tmp", segment::compacted_name(covered)));
@@ -73,30 +145,51 @@ pub(crate) fn compact(dir: &Path, upto: u64, stop: &AtomicBool) -> Result<Compac
     let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     let mut buf = Vec::with_capacity(CHUNK + 4096);
     buf.extend_from_slice(MAGIC);
-    let (mut records, mut bytes_after, mut failed) = (0u64, 0u64, None);
-    fold.compacted(|payload| {
-        if failed.is_some() {
-            return;
+    segment::write_frame(
+        &Record::Counters {
+            last_id: plan.last_id,
+            last_ack: plan.last_ack,
+        },
+        &mut buf,
+    );
+    segment::write_frame(
+        &Record::Acknowledged {
+            upto: plan.acknowledged,
+        },
+        &mut buf,
+    );
+    let (mut records, mut bytes_after) = (2u64, 0u64);
+    let mut lives = HashMap::new();
+    let mut copy = |path: &Path, buf: &mut Vec<u8>| -> Result<bool, JournalError> {
+        if gave_up() {
+            return Ok(false);
         }
-        if stop.load(Ordering::Relaxed) {
-            failed = Some(std::io::Error::from(std::io::ErrorKind::Interrupted));
-            return;
+        let mut failed = None;
+        segment::read_closed(path, |_, payload| {
+            if failed.is_none() && plan.keep(payload, &mut lives)? {
+                segment::write_payload(payload, buf);
+                records += 1;
+                if buf.len() >= CHUNK {
+                    bytes_after += buf.len() as u64;
+                    failed = file.write_all(buf).err();
+                    buf.clear();
+                }
+            }
+            Ok(())
+        })?;
+        match failed {
+            Some(e) => Err(JournalError::io(&tmp, e)),
+            None => Ok(true),
         }
-        segment::write_payload(payload, &mut buf);
-        records += 1;
-        if buf.len() >= CHUNK {
-            bytes_after += buf.len() as u64;
-            failed = file.write_all(&buf).err();
-            buf.clear();
+    };
+    for path in &inputs {
+        match copy(path, &mut buf) {
+            Ok(true) => {}
+            outcome => {
+                let _ = std::fs::remove_file(&tmp);
+                return outcome.map(|_| Compacted::default());
+            }
         }
-    });
-    if let Some(e) = failed {
-        drop(file);
-        let _ = std::fs::remove_file(&tmp);
-        if e.kind() == std::io::ErrorKind::Interrupted {
-            return Ok(Compacted::default());
-        }
-        return Err(JournalError::io(&tmp, e));
     }
     bytes_after += buf.len() as u64;
     file.write_all(&buf)

@@ -1,11 +1,7 @@
 //! Recovery: every segment read in order and folded into each message's last state. A torn
 //! tail of the newest segment is cut off (the file truncated to its last whole record);
 //! damage anywhere else stops recovery with the file and offset.
-//!
-//! Length: past 500 lines because the fold and the records that rebuild it (what compaction
-//! writes) must be read together, with the test of a damaged stored message.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
@@ -105,7 +101,7 @@ pub struct Recovered {
 }
 
 /// An `Accepted` record as read: its bytes, decoded into a message only if recovery hands it
-/// out (a compaction copies it as it is; most messages finish and never need it).
+/// out (most messages finish and never need it).
 pub(crate) struct Stored {
     payload: Box<[u8]>,
     /// Where it was read, for the error if it does not decode: the file's index in the fold's
@@ -267,41 +263,6 @@ impl Fold {
         }
     }
 
-    /// The records that rebuild this fold, encoded, as a compacted file holds them: the
-    /// counters and the watermark, then every message that is unfinished or finished but
-    /// unacknowledged, in the order they were accepted (finished and acknowledged ones are
-    /// dropped).
-    pub fn compacted(&self, mut each: impl FnMut(&[u8])) {
-        let mut scratch = Vec::with_capacity(256);
-        let mut each = |record: Frame<'_>| match record {
-            Frame::Encoded(payload) => each(payload),
-            Frame::Record(record) => {
-                scratch.clear();
-                record.encode(&mut scratch);
-                each(&scratch);
-            }
-        };
-        each(Frame::Record(&Record::Counters {
-            last_id: self.last_id,
-            last_ack: self.last_ack,
-        }));
-        each(Frame::Record(&Record::Acknowledged {
-            upto: self.acknowledged,
-        }));
-        // In acceptance order: a finished message before a later one with the same own id.
-        let mut kept: Vec<(u64, &Entry)> = self
-            .entries
-            .iter()
-            .map(|(id, e)| (*id, e))
-            .chain(self.finished.values().map(|(id, e)| (*id, e)))
-            .filter(|(_, e)| e.message.is_some())
-            .collect();
-        kept.sort_by_key(|(_, e)| e.order);
-        for (id, entry) in kept {
-            entry.records(MessageId(id), &mut each);
-        }
-    }
-
     /// One frame's payload: an `Accepted` record is kept as read (its message decoded only
     /// if it is handed out), any other is decoded and applied.
     fn apply_payload(
@@ -435,12 +396,6 @@ fn truncate(path: &Path, len: u64) -> Result<(), JournalError> {
         .map_err(|e| JournalError::io(path, e))
 }
 
-/// A record to write: as read, or to encode.
-enum Frame<'a> {
-    Encoded(&'a [u8]),
-    Record(&'a Record<'a>),
-}
-
 impl Stored {
     /// The message, decoded; an error names the file and offset it was read at.
     fn message(&self, files: &[std::path::PathBuf]) -> Result<Message, JournalError> {
@@ -473,65 +428,6 @@ impl Entry {
             flagged: false,
         }
     }
-
-    /// The fewest records that bring a message to this state.
-    fn records(&self, id: MessageId, each: &mut impl FnMut(Frame<'_>)) {
-        let Some(stored) = &self.message else {
-            return;
-        };
-        each(Frame::Encoded(&stored.payload));
-        if self.flagged {
-            each(Frame::Record(&Record::Flagged { id }));
-        }
-        if self.attempts > 0 {
-            each(Frame::Record(&Record::Attempt {
-                id,
-                carrier: Cow::Borrowed(self.carrier.as_deref().unwrap_or("")),
-                attempt: self.attempts,
-            }));
-        }
-        let submitted = |carrier: &str, each: &mut dyn FnMut(Frame<'_>)| {
-            each(Frame::Record(&Record::Submitted {
-                id,
-                carrier: Cow::Borrowed(carrier),
-                carrier_ids: Cow::Borrowed(&self.carrier_ids),
-            }))
-        };
-        if let Some((status, ack, possible_duplicate)) = self.finished {
-            if !self.carrier_ids.is_empty() {
-                submitted(self.carrier.as_deref().unwrap_or(""), each);
-            }
-            each(Frame::Record(&Record::Finished {
-                id,
-                status,
-                ack,
-                possible_duplicate,
-            }));
-            return;
-        }
-        match &self.state {
-            State::Queued => {}
-            State::InFlight { .. } => {
-                // Ids of an earlier accepted attempt (what a replay reports), then the attempt
-                // in flight again.
-                if !self.carrier_ids.is_empty() {
-                    submitted(self.carrier.as_deref().unwrap_or(""), each);
-                    each(Frame::Record(&Record::Attempt {
-                        id,
-                        carrier: Cow::Borrowed(self.carrier.as_deref().unwrap_or("")),
-                        attempt: self.attempts,
-                    }));
-                }
-            }
-            State::AwaitingReceipt { carrier, .. } => submitted(carrier, each),
-            State::Retrying { at } => {
-                if !self.carrier_ids.is_empty() {
-                    submitted(self.carrier.as_deref().unwrap_or(""), each);
-                }
-                each(Frame::Record(&Record::Retrying { id, at: *at }));
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -550,7 +446,7 @@ mod tests {
             .unwrap();
         let mut payload = Vec::new();
         Record::Accepted {
-            message: Cow::Borrowed(&message),
+            message: std::borrow::Cow::Borrowed(&message),
             at: 1,
         }
         .encode(&mut payload);

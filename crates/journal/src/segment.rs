@@ -145,6 +145,54 @@ pub fn scan(
     End::Clean
 }
 
+/// Reads every frame of a closed file (a compacted file, or a segment the writer is done
+/// with) in order without holding the file in memory, calling `each(offset, payload)`. Any
+/// damage, a cut last frame included, is reported with the file and offset.
+pub fn read_closed(
+    path: &Path,
+    mut each: impl FnMut(u64, &[u8]) -> Result<(), DecodeError>,
+) -> Result<(), crate::JournalError> {
+    use std::io::Read;
+    let io = |e| crate::JournalError::io(path, e);
+    let corrupt = |offset, problem| crate::JournalError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        problem,
+    };
+    let mut file =
+        std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(io)?);
+    let mut magic = [0u8; 8];
+    if file.read_exact(&mut magic).is_err() || &magic != MAGIC {
+        return Err(corrupt(0, Damage::Header));
+    }
+    let (mut at, mut header, mut payload) = (MAGIC.len() as u64, [0u8; HEADER], Vec::new());
+    loop {
+        // A clean end is one at a frame boundary.
+        let mut got = 0;
+        while got < HEADER {
+            match file.read(&mut header[got..]).map_err(io)? {
+                0 if got == 0 => return Ok(()),
+                0 => return Err(corrupt(at, Damage::Length(0))),
+                n => got += n,
+            }
+        }
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if len == 0 || len as usize > MAX_RECORD {
+            return Err(corrupt(at, Damage::Length(len)));
+        }
+        payload.resize(len as usize, 0);
+        if file.read_exact(&mut payload).is_err() {
+            return Err(corrupt(at, Damage::Length(len)));
+        }
+        if crc32fast::hash(&payload) != crc {
+            return Err(corrupt(at, Damage::Checksum));
+        }
+        each(at, &payload).map_err(|e| corrupt(at, Damage::Record(e)))?;
+        at += (HEADER + payload.len()) as u64;
+    }
+}
+
 /// The file name of segment `n`.
 pub fn file_name(n: u64) -> String {
     format!("{n:010}.log")

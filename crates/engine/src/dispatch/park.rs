@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use smsroute_delivery::{ReceiptStatus, Recovery, Resume};
 
 use super::*;
-use crate::park::{ParkStore, Parked, ParkedTable, seconds};
+use crate::park::{ParkStore, Parked, ParkedTable, Resumable, seconds};
 
 /// How long a message waits for its receipts in memory before it is parked: most receipts
 /// come within seconds and never pay for a read back.
@@ -18,12 +18,30 @@ pub(super) const PARK_AFTER: Nanos = 2_000_000_000;
 /// Parked slots the sweep looks at per tick (a full pass over 3 million takes 5 s).
 const SWEEP_PER_TICK: usize = 65_536;
 
+/// A parked multipart message's parts.
+#[derive(Clone, Copy, Debug)]
+struct Multipart {
+    parts: u32,
+    /// Delivered parts, as a bitset.
+    delivered: [u64; 4],
+}
+
+impl Multipart {
+    /// Marks `part` delivered; whether every part now is.
+    fn deliver(&mut self, part: u32) -> bool {
+        if part < self.parts {
+            self.delivered[(part / 64) as usize] |= 1 << (part % 64);
+        }
+        self.delivered.iter().map(|w| w.count_ones()).sum::<u32>() == self.parts
+    }
+}
+
 /// The parked messages and what moves them.
 pub(super) struct Parking {
     store: ParkStore,
     table: ParkedTable,
-    /// Multipart messages parked with some parts delivered: their delivered parts.
-    delivered: HashMap<EntryKey, [u64; 4], ahash::RandomState>,
+    /// Parked multipart messages: their parts, and those delivered.
+    multipart: HashMap<EntryKey, Multipart, ahash::RandomState>,
     /// Messages that started waiting for receipts, oldest first, with when.
     waiting: VecDeque<(Nanos, EntryKey)>,
     /// Keys that changed (parked, taken up) this and the last purge period, for receipts
@@ -39,7 +57,7 @@ impl Parking {
         Ok(Parking {
             store: ParkStore::open(dir)?,
             table: ParkedTable::default(),
-            delivered: HashMap::default(),
+            multipart: HashMap::default(),
             waiting: VecDeque::new(),
             moved: Default::default(),
             sweep_at: 0,
@@ -138,13 +156,23 @@ impl<C: Carrier> Dispatcher<C> {
             || entry.lane.is_some()
             || entry.carrier_ids.is_empty()
             || entry.ids_carrier != carrier
-            || attempt > u32::from(u16::MAX)
-            || parts > u32::from(u16::MAX)
         {
             return;
         }
+        let d = &entry.delivery;
+        let resumable = Resumable {
+            sent_at: d.history().last().map_or(0, |a| a.at),
+            deadline: d.deadline(),
+            attempt,
+            attempts: d.attempts(),
+        };
         parking.scratch.clear();
-        crate::park::encode(&entry.message, &entry.carrier_ids, &mut parking.scratch);
+        crate::park::encode(
+            resumable,
+            &entry.message,
+            &entry.carrier_ids,
+            &mut parking.scratch,
+        );
         let at = match parking.store.put(&parking.scratch) {
             Ok(at) => at,
             Err(error) => {
@@ -152,30 +180,20 @@ impl<C: Carrier> Dispatcher<C> {
                 return;
             }
         };
-        let d = &entry.delivery;
-        let sent_at = d.history().last().map_or(0, |a| a.at);
-        let deadline = d.deadline();
-        let parked = Parked {
-            id: d.id(),
-            sent_at,
-            at,
-            until_s: seconds(until, true),
-            deadline_s: if deadline == Nanos::MAX {
-                u32::MAX
-            } else {
-                seconds(deadline, false)
-            },
-            generation: 0,
-            carrier,
-            attempt: attempt as u16,
-            attempts: d.attempts().min(u32::from(u16::MAX)) as u16,
-            parts: parts as u16,
-            possible_duplicate: d.possible_duplicate(),
-        };
+        let mut flags = 0;
+        if d.possible_duplicate() {
+            flags |= Parked::DUPLICATE;
+        }
+        if parts > 1 {
+            flags |= Parked::MULTIPART;
+        }
+        let parked = Parked::new(d.id(), at, seconds(until, true), carrier, flags);
         let delivered = d.delivered_parts();
         let parked_key = parking.table.insert(parked);
-        if delivered != [0; 4] {
-            parking.delivered.insert(parked_key, delivered);
+        if parts > 1 {
+            parking
+                .multipart
+                .insert(parked_key, Multipart { parts, delivered });
         }
         for (part, id) in entry.carrier_ids.iter().enumerate() {
             let to = Target {
@@ -209,10 +227,14 @@ impl<C: Carrier> Dispatcher<C> {
         self.shared
             .parked_messages
             .store(parking.live(), Ordering::Relaxed);
-        let delivered = parking.delivered.remove(&key).unwrap_or([0; 4]);
-        let read = parking.store.get(parked.at);
-        parking.store.release(parked.at);
-        let Some((message, ids)) = read.ok().as_deref().and_then(crate::park::decode) else {
+        let delivered = parking
+            .multipart
+            .remove(&key)
+            .map_or([0; 4], |m| m.delivered);
+        let read = parking.store.get(parked.at());
+        parking.store.release(parked.at());
+        let Some((resumable, message, ids)) = read.ok().as_deref().and_then(crate::park::decode)
+        else {
             tracing::error!(id = %parked.id, "a parked message could not be read back: it \
                 stays unfinished in the journal until the next start");
             return None;
@@ -220,7 +242,7 @@ impl<C: Carrier> Dispatcher<C> {
         counters.outstanding.fetch_add(1, Ordering::AcqRel);
         let message = Arc::new(message);
         let candidates = self.route_again(&message);
-        let attempt = u32::from(parked.attempt);
+        let attempt = resumable.attempt;
         let request = DeliveryRequest {
             id: message.id(),
             parts: message.segments(),
@@ -229,28 +251,24 @@ impl<C: Carrier> Dispatcher<C> {
             validity: None,
             not_before: None,
         };
-        let deadline = match parked.deadline_s {
-            u32::MAX => Nanos::MAX,
-            s => u64::from(s) * 1_000_000_000,
-        };
         let (mut delivery, mut actions) = Delivery::resume(
             request,
             self.policy,
             now,
             Recovery {
-                deadline,
-                attempts: u32::from(parked.attempts),
-                possible_duplicate: parked.possible_duplicate,
+                deadline: resumable.deadline,
+                attempts: resumable.attempts,
+                possible_duplicate: parked.flags & Parked::DUPLICATE != 0,
                 at: Resume::AwaitingReceipt {
                     carrier: parked.carrier,
                     attempt,
                     until: u64::from(parked.until_s) * 1_000_000_000,
-                    sent_at: Some(parked.sent_at),
+                    sent_at: Some(resumable.sent_at),
                 },
             },
             &mut self.budgets[..],
         );
-        for part in 0..u32::from(parked.parts) {
+        for part in 0..message.segments() {
             if delivered[(part / 64) as usize] & (1 << (part % 64)) != 0 {
                 let more = delivery.handle_receipt(
                     attempt,
@@ -297,27 +315,18 @@ impl<C: Carrier> Dispatcher<C> {
             self.shared.dlr.unknown.fetch_add(1, Ordering::Relaxed);
             return None;
         };
-        if t.attempt != u32::from(parked.attempt) || t.part >= u32::from(parked.parts) {
-            return None;
-        }
         if matched.status.is_final() && !room {
             return Some(matched);
         }
-        let state = &mut self.carriers[parked.carrier.get()];
-        state.counts.receipts[matched.status.index()] += 1;
-        if matched.status.is_final() {
-            state
-                .metrics
-                .dlr_latency
-                .record(now.saturating_sub(parked.sent_at) as f64 / 1e9);
-        }
+        self.carriers[parked.carrier.get()].counts.receipts[matched.status.index()] += 1;
         match matched.status {
             ReceiptStatus::Intermediate => return None,
-            ReceiptStatus::Delivered if parked.parts > 1 => {
-                let bits = parking.delivered.entry(t.key).or_default();
-                bits[(t.part / 64) as usize] |= 1 << (t.part % 64);
-                let done: u32 = bits.iter().map(|w| w.count_ones()).sum();
-                if done == u32::from(parked.parts) {
+            ReceiptStatus::Delivered if parked.flags & Parked::MULTIPART != 0 => {
+                let all = parking
+                    .multipart
+                    .get_mut(&t.key)
+                    .is_none_or(|m| m.deliver(t.part));
+                if all {
                     // The last part: taking it up finishes it.
                     self.unpark(t.key, now);
                 }
@@ -328,6 +337,12 @@ impl<C: Carrier> Dispatcher<C> {
         if let Some(key) = self.unpark(t.key, now)
             && let Some(entry) = self.slab.get_mut(key)
         {
+            if let Some(attempt) = entry.delivery.history().last() {
+                self.carriers[parked.carrier.get()]
+                    .metrics
+                    .dlr_latency
+                    .record(now.saturating_sub(attempt.at) as f64 / 1e9);
+            }
             let actions = entry.delivery.handle_receipt(
                 t.attempt,
                 t.part,
@@ -360,16 +375,16 @@ impl<C: Carrier> Dispatcher<C> {
             let parked = *parking.table.get(key).expect("live slot");
             if parked.until_s <= now_s {
                 overdue.push(key);
-            } else if parking.store.evacuating(parked.at) {
-                let moved = parking.store.get(parked.at).and_then(|bytes| {
+            } else if parking.store.evacuating(parked.at()) {
+                let moved = parking.store.get(parked.at()).and_then(|bytes| {
                     let at = parking.store.put(&bytes)?;
                     Ok(at)
                 });
                 match moved {
                     Ok(at) => {
-                        parking.store.release(parked.at);
+                        parking.store.release(parked.at());
                         if let Some(p) = parking.table.get_mut(key) {
-                            p.at = at;
+                            p.moved_to(at);
                         }
                     }
                     Err(error) => tracing::warn!(%error, "evacuating a parked message failed"),
