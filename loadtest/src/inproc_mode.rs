@@ -84,6 +84,14 @@ impl Fleet for InprocFleet {
             .collect()
     }
 
+    fn release_receipts(&self, _: &Context<'_>, router: &Router<Arc<SimCarrier>>) {
+        for slot in 0..router.carriers().len() {
+            if let Some(sim) = router.carrier(smsroute_types::CarrierSlot(slot as u16)) {
+                sim.release_receipts();
+            }
+        }
+    }
+
     fn inject(
         &self,
         ctx: &Context<'_>,

@@ -144,6 +144,11 @@ pub(crate) trait Fleet {
     fn crashed(&self, ctx: &Context<'_>, router: &Router<Self::Carrier>) {
         let _ = (ctx, router);
     }
+    /// Every carrier sends the receipts it holds now (in-process carriers only: a scenario
+    /// over SMPP cannot ask for it).
+    fn release_receipts(&self, ctx: &Context<'_>, router: &Router<Self::Carrier>) {
+        let _ = (ctx, router);
+    }
     /// A recipient's reply, arriving through `carrier`.
     fn inject(
         &self,
@@ -180,6 +185,13 @@ fn drive<F: Fleet>(
     let mut reloads = prepared.reloads.iter().peekable();
     let mut replies = prepared.replies.iter().peekable();
     let mut crashes = prepared.crashes.iter().peekable();
+    let mut releases = prepared.releases.iter().peekable();
+    let mut release_due = |now: u64, router: &Router<F::Carrier>, markers: &mut Vec<Marker>| {
+        while let Some(at) = releases.next_if(|at| (**at * 1e6) as u64 <= now) {
+            fleet.release_receipts(ctx, router);
+            markers.push(Marker::at(*at, "receipts released".into()));
+        }
+    };
     // While the router is down: when it starts again.
     let mut restart_at: Option<u64> = None;
     let mut next: u64 = 0;
@@ -202,6 +214,7 @@ fn drive<F: Fleet>(
             restart_at = None;
         }
         let router = &lives.router;
+        release_due(now, router, &mut markers);
         while let Some((at, config)) = reloads.next_if(|(at, _)| (*at * 1e6) as u64 <= now) {
             let label = match router.reload(config) {
                 Ok(r) => format!("reload → generation {}", r.generation),
@@ -274,6 +287,7 @@ fn drive<F: Fleet>(
     {
         std::thread::sleep(Duration::from_millis(10));
         let now = ctx.now_us();
+        release_due(now, &lives.router, &mut markers);
         progress.tick(now, books);
     }
     progress.finish();

@@ -36,6 +36,7 @@ fn every_shipped_scenario_and_the_default_are_valid() {
         "default",
         "hang",
         "inbound-stop",
+        "long-receipts",
         "max-throughput",
         "outage-failover",
         "overload",
@@ -419,5 +420,63 @@ fn a_crashed_router_loses_nothing_it_accepted() {
         t.delivered + t.sent + t.failed + t.expired + report.unconfirmed,
         report.accepted,
         "every message accepted by try_submit finished or was never durable"
+    );
+}
+
+#[test]
+fn receipts_held_past_the_load_find_their_parked_messages() {
+    // Receipts due in an hour, released at 8 s; 6,000 messages (6 s at 1,000 msg/s) through
+    // 3,000 outstanding slots: only possible if messages waiting for receipts leave their
+    // slots (after 2 s in memory, so about 2,000 are in memory at a time).
+    let text = r#"
+        name = "mini-long-receipts"
+        duration_s = 6
+        drain_s = 30
+        config = { generate = { prefixes = 30, tps = 5000 } }
+        engine = { max_outstanding = 3000 }
+        rate = { constant = 1000 }
+        mix = { receipts = true, multipart = 0.2 }
+        [carriers.uk-alpha]
+        latency_ms = { fixed = 5 }
+        receipt_delay_ms = { fixed = 3600000 }
+        [carriers.uk-beta]
+        latency_ms = { fixed = 5 }
+        receipt_delay_ms = { fixed = 3600000 }
+        [[faults]]
+        at_s = 8
+        kind = "release_receipts"
+    "#;
+    let report = run(&prepare(text).unwrap(), RunOptions::default()).unwrap();
+    assert!(report.passed(), "{}", report.summary());
+    assert_eq!(
+        report.rejected,
+        0,
+        "no slot held by a waiting message: {}",
+        report.summary()
+    );
+    assert_eq!(
+        report.terminal.delivered,
+        report.accepted,
+        "every receipt matched: {}",
+        report.summary()
+    );
+}
+
+#[test]
+fn held_receipts_are_released_only_in_process() {
+    let text = r#"
+        name = "release-over-smpp"
+        mode = "smpp"
+        duration_s = 1
+        config = { generate = { prefixes = 10, tps = 500 } }
+        rate = { constant = 100 }
+        [[faults]]
+        at_s = 1
+        kind = "release_receipts"
+    "#;
+    let error = prepare(text).unwrap_err().to_string();
+    assert!(
+        error.contains("release_receipts needs mode = \"inproc\""),
+        "{error}"
     );
 }

@@ -243,7 +243,12 @@ impl Shared {
     fn measure_disk(&self, dir: &Path) {
         let (mut bytes, mut files) = (0, 0);
         if let Ok(entries) = std::fs::read_dir(dir) {
-            for meta in entries.flatten().filter_map(|e| e.metadata().ok()) {
+            // Files only: the router keeps its parked messages in a directory beside them.
+            for meta in entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(std::fs::Metadata::is_file)
+            {
                 bytes += meta.len();
                 files += 1;
             }

@@ -127,6 +127,8 @@ pub struct SimCarrier {
     inbound: Mutex<Option<InboundSink>>,
     stats: SimStats,
     observer: Option<AcceptObserver>,
+    /// Wakes every receipt still waiting out its delay ([`SimCarrier::release_receipts`]).
+    release: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for SimCarrier {
@@ -148,9 +150,17 @@ impl SimCarrier {
             origin: Instant::now(),
             sink: Arc::new(Mutex::new(None)),
             inbound: Mutex::new(None),
+            release: Arc::new(tokio::sync::Notify::new()),
             stats: SimStats::default(),
             observer: None,
         }
+    }
+
+    /// Sends every receipt still waiting out its delay now, all together (as a network that
+    /// held them, phones off, does when they come back). Receipts of later submits wait out
+    /// their own delays.
+    pub fn release_receipts(&self) {
+        self.release.notify_waiters();
     }
 
     /// A recipient replies: hands `inbound` to the router (waiting while its queue is full).
@@ -231,10 +241,14 @@ impl Carrier for SimCarrier {
                             status,
                             error: 0,
                         };
-                        let sink = self.sink.clone();
+                        let (sink, release) = (self.sink.clone(), self.release.clone());
                         self.stats.receipts.fetch_add(1, Ordering::Relaxed);
                         tokio::spawn(async move {
-                            tokio::time::sleep(Duration::from_nanos(delay)).await;
+                            let released = release.notified();
+                            tokio::select! {
+                                () = tokio::time::sleep(Duration::from_nanos(delay)) => {}
+                                () = released => {}
+                            }
                             deliver(&sink, receipt).await;
                         });
                     }
@@ -322,6 +336,28 @@ mod tests {
         );
         assert_eq!(rx.recv().await.unwrap().message_id, accepted.message_ids[1]);
         assert_eq!(carrier.stats().segments.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn held_receipts_come_together_when_released() {
+        let behaviour = Behaviour {
+            receipt_delay: Latency::Fixed(3_600_000 * MS),
+            ..Behaviour::default()
+        };
+        let carrier = SimCarrier::new("sim", behaviour, 1);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        carrier.attach_receipts(tx);
+        for _ in 0..3 {
+            carrier.submit(request("hi")).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(rx.try_recv().is_err(), "held for an hour");
+        let released = Instant::now();
+        carrier.release_receipts();
+        for _ in 0..3 {
+            rx.recv().await.unwrap();
+        }
+        assert_eq!(released.elapsed(), Duration::ZERO, "all at once");
     }
 
     #[tokio::test(start_paused = true)]

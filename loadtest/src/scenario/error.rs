@@ -162,4 +162,8 @@ pub enum FaultError {
     /// A crash without a journal would lose everything in flight.
     #[error("a crash needs [engine] journal = true")]
     CrashWithoutJournal,
+    /// Receipts held and released are the in-process carriers' (SMPP simulators schedule their
+    /// own).
+    #[error("release_receipts needs mode = \"inproc\"")]
+    ReleaseOverSmpp,
 }

@@ -82,6 +82,12 @@ pub enum Fault {
         #[serde(default = "half_a_second")]
         restart_after_ms: f64,
     },
+    /// Every carrier sends all the receipts it still holds, at once (receipts delayed past the
+    /// load, as phones that were off come back). In-process carriers only.
+    ReleaseReceipts {
+        /// When, seconds from the start (may be after the load, during the drain).
+        at_s: f64,
+    },
     /// `count` recipients reply `text` through `carrier`.
     Inbound {
         /// When, seconds from the start.
@@ -108,6 +114,7 @@ impl Fault {
             | Fault::ThrottleStorm { at_s, .. }
             | Fault::Reload { at_s, .. }
             | Fault::Crash { at_s, .. }
+            | Fault::ReleaseReceipts { at_s }
             | Fault::Inbound { at_s, .. } => *at_s,
         }
     }
@@ -161,7 +168,10 @@ impl Fault {
                     status: status::THROTTLED,
                 },
             ),
-            Fault::Reload { .. } | Fault::Crash { .. } | Fault::Inbound { .. } => return None,
+            Fault::Reload { .. }
+            | Fault::Crash { .. }
+            | Fault::ReleaseReceipts { .. }
+            | Fault::Inbound { .. } => return None,
         };
         Some((carrier, *duration_s, kind))
     }
@@ -176,6 +186,7 @@ impl Fault {
             Fault::ThrottleStorm { .. } => "throttle_storm",
             Fault::Reload { .. } => "reload",
             Fault::Crash { .. } => "crash",
+            Fault::ReleaseReceipts { .. } => "release_receipts",
             Fault::Inbound { .. } => "inbound",
         }
     }

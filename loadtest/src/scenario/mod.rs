@@ -209,6 +209,8 @@ pub struct Prepared {
     pub replies: Vec<(f64, String, String, usize)>,
     /// Crashes: when (s), and how long the router stays down (ms).
     pub crashes: Vec<(f64, f64)>,
+    /// When the carriers release the receipts they hold (s).
+    pub releases: Vec<f64>,
 }
 
 impl Scenario {
@@ -325,6 +327,7 @@ impl Scenario {
         let mut reloads = Vec::new();
         let mut replies = Vec::new();
         let mut crashes = Vec::new();
+        let mut releases = Vec::new();
         for (index, f) in self.faults.iter().enumerate() {
             let fail = |error| Problem::Fault { index, error };
             if !(f.at_s() >= 0.0 && f.at_s().is_finite()) {
@@ -353,6 +356,12 @@ impl Scenario {
                         return Err(fail(FaultError::Restart(*restart_after_ms)));
                     }
                     crashes.push((*at_s, *restart_after_ms));
+                }
+                Fault::ReleaseReceipts { at_s } => {
+                    if self.mode != Mode::Inproc {
+                        return Err(fail(FaultError::ReleaseOverSmpp));
+                    }
+                    releases.push(*at_s);
                 }
                 Fault::Inbound {
                     at_s,
@@ -395,6 +404,10 @@ impl Scenario {
             crashes: {
                 crashes.sort_by(|a, b| a.0.total_cmp(&b.0));
                 crashes
+            },
+            releases: {
+                releases.sort_by(f64::total_cmp);
+                releases
             },
         })
     }
