@@ -25,7 +25,7 @@ use smallvec::SmallVec;
 use smsroute_types::MessageId;
 
 use crate::JournalError;
-use crate::record::{ACCEPTED, DecodeError, Record};
+use crate::record::{ACCEPTED, ACKNOWLEDGED, COUNTERS, DecodeError, FINISHED, Record};
 use crate::segment::{self, MAGIC};
 
 /// What a compaction did.
@@ -59,20 +59,17 @@ struct Plan {
 
 impl Plan {
     fn note(&mut self, payload: &[u8]) -> Result<(), DecodeError> {
-        if payload.first() == Some(&ACCEPTED) {
-            let (_, id) = Record::accepted_header(payload)?;
-            self.last_id = self.last_id.max(id);
-            return Ok(());
-        }
-        match Record::decode(payload)? {
-            Record::Finished { id, ack, .. } => {
-                self.last_ack = self.last_ack.max(ack);
-                self.finished.entry(id.0).or_default().push(ack);
+        let peek = Record::peek(payload)?;
+        match (peek.kind, peek.id) {
+            (ACCEPTED, Some(id)) => self.last_id = self.last_id.max(id),
+            (FINISHED, Some(id)) => {
+                self.last_ack = self.last_ack.max(peek.value);
+                self.finished.entry(id.0).or_default().push(peek.value);
             }
-            Record::Acknowledged { upto } => self.acknowledged = self.acknowledged.max(upto),
-            Record::Counters { last_id, last_ack } => {
-                self.last_id = self.last_id.max(last_id);
-                self.last_ack = self.last_ack.max(last_ack);
+            (ACKNOWLEDGED, _) => self.acknowledged = self.acknowledged.max(peek.value),
+            (COUNTERS, _) => {
+                self.last_id = self.last_id.max(MessageId(peek.value));
+                self.last_ack = self.last_ack.max(peek.second);
             }
             _ => {}
         }
@@ -82,16 +79,10 @@ impl Plan {
     /// Whether the second pass copies this record; `lives` counts each finished message's
     /// lives passed so far.
     fn keep(&self, payload: &[u8], lives: &mut HashMap<u64, u32>) -> Result<bool, DecodeError> {
-        let (id, ends_life) = if payload.first() == Some(&ACCEPTED) {
-            (Record::accepted_header(payload)?.1, false)
-        } else {
-            let record = Record::decode(payload)?;
-            match (&record, record.id()) {
-                (Record::Finished { .. }, Some(id)) => (id, true),
-                (_, Some(id)) => (id, false),
-                // Bookkeeping: replaced by the head of the compacted file.
-                (_, None) => return Ok(false),
-            }
+        let peek = Record::peek(payload)?;
+        // Bookkeeping (no message): replaced by the head of the compacted file.
+        let Some(id) = peek.id else {
+            return Ok(false);
         };
         let Some(acks) = self.finished.get(&id.0) else {
             return Ok(true);
@@ -100,7 +91,7 @@ impl Plan {
         let done = acks
             .get(*life as usize)
             .is_some_and(|ack| *ack <= self.acknowledged);
-        *life += u32::from(ends_life);
+        *life += u32::from(peek.kind == FINISHED);
         Ok(!done)
     }
 }

@@ -126,11 +126,20 @@ pub(crate) const ACCEPTED: u8 = 1;
 const ATTEMPT: u8 = 2;
 const SUBMITTED: u8 = 3;
 const RETRYING: u8 = 4;
-const FINISHED: u8 = 5;
-const ACKNOWLEDGED: u8 = 6;
-const COUNTERS: u8 = 7;
+pub(crate) const FINISHED: u8 = 5;
+pub(crate) const ACKNOWLEDGED: u8 = 6;
+pub(crate) const COUNTERS: u8 = 7;
 const FLAGGED: u8 = 8;
 pub(crate) const SYNCED: u8 = 9;
+
+/// An encoded record's kind, message and numbers ([`Record::peek`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Peek {
+    pub kind: u8,
+    pub id: Option<MessageId>,
+    pub value: u64,
+    pub second: u64,
+}
 
 impl Record<'_> {
     /// The message the record is about (none for a watermark).
@@ -222,6 +231,39 @@ impl Record<'_> {
                 put_u64(out, *last_ack);
             }
         }
+    }
+
+    /// What compaction needs of an encoded record, read without decoding its strings: its
+    /// kind, its message, and its one or two numbers (a `Finished` record's acknowledgement
+    /// place; an `Acknowledged` or `Synced` record's `upto`; a `Counters` record's last id and
+    /// last acknowledgement place).
+    pub(crate) fn peek(bytes: &[u8]) -> Result<Peek, DecodeError> {
+        let mut r = Reader(bytes);
+        let kind = r.u8("kind")?;
+        let (id, value, second) = match kind {
+            ACCEPTED => {
+                r.u64("accepted at")?;
+                (Some(MessageId(r.u64("id")?)), 0, 0)
+            }
+            ATTEMPT | SUBMITTED | RETRYING | FLAGGED => (Some(MessageId(r.u64("id")?)), 0, 0),
+            FINISHED => {
+                let id = MessageId(r.u64("id")?);
+                (Some(id), r.u64("acknowledgement sequence")?, 0)
+            }
+            ACKNOWLEDGED | SYNCED => (None, r.u64("watermark")?, 0),
+            COUNTERS => (
+                None,
+                r.u64("last id")?,
+                r.u64("last acknowledgement place")?,
+            ),
+            kind => return Err(DecodeError::Kind(kind)),
+        };
+        Ok(Peek {
+            kind,
+            id,
+            value,
+            second,
+        })
     }
 
     /// The time and message id of an encoded `Accepted` record, without reading the message.
