@@ -85,9 +85,10 @@ ROUTING = [
     ("Route table prefixes", "short", [q("smsroute_route_table_prefixes", "prefixes")]),
     ("Table reloads", "short", [
         q(f"sum by (result) (increase(smsroute_route_table_reloads_total[{RATE}]))", "{{result}}")]),
-    ("Possible duplicates, unknown receipts, dropped events per second", "reqps", [
+    ("Possible duplicates, unknown and late receipts, dropped events per second", "reqps", [
         q(f"rate(smsroute_possible_duplicates_total[{RATE}])", "possible duplicates"),
         q(f"rate(smsroute_receipts_unknown_total[{RATE}])", "unknown receipts"),
+        q(f"rate(smsroute_receipts_matched_late_total[{RATE}])", "receipts matched late"),
         q(f"rate(smsroute_events_dropped_total[{RATE}])", "dropped events")]),
 ]
 

@@ -76,6 +76,9 @@ pub mod names {
     pub const RECEIPTS: &str = "smsroute_receipts_total";
     /// Counter: receipts that matched no message (unknown id, or already finished).
     pub const RECEIPTS_UNKNOWN: &str = "smsroute_receipts_unknown_total";
+    /// Counter: receipts matched to messages parked out of memory (they came late: after the
+    /// message had waited 2 s for them).
+    pub const RECEIPTS_LATE: &str = "smsroute_receipts_matched_late_total";
     /// Gauge: accepted messages whose terminal event the gateway has not taken.
     pub const OUTSTANDING: &str = "smsroute_outstanding";
     /// Gauge: messages queued between submitters and the dispatcher.
@@ -124,9 +127,11 @@ pub const LATENCY_BUCKETS: [f64; 16] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
-/// Buckets of the receipt-latency histogram, seconds: 100 ms to an hour.
-pub const DLR_BUCKETS: [f64; 14] = [
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+/// Buckets of the receipt-latency histogram, seconds: 100 ms to three days (receipts are
+/// awaited 72 hours by default).
+pub const DLR_BUCKETS: [f64; 18] = [
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 21600.0,
+    86400.0, 172800.0, 259200.0,
 ];
 
 /// Describes every metric to the installed recorder (help text and unit).
@@ -190,6 +195,10 @@ pub fn describe() {
     );
     describe_counter!(RECEIPTS, "Receipts matched to a message part, by status.");
     describe_counter!(RECEIPTS_UNKNOWN, "Receipts that matched no message.");
+    describe_counter!(
+        RECEIPTS_LATE,
+        "Receipts matched to messages parked out of memory while they waited."
+    );
     describe_gauge!(
         OUTSTANDING,
         "Accepted messages whose terminal event is not yet taken."
@@ -321,6 +330,8 @@ pub struct EngineMetrics {
     pub reloads_failed: Counter,
     /// [`names::RECEIPTS_UNKNOWN`].
     pub receipts_unknown: Counter,
+    /// [`names::RECEIPTS_LATE`].
+    pub receipts_late: Counter,
     /// [`names::OUTSTANDING`].
     pub outstanding: Gauge,
     /// [`names::QUEUE_DEPTH`].
@@ -364,6 +375,7 @@ impl EngineMetrics {
             reloads_ok: counter!(names::RELOADS, "result" => "ok"),
             reloads_failed: counter!(names::RELOADS, "result" => "error"),
             receipts_unknown: counter!(names::RECEIPTS_UNKNOWN),
+            receipts_late: counter!(names::RECEIPTS_LATE),
             outstanding: gauge!(names::OUTSTANDING),
             queue_depth: gauge!(names::QUEUE_DEPTH),
             possible_duplicates: counter!(names::POSSIBLE_DUPLICATES),

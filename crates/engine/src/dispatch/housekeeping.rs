@@ -115,6 +115,9 @@ impl<C: Carrier> Dispatcher<C> {
         if c.possible_duplicates > 0 {
             m.possible_duplicates.increment(c.possible_duplicates);
         }
+        if c.receipts_late > 0 {
+            m.receipts_late.increment(c.receipts_late);
+        }
         let dropped = self.shared.counters.dropped.load(Ordering::Relaxed);
         m.events_dropped.increment(dropped - c.dropped_seen);
         let unknown = self.shared.dlr.unknown.load(Ordering::Relaxed);

@@ -129,6 +129,8 @@ struct EngineCounts {
     accepted: u64,
     outcomes: [u64; smsroute_delivery::Outcome::LABELS.len()],
     possible_duplicates: u64,
+    /// Receipts matched to parked messages.
+    receipts_late: u64,
     /// The shared totals already flushed.
     dropped_seen: u64,
     unknown_seen: u64,

@@ -319,6 +319,7 @@ impl<C: Carrier> Dispatcher<C> {
             return Some(matched);
         }
         self.carriers[parked.carrier.get()].counts.receipts[matched.status.index()] += 1;
+        self.counts.receipts_late += 1;
         match matched.status {
             ReceiptStatus::Intermediate => return None,
             ReceiptStatus::Delivered if parked.flags & Parked::MULTIPART != 0 => {
