@@ -28,7 +28,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod clients;
 mod journal;
+
+pub use clients::{ClientConfig, Password, Secret, SmppLogin};
 mod policy;
 mod raw;
 mod validate;
@@ -59,6 +62,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The crash-safe journal (`[journal]`), when configured.
     pub journal: Option<JournalConfig>,
+    /// The client accounts of `smsroute serve` (`[[clients]]`).
+    pub clients: Vec<ClientConfig>,
 }
 
 /// Where and how the router keeps its journal (`[journal]`; `docs/durability.md`).

@@ -24,6 +24,24 @@ pub(super) struct RawConfig {
     pub quiet_hours: Vec<Spanned<RawQuietHours>>,
     #[serde(default)]
     pub accounts: Vec<Spanned<RawAccount>>,
+    #[serde(default)]
+    pub clients: Vec<Spanned<RawClient>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClient {
+    pub id: Spanned<String>,
+    pub system_id: Option<Spanned<String>>,
+    pub password: Option<Spanned<String>>,
+    pub password_hash: Option<Spanned<String>>,
+    pub api_keys: Option<Vec<Spanned<String>>>,
+    pub account: Option<Spanned<String>>,
+    pub senders: Option<Vec<Spanned<String>>>,
+    pub tps: Option<Spanned<i64>>,
+    pub window: Option<Spanned<i64>>,
+    pub max_binds: Option<Spanned<i64>>,
+    pub replies: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]

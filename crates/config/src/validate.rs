@@ -97,6 +97,11 @@ impl<'a> Checker<'a> {
         self.problems.push((span.start, message.into()));
     }
 
+    /// The line of `offset`, for a message that points back to it.
+    pub(super) fn line_at(&self, offset: usize) -> usize {
+        self.line_of(offset)
+    }
+
     /// The line of `offset` (the index is built on the first call: only when reporting).
     fn line_of(&self, offset: usize) -> usize {
         self.lines().line(offset)
@@ -345,6 +350,8 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
     }
 
     let policy = super::policy::policy(&mut check, &raw);
+    let accounts: Vec<&str> = policy.accounts.iter().map(|a| a.id.as_str()).collect();
+    let clients = super::clients::clients(&mut check, &raw.clients, &accounts);
     let journal = raw
         .journal
         .as_ref()
@@ -359,6 +366,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         policy,
         limits,
         journal,
+        clients,
     })
 }
 
