@@ -1,10 +1,12 @@
 //! Delivery-receipt correlation: carrier message id → the attempt and part it belongs to.
 //!
-//! A concurrent map, because two sides touch it at once: the dispatcher registers each part's
-//! id when the carrier accepts a submit, and one receipt pump per carrier looks receipts up as
-//! they arrive. A receipt can beat its submit's answer (the carrier's receipt and its
-//! response race), so an unknown id is held as an early receipt and matched when the id is
-//! registered; early receipts expire after a short TTL (then they count as unknown).
+//! The dispatcher registers each part's id when the carrier accepts a submit and matches each
+//! receipt as it takes it from the carriers' pumps, so a receipt always finds its message
+//! where it is at that moment (in memory, or parked out of it). The map is concurrent for
+//! the router's handle, which reads its size. A receipt can beat its submit's answer (the
+//! carrier's receipt and its response race), so an unknown id is held as an early receipt and
+//! matched when the id is registered; early receipts expire after a short TTL (then they count
+//! as unknown).
 //!
 //! Compact, because millions of messages may wait days for their receipts: an id is kept as
 //! a 64-bit hash of the carrier and the id (keyed per process), 24 bytes an entry with the
@@ -81,7 +83,8 @@ impl Pending {
 
     /// The early receipt's status and expiry, when this is one.
     fn early_receipt(self) -> Option<(ReceiptStatus, Nanos)> {
-        (self.0.attempt == 0).then(|| (STATUSES[self.0.part as usize], self.0.key.0))
+        let status = STATUSES.get(self.0.part as usize).copied();
+        (self.0.attempt == 0).then(|| (status.unwrap_or(ReceiptStatus::Delivered), self.0.key.0))
     }
 }
 
@@ -105,7 +108,11 @@ impl DlrMap {
 
     /// Registers a part's id; a receipt that came early is returned to apply now.
     pub fn expect(&self, carrier: CarrierSlot, id: &str, target: Target) -> Option<ReceiptStatus> {
-        debug_assert!(target.attempt > 0, "attempts count from 1");
+        // Attempts count from 1; attempt 0 would read as an early receipt.
+        let target = Target {
+            attempt: target.attempt.max(1),
+            ..target
+        };
         match self.map.entry(self.hash(carrier, id)) {
             Entry::Occupied(mut o) => match o.get().early_receipt() {
                 Some((status, _)) => {

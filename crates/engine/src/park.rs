@@ -65,6 +65,8 @@ pub(crate) struct ParkStore {
     buf: Vec<u8>,
     /// Bytes in every file.
     bytes: u64,
+    /// A write failed: nothing more is parked.
+    failed: bool,
 }
 
 impl ParkStore {
@@ -83,13 +85,29 @@ impl ParkStore {
             next_number: 0,
             buf: Vec::with_capacity(WRITE_CHUNK * 2),
             bytes: 0,
+            failed: false,
         };
         store.start_file()?;
         Ok(store)
     }
 
     fn start_file(&mut self) -> std::io::Result<()> {
+        if self.files.len() >= usize::from(u16::MAX) {
+            // Numbers would repeat: the newest file grows instead (offsets stop at 4 GiB).
+            return Ok(());
+        }
         self.write_out()?;
+        // The newest file, emptied before it filled, goes now (`release` keeps the newest).
+        if let Some(newest) = self.files.back_mut()
+            && newest.live == 0
+            && let Some(_) = newest.file.take()
+        {
+            self.bytes = self.bytes.saturating_sub(newest.written);
+            let _ = std::fs::remove_file(&newest.path);
+        }
+        while self.files.front().is_some_and(|f| f.file.is_none()) {
+            self.files.pop_front();
+        }
         let number = self.next_number;
         self.next_number = self.next_number.wrapping_add(1);
         let path = self.dir.join(format!("{number:08}.park"));
@@ -111,13 +129,17 @@ impl ParkStore {
         Ok(())
     }
 
-    /// Writes the buffered bytes to the newest file.
+    /// Writes the buffered bytes to the newest file. After a failed write the store takes
+    /// nothing more (what it holds is still read back: the buffer keeps what was not written).
     fn write_out(&mut self) -> std::io::Result<()> {
         if let Some(newest) = self.files.back_mut()
             && !self.buf.is_empty()
         {
-            if let Some(file) = &mut newest.file {
-                file.write_all(&self.buf)?;
+            if let Some(file) = &mut newest.file
+                && let Err(error) = file.write_all(&self.buf)
+            {
+                self.failed = true;
+                return Err(error);
             }
             newest.written += self.buf.len() as u64;
             self.buf.clear();
@@ -133,12 +155,20 @@ impl ParkStore {
 
     /// Stores `bytes`; where they are.
     pub fn put(&mut self, bytes: &[u8]) -> std::io::Result<Location> {
+        if self.failed {
+            return Err(std::io::Error::other(
+                "an earlier write to the side files failed",
+            ));
+        }
         let newest = self.files.back().expect("a newest file");
         if newest.written + self.buf.len() as u64 + bytes.len() as u64 + 4 > ROTATE_BYTES {
             self.start_file()?;
         }
         let newest = self.files.back_mut().expect("a newest file");
         let offset = newest.written + self.buf.len() as u64;
+        if offset + bytes.len() as u64 + 4 > u64::from(u32::MAX) {
+            return Err(std::io::Error::other("side file full"));
+        }
         self.buf
             .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(bytes);
@@ -177,7 +207,11 @@ impl ParkStore {
         let file = side.file.as_ref().ok_or_else(missing)?;
         let mut len = [0u8; 4];
         file.read_exact_at(&mut len, offset)?;
-        let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
+        let len = u32::from_le_bytes(len) as usize;
+        if len as u64 > ROTATE_BYTES {
+            return Err(std::io::Error::other("side file damaged: record length"));
+        }
+        let mut bytes = vec![0u8; len];
         file.read_exact_at(&mut bytes, offset + 4)?;
         Ok(bytes)
     }
@@ -362,6 +396,15 @@ impl ParkedTable {
         Some(parked)
     }
 
+    /// Frees `key`'s message without ever using its slot again (its side file was lost: a
+    /// late receipt for it must find nothing).
+    pub fn retire(&mut self, key: EntryKey) {
+        if let Some(slot) = self.get_mut(key) {
+            slot.flags = 0;
+            self.live -= 1;
+        }
+    }
+
     /// The key of the parked message in slot `index`, if one is there.
     pub fn key_at(&self, index: usize) -> Option<EntryKey> {
         let p = self.slots.get(index)?;
@@ -519,6 +562,46 @@ mod tests {
             "the first file went with its last message"
         );
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_newest_file_emptied_before_it_filled_goes_at_the_next_rotation() {
+        let dir = scratch("emptied");
+        let mut store = ParkStore::open(&dir).unwrap();
+        let first = store.put(b"taken up soon").unwrap();
+        store.release(first);
+        assert_eq!(
+            store.files(),
+            1,
+            "the newest file stays while it is written"
+        );
+        // Filled close to the rotation, every message taken up again before it comes.
+        let big = vec![3u8; 1 << 20];
+        for _ in 0..(ROTATE_BYTES >> 20) - 1 {
+            let at = store.put(&big).unwrap();
+            store.release(at);
+        }
+        store.put(&big).unwrap();
+        store.put(&big).unwrap();
+        assert_ne!(store.files.back().unwrap().number, first.file, "rotated");
+        assert!(
+            store.position(first.file).is_none(),
+            "the emptied file is gone, not left at the front"
+        );
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_length_is_an_error_not_an_allocation() {
+        let dir = scratch("damaged");
+        let mut store = ParkStore::open(&dir).unwrap();
+        let at = store.put(b"abc").unwrap();
+        store.write_out().unwrap();
+        let path = dir.join(format!("{:08}.park", at.file));
+        std::fs::write(&path, u32::MAX.to_le_bytes()).unwrap();
+        assert!(store.get(at).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

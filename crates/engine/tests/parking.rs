@@ -270,3 +270,66 @@ async fn receipts_for_more_parked_messages_than_slots_all_finish() {
     router.shutdown(Duration::from_secs(1)).await;
     assert_eq!(taker.await.unwrap(), n as usize);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_for_parked_messages_are_not_starved_by_submits_that_fill_every_slot() {
+    let dir = Dir::new("starve");
+    let config = common::config(&[("alpha", 100_000, "0.004")], "");
+    let options = EngineOptions::default()
+        .max_outstanding(16)
+        .journal(JournalOptions::new(&dir.0));
+    let (router, mut events) =
+        Router::start(&config, options, |c| MockCarrier::new(&c.id)).unwrap();
+    let router = std::sync::Arc::new(router);
+    let (tx, mut delivered) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            if e.event == Event::Delivered {
+                let _ = tx.send(e.id);
+            }
+        }
+    });
+    let mut ids = Vec::new();
+    for n in 1..=16 {
+        ids.push(router.submit(message(n, "hello")).await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    while router.stats().parked < 16 {
+        assert!(started.elapsed() < Duration::from_secs(30), "all parked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A gateway that takes every slot the moment one frees.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let filler = {
+        let (router, stop) = (router.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 1_000;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if router.try_submit(message(n, "filler")).is_ok() {
+                    n += 1;
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let carrier = router.carrier(CarrierSlot(0)).unwrap();
+    for id in &ids {
+        carrier
+            .send_receipt(receipt(*id, 0, ReceiptStatus::Delivered))
+            .await;
+    }
+    let mut done = std::collections::HashSet::new();
+    while done.len() < ids.len() {
+        let id = tokio::time::timeout(Duration::from_secs(20), delivered.recv())
+            .await
+            .expect("every parked message delivered while submits fill the slots")
+            .unwrap();
+        if ids.contains(&id) {
+            done.insert(id);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    filler.join().unwrap();
+}

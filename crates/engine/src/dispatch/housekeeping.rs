@@ -43,9 +43,6 @@ impl<C: Carrier> Dispatcher<C> {
         self.ticks += 1;
         if self.ticks.is_multiple_of(PURGE_TICKS) {
             self.shared.dlr.purge(now);
-            if let Some(parking) = &mut self.parking {
-                parking.age_moves();
-            }
         }
         self.park_turn(now);
         self.flush_metrics();

@@ -140,11 +140,21 @@ impl<C: Carrier> Dispatcher<C> {
         }
     }
 
+    /// A receipt from `carrier`: matched to its part here, where the message is now (in
+    /// memory or parked), or held as early.
+    pub(super) fn receipt_in(&mut self, carrier: CarrierSlot, receipt: Receipt, now: Nanos) {
+        let early_ttl = self.shared.options.early_receipt_ttl_ms * 1_000_000;
+        if let Some(matched) = self.shared.dlr.arrive(carrier, receipt, now, early_ttl) {
+            self.receipt(matched, now);
+        }
+    }
+
     /// A matched delivery receipt.
-    pub(super) fn receipt(&mut self, mut matched: Matched, now: Nanos) {
-        matched.target.key = self.current_key(matched.target.key);
+    pub(super) fn receipt(&mut self, matched: Matched, now: Nanos) {
         if matched.target.key.is_parked() {
-            self.deferred = self.parked_receipt(matched, now);
+            if let Some(waits) = self.parked_receipt(matched, now) {
+                self.deferred.push_back(waits);
+            }
             return;
         }
         let Some(entry) = self.slab.get_mut(matched.target.key) else {

@@ -33,7 +33,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
-use smsroute_carrier::{Accepted, Carrier, Inbound, SubmitError, SubmitRequest};
+use smsroute_carrier::{Accepted, Carrier, Inbound, Receipt, SubmitError, SubmitRequest};
 use smsroute_delivery::Admission as Lane;
 use smsroute_delivery::Label;
 use smsroute_delivery::{
@@ -62,6 +62,8 @@ use smsroute_policy::Keyword;
 const BATCH: usize = 256;
 /// Housekeeping period: health timers, adaptive rate, probe permits.
 const TICK: Nanos = 100_000_000;
+/// Receipts for parked messages held while there is no room to take their messages up.
+const DEFERRED: usize = 1024;
 /// Receipt-map purge period, in ticks.
 const PURGE_TICKS: u32 = 10;
 
@@ -96,7 +98,7 @@ pub(crate) struct Dispatcher<C: Carrier> {
     events: EventSink,
     results_tx: mpsc::UnboundedSender<Completion>,
     results_rx: mpsc::UnboundedReceiver<Completion>,
-    matched_rx: mpsc::Receiver<Matched>,
+    matched_rx: mpsc::Receiver<(CarrierSlot, Receipt)>,
     control_rx: mpsc::UnboundedReceiver<Control>,
     /// Replies from carriers, tagged with the carrier.
     inbound_rx: mpsc::Receiver<(CarrierSlot, Inbound)>,
@@ -119,8 +121,9 @@ pub(crate) struct Dispatcher<C: Carrier> {
     abandoned: Option<oneshot::Sender<()>>,
     /// Messages parked out of memory while they wait for receipts (with a journal).
     parking: Option<park::Parking>,
-    /// A receipt for a parked message that waits for room to take it up.
-    deferred: Option<Matched>,
+    /// Receipts for parked messages that wait for room to take them up, oldest first
+    /// (at most [`DEFERRED`]; past it, no more receipts are taken until room frees).
+    deferred: VecDeque<Matched>,
 }
 
 /// Router-wide counts the dispatcher accumulates between metric flushes.
@@ -143,7 +146,7 @@ impl<C: Carrier> Dispatcher<C> {
     pub fn new(
         shared: Arc<Shared<C>>,
         events: EventSink,
-        matched_rx: mpsc::Receiver<Matched>,
+        matched_rx: mpsc::Receiver<(CarrierSlot, Receipt)>,
         control_rx: mpsc::UnboundedReceiver<Control>,
         inbound_rx: mpsc::Receiver<(CarrierSlot, Inbound)>,
         replies_tx: mpsc::Sender<InboundEvent>,
@@ -177,7 +180,7 @@ impl<C: Carrier> Dispatcher<C> {
             journal: None,
             abandoned: None,
             parking: None,
-            deferred: None,
+            deferred: VecDeque::new(),
         };
         dispatcher.sync();
         if let Some(options) = &dispatcher.shared.options.journal
@@ -253,9 +256,9 @@ impl<C: Carrier> Dispatcher<C> {
                     let now = self.shared.now();
                     self.complete(done, now);
                 }
-                Some(matched) = self.matched_rx.recv(), if self.deferred.is_none() => {
+                Some((carrier, receipt)) = self.matched_rx.recv(), if self.deferred.len() < DEFERRED => {
                     let now = self.shared.now();
-                    self.receipt(matched, now);
+                    self.receipt_in(carrier, receipt, now);
                 }
                 Some((carrier, inbound)) = self.inbound_rx.recv() => {
                     let now = self.shared.now();
@@ -288,18 +291,15 @@ impl<C: Carrier> Dispatcher<C> {
             self.complete(done, now);
             worked = true;
         }
-        if let Some(matched) = self.deferred.take() {
-            self.receipt(matched, now);
-            worked = self.deferred.is_none();
-        }
+        worked |= self.retry_deferred(now);
         for _ in 0..BATCH {
-            if self.deferred.is_some() {
+            if self.deferred.len() >= DEFERRED {
                 break;
             }
-            let Ok(matched) = self.matched_rx.try_recv() else {
+            let Ok((carrier, receipt)) = self.matched_rx.try_recv() else {
                 break;
             };
-            self.receipt(matched, now);
+            self.receipt_in(carrier, receipt, now);
             worked = true;
         }
         for _ in 0..BATCH {

@@ -3,7 +3,9 @@
 //! bytes, a 48-byte record and its ids in the receipt map what finishing it takes) and stops
 //! counting against `max_outstanding`. A final receipt, or the receipt timeout found by the
 //! sweep, takes it up again: read back, resumed as after a restart at the same attempt, and
-//! handed the receipt, so every rule about receipts stays in the state machine.
+//! handed the receipt, so every rule about receipts stays in the state machine. Receipts are
+//! matched by the dispatcher as it takes them (`receipt_in`), so one always finds its message
+//! where it is at that moment.
 
 use std::collections::HashMap;
 
@@ -27,13 +29,29 @@ struct Multipart {
 }
 
 impl Multipart {
-    /// Marks `part` delivered; whether every part now is.
-    fn deliver(&mut self, part: u32) -> bool {
-        if part < self.parts {
+    /// Marks `part` delivered.
+    fn deliver(&mut self, part: u32) {
+        if part < self.parts.min(256) {
             self.delivered[(part / 64) as usize] |= 1 << (part % 64);
         }
-        self.delivered.iter().map(|w| w.count_ones()).sum::<u32>() == self.parts
     }
+
+    /// Whether `part`'s delivery would make every part delivered.
+    fn completed_by(&self, part: u32) -> bool {
+        let mut after = *self;
+        after.deliver(part);
+        after.delivered.iter().map(|w| w.count_ones()).sum::<u32>() == self.parts
+    }
+}
+
+/// What became of taking a parked message up.
+enum Unparked {
+    /// In memory again under this key.
+    Taken(EntryKey),
+    /// No room yet: nothing changed.
+    NoRoom,
+    /// Gone, or its side file could not be read (logged; it stays in the journal).
+    Unreadable,
 }
 
 /// The parked messages and what moves them.
@@ -44,9 +62,6 @@ pub(super) struct Parking {
     multipart: HashMap<EntryKey, Multipart, ahash::RandomState>,
     /// Messages that started waiting for receipts, oldest first, with when.
     waiting: VecDeque<(Nanos, EntryKey)>,
-    /// Keys that changed (parked, taken up) this and the last purge period, for receipts
-    /// matched under the old key and not yet handled.
-    moved: [HashMap<EntryKey, EntryKey, ahash::RandomState>; 2],
     /// Where the sweep goes on.
     sweep_at: usize,
     scratch: Vec<u8>,
@@ -59,7 +74,6 @@ impl Parking {
             table: ParkedTable::default(),
             multipart: HashMap::default(),
             waiting: VecDeque::new(),
-            moved: Default::default(),
             sweep_at: 0,
             scratch: Vec::with_capacity(1024),
         })
@@ -82,28 +96,6 @@ impl Parking {
     pub fn disk(&self) -> (u64, usize) {
         (self.store.bytes(), self.store.files())
     }
-
-    /// Receipts matched under an old key go to the new one.
-    fn resolve(&self, key: EntryKey) -> EntryKey {
-        let mut key = key;
-        // A message may have moved twice within the window (parked, then taken up).
-        for _ in 0..2 {
-            match self.moved[0].get(&key).or_else(|| self.moved[1].get(&key)) {
-                Some(next) => key = *next,
-                None => break,
-            }
-        }
-        key
-    }
-
-    fn moved(&mut self, from: EntryKey, to: EntryKey) {
-        self.moved[0].insert(from, to);
-    }
-
-    /// Once a purge period: forgets moves older than the last period.
-    pub fn age_moves(&mut self) {
-        self.moved[1] = std::mem::take(&mut self.moved[0]);
-    }
 }
 
 impl<C: Carrier> Dispatcher<C> {
@@ -113,11 +105,6 @@ impl<C: Carrier> Dispatcher<C> {
         if let Some(parking) = &mut self.parking {
             parking.waiting.push_back((now, key));
         }
-    }
-
-    /// The key a matched receipt's message has now.
-    pub(super) fn current_key(&self, key: EntryKey) -> EntryKey {
-        self.parking.as_ref().map_or(key, |p| p.resolve(key))
     }
 
     /// On the tick: parks what has waited long enough, takes up parked messages whose
@@ -203,7 +190,6 @@ impl<C: Carrier> Dispatcher<C> {
             };
             self.shared.dlr.retarget(carrier, id.as_str(), key, to);
         }
-        parking.moved(key, parked_key);
         self.shared
             .parked_messages
             .store(parking.live(), Ordering::Relaxed);
@@ -214,32 +200,53 @@ impl<C: Carrier> Dispatcher<C> {
     }
 
     /// Takes up parked message `key` again: in memory, waiting for the same attempt's
-    /// receipts with the parts delivered so far; its new key. `None` (nothing changed) when
-    /// there is no room for it yet (`max_outstanding`); also `None`, the message left in
-    /// the journal for the next start, when its side file cannot be read.
-    fn unpark(&mut self, key: EntryKey, now: Nanos) -> Option<EntryKey> {
+    /// receipts with the parts delivered so far (and `deliver`, a part whose delivered
+    /// receipt came now).
+    fn unpark(&mut self, key: EntryKey, now: Nanos, deliver: Option<u32>) -> Unparked {
+        // A slot first, reserved before anything changes (gateway threads take slots at the
+        // same time). Taking messages up may go past `max_outstanding`, which only bounds
+        // what submits bring in, by half of it, so submits never starve their receipts.
         let counters = &self.shared.counters;
-        if counters.outstanding.load(Ordering::Acquire) >= self.shared.options.max_outstanding {
-            return None;
+        let max = self.shared.options.max_outstanding;
+        if counters.outstanding.fetch_add(1, Ordering::AcqRel) >= max.saturating_add(max / 2) {
+            counters.outstanding.fetch_sub(1, Ordering::AcqRel);
+            return Unparked::NoRoom;
         }
-        let parking = self.parking.as_mut()?;
-        let parked = parking.table.remove(key)?;
+        let read = self.parking.as_mut().and_then(|parking| {
+            let parked = *parking.table.get(key)?;
+            let bytes = parking.store.get(parked.at());
+            Some((parked, bytes.ok().as_deref().and_then(crate::park::decode)))
+        });
+        let Some((parked, Some((resumable, message, ids)))) = read else {
+            counters.outstanding.fetch_sub(1, Ordering::AcqRel);
+            if let Some((parked, None)) = read
+                && let Some(parking) = &mut self.parking
+            {
+                // Its slot is never used again, so a late receipt for it stays unknown.
+                parking.table.retire(key);
+                self.shared
+                    .parked_messages
+                    .store(parking.live(), Ordering::Relaxed);
+                tracing::error!(id = %parked.id, "a parked message could not be read back: \
+                    it stays unfinished in the journal until the next start");
+            }
+            return Unparked::Unreadable;
+        };
+        let Some(parking) = &mut self.parking else {
+            return Unparked::Unreadable;
+        };
+        parking.table.remove(key);
+        parking.store.release(parked.at());
         self.shared
             .parked_messages
             .store(parking.live(), Ordering::Relaxed);
-        let delivered = parking
+        let mut delivered = parking
             .multipart
             .remove(&key)
             .map_or([0; 4], |m| m.delivered);
-        let read = parking.store.get(parked.at());
-        parking.store.release(parked.at());
-        let Some((resumable, message, ids)) = read.ok().as_deref().and_then(crate::park::decode)
-        else {
-            tracing::error!(id = %parked.id, "a parked message could not be read back: it \
-                stays unfinished in the journal until the next start");
-            return None;
-        };
-        counters.outstanding.fetch_add(1, Ordering::AcqRel);
+        if let Some(part) = deliver.filter(|p| *p < 256) {
+            delivered[(part / 64) as usize] |= 1 << (part % 64);
+        }
         let message = Arc::new(message);
         let candidates = self.route_again(&message);
         let attempt = resumable.attempt;
@@ -297,47 +304,48 @@ impl<C: Carrier> Dispatcher<C> {
             entry.carrier_ids = ids.into_iter().collect();
         }
         if let Some(parking) = &mut self.parking {
-            parking.moved(key, new_key);
             parking.waiting.push_back((now, new_key));
         }
         self.apply(new_key, actions, now);
-        Some(new_key)
+        Unparked::Taken(new_key)
     }
 
-    /// A receipt for a parked message. Returns it back when it must wait for room
-    /// (`max_outstanding`) to take the message up.
+    /// A receipt for a parked message. Returns it back when it must wait for room to take
+    /// the message up.
     pub(super) fn parked_receipt(&mut self, matched: Matched, now: Nanos) -> Option<Matched> {
         let t = matched.target;
-        let room = self.shared.counters.outstanding.load(Ordering::Acquire)
-            < self.shared.options.max_outstanding;
         let parking = self.parking.as_mut()?;
         let Some(parked) = parking.table.get(t.key).copied() else {
             self.shared.dlr.unknown.fetch_add(1, Ordering::Relaxed);
             return None;
         };
-        if matched.status.is_final() && !room {
-            return Some(matched);
-        }
-        self.carriers[parked.carrier.get()].counts.receipts[matched.status.index()] += 1;
-        self.counts.receipts_late += 1;
-        match matched.status {
-            ReceiptStatus::Intermediate => return None,
-            ReceiptStatus::Delivered if parked.flags & Parked::MULTIPART != 0 => {
-                let all = parking
-                    .multipart
-                    .get_mut(&t.key)
-                    .is_none_or(|m| m.deliver(t.part));
-                if all {
-                    // The last part: taking it up finishes it.
-                    self.unpark(t.key, now);
-                }
+        let deliver = match matched.status {
+            ReceiptStatus::Intermediate => {
+                self.count_late(parked.carrier, matched.status);
                 return None;
             }
-            _ => {}
+            ReceiptStatus::Delivered if parked.flags & Parked::MULTIPART != 0 => {
+                let parts = parking.multipart.get_mut(&t.key)?;
+                if !parts.completed_by(t.part) {
+                    parts.deliver(t.part);
+                    self.count_late(parked.carrier, matched.status);
+                    return None;
+                }
+                // The last part: taking it up with it finishes it.
+                Some(t.part)
+            }
+            _ => None,
+        };
+        let key = match self.unpark(t.key, now, deliver) {
+            Unparked::NoRoom => return Some(matched),
+            Unparked::Unreadable => return None,
+            Unparked::Taken(key) => key,
+        };
+        self.count_late(parked.carrier, matched.status);
+        if deliver.is_some() {
+            return None;
         }
-        if let Some(key) = self.unpark(t.key, now)
-            && let Some(entry) = self.slab.get_mut(key)
-        {
+        if let Some(entry) = self.slab.get_mut(key) {
             if let Some(attempt) = entry.delivery.history().last() {
                 self.carriers[parked.carrier.get()]
                     .metrics
@@ -354,6 +362,25 @@ impl<C: Carrier> Dispatcher<C> {
             self.apply(key, actions, now);
         }
         None
+    }
+
+    /// Counts a receipt matched to a parked message.
+    fn count_late(&mut self, carrier: CarrierSlot, status: ReceiptStatus) {
+        self.carriers[carrier.get()].counts.receipts[status.index()] += 1;
+        self.counts.receipts_late += 1;
+    }
+
+    /// Tries the receipts that waited for room again, oldest first; whether any went.
+    pub(super) fn retry_deferred(&mut self, now: Nanos) -> bool {
+        let mut worked = false;
+        while let Some(matched) = self.deferred.pop_front() {
+            if let Some(waits) = self.parked_receipt(matched, now) {
+                self.deferred.push_front(waits);
+                break;
+            }
+            worked = true;
+        }
+        worked
     }
 
     /// Part of a pass over the parked messages: overdue ones are taken up (and turn `sent`),
@@ -399,7 +426,7 @@ impl<C: Carrier> Dispatcher<C> {
         }
         for key in overdue {
             // No room now: the next pass comes back to it.
-            self.unpark(key, now);
+            self.unpark(key, now, None);
         }
     }
 }

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use crate::EngineOptions;
 use crate::dispatch::{Control, Dispatcher};
-use crate::dlr::{DlrMap, Matched};
+use crate::dlr::DlrMap;
 use crate::event::{Counters, EventSink, EventStream};
 use crate::inbound::InboundStream;
 use crate::registry::{MAX_CARRIERS, SlotEntry, Snapshot, pack_contract};
@@ -62,7 +62,8 @@ impl<C: Carrier> Clone for Router<C> {
 /// What the router's handles share besides the state the dispatcher sees.
 struct Handle<C: Carrier> {
     control: mpsc::UnboundedSender<Control>,
-    matched_tx: mpsc::Sender<Matched>,
+    /// Receipts from the carriers, tagged with the carrier.
+    matched_tx: mpsc::Sender<(CarrierSlot, smsroute_carrier::Receipt)>,
     /// Builds connections; its lock also serialises reloads.
     factory: Mutex<CarrierFactory<C>>,
     pumps: Mutex<Vec<AbortHandle>>,

@@ -1,5 +1,6 @@
-//! The tasks between a carrier and the dispatcher: a receipt pump that correlates each
-//! receipt, and an inbound pump that tags replies with their carrier.
+//! The tasks between a carrier and the dispatcher: a receipt pump and an inbound pump that tag
+//! what a carrier sends with the carrier (the dispatcher correlates receipts as it takes them,
+//! so a message that moved in or out of memory meanwhile is found where it is).
 
 use smsroute_carrier::{Carrier, Inbound, Receipt};
 use smsroute_types::CarrierSlot;
@@ -9,18 +10,14 @@ use super::{RECEIPT_QUEUE, Router};
 use crate::registry::SlotEntry;
 
 impl<C: Carrier> Router<C> {
-    /// Gives a carrier its receipt sink and starts the pump that correlates its receipts.
+    /// Gives a carrier its receipt sink and starts the pump that hands its receipts on.
     pub(super) fn attach_receipts(&self, index: CarrierSlot, slot: &SlotEntry<C>) {
         let (tx, mut rx) = mpsc::channel::<Receipt>(RECEIPT_QUEUE);
         slot.carrier.attach_receipts(tx);
-        let (shared, matched) = (self.shared.clone(), self.handle.matched_tx.clone());
-        let early_ttl = shared.options.early_receipt_ttl_ms * 1_000_000;
+        let matched = self.handle.matched_tx.clone();
         let pump = tokio::spawn(async move {
             while let Some(receipt) = rx.recv().await {
-                let now = shared.now();
-                if let Some(m) = shared.dlr.arrive(index, receipt, now, early_ttl)
-                    && matched.send(m).await.is_err()
-                {
+                if matched.send((index, receipt)).await.is_err() {
                     return;
                 }
             }
