@@ -280,7 +280,11 @@ fn drive<F: Fleet>(
     // more ends the drain too.
     let accepted = Books::total(&books.accepted);
     let drain_end = ctx.now_us() + (scenario.drain_s * 1e6) as u64;
-    let owes = |router: &Router<F::Carrier>| lives.crashes == 0 || router.stats().outstanding > 0;
+    let owes = |router: &Router<F::Carrier>| {
+        let stats = router.stats();
+        // Parked messages (awaiting receipts out of memory) are owed too.
+        lives.crashes == 0 || stats.outstanding > 0 || stats.parked > 0
+    };
     while books.terminal.load(Ordering::Relaxed) < accepted
         && owes(&lives.router)
         && ctx.now_us() < drain_end
