@@ -201,6 +201,12 @@ async fn a_parked_message_survives_a_restart_and_its_receipt_finds_it() {
 
     let (router, mut events) =
         Router::start(&config, options(), |c| MockCarrier::new(&c.id)).unwrap();
+    // Parked again straight from the journal: no slot held after the restart.
+    let stats = router.stats();
+    assert_eq!(
+        (stats.parked, stats.outstanding, stats.receipts_pending),
+        (1, 0, 1)
+    );
     let carrier = router.carrier(CarrierSlot(0)).unwrap();
     carrier
         .send_receipt(receipt(id, 0, ReceiptStatus::Delivered))

@@ -426,6 +426,18 @@ impl<C: Carrier> Dispatcher<C> {
                 None => Resume::Queued,
             },
         };
+        if let Resume::AwaitingReceipt { carrier, until, .. } = at {
+            let resumable = crate::park::Resumable {
+                sent_at: now,
+                deadline,
+                attempt: u.attempts,
+                attempts: u.attempts,
+            };
+            // Straight out of memory, as it was before the restart.
+            if self.park_recovered(&message, carrier, until, flagged, resumable, &receipt_ids) {
+                return;
+            }
+        }
         let request = DeliveryRequest {
             id: message.id(),
             parts: message.segments(),

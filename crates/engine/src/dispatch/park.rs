@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use smsroute_delivery::{ReceiptStatus, Recovery, Resume};
+use smsroute_types::Message;
 
 use super::*;
 use crate::park::{ParkStore, Parked, ParkedTable, Resumable, seconds};
@@ -197,6 +198,74 @@ impl<C: Carrier> Dispatcher<C> {
         let counters = &self.shared.counters;
         counters.outstanding.fetch_sub(1, Ordering::AcqRel);
         counters.announce_room();
+    }
+
+    /// A message recovered awaiting receipts under `ids`: parked at once (it never holds an
+    /// outstanding slot after the restart). `false`, changing nothing, when it cannot be.
+    pub(super) fn park_recovered(
+        &mut self,
+        message: &Message,
+        carrier: CarrierSlot,
+        until: Nanos,
+        flagged: bool,
+        resumable: Resumable,
+        ids: &[Box<str>],
+    ) -> bool {
+        let Some(parking) = &mut self.parking else {
+            return false;
+        };
+        if ids.is_empty() {
+            return false;
+        }
+        let carrier_ids: Vec<CarrierMessageId> =
+            ids.iter().map(|id| CarrierMessageId::new(id)).collect();
+        parking.scratch.clear();
+        crate::park::encode(resumable, message, &carrier_ids, &mut parking.scratch);
+        let Ok(at) = parking.store.put(&parking.scratch) else {
+            return false;
+        };
+        let parts = message.segments();
+        let mut flags = 0;
+        if flagged {
+            flags |= Parked::DUPLICATE;
+        }
+        if parts > 1 {
+            flags |= Parked::MULTIPART;
+        }
+        let key = parking.table.insert(Parked::new(
+            message.id(),
+            at,
+            seconds(until, true),
+            carrier,
+            flags,
+        ));
+        if parts > 1 {
+            let delivered = [0; 4];
+            parking
+                .multipart
+                .insert(key, Multipart { parts, delivered });
+        }
+        self.shared
+            .parked_messages
+            .store(parking.live(), Ordering::Relaxed);
+        // Counted as outstanding when recovery began.
+        self.shared
+            .counters
+            .outstanding
+            .fetch_sub(1, Ordering::AcqRel);
+        let now = self.shared.now();
+        for (part, id) in ids.iter().enumerate() {
+            let target = Target {
+                key,
+                attempt: resumable.attempt,
+                part: part as u32,
+            };
+            // The carrier may have sent it already: the receipt pumps run from the start.
+            if let Some(status) = self.shared.dlr.expect(carrier, id, target) {
+                self.receipt(Matched { target, status }, now);
+            }
+        }
+        true
     }
 
     /// Takes up parked message `key` again: in memory, waiting for the same attempt's
