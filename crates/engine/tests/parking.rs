@@ -108,21 +108,15 @@ async fn parked_messages_free_their_slots_and_finish_by_receipt_or_timeout() {
 
     let carrier = router.carrier(CarrierSlot(0)).unwrap();
     // Delivered, undeliverable, expired; the two-part one part by part; the rest time out.
-    carrier
-        .send_receipt(receipt(ids[0], 0, ReceiptStatus::Delivered))
-        .await;
-    carrier
-        .send_receipt(receipt(ids[1], 0, ReceiptStatus::Undeliverable))
-        .await;
-    carrier
-        .send_receipt(receipt(ids[2], 0, ReceiptStatus::Intermediate))
-        .await;
-    carrier
-        .send_receipt(receipt(ids[2], 0, ReceiptStatus::Expired))
-        .await;
-    carrier
-        .send_receipt(receipt(ids[11], 1, ReceiptStatus::Delivered))
-        .await;
+    for (i, part, status) in [
+        (0, 0, ReceiptStatus::Delivered),
+        (1, 0, ReceiptStatus::Undeliverable),
+        (2, 0, ReceiptStatus::Intermediate),
+        (2, 0, ReceiptStatus::Expired),
+        (11, 1, ReceiptStatus::Delivered),
+    ] {
+        carrier.send_receipt(receipt(ids[i], part, status)).await;
+    }
     // Unknown ids stay unknown.
     carrier
         .send_receipt(Receipt {

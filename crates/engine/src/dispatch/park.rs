@@ -410,25 +410,14 @@ impl<C: Carrier> Dispatcher<C> {
             Unparked::Unreadable => return None,
             Unparked::Taken(key) => key,
         };
-        self.count_late(parked.carrier, matched.status);
         if deliver.is_some() {
-            return None;
-        }
-        if let Some(entry) = self.slab.get_mut(key) {
-            if let Some(attempt) = entry.delivery.history().last() {
-                self.carriers[parked.carrier.get()]
-                    .metrics
-                    .dlr_latency
-                    .record(now.saturating_sub(attempt.at) as f64 / 1e9);
-            }
-            let actions = entry.delivery.handle_receipt(
-                t.attempt,
-                t.part,
-                matched.status,
-                now,
-                &mut self.budgets[..],
-            );
-            self.apply(key, actions, now);
+            // Taken up with its last part delivered: finished already.
+            self.count_late(parked.carrier, matched.status);
+        } else {
+            // In memory again: the receipt goes the way of every other.
+            self.counts.receipts_late += 1;
+            let target = Target { key, ..t };
+            self.receipt(Matched { target, ..matched }, now);
         }
         None
     }
