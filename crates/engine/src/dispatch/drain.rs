@@ -38,6 +38,13 @@ impl<C: Carrier> Dispatcher<C> {
     /// Ends the dispatcher: whatever is not terminal is reported unfinished (with a journal,
     /// it is resumed at the next start).
     pub(super) fn finish(mut self) {
+        if !self.deferred.is_empty() {
+            tracing::warn!(
+                held = self.deferred.len(),
+                "receipts still waiting for room at shutdown are dropped: their messages wait \
+                 for the receipt timeout after the restart"
+            );
+        }
         let mut unfinished: Vec<MessageId> = Vec::new();
         if let Some(journal) = self.journal.take() {
             // Synced on the way out: what waited for the disk is durable now.

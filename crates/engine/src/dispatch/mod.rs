@@ -216,6 +216,7 @@ impl<C: Carrier> Dispatcher<C> {
             }
             if let Some((deadline, _)) = &self.draining {
                 let idle = self.slab.live() == 0
+                    && self.deferred.is_empty()
                     && self.shared.submitted.is_empty()
                     && self
                         .journal

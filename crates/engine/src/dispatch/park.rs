@@ -254,24 +254,36 @@ impl<C: Carrier> Dispatcher<C> {
             .outstanding
             .fetch_sub(1, Ordering::AcqRel);
         let now = self.shared.now();
+        // Every id registered before any early receipt is applied (one may take it up).
+        let mut early = Vec::new();
         for (part, id) in ids.iter().enumerate() {
             let target = Target {
                 key,
                 attempt: resumable.attempt,
                 part: part as u32,
             };
-            // The carrier may have sent it already: the receipt pumps run from the start.
             if let Some(status) = self.shared.dlr.expect(carrier, id, target) {
-                self.receipt(Matched { target, status }, now);
+                early.push(Matched { target, status });
             }
+        }
+        for matched in early {
+            self.receipt(matched, now);
         }
         true
     }
 
     /// Takes up parked message `key` again: in memory, waiting for the same attempt's
     /// receipts with the parts delivered so far (and `deliver`, a part whose delivered
-    /// receipt came now).
-    fn unpark(&mut self, key: EntryKey, now: Nanos, deliver: Option<u32>) -> Unparked {
+    /// receipt came now). `for_receipt`: a receipt takes it up, so waiting has not ended even
+    /// if the receipt waited for room past the timeout. Receipts held for room under the old
+    /// key follow it to the new one.
+    fn unpark(
+        &mut self,
+        key: EntryKey,
+        now: Nanos,
+        deliver: Option<u32>,
+        for_receipt: bool,
+    ) -> Unparked {
         // A slot first, reserved before anything changes (gateway threads take slots at the
         // same time). Taking messages up may go past `max_outstanding`, which only bounds
         // what submits bring in, by half of it, so submits never starve their receipts.
@@ -293,6 +305,7 @@ impl<C: Carrier> Dispatcher<C> {
             {
                 // Its slot is never used again, so a late receipt for it stays unknown.
                 parking.table.retire(key);
+                parking.multipart.remove(&key);
                 self.shared
                     .parked_messages
                     .store(parking.live(), Ordering::Relaxed);
@@ -313,6 +326,7 @@ impl<C: Carrier> Dispatcher<C> {
             .multipart
             .remove(&key)
             .map_or([0; 4], |m| m.delivered);
+        let until = u64::from(parked.until_s) * 1_000_000_000;
         if let Some(part) = deliver.filter(|p| *p < 256) {
             delivered[(part / 64) as usize] |= 1 << (part % 64);
         }
@@ -338,7 +352,11 @@ impl<C: Carrier> Dispatcher<C> {
                 at: Resume::AwaitingReceipt {
                     carrier: parked.carrier,
                     attempt,
-                    until: u64::from(parked.until_s) * 1_000_000_000,
+                    until: if for_receipt {
+                        until.max(now.saturating_add(1))
+                    } else {
+                        until
+                    },
                     sent_at: Some(resumable.sent_at),
                 },
             },
@@ -375,6 +393,9 @@ impl<C: Carrier> Dispatcher<C> {
         if let Some(parking) = &mut self.parking {
             parking.waiting.push_back((now, new_key));
         }
+        for held in self.deferred.iter_mut().filter(|m| m.target.key == key) {
+            held.target.key = new_key;
+        }
         self.apply(new_key, actions, now);
         Unparked::Taken(new_key)
     }
@@ -405,7 +426,7 @@ impl<C: Carrier> Dispatcher<C> {
             }
             _ => None,
         };
-        let key = match self.unpark(t.key, now, deliver) {
+        let key = match self.unpark(t.key, now, deliver, true) {
             Unparked::NoRoom => return Some(matched),
             Unparked::Unreadable => return None,
             Unparked::Taken(key) => key,
@@ -431,10 +452,18 @@ impl<C: Carrier> Dispatcher<C> {
     /// Tries the receipts that waited for room again, oldest first; whether any went.
     pub(super) fn retry_deferred(&mut self, now: Nanos) -> bool {
         let mut worked = false;
-        while let Some(matched) = self.deferred.pop_front() {
-            if let Some(waits) = self.parked_receipt(matched, now) {
-                self.deferred.push_front(waits);
+        // In place: taking one message up moves the other receipts held for it to its new key.
+        while let Some(&matched) = self.deferred.front() {
+            if !matched.target.key.is_parked() {
+                // Taken up meanwhile (another receipt, the sweep): it is in memory.
+                self.deferred.pop_front();
+                self.receipt(matched, now);
+            } else if self.parked_receipt(matched, now).is_some() {
+                // Still no room: the rest wait too.
                 break;
+            } else {
+                // Handled (it stayed in front meanwhile; only keys change).
+                self.deferred.pop_front();
             }
             worked = true;
         }
@@ -484,7 +513,7 @@ impl<C: Carrier> Dispatcher<C> {
         }
         for key in overdue {
             // No room now: the next pass comes back to it.
-            self.unpark(key, now, None);
+            self.unpark(key, now, None, false);
         }
     }
 }
