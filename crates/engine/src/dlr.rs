@@ -2,8 +2,9 @@
 //!
 //! The dispatcher registers each part's id when the carrier accepts a submit and matches each
 //! receipt as it takes it from the carriers' pumps, so a receipt always finds its message
-//! where it is at that moment (in memory, or parked out of it). The map is concurrent for
-//! the router's handle, which reads its size. A receipt can beat its submit's answer (the
+//! where it is at that moment (in memory, or parked out of it). The map is the
+//! dispatcher's own (no lock); the router's handle reads its figures as the dispatcher
+//! publishes them each turn. A receipt can beat its submit's answer (the
 //! carrier's receipt and its response race), so an unknown id is held as an early receipt and
 //! matched when the id is registered; early receipts expire after a short TTL (then they count
 //! as unknown).
@@ -15,13 +16,12 @@
 //! the wrong part. A registered id stays until its final receipt comes or its owner stops
 //! waiting and [`DlrMap::forget`]s it: there is no scan over the waiting ids.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
+use smallvec::SmallVec;
 use smsroute_carrier::Receipt;
 use smsroute_delivery::{Nanos, ReceiptStatus};
 use smsroute_types::CarrierSlot;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 /// A message's place in the dispatcher: its slab index and that slot's generation, so a key
 /// outliving its message never reaches the next one in the same slot. Keys of parked
@@ -92,13 +92,13 @@ impl Pending {
 #[derive(Debug, Default)]
 pub(crate) struct DlrMap {
     /// Ids (hashed) → the part waiting, or an early receipt.
-    map: DashMap<u64, Pending, ahash::RandomState>,
+    map: HashMap<u64, Pending, ahash::RandomState>,
     /// Keys the ids' hashes (one per process: the map is rebuilt at each start).
     hasher: ahash::RandomState,
     /// Early receipts held.
-    early: AtomicU64,
+    early: usize,
     /// Receipts for ids never registered (or no longer waited for).
-    pub unknown: AtomicU64,
+    pub unknown: u64,
 }
 
 impl DlrMap {
@@ -107,7 +107,12 @@ impl DlrMap {
     }
 
     /// Registers a part's id; a receipt that came early is returned to apply now.
-    pub fn expect(&self, carrier: CarrierSlot, id: &str, target: Target) -> Option<ReceiptStatus> {
+    pub fn expect(
+        &mut self,
+        carrier: CarrierSlot,
+        id: &str,
+        target: Target,
+    ) -> Option<ReceiptStatus> {
         // Attempts count from 1; attempt 0 would read as an early receipt.
         let target = Target {
             attempt: target.attempt.max(1),
@@ -117,7 +122,7 @@ impl DlrMap {
             Entry::Occupied(mut o) => match o.get().early_receipt() {
                 Some((status, _)) => {
                     o.remove();
-                    self.early.fetch_sub(1, Ordering::Relaxed);
+                    self.early -= 1;
                     Some(status)
                 }
                 None => {
@@ -134,18 +139,21 @@ impl DlrMap {
     }
 
     /// The owner `key` stops waiting for `id` (finished, moved on to another attempt).
-    pub fn forget(&self, carrier: CarrierSlot, id: &str, key: EntryKey) {
+    pub fn forget(&mut self, carrier: CarrierSlot, id: &str, key: EntryKey) {
         let hash = self.hash(carrier, id);
-        self.map
-            .remove_if(&hash, |_, p| p.awaiting().is_some_and(|t| t.key == key));
+        if let Entry::Occupied(o) = self.map.entry(hash)
+            && o.get().awaiting().is_some_and(|t| t.key == key)
+        {
+            o.remove();
+        }
     }
 
     /// Points `id`, if `from` still waits for it, at `to` (the message moved in or out of
     /// memory). Returns whether it did.
-    pub fn retarget(&self, carrier: CarrierSlot, id: &str, from: EntryKey, to: Target) -> bool {
+    pub fn retarget(&mut self, carrier: CarrierSlot, id: &str, from: EntryKey, to: Target) -> bool {
         let hash = self.hash(carrier, id);
         match self.map.get_mut(&hash) {
-            Some(mut p) if p.awaiting().is_some_and(|t| t.key == from) => {
+            Some(p) if p.awaiting().is_some_and(|t| t.key == from) => {
                 *p = Pending(to);
                 true
             }
@@ -153,10 +161,53 @@ impl DlrMap {
         }
     }
 
+    /// Points every part's id (`ids`, in part order) that `from` still waits for at the same
+    /// part of attempt `attempt` under `to`.
+    pub fn retarget_all(
+        &mut self,
+        carrier: CarrierSlot,
+        ids: &[impl AsRef<str>],
+        from: EntryKey,
+        to: EntryKey,
+        attempt: u32,
+    ) {
+        for (part, id) in ids.iter().enumerate() {
+            let target = Target {
+                key: to,
+                attempt,
+                part: part as u32,
+            };
+            self.retarget(carrier, id.as_ref(), from, target);
+        }
+    }
+
+    /// Registers every part's id (`ids`, in part order) of attempt `attempt` of entry `key`;
+    /// the receipts that came early, to apply now.
+    pub fn expect_all(
+        &mut self,
+        carrier: CarrierSlot,
+        ids: &[impl AsRef<str>],
+        key: EntryKey,
+        attempt: u32,
+    ) -> SmallVec<[Matched; 1]> {
+        let mut early = SmallVec::new();
+        for (part, id) in ids.iter().enumerate() {
+            let target = Target {
+                key,
+                attempt,
+                part: part as u32,
+            };
+            if let Some(status) = self.expect(carrier, id.as_ref(), target) {
+                early.push(Matched { target, status });
+            }
+        }
+        early
+    }
+
     /// A receipt arrived from `carrier`: its part, or `None` when it was held as early.
     /// Intermediate receipts (ENROUTE, ACCEPTD) leave the part waiting for its final one.
     pub fn arrive(
-        &self,
+        &mut self,
         carrier: CarrierSlot,
         receipt: Receipt,
         now: Nanos,
@@ -184,7 +235,7 @@ impl DlrMap {
             Entry::Vacant(v) => {
                 if !intermediate {
                     v.insert(Pending::early(status, now + early_ttl));
-                    self.early.fetch_add(1, Ordering::Relaxed);
+                    self.early += 1;
                 }
                 None
             }
@@ -193,8 +244,8 @@ impl DlrMap {
 
     /// Drops early receipts past their TTL (they count as unknown). Walks the whole map, so
     /// it runs only while early receipts are held.
-    pub fn purge(&self, now: Nanos) {
-        if self.early.load(Ordering::Relaxed) == 0 {
+    pub fn purge(&mut self, now: Nanos) {
+        if self.early == 0 {
             return;
         }
         let mut dropped = 0;
@@ -205,15 +256,13 @@ impl DlrMap {
             }
             _ => true,
         });
-        self.early.fetch_sub(dropped, Ordering::Relaxed);
-        self.unknown.fetch_add(dropped, Ordering::Relaxed);
+        self.early -= dropped;
+        self.unknown += dropped as u64;
     }
 
     /// Ids waited for.
     pub fn len(&self) -> usize {
-        self.map
-            .len()
-            .saturating_sub(self.early.load(Ordering::Relaxed) as usize)
+        self.map.len().saturating_sub(self.early)
     }
 }
 
@@ -237,7 +286,7 @@ mod tests {
 
     #[test]
     fn matches_in_either_order_and_per_carrier() {
-        let map = DlrMap::default();
+        let mut map = DlrMap::default();
         let (a, b) = (CarrierSlot(0), CarrierSlot(1));
         assert_eq!(map.expect(a, "m1", T), None);
         // Same id from another carrier is another message.
@@ -259,7 +308,7 @@ mod tests {
 
     #[test]
     fn intermediate_receipts_keep_waiting_and_early_ones_expire() {
-        let map = DlrMap::default();
+        let mut map = DlrMap::default();
         let a = CarrierSlot(0);
         map.expect(a, "m1", T);
         let r = map.arrive(a, receipt("m1", ReceiptStatus::Intermediate), 0, 10);
@@ -270,13 +319,9 @@ mod tests {
             None
         );
         map.purge(59);
-        assert_eq!(map.unknown.load(Ordering::Relaxed), 0, "held until 60");
+        assert_eq!(map.unknown, 0, "held until 60");
         map.purge(60);
-        assert_eq!(
-            map.unknown.load(Ordering::Relaxed),
-            1,
-            "the early one expired"
-        );
+        assert_eq!(map.unknown, 1, "the early one expired");
         assert_eq!(map.len(), 1, "a registered id does not expire");
         // Registered after it expired: nothing to apply.
         assert_eq!(map.expect(a, "zz", T), None);
@@ -285,7 +330,7 @@ mod tests {
 
     #[test]
     fn an_early_receipt_keeps_its_status() {
-        let map = DlrMap::default();
+        let mut map = DlrMap::default();
         let a = CarrierSlot(3);
         for status in STATUSES {
             let id = format!("{status:?}");
@@ -297,7 +342,7 @@ mod tests {
 
     #[test]
     fn forget_and_retarget_only_touch_their_owner() {
-        let map = DlrMap::default();
+        let mut map = DlrMap::default();
         let a = CarrierSlot(0);
         let other = Target {
             key: EntryKey(9),

@@ -14,7 +14,6 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::EngineOptions;
-use crate::dlr::DlrMap;
 use crate::event::Counters;
 use crate::registry::Snapshot;
 
@@ -84,7 +83,10 @@ pub(crate) struct Shared<C> {
     /// The dispatcher is parked (or about to be): submitters must notify.
     pub parked: AtomicBool,
     pub counters: Arc<Counters>,
-    pub dlr: Arc<DlrMap>,
+    /// Carrier message ids awaiting receipts, as the dispatcher last published.
+    pub receipts_pending: std::sync::atomic::AtomicUsize,
+    /// Receipts that matched no message, as the dispatcher last published.
+    pub receipts_unknown: AtomicU64,
     /// Time zero of the router's clock.
     pub origin: Instant,
     /// Time zero of the router's clock on the wall clock, Unix nanoseconds (what the journal

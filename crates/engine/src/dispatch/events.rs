@@ -46,7 +46,11 @@ impl<C: Carrier> Dispatcher<C> {
             return;
         };
         self.shared.ids.remove(&entry.delivery.id());
-        super::inputs::forget_ids(&self.shared.dlr, &entry, key);
+        // Delivered: every part's final receipt took its id out already; without receipts
+        // none was registered.
+        if self.shared.options.request_receipts && event != Event::Delivered {
+            super::inputs::forget_ids(&mut self.dlr, &entry, key);
+        }
         if let Some(flight) = entry.in_flight.take() {
             // Ended with its submit unanswered (expired in flight).
             if let Some(task) = &flight.task {

@@ -42,7 +42,7 @@ impl<C: Carrier> Dispatcher<C> {
         }
         self.ticks += 1;
         if self.ticks.is_multiple_of(PURGE_TICKS) {
-            self.shared.dlr.purge(now);
+            self.dlr.purge(now);
         }
         self.park_turn(now);
         self.flush_metrics();
@@ -117,7 +117,7 @@ impl<C: Carrier> Dispatcher<C> {
         }
         let dropped = self.shared.counters.dropped.load(Ordering::Relaxed);
         m.events_dropped.increment(dropped - c.dropped_seen);
-        let unknown = self.shared.dlr.unknown.load(Ordering::Relaxed);
+        let unknown = self.dlr.unknown;
         m.receipts_unknown.increment(unknown - c.unknown_seen);
         self.counts.dropped_seen = dropped;
         self.counts.unknown_seen = unknown;
@@ -137,10 +137,10 @@ impl<C: Carrier> Dispatcher<C> {
             .set(self.shared.counters.outstanding.load(Ordering::Relaxed) as f64);
         m.queue_depth.set(self.shared.submitted.len() as f64);
         m.opted_out.set(self.shared.suppression.len() as f64);
-        m.awaiting_receipts.set(self.shared.dlr.len() as f64);
+        m.awaiting_receipts.set(self.dlr.len() as f64);
         if let Some(parking) = &self.parking {
             m.parked.set(parking.live() as f64);
-            m.parked_disk.set(parking.disk().0 as f64);
+            m.parked_disk.set(parking.disk_bytes() as f64);
         }
         if let Some(journal) = &mut self.journal {
             journal.flush_metrics(m);

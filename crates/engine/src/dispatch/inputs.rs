@@ -74,13 +74,12 @@ impl<C: Carrier> Dispatcher<C> {
             entry
                 .delivery
                 .handle_submit_result(done.attempt, result, now, &mut self.budgets[..]);
-        let mut early = smallvec::SmallVec::<[(u32, smsroute_delivery::ReceiptStatus); 2]>::new();
         let ids = match done.result {
             Ok(accepted) => accepted.message_ids,
             Err(_) => smallvec::SmallVec::new(),
         };
-        // The events' copy is inline: the carrier's boxed ids go to the receipt map or are
-        // freed here, on the thread that made them, never on the gateway's.
+        // The events' copy is inline: the carrier's boxed ids (only hashed into the receipt
+        // map) are freed here, on the thread that made them, never on the gateway's.
         let event_ids: smallvec::SmallVec<[CarrierMessageId; 1]> =
             ids.iter().map(|id| CarrierMessageId::new(id)).collect();
         if let (Some(journal), SubmitResult::Accepted) = (&mut self.journal, result) {
@@ -88,20 +87,14 @@ impl<C: Carrier> Dispatcher<C> {
             journal.submitted(entry.delivery.id(), name, &ids);
         }
         let waits = !ids.is_empty() && self.shared.options.request_receipts;
-        if waits {
+        let early = if waits {
             // An earlier attempt's ids are no longer waited for.
-            forget_ids(&self.shared.dlr, entry, done.key);
-            for (part, id) in ids.iter().enumerate() {
-                let target = Target {
-                    key: done.key,
-                    attempt: done.attempt,
-                    part: part as u32,
-                };
-                if let Some(status) = self.shared.dlr.expect(flight.carrier, id, target) {
-                    early.push((part as u32, status));
-                }
-            }
-        }
+            forget_ids(&mut self.dlr, entry, done.key);
+            let dlr = &mut self.dlr;
+            dlr.expect_all(flight.carrier, &ids, done.key, done.attempt)
+        } else {
+            smallvec::SmallVec::new()
+        };
         if self.events.wants_progress() {
             let status = submitted_event(entry, &flight, &self.slots, event_ids.clone());
             self.events.progress(status, live);
@@ -125,18 +118,8 @@ impl<C: Carrier> Dispatcher<C> {
             self.awaiting_since(done.key, now);
         }
         self.apply(done.key, actions, now);
-        for (part, status) in early {
-            self.receipt(
-                Matched {
-                    target: Target {
-                        key: done.key,
-                        attempt: done.attempt,
-                        part,
-                    },
-                    status,
-                },
-                now,
-            );
+        for matched in early {
+            self.receipt(matched, now);
         }
     }
 
@@ -144,7 +127,7 @@ impl<C: Carrier> Dispatcher<C> {
     /// memory or parked), or held as early.
     pub(super) fn receipt_in(&mut self, carrier: CarrierSlot, receipt: Receipt, now: Nanos) {
         let early_ttl = self.shared.options.early_receipt_ttl_ms * 1_000_000;
-        if let Some(matched) = self.shared.dlr.arrive(carrier, receipt, now, early_ttl) {
+        if let Some(matched) = self.dlr.arrive(carrier, receipt, now, early_ttl) {
             self.receipt(matched, now);
         }
     }
@@ -158,7 +141,7 @@ impl<C: Carrier> Dispatcher<C> {
             return;
         }
         let Some(entry) = self.slab.get_mut(matched.target.key) else {
-            self.shared.dlr.unknown.fetch_add(1, Ordering::Relaxed);
+            self.dlr.unknown += 1;
             return;
         };
         let t = matched.target;
@@ -237,7 +220,7 @@ impl<C: Carrier> Dispatcher<C> {
 
 /// Stops waiting for the receipts of `entry`'s last accepted attempt (it finished, or another
 /// attempt takes over).
-pub(super) fn forget_ids(dlr: &crate::dlr::DlrMap, entry: &Entry, key: EntryKey) {
+pub(super) fn forget_ids(dlr: &mut crate::dlr::DlrMap, entry: &Entry, key: EntryKey) {
     for id in &entry.carrier_ids {
         dlr.forget(entry.ids_carrier, id.as_str(), key);
     }

@@ -464,29 +464,18 @@ impl<C: Carrier> Dispatcher<C> {
             .iter()
             .map(|id| CarrierMessageId::new(id))
             .collect();
+        if let Resume::AwaitingReceipt { carrier, .. } = at {
+            entry.ids_carrier = carrier;
+        }
         let key = self.slab.insert(entry);
-        let mut early = Vec::new();
+        let mut early = smallvec::SmallVec::<[Matched; 1]>::new();
         if let Resume::AwaitingReceipt {
             carrier, attempt, ..
         } = at
+            && !receipt_ids.is_empty()
         {
-            if let Some(entry) = self.slab.get_mut(key) {
-                entry.ids_carrier = carrier;
-            }
-            for (part, id) in receipt_ids.iter().enumerate() {
-                let target = Target {
-                    key,
-                    attempt,
-                    part: part as u32,
-                };
-                // The carrier may have sent it already: the receipt pumps run from the start.
-                if let Some(status) = self.shared.dlr.expect(carrier, id, target) {
-                    early.push(Matched { target, status });
-                }
-            }
-            if !receipt_ids.is_empty() {
-                self.awaiting_since(key, now);
-            }
+            early = self.dlr.expect_all(carrier, &receipt_ids, key, attempt);
+            self.awaiting_since(key, now);
         }
         self.apply(key, actions, now);
         for matched in early {

@@ -121,6 +121,8 @@ pub(crate) struct Dispatcher<C: Carrier> {
     abandoned: Option<oneshot::Sender<()>>,
     /// Messages parked out of memory while they wait for receipts (with a journal).
     parking: Option<park::Parking>,
+    /// Carrier message ids → the parts waiting for their receipts.
+    dlr: crate::dlr::DlrMap,
     /// Receipts for parked messages that wait for room to take them up, oldest first
     /// (at most [`DEFERRED`]; past it, no more receipts are taken until room frees).
     deferred: VecDeque<Matched>,
@@ -180,6 +182,7 @@ impl<C: Carrier> Dispatcher<C> {
             journal: None,
             abandoned: None,
             parking: None,
+            dlr: crate::dlr::DlrMap::default(),
             deferred: VecDeque::new(),
         };
         dispatcher.sync();
@@ -199,6 +202,7 @@ impl<C: Carrier> Dispatcher<C> {
             dispatcher.journal = Some(durability);
             let now = dispatcher.shared.now();
             dispatcher.resume(recovered, now);
+            dispatcher.publish_stats();
         }
         dispatcher
     }
@@ -331,6 +335,7 @@ impl<C: Carrier> Dispatcher<C> {
             self.settle(now);
             worked = true;
         }
+        self.publish_stats();
         self.events.flush();
         if self.timers.len() > 2 * self.slab.live() + 4 * BATCH {
             self.compact_timers();

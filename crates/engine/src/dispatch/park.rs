@@ -1,6 +1,6 @@
 //! Parking (`docs/durability.md`): with a journal, a message that has waited
 //! [`PARK_AFTER`] for its receipts leaves memory (the side files of [`crate::park`] keep its
-//! bytes, a 48-byte record and its ids in the receipt map what finishing it takes) and stops
+//! bytes, a 24-byte record and its ids in the receipt map what finishing it takes) and stops
 //! counting against `max_outstanding`. A final receipt, or the receipt timeout found by the
 //! sweep, takes it up again: read back, resumed as after a restart at the same attempt, and
 //! handed the receipt, so every rule about receipts stays in the state machine. Receipts are
@@ -30,11 +30,24 @@ struct Multipart {
 }
 
 impl Multipart {
+    /// None of `parts` delivered yet.
+    fn new(parts: u32) -> Self {
+        Multipart {
+            parts,
+            delivered: [0; 4],
+        }
+    }
+
     /// Marks `part` delivered.
     fn deliver(&mut self, part: u32) {
         if part < self.parts.min(256) {
             self.delivered[(part / 64) as usize] |= 1 << (part % 64);
         }
+    }
+
+    /// Whether `part` is delivered.
+    fn delivered(&self, part: u32) -> bool {
+        part < 256 && self.delivered[(part / 64) as usize] & (1 << (part % 64)) != 0
     }
 
     /// Whether `part`'s delivery would make every part delivered.
@@ -87,16 +100,60 @@ impl Parking {
 
     /// Ids of every parked message (for the shutdown report).
     pub fn ids(&self) -> impl Iterator<Item = MessageId> + '_ {
-        (0..self.table.capacity()).filter_map(|i| {
-            let key = self.table.key_at(i)?;
-            self.table.get(key).map(|p| p.id)
-        })
+        (0..self.table.capacity()).filter_map(|i| self.table.at(i).map(|(_, p)| p.id))
     }
 
-    /// The side files' bytes and count.
-    pub fn disk(&self) -> (u64, usize) {
-        (self.store.bytes(), self.store.files())
+    /// Bytes in the side files.
+    pub fn disk_bytes(&self) -> u64 {
+        self.store.bytes()
     }
+
+    /// Stores a message and parks it; its key. `None` (logged) when its side file cannot
+    /// take it: it stays where it is.
+    fn put(&mut self, message: &Message, ids: &[CarrierMessageId], at: ParkAt) -> Option<EntryKey> {
+        self.scratch.clear();
+        crate::park::encode(at.resumable, message, ids, &mut self.scratch);
+        let location = match self.store.put(&self.scratch) {
+            Ok(location) => location,
+            Err(error) => {
+                tracing::warn!(%error, "parking a message failed: it stays in memory");
+                return None;
+            }
+        };
+        let parts = message.segments();
+        let mut flags = 0;
+        if at.possible_duplicate {
+            flags |= Parked::DUPLICATE;
+        }
+        if parts > 1 {
+            flags |= Parked::MULTIPART;
+        }
+        let until_s = seconds(at.until, true);
+        let key = self.table.insert(Parked::new(
+            message.id(),
+            location,
+            until_s,
+            at.carrier,
+            flags,
+        ));
+        if parts > 1 {
+            let mut multipart = Multipart::new(parts);
+            multipart.delivered = at.delivered;
+            self.multipart.insert(key, multipart);
+        }
+        Some(key)
+    }
+}
+
+/// Where a message being parked stands.
+struct ParkAt {
+    carrier: CarrierSlot,
+    /// Waiting for receipts ends then.
+    until: Nanos,
+    possible_duplicate: bool,
+    /// Parts delivered already.
+    delivered: [u64; 4],
+    resumable: Resumable,
 }
 
 impl<C: Carrier> Dispatcher<C> {
@@ -106,6 +163,19 @@ impl<C: Carrier> Dispatcher<C> {
         if let Some(parking) = &mut self.parking {
             parking.waiting.push_back((now, key));
         }
+    }
+
+    /// Tells the router's handle how many messages are parked and how many ids await their
+    /// receipts (once a turn).
+    pub(super) fn publish_stats(&self) {
+        let shared = &self.shared;
+        if let Some(parking) = &self.parking {
+            shared
+                .parked_messages
+                .store(parking.live(), Ordering::Relaxed);
+        }
+        (shared.receipts_pending).store(self.dlr.len(), Ordering::Relaxed);
+        (shared.receipts_unknown).store(self.dlr.unknown, Ordering::Relaxed);
     }
 
     /// On the tick: parks what has waited long enough, takes up parked messages whose
@@ -139,7 +209,6 @@ impl<C: Carrier> Dispatcher<C> {
         let Some((carrier, attempt, until)) = entry.delivery.awaiting_receipt() else {
             return;
         };
-        let parts = entry.message.segments();
         if entry.in_flight.is_some()
             || entry.lane.is_some()
             || entry.carrier_ids.is_empty()
@@ -148,52 +217,23 @@ impl<C: Carrier> Dispatcher<C> {
             return;
         }
         let d = &entry.delivery;
-        let resumable = Resumable {
-            sent_at: d.history().last().map_or(0, |a| a.at),
-            deadline: d.deadline(),
-            attempt,
-            attempts: d.attempts(),
-        };
-        parking.scratch.clear();
-        crate::park::encode(
-            resumable,
-            &entry.message,
-            &entry.carrier_ids,
-            &mut parking.scratch,
-        );
-        let at = match parking.store.put(&parking.scratch) {
-            Ok(at) => at,
-            Err(error) => {
-                tracing::warn!(%error, "parking a message failed: it stays in memory");
-                return;
-            }
-        };
-        let mut flags = 0;
-        if d.possible_duplicate() {
-            flags |= Parked::DUPLICATE;
-        }
-        if parts > 1 {
-            flags |= Parked::MULTIPART;
-        }
-        let parked = Parked::new(d.id(), at, seconds(until, true), carrier, flags);
-        let delivered = d.delivered_parts();
-        let parked_key = parking.table.insert(parked);
-        if parts > 1 {
-            parking
-                .multipart
-                .insert(parked_key, Multipart { parts, delivered });
-        }
-        for (part, id) in entry.carrier_ids.iter().enumerate() {
-            let to = Target {
-                key: parked_key,
+        let at = ParkAt {
+            carrier,
+            until,
+            possible_duplicate: d.possible_duplicate(),
+            delivered: d.delivered_parts(),
+            resumable: Resumable {
+                sent_at: d.history().last().map_or(0, |a| a.at),
+                deadline: d.deadline(),
                 attempt,
-                part: part as u32,
-            };
-            self.shared.dlr.retarget(carrier, id.as_str(), key, to);
-        }
-        self.shared
-            .parked_messages
-            .store(parking.live(), Ordering::Relaxed);
+                attempts: d.attempts(),
+            },
+        };
+        let Some(parked_key) = parking.put(&entry.message, &entry.carrier_ids, at) else {
+            return;
+        };
+        let (dlr, ids) = (&mut self.dlr, &entry.carrier_ids);
+        dlr.retarget_all(carrier, ids, key, parked_key, attempt);
         self.slab.remove(key);
         let counters = &self.shared.counters;
         counters.outstanding.fetch_sub(1, Ordering::AcqRel);
@@ -219,53 +259,25 @@ impl<C: Carrier> Dispatcher<C> {
         }
         let carrier_ids: Vec<CarrierMessageId> =
             ids.iter().map(|id| CarrierMessageId::new(id)).collect();
-        parking.scratch.clear();
-        crate::park::encode(resumable, message, &carrier_ids, &mut parking.scratch);
-        let Ok(at) = parking.store.put(&parking.scratch) else {
+        let at = ParkAt {
+            carrier,
+            until,
+            possible_duplicate: flagged,
+            delivered: [0; 4],
+            resumable,
+        };
+        let Some(key) = parking.put(message, &carrier_ids, at) else {
             return false;
         };
-        let parts = message.segments();
-        let mut flags = 0;
-        if flagged {
-            flags |= Parked::DUPLICATE;
-        }
-        if parts > 1 {
-            flags |= Parked::MULTIPART;
-        }
-        let key = parking.table.insert(Parked::new(
-            message.id(),
-            at,
-            seconds(until, true),
-            carrier,
-            flags,
-        ));
-        if parts > 1 {
-            let delivered = [0; 4];
-            parking
-                .multipart
-                .insert(key, Multipart { parts, delivered });
-        }
-        self.shared
-            .parked_messages
-            .store(parking.live(), Ordering::Relaxed);
         // Counted as outstanding when recovery began.
         self.shared
             .counters
             .outstanding
             .fetch_sub(1, Ordering::AcqRel);
+        let early = self
+            .dlr
+            .expect_all(carrier, &carrier_ids, key, resumable.attempt);
         let now = self.shared.now();
-        // Every id registered before any early receipt is applied (one may take it up).
-        let mut early = Vec::new();
-        for (part, id) in ids.iter().enumerate() {
-            let target = Target {
-                key,
-                attempt: resumable.attempt,
-                part: part as u32,
-            };
-            if let Some(status) = self.shared.dlr.expect(carrier, id, target) {
-                early.push(Matched { target, status });
-            }
-        }
         for matched in early {
             self.receipt(matched, now);
         }
@@ -293,43 +305,32 @@ impl<C: Carrier> Dispatcher<C> {
             counters.outstanding.fetch_sub(1, Ordering::AcqRel);
             return Unparked::NoRoom;
         }
-        let read = self.parking.as_mut().and_then(|parking| {
-            let parked = *parking.table.get(key)?;
-            let bytes = parking.store.get(parked.at());
-            Some((parked, bytes.ok().as_deref().and_then(crate::park::decode)))
-        });
-        let Some((parked, Some((resumable, message, ids)))) = read else {
+        let Some(parking) = &mut self.parking else {
             counters.outstanding.fetch_sub(1, Ordering::AcqRel);
-            if let Some((parked, None)) = read
-                && let Some(parking) = &mut self.parking
-            {
-                // Its slot is never used again, so a late receipt for it stays unknown.
-                parking.table.retire(key);
-                parking.multipart.remove(&key);
-                self.shared
-                    .parked_messages
-                    .store(parking.live(), Ordering::Relaxed);
-                tracing::error!(id = %parked.id, "a parked message could not be read back: \
-                    it stays unfinished in the journal until the next start");
-            }
             return Unparked::Unreadable;
         };
-        let Some(parking) = &mut self.parking else {
+        let Some(parked) = parking.table.get(key).copied() else {
+            counters.outstanding.fetch_sub(1, Ordering::AcqRel);
+            return Unparked::Unreadable;
+        };
+        let read = parking.store.get(parked.at()).ok();
+        let Some((resumable, message, ids)) = read.as_deref().and_then(crate::park::decode) else {
+            counters.outstanding.fetch_sub(1, Ordering::AcqRel);
+            // Its slot is never used again, so a late receipt for it stays unknown.
+            parking.table.retire(key);
+            parking.multipart.remove(&key);
+            tracing::error!(id = %parked.id, "a parked message could not be read back: it \
+                stays unfinished in the journal until the next start");
             return Unparked::Unreadable;
         };
         parking.table.remove(key);
         parking.store.release(parked.at());
-        self.shared
-            .parked_messages
-            .store(parking.live(), Ordering::Relaxed);
-        let mut delivered = parking
-            .multipart
-            .remove(&key)
-            .map_or([0; 4], |m| m.delivered);
-        let until = u64::from(parked.until_s) * 1_000_000_000;
-        if let Some(part) = deliver.filter(|p| *p < 256) {
-            delivered[(part / 64) as usize] |= 1 << (part % 64);
+        let mut parts =
+            (parking.multipart.remove(&key)).unwrap_or_else(|| Multipart::new(message.segments()));
+        if let Some(part) = deliver {
+            parts.deliver(part);
         }
+        let until = u64::from(parked.until_s) * 1_000_000_000;
         let message = Arc::new(message);
         let candidates = self.route_again(&message);
         let attempt = resumable.attempt;
@@ -363,7 +364,7 @@ impl<C: Carrier> Dispatcher<C> {
             &mut self.budgets[..],
         );
         for part in 0..message.segments() {
-            if delivered[(part / 64) as usize] & (1 << (part % 64)) != 0 {
+            if parts.delivered(part) {
                 let more = delivery.handle_receipt(
                     attempt,
                     part,
@@ -376,23 +377,13 @@ impl<C: Carrier> Dispatcher<C> {
         }
         let mut entry = Entry::new(delivery, message, u64::MAX, None);
         entry.ids_carrier = parked.carrier;
+        entry.carrier_ids = ids.into_iter().collect();
         let new_key = self.slab.insert(entry);
-        for (part, id) in ids.iter().enumerate() {
-            let to = Target {
-                key: new_key,
-                attempt,
-                part: part as u32,
-            };
-            self.shared
-                .dlr
-                .retarget(parked.carrier, id.as_str(), key, to);
+        if let Some(entry) = self.slab.get(new_key) {
+            let dlr = &mut self.dlr;
+            dlr.retarget_all(parked.carrier, &entry.carrier_ids, key, new_key, attempt);
         }
-        if let Some(entry) = self.slab.get_mut(new_key) {
-            entry.carrier_ids = ids.into_iter().collect();
-        }
-        if let Some(parking) = &mut self.parking {
-            parking.waiting.push_back((now, new_key));
-        }
+        self.awaiting_since(new_key, now);
         for held in self.deferred.iter_mut().filter(|m| m.target.key == key) {
             held.target.key = new_key;
         }
@@ -406,7 +397,7 @@ impl<C: Carrier> Dispatcher<C> {
         let t = matched.target;
         let parking = self.parking.as_mut()?;
         let Some(parked) = parking.table.get(t.key).copied() else {
-            self.shared.dlr.unknown.fetch_add(1, Ordering::Relaxed);
+            self.dlr.unknown += 1;
             return None;
         };
         let deliver = match matched.status {
@@ -484,17 +475,14 @@ impl<C: Carrier> Dispatcher<C> {
         );
         let mut overdue = Vec::new();
         for index in from..to {
-            let Some(key) = parking.table.key_at(index) else {
+            let Some((key, parked)) = parking.table.at(index) else {
                 continue;
             };
-            let parked = *parking.table.get(key).expect("live slot");
             if parked.until_s <= now_s {
                 overdue.push(key);
             } else if parking.store.evacuating(parked.at()) {
-                let moved = parking.store.get(parked.at()).and_then(|bytes| {
-                    let at = parking.store.put(&bytes)?;
-                    Ok(at)
-                });
+                let store = &mut parking.store;
+                let moved = store.get(parked.at()).and_then(|bytes| store.put(&bytes));
                 match moved {
                     Ok(at) => {
                         parking.store.release(parked.at());

@@ -102,6 +102,15 @@ impl Slab {
         }
     }
 
+    pub fn get(&self, key: EntryKey) -> Option<&Entry> {
+        let (index, generation) = split(key);
+        let slot = self.slots.get(index)?;
+        if slot.generation != generation {
+            return None;
+        }
+        slot.entry.as_ref()
+    }
+
     pub fn get_mut(&mut self, key: EntryKey) -> Option<&mut Entry> {
         let (index, generation) = split(key);
         let slot = self.slots.get_mut(index)?;

@@ -161,10 +161,11 @@ impl ParkedTable {
         }
     }
 
-    /// The key of the parked message in slot `index`, if one is there.
-    pub fn key_at(&self, index: usize) -> Option<EntryKey> {
-        let p = self.slots.get(index)?;
-        p.live().then(|| key(index as u32, u32::from(p.generation)))
+    /// The parked message in slot `index` and its key, if one is there.
+    pub fn at(&self, index: usize) -> Option<(EntryKey, Parked)> {
+        let p = *self.slots.get(index)?;
+        p.live()
+            .then(|| (key(index as u32, u32::from(p.generation)), p))
     }
 
     /// Slots, live or free (what a sweep walks).

@@ -82,15 +82,8 @@ impl ParkStore {
         }
         self.write_out()?;
         // The newest file, emptied before it filled, goes now (`release` keeps the newest).
-        if let Some(newest) = self.files.back_mut()
-            && newest.live == 0
-            && let Some(_) = newest.file.take()
-        {
-            self.bytes = self.bytes.saturating_sub(newest.written);
-            let _ = std::fs::remove_file(&newest.path);
-        }
-        while self.files.front().is_some_and(|f| f.file.is_none()) {
-            self.files.pop_front();
+        if self.files.back().is_some_and(|f| f.live == 0) {
+            self.remove(self.files.len() - 1);
         }
         let number = self.next_number;
         self.next_number = self.next_number.wrapping_add(1);
@@ -208,18 +201,23 @@ impl ParkStore {
         let newest = i + 1 == self.files.len();
         let side = &mut self.files[i];
         side.live = side.live.saturating_sub(1);
-        if side.live > 0 || newest {
-            return;
+        if side.live == 0 && !newest {
+            self.remove(i);
         }
+    }
+
+    /// Removes file `i`, emptied, from the disk. Numbers stay contiguous: an emptied file in
+    /// the middle keeps its place until the ones before it are gone too.
+    fn remove(&mut self, i: usize) {
+        let side = &mut self.files[i];
         if side.file.take().is_some() {
             self.bytes = self.bytes.saturating_sub(side.written);
             if let Err(error) = std::fs::remove_file(&side.path) {
                 tracing::warn!(path = %side.path.display(), %error, "parked side file not removed");
             }
         }
-        // Numbers stay contiguous: an emptied file in the middle keeps its place until the
-        // ones before it are gone too.
-        while self.files.len() > 1 && self.files.front().is_some_and(|f| f.file.is_none()) {
+        // Only `start_file` empties the newest, right before it opens the next.
+        while self.files.front().is_some_and(|f| f.file.is_none()) {
             self.files.pop_front();
         }
     }
@@ -245,6 +243,7 @@ impl ParkStore {
     }
 
     /// Side files with messages in them.
+    #[cfg(test)]
     pub fn files(&self) -> usize {
         self.files.iter().filter(|f| f.file.is_some()).count()
     }

@@ -28,7 +28,6 @@ use tokio::time::Instant;
 
 use crate::EngineOptions;
 use crate::dispatch::{Control, Dispatcher};
-use crate::dlr::DlrMap;
 use crate::event::{Counters, EventSink, EventStream};
 use crate::inbound::InboundStream;
 use crate::registry::{MAX_CARRIERS, SlotEntry, Snapshot, pack_contract};
@@ -142,7 +141,8 @@ impl<C: Carrier> Router<C> {
             wake,
             parked: AtomicBool::new(false),
             counters,
-            dlr: Arc::new(DlrMap::default()),
+            receipts_pending: Default::default(),
+            receipts_unknown: Default::default(),
             origin: Instant::now(),
             origin_unix: smsroute_journal::unix_nanos(std::time::SystemTime::now()),
             acknowledged: AtomicU64::new(acknowledged),
@@ -475,8 +475,8 @@ impl<C: Carrier> Router<C> {
         RouterStats {
             outstanding: counters.outstanding.load(Ordering::Acquire),
             events_dropped: counters.dropped.load(Ordering::Relaxed),
-            unknown_receipts: self.shared.dlr.unknown.load(Ordering::Relaxed),
-            receipts_pending: self.shared.dlr.len(),
+            unknown_receipts: self.shared.receipts_unknown.load(Ordering::Relaxed),
+            receipts_pending: self.shared.receipts_pending.load(Ordering::Relaxed),
             parked: self.shared.parked_messages.load(Ordering::Relaxed),
             generation: self.shared.generation.load(Ordering::Acquire),
         }
