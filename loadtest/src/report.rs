@@ -32,6 +32,24 @@ pub struct CarrierReport {
     pub timeouts: u64,
     /// The most segments received in any one second (sliding, 10 ms steps).
     pub max_rate_1s: f64,
+    /// The most `max_rate_1s` may be with the contract kept ([`CarrierReport::rate_bound`]).
+    pub rate_bound: f64,
+}
+
+impl CarrierReport {
+    /// The most segments the carrier may receive in one second with the contract kept:
+    /// `tps + burst` admitted by the router's bucket, plus one meter step (10 ms) of `tps`,
+    /// since a submit reaches the simulator a few scheduling delays after the bucket admitted
+    /// it and those delays vary (a window at the carrier spans a little more than a second of
+    /// admissions on a loaded machine).
+    pub fn rate_bound(tps: u32, burst: u32) -> f64 {
+        f64::from(tps) + f64::from(burst) + f64::from(tps.div_ceil(100))
+    }
+
+    /// Whether the carrier received more than its contract allows in some second.
+    pub fn over_contract(&self) -> bool {
+        self.max_rate_1s > self.rate_bound
+    }
 }
 
 /// Terminal statuses.

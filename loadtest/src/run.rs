@@ -338,9 +338,10 @@ pub(crate) fn carrier_report(
         .flat_map(|c| c.carriers.iter())
         .find(|c| c.id == id);
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let (tps, burst) = contract.map_or((0, 0), |c| (c.tps, c.burst));
     CarrierReport {
-        tps: contract.map_or(0, |c| c.tps),
-        burst: contract.map_or(0, |c| c.burst),
+        tps,
+        burst,
         submitted: load(&stats.submits),
         acked: load(&stats.accepted),
         throttled: load(&stats.throttled),
@@ -348,6 +349,7 @@ pub(crate) fn carrier_report(
         perm_errors: load(&stats.permanent_errors),
         timeouts: load(&stats.hung),
         max_rate_1s: max_rate_1s as f64,
+        rate_bound: CarrierReport::rate_bound(tps, burst),
     }
 }
 
