@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use smallvec::smallvec;
-use smsroute_carrier::{Accepted, Carrier, Receipt, ReceiptSink, SubmitError, SubmitRequest};
+use smsroute_carrier::{
+    Accepted, Carrier, Receipt, ReceiptAck, ReceiptSink, SubmitError, SubmitRequest,
+};
 use smsroute_config::Config;
 use smsroute_delivery::{Event, ReceiptStatus};
 use smsroute_engine::{EngineOptions, EventStream, Router};
@@ -185,7 +187,9 @@ fn main() {
                 status: ReceiptStatus::Delivered,
                 error: 0,
             };
-            sink.send(receipt).await.expect("sink open");
+            sink.send((receipt, ReceiptAck::none()))
+                .await
+                .expect("sink open");
         }
     });
     let mut last = (0, Instant::now());

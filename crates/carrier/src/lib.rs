@@ -108,9 +108,55 @@ pub struct Inbound {
 /// Where a carrier hands inbound messages: bounded like the [`ReceiptSink`].
 pub type InboundSink = tokio::sync::mpsc::Sender<Inbound>;
 
-/// Where a carrier hands delivery receipts: a bounded channel the engine drains. A full sink
-/// applies back-pressure to the carrier (its `deliver_sm_resp` waits), never drops a receipt.
-pub type ReceiptSink = tokio::sync::mpsc::Sender<Receipt>;
+/// Where a carrier hands delivery receipts, each with the answer the engine gives it: a bounded
+/// channel the engine drains. A full sink applies back-pressure to the carrier (its
+/// `deliver_sm_resp` waits), never drops a receipt.
+pub type ReceiptSink = tokio::sync::mpsc::Sender<(Receipt, ReceiptAck)>;
+
+/// The engine's answer to one receipt, given once: [`ReceiptAck::taken`] when the receipt is
+/// safe (its effect recorded durably when the router has a journal, so a crash cannot forget
+/// it), or, when the token is dropped unanswered (the router stopped or crashed first), "not
+/// taken": the carrier keeps the receipt and offers it again, as an SMSC does with a
+/// `deliver_sm` answered with an error.
+pub struct ReceiptAck(Option<Box<dyn FnOnce(bool) + Send + Sync>>);
+
+impl ReceiptAck {
+    /// Calls `answer(true)` when the engine has the receipt safe, `answer(false)` if it never
+    /// will.
+    pub fn new(answer: impl FnOnce(bool) + Send + Sync + 'static) -> Self {
+        ReceiptAck(Some(Box::new(answer)))
+    }
+
+    /// For a receipt whose carrier wants no answer.
+    pub fn none() -> Self {
+        ReceiptAck(None)
+    }
+
+    /// The receipt is safe with the engine.
+    pub fn taken(mut self) {
+        if let Some(answer) = self.0.take() {
+            answer(true);
+        }
+    }
+}
+
+impl Drop for ReceiptAck {
+    fn drop(&mut self) {
+        if let Some(answer) = self.0.take() {
+            answer(false);
+        }
+    }
+}
+
+impl std::fmt::Debug for ReceiptAck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ReceiptAck(awaited)"
+        } else {
+            "ReceiptAck(none)"
+        })
+    }
+}
 
 /// Whether a carrier can take submits now, as its connection sees it. Health reads it: a
 /// carrier that is not up is no candidate while another is.

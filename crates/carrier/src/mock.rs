@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use parking_lot::Mutex;
 
-use crate::{Accepted, Carrier, Receipt, ReceiptSink, SubmitError, SubmitRequest};
+use crate::{Accepted, Carrier, Receipt, ReceiptAck, ReceiptSink, SubmitError, SubmitRequest};
 
 /// A carrier whose answers a test scripts.
 #[derive(Debug)]
@@ -42,13 +42,22 @@ impl MockCarrier {
         format!("{message}-{attempt}-{part}").into()
     }
 
-    /// Sends a receipt as the carrier would.
+    /// Sends a receipt as the carrier would (wanting no answer).
     ///
     /// # Panics
     /// If no sink is attached or the engine dropped it.
     pub async fn send_receipt(&self, receipt: Receipt) {
+        self.send_receipt_answered(receipt, ReceiptAck::none())
+            .await;
+    }
+
+    /// Sends a receipt with the token the engine answers it with.
+    ///
+    /// # Panics
+    /// If no sink is attached or the engine dropped it.
+    pub async fn send_receipt_answered(&self, receipt: Receipt, ack: ReceiptAck) {
         let sink = self.sink.lock().clone().expect("attach_receipts first");
-        sink.send(receipt).await.expect("receipt sink open");
+        sink.send((receipt, ack)).await.expect("receipt sink open");
     }
 }
 
@@ -117,8 +126,19 @@ mod tests {
             error: 0,
         };
         carrier.send_receipt(receipt.clone()).await;
-        assert_eq!(rx.recv().await, Some(receipt));
+        assert_eq!(rx.recv().await.map(|(r, _)| r), Some(receipt.clone()));
         assert_eq!(carrier.id(), "m");
+
+        // The answer reaches the carrier: taken, or "not taken" when dropped unanswered.
+        let answers = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        for _ in 0..2 {
+            let answers = answers.clone();
+            let ack = ReceiptAck::new(move |taken| answers.lock().push(taken));
+            carrier.send_receipt_answered(receipt.clone(), ack).await;
+        }
+        rx.recv().await.unwrap().1.taken();
+        drop(rx.recv().await.unwrap());
+        assert_eq!(*answers.lock(), [true, false]);
     }
 
     #[test]

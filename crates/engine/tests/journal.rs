@@ -540,3 +540,150 @@ fn an_id_handed_out_before_a_crash_is_never_handed_out_again() {
     unique.dedup();
     assert_eq!(unique, given, "ids handed out: {given:?}");
 }
+
+/// A carrier's receipt is answered "taken" only once what it did is durable: a crash right
+/// after never forgets a receipt its carrier was told was taken (the carrier would not send it
+/// again, and the message would wait for the receipt timeout, then end `sent`). Receipts not
+/// answered taken (the crash came first) are offered again and match after the restart.
+/// Crashes at several moments after the receipts arrive, one journal each.
+#[tokio::test]
+async fn a_receipt_is_answered_taken_only_once_its_effect_is_durable() {
+    use smsroute_carrier::ReceiptAck;
+    use std::sync::{Arc, Mutex};
+    let config = common::config(&[("alpha", 100_000, "0.004")], "");
+    let mut taken_total = 0;
+    for (round, wait_us) in [0u64, 200, 500, 1_000, 2_000, 5_000]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = Dir::new(&format!("receipt-answers-{round}"));
+        let start = || Router::start(&config, dir.options(), |c| MockCarrier::new(&c.id)).unwrap();
+        // Life 1: 100 messages accepted by the carrier, their ids durable.
+        let (router, mut events) = start();
+        let ids: Vec<MessageId> = (1..=100)
+            .map(|n| router.try_submit(message(n)).unwrap())
+            .collect();
+        let mut submitted = 0;
+        while submitted < ids.len() {
+            let e = events.recv().await.unwrap();
+            submitted += usize::from(matches!(e.event, Event::Submitted { .. }));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Their receipts come; the router crashes `wait_us` later.
+        let answers = Arc::new(Mutex::new(BTreeMap::new()));
+        let carrier = router.carrier(CarrierSlot(0)).unwrap();
+        for id in &ids {
+            let (answers, id) = (answers.clone(), *id);
+            let ack = ReceiptAck::new(move |taken| {
+                answers.lock().unwrap().insert(id, taken);
+            });
+            let receipt = Receipt {
+                message_id: MockCarrier::message_id(id.0, 1, 0),
+                status: ReceiptStatus::Delivered,
+                error: 0,
+            };
+            carrier.send_receipt_answered(receipt, ack).await;
+        }
+        tokio::time::sleep(Duration::from_micros(wait_us)).await;
+        router.abandon().await;
+        drop((router, events));
+        let answers = answers.lock().unwrap().clone();
+        assert_eq!(
+            answers.len(),
+            ids.len(),
+            "every receipt answered, taken or not"
+        );
+        let taken: HashSet<MessageId> = answers
+            .iter()
+            .filter(|(_, t)| **t)
+            .map(|(id, _)| *id)
+            .collect();
+        taken_total += taken.len();
+
+        // Life 2: every message whose receipt was taken is finished without it coming again;
+        // the others get theirs again and finish too.
+        let (router, mut events) = start();
+        let carrier = router.carrier(CarrierSlot(0)).unwrap();
+        let mut delivered = HashSet::new();
+        while !taken.iter().all(|id| delivered.contains(id)) {
+            let Ok(e) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await else {
+                let lost: Vec<_> = taken.difference(&delivered).collect();
+                panic!("round {round}: receipts answered taken were lost: {lost:?}");
+            };
+            let e = e.unwrap();
+            if e.event == Event::Delivered {
+                delivered.insert(e.id);
+            }
+        }
+        for id in ids.iter().filter(|id| !taken.contains(id)) {
+            let receipt = Receipt {
+                message_id: MockCarrier::message_id(id.0, 1, 0),
+                status: ReceiptStatus::Delivered,
+                error: 0,
+            };
+            carrier.send_receipt(receipt).await;
+        }
+        while delivered.len() < ids.len() {
+            let e = tokio::time::timeout(Duration::from_secs(20), events.recv())
+                .await
+                .expect("the rest finish")
+                .unwrap();
+            if e.event == Event::Delivered {
+                delivered.insert(e.id);
+            }
+        }
+        assert!(carrier.submitted().is_empty(), "nothing was sent again");
+        router.shutdown(Duration::from_secs(1)).await;
+    }
+    assert!(taken_total > 0, "some receipts were taken before a crash");
+}
+
+/// A multipart message's delivered parts survive a crash: the receipt of one part, answered
+/// taken, is recorded, so after the restart the other part's receipt alone finishes it. Once
+/// with the message in memory, once parked.
+#[tokio::test]
+async fn a_delivered_part_survives_a_crash() {
+    use smsroute_carrier::ReceiptAck;
+    let config = common::config(&[("alpha", 1000, "0.004")], "");
+    for park in [false, true] {
+        let dir = Dir::new(&format!("parts-{park}"));
+        let start = || Router::start(&config, dir.options(), |c| MockCarrier::new(&c.id)).unwrap();
+        let receipt = |id: MessageId, part: u32| Receipt {
+            message_id: MockCarrier::message_id(id.0, 1, part),
+            status: ReceiptStatus::Delivered,
+            error: 0,
+        };
+        let (router, mut events) = start();
+        let long = Message::builder("447700900123", "ACME", &"x".repeat(200))
+            .build()
+            .unwrap();
+        let id = router.try_submit(long).unwrap();
+        loop {
+            let e = events.recv().await.unwrap();
+            if matches!(e.event, Event::Submitted { .. }) {
+                break;
+            }
+        }
+        if park {
+            while router.stats().parked == 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let ack = ReceiptAck::new(move |taken| {
+            let _ = answer.send(taken);
+        });
+        let carrier = router.carrier(CarrierSlot(0)).unwrap();
+        carrier.send_receipt_answered(receipt(id, 0), ack).await;
+        assert_eq!(answered.await, Ok(true), "park {park}");
+        router.abandon().await;
+        drop((router, events));
+
+        let (router, mut events) = start();
+        let carrier = router.carrier(CarrierSlot(0)).unwrap();
+        carrier.send_receipt(receipt(id, 1)).await;
+        let e = until_terminal(&mut events, 1).await.pop().unwrap();
+        assert_eq!((e.id, e.event), (id, Event::Delivered), "park {park}");
+        router.shutdown(Duration::from_secs(1)).await;
+    }
+}

@@ -39,6 +39,14 @@ pub enum Record<'a> {
         /// The carrier's message id of each part.
         carrier_ids: Cow<'a, [Box<str>]>,
     },
+    /// A delivered receipt for one part of a multipart message that still waits for others
+    /// (the attempt of the last `Submitted` record).
+    PartDelivered {
+        /// The message.
+        id: MessageId,
+        /// 0-based.
+        part: u32,
+    },
     /// To be tried again (same carrier or the next) not before `at` (Unix nanoseconds).
     Retrying {
         /// The message.
@@ -131,6 +139,7 @@ pub(crate) const ACKNOWLEDGED: u8 = 6;
 pub(crate) const COUNTERS: u8 = 7;
 const FLAGGED: u8 = 8;
 pub(crate) const SYNCED: u8 = 9;
+const PART_DELIVERED: u8 = 10;
 
 /// An encoded record's kind, message and numbers ([`Record::peek`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +157,7 @@ impl Record<'_> {
             Record::Accepted { message, .. } => Some(message.id()),
             Record::Attempt { id, .. }
             | Record::Submitted { id, .. }
+            | Record::PartDelivered { id, .. }
             | Record::Retrying { id, .. }
             | Record::Finished { id, .. }
             | Record::Flagged { id } => Some(*id),
@@ -185,6 +195,11 @@ impl Record<'_> {
                 for part in carrier_ids.iter() {
                     put_str(out, part);
                 }
+            }
+            Record::PartDelivered { id, part } => {
+                out.push(PART_DELIVERED);
+                put_u64(out, id.0);
+                put_u32(out, *part);
             }
             Record::Retrying { id, at } => {
                 out.push(RETRYING);
@@ -245,7 +260,9 @@ impl Record<'_> {
                 r.u64("accepted at")?;
                 (Some(MessageId(r.u64("id")?)), 0, 0)
             }
-            ATTEMPT | SUBMITTED | RETRYING | FLAGGED => (Some(MessageId(r.u64("id")?)), 0, 0),
+            ATTEMPT | SUBMITTED | RETRYING | FLAGGED | PART_DELIVERED => {
+                (Some(MessageId(r.u64("id")?)), 0, 0)
+            }
             FINISHED => {
                 let id = MessageId(r.u64("id")?);
                 (Some(id), r.u64("acknowledgement sequence")?, 0)
@@ -307,6 +324,10 @@ impl Record<'_> {
                     carrier_ids: Cow::Owned(ids),
                 }
             }
+            PART_DELIVERED => Record::PartDelivered {
+                id: MessageId(r.u64("id")?),
+                part: r.u32("part")?,
+            },
             RETRYING => Record::Retrying {
                 id: MessageId(r.u64("id")?),
                 at: r.u64("retry time")?,
@@ -533,6 +554,10 @@ mod tests {
             id: MessageId(42),
             carrier: "uk-alpha".into(),
             carrier_ids: Cow::Borrowed(&ids),
+        });
+        round_trip(Record::PartDelivered {
+            id: MessageId(7),
+            part: 2,
         });
         round_trip(Record::Retrying {
             id: MessageId(42),

@@ -31,6 +31,8 @@ pub enum State {
         carrier: String,
         /// The carrier's message id of each part.
         carrier_ids: Vec<Box<str>>,
+        /// Parts whose delivered receipt came already (0-based), in the order they came.
+        delivered: Vec<u32>,
     },
     /// Waiting to be tried again not before `at` (Unix nanoseconds).
     Retrying {
@@ -372,7 +374,15 @@ impl Fold {
                 entry.state = State::AwaitingReceipt {
                     carrier: carrier.into_owned(),
                     carrier_ids: carrier_ids.into_owned(),
+                    delivered: Vec::new(),
                 };
+            }
+            Record::PartDelivered { part, .. } => {
+                if let State::AwaitingReceipt { delivered, .. } = &mut entry.state
+                    && !delivered.contains(&part)
+                {
+                    delivered.push(part);
+                }
             }
             Record::Retrying { at, .. } => entry.state = State::Retrying { at },
             Record::Flagged { .. } => entry.flagged = true,

@@ -94,6 +94,15 @@ fn each_message_comes_back_in_its_last_state() {
             at: 77,
         })
         .unwrap();
+    // One part of 3 delivered (its receipt came twice).
+    for _ in 0..2 {
+        writer
+            .append(&Record::PartDelivered {
+                id: MessageId(3),
+                part: 1,
+            })
+            .unwrap();
+    }
     writer
         .append(&Record::Finished {
             id: MessageId(1),
@@ -118,7 +127,8 @@ fn each_message_comes_back_in_its_last_state() {
                 3,
                 &State::AwaitingReceipt {
                     carrier: "uk-alpha".into(),
-                    carrier_ids: vec!["c3".into()]
+                    carrier_ids: vec!["c3".into()],
+                    delivered: vec![1],
                 }
             ),
         ]
@@ -154,6 +164,12 @@ fn each_message_comes_back_in_its_last_state() {
     );
     assert_eq!((recovered.acknowledged, recovered.last_ack), (5, 7));
     assert_eq!(recovered.last_id, MessageId(6));
+    drop(_writer);
+
+    // Compaction keeps every unfinished message's state, delivered parts included.
+    Journal::compact(&dir.0).unwrap();
+    let (_writer, compacted) = open(&dir.0);
+    assert_eq!(compacted.unfinished, recovered.unfinished);
 }
 
 #[test]

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use smsroute_carrier::{
-    Accepted, Carrier, Inbound, InboundSink, Receipt, ReceiptSink, SubmitError, SubmitRequest,
+    Accepted, Carrier, Inbound, InboundSink, Receipt, ReceiptAck, ReceiptSink, SubmitError,
+    SubmitRequest,
 };
 use tokio::time::Instant;
 
@@ -271,17 +272,25 @@ impl Carrier for SimCarrier {
 /// attaches meanwhile) before it is dropped.
 const RECEIPT_PATIENCE: Duration = Duration::from_secs(30);
 
-/// Hands a receipt to whichever router is attached when it is due; while none takes it (the
-/// router is gone and none has attached again yet), tries again every 50 ms, up to
-/// [`RECEIPT_PATIENCE`].
-async fn deliver(sink: &Mutex<Option<ReceiptSink>>, mut receipt: Receipt) {
-    let started = tokio::time::Instant::now();
+/// Hands a receipt to whichever router is attached when it is due and keeps it until that
+/// router answers it taken, as an SMSC keeps a deliver_sm until its deliver_sm_resp: while none
+/// takes it (the router is gone, or answered "not taken" as a crashed one does, and none has
+/// attached again yet), tries again every 50 ms, up to [`RECEIPT_PATIENCE`] without a router.
+async fn deliver(sink: &Mutex<Option<ReceiptSink>>, receipt: Receipt) {
+    let mut started = tokio::time::Instant::now();
     loop {
         let current = sink.lock().clone();
         if let Some(current) = current {
-            match current.send(receipt).await {
-                Ok(()) => return,
-                Err(closed) => receipt = closed.0,
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            let ack = ReceiptAck::new(move |taken| {
+                let _ = answer.send(taken);
+            });
+            if current.send((receipt.clone(), ack)).await.is_ok() {
+                if answered.await == Ok(true) {
+                    return;
+                }
+                // Taken by a router that went away before it was safe: offered again.
+                started = tokio::time::Instant::now();
             }
         }
         if started.elapsed() >= RECEIPT_PATIENCE {
@@ -328,14 +337,34 @@ mod tests {
         let accepted = carrier.submit(request(&"a".repeat(200))).await.unwrap();
         assert_eq!(started.elapsed(), Duration::from_millis(50));
         assert_eq!(accepted.message_ids.len(), 2);
-        let first = rx.recv().await.unwrap();
+        let (first, _) = rx.recv().await.unwrap();
         assert_eq!(started.elapsed(), Duration::from_millis(250));
         assert_eq!(
             (first.status, &first.message_id),
             (ReceiptStatus::Delivered, &accepted.message_ids[0])
         );
-        assert_eq!(rx.recv().await.unwrap().message_id, accepted.message_ids[1]);
+        assert_eq!(
+            rx.recv().await.unwrap().0.message_id,
+            accepted.message_ids[1]
+        );
         assert_eq!(carrier.stats().segments.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_receipt_not_taken_is_offered_again_until_taken() {
+        let carrier = SimCarrier::new("sim", Behaviour::default(), 1);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        carrier.attach_receipts(tx);
+        let accepted = carrier.submit(request("hi")).await.unwrap();
+        // A router that took it and went away before it was safe (a crash): not taken.
+        let (first, ack) = rx.recv().await.unwrap();
+        drop(ack);
+        let (again, ack) = rx.recv().await.unwrap();
+        assert_eq!(again, first);
+        assert_eq!(again.message_id, accepted.message_ids[0]);
+        ack.taken();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(rx.try_recv().is_err(), "taken: never offered again");
     }
 
     #[tokio::test(start_paused = true)]

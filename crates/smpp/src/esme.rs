@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use smsroute_carrier::{Inbound, InboundSink, Receipt, ReceiptSink, SubmitError};
+use smsroute_carrier::{Inbound, InboundSink, Receipt, ReceiptAck, ReceiptSink, SubmitError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
@@ -35,10 +35,17 @@ struct Pending {
     receipt: bool,
 }
 
+/// Most receipts handed to the engine and not yet answered by it (it answers once what each
+/// did is durable); at this many the session reads nothing more until answers come.
+const MAX_UNANSWERED_RECEIPTS: usize = 4096;
+
+/// Where the engine's answers to receipts come back: (sequence number, taken).
+type Answers = mpsc::UnboundedSender<(u32, bool)>;
+
 /// A deliver_sm the engine had no room for yet: the session reads nothing more until it is
-/// taken, then answers it.
+/// taken, then answers it (a receipt once the engine answers).
 enum Held {
-    Receipt(ReceiptSink, Receipt, u32),
+    Receipt(ReceiptSink, (Receipt, ReceiptAck), u32),
     Inbound(InboundSink, Inbound, u32),
 }
 
@@ -157,6 +164,8 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
         return Ended::NotBound(e.into());
     }
     let (inbox_tx, mut inbox) = mpsc::channel::<Submit>(handle.window_size + 1);
+    let (answers_tx, mut answers) = mpsc::unbounded_channel::<(u32, bool)>();
+    let mut unanswered = 0usize;
     let mut pending: HashMap<u32, Pending> = HashMap::with_capacity(handle.window_size);
     let mut held: Option<Held> = None;
     let mut bound = false;
@@ -168,7 +177,7 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
     let mut buf = vec![0u8; READ_CHUNK];
     let (mut reader, mut writer) = stream.split();
     loop {
-        while held.is_none() {
+        while held.is_none() && unanswered < MAX_UNANSWERED_RECEIPTS {
             let Some(event) = session.poll_event() else {
                 break;
             };
@@ -188,9 +197,15 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
                     sequence,
                     body: Body::DeliverSm(sm),
                     ..
-                }) => match deliver(sm, sequence, shared) {
+                }) => match deliver(sm, sequence, &answers_tx, shared) {
                     HandOver::Answer(status) => {
                         let _ = session.respond(sequence, status, Body::DeliverSmResp);
+                    }
+                    HandOver::Handed => {
+                        unanswered += 1;
+                        if unanswered == MAX_UNANSWERED_RECEIPTS {
+                            session.hold_input();
+                        }
                     }
                     HandOver::Held(waiting) => {
                         held = Some(waiting);
@@ -219,7 +234,7 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
         let unwritten = session.poll_transmit();
         let writing = unwritten.is_some();
         tokio::select! {
-            read = reader.read(&mut buf), if held.is_none() => {
+            read = reader.read(&mut buf), if held.is_none() && unanswered < MAX_UNANSWERED_RECEIPTS => {
                 let now = Instant::now().into_std();
                 match read {
                     Ok(0) => session.handle_eof(None),
@@ -247,11 +262,25 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
             }
             () = room(&held), if held.is_some() => {
                 if let Some(h) = held.take() {
-                    held = hand_over(h, &mut session, shared);
-                    if held.is_none() {
-                        session.resume_input(Instant::now().into_std());
+                    match hand_over(h, &mut session, shared) {
+                        HandOver::Held(h) => held = Some(h),
+                        handed => {
+                            unanswered += usize::from(matches!(handed, HandOver::Handed));
+                            if unanswered < MAX_UNANSWERED_RECEIPTS {
+                                session.resume_input(Instant::now().into_std());
+                            }
+                        }
                     }
                 }
+            }
+            Some((sequence, taken)) = answers.recv() => {
+                // Not taken (the router went away first): the SMSC offers it again.
+                let status = if taken { status::OK } else { status::TEMPORARY_APP_ERROR };
+                let _ = session.respond(sequence, status, Body::DeliverSmResp);
+                if unanswered == MAX_UNANSWERED_RECEIPTS && held.is_none() {
+                    session.resume_input(Instant::now().into_std());
+                }
+                unanswered -= 1;
             }
             () = tokio::time::sleep_until(wake) => {
                 let now = Instant::now();
@@ -356,9 +385,9 @@ fn expire(pending: &mut HashMap<u32, Pending>, timeout: Duration, now: Instant) 
     }
 }
 
-/// A deliver_sm for the engine: handed over at once if its sink has room (then `None`: answer
-/// it now), else held.
-fn deliver(sm: ShortMessage, sequence: u32, shared: &Shared) -> HandOver {
+/// A deliver_sm for the engine: handed over at once if its sink has room (a receipt is then
+/// answered when the engine answers it, through `answers`), else held.
+fn deliver(sm: ShortMessage, sequence: u32, answers: &Answers, shared: &Shared) -> HandOver {
     let held = match parse_receipt(&sm) {
         Some(r) => {
             // Only a text id may be another form of a known id. A TLV id is exact: resolving
@@ -372,10 +401,15 @@ fn deliver(sm: ShortMessage, sequence: u32, shared: &Shared) -> HandOver {
                 status: r.status,
                 error: r.error,
             };
+            // Bound before the engine attached (a router starting): the SMSC keeps it.
             let Some(sink) = shared.sink.lock().clone() else {
-                return HandOver::Answer(status::OK);
+                return HandOver::Answer(status::TEMPORARY_APP_ERROR);
             };
-            Held::Receipt(sink, receipt, sequence)
+            let answers = answers.clone();
+            let ack = ReceiptAck::new(move |taken| {
+                let _ = answers.send((sequence, taken));
+            });
+            Held::Receipt(sink, (receipt, ack), sequence)
         }
         None => {
             shared
@@ -389,7 +423,7 @@ fn deliver(sm: ShortMessage, sequence: u32, shared: &Shared) -> HandOver {
                 text,
             };
             let Some(sink) = shared.inbound.lock().clone() else {
-                return HandOver::Answer(status::OK);
+                return HandOver::Answer(status::TEMPORARY_APP_ERROR);
             };
             Held::Inbound(sink, inbound, sequence)
         }
@@ -401,27 +435,31 @@ fn deliver(sm: ShortMessage, sequence: u32, shared: &Shared) -> HandOver {
 enum HandOver {
     /// Taken (or not wanted): answer it with this status.
     Answer(u32),
+    /// A receipt the engine took: answered when the engine answers it.
+    Handed,
     /// Its sink is full: still held.
     Held(Held),
 }
 
 /// Tries to give a held deliver_sm to the engine. A receipt whose engine is gone (a router
-/// that crashed) is answered with a temporary error, so the SMSC keeps it for the next bind.
+/// that crashed) drops its token, which answers it with a temporary error, so the SMSC keeps
+/// it for the next bind.
 fn try_hand_over(held: Held, shared: &Shared) -> HandOver {
     use mpsc::error::TrySendError;
     match held {
         Held::Receipt(sink, receipt, sequence) => match sink.try_send(receipt) {
             Ok(()) => {
                 shared.stats.receipts.fetch_add(1, Ordering::Relaxed);
-                HandOver::Answer(status::OK)
+                HandOver::Handed
             }
             Err(TrySendError::Full(receipt)) => {
                 HandOver::Held(Held::Receipt(sink, receipt, sequence))
             }
-            Err(TrySendError::Closed(_)) => HandOver::Answer(status::TEMPORARY_APP_ERROR),
+            Err(TrySendError::Closed(_)) => HandOver::Handed,
         },
         Held::Inbound(sink, inbound, sequence) => match sink.try_send(inbound) {
-            Ok(()) | Err(TrySendError::Closed(_)) => HandOver::Answer(status::OK),
+            Ok(()) => HandOver::Answer(status::OK),
+            Err(TrySendError::Closed(_)) => HandOver::Answer(status::TEMPORARY_APP_ERROR),
             Err(TrySendError::Full(inbound)) => {
                 HandOver::Held(Held::Inbound(sink, inbound, sequence))
             }
@@ -429,19 +467,17 @@ fn try_hand_over(held: Held, shared: &Shared) -> HandOver {
     }
 }
 
-/// Hands a held deliver_sm over once there is room, and answers it; still held if another
-/// session took the room first.
-fn hand_over(held: Held, session: &mut Session, shared: &Shared) -> Option<Held> {
+/// Hands a held deliver_sm over once there is room, and answers it (a receipt: when the
+/// engine does); still held if another session took the room first.
+fn hand_over(held: Held, session: &mut Session, shared: &Shared) -> HandOver {
     let sequence = match &held {
         Held::Receipt(_, _, s) | Held::Inbound(_, _, s) => *s,
     };
-    match try_hand_over(held, shared) {
-        HandOver::Answer(status) => {
-            let _ = session.respond(sequence, status, Body::DeliverSmResp);
-            None
-        }
-        HandOver::Held(held) => Some(held),
+    let handed = try_hand_over(held, shared);
+    if let HandOver::Answer(status) = handed {
+        let _ = session.respond(sequence, status, Body::DeliverSmResp);
     }
+    handed
 }
 
 /// Resolves when the held deliver_sm's sink has room (or is gone).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use smsroute_carrier::{Carrier, Receipt, SubmitError};
+use smsroute_carrier::{Carrier, Receipt, ReceiptAck, SubmitError};
 use smsroute_sim::{Behaviour, Latency, SimulatorConfig};
 use smsroute_smpp::pdu::{Address, Bind, BindKind, Body, Frame, ShortMessage, status};
 use smsroute_smpp::{EsmeConfig, SmppCarrier};
@@ -174,14 +174,15 @@ async fn receipts_a_client_never_acknowledges_are_bounded_and_kept_for_the_next(
     drop(rude);
     // A client that acknowledges gets every one kept: the 16 given back and the 100 stored.
     let carrier = SmppCarrier::connect("good", esme(&sim, "pw"));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Receipt>(1024);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Receipt, ReceiptAck)>(1024);
     carrier.attach_receipts(tx);
     let mut got = 0;
     while got < 116 {
-        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        let (_, ack) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .expect("the kept receipts come")
             .unwrap();
+        ack.taken();
         got += 1;
     }
     until(|| sim.stored("acme") == 0).await;
@@ -295,7 +296,7 @@ async fn a_deliver_sm_flood_is_read_only_as_fast_as_the_engine_takes_receipts() 
     })
     .await;
     let carrier = SmppCarrier::connect("flood", fast_esme(port));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Receipt>(8);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Receipt, ReceiptAck)>(8);
     carrier.attach_receipts(tx);
     until(|| carrier.bound() == 1).await;
     until(|| carrier.stats().receipts.load(Ordering::Relaxed) == 8).await;
@@ -314,7 +315,7 @@ async fn a_deliver_sm_flood_is_read_only_as_fast_as_the_engine_takes_receipts() 
     assert_eq!(carrier.stats().receipts.load(Ordering::Relaxed), 8);
     // Taken by the engine, receipts flow again.
     for _ in 0..100 {
-        rx.recv().await.unwrap();
+        rx.recv().await.unwrap().1.taken();
     }
     assert!(carrier.stats().receipts.load(Ordering::Relaxed) >= 100);
     // Its own enquire_links were answered (the SMSC reads): the link stayed up throughout.

@@ -35,10 +35,11 @@ async fn submits_gsm_and_ucs2_multipart_and_gets_every_receipt() {
     assert_eq!(ids.len(), 1 + 2 + 2, "one id per part");
     let mut receipts = Vec::new();
     while receipts.len() < ids.len() {
-        let r = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        let (r, ack) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .unwrap()
             .unwrap();
+        ack.taken();
         assert_eq!(r.status, ReceiptStatus::Delivered);
         receipts.push(r.message_id);
     }
@@ -228,11 +229,65 @@ async fn the_simulators_model_and_window_apply_per_bind() {
     }
     // 20/s with a burst of 10: most of 40 immediate submits are throttled.
     assert!(throttled >= 20, "{throttled}");
-    let r = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+    let (r, ack) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .unwrap()
         .unwrap();
+    ack.taken();
     assert_eq!(r.status, ReceiptStatus::Undeliverable);
+}
+
+/// A receipt's deliver_sm is answered when the engine answers it, not when it is handed over:
+/// "not taken" (a router that went away before the receipt was safe) is a temporary error, so
+/// the SMSC keeps it and offers it again; taken, it is answered OK and never comes again.
+#[tokio::test]
+async fn a_receipt_is_answered_as_the_engine_answers_it() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let carrier = SmppCarrier::connect("sim", esme(&sim, "pw"));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    carrier.attach_receipts(tx);
+    until(|| carrier.bound() == 1).await;
+    let accepted = carrier.submit(request("hello")).await.unwrap();
+    let (first, ack) = next_receipt(&mut rx).await;
+    assert_eq!(first.message_id, accepted.message_ids[0]);
+    // Held by the engine: the SMSC still owns it, unanswered.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rx.try_recv().is_err(), "not offered again while unanswered");
+    drop(ack);
+    let (again, ack) = next_receipt(&mut rx).await;
+    assert_eq!(again, first, "not taken: offered again");
+    ack.taken();
+    // Past the simulator's 1 s before it offers a refused deliver_sm again.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(rx.try_recv().is_err(), "taken: never again");
+}
+
+/// Regression: a session bound before the engine attached its sink (a router starting, with
+/// receipts the SMSC kept through its crash) answered those receipts OK and dropped them, so
+/// their messages waited for the receipt timeout. Now they are refused for the moment and the
+/// SMSC offers them again.
+#[tokio::test]
+async fn a_receipt_before_the_engine_attached_is_kept_by_the_smsc() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let carrier = SmppCarrier::connect("sim", esme(&sim, "pw"));
+    until(|| carrier.bound() == 1).await;
+    let accepted = carrier.submit(request("hello")).await.unwrap();
+    // The receipt is due at once: offered while nothing is attached.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    carrier.attach_receipts(tx);
+    let (receipt, ack) = next_receipt(&mut rx).await;
+    ack.taken();
+    assert_eq!(receipt.message_id, accepted.message_ids[0]);
+}
+
+async fn next_receipt(
+    rx: &mut tokio::sync::mpsc::Receiver<(smsroute_carrier::Receipt, smsroute_carrier::ReceiptAck)>,
+) -> (smsroute_carrier::Receipt, smsroute_carrier::ReceiptAck) {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a receipt comes")
+        .unwrap()
 }
 
 #[tokio::test]
@@ -352,10 +407,11 @@ async fn a_receipt_before_its_submit_resp_keeps_its_own_tlv_id() {
     let mut receipts = Vec::new();
     for text in ["first", "second"] {
         let accepted = carrier.submit(request(text)).await.unwrap();
-        let receipt = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        let (receipt, ack) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .unwrap()
             .unwrap();
+        ack.taken();
         receipts.push((accepted.message_ids[0].to_string(), receipt.message_id));
     }
     assert_eq!(

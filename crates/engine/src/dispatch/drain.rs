@@ -41,8 +41,8 @@ impl<C: Carrier> Dispatcher<C> {
         if !self.deferred.is_empty() {
             tracing::warn!(
                 held = self.deferred.len(),
-                "receipts still waiting for room at shutdown are dropped: their messages wait \
-                 for the receipt timeout after the restart"
+                "receipts still waiting for room at shutdown are answered not taken: their \
+                 carriers offer them again after the restart"
             );
         }
         let mut unfinished: Vec<MessageId> = Vec::new();
@@ -56,7 +56,11 @@ impl<C: Carrier> Dispatcher<C> {
                     // Never durable: stays unfinished in the journal, its slot given back.
                     journal::Held::Terminal(status) => unfinished.push(status.id),
                     journal::Held::Accepted(status) if durable => self.events.accepted(status),
-                    journal::Held::Accepted(_) | journal::Held::Submit { .. } => {}
+                    journal::Held::Receipt(ack) if durable => ack.taken(),
+                    // Dropped unanswered: the carrier offers the receipt again.
+                    journal::Held::Accepted(_)
+                    | journal::Held::Submit { .. }
+                    | journal::Held::Receipt(_) => {}
                 }
             }
         }

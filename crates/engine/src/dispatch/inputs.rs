@@ -119,27 +119,52 @@ impl<C: Carrier> Dispatcher<C> {
         }
         self.apply(done.key, actions, now);
         for matched in early {
-            self.receipt(matched, now);
+            self.receipt(matched, ReceiptAck::none(), now);
         }
     }
 
     /// A receipt from `carrier`: matched to its part here, where the message is now (in
-    /// memory or parked), or held as early.
-    pub(super) fn receipt_in(&mut self, carrier: CarrierSlot, receipt: Receipt, now: Nanos) {
+    /// memory or parked), or held as early (answered at once: its message was still in
+    /// flight, which a crash turns into a resubmit flagged `possible_duplicate` anyway).
+    pub(super) fn receipt_in(
+        &mut self,
+        carrier: CarrierSlot,
+        receipt: Receipt,
+        ack: ReceiptAck,
+        now: Nanos,
+    ) {
         let early_ttl = self.shared.options.early_receipt_ttl_ms * 1_000_000;
-        if let Some(matched) = self.dlr.arrive(carrier, receipt, now, early_ttl) {
-            self.receipt(matched, now);
+        match self.dlr.arrive(carrier, receipt, now, early_ttl) {
+            Some(matched) => self.receipt(matched, ack, now),
+            None => self.receipt_done(ack),
         }
     }
 
-    /// A matched delivery receipt.
-    pub(super) fn receipt(&mut self, matched: Matched, now: Nanos) {
+    /// A matched delivery receipt; `ack` is answered once what it did is durable (or, for a
+    /// parked message with no room to take it up yet, held with it).
+    pub(super) fn receipt(&mut self, matched: Matched, ack: ReceiptAck, now: Nanos) {
         if matched.target.key.is_parked() {
-            if let Some(waits) = self.parked_receipt(matched, now) {
-                self.deferred.push_back(waits);
+            match self.parked_receipt(matched, now) {
+                Some(waits) => self.deferred.push_back((waits, ack)),
+                None => self.receipt_done(ack),
             }
             return;
         }
+        self.apply_receipt(matched, now);
+        self.receipt_done(ack);
+    }
+
+    /// Answers the carrier for a receipt handled now: at once without a journal, else once
+    /// every record it caused is durable.
+    pub(super) fn receipt_done(&mut self, ack: ReceiptAck) {
+        match &mut self.journal {
+            Some(journal) => journal.receipt_done(ack),
+            None => ack.taken(),
+        }
+    }
+
+    /// A matched receipt for a message in memory, handed to its state machine.
+    fn apply_receipt(&mut self, matched: Matched, now: Nanos) {
         let Some(entry) = self.slab.get_mut(matched.target.key) else {
             self.dlr.unknown += 1;
             return;
@@ -155,6 +180,7 @@ impl<C: Carrier> Dispatcher<C> {
                     .record(now.saturating_sub(attempt.at) as f64 / 1e9);
             }
         }
+        let delivered_before = entry.delivery.delivered_parts();
         let actions = entry.delivery.handle_receipt(
             t.attempt,
             t.part,
@@ -162,6 +188,13 @@ impl<C: Carrier> Dispatcher<C> {
             now,
             &mut self.budgets[..],
         );
+        // A part delivered while others still wait: recorded, so a crash keeps it.
+        if entry.delivery.delivered_parts() != delivered_before
+            && entry.delivery.awaiting_receipt().is_some()
+            && let Some(journal) = &mut self.journal
+        {
+            journal.part_delivered(entry.message.id(), t.part);
+        }
         self.apply(t.key, actions, now);
     }
 

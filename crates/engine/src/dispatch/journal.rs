@@ -1,17 +1,19 @@
 //! The dispatcher's journal (`docs/durability.md`): every step it records, what waits for its
 //! record to be durable, and the messages it takes up again after a restart.
 //!
-//! Three things wait for the sync that covers their record, in the order they were recorded:
+//! Four things wait for the sync that covers their record, in the order they were recorded:
 //! a new message's `Accepted` event (the message itself starts at once: its first submit
 //! waits for its attempt's record, which the log orders after the acceptance), a submit (sent
 //! once its attempt is durable, so a crash can never forget a submit that reached a carrier),
-//! and a terminal event (handed to the gateway once durable, so it is never heard and then
-//! forgotten). Everything else (receipt ids, retries) is recorded without waiting: losing it
-//! in a crash only makes recovery more cautious.
+//! a terminal event (handed to the gateway once durable, so it is never heard and then
+//! forgotten), and the answer to a carrier's receipt (given once what the receipt did is
+//! durable, so a crash never loses a receipt its carrier thinks delivered). Everything else
+//! (receipt ids, retries) is recorded without waiting: losing it in a crash only makes
+//! recovery more cautious.
 
 use std::borrow::Cow;
 
-use smsroute_delivery::{Recovery, Resume};
+use smsroute_delivery::{ReceiptStatus, Recovery, Resume};
 use smsroute_journal::{Finish, Flushed, Record, Recovered, State, Unfinished, Writer};
 use smsroute_types::Message;
 
@@ -27,6 +29,8 @@ pub(super) enum Held {
     Submit { key: EntryKey, attempt: u32 },
     /// A terminal event: handed out once durable.
     Terminal(StatusEvent),
+    /// A carrier's receipt, answered once what it did is durable.
+    Receipt(ReceiptAck),
 }
 
 /// The journal's writer and what waits for it.
@@ -168,6 +172,26 @@ impl Durability {
             carrier: Cow::Borrowed(carrier),
             carrier_ids: Cow::Borrowed(ids),
         });
+    }
+
+    /// A receipt handled now: its carrier is answered once every record so far is durable
+    /// (what the receipt did among them).
+    pub fn receipt_done(&mut self, ack: ReceiptAck) {
+        let seq = if self.failed {
+            NEVER
+        } else {
+            self.writer.appended()
+        };
+        if seq <= self.writer.durable() && self.waiting.is_empty() {
+            ack.taken();
+        } else {
+            self.hold(seq, Held::Receipt(ack));
+        }
+    }
+
+    /// Records that part `part` of message `id` was delivered while others still wait.
+    pub fn part_delivered(&mut self, id: MessageId, part: u32) {
+        self.append(&Record::PartDelivered { id, part });
     }
 
     /// A new message's `Accepted` event: handed out once its acceptance is durable.
@@ -325,6 +349,7 @@ impl<C: Carrier> Dispatcher<C> {
                 Held::Accepted(status) => self.events.accepted(status),
                 Held::Submit { key, attempt } => self.send(key, attempt, now),
                 Held::Terminal(status) => self.hand_out_terminal(status),
+                Held::Receipt(ack) => ack.taken(),
             }
         }
         released
@@ -390,6 +415,7 @@ impl<C: Carrier> Dispatcher<C> {
             .not_before()
             .map(|at| self.now_system_offset(now, at));
         let mut receipt_ids = Vec::new();
+        let mut delivered_parts = Vec::new();
         // In flight at the crash: whatever happens next, the carrier may have it.
         let flagged = u.possible_duplicate || matches!(u.state, State::InFlight { .. });
         let at = match u.state {
@@ -407,11 +433,13 @@ impl<C: Carrier> Dispatcher<C> {
             State::AwaitingReceipt {
                 carrier,
                 carrier_ids,
+                delivered,
             } => match self.slot_named(&carrier).or(candidates.first().copied()) {
                 Some(slot) => {
                     let waits = self.shared.options.request_receipts && !carrier_ids.is_empty();
                     let until = if waits {
                         receipt_ids = carrier_ids;
+                        delivered_parts = delivered;
                         now.saturating_add(self.policy.receipt_timeout)
                     } else {
                         now
@@ -434,7 +462,8 @@ impl<C: Carrier> Dispatcher<C> {
                 attempts: u.attempts,
             };
             // Straight out of memory, as it was before the restart.
-            if self.park_recovered(&message, carrier, until, flagged, resumable, &receipt_ids) {
+            let ids = (&receipt_ids[..], &delivered_parts[..]);
+            if self.park_recovered(&message, carrier, until, flagged, resumable, ids) {
                 return;
             }
         }
@@ -446,7 +475,7 @@ impl<C: Carrier> Dispatcher<C> {
             validity: None,
             not_before,
         };
-        let (delivery, actions) = Delivery::resume(
+        let (mut delivery, mut actions) = Delivery::resume(
             request,
             self.policy,
             now,
@@ -458,6 +487,11 @@ impl<C: Carrier> Dispatcher<C> {
             },
             &mut self.budgets[..],
         );
+        for &part in &delivered_parts {
+            let status = ReceiptStatus::Delivered;
+            let budgets = &mut self.budgets[..];
+            actions.extend(delivery.handle_receipt(u.attempts, part, status, now, budgets));
+        }
         // Checked against the suppression list again at its carrier's lane; not charged again.
         let mut entry = Entry::new(delivery, message, u64::MAX, None);
         entry.carrier_ids = receipt_ids
@@ -479,7 +513,7 @@ impl<C: Carrier> Dispatcher<C> {
         }
         self.apply(key, actions, now);
         for matched in early {
-            self.receipt(matched, now);
+            self.receipt(matched, ReceiptAck::none(), now);
         }
     }
 

@@ -33,7 +33,9 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
-use smsroute_carrier::{Accepted, Carrier, Inbound, Receipt, SubmitError, SubmitRequest};
+use smsroute_carrier::{
+    Accepted, Carrier, Inbound, Receipt, ReceiptAck, SubmitError, SubmitRequest,
+};
 use smsroute_delivery::Admission as Lane;
 use smsroute_delivery::Label;
 use smsroute_delivery::{
@@ -98,7 +100,7 @@ pub(crate) struct Dispatcher<C: Carrier> {
     events: EventSink,
     results_tx: mpsc::UnboundedSender<Completion>,
     results_rx: mpsc::UnboundedReceiver<Completion>,
-    matched_rx: mpsc::Receiver<(CarrierSlot, Receipt)>,
+    matched_rx: mpsc::Receiver<(CarrierSlot, Receipt, ReceiptAck)>,
     control_rx: mpsc::UnboundedReceiver<Control>,
     /// Replies from carriers, tagged with the carrier.
     inbound_rx: mpsc::Receiver<(CarrierSlot, Inbound)>,
@@ -125,7 +127,7 @@ pub(crate) struct Dispatcher<C: Carrier> {
     dlr: crate::dlr::DlrMap,
     /// Receipts for parked messages that wait for room to take them up, oldest first
     /// (at most [`DEFERRED`]; past it, no more receipts are taken until room frees).
-    deferred: VecDeque<Matched>,
+    deferred: VecDeque<(Matched, ReceiptAck)>,
 }
 
 /// Router-wide counts the dispatcher accumulates between metric flushes.
@@ -148,7 +150,7 @@ impl<C: Carrier> Dispatcher<C> {
     pub fn new(
         shared: Arc<Shared<C>>,
         events: EventSink,
-        matched_rx: mpsc::Receiver<(CarrierSlot, Receipt)>,
+        matched_rx: mpsc::Receiver<(CarrierSlot, Receipt, ReceiptAck)>,
         control_rx: mpsc::UnboundedReceiver<Control>,
         inbound_rx: mpsc::Receiver<(CarrierSlot, Inbound)>,
         replies_tx: mpsc::Sender<InboundEvent>,
@@ -261,9 +263,9 @@ impl<C: Carrier> Dispatcher<C> {
                     let now = self.shared.now();
                     self.complete(done, now);
                 }
-                Some((carrier, receipt)) = self.matched_rx.recv(), if self.deferred.len() < DEFERRED => {
+                Some((carrier, receipt, ack)) = self.matched_rx.recv(), if self.deferred.len() < DEFERRED => {
                     let now = self.shared.now();
-                    self.receipt_in(carrier, receipt, now);
+                    self.receipt_in(carrier, receipt, ack, now);
                 }
                 Some((carrier, inbound)) = self.inbound_rx.recv() => {
                     let now = self.shared.now();
@@ -301,10 +303,10 @@ impl<C: Carrier> Dispatcher<C> {
             if self.deferred.len() >= DEFERRED {
                 break;
             }
-            let Ok((carrier, receipt)) = self.matched_rx.try_recv() else {
+            let Ok((carrier, receipt, ack)) = self.matched_rx.try_recv() else {
                 break;
             };
-            self.receipt_in(carrier, receipt, now);
+            self.receipt_in(carrier, receipt, ack, now);
             worked = true;
         }
         for _ in 0..BATCH {

@@ -249,7 +249,7 @@ impl<C: Carrier> Dispatcher<C> {
         until: Nanos,
         flagged: bool,
         resumable: Resumable,
-        ids: &[Box<str>],
+        (ids, delivered): (&[Box<str>], &[u32]),
     ) -> bool {
         let Some(parking) = &mut self.parking else {
             return false;
@@ -259,11 +259,15 @@ impl<C: Carrier> Dispatcher<C> {
         }
         let carrier_ids: Vec<CarrierMessageId> =
             ids.iter().map(|id| CarrierMessageId::new(id)).collect();
+        let mut parts = Multipart::new(message.segments());
+        for &part in delivered {
+            parts.deliver(part);
+        }
         let at = ParkAt {
             carrier,
             until,
             possible_duplicate: flagged,
-            delivered: [0; 4],
+            delivered: parts.delivered,
             resumable,
         };
         let Some(key) = parking.put(message, &carrier_ids, at) else {
@@ -279,7 +283,7 @@ impl<C: Carrier> Dispatcher<C> {
             .expect_all(carrier, &carrier_ids, key, resumable.attempt);
         let now = self.shared.now();
         for matched in early {
-            self.receipt(matched, now);
+            self.receipt(matched, ReceiptAck::none(), now);
         }
         true
     }
@@ -384,7 +388,11 @@ impl<C: Carrier> Dispatcher<C> {
             dlr.retarget_all(parked.carrier, &entry.carrier_ids, key, new_key, attempt);
         }
         self.awaiting_since(new_key, now);
-        for held in self.deferred.iter_mut().filter(|m| m.target.key == key) {
+        for (held, _) in self
+            .deferred
+            .iter_mut()
+            .filter(|(m, _)| m.target.key == key)
+        {
             held.target.key = new_key;
         }
         self.apply(new_key, actions, now);
@@ -408,7 +416,12 @@ impl<C: Carrier> Dispatcher<C> {
             ReceiptStatus::Delivered if parked.flags & Parked::MULTIPART != 0 => {
                 let parts = parking.multipart.get_mut(&t.key)?;
                 if !parts.completed_by(t.part) {
-                    parts.deliver(t.part);
+                    if !parts.delivered(t.part) {
+                        parts.deliver(t.part);
+                        if let Some(journal) = &mut self.journal {
+                            journal.part_delivered(parked.id, t.part);
+                        }
+                    }
                     self.count_late(parked.carrier, matched.status);
                     return None;
                 }
@@ -429,7 +442,7 @@ impl<C: Carrier> Dispatcher<C> {
             // In memory again: the receipt goes the way of every other.
             self.counts.receipts_late += 1;
             let target = Target { key, ..t };
-            self.receipt(Matched { target, ..matched }, now);
+            self.receipt(Matched { target, ..matched }, ReceiptAck::none(), now);
         }
         None
     }
@@ -444,17 +457,18 @@ impl<C: Carrier> Dispatcher<C> {
     pub(super) fn retry_deferred(&mut self, now: Nanos) -> bool {
         let mut worked = false;
         // In place: taking one message up moves the other receipts held for it to its new key.
-        while let Some(&matched) = self.deferred.front() {
+        while let Some(&(matched, _)) = self.deferred.front() {
             if !matched.target.key.is_parked() {
                 // Taken up meanwhile (another receipt, the sweep): it is in memory.
-                self.deferred.pop_front();
-                self.receipt(matched, now);
+                let (_, ack) = self.deferred.pop_front().expect("the front");
+                self.receipt(matched, ack, now);
             } else if self.parked_receipt(matched, now).is_some() {
                 // Still no room: the rest wait too.
                 break;
             } else {
                 // Handled (it stayed in front meanwhile; only keys change).
-                self.deferred.pop_front();
+                let (_, ack) = self.deferred.pop_front().expect("the front");
+                self.receipt_done(ack);
             }
             worked = true;
         }

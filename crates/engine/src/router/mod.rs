@@ -62,7 +62,11 @@ impl<C: Carrier> Clone for Router<C> {
 struct Handle<C: Carrier> {
     control: mpsc::UnboundedSender<Control>,
     /// Receipts from the carriers, tagged with the carrier.
-    matched_tx: mpsc::Sender<(CarrierSlot, smsroute_carrier::Receipt)>,
+    matched_tx: mpsc::Sender<(
+        CarrierSlot,
+        smsroute_carrier::Receipt,
+        smsroute_carrier::ReceiptAck,
+    )>,
     /// Builds connections; its lock also serialises reloads.
     factory: Mutex<CarrierFactory<C>>,
     pumps: Mutex<Vec<AbortHandle>>,

@@ -2,7 +2,7 @@
 //! what a carrier sends with the carrier (the dispatcher correlates receipts as it takes them,
 //! so a message that moved in or out of memory meanwhile is found where it is).
 
-use smsroute_carrier::{Carrier, Inbound, Receipt};
+use smsroute_carrier::{Carrier, Inbound, Receipt, ReceiptAck};
 use smsroute_types::CarrierSlot;
 use tokio::sync::mpsc;
 
@@ -12,12 +12,12 @@ use crate::registry::SlotEntry;
 impl<C: Carrier> Router<C> {
     /// Gives a carrier its receipt sink and starts the pump that hands its receipts on.
     pub(super) fn attach_receipts(&self, index: CarrierSlot, slot: &SlotEntry<C>) {
-        let (tx, mut rx) = mpsc::channel::<Receipt>(RECEIPT_QUEUE);
+        let (tx, mut rx) = mpsc::channel::<(Receipt, ReceiptAck)>(RECEIPT_QUEUE);
         slot.carrier.attach_receipts(tx);
         let matched = self.handle.matched_tx.clone();
         let pump = tokio::spawn(async move {
-            while let Some(receipt) = rx.recv().await {
-                if matched.send((index, receipt)).await.is_err() {
+            while let Some((receipt, ack)) = rx.recv().await {
+                if matched.send((index, receipt, ack)).await.is_err() {
                     return;
                 }
             }
