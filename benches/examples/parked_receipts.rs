@@ -4,7 +4,9 @@
 //! receipt sent at once and the rate at which they finish messages (terminal events taken by
 //! the gateway). The carrier keeps nothing per message (its ids are the messages' client references), so the
 //! memory is the router's. Journal on, `sync = "batch"`, in the system's temporary directory.
-//! `cargo run --profile ci -p smsroute-benches --example parked_receipts -- [N]`
+//! Each receipt is answered as an SMPP session's is (the router answers it once what it did is
+//! durable), or with `unanswered` as a carrier that wants no answer.
+//! `cargo run --profile ci -p smsroute-benches --example parked_receipts -- [N] [unanswered]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -107,6 +109,8 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(3_000_000);
+    let answered = std::env::args().nth(2).as_deref() != Some("unanswered");
+    let taken = Arc::new(AtomicUsize::new(0));
     let dir = std::env::temp_dir().join(format!("smsroute-parked-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let config = Config::parse(
@@ -187,9 +191,15 @@ fn main() {
                 status: ReceiptStatus::Delivered,
                 error: 0,
             };
-            sink.send((receipt, ReceiptAck::none()))
-                .await
-                .expect("sink open");
+            let ack = if answered {
+                let taken = taken.clone();
+                ReceiptAck::new(move |ok| {
+                    taken.fetch_add(usize::from(ok), Ordering::Relaxed);
+                })
+            } else {
+                ReceiptAck::none()
+            };
+            sink.send((receipt, ack)).await.expect("sink open");
         }
     });
     let mut last = (0, Instant::now());
@@ -209,9 +219,11 @@ fn main() {
     let took = released.elapsed().as_secs_f64();
     println!(
         "{n} receipts released at once: matched and finished in {took:.2} s, {:.0} a second \
-         ({} delivered, {} unknown receipts); resident memory after {:.0} MB",
+         ({} delivered, {} answered taken so far, {} unknown receipts); resident memory after \
+         {:.0} MB",
         n as f64 / took,
         counts[1].load(Ordering::Relaxed),
+        taken.load(Ordering::Relaxed),
         router.stats().unknown_receipts,
         rss() as f64 / 1e6
     );
