@@ -52,19 +52,109 @@ struct Plan {
     acknowledged: u64,
     last_id: MessageId,
     last_ack: u64,
-    /// Each message that finished in the inputs: the acknowledgement place of each of its
-    /// lives, in order (a gateway's own id may start a new message once the first finished).
-    finished: HashMap<u64, SmallVec<[u64; 1]>, ahash::RandomState>,
+    /// Each message that finished in the inputs: where each of its lives ended.
+    finished: Lives,
+}
+
+/// Where each message that finished in the inputs ended: for each of its lives in order (a
+/// gateway's own id may start a new message once the first finished), the position of its
+/// `Finished` record and its acknowledgement place. The router assigns ids in order and
+/// messages finish roughly in order, so most sit in a table indexed by id, where looking one
+/// up touches memory next to the last one (a map spreads them: a cache miss a record, the
+/// most of a compaction's time); ids outside the table's window, and ids with several lives,
+/// are in a map.
+#[derive(Default)]
+struct Lives {
+    /// The id of `dense[0]`.
+    base: u64,
+    /// (end, acknowledgement place) by id - `base`: place 0 (places start at 1) for none,
+    /// [`SEVERAL`] for lives kept in `sparse`.
+    dense: Vec<(u64, u64)>,
+    /// Ids with a life in `dense`.
+    in_dense: usize,
+    sparse: HashMap<u64, SmallVec<[(u64, u64); 1]>, ahash::RandomState>,
+}
+
+/// In [`Lives::dense`]: this id's lives are in the map.
+const SEVERAL: u64 = u64::MAX;
+
+/// The table grows to at most 4 slots per id it holds, plus this many.
+const DENSE_SLACK: usize = 1 << 16;
+
+impl Lives {
+    fn note(&mut self, id: u64, end: u64, ack: u64) {
+        if self.in_dense < 1024 && !self.fits(id) {
+            // Few so far (outliers ahead of the run of ids): the window starts here.
+            for (i, &(end, ack)) in self.dense.iter().enumerate() {
+                if ack != 0 && ack != SEVERAL {
+                    let lives = self.sparse.entry(self.base + i as u64).or_default();
+                    lives.insert(0, (end, ack));
+                }
+            }
+            self.dense.clear();
+            self.in_dense = 0;
+            // Room for ids a little older than this one, finishing a little later.
+            self.base = id.saturating_sub(4096);
+        }
+        if self.fits(id) {
+            let index = (id - self.base) as usize;
+            if index >= self.dense.len() {
+                self.dense.resize(index + 1, (0, 0));
+            }
+            let slot = &mut self.dense[index];
+            match slot.1 {
+                0 => {
+                    *slot = (end, ack);
+                    self.in_dense += 1;
+                    return;
+                }
+                SEVERAL => {}
+                _ => {
+                    let first = std::mem::replace(slot, (0, SEVERAL));
+                    self.sparse.entry(id).or_default().push(first);
+                }
+            }
+        }
+        self.sparse.entry(id).or_default().push((end, ack));
+    }
+
+    /// Whether `id` has (or may take) a slot in the table.
+    fn fits(&self, id: u64) -> bool {
+        id.checked_sub(self.base).is_some_and(|index| {
+            index < self.dense.len() as u64 || index < 4 * (self.in_dense + DENSE_SLACK) as u64
+        })
+    }
+
+    /// The lives of `id` that finished, in order (none: every record of it is still live). An
+    /// id with a life in the map from before the table reached it and a later one in the table
+    /// answers with the later one only: its earlier records are then judged by the later
+    /// life's place, which is higher, so they are kept a compaction longer at worst, never
+    /// dropped while their own life is unacknowledged.
+    fn get(&self, id: u64) -> &[(u64, u64)] {
+        let slot = id
+            .checked_sub(self.base)
+            .and_then(|index| self.dense.get(usize::try_from(index).ok()?));
+        match slot {
+            Some(slot) if slot.1 != 0 && slot.1 != SEVERAL => std::slice::from_ref(slot),
+            _ if self.sparse.is_empty() => &[],
+            _ => self.sparse.get(&id).map_or(&[], |lives| lives.as_slice()),
+        }
+    }
+}
+
+/// A record's place in the inputs: the input's index, then its offset in that file.
+fn position(input: usize, offset: u64) -> u64 {
+    ((input as u64) << 40) | offset
 }
 
 impl Plan {
-    fn note(&mut self, payload: &[u8]) -> Result<(), DecodeError> {
+    fn note(&mut self, position: u64, payload: &[u8]) -> Result<(), DecodeError> {
         let peek = Record::peek(payload)?;
         match (peek.kind, peek.id) {
             (ACCEPTED, Some(id)) => self.last_id = self.last_id.max(id),
             (FINISHED, Some(id)) => {
                 self.last_ack = self.last_ack.max(peek.value);
-                self.finished.entry(id.0).or_default().push(peek.value);
+                self.finished.note(id.0, position, peek.value);
             }
             (ACKNOWLEDGED, _) => self.acknowledged = self.acknowledged.max(peek.value),
             (COUNTERS, _) => {
@@ -76,22 +166,17 @@ impl Plan {
         Ok(())
     }
 
-    /// Whether the second pass copies this record; `lives` counts each finished message's
-    /// lives passed so far.
-    fn keep(&self, payload: &[u8], lives: &mut HashMap<u64, u32>) -> Result<bool, DecodeError> {
+    /// Whether the second pass copies the record at `position`: it belongs to the life that
+    /// ends at the first `Finished` record at or after it (none: a life still going on).
+    fn keep(&self, position: u64, payload: &[u8]) -> Result<bool, DecodeError> {
         let peek = Record::peek(payload)?;
         // Bookkeeping (no message): replaced by the head of the compacted file.
         let Some(id) = peek.id else {
             return Ok(false);
         };
-        let Some(acks) = self.finished.get(&id.0) else {
-            return Ok(true);
-        };
-        let life = lives.entry(id.0).or_default();
-        let done = acks
-            .get(*life as usize)
-            .is_some_and(|ack| *ack <= self.acknowledged);
-        *life += u32::from(peek.kind == FINISHED);
+        let done = (self.finished.get(id.0).iter())
+            .find(|(end, _)| *end >= position)
+            .is_some_and(|(_, ack)| *ack <= self.acknowledged);
         Ok(!done)
     }
 }
@@ -120,12 +205,14 @@ pub(crate) fn compact(dir: &Path, upto: u64, stop: &AtomicBool) -> Result<Compac
     let gave_up = || stop.load(Ordering::Relaxed);
     let mut plan = Plan::default();
     let mut bytes_before = 0;
-    for path in &inputs {
+    for (input, path) in inputs.iter().enumerate() {
         if gave_up() {
             return Ok(Compacted::default());
         }
         bytes_before += std::fs::metadata(path).map_or(0, |m| m.len());
-        segment::read_closed(path, |_, payload| plan.note(payload))?;
+        segment::read_closed(path, |offset, payload| {
+            plan.note(position(input, offset), payload)
+        })?;
     }
     let path = dir.join(segment::compacted_name(covered));
     let tmp = dir.join(format!("{}.tmp", segment::compacted_name(covered)));
@@ -150,14 +237,13 @@ pub(crate) fn compact(dir: &Path, upto: u64, stop: &AtomicBool) -> Result<Compac
         &mut buf,
     );
     let (mut records, mut bytes_after) = (2u64, 0u64);
-    let mut lives = HashMap::new();
-    let mut copy = |path: &Path, buf: &mut Vec<u8>| -> Result<bool, JournalError> {
+    let mut copy = |input: usize, path: &Path, buf: &mut Vec<u8>| -> Result<bool, JournalError> {
         if gave_up() {
             return Ok(false);
         }
         let mut failed = None;
-        segment::read_closed(path, |_, payload| {
-            if failed.is_none() && plan.keep(payload, &mut lives)? {
+        segment::read_closed(path, |offset, payload| {
+            if failed.is_none() && plan.keep(position(input, offset), payload)? {
                 segment::write_payload(payload, buf);
                 records += 1;
                 if buf.len() >= CHUNK {
@@ -173,8 +259,8 @@ pub(crate) fn compact(dir: &Path, upto: u64, stop: &AtomicBool) -> Result<Compac
             None => Ok(true),
         }
     };
-    for path in &inputs {
-        match copy(path, &mut buf) {
+    for (input, path) in inputs.iter().enumerate() {
+        match copy(input, path, &mut buf) {
             Ok(true) => {}
             outcome => {
                 let _ = std::fs::remove_file(&tmp);
@@ -213,4 +299,31 @@ pub(crate) fn compact(dir: &Path, upto: u64, stop: &AtomicBool) -> Result<Compac
         bytes_after,
         records,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lives_are_found_in_the_table_or_the_map() {
+        let mut lives = Lives::default();
+        // Outliers first (an old message finishing late), then a run of ids in order.
+        lives.note(5, 1, 1);
+        for id in 1_000_000..1_010_000 {
+            lives.note(id, id * 10, id);
+        }
+        lives.note(999_000, 7, 2); // a little older than the run
+        lives.note(1_000_005, 99, 3); // a second life
+        lives.note(u64::MAX - 1, 8, 4); // far away
+        assert!(lives.in_dense >= 9_999, "the run is in the table");
+        assert_eq!(lives.get(5), &[(1, 1)]);
+        assert_eq!(lives.get(1_000_001), &[(10_000_010, 1_000_001)]);
+        assert_eq!(lives.get(999_000), &[(7, 2)]);
+        assert_eq!(lives.get(1_000_005), &[(10_000_050, 1_000_005), (99, 3)]);
+        assert_eq!(lives.get(u64::MAX - 1), &[(8, 4)]);
+        assert_eq!(lives.get(1_010_000), &[] as &[(u64, u64)], "never finished");
+        assert_eq!(lives.get(6), &[] as &[(u64, u64)]);
+        assert!(lives.dense.len() < 4 * (lives.in_dense + DENSE_SLACK));
+    }
 }

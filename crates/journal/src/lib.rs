@@ -37,7 +37,7 @@
 //! drop(writer);
 //! std::fs::remove_dir_all(&dir).unwrap();
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};

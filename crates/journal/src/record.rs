@@ -128,6 +128,9 @@ pub enum DecodeError {
     /// Bytes left after the last field.
     #[error("{0} bytes after the record's last field")]
     Trailing(usize),
+    /// A number written in more bytes than its type holds.
+    #[error("{0} is out of range")]
+    Varint(&'static str),
 }
 
 pub(crate) const ACCEPTED: u8 = 1;
@@ -179,7 +182,7 @@ impl Record<'_> {
                 attempt,
             } => {
                 out.push(ATTEMPT);
-                put_u64(out, id.0);
+                put_var(out, id.0);
                 put_str(out, carrier);
                 put_u32(out, *attempt);
             }
@@ -189,7 +192,7 @@ impl Record<'_> {
                 carrier_ids,
             } => {
                 out.push(SUBMITTED);
-                put_u64(out, id.0);
+                put_var(out, id.0);
                 put_str(out, carrier);
                 put_u32(out, carrier_ids.len() as u32);
                 for part in carrier_ids.iter() {
@@ -198,12 +201,12 @@ impl Record<'_> {
             }
             Record::PartDelivered { id, part } => {
                 out.push(PART_DELIVERED);
-                put_u64(out, id.0);
+                put_var(out, id.0);
                 put_u32(out, *part);
             }
             Record::Retrying { id, at } => {
                 out.push(RETRYING);
-                put_u64(out, id.0);
+                put_var(out, id.0);
                 put_u64(out, *at);
             }
             Record::Finished {
@@ -213,8 +216,8 @@ impl Record<'_> {
                 possible_duplicate,
             } => {
                 out.push(FINISHED);
-                put_u64(out, id.0);
-                put_u64(out, *ack);
+                put_var(out, id.0);
+                put_var(out, *ack);
                 let (kind, detail) = match status {
                     Finish::Delivered => (0, 0),
                     Finish::Sent => (1, 0),
@@ -230,20 +233,21 @@ impl Record<'_> {
             }
             Record::Acknowledged { upto } => {
                 out.push(ACKNOWLEDGED);
-                put_u64(out, *upto);
+                put_var(out, *upto);
             }
             Record::Flagged { id } => {
                 out.push(FLAGGED);
-                put_u64(out, id.0);
+                put_var(out, id.0);
             }
             Record::Synced { upto } => {
                 out.push(SYNCED);
+                // Fixed width: recovery looks for these frames by their shape.
                 put_u64(out, *upto);
             }
             Record::Counters { last_id, last_ack } => {
                 out.push(COUNTERS);
-                put_u64(out, last_id.0);
-                put_u64(out, *last_ack);
+                put_var(out, last_id.0);
+                put_var(out, *last_ack);
             }
         }
     }
@@ -258,20 +262,21 @@ impl Record<'_> {
         let (id, value, second) = match kind {
             ACCEPTED => {
                 r.u64("accepted at")?;
-                (Some(MessageId(r.u64("id")?)), 0, 0)
+                (Some(MessageId(r.var("id")?)), 0, 0)
             }
             ATTEMPT | SUBMITTED | RETRYING | FLAGGED | PART_DELIVERED => {
-                (Some(MessageId(r.u64("id")?)), 0, 0)
+                (Some(MessageId(r.var("id")?)), 0, 0)
             }
             FINISHED => {
-                let id = MessageId(r.u64("id")?);
-                (Some(id), r.u64("acknowledgement sequence")?, 0)
+                let id = MessageId(r.var("id")?);
+                (Some(id), r.var("acknowledgement sequence")?, 0)
             }
-            ACKNOWLEDGED | SYNCED => (None, r.u64("watermark")?, 0),
+            ACKNOWLEDGED => (None, r.var("watermark")?, 0),
+            SYNCED => (None, r.u64("synced offset")?, 0),
             COUNTERS => (
                 None,
-                r.u64("last id")?,
-                r.u64("last acknowledgement place")?,
+                r.var("last id")?,
+                r.var("last acknowledgement place")?,
             ),
             kind => return Err(DecodeError::Kind(kind)),
         };
@@ -287,7 +292,7 @@ impl Record<'_> {
     pub(crate) fn accepted_header(bytes: &[u8]) -> Result<(u64, MessageId), DecodeError> {
         let mut r = Reader(bytes.get(1..).unwrap_or_default());
         let at = r.u64("accepted at")?;
-        let id = MessageId(r.u64("id")?);
+        let id = MessageId(r.var("id")?);
         Ok((at, id))
     }
 
@@ -304,12 +309,12 @@ impl Record<'_> {
                 }
             }
             ATTEMPT => Record::Attempt {
-                id: MessageId(r.u64("id")?),
+                id: MessageId(r.var("id")?),
                 carrier: Cow::Owned(r.string("carrier")?),
                 attempt: r.u32("attempt")?,
             },
             SUBMITTED => {
-                let id = MessageId(r.u64("id")?);
+                let id = MessageId(r.var("id")?);
                 let carrier = Cow::Owned(r.string("carrier")?);
                 let parts = r.u32("part count")? as usize;
                 // Each id takes at least its 4-byte length: a damaged count cannot allocate
@@ -325,16 +330,16 @@ impl Record<'_> {
                 }
             }
             PART_DELIVERED => Record::PartDelivered {
-                id: MessageId(r.u64("id")?),
+                id: MessageId(r.var("id")?),
                 part: r.u32("part")?,
             },
             RETRYING => Record::Retrying {
-                id: MessageId(r.u64("id")?),
+                id: MessageId(r.var("id")?),
                 at: r.u64("retry time")?,
             },
             FINISHED => {
-                let id = MessageId(r.u64("id")?);
-                let ack = r.u64("acknowledgement sequence")?;
+                let id = MessageId(r.var("id")?);
+                let ack = r.var("acknowledgement sequence")?;
                 let kind = r.u8("status")?;
                 let detail = r.u32("status detail")?;
                 let status = match kind {
@@ -355,17 +360,17 @@ impl Record<'_> {
                 }
             }
             ACKNOWLEDGED => Record::Acknowledged {
-                upto: r.u64("watermark")?,
+                upto: r.var("watermark")?,
             },
             FLAGGED => Record::Flagged {
-                id: MessageId(r.u64("id")?),
+                id: MessageId(r.var("id")?),
             },
             SYNCED => Record::Synced {
                 upto: r.u64("synced offset")?,
             },
             COUNTERS => Record::Counters {
-                last_id: MessageId(r.u64("last id")?),
-                last_ack: r.u64("last acknowledgement place")?,
+                last_id: MessageId(r.var("last id")?),
+                last_ack: r.var("last acknowledgement place")?,
             },
             kind => return Err(DecodeError::Kind(kind)),
         };
@@ -377,7 +382,7 @@ impl Record<'_> {
 }
 
 fn encode_message(m: &Message, out: &mut Vec<u8>) {
-    put_u64(out, m.id().0);
+    put_var(out, m.id().0);
     put_str(out, m.to().as_str());
     // As written: a numeric sender keeps its `+` (its TON).
     match m.from() {
@@ -410,7 +415,7 @@ fn encode_message(m: &Message, out: &mut Vec<u8>) {
 }
 
 fn decode_message(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
-    let id = MessageId(r.u64("message id")?);
+    let id = MessageId(r.var("message id")?);
     let to = r.str("to")?;
     let from = r.str("from")?;
     let text = r.str("text")?;
@@ -440,8 +445,19 @@ pub fn unix_nanos(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// A count, length or small number: LEB128 (7 bits a byte, low first; 1 byte below 128).
 fn put_u32(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&v.to_le_bytes());
+    put_var(out, u64::from(v));
+}
+
+/// An id, acknowledgement place or offset: LEB128, as [`put_u32`] (ids the router assigns
+/// and places stay small, so most take 2-4 bytes instead of 8).
+fn put_var(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 fn put_u64(out: &mut Vec<u8>, v: u64) {
@@ -481,8 +497,24 @@ impl<'a> Reader<'a> {
     }
 
     fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        let b = self.take(4, field)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        u32::try_from(self.var(field)?).map_err(|_| DecodeError::Varint(field))
+    }
+
+    /// A LEB128 number of at most 64 bits (10 bytes).
+    fn var(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8(field)?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                return Err(DecodeError::Varint(field));
+            }
+            v |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::Varint(field))
     }
 
     fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
@@ -600,7 +632,7 @@ mod tests {
         bytes.push(0);
         assert_eq!(Record::decode(&bytes), Err(DecodeError::Trailing(1)));
         let mut bytes = vec![SUBMITTED];
-        put_u64(&mut bytes, 1);
+        put_var(&mut bytes, 1);
         put_str(&mut bytes, "c");
         put_u32(&mut bytes, u32::MAX);
         assert_eq!(
@@ -608,10 +640,28 @@ mod tests {
             Err(DecodeError::Truncated("carrier message id"))
         );
         let mut bytes = vec![FINISHED];
-        put_u64(&mut bytes, 1);
-        put_u64(&mut bytes, 9);
+        put_var(&mut bytes, 1);
+        put_var(&mut bytes, 9);
         bytes.push(200);
         put_u32(&mut bytes, 0);
         assert_eq!(Record::decode(&bytes), Err(DecodeError::Status(200)));
+        // Numbers: the smallest and largest round-trip; 11 bytes, or a 10th byte past 64
+        // bits, are refused.
+        for v in [0, 127, 128, 16_383, 16_384, u64::from(u32::MAX), u64::MAX] {
+            let mut bytes = Vec::new();
+            put_var(&mut bytes, v);
+            assert_eq!(Reader(&bytes).var("n"), Ok(v), "{v}");
+            assert_eq!(
+                bytes.len(),
+                (64 - v.leading_zeros().min(63) as usize).div_ceil(7)
+            );
+        }
+        let mut long = vec![0xff; 9];
+        long.push(0x02);
+        assert_eq!(Reader(&long).var("n"), Err(DecodeError::Varint("n")));
+        assert_eq!(Reader(&[0x80; 11]).var("n"), Err(DecodeError::Varint("n")));
+        let mut big = Vec::new();
+        put_var(&mut big, u64::from(u32::MAX) + 1);
+        assert_eq!(Reader(&big).u32("n"), Err(DecodeError::Varint("n")));
     }
 }

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use crate::record::{DecodeError, Record};
 
 /// Every segment starts with these bytes (format version 1).
-pub const MAGIC: &[u8; 8] = b"SMSRJNL1";
+pub const MAGIC: &[u8; 8] = b"SMSRJNL2";
+
+/// The magic of format 1 (before 2026-12-02: fixed-width integers), refused by name.
+const MAGIC_1: &[u8; 8] = b"SMSRJNL1";
 /// Frame header: length and checksum.
 pub const HEADER: usize = 8;
 /// The largest payload a frame may carry; a longer length is damage, not a record.
@@ -62,9 +65,15 @@ pub enum End {
 /// What is wrong with a damaged frame.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Damage {
-    /// The file does not start with the segment magic (`SMSRJNL1`).
+    /// The file does not start with the segment magic (`SMSRJNL2`).
     #[error("not a journal segment (bad header)")]
     Header,
+    /// Written in format 1 by an older smsroute.
+    #[error(
+        "a journal of format 1, written by an older smsroute: finish its messages with that \
+         version, then move the directory away"
+    )]
+    OldFormat,
     /// A length of 0 or past [`MAX_RECORD`].
     #[error("frame length {0} out of range")]
     Length(u32),
@@ -74,6 +83,15 @@ pub enum Damage {
     /// The checksum matches but the payload is not a record.
     #[error("{0}")]
     Record(#[from] DecodeError),
+}
+
+/// What is wrong with a file whose first bytes are not [`MAGIC`].
+fn header_damage(first: &[u8]) -> Damage {
+    if first.starts_with(MAGIC_1) {
+        Damage::OldFormat
+    } else {
+        Damage::Header
+    }
 }
 
 /// Reads every whole frame of a segment's bytes in order, calling `each(offset, payload)`,
@@ -90,7 +108,7 @@ pub fn scan(
         } else {
             End::Corrupt {
                 offset: 0,
-                problem: Damage::Header,
+                problem: header_damage(bytes),
             }
         };
     }
@@ -163,7 +181,7 @@ pub fn read_closed(
         std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(io)?);
     let mut magic = [0u8; 8];
     if file.read_exact(&mut magic).is_err() || &magic != MAGIC {
-        return Err(corrupt(0, Damage::Header));
+        return Err(corrupt(0, header_damage(&magic)));
     }
     let (mut at, mut header, mut payload) = (MAGIC.len() as u64, [0u8; HEADER], Vec::new());
     loop {
@@ -346,10 +364,27 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_of_the_old_format_is_refused_by_name() {
+        let mut old = b"SMSRJNL1".to_vec();
+        old.extend_from_slice(&segment(2)[MAGIC.len()..]);
+        for last in [false, true] {
+            assert_eq!(
+                ids(&old, last).1,
+                End::Corrupt {
+                    offset: 0,
+                    problem: Damage::OldFormat
+                }
+            );
+        }
+        assert!(Damage::OldFormat.to_string().contains("older smsroute"));
+    }
+
+    #[test]
     fn a_flipped_bit_before_the_end_is_reported_where_it_is() {
         let mut bytes = segment(3);
         let second = segment(1).len();
-        bytes[second + HEADER + 2] ^= 0x10;
+        // The watermark's byte (the payload is the kind, then one byte).
+        bytes[second + HEADER + 1] ^= 0x10;
         let (seen, end) = ids(&bytes, true);
         assert_eq!(seen, vec![0]);
         assert_eq!(
