@@ -51,6 +51,8 @@ pub(crate) struct Target {
 pub(crate) struct Matched {
     pub target: Target,
     pub status: ReceiptStatus,
+    /// The id's key in the map ([`DlrMap::restore`]).
+    pub hash: u64,
 }
 
 /// Final receipt statuses, by their place in an early receipt.
@@ -198,7 +200,12 @@ impl DlrMap {
                 part: part as u32,
             };
             if let Some(status) = self.expect(carrier, id.as_ref(), target) {
-                early.push(Matched { target, status });
+                let hash = self.hash(carrier, id.as_ref());
+                early.push(Matched {
+                    target,
+                    status,
+                    hash,
+                });
             }
         }
         early
@@ -222,7 +229,11 @@ impl DlrMap {
                     if !intermediate {
                         o.remove();
                     }
-                    Some(Matched { target, status })
+                    Some(Matched {
+                        target,
+                        status,
+                        hash: key,
+                    })
                 }
                 None => {
                     // A second early receipt for the id: the later one is the newer news.
@@ -240,6 +251,14 @@ impl DlrMap {
                 None
             }
         }
+    }
+
+    /// Waits again for the id of a receipt that matched but could not be taken (its carrier
+    /// offers it again), unless something else took the id meanwhile.
+    pub fn restore(&mut self, matched: &Matched) {
+        self.map
+            .entry(matched.hash)
+            .or_insert(Pending(matched.target));
     }
 
     /// Drops early receipts past their TTL (they count as unknown). Walks the whole map, so
@@ -298,7 +317,8 @@ mod tests {
             map.arrive(a, receipt("m1", ReceiptStatus::Delivered), 0, 10),
             Some(Matched {
                 target: T,
-                status: ReceiptStatus::Delivered
+                status: ReceiptStatus::Delivered,
+                hash: map.hash(a, "m1"),
             })
         );
         // Early: held, then handed back when the id is registered.

@@ -680,10 +680,91 @@ async fn a_delivered_part_survives_a_crash() {
         drop((router, events));
 
         let (router, mut events) = start();
+        // Only the other part's id is awaited again.
+        let pending = |router: &Router<MockCarrier>, want: usize| {
+            let router = router.clone();
+            async move {
+                for _ in 0..500 {
+                    if router.stats().receipts_pending == want {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                panic!(
+                    "receipts pending {} not {want}",
+                    router.stats().receipts_pending
+                );
+            }
+        };
+        pending(&router, 1).await;
         let carrier = router.carrier(CarrierSlot(0)).unwrap();
         carrier.send_receipt(receipt(id, 1)).await;
         let e = until_terminal(&mut events, 1).await.pop().unwrap();
         assert_eq!((e.id, e.event), (id, Event::Delivered), "park {park}");
+        pending(&router, 0).await;
         router.shutdown(Duration::from_secs(1)).await;
     }
+}
+
+/// A receipt for a parked message that cannot be read back (its side file lost) is answered
+/// "not taken", again when offered again; after a restart, which resumes the message from
+/// the journal, it is taken and finishes the message.
+#[tokio::test]
+async fn a_receipt_for_a_message_that_cannot_be_read_back_is_not_taken() {
+    use smsroute_carrier::ReceiptAck;
+    let config = common::config(&[("alpha", 100_000, "0.004")], "");
+    let dir = Dir::new("unreadable");
+    let start = || Router::start(&config, dir.options(), |c| MockCarrier::new(&c.id)).unwrap();
+    let (router, mut events) = start();
+    // Enough parked messages that the first ones are written out (past the side files'
+    // 64 KiB write buffer), where losing the file loses them.
+    let ids: Vec<MessageId> = (1..=2000)
+        .map(|n| router.try_submit(message(n)).unwrap())
+        .collect();
+    let id = ids[0];
+    let mut submitted = 0;
+    while submitted < ids.len() {
+        let e = events.recv().await.unwrap();
+        submitted += usize::from(matches!(e.event, Event::Submitted { .. }));
+    }
+    while router.stats().parked < ids.len() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for file in std::fs::read_dir(dir.0.join("parked")).unwrap() {
+        let path = file.unwrap().path();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+    let receipt = Receipt {
+        message_id: MockCarrier::message_id(id.0, 1, 0),
+        status: ReceiptStatus::Delivered,
+        error: 0,
+    };
+    let carrier = router.carrier(CarrierSlot(0)).unwrap();
+    for offer in 0..2 {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let ack = ReceiptAck::new(move |taken| {
+            let _ = answer.send(taken);
+        });
+        carrier.send_receipt_answered(receipt.clone(), ack).await;
+        assert_eq!(answered.await, Ok(false), "offer {offer}: not taken");
+    }
+    router.shutdown(Duration::from_secs(1)).await;
+    drop(events);
+
+    let (router, mut events) = start();
+    let carrier = router.carrier(CarrierSlot(0)).unwrap();
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let ack = ReceiptAck::new(move |taken| {
+        let _ = answer.send(taken);
+    });
+    carrier.send_receipt_answered(receipt, ack).await;
+    let e = until_terminal(&mut events, 1).await.pop().unwrap();
+    assert_eq!((e.id, e.event), (id, Event::Delivered));
+    assert_eq!(answered.await, Ok(true));
+    router.shutdown(Duration::from_secs(1)).await;
 }

@@ -72,6 +72,8 @@ struct Lives {
     dense: Vec<(u64, u64)>,
     /// Ids with a life in `dense`.
     in_dense: usize,
+    /// Times the window moved ([`MAX_REBASES`]).
+    rebases: u32,
     sparse: HashMap<u64, SmallVec<[(u64, u64); 1]>, ahash::RandomState>,
 }
 
@@ -81,14 +83,20 @@ const SEVERAL: u64 = u64::MAX;
 /// The table grows to at most 4 slots per id it holds, plus this many.
 const DENSE_SLACK: usize = 1 << 16;
 
+/// The window moves at most this many times (ids not in order, as a gateway's own may be,
+/// would move it at every message): past that, ids that do not fit go to the map.
+const MAX_REBASES: u32 = 16;
+
 impl Lives {
     fn note(&mut self, id: u64, end: u64, ack: u64) {
-        if self.in_dense < 1024 && !self.fits(id) {
+        if self.in_dense < 1024 && self.rebases < MAX_REBASES && !self.fits(id) {
+            self.rebases += 1;
             // Few so far (outliers ahead of the run of ids): the window starts here.
             for (i, &(end, ack)) in self.dense.iter().enumerate() {
                 if ack != 0 && ack != SEVERAL {
+                    // Newer than any life of the id already in the map.
                     let lives = self.sparse.entry(self.base + i as u64).or_default();
-                    lives.insert(0, (end, ack));
+                    lives.push((end, ack));
                 }
             }
             self.dense.clear();
@@ -325,5 +333,21 @@ mod tests {
         assert_eq!(lives.get(1_010_000), &[] as &[(u64, u64)], "never finished");
         assert_eq!(lives.get(6), &[] as &[(u64, u64)]);
         assert!(lives.dense.len() < 4 * (lives.in_dense + DENSE_SLACK));
+    }
+
+    #[test]
+    fn ids_out_of_order_go_to_the_map_without_moving_the_window_each_time() {
+        let mut lives = Lives::default();
+        let mut id = 1u64;
+        for n in 0..10_000u64 {
+            // Scattered over the whole range, as random own ids are.
+            id = id
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            lives.note(id | 1, n, n + 1);
+        }
+        assert!(lives.rebases <= MAX_REBASES);
+        assert!(lives.dense.len() <= 4 * (lives.in_dense + DENSE_SLACK));
+        assert!(lives.sparse.len() + lives.in_dense >= 9_990);
     }
 }

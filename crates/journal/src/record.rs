@@ -1,5 +1,5 @@
-//! What the journal records about a message, and its byte encoding (little-endian,
-//! strings length-prefixed). Records borrow what they write and own what they read back.
+//! What the journal records about a message, and its byte encoding (times fixed 8 bytes
+//! little-endian, other numbers and string lengths LEB128). Records borrow what they write and own what they read back.
 //!
 //! Length: past 500 lines because every record's encoding and decoding sit side by side, with
 //! their tests.
@@ -317,9 +317,9 @@ impl Record<'_> {
                 let id = MessageId(r.var("id")?);
                 let carrier = Cow::Owned(r.string("carrier")?);
                 let parts = r.u32("part count")? as usize;
-                // Each id takes at least its 4-byte length: a damaged count cannot allocate
+                // Each id takes at least its 1-byte length: a damaged count cannot allocate
                 // more than the record holds.
-                let mut ids = Vec::with_capacity(parts.min(r.0.len() / 4));
+                let mut ids = Vec::with_capacity(parts.min(r.0.len()));
                 for _ in 0..parts {
                     ids.push(r.string("carrier message id")?.into_boxed_str());
                 }
@@ -450,7 +450,7 @@ fn put_u32(out: &mut Vec<u8>, v: u32) {
     put_var(out, u64::from(v));
 }
 
-/// An id, acknowledgement place or offset: LEB128, as [`put_u32`] (ids the router assigns
+/// An id, acknowledgement place or watermark: LEB128, as [`put_u32`] (ids the router assigns
 /// and places stay small, so most take 2-4 bytes instead of 8).
 fn put_var(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::record::{DecodeError, Record};
 
-/// Every segment starts with these bytes (format version 1).
+/// Every segment starts with these bytes (format 2: numbers other than times in LEB128).
 pub const MAGIC: &[u8; 8] = b"SMSRJNL2";
 
 /// The magic of format 1 (before 2026-12-02: fixed-width integers), refused by name.

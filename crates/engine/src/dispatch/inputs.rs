@@ -145,8 +145,10 @@ impl<C: Carrier> Dispatcher<C> {
     pub(super) fn receipt(&mut self, matched: Matched, ack: ReceiptAck, now: Nanos) {
         if matched.target.key.is_parked() {
             match self.parked_receipt(matched, now) {
-                Some(waits) => self.deferred.push_back((waits, ack)),
-                None => self.receipt_done(ack),
+                park::ParkedReceipt::NoRoom(waits) => self.deferred.push_back((waits, ack)),
+                park::ParkedReceipt::Handled => self.receipt_done(ack),
+                // Dropped unanswered: its carrier offers it again, to find it the same way.
+                park::ParkedReceipt::Unrecorded => self.dlr.restore(&matched),
             }
             return;
         }

@@ -123,6 +123,9 @@ impl Durability {
     fn fail(&mut self, error: &smsroute_journal::JournalError) {
         if !self.failed {
             self.failed = true;
+            // Receipts waiting for the disk will never be recorded: answered "not taken".
+            self.waiting
+                .retain(|(_, held)| !matches!(held, Held::Receipt(_)));
             tracing::error!(%error, "journal failed: no new message is accepted; messages \
                 waiting for it stay unfinished");
         }
@@ -175,13 +178,14 @@ impl Durability {
     }
 
     /// A receipt handled now: its carrier is answered once every record so far is durable
-    /// (what the receipt did among them).
+    /// (what the receipt did among them). After the journal failed nothing becomes durable: the
+    /// ack is dropped unanswered ("not taken"), so the carrier keeps the receipt for a router
+    /// that can record it.
     pub fn receipt_done(&mut self, ack: ReceiptAck) {
-        let seq = if self.failed {
-            NEVER
-        } else {
-            self.writer.appended()
-        };
+        if self.failed {
+            return;
+        }
+        let seq = self.writer.appended();
         if seq <= self.writer.durable() && self.waiting.is_empty() {
             ack.taken();
         } else {
@@ -509,6 +513,12 @@ impl<C: Carrier> Dispatcher<C> {
             && !receipt_ids.is_empty()
         {
             early = self.dlr.expect_all(carrier, &receipt_ids, key, attempt);
+            // Delivered parts wait for nothing more (as when their receipts came).
+            for &part in &delivered_parts {
+                if let Some(id) = receipt_ids.get(part as usize) {
+                    self.dlr.forget(carrier, id, key);
+                }
+            }
             self.awaiting_since(key, now);
         }
         self.apply(key, actions, now);

@@ -58,6 +58,17 @@ impl Multipart {
     }
 }
 
+/// What became of a receipt for a parked message.
+pub(super) enum ParkedReceipt {
+    /// Handed to its message (or counted, as an intermediate or unknown receipt).
+    Handled,
+    /// No room to take its message up yet: held, to be tried again.
+    NoRoom(Matched),
+    /// Its message cannot take it now (its side file was lost): its carrier is answered "not
+    /// taken", to offer it again (after the next start it finds the message).
+    Unrecorded,
+}
+
 /// What became of taking a parked message up.
 enum Unparked {
     /// In memory again under this key.
@@ -281,6 +292,12 @@ impl<C: Carrier> Dispatcher<C> {
         let early = self
             .dlr
             .expect_all(carrier, &carrier_ids, key, resumable.attempt);
+        // Delivered parts wait for nothing more (as when their receipts came).
+        for &part in delivered {
+            if let Some(id) = ids.get(part as usize) {
+                self.dlr.forget(carrier, id, key);
+            }
+        }
         let now = self.shared.now();
         for matched in early {
             self.receipt(matched, ReceiptAck::none(), now);
@@ -401,20 +418,29 @@ impl<C: Carrier> Dispatcher<C> {
 
     /// A receipt for a parked message. Returns it back when it must wait for room to take
     /// the message up.
-    pub(super) fn parked_receipt(&mut self, matched: Matched, now: Nanos) -> Option<Matched> {
+    pub(super) fn parked_receipt(&mut self, matched: Matched, now: Nanos) -> ParkedReceipt {
         let t = matched.target;
-        let parking = self.parking.as_mut()?;
+        let Some(parking) = self.parking.as_mut() else {
+            return ParkedReceipt::Unrecorded;
+        };
         let Some(parked) = parking.table.get(t.key).copied() else {
+            if parking.table.retired(t.key) {
+                // Its message could not be read back: it waits in the journal for the next
+                // start, where this receipt must find it again.
+                return ParkedReceipt::Unrecorded;
+            }
             self.dlr.unknown += 1;
-            return None;
+            return ParkedReceipt::Handled;
         };
         let deliver = match matched.status {
             ReceiptStatus::Intermediate => {
                 self.count_late(parked.carrier, matched.status);
-                return None;
+                return ParkedReceipt::Handled;
             }
             ReceiptStatus::Delivered if parked.flags & Parked::MULTIPART != 0 => {
-                let parts = parking.multipart.get_mut(&t.key)?;
+                let Some(parts) = parking.multipart.get_mut(&t.key) else {
+                    return ParkedReceipt::Unrecorded;
+                };
                 if !parts.completed_by(t.part) {
                     if !parts.delivered(t.part) {
                         parts.deliver(t.part);
@@ -423,7 +449,7 @@ impl<C: Carrier> Dispatcher<C> {
                         }
                     }
                     self.count_late(parked.carrier, matched.status);
-                    return None;
+                    return ParkedReceipt::Handled;
                 }
                 // The last part: taking it up with it finishes it.
                 Some(t.part)
@@ -431,8 +457,8 @@ impl<C: Carrier> Dispatcher<C> {
             _ => None,
         };
         let key = match self.unpark(t.key, now, deliver, true) {
-            Unparked::NoRoom => return Some(matched),
-            Unparked::Unreadable => return None,
+            Unparked::NoRoom => return ParkedReceipt::NoRoom(matched),
+            Unparked::Unreadable => return ParkedReceipt::Unrecorded,
             Unparked::Taken(key) => key,
         };
         if deliver.is_some() {
@@ -444,7 +470,7 @@ impl<C: Carrier> Dispatcher<C> {
             let target = Target { key, ..t };
             self.receipt(Matched { target, ..matched }, ReceiptAck::none(), now);
         }
-        None
+        ParkedReceipt::Handled
     }
 
     /// Counts a receipt matched to a parked message.
@@ -462,13 +488,21 @@ impl<C: Carrier> Dispatcher<C> {
                 // Taken up meanwhile (another receipt, the sweep): it is in memory.
                 let (_, ack) = self.deferred.pop_front().expect("the front");
                 self.receipt(matched, ack, now);
-            } else if self.parked_receipt(matched, now).is_some() {
-                // Still no room: the rest wait too.
-                break;
             } else {
-                // Handled (it stayed in front meanwhile; only keys change).
-                let (_, ack) = self.deferred.pop_front().expect("the front");
-                self.receipt_done(ack);
+                match self.parked_receipt(matched, now) {
+                    // Still no room: the rest wait too.
+                    ParkedReceipt::NoRoom(_) => break,
+                    // Handled (it stayed in front meanwhile; only keys change).
+                    ParkedReceipt::Handled => {
+                        let (_, ack) = self.deferred.pop_front().expect("the front");
+                        self.receipt_done(ack);
+                    }
+                    // Dropped unanswered: "not taken" (offered again, found the same way).
+                    ParkedReceipt::Unrecorded => {
+                        self.dlr.restore(&matched);
+                        drop(self.deferred.pop_front());
+                    }
+                }
             }
             worked = true;
         }

@@ -152,6 +152,15 @@ impl ParkedTable {
         Some(parked)
     }
 
+    /// Whether `key`'s message was retired (its side file lost).
+    pub fn retired(&self, key: EntryKey) -> bool {
+        split(key).is_some_and(|(index, generation)| {
+            self.slots
+                .get(index)
+                .is_some_and(|p| !p.live() && u32::from(p.generation) == generation)
+        })
+    }
+
     /// Frees `key`'s message without ever using its slot again (its side file was lost: a
     /// late receipt for it must find nothing).
     pub fn retire(&mut self, key: EntryKey) {
