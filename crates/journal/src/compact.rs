@@ -312,6 +312,86 @@ pub(crate) fn compact(dir: &Path, upto: u64, stop: &AtomicBool) -> Result<Compac
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Finish;
+    use proptest::prelude::*;
+
+    /// Which of `records` the second pass keeps: by the plan, and by the plain rule (each
+    /// finished message's lives counted in a map as the records go by).
+    fn decisions(records: &[Vec<u8>]) -> (Vec<bool>, Vec<bool>) {
+        let mut plan = Plan::default();
+        for (i, payload) in records.iter().enumerate() {
+            plan.note(position(0, i as u64), payload).unwrap();
+        }
+        let mut acks: HashMap<u64, Vec<u64>> = HashMap::new();
+        for payload in records {
+            let peek = Record::peek(payload).unwrap();
+            if let (FINISHED, Some(id)) = (peek.kind, peek.id) {
+                acks.entry(id.0).or_default().push(peek.value);
+            }
+        }
+        let mut lives: HashMap<u64, usize> = HashMap::new();
+        let (mut by_plan, mut plain) = (Vec::new(), Vec::new());
+        for (i, payload) in records.iter().enumerate() {
+            by_plan.push(plan.keep(position(0, i as u64), payload).unwrap());
+            let peek = Record::peek(payload).unwrap();
+            plain.push(match peek.id {
+                None => false,
+                Some(id) => {
+                    let life = lives.entry(id.0).or_default();
+                    let done = acks
+                        .get(&id.0)
+                        .and_then(|a| a.get(*life))
+                        .is_some_and(|ack| *ack <= plan.acknowledged);
+                    *life += usize::from(peek.kind == FINISHED);
+                    !done
+                }
+            });
+        }
+        (by_plan, plain)
+    }
+
+    proptest! {
+        /// The table never drops a record the plain rule keeps (dropping one loses a live
+        /// message), and decides exactly as it does for the router's ids in order.
+        #[test]
+        fn the_table_drops_only_what_the_plain_rule_drops(
+            ops in proptest::collection::vec((0u64..48, 0u8..4), 1..300),
+            scattered in any::<bool>(),
+        ) {
+            let mut records = Vec::new();
+            let mut next_ack = 1;
+            for (n, kind) in ops {
+                let id = MessageId(if scattered {
+                    n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
+                } else {
+                    1_000 + n
+                });
+                let record = match kind {
+                    0 | 1 => Record::Flagged { id },
+                    2 => {
+                        next_ack += 1;
+                        Record::Finished {
+                            id,
+                            status: Finish::Sent,
+                            ack: next_ack - 1,
+                            possible_duplicate: false,
+                        }
+                    }
+                    _ => Record::Acknowledged { upto: next_ack / 2 + n % 3 },
+                };
+                let mut bytes = Vec::new();
+                record.encode(&mut bytes);
+                records.push(bytes);
+            }
+            let (by_plan, plain) = decisions(&records);
+            for (i, (kept, should)) in by_plan.iter().zip(&plain).enumerate() {
+                prop_assert!(*kept || !*should, "record {i} dropped, live by the plain rule");
+            }
+            if !scattered {
+                prop_assert_eq!(by_plan, plain);
+            }
+        }
+    }
 
     #[test]
     fn lives_are_found_in_the_table_or_the_map() {
