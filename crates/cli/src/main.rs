@@ -9,6 +9,7 @@ mod check;
 mod explain;
 mod loadtest;
 mod send;
+mod serve;
 mod sim;
 
 use std::path::PathBuf;
@@ -107,6 +108,21 @@ enum Command {
         #[arg(long, default_value_t = 30.0)]
         wait: f64,
     },
+    /// Run the router as a process: the HTTP API for the config's [[clients]] (SMPP front:
+    /// not yet), the config's SMPP carriers, a journal. SIGTERM or Ctrl-C drains and stops.
+    Serve {
+        /// The configuration file (TOML) with [[clients]] and [carriers.smpp] tables.
+        config: PathBuf,
+        /// Address of the HTTP API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        /// The journal's directory.
+        #[arg(long, default_value = "smsroute-journal")]
+        journal: PathBuf,
+        /// Seconds to drain on SIGTERM (0 to 3,600).
+        #[arg(long, default_value_t = 10.0)]
+        grace: f64,
+    },
     /// Run a load test against simulated carriers; writes report.json and report.html.
     Loadtest {
         /// The scenario file (TOML); without one, the built-in default scenario.
@@ -176,6 +192,17 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
+        Command::Serve {
+            config,
+            http,
+            journal,
+            grace,
+        } => serve::run(serve::ServeArgs {
+            config: &config,
+            http: &http,
+            journal: &journal,
+            grace,
+        }),
         Command::Loadtest {
             scenario,
             duration,

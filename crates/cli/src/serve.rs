@@ -1,0 +1,94 @@
+//! `smsroute serve CONFIG [--http ADDR] [--journal DIR]`: the router as a process, with the
+//! configuration's SMPP carriers, a journal, and the HTTP API of `smsroute-serve` for the
+//! `[[clients]]` (`docs/serve.md`). SIGTERM or Ctrl-C: stop taking requests, drain for
+//! `--grace` seconds, unbind the carriers.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use smsroute_engine::EngineOptions;
+use smsroute_journal::JournalOptions;
+
+use crate::check::load_config;
+
+/// What `serve` was asked to do.
+pub struct ServeArgs<'a> {
+    pub config: &'a Path,
+    pub http: &'a str,
+    pub journal: &'a Path,
+    pub grace: f64,
+}
+
+/// The longest `--grace`, seconds.
+pub const MAX_GRACE_S: f64 = 3_600.0;
+
+pub fn run(args: ServeArgs<'_>) -> Result<(), String> {
+    let (config, _) = load_config(args.config)?;
+    let http: SocketAddr = args
+        .http
+        .parse()
+        .map_err(|e| format!("--http {}: {e} (expected HOST:PORT)", args.http))?;
+    if !(0.0..=MAX_GRACE_S).contains(&args.grace) {
+        return Err(format!(
+            "--grace {}: expected 0 to {MAX_GRACE_S} seconds",
+            args.grace
+        ));
+    }
+    if config.clients.iter().all(|c| c.api_keys.is_empty()) {
+        return Err(format!(
+            "{}: no [[clients]] entry has api_keys: nobody could call the HTTP API",
+            args.config.display()
+        ));
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(serve(&config, args, http))
+}
+
+async fn serve(
+    config: &smsroute_config::Config,
+    args: ServeArgs<'_>,
+    http: SocketAddr,
+) -> Result<(), String> {
+    let metrics = smsroute_serve::install_metrics()?;
+    let options = EngineOptions::default().journal(JournalOptions::new(args.journal));
+    let (router, events) = smsroute::start_smpp(config, options).map_err(|e| e.to_string())?;
+    let hub = smsroute_serve::Hub::new(router.clone(), events, &config.clients);
+    let listener = tokio::net::TcpListener::bind(http)
+        .await
+        .map_err(|e| format!("--http {http}: {e}"))?;
+    tracing::info!(%http, journal = %args.journal.display(), "smsroute serve: HTTP API listening");
+    axum::serve(listener, hub.http(Some(metrics)))
+        .with_graceful_shutdown(stop_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        grace_s = args.grace,
+        "smsroute serve: stopping (no new requests), draining"
+    );
+    router.shutdown(Duration::from_secs_f64(args.grace)).await;
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,138 @@
+//! `smsroute serve` as a process: in front of `smsroute sim`, spoken to over HTTP, stopped with
+//! SIGTERM.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Child, free_port};
+
+fn wait_listening(port: u16) {
+    for _ in 0..250 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// One HTTP/1.1 request; the status line and the body.
+fn http(port: u16, method: &str, path: &str, key: &str, body: &str) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {key}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn serve_takes_messages_over_http_and_stops_on_sigterm() {
+    let (smsc, api) = (free_port(), free_port());
+    let _sim = Child(
+        Command::new(env!("CARGO_BIN_EXE_smsroute"))
+            .args(["sim", "--listen", &format!("127.0.0.1:{smsc}")])
+            .args(["--system-id", "acme", "--password", "secret"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let dir = std::env::temp_dir().join(format!("smsroute-serve-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[carriers]]\nid = \"sim\"\ntps = 100\n[carriers.smpp]\nhost = \"127.0.0.1\"\n\
+             port = {smsc}\nsystem_id = \"acme\"\npassword = \"secret\"\n\n\
+             [[routes]]\nprefix = \"44\"\ncarrier = \"sim\"\ncost = 0.01\n\n\
+             [[clients]]\nid = \"shop\"\napi_keys = [\"shop-key-0123456789\"]\n"
+        ),
+    )
+    .unwrap();
+    wait_listening(smsc);
+    let mut serve = Child(
+        Command::new(env!("CARGO_BIN_EXE_smsroute"))
+            .args(["serve", config.to_str().unwrap()])
+            .args(["--http", &format!("127.0.0.1:{api}")])
+            .args(["--journal", dir.join("journal").to_str().unwrap()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(api);
+    let message = r#"{"to": "+44 7700 900123", "from": "SHOP", "text": "hello"}"#;
+    let (status, body) = http(api, "POST", "/v1/messages", "shop-key-0123456789", message);
+    assert!(status.contains(" 202 "), "{status}: {body}");
+    assert!(body.contains("\"id\":"), "{body}");
+    let (status, body) = http(api, "POST", "/v1/messages", "not-a-key", message);
+    assert!(status.contains(" 401 "), "{status}: {body}");
+    let (status, _) = http(api, "GET", "/readyz", "", "");
+    assert!(status.contains(" 200 "), "{status}");
+    let (status, body) = http(api, "GET", "/metrics", "", "");
+    assert!(status.contains(" 200 ") && body.contains("smsroute_messages_accepted_total"));
+
+    // SIGTERM: drained and stopped, exit 0.
+    let pid = serve.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut exited = None;
+    for _ in 0..500 {
+        if let Some(status) = serve.0.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(exited.expect("stopped within 10 s").success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_refuses_bad_flags_and_configs_with_exit_2() {
+    let dir = std::env::temp_dir().join(format!("smsroute-serve-flags-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let no_clients = dir.join("no-clients.toml");
+    std::fs::write(
+        &no_clients,
+        "[[carriers]]\nid = \"a\"\ntps = 1\n\n[[routes]]\nprefix = \"44\"\ncarrier = \"a\"\ncost = 0.01\n",
+    )
+    .unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--http", "nowhere"], "--http nowhere"),
+        (&["--grace", "1e9"], "--grace"),
+        (&[], "no [[clients]] entry has api_keys"),
+    ];
+    for (flags, says) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_smsroute"))
+            .args(["serve", no_clients.to_str().unwrap()])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{flags:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,280 @@
+//! The HTTP API over real TCP: a hub with a journal and a simulated carrier, spoken to with
+//! plain HTTP/1.1 requests.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::Value;
+use smsroute_config::Config;
+use smsroute_engine::{EngineOptions, Router};
+use smsroute_journal::JournalOptions;
+use smsroute_serve::Hub;
+use smsroute_sim::{Behaviour, SimCarrier};
+use smsroute_types::CarrierSlot;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CONFIG: &str = r#"
+[[carriers]]
+id = "alpha"
+tps = 1000
+
+[[routes]]
+prefix = "44"
+carrier = "alpha"
+cost = 0.004
+
+[[block]]
+prefix = "4477001"
+
+[[clients]]
+id = "shop"
+api_keys = ["shop-key-0123456789"]
+senders = ["SHOP", "+447700900000"]
+
+[[clients]]
+id = "bank"
+api_keys = ["bank-key-0123456789"]
+"#;
+
+/// A journal directory of its own, removed afterwards.
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A hub on a free port; its address.
+async fn hub(name: &str) -> (String, Hub<SimCarrier>, Dir) {
+    let dir =
+        Dir(std::env::temp_dir().join(format!("smsroute-serve-{name}-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let config = Config::parse(CONFIG, "hub.toml").unwrap();
+    let options = EngineOptions::default()
+        .request_receipts(false)
+        .journal(JournalOptions::new(&dir.0));
+    let (router, events) = Router::start(&config, options, |c| {
+        SimCarrier::new(&c.id, Behaviour::default(), 1)
+    })
+    .unwrap();
+    let hub = Hub::new(router, events, &config.clients);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let app = hub.http(Some(std::sync::Arc::new(|| "smsroute_up 1\n".to_string())));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, hub, dir)
+}
+
+/// One request; the status and the body (JSON when it is).
+async fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: hub\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer within 15 s")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let json = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+    (status, json)
+}
+
+#[tokio::test]
+async fn a_valid_message_is_answered_202_with_its_id_once_durable() {
+    let (addr, hub, _dir) = hub("accept").await;
+    let body = r#"{"to": "+44 7700 900123", "from": "SHOP", "text": "Your order shipped",
+                   "client_ref": "order-17", "validity": 3600, "tags": {"campaign": "x"}}"#;
+    let (status, json) = request(
+        &addr,
+        "POST",
+        "/v1/messages",
+        Some("shop-key-0123456789"),
+        body,
+    )
+    .await;
+    assert_eq!(status, 202, "{json}");
+    let id = json["id"].as_u64().expect("an id");
+    assert!(id > 0);
+    // It went on to the carrier.
+    let carrier = hub.router().carrier(CarrierSlot(0)).unwrap();
+    for _ in 0..500 {
+        if carrier.stats().submits.load(Ordering::Relaxed) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(carrier.stats().submits.load(Ordering::Relaxed), 1);
+    // A second one gets an id of its own.
+    let (status, json) = request(
+        &addr,
+        "POST",
+        "/v1/messages",
+        Some("bank-key-0123456789"),
+        body,
+    )
+    .await;
+    assert_eq!(status, 202, "{json}");
+    assert_ne!(json["id"].as_u64(), Some(id));
+}
+
+#[tokio::test]
+async fn bad_requests_name_what_was_wrong() {
+    let (addr, _hub, _dir) = hub("errors").await;
+    let ok = r#"{"to": "447700900123", "from": "SHOP", "text": "hi"}"#;
+    // (API key, body, status, field at fault, what the error says)
+    type Case<'a> = (Option<&'a str>, &'a str, u16, Option<&'a str>, &'a str);
+    let cases: [Case; 9] = [
+        (None, ok, 401, Some("authorization"), "missing"),
+        (
+            Some("wrong"),
+            ok,
+            401,
+            Some("authorization"),
+            "unknown API key",
+        ),
+        (
+            Some("shop-key-0123456789"),
+            "{not json",
+            400,
+            None,
+            "key must be a string",
+        ),
+        (
+            Some("shop-key-0123456789"),
+            r#"{"from": "SHOP", "text": "hi"}"#,
+            400,
+            Some("to"),
+            "missing field `to`",
+        ),
+        (
+            Some("shop-key-0123456789"),
+            r#"{"to": "447700900123", "from": "SHOP", "text": "hi", "colour": "red"}"#,
+            400,
+            None,
+            "unknown field `colour`",
+        ),
+        (
+            Some("shop-key-0123456789"),
+            r#"{"to": "12", "from": "SHOP", "text": "hi"}"#,
+            400,
+            Some("to"),
+            "destination",
+        ),
+        (
+            Some("shop-key-0123456789"),
+            r#"{"to": "447700900123", "from": "OTHER", "text": "hi"}"#,
+            403,
+            Some("from"),
+            "not one of this client's senders",
+        ),
+        (
+            Some("bank-key-0123456789"),
+            r#"{"to": "447700100001", "from": "BANK", "text": "hi"}"#,
+            422,
+            Some("to"),
+            "blocked",
+        ),
+        (
+            Some("bank-key-0123456789"),
+            r#"{"to": "33612345678", "from": "BANK", "text": "hi"}"#,
+            422,
+            Some("to"),
+            "no_route",
+        ),
+    ];
+    for (key, body, status, field, says) in cases {
+        let (got, json) = request(&addr, "POST", "/v1/messages", key, body).await;
+        assert_eq!(got, status, "{body}: {json}");
+        assert_eq!(json["field"].as_str(), field, "{body}: {json}");
+        let error = json["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(says),
+            "{body}: {error:?} should say {says:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let (addr, _hub, _dir) = hub("health").await;
+    assert_eq!(request(&addr, "GET", "/healthz", None, "").await.0, 200);
+    // Simulated carriers need no connection: ready at once.
+    assert_eq!(request(&addr, "GET", "/readyz", None, "").await.0, 200);
+    let (status, body) = request(&addr, "GET", "/metrics", None, "").await;
+    assert_eq!((status, body.as_str()), (200, Some("smsroute_up 1\n")));
+}
+
+/// A 202 means the message survives a crash: answered, then the router killed at once (its
+/// carrier never answered the submit), a new router on the same journal still has it and
+/// finishes it.
+#[tokio::test]
+async fn a_message_answered_202_survives_a_crash() {
+    let dir =
+        Dir(std::env::temp_dir().join(format!("smsroute-serve-crash-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    let config = Config::parse(CONFIG, "hub.toml").unwrap();
+    let options = || {
+        EngineOptions::default()
+            .request_receipts(false)
+            .journal(JournalOptions::new(&dir.0))
+    };
+    let hangs = Behaviour {
+        hang: 1.0,
+        ..Behaviour::default()
+    };
+    let (router, events) = Router::start(&config, options(), move |c| {
+        SimCarrier::new(&c.id, hangs.clone(), 1)
+    })
+    .unwrap();
+    let hub = Hub::new(router, events, &config.clients);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(axum::serve(listener, hub.http(None)).into_future());
+    let body = r#"{"to": "447700900123", "from": "SHOP", "text": "kept"}"#;
+    let (status, json) = request(
+        &addr,
+        "POST",
+        "/v1/messages",
+        Some("shop-key-0123456789"),
+        body,
+    )
+    .await;
+    assert_eq!(status, 202, "{json}");
+    let id = json["id"].as_u64().unwrap();
+    hub.router().abandon().await;
+
+    let (router, mut events) = Router::start(&config, options(), |c| {
+        SimCarrier::new(&c.id, Behaviour::default(), 1)
+    })
+    .unwrap();
+    let finished = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let e = events.recv().await.expect("events");
+            if e.is_terminal() {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the message resumes after the crash");
+    assert_eq!(finished.id.0, id);
+    router.shutdown(Duration::from_secs(1)).await;
+}
