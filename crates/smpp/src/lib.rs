@@ -22,6 +22,7 @@ mod aliases;
 pub mod client;
 mod esme;
 pub mod pdu;
+pub mod server;
 pub mod session;
 pub mod sm;
 

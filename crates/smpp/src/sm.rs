@@ -5,6 +5,8 @@ use smsroute_types::{
     Encoding, Message, Sender, gsm7_decode, gsm7_encode, split_parts, ucs2_decode, ucs2_encode,
 };
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use crate::pdu::{Address, ShortMessage};
 
 /// esm_class bit: the user data starts with a header (UDH).
@@ -214,6 +216,62 @@ fn receipt_fields(text: &str) -> ReceiptFields<'_> {
     fields
 }
 
+/// A delivery receipt as an SMSC sends it back: a deliver_sm from `source` (the message's
+/// recipient) to `destination` (its sender) with esm_class 0x04, the SMPP 3.4 Appendix B text
+/// (`id:… sub:001 dlvrd:… submit date:… done date:… stat:… err:… text:`, dates `YYMMDDhhmm`
+/// UTC) and the `receipted_message_id` and `message_state` TLVs. `dates`: submitted, done.
+pub fn receipt_deliver(
+    source: Address,
+    destination: Address,
+    id: &str,
+    outcome: ReceiptStatus,
+    dates: (SystemTime, SystemTime),
+) -> ShortMessage {
+    let (stat, state) = match outcome {
+        ReceiptStatus::Delivered => ("DELIVRD", 2),
+        ReceiptStatus::Expired => ("EXPIRED", 3),
+        ReceiptStatus::Undeliverable => ("UNDELIV", 5),
+        ReceiptStatus::Rejected => ("REJECTD", 8),
+        ReceiptStatus::Intermediate => ("ENROUTE", 1),
+    };
+    let text = receipt_text(id, stat, 0, &smpp_date(dates.0), &smpp_date(dates.1));
+    ShortMessage {
+        source,
+        destination,
+        esm_class: ESM_RECEIPT,
+        registered_delivery: 0,
+        data_coding: 0,
+        short_message: text.into_bytes(),
+        message_payload: None,
+        receipted_message_id: Some(id.to_string()),
+        message_state: Some(state),
+    }
+}
+
+/// `YYMMDDhhmm` in UTC, as receipts write dates.
+pub fn smpp_date(at: SystemTime) -> String {
+    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{:02}{:02}{:02}{:02}{:02}",
+        year % 100,
+        month,
+        day,
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
 /// The standard receipt text (SMPP 3.4 appendix B), as the simulator sends it.
 pub fn receipt_text(id: &str, stat: &str, err: u32, submit: &str, done: &str) -> String {
     let dlvrd = if stat == "DELIVRD" { "001" } else { "000" };
@@ -225,6 +283,13 @@ pub fn receipt_text(id: &str, stat: &str, err: u32, submit: &str, done: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_yymmddhhmm_utc() {
+        let at = UNIX_EPOCH + std::time::Duration::from_secs(1_764_084_660); // 2025-11-25 15:31 UTC
+        assert_eq!(smpp_date(at), "2511251531");
+        assert_eq!(smpp_date(UNIX_EPOCH), "7001010000");
+    }
 
     fn deliver(text: &str) -> ShortMessage {
         ShortMessage {

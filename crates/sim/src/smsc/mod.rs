@@ -9,24 +9,23 @@
 //! with backoff; the simulator never stops accepting.
 
 mod session;
-mod store;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use smsroute_delivery::ReceiptStatus;
 use smsroute_smpp::pdu::{Address, Body, Frame, ShortMessage};
-use smsroute_smpp::sm::{ESM_RECEIPT, receipt_text};
+use smsroute_smpp::server::{Outbox, SessionCaps};
+use smsroute_smpp::sm::receipt_deliver;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::{Behaviour, RateMeter, SimStats};
-use store::Store;
 
 /// Called for every submit_sm the simulator accepts, with how long until it answers (load
 /// tests use it to keep their own books).
@@ -146,96 +145,31 @@ pub(crate) struct Shared {
     /// Message ids, unique across sessions.
     next_id: AtomicU64,
     /// Deliver_sm waiting for a session, by system_id.
-    stores: Mutex<HashMap<String, Arc<Store>>>,
+    stores: Mutex<HashMap<String, Arc<Outbox<Frame>>>>,
     origin: Instant,
     /// Sessions open, in total and by address.
-    open: AtomicUsize,
-    open_by_address: Mutex<HashMap<IpAddr, usize>>,
+    caps: SessionCaps,
 }
 
 impl Shared {
-    fn store(&self, system_id: &str) -> Arc<Store> {
+    fn store(&self, system_id: &str) -> Arc<Outbox<Frame>> {
         let mut stores = self.stores.lock();
         if let Some(store) = stores.get(system_id) {
             return store.clone();
         }
-        let store = Arc::new(Store::new(self.config.max_stored));
+        let store = Arc::new(Outbox::new(self.config.max_stored));
         stores.insert(system_id.to_string(), store.clone());
         store
     }
 
     /// Keeps a deliver_sm for `system_id` until `due`, or counts it dropped.
     fn schedule(&self, system_id: &str, due: Instant, frame: Frame) {
-        if !self.store(system_id).schedule(due, frame) {
+        if self.store(system_id).schedule(due, frame).is_err() {
             let dropped = self.stats.receipts_dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
                 tracing::warn!(%system_id, dropped, "deliver_sm store full: dropping");
             }
         }
-    }
-}
-
-/// Something due at a time: a min-heap entry (under `Reverse`) ordered by the time, then by
-/// arrival, so things due together leave in the order they came.
-pub(crate) struct Timed<T> {
-    pub at: Instant,
-    pub order: u64,
-    pub item: T,
-}
-
-impl<T> PartialEq for Timed<T> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.order) == (other.at, other.order)
-    }
-}
-impl<T> Eq for Timed<T> {}
-impl<T> PartialOrd for Timed<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T> Ord for Timed<T> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(other.at, other.order))
-    }
-}
-
-/// A session's place under the caps, given back when it ends.
-pub(crate) struct Admitted {
-    shared: Arc<Shared>,
-    address: IpAddr,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.shared.open.fetch_sub(1, Ordering::AcqRel);
-        let mut by_address = self.shared.open_by_address.lock();
-        if let Some(n) = by_address.get_mut(&self.address) {
-            *n -= 1;
-            if *n == 0 {
-                by_address.remove(&self.address);
-            }
-        }
-    }
-}
-
-impl Shared {
-    /// A place for a session from `address`, if the caps allow one.
-    fn admit(self: &Arc<Self>, address: IpAddr) -> Option<Admitted> {
-        let c = &self.config;
-        let mut by_address = self.open_by_address.lock();
-        let from_here = by_address.get(&address).copied().unwrap_or(0);
-        if self.open.load(Ordering::Acquire) >= c.max_sessions
-            || from_here >= c.max_sessions_per_address
-        {
-            return None;
-        }
-        self.open.fetch_add(1, Ordering::AcqRel);
-        by_address.insert(address, from_here + 1);
-        Some(Admitted {
-            shared: self.clone(),
-            address,
-        })
     }
 }
 
@@ -245,14 +179,14 @@ impl Simulator {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let stats = Arc::new(SimulatorStats::default());
+        let caps = SessionCaps::new(config.max_sessions, config.max_sessions_per_address);
         let shared = Arc::new(Shared {
             config,
             stats: stats.clone(),
             next_id: AtomicU64::new(1),
             stores: Mutex::default(),
             origin: Instant::now(),
-            open: AtomicUsize::new(0),
-            open_by_address: Mutex::default(),
+            caps,
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(Simulator {
@@ -275,7 +209,7 @@ impl Simulator {
 
     /// Sessions open now.
     pub fn open_sessions(&self) -> usize {
-        self.shared.open.load(Ordering::Acquire)
+        self.shared.caps.open()
     }
 
     /// Deliver_sm waiting in `system_id`'s store (not yet on a session).
@@ -360,7 +294,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let Some(admitted) = shared.admit(peer.ip()) else {
+        let Some(admitted) = shared.caps.admit(peer.ip()) else {
             shared
                 .stats
                 .sessions_refused
@@ -378,67 +312,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 /// The deliver_sm receipt for a submit: source and destination swapped, esm_class 0x04, the
 /// standard text and the receipted_message_id and message_state TLVs.
 fn receipt_pdu(submit: &ShortMessage, id: &str, outcome: ReceiptStatus) -> Frame {
-    let (stat, state) = match outcome {
-        ReceiptStatus::Delivered => ("DELIVRD", 2),
-        ReceiptStatus::Expired => ("EXPIRED", 3),
-        ReceiptStatus::Undeliverable => ("UNDELIV", 5),
-        ReceiptStatus::Rejected => ("REJECTD", 8),
-        ReceiptStatus::Intermediate => ("ENROUTE", 1),
-    };
-    let date = smpp_date(SystemTime::now());
-    let text = receipt_text(id, stat, 0, &date, &date);
-    Frame::new(
-        0, // set when it is sent
-        Body::DeliverSm(ShortMessage {
-            source: submit.destination.clone(),
-            destination: Address {
-                ton: submit.source.ton,
-                npi: submit.source.npi,
-                addr: submit.source.addr.clone(),
-            },
-            esm_class: ESM_RECEIPT,
-            registered_delivery: 0,
-            data_coding: 0,
-            short_message: text.into_bytes(),
-            message_payload: None,
-            receipted_message_id: Some(id.to_string()),
-            message_state: Some(state),
-        }),
-    )
-}
-
-/// `YYMMDDhhmm` in UTC, as receipts write dates.
-fn smpp_date(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{:02}{:02}{:02}{:02}{:02}",
-        year % 100,
-        month,
-        day,
-        rest / 3600,
-        rest % 3600 / 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_are_yymmddhhmm_utc() {
-        let at = UNIX_EPOCH + Duration::from_secs(1_764_084_660); // 2025-11-25 15:31 UTC
-        assert_eq!(smpp_date(at), "2511251531");
-        assert_eq!(smpp_date(UNIX_EPOCH), "7001010000");
-    }
+    let now = SystemTime::now();
+    let deliver = receipt_deliver(
+        submit.destination.clone(),
+        submit.source.clone(),
+        id,
+        outcome,
+        (now, now),
+    );
+    Frame::new(0, Body::DeliverSm(deliver)) // its sequence is set when it is sent
 }

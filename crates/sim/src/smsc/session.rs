@@ -9,17 +9,16 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use smsroute_smpp::pdu::{BindKind, Body, Frame, ShortMessage, status};
+use smsroute_smpp::server::{Admitted, Outbox, Timed};
 use smsroute_smpp::session::{CloseReason, Role, Session, SessionConfig, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::store::Store;
-
 /// How long a deliver_sm the client answered with an error waits before it is offered again.
 const REOFFER_AFTER: Duration = Duration::from_secs(1);
-use super::{Admitted, MAX_HELD_ANSWERS, Shared, Timed, receipt_pdu};
+use super::{MAX_HELD_ANSWERS, Shared, receipt_pdu};
 use crate::{Reply, SimModel};
 
 /// First read buffer; it doubles (to 64 KiB) while reads fill it, so an idle session costs
@@ -31,7 +30,7 @@ const READ_MAX: usize = 64 * 1024;
 struct Bound {
     system_id: String,
     /// Its system_id's store (every bind kind sends receipts there).
-    store: Arc<Store>,
+    store: Arc<Outbox<Frame>>,
     /// Told when the store gets something (receivers only).
     changed: Option<watch::Receiver<u64>>,
 }
@@ -140,7 +139,7 @@ pub(crate) async fn serve(
                     {
                         // The client could not take it now (its router went away): kept, and
                         // offered again a moment later, to this session or the next bind.
-                        b.store.schedule(Instant::now() + REOFFER_AFTER, deliver);
+                        let _ = b.store.schedule(Instant::now() + REOFFER_AFTER, deliver);
                     }
                 }
                 SessionEvent::Closed(reason) => closed = Some(reason),

@@ -1,38 +1,42 @@
-//! Store and forward of deliver_sm (receipts and replies), one store per system_id, as an SMSC
-//! keeps them: each waits until its time, then until a session of its system_id able to
-//! receive has room for it, and stays that session's until acknowledged (a session that ends
-//! gives its unacknowledged ones back). Bounded: past `capacity` new ones are dropped and
-//! counted. No task or timer per message: sessions take what is due when they wake.
+//! Store and forward of deliver_sm (receipts and replies), one outbox per account, as an SMSC
+//! keeps them: each waits until its time, then until a session of its account able to receive
+//! has room for it, and stays that session's until acknowledged (a session that ends gives its
+//! unacknowledged ones back). Bounded: past `capacity` new ones are refused. No task or timer
+//! per message: sessions take what is due when they wake.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
 use parking_lot::Mutex;
-use smsroute_smpp::pdu::Frame;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Timed;
 
-#[derive(Default)]
-struct Inner {
-    ready: VecDeque<Frame>,
-    scheduled: BinaryHeap<Reverse<Timed<Frame>>>,
+struct Inner<T> {
+    ready: VecDeque<T>,
+    scheduled: BinaryHeap<Reverse<Timed<T>>>,
     order: u64,
 }
 
-/// One system_id's deliver_sm not yet handed to a session.
-pub(crate) struct Store {
-    inner: Mutex<Inner>,
+/// One account's deliver_sm (or whatever a session sends them from) not yet handed to a
+/// session.
+pub struct Outbox<T> {
+    inner: Mutex<Inner<T>>,
     capacity: usize,
     /// Bumped whenever something is added: sessions waiting for work look again.
     changed: watch::Sender<u64>,
 }
 
-impl Store {
+impl<T> Outbox<T> {
+    /// An empty outbox that holds at most `capacity` items.
     pub fn new(capacity: usize) -> Self {
-        Store {
-            inner: Mutex::default(),
+        Outbox {
+            inner: Mutex::new(Inner {
+                ready: VecDeque::new(),
+                scheduled: BinaryHeap::new(),
+                order: 0,
+            }),
             capacity,
             changed: watch::Sender::new(0),
         }
@@ -43,38 +47,38 @@ impl Store {
         self.changed.subscribe()
     }
 
-    /// Keeps `frame` until `due`; `false` (dropped) when the store is full.
-    pub fn schedule(&self, due: Instant, frame: Frame) -> bool {
+    /// Keeps `item` until `due`; `Err(item)` when the outbox is full.
+    pub fn schedule(&self, due: Instant, item: T) -> Result<(), T> {
         {
             let mut inner = self.inner.lock();
             if inner.ready.len() + inner.scheduled.len() >= self.capacity {
-                return false;
+                return Err(item);
             }
             inner.order += 1;
             let order = inner.order;
             inner.scheduled.push(Reverse(Timed {
                 at: due,
                 order,
-                item: frame,
+                item,
             }));
         }
         self.changed.send_modify(|n| *n += 1);
-        true
+        Ok(())
     }
 
     /// Puts back what a session that ended never had acknowledged, first in line.
-    pub fn give_back(&self, frames: impl IntoIterator<Item = Frame>) {
+    pub fn give_back(&self, items: impl IntoIterator<Item = T>) {
         {
             let mut inner = self.inner.lock();
-            for frame in frames {
-                inner.ready.push_front(frame);
+            for item in items {
+                inner.ready.push_front(item);
             }
         }
         self.changed.send_modify(|n| *n += 1);
     }
 
-    /// Up to `max` deliver_sm due by `now`, oldest first.
-    pub fn take(&self, now: Instant, max: usize) -> Vec<Frame> {
+    /// Up to `max` items due by `now`, oldest first.
+    pub fn take(&self, now: Instant, max: usize) -> Vec<T> {
         if max == 0 {
             return Vec::new();
         }
@@ -100,48 +104,42 @@ impl Store {
         inner.scheduled.peek().map(|Reverse(s)| s.at)
     }
 
-    /// Deliver_sm held.
+    /// Items held.
     pub fn len(&self) -> usize {
         let inner = self.inner.lock();
         inner.ready.len() + inner.scheduled.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smsroute_smpp::pdu::Body;
     use std::time::Duration;
 
-    fn frame(n: u32) -> Frame {
-        Frame::new(n, Body::EnquireLink)
+    fn frame(n: u32) -> u32 {
+        n
     }
 
     #[test]
     fn deliver_sm_come_out_in_time_order_and_never_past_the_capacity() {
-        let store = Store::new(3);
+        let store = Outbox::new(3);
         let t = Instant::now();
         let ms = Duration::from_millis;
-        assert!(store.schedule(t + ms(20), frame(2)));
-        assert!(store.schedule(t + ms(10), frame(1)));
-        assert!(store.schedule(t + ms(30), frame(3)));
-        assert!(!store.schedule(t, frame(4)), "full");
+        assert!(store.schedule(t + ms(20), frame(2)).is_ok());
+        assert!(store.schedule(t + ms(10), frame(1)).is_ok());
+        assert!(store.schedule(t + ms(30), frame(3)).is_ok());
+        assert_eq!(store.schedule(t, frame(4)), Err(4), "full");
         assert_eq!(store.next_due(), Some(t + ms(10)));
         assert!(store.take(t + ms(5), 10).is_empty());
-        let due: Vec<u32> = store
-            .take(t + ms(25), 10)
-            .iter()
-            .map(|f| f.sequence)
-            .collect();
-        assert_eq!(due, [1, 2]);
+        assert_eq!(store.take(t + ms(25), 10), [1, 2]);
         // A session that ended gives one back: it goes first.
         store.give_back([frame(9)]);
-        let rest: Vec<u32> = store
-            .take(t + ms(30), 1)
-            .iter()
-            .map(|f| f.sequence)
-            .collect();
-        assert_eq!(rest, [9]);
+        assert_eq!(store.take(t + ms(30), 1), [9]);
         assert_eq!(store.len(), 1);
     }
 }
