@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Interop with SMPP implementations nobody here wrote: the Python smpplib client against our
-# simulator, and our ESME (smsroute send) against an SMSC built on the npm smpp package.
+# simulator and against `smsroute serve`, and our ESME (smsroute send) against an SMSC built on
+# the npm smpp package.
 # Installs them in a virtualenv and an npm folder under target/interop. Needs a built
 # smsroute binary: SMSROUTE=path/to/smsroute (default target/ci/smsroute).
 set -euo pipefail
@@ -56,4 +57,42 @@ TOML
     --count 2 --rate 20 --wait 10 >"$work/send-ucs2.jsonl"
 grep -c '"event":"delivered"' "$work/send-gsm.jsonl" "$work/send-ucs2.jsonl"
 wait $smsc
+
+# 3. smpplib -> smsroute serve, in front of our simulator: binds (a wrong password refused),
+# GSM and UCS-2 multipart with a receipt for every part.
+sim_port=$(free_port); smpp_port=$(free_port); http_port=$(free_port)
+"$SMSROUTE" sim --listen "127.0.0.1:$sim_port" --system-id acme --password secret 2>"$work/sim2.log" &
+sim=$!
+cat >"$work/serve.toml" <<TOML
+[[carriers]]
+id = "sim"
+tps = 500
+[carriers.smpp]
+host = "127.0.0.1"
+port = $sim_port
+system_id = "acme"
+password = "secret"
+
+[[routes]]
+prefix = "44"
+carrier = "sim"
+cost = 0.01
+
+[[clients]]
+id = "shop"
+system_id = "shop"
+password = "s3cret"
+TOML
+rm -rf "$work/serve-journal"
+for _ in $(seq 50); do (: >"/dev/tcp/127.0.0.1/$sim_port") 2>/dev/null && break; sleep 0.1; done
+"$SMSROUTE" serve "$work/serve.toml" --smpp "127.0.0.1:$smpp_port" --http "127.0.0.1:$http_port" \
+    --journal "$work/serve-journal" 2>"$work/serve.log" &
+serve=$!
+trap 'kill $sim $serve 2>/dev/null || true' EXIT
+for _ in $(seq 100); do (: >"/dev/tcp/127.0.0.1/$smpp_port") 2>/dev/null && break; sleep 0.1; done
+"$work/venv/bin/python" interop/smpplib_client.py "$smpp_port" shop s3cret --bad-password
+kill -TERM $serve
+wait $serve
+kill $sim 2>/dev/null || true
+trap - EXIT
 echo "interop: ok"

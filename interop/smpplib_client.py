@@ -1,16 +1,32 @@
-"""Interop: the Python `smpplib` client (not ours) binds to our simulator, submits GSM and
-UCS-2 multipart messages with receipts asked for, and reads every receipt back.
+"""Interop: the Python `smpplib` client (not ours) binds to an SMSC of ours (the simulator, or
+`smsroute serve`), submits GSM and UCS-2 multipart messages with receipts asked for, and reads
+every receipt back; with --bad-password, first checks a wrong password is refused.
 
-Usage: python smpplib_client.py PORT   (the simulator runs with --system-id acme --password secret)
+Usage: python smpplib_client.py PORT [SYSTEM_ID PASSWORD] [--bad-password]
+(defaults acme / secret, as the simulator runs in interop/run.sh)
 """
 import sys
 import time
 
 import smpplib.client
 import smpplib.consts
+import smpplib.exceptions
 import smpplib.gsm
 
-port = int(sys.argv[1])
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+port = int(args[0])
+system_id, password = (args[1], args[2]) if len(args) >= 3 else ("acme", "secret")
+
+if "--bad-password" in sys.argv:
+    wrong = smpplib.client.Client("127.0.0.1", port, allow_unknown_opt_params=True)
+    wrong.connect()
+    try:
+        wrong.bind_transceiver(system_id=system_id, password=password + "x")
+        sys.exit("a wrong password was accepted")
+    except smpplib.exceptions.PDUError as e:
+        assert e.args[1] == smpplib.consts.SMPP_ESME_RINVPASWD, e.args
+        print(f"smpplib interop: wrong password refused ({e.args[0]})")
+    wrong.disconnect()
 sent_ids = []
 receipts = []
 
@@ -32,7 +48,7 @@ client = smpplib.client.Client("127.0.0.1", port, allow_unknown_opt_params=True)
 client.set_message_sent_handler(on_sent)
 client.set_message_received_handler(on_received)
 client.connect()
-client.bind_transceiver(system_id="acme", password="secret")
+client.bind_transceiver(system_id=system_id, password=password)
 
 parts_sent = 0
 for text in ["Interop GSM multipart. " * 10, "Многочастное сообщение UCS-2. " * 5]:

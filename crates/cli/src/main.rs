@@ -113,6 +113,9 @@ enum Command {
     Serve {
         /// The configuration file (TOML) with [[clients]] and [carriers.smpp] tables.
         config: PathBuf,
+        /// Address of the SMPP server front.
+        #[arg(long, default_value = "127.0.0.1:2775")]
+        smpp: String,
         /// Address of the HTTP API.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: String,
@@ -194,11 +197,13 @@ fn main() -> ExitCode {
         },
         Command::Serve {
             config,
+            smpp,
             http,
             journal,
             grace,
         } => serve::run(serve::ServeArgs {
             config: &config,
+            smpp: &smpp,
             http: &http,
             journal: &journal,
             grace,

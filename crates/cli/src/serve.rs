@@ -1,7 +1,8 @@
-//! `smsroute serve CONFIG [--http ADDR] [--journal DIR]`: the router as a process, with the
-//! configuration's SMPP carriers, a journal, and the HTTP API of `smsroute-serve` for the
-//! `[[clients]]` (`docs/serve.md`). SIGTERM or Ctrl-C: stop taking requests, drain for
-//! `--grace` seconds, unbind the carriers.
+//! `smsroute serve CONFIG [--smpp ADDR] [--http ADDR] [--journal DIR]`: the router as a
+//! process, with the configuration's SMPP carriers, a journal, and the SMPP and HTTP fronts of
+//! `smsroute-serve` for the `[[clients]]` (`docs/serve.md`). SIGTERM or Ctrl-C: stop taking
+//! requests, answer the waiting ones and unbind the clients, drain for `--grace` seconds,
+//! unbind the carriers.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,6 +16,7 @@ use crate::check::load_config;
 /// What `serve` was asked to do.
 pub struct ServeArgs<'a> {
     pub config: &'a Path,
+    pub smpp: &'a str,
     pub http: &'a str,
     pub journal: &'a Path,
     pub grace: f64,
@@ -29,26 +31,35 @@ pub fn run(args: ServeArgs<'_>) -> Result<(), String> {
         .http
         .parse()
         .map_err(|e| format!("--http {}: {e} (expected HOST:PORT)", args.http))?;
+    let smpp: SocketAddr = args
+        .smpp
+        .parse()
+        .map_err(|e| format!("--smpp {}: {e} (expected HOST:PORT)", args.smpp))?;
     if !(0.0..=MAX_GRACE_S).contains(&args.grace) {
         return Err(format!(
             "--grace {}: expected 0 to {MAX_GRACE_S} seconds",
             args.grace
         ));
     }
-    if config.clients.iter().all(|c| c.api_keys.is_empty()) {
+    if config
+        .clients
+        .iter()
+        .all(|c| c.api_keys.is_empty() && c.smpp.is_none())
+    {
         return Err(format!(
-            "{}: no [[clients]] entry has api_keys: nobody could call the HTTP API",
+            "{}: no [[clients]] entry has api_keys or an smpp login: nobody could send",
             args.config.display()
         ));
     }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    runtime.block_on(serve(&config, args, http))
+    runtime.block_on(serve(&config, args, http, smpp))
 }
 
 async fn serve(
     config: &smsroute_config::Config,
     args: ServeArgs<'_>,
     http: SocketAddr,
+    smpp: SocketAddr,
 ) -> Result<(), String> {
     let metrics = smsroute_serve::install_metrics()?;
     let options = EngineOptions::default().journal(JournalOptions::new(args.journal));
@@ -57,11 +68,35 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(http)
         .await
         .map_err(|e| format!("--http {http}: {e}"))?;
-    tracing::info!(%http, journal = %args.journal.display(), "smsroute serve: HTTP API listening");
-    axum::serve(listener, hub.http(Some(metrics)))
-        .with_graceful_shutdown(stop_signal())
+    let smpp_listener = tokio::net::TcpListener::bind(smpp)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("--smpp {smpp}: {e}"))?;
+    tracing::info!(
+        %smpp, %http, journal = %args.journal.display(),
+        "smsroute serve: SMPP and HTTP fronts listening"
+    );
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let smpp_front = {
+        let hub = hub.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            hub.serve_smpp(smpp_listener, smsroute_serve::SmppLimits::default(), stop)
+                .await
+        })
+    };
+    let mut http_stop = stop.clone();
+    let http_front =
+        axum::serve(listener, hub.http(Some(metrics))).with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|stopped| *stopped).await;
+        });
+    let http_front = tokio::spawn(async move { http_front.await });
+    stop_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = smpp_front.await;
+    match http_front.await {
+        Ok(result) => result.map_err(|e| e.to_string())?,
+        Err(e) => return Err(e.to_string()),
+    }
     tracing::info!(
         grace_s = args.grace,
         "smsroute serve: stopping (no new requests), draining"

@@ -1,13 +1,21 @@
 //! Clients waiting for their message's acceptance to be durable, and the task that reads the
-//! router's events and answers them.
+//! router's events: answers them, and turns terminal events into receipts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use smsroute_carrier::Carrier;
 use smsroute_delivery::Event;
-use smsroute_engine::{EventStream, Router};
+use smsroute_engine::{EventStream, Router, StatusEvent};
 use smsroute_types::MessageId;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::clients::{CLIENT_TAG, Client, Outgoing};
+use crate::receipts::{Watermark, receipts_for};
 
 /// One message's acceptance, as the submitting request and the event task meet it (either may
 /// come first).
@@ -58,18 +66,51 @@ impl Waiters {
     }
 }
 
-/// Reads every event: an acceptance answers its request; a terminal event is acknowledged
-/// (the router keeps nothing more for it).
+/// Reads every event: an acceptance answers its request; a terminal event becomes the
+/// receipts its SMPP client asked for, and is acknowledged to the router once the client
+/// answered them (at once when it asked for none).
 pub(crate) async fn pump<C: Carrier>(
     router: Router<C>,
     mut events: EventStream,
-    waiters: std::sync::Arc<Waiters>,
+    waiters: Arc<Waiters>,
+    clients: Arc<HashMap<String, Arc<Client>>>,
+    mut answered: mpsc::Receiver<u64>,
 ) {
-    while let Some(event) = events.recv().await {
-        if event.event == Event::Accepted {
-            waiters.durable(event.id);
-        } else if event.is_terminal() && event.ack > 0 {
-            router.acknowledge(event.ack);
+    let mut watermark = Watermark::default();
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                if event.event == Event::Accepted {
+                    waiters.durable(event.id);
+                } else if event.is_terminal() {
+                    let owed = hand_out_receipts(&event, &clients);
+                    watermark.handed_out(event.ack, owed);
+                }
+            }
+            Some(ack) = answered.recv() => watermark.answered(ack),
+        }
+        if let Some(upto) = watermark.advance() {
+            router.acknowledge(upto);
         }
     }
+}
+
+/// Puts the receipts `event` owes its client in the client's outbox; how many the client
+/// must answer before the event is acknowledged. One that does not fit (a full outbox) is
+/// never answered: the event stays unacknowledged, and a restart sends its receipts again.
+fn hand_out_receipts(event: &StatusEvent, clients: &HashMap<String, Arc<Client>>) -> u32 {
+    let Some(client) = event.message.tag(CLIENT_TAG).and_then(|id| clients.get(id)) else {
+        return 0;
+    };
+    let mut owed = 0;
+    for sm in receipts_for(event, SystemTime::now()) {
+        owed += 1;
+        let receipt = Outgoing { sm, ack: event.ack };
+        if client.outbox.schedule(Instant::now(), receipt).is_err() {
+            tracing::warn!(client = %client.id, id = %event.id, "receipt not queued: the \
+                client's outbox is full (it is sent again after a restart)");
+        }
+    }
+    owed
 }

@@ -18,11 +18,7 @@ use smsroute_carrier::Carrier;
 use smsroute_engine::Rejection;
 use smsroute_types::{InvalidMessage, Message};
 
-use crate::{Client, Hub};
-
-/// The longest a request waits for its message's acceptance to be durable (a journal that
-/// stopped syncing: answered 503, and the message may still be accepted).
-const DURABLE_WAIT: Duration = Duration::from_secs(10);
+use crate::{Client, DURABLE_WAIT, Hub};
 
 /// The largest request body, bytes.
 const MAX_BODY: usize = 256 * 1024;
@@ -136,6 +132,13 @@ async fn submit<C: Carrier>(
             format!("sender {:?} is not one of this client's senders", new.from),
         ));
     }
+    if !client.admit(message.segmentation().segments, hub.router.now()) {
+        return Err(HttpError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            "over this client's rate (tps): try again later",
+        ));
+    }
     let id = hub
         .router
         .try_submit(message)
@@ -156,7 +159,7 @@ async fn submit<C: Carrier>(
     }
 }
 
-/// The message the request describes, tagged with the client's account.
+/// The message the request describes, tagged with its client and the client's account.
 fn build(new: &NewMessage, client: &Client) -> Result<Message, HttpError> {
     let mut builder = Message::builder(&new.to, &new.from, &new.text);
     if let Some(r) = &new.client_ref {
@@ -166,11 +169,16 @@ fn build(new: &NewMessage, client: &Client) -> Result<Message, HttpError> {
         builder = builder.validity(Duration::from_secs(seconds));
     }
     for (key, value) in &new.tags {
-        if key == "account" || key == "class" {
+        if ["account", "class", crate::CLIENT_TAG].contains(&key.as_str())
+            || key.starts_with("smpp.")
+        {
             return Err(HttpError::new(
                 StatusCode::BAD_REQUEST,
                 Some("tags"),
-                format!("tag {key:?} is set by the hub (the client's account, the `class` field)"),
+                format!(
+                    "tag {key:?} is set by the hub (the client, its account, the `class` \
+                     field, `smpp.*`)"
+                ),
             ));
         }
         builder = builder.tag(key, value);
@@ -178,10 +186,7 @@ fn build(new: &NewMessage, client: &Client) -> Result<Message, HttpError> {
     if let Some(class) = &new.class {
         builder = builder.tag("class", class);
     }
-    if let Some(account) = &client.account {
-        builder = builder.tag("account", account);
-    }
-    builder.build().map_err(|e| invalid(&e))
+    client.tag(builder).build().map_err(|e| invalid(&e))
 }
 
 /// A message that does not validate: 400 naming its field.

@@ -1,9 +1,11 @@
 //! `smsroute serve`: the router as a standalone hub for gateways that do not embed it. This
-//! crate holds its fronts: the HTTP API so far (`POST /v1/messages`, `/healthz`, `/readyz`,
-//! `/metrics`; `docs/serve.md`); the SMPP server front and webhooks are still to come.
+//! crate holds its two fronts (`docs/serve.md`): the SMPP 3.4 server (binds with the
+//! `[[clients]]` logins (`system_id`, `password`), multipart put back together, receipts and replies as deliver_sm)
+//! and the HTTP API (`POST /v1/messages`, `/healthz`, `/readyz`, `/metrics`).
 //!
-//! A message is answered `202 Accepted` with its id only once the router's journal holds it
-//! (its `Accepted` event): a client that gets its id can forget the message.
+//! A message is answered (`submit_sm_resp`, `202 Accepted`) with its id only once the
+//! router's journal holds it (its `Accepted` event): a client that gets its id can forget the
+//! message.
 //!
 //! # Example
 //! ```no_run
@@ -30,35 +32,43 @@
 #![warn(missing_docs)]
 
 mod accepted;
+mod clients;
 mod http;
+mod receipts;
+mod smpp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use smsroute_carrier::Carrier;
 use smsroute_config::ClientConfig;
 use smsroute_engine::{EventStream, Router};
+use tokio::sync::{mpsc, watch};
 
+pub use clients::{CLIENT_TAG, Client, OUTBOX_CAPACITY};
 pub use http::HttpError;
+pub use receipts::RECEIPT_TAG;
+pub use smpp::{SmppLimits, vendor};
 
-/// What the fronts know of a client account.
-#[derive(Debug)]
-pub struct Client {
-    /// Its id in the configuration.
-    pub id: String,
-    /// The spend account its messages are charged to (the message's `account` tag).
-    pub account: Option<String>,
-    /// The sender ids it may send as; empty: any.
-    pub senders: Vec<smsroute_types::Sender>,
-}
+/// The longest a submit waits for its message's acceptance to be durable (a journal that
+/// stopped syncing: refused, and the message may still be accepted).
+pub(crate) const DURABLE_WAIT: Duration = Duration::from_secs(10);
+
+/// Receipt answers in flight from the sessions to the event task, at most.
+const ANSWERS_QUEUE: usize = 65_536;
 
 /// The router behind the fronts, the client accounts, and the messages waiting for their
 /// acceptance to be durable.
 pub struct Hub<C: Carrier> {
     router: Router<C>,
     /// Clients by API key.
-    by_key: HashMap<String, Arc<Client>>,
+    by_key: Arc<HashMap<String, Arc<Client>>>,
+    /// Clients by SMPP system_id.
+    by_system_id: Arc<HashMap<String, Arc<Client>>>,
     waiters: Arc<accepted::Waiters>,
+    /// Receipts the clients answered, by the acknowledgement number of their terminal event.
+    receipts_answered: mpsc::Sender<u64>,
 }
 
 impl<C: Carrier> Clone for Hub<C> {
@@ -66,33 +76,56 @@ impl<C: Carrier> Clone for Hub<C> {
         Hub {
             router: self.router.clone(),
             by_key: self.by_key.clone(),
+            by_system_id: self.by_system_id.clone(),
             waiters: self.waiters.clone(),
+            receipts_answered: self.receipts_answered.clone(),
         }
     }
 }
 
 impl<C: Carrier> Hub<C> {
-    /// The hub for `router`, taking its event stream (a task on the current runtime reads it:
-    /// acceptances answer the clients waiting for them; terminal events are acknowledged, as
-    /// nothing after them is promised yet: webhooks are still to come).
+    /// The hub for `router`, taking its event stream and its replies (tasks on the current
+    /// runtime read them: acceptances answer the clients waiting for them; terminal events
+    /// become receipts for SMPP clients that asked, and are acknowledged to the router once
+    /// the client answered them; replies go to the client owning the number).
     pub fn new(router: Router<C>, events: EventStream, clients: &[ClientConfig]) -> Self {
-        let mut by_key = HashMap::new();
+        let (mut by_key, mut by_system_id, mut by_id, mut owners) = (
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+        );
         for c in clients {
-            let client = Arc::new(Client {
-                id: c.id.clone(),
-                account: c.account.clone(),
-                senders: c.senders.clone(),
-            });
+            let client = Arc::new(Client::new(c));
             for key in &c.api_keys {
                 by_key.insert(key.expose().to_string(), client.clone());
             }
+            if let Some(login) = &c.smpp {
+                by_system_id.insert(login.system_id.clone(), client.clone());
+            }
+            for number in &c.replies {
+                owners.insert(number.clone(), client.clone());
+            }
+            by_id.insert(c.id.clone(), client);
         }
         let waiters = Arc::new(accepted::Waiters::default());
-        tokio::spawn(accepted::pump(router.clone(), events, waiters.clone()));
+        let (answered_tx, answered_rx) = mpsc::channel(ANSWERS_QUEUE);
+        tokio::spawn(accepted::pump(
+            router.clone(),
+            events,
+            waiters.clone(),
+            Arc::new(by_id),
+            answered_rx,
+        ));
+        if let Some(inbound) = router.take_inbound() {
+            tokio::spawn(smpp::replies(inbound, Arc::new(owners)));
+        }
         Hub {
             router,
-            by_key,
+            by_key: Arc::new(by_key),
+            by_system_id: Arc::new(by_system_id),
             waiters,
+            receipts_answered: answered_tx,
         }
     }
 
@@ -104,6 +137,17 @@ impl<C: Carrier> Hub<C> {
     /// The HTTP API; `metrics` renders `GET /metrics` (none: 404).
     pub fn http(&self, metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>) -> axum::Router {
         http::routes(self.clone(), metrics)
+    }
+
+    /// Serves SMPP clients on `listener` until `stop` turns true; then the sessions answer
+    /// their waiting submits and unbind (for at most 5 s) before this returns.
+    pub async fn serve_smpp(
+        &self,
+        listener: tokio::net::TcpListener,
+        limits: SmppLimits,
+        stop: watch::Receiver<bool>,
+    ) {
+        smpp::serve(self.clone(), listener, limits, stop).await
     }
 }
 

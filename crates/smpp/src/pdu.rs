@@ -56,12 +56,18 @@ pub mod status {
     pub const ALREADY_BOUND: u32 = 0x0000_0005;
     /// ESME_RSYSERR
     pub const SYSTEM_ERROR: u32 = 0x0000_0008;
+    /// ESME_RINVSRCADR
+    pub const INVALID_SOURCE_ADDRESS: u32 = 0x0000_000A;
+    /// ESME_RINVDSTADR
+    pub const INVALID_DESTINATION_ADDRESS: u32 = 0x0000_000B;
     /// ESME_RINVPASWD
     pub const INVALID_PASSWORD: u32 = 0x0000_000E;
     /// ESME_RINVSYSID
     pub const INVALID_SYSTEM_ID: u32 = 0x0000_000F;
     /// ESME_RMSGQFUL
     pub const QUEUE_FULL: u32 = 0x0000_0014;
+    /// ESME_RSUBMITFAIL
+    pub const SUBMIT_FAILED: u32 = 0x0000_0045;
     /// ESME_RTHROTTLED
     pub const THROTTLED: u32 = 0x0000_0058;
     /// ESME_RX_T_APPN: the receiver cannot take the deliver_sm now; the SMSC keeps it and
@@ -78,10 +84,13 @@ pub mod status {
             INVALID_BIND_STATUS => "ESME_RINVBNDSTS",
             ALREADY_BOUND => "ESME_RALYBND",
             SYSTEM_ERROR => "ESME_RSYSERR",
+            INVALID_SOURCE_ADDRESS => "ESME_RINVSRCADR",
+            INVALID_DESTINATION_ADDRESS => "ESME_RINVDSTADR",
             INVALID_PASSWORD => "ESME_RINVPASWD",
             INVALID_SYSTEM_ID => "ESME_RINVSYSID",
             QUEUE_FULL => "ESME_RMSGQFUL",
             TEMPORARY_APP_ERROR => "ESME_RX_T_APPN",
+            SUBMIT_FAILED => "ESME_RSUBMITFAIL",
             THROTTLED => "ESME_RTHROTTLED",
             _ => return None,
         })
@@ -158,6 +167,9 @@ pub struct ShortMessage {
     pub receipted_message_id: Option<String>,
     /// message_state TLV (receipts).
     pub message_state: Option<u8>,
+    /// The SAR TLVs (`sar_msg_ref_num`, `sar_total_segments`, `sar_segment_seqnum`): a part
+    /// of a message split without a UDH. Read when all three are present; written on submit_sm.
+    pub sar: Option<crate::sm::Concat>,
 }
 
 /// The commands smsroute speaks.
@@ -349,7 +361,9 @@ macro_rules! from_short_message {
             message_payload: None,
             receipted_message_id: None,
             message_state: None,
+            sar: None,
         };
+        let mut sar: (Option<u16>, Option<u8>, Option<u8>) = (None, None, None);
         for tlv in s.tlvs() {
             match tlv.value() {
                 Some(TlvValue::MessagePayload(p)) => {
@@ -359,8 +373,18 @@ macro_rules! from_short_message {
                     m.receipted_message_id = Some(text_of(id))
                 }
                 Some(TlvValue::MessageState(state)) => m.message_state = Some(u8::from(*state)),
+                Some(TlvValue::SarMsgRefNum(r)) => sar.0 = Some(*r),
+                Some(TlvValue::SarTotalSegments(t)) => sar.1 = Some(*t),
+                Some(TlvValue::SarSegmentSeqnum(p)) => sar.2 = Some(*p),
                 _ => {}
             }
+        }
+        if let (Some(reference), Some(total), Some(part)) = sar {
+            m.sar = Some(crate::sm::Concat {
+                reference,
+                total,
+                part,
+            });
         }
         m
     }};
@@ -395,11 +419,15 @@ impl Frame {
                     }
                 }
             }
-            Body::SubmitSm(m) => Wire::SubmitSm(to_short_message!(
-                SubmitSm,
-                MessageSubmissionRequestTlvValue,
-                m
-            )),
+            Body::SubmitSm(m) => {
+                let mut s = to_short_message!(SubmitSm, MessageSubmissionRequestTlvValue, m);
+                if let Some(c) = m.sar {
+                    s.push_tlv(MessageSubmissionRequestTlvValue::SarMsgRefNum(c.reference));
+                    s.push_tlv(MessageSubmissionRequestTlvValue::SarTotalSegments(c.total));
+                    s.push_tlv(MessageSubmissionRequestTlvValue::SarSegmentSeqnum(c.part));
+                }
+                Wire::SubmitSm(s)
+            }
             Body::DeliverSm(m) => {
                 let mut d = to_short_message!(DeliverSm, MessageDeliveryRequestTlvValue, m);
                 if let Some(id) = &m.receipted_message_id {
@@ -545,6 +573,7 @@ mod tests {
             message_payload: None,
             receipted_message_id: None,
             message_state: None,
+            sar: None,
         }
     }
 
@@ -612,6 +641,13 @@ mod tests {
         long.short_message.clear();
         long.message_payload = Some(vec![b'x'; 600]);
         roundtrip(Frame::new(4, Body::SubmitSm(long)));
+        let mut sar = message();
+        sar.sar = Some(crate::sm::Concat {
+            reference: 0xBEEF,
+            total: 3,
+            part: 2,
+        });
+        roundtrip(Frame::new(5, Body::SubmitSm(sar)));
         for body in [
             Body::SubmitSmResp {
                 message_id: "42".into(),

@@ -68,6 +68,7 @@ pub fn submit_parts(message: &Message, reference: u8, receipt: bool) -> Vec<Shor
                 message_payload: None,
                 receipted_message_id: None,
                 message_state: None,
+                sar: None,
             }
         })
         .collect()
@@ -84,7 +85,8 @@ pub struct Concat {
     pub part: u8,
 }
 
-/// The text of a submit_sm or deliver_sm, and its concatenation header if any. Data coding 8
+/// The text of a submit_sm or deliver_sm, and its concatenation header if any (a UDH with an
+/// 8- or 16-bit reference, else the SAR TLVs). Data coding 8
 /// is UCS-2; 0 and 1 (node-smpp's GSM text) are treated as GSM / ASCII; others as Latin-1.
 pub fn text_of(sm: &ShortMessage) -> (Option<Concat>, String) {
     let data = sm.message_payload.as_deref().unwrap_or(&sm.short_message);
@@ -95,6 +97,7 @@ pub fn text_of(sm: &ShortMessage) -> (Option<Concat>, String) {
     } else {
         (None, data)
     };
+    let concat = concat.or(sm.sar);
     let text = match sm.data_coding {
         8 => ucs2_decode(body),
         0 => gsm7_decode(body),
@@ -227,13 +230,56 @@ pub fn receipt_deliver(
     outcome: ReceiptStatus,
     dates: (SystemTime, SystemTime),
 ) -> ShortMessage {
-    let (stat, state) = match outcome {
-        ReceiptStatus::Delivered => ("DELIVRD", 2),
-        ReceiptStatus::Expired => ("EXPIRED", 3),
-        ReceiptStatus::Undeliverable => ("UNDELIV", 5),
-        ReceiptStatus::Rejected => ("REJECTD", 8),
-        ReceiptStatus::Intermediate => ("ENROUTE", 1),
+    let state = match outcome {
+        ReceiptStatus::Delivered => FinalState::Delivered,
+        ReceiptStatus::Expired => FinalState::Expired,
+        ReceiptStatus::Undeliverable => FinalState::Undeliverable,
+        ReceiptStatus::Rejected => FinalState::Rejected,
+        ReceiptStatus::Intermediate => FinalState::Enroute,
     };
+    receipt_in_state(source, destination, id, state, dates)
+}
+
+/// A message's state as a receipt reports it (SMPP 3.4 5.2.28 and Appendix B).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinalState {
+    /// `ENROUTE`, message_state 1.
+    Enroute,
+    /// `DELIVRD`, 2.
+    Delivered,
+    /// `EXPIRED`, 3.
+    Expired,
+    /// `UNDELIV`, 5.
+    Undeliverable,
+    /// `ACCEPTD`, 6: handed to the network, no final word.
+    Accepted,
+    /// `REJECTD`, 8.
+    Rejected,
+}
+
+impl FinalState {
+    /// The receipt text's `stat:` and the `message_state` TLV.
+    pub fn stat_and_state(self) -> (&'static str, u8) {
+        match self {
+            FinalState::Enroute => ("ENROUTE", 1),
+            FinalState::Delivered => ("DELIVRD", 2),
+            FinalState::Expired => ("EXPIRED", 3),
+            FinalState::Undeliverable => ("UNDELIV", 5),
+            FinalState::Accepted => ("ACCEPTD", 6),
+            FinalState::Rejected => ("REJECTD", 8),
+        }
+    }
+}
+
+/// [`receipt_deliver`] for any [`FinalState`].
+pub fn receipt_in_state(
+    source: Address,
+    destination: Address,
+    id: &str,
+    state: FinalState,
+    dates: (SystemTime, SystemTime),
+) -> ShortMessage {
+    let (stat, state) = state.stat_and_state();
     let text = receipt_text(id, stat, 0, &smpp_date(dates.0), &smpp_date(dates.1));
     ShortMessage {
         source,
@@ -245,6 +291,40 @@ pub fn receipt_deliver(
         message_payload: None,
         receipted_message_id: Some(id.to_string()),
         message_state: Some(state),
+        sar: None,
+    }
+}
+
+/// A mobile-originated message as a deliver_sm: GSM-7 (data_coding 0) when the text fits the
+/// alphabet, else UCS-2 (8); text longer than a short_message goes whole in `message_payload`.
+pub fn text_deliver(source: Address, destination: Address, text: &str) -> ShortMessage {
+    let mut data = Vec::with_capacity(text.len());
+    let data_coding = match smsroute_types::segment(text).encoding {
+        Encoding::Gsm7 => {
+            gsm7_encode(text, &mut data);
+            0
+        }
+        Encoding::Ucs2 => {
+            ucs2_encode(text, &mut data);
+            8
+        }
+    };
+    let (short_message, message_payload) = if data.len() > 254 {
+        (Vec::new(), Some(data))
+    } else {
+        (data, None)
+    };
+    ShortMessage {
+        source,
+        destination,
+        esm_class: 0,
+        registered_delivery: 0,
+        data_coding,
+        short_message,
+        message_payload,
+        receipted_message_id: None,
+        message_state: None,
+        sar: None,
     }
 }
 
@@ -310,6 +390,7 @@ mod tests {
             message_payload: None,
             receipted_message_id: None,
             message_state: None,
+            sar: None,
         }
     }
 

@@ -253,6 +253,7 @@ impl Simulator {
                 message_payload: None,
                 receipted_message_id: None,
                 message_state: None,
+                sar: None,
             }),
         );
         self.shared.schedule(system_id, Instant::now(), deliver);

@@ -1,0 +1,203 @@
+//! The client accounts as the fronts use them: who a request or a bind is, what it may send,
+//! its own rate, and the outbox of deliver_sm (receipts, replies) waiting for its binds.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use smsroute_config::{ClientConfig, Password};
+use smsroute_smpp::pdu::ShortMessage;
+use smsroute_smpp::server::Outbox;
+use smsroute_throttle::{Admission, Gcra, Quota};
+use smsroute_types::{MessageBuilder, Sender};
+
+/// Deliver_sm a client's outbox holds at most (receipts and replies not yet acknowledged by
+/// one of its binds); past it, receipts wait in the journal for a restart (`docs/serve.md`).
+pub const OUTBOX_CAPACITY: usize = 100_000;
+
+/// A deliver_sm for a client: a receipt (with the acknowledgement number of the terminal
+/// event it reports, which is acknowledged to the router once the client answered every
+/// receipt of it) or a reply (`ack` 0).
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub sm: ShortMessage,
+    pub ack: u64,
+}
+
+/// What the fronts know of a client account.
+pub struct Client {
+    /// Its id in the configuration.
+    pub id: String,
+    /// The spend account its messages are charged to (the message's `account` tag).
+    pub account: Option<String>,
+    /// The sender ids it may send as; empty: any.
+    pub senders: Vec<Sender>,
+    pub(crate) login: Option<smsroute_config::SmppLogin>,
+    /// Submits one bind may have unanswered.
+    pub(crate) window: u32,
+    pub(crate) max_binds: u32,
+    binds: AtomicU32,
+    rate: Option<Gcra>,
+    pub(crate) outbox: Outbox<Outgoing>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("id", &self.id).finish()
+    }
+}
+
+impl Client {
+    pub(crate) fn new(config: &ClientConfig) -> Self {
+        Client {
+            id: config.id.clone(),
+            account: config.account.clone(),
+            senders: config.senders.clone(),
+            login: config.smpp.clone(),
+            window: config.window.max(1),
+            max_binds: config.max_binds,
+            binds: AtomicU32::new(0),
+            // A second's worth of burst: a client at its rate is never refused for jitter.
+            rate: config
+                .tps
+                .and_then(|tps| Quota::per_second(f64::from(tps), tps.max(1)).ok())
+                .map(Gcra::new),
+            outbox: Outbox::new(OUTBOX_CAPACITY),
+        }
+    }
+
+    /// Whether the client's own rate (`tps`) admits `segments` now (router clock).
+    pub(crate) fn admit(&self, segments: u32, now: u64) -> bool {
+        self.rate
+            .as_ref()
+            .is_none_or(|gcra| gcra.try_admit(segments, now) == Admission::Admitted)
+    }
+
+    /// Whether the client may send as `sender`.
+    pub(crate) fn may_send_as(&self, sender: &Sender) -> bool {
+        self.senders.is_empty() || self.senders.contains(sender)
+    }
+
+    /// Tags a message with its client (the `client` tag: what receipts, replies and
+    /// lookups are matched on) and the client's spend account.
+    pub(crate) fn tag(&self, builder: MessageBuilder) -> MessageBuilder {
+        let builder = builder.tag(CLIENT_TAG, &self.id);
+        match &self.account {
+            Some(account) => builder.tag("account", account),
+            None => builder,
+        }
+    }
+
+    /// Checks an SMPP password (an Argon2 hash is checked on a blocking thread).
+    pub(crate) async fn password_matches(&self, password: &str) -> bool {
+        match self.login.as_ref().map(|l| &l.password) {
+            None => false,
+            Some(Password::Plain(secret)) => secret.expose() == password,
+            Some(Password::Hash(hash)) => {
+                let (hash, password) = (hash.expose().to_string(), password.to_string());
+                tokio::task::spawn_blocking(move || verify_hash(&hash, &password))
+                    .await
+                    .unwrap_or(false)
+            }
+        }
+    }
+
+    /// Takes one of the client's binds; `None` when it holds `max_binds` already.
+    pub(crate) fn take_bind(self: &std::sync::Arc<Self>) -> Option<BindSlot> {
+        let mut held = self.binds.load(Ordering::Relaxed);
+        loop {
+            if held >= self.max_binds {
+                return None;
+            }
+            match self.binds.compare_exchange_weak(
+                held,
+                held + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(BindSlot(self.clone())),
+                Err(now) => held = now,
+            }
+        }
+    }
+}
+
+/// The tag naming the client a message came from.
+pub const CLIENT_TAG: &str = "client";
+
+fn verify_hash(hash: &str, password: &str) -> bool {
+    use argon2::PasswordVerifier;
+    argon2::PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// One bind a client holds; given back when dropped.
+pub(crate) struct BindSlot(std::sync::Arc<Client>);
+
+impl BindSlot {
+    pub fn client(&self) -> &std::sync::Arc<Client> {
+        &self.0
+    }
+}
+
+impl Drop for BindSlot {
+    fn drop(&mut self) {
+        self.0.binds.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smsroute_config::Config;
+
+    fn client(extra: &str) -> std::sync::Arc<Client> {
+        let config = Config::parse(
+            &format!(
+                "[[carriers]]\nid = \"a\"\ntps = 10\n[[routes]]\nprefix = \"44\"\ncarrier = \"a\"\n\
+                 cost = 0.01\n[[clients]]\nid = \"shop\"\n{extra}"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        std::sync::Arc::new(Client::new(&config.clients[0]))
+    }
+
+    #[test]
+    fn binds_are_capped_and_given_back() {
+        let shop = client("max_binds = 2\nsystem_id = \"shop\"\npassword = \"pw\"\n");
+        let (a, b) = (shop.take_bind().unwrap(), shop.take_bind().unwrap());
+        assert!(shop.take_bind().is_none(), "a third bind is over max_binds");
+        drop(a);
+        assert!(shop.take_bind().is_some());
+        drop(b);
+    }
+
+    #[tokio::test]
+    async fn passwords_in_the_clear_and_hashed() {
+        let plain = client("system_id = \"shop\"\npassword = \"pw\"\n");
+        assert!(plain.password_matches("pw").await);
+        assert!(!plain.password_matches("PW").await);
+        use argon2::PasswordHasher;
+        let salt = argon2::password_hash::SaltString::encode_b64(b"smsroute-salt-16").unwrap();
+        let hash = argon2::Argon2::default()
+            .hash_password(b"s3cret", &salt)
+            .unwrap()
+            .to_string();
+        let hashed = client(&format!(
+            "system_id = \"shop\"\npassword_hash = \"{hash}\"\n"
+        ));
+        assert!(hashed.password_matches("s3cret").await);
+        assert!(!hashed.password_matches("s3cre").await);
+    }
+
+    #[test]
+    fn the_client_rate_refuses_past_its_burst() {
+        let shop = client("tps = 2\nsystem_id = \"shop\"\npassword = \"pw\"\n");
+        assert!(shop.admit(1, 0));
+        assert!(shop.admit(1, 0));
+        assert!(!shop.admit(1, 0), "two a second, a second's burst");
+        assert!(shop.admit(1, 1_000_000_000));
+    }
+}

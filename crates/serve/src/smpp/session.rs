@@ -1,0 +1,337 @@
+//! One client session: the session machine in the SMSC role, driven over its TCP stream by
+//! one task. Submits are answered once their message is durable (the answers wait in a
+//! `FuturesUnordered`, no task each); receipts and replies come out of the client's outbox
+//! on its receiver and transceiver binds, and stay this session's until the client answers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use smsroute_carrier::Carrier;
+use smsroute_smpp::pdu::{Bind, BindKind, Body, Frame, ShortMessage, status};
+use smsroute_smpp::server::Admitted;
+use smsroute_smpp::session::{CloseReason, Role, Session, SessionConfig, SessionEvent};
+use smsroute_smpp::sm::text_of;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::assemble::{Added, Assembler, Part};
+use super::submit::{Answer, submit};
+use crate::Hub;
+use crate::clients::{BindSlot, Outgoing};
+use crate::receipts::part_id;
+
+/// A deliver_sm the client answered with an error is offered again after this.
+const REOFFER_AFTER: Duration = Duration::from_secs(1);
+/// A refused bind is answered after this (password guessing goes no faster).
+const FAILED_BIND_DELAY: Duration = Duration::from_secs(1);
+/// Deliver_sm one session has out unanswered at most.
+const MAX_UNANSWERED_DELIVERIES: usize = 64;
+/// The system_id the hub answers binds with.
+const HUB_ID: &str = "smsroute";
+
+const READ_MIN: usize = 2 * 1024;
+const READ_MAX: usize = 64 * 1024;
+
+/// A bound session's client, and the outbox news it listens to (receivers only).
+struct Bound {
+    slot: BindSlot,
+    changed: Option<watch::Receiver<u64>>,
+}
+
+/// Serves one client until it goes, the session machine closes it, or the hub stops (then
+/// its waiting submits are answered and it is unbound).
+pub(crate) async fn serve<C: Carrier>(
+    mut stream: TcpStream,
+    hub: Hub<C>,
+    number: u64,
+    _admitted: Admitted,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut session = Session::new(SessionConfig::new(Role::Smsc), Instant::now().into_std());
+    let mut bound: Option<Bound> = None;
+    let mut assembler = Assembler::default();
+    let mut answers: FuturesUnordered<BoxFuture<'static, Answer>> = FuturesUnordered::new();
+    // Submits not answered yet: held parts and messages waiting to be durable.
+    let mut unanswered = 0usize;
+    let mut deliveries: HashMap<u32, Outgoing> = HashMap::new();
+    let mut stopping = *stop.borrow();
+    let mut unbound = false;
+    let mut closed: Option<CloseReason> = None;
+    let mut buf = vec![0u8; READ_MIN];
+    let (mut reader, mut writer) = stream.split();
+    loop {
+        while let Some(event) = session.poll_event() {
+            match event {
+                SessionEvent::BindRequest { sequence, bind } => match login(&hub, &bind).await {
+                    Ok(slot) => {
+                        tracing::info!(
+                            session = number, client = %slot.client().id,
+                            kind = ?bind.kind, "client bound"
+                        );
+                        let _ = session.accept_bind(sequence, bind.kind, HUB_ID);
+                        let changed = (bind.kind != BindKind::Transmitter)
+                            .then(|| slot.client().outbox.subscribe());
+                        bound = Some(Bound { slot, changed });
+                    }
+                    Err(code) => {
+                        tracing::warn!(
+                            session = number, system_id = %bind.system_id,
+                            status = status::name(code).unwrap_or("?"), "bind refused"
+                        );
+                        tokio::time::sleep(FAILED_BIND_DELAY).await;
+                        let _ = session.refuse_bind(sequence, bind.kind, code);
+                    }
+                },
+                SessionEvent::Request(Frame {
+                    sequence,
+                    body: Body::SubmitSm(sm),
+                    ..
+                }) => {
+                    let Some(b) = &bound else { continue };
+                    let client = b.slot.client();
+                    let refuse = if stopping {
+                        Some(status::QUEUE_FULL)
+                    } else if unanswered >= client.window as usize {
+                        Some(status::THROTTLED)
+                    } else {
+                        None
+                    };
+                    if let Some(code) = refuse {
+                        answer(&mut session, sequence, code, String::new());
+                        continue;
+                    }
+                    unanswered += 1;
+                    match take_part(&hub, b, &mut assembler, sm, sequence) {
+                        Taken::Held => {}
+                        Taken::Waiting(future) => answers.push(future),
+                        Taken::Refused(sequences, code) => {
+                            unanswered -= sequences.len();
+                            for s in sequences {
+                                answer(&mut session, s, code, String::new());
+                            }
+                        }
+                    }
+                }
+                SessionEvent::Response(frame) => {
+                    let Some(out) = deliveries.remove(&frame.sequence) else {
+                        continue;
+                    };
+                    if frame.status == status::OK {
+                        if out.ack > 0 {
+                            let _ = hub.receipts_answered.send(out.ack).await;
+                        }
+                    } else if let Some(b) = &bound {
+                        // The client cannot take it now: offered again a moment later, to
+                        // this session or another bind of the client.
+                        let outbox = &b.slot.client().outbox;
+                        if let Err(out) = outbox.schedule(Instant::now() + REOFFER_AFTER, out) {
+                            outbox.give_back([out]);
+                        }
+                    }
+                }
+                SessionEvent::Closed(reason) => closed = Some(reason),
+                SessionEvent::Request(_) | SessionEvent::Bound { .. } => {}
+            }
+        }
+        if session.is_closed() {
+            break;
+        }
+        let now = Instant::now();
+        let expired = assembler.expire(now);
+        unanswered -= expired.len();
+        for s in expired {
+            answer(&mut session, s, status::SUBMIT_FAILED, String::new());
+        }
+        if stopping && !unbound && answers.is_empty() {
+            unbound = true;
+            for s in assembler.drain() {
+                unanswered -= 1;
+                answer(&mut session, s, status::QUEUE_FULL, String::new());
+            }
+            session.unbind(now.into_std());
+        }
+        let outbox_due = offer(&mut session, bound.as_mut(), &mut deliveries, now);
+        let wake = [
+            session.poll_timeout().map(Instant::from_std),
+            assembler.next_deadline(),
+            outbox_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let unwritten = session.poll_transmit();
+        let writing = unwritten.is_some();
+        let receiving = bound.as_ref().is_some_and(|b| b.changed.is_some())
+            && deliveries.len() < MAX_UNANSWERED_DELIVERIES
+            && session.can_send();
+        tokio::select! {
+            read = reader.read(&mut buf) => {
+                let now = Instant::now().into_std();
+                match read {
+                    Ok(0) => session.handle_eof(None),
+                    Ok(n) => {
+                        session.handle_input(&buf[..n], now);
+                        if n == buf.len() && buf.len() < READ_MAX {
+                            buf.resize(buf.len() * 2, 0);
+                        }
+                    }
+                    Err(e) => session.handle_eof(Some(e.to_string())),
+                }
+            }
+            written = writer.write(unwritten.unwrap_or_default()), if writing => match written {
+                Ok(n) => session.advance_transmit(n),
+                Err(e) => session.handle_eof(Some(e.to_string())),
+            },
+            Some(done) = answers.next(), if !answers.is_empty() => {
+                unanswered -= done.sequences.len();
+                let parts = done.sequences.len();
+                for (k, s) in done.sequences.into_iter().enumerate() {
+                    let id = if done.status == status::OK {
+                        part_id(done.id, parts, k + 1)
+                    } else {
+                        String::new()
+                    };
+                    answer(&mut session, s, done.status, id);
+                }
+            }
+            () = sleep_until(wake) => session.handle_timeout(Instant::now().into_std()),
+            _ = changed(&mut bound), if receiving => {}
+            _ = stop.changed(), if !stopping => stopping = true,
+        }
+    }
+    if let Some(reason) = &closed
+        && !matches!(
+            reason,
+            CloseReason::PeerClosed | CloseReason::UnboundByPeer | CloseReason::Unbound
+        )
+    {
+        tracing::info!(session = number, %reason, "client session closed");
+    }
+    // Deliveries the client never answered go to another of its binds.
+    if let Some(b) = &bound
+        && !deliveries.is_empty()
+    {
+        let mut back: Vec<(u32, Outgoing)> = deliveries.drain().collect();
+        back.sort_by_key(|(sequence, _)| std::cmp::Reverse(*sequence));
+        b.slot
+            .client()
+            .outbox
+            .give_back(back.into_iter().map(|(_, d)| d));
+    }
+    if let Some(rest) = session.poll_transmit() {
+        let _ = tokio::time::timeout(Duration::from_millis(100), writer.write_all(rest)).await;
+    }
+}
+
+/// The client a bind logs in as, and one of its binds; else the status to refuse it with.
+async fn login<C: Carrier>(hub: &Hub<C>, bind: &Bind) -> Result<BindSlot, u32> {
+    let client = hub
+        .by_system_id
+        .get(&bind.system_id)
+        .ok_or(status::INVALID_SYSTEM_ID)?;
+    if !client.password_matches(&bind.password).await {
+        return Err(status::INVALID_PASSWORD);
+    }
+    client.take_bind().ok_or(status::ALREADY_BOUND)
+}
+
+enum Taken {
+    /// A part held until the rest of its message comes.
+    Held,
+    /// The message is in; its parts are answered when the future resolves.
+    Waiting(BoxFuture<'static, Answer>),
+    /// These submits are answered with this status now.
+    Refused(Vec<u32>, u32),
+}
+
+fn take_part<C: Carrier>(
+    hub: &Hub<C>,
+    bound: &Bound,
+    assembler: &mut Assembler,
+    sm: ShortMessage,
+    sequence: u32,
+) -> Taken {
+    let (concat, text) = text_of(&sm);
+    let part = Part {
+        sequence,
+        text,
+        receipt: sm.registered_delivery,
+    };
+    let parts = match concat {
+        None => vec![part],
+        Some(concat) => match assembler.add(
+            concat,
+            &sm.source.addr,
+            &sm.destination.addr,
+            part,
+            Instant::now(),
+        ) {
+            Added::Held => return Taken::Held,
+            Added::Refused(code) => return Taken::Refused(vec![sequence], code),
+            Added::Complete(parts) => parts,
+        },
+    };
+    let sequences: Vec<u32> = parts.iter().map(|p| p.sequence).collect();
+    match submit(hub, bound.slot.client(), &sm, parts) {
+        Ok(future) => Taken::Waiting(future),
+        Err(code) => Taken::Refused(sequences, code),
+    }
+}
+
+fn answer(session: &mut Session, sequence: u32, code: u32, message_id: String) {
+    let _ = session.respond(sequence, code, Body::SubmitSmResp { message_id });
+}
+
+/// Sends the client's due deliver_sm while the session has room; when the outbox should be
+/// looked at again.
+fn offer(
+    session: &mut Session,
+    bound: Option<&mut Bound>,
+    deliveries: &mut HashMap<u32, Outgoing>,
+    now: Instant,
+) -> Option<Instant> {
+    let b = bound?;
+    let changed = b.changed.as_mut()?;
+    changed.borrow_and_update();
+    let outbox = &b.slot.client().outbox;
+    if !session.can_send() {
+        return None;
+    }
+    let room = MAX_UNANSWERED_DELIVERIES.saturating_sub(deliveries.len());
+    for out in outbox.take(now, room) {
+        match session.request(Body::DeliverSm(out.sm.clone())) {
+            Ok(sequence) => {
+                deliveries.insert(sequence, out);
+            }
+            Err(_) => outbox.give_back([out]),
+        }
+    }
+    (deliveries.len() < MAX_UNANSWERED_DELIVERIES && session.can_send())
+        .then(|| outbox.next_due())
+        .flatten()
+}
+
+async fn sleep_until(wake: Option<Instant>) {
+    match wake {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the bound client's outbox got something.
+async fn changed(bound: &mut Option<Bound>) {
+    match bound.as_mut().and_then(|b| b.changed.as_mut()) {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
