@@ -2,7 +2,8 @@
 //! process, with the configuration's SMPP carriers, a journal, and the SMPP and HTTP fronts of
 //! `smsroute-serve` for the `[[clients]]` (`docs/serve.md`). SIGTERM or Ctrl-C: stop taking
 //! requests, answer the waiting ones and unbind the clients, drain for `--grace` seconds,
-//! unbind the carriers.
+//! unbind the carriers. SIGHUP: read the configuration again and take it (routes, carriers,
+//! policy, clients); a configuration with errors is logged and the running one stays.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -90,6 +91,8 @@ async fn serve(
             let _ = http_stop.wait_for(|stopped| *stopped).await;
         });
     let http_front = tokio::spawn(async move { http_front.await });
+    #[cfg(unix)]
+    tokio::spawn(reload_on_hangup(hub.clone(), args.config.to_path_buf()));
     stop_signal().await;
     let _ = stop_tx.send(true);
     let _ = smpp_front.await;
@@ -103,6 +106,34 @@ async fn serve(
     );
     router.shutdown(Duration::from_secs_f64(args.grace)).await;
     Ok(())
+}
+
+/// Reloads the configuration at every SIGHUP.
+#[cfg(unix)]
+async fn reload_on_hangup<C: smsroute_carrier::Carrier>(
+    hub: smsroute_serve::Hub<C>,
+    path: std::path::PathBuf,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP cannot be caught: no reload on SIGHUP");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let answer = load_config(&path).and_then(|(config, _)| {
+            hub.reload(&config)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        });
+        match answer {
+            Ok(report) => tracing::info!(
+                generation = report.generation, added = ?report.added,
+                removed = ?report.removed, "SIGHUP: configuration reloaded"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: reload refused, the running configuration stays")
+            }
+        }
+    }
 }
 
 /// SIGTERM or Ctrl-C.

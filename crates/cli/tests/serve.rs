@@ -43,7 +43,7 @@ fn http(port: u16, method: &str, path: &str, key: &str, body: &str) -> (String, 
 
 #[test]
 fn serve_takes_messages_over_http_and_stops_on_sigterm() {
-    let (smsc, api) = (free_port(), free_port());
+    let (smsc, api, smpp) = (free_port(), free_port(), free_port());
     let _sim = Child(
         Command::new(env!("CARGO_BIN_EXE_smsroute"))
             .args(["sim", "--listen", &format!("127.0.0.1:{smsc}")])
@@ -56,21 +56,25 @@ fn serve_takes_messages_over_http_and_stops_on_sigterm() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("hub.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[carriers]]\nid = \"sim\"\ntps = 100\n[carriers.smpp]\nhost = \"127.0.0.1\"\n\
-             port = {smsc}\nsystem_id = \"acme\"\npassword = \"secret\"\n\n\
-             [[routes]]\nprefix = \"44\"\ncarrier = \"sim\"\ncost = 0.01\n\n\
-             [[clients]]\nid = \"shop\"\napi_keys = [\"shop-key-0123456789\"]\n"
-        ),
-    )
-    .unwrap();
+    let write_config = |keys: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[[carriers]]\nid = \"sim\"\ntps = 100\n[carriers.smpp]\nhost = \"127.0.0.1\"\n\
+                 port = {smsc}\nsystem_id = \"acme\"\npassword = \"secret\"\n\n\
+                 [[routes]]\nprefix = \"44\"\ncarrier = \"sim\"\ncost = 0.01\n\n\
+                 [[clients]]\nid = \"shop\"\napi_keys = [{keys}]\n"
+            ),
+        )
+        .unwrap()
+    };
+    write_config("\"shop-key-0123456789\"");
     wait_listening(smsc);
     let mut serve = Child(
         Command::new(env!("CARGO_BIN_EXE_smsroute"))
             .args(["serve", config.to_str().unwrap()])
             .args(["--http", &format!("127.0.0.1:{api}")])
+            .args(["--smpp", &format!("127.0.0.1:{smpp}")])
             .args(["--journal", dir.join("journal").to_str().unwrap()])
             .stderr(Stdio::null())
             .spawn()
@@ -85,11 +89,43 @@ fn serve_takes_messages_over_http_and_stops_on_sigterm() {
     assert!(status.contains(" 401 "), "{status}: {body}");
     let (status, _) = http(api, "GET", "/readyz", "", "");
     assert!(status.contains(" 200 "), "{status}");
+
+    // SIGHUP: a new API key works once the configuration is read again; a broken
+    // configuration is refused and the running one stays.
+    let pid = serve.0.id().to_string();
+    let hangup = || {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    write_config("\"shop-key-0123456789\", \"next-key-0123456789\"");
+    hangup();
+    let mut reloaded = false;
+    for _ in 0..100 {
+        let (status, _) = http(api, "POST", "/v1/messages", "next-key-0123456789", message);
+        if status.contains(" 202 ") {
+            reloaded = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(reloaded, "the new key was taken on SIGHUP");
+    std::fs::write(&config, "[[carriers]]\nid = \"sim\"\ntps = -1\n").unwrap();
+    hangup();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = http(api, "POST", "/v1/messages", "next-key-0123456789", message);
+    assert!(
+        status.contains(" 202 "),
+        "still serving the last good configuration: {status} {body}"
+    );
     let (status, body) = http(api, "GET", "/metrics", "", "");
     assert!(status.contains(" 200 ") && body.contains("smsroute_messages_accepted_total"));
 
     // SIGTERM: drained and stopped, exit 0.
-    let pid = serve.0.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -119,8 +155,9 @@ fn serve_refuses_bad_flags_and_configs_with_exit_2() {
         "[[carriers]]\nid = \"a\"\ntps = 1\n\n[[routes]]\nprefix = \"44\"\ncarrier = \"a\"\ncost = 0.01\n",
     )
     .unwrap();
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
         (&["--http", "nowhere"], "--http nowhere"),
+        (&["--smpp", "nowhere"], "--smpp nowhere"),
         (&["--grace", "1e9"], "--grace"),
         (&[], "no [[clients]] entry has api_keys"),
     ];

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use smsroute_carrier::Carrier;
@@ -14,7 +15,7 @@ use smsroute_types::MessageId;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::clients::{CLIENT_TAG, Client, Outgoing};
+use crate::clients::{CLIENT_TAG, Client, Clients, Outgoing};
 use crate::receipts::{Watermark, receipts_for};
 
 /// One message's acceptance, as the submitting request and the event task meet it (either may
@@ -73,7 +74,7 @@ pub(crate) async fn pump<C: Carrier>(
     router: Router<C>,
     mut events: EventStream,
     waiters: Arc<Waiters>,
-    clients: Arc<HashMap<String, Arc<Client>>>,
+    clients: Arc<ArcSwap<Clients>>,
     mut answered: mpsc::Receiver<u64>,
 ) {
     let mut watermark = Watermark::default();
@@ -84,7 +85,7 @@ pub(crate) async fn pump<C: Carrier>(
                 if event.event == Event::Accepted {
                     waiters.durable(event.id);
                 } else if event.is_terminal() {
-                    let owed = hand_out_receipts(&event, &clients);
+                    let owed = hand_out_receipts(&event, &clients.load().by_id);
                     watermark.handed_out(event.ack, owed);
                 }
             }

@@ -1,7 +1,11 @@
 //! The client accounts as the fronts use them: who a request or a bind is, what it may send,
 //! its own rate, and the outbox of deliver_sm (receipts, replies) waiting for its binds.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use arc_swap::ArcSwap;
 
 use smsroute_config::{ClientConfig, Password};
 use smsroute_smpp::pdu::ShortMessage;
@@ -22,10 +26,9 @@ pub(crate) struct Outgoing {
     pub ack: u64,
 }
 
-/// What the fronts know of a client account.
-pub struct Client {
-    /// Its id in the configuration.
-    pub id: String,
+/// A client's settings from the configuration; a reload replaces them whole.
+#[derive(Debug)]
+pub struct Settings {
     /// The spend account its messages are charged to (the message's `account` tag).
     pub account: Option<String>,
     /// The sender ids it may send as; empty: any.
@@ -34,8 +37,30 @@ pub struct Client {
     /// Submits one bind may have unanswered.
     pub(crate) window: u32,
     pub(crate) max_binds: u32,
+    tps: Option<u32>,
+}
+
+impl Settings {
+    fn new(config: &ClientConfig) -> Self {
+        Settings {
+            account: config.account.clone(),
+            senders: config.senders.clone(),
+            login: config.smpp.clone(),
+            window: config.window.max(1),
+            max_binds: config.max_binds,
+            tps: config.tps,
+        }
+    }
+}
+
+/// A client account as the fronts know it: its settings, and what outlives a reload (its
+/// binds, its rate's bucket, its outbox).
+pub struct Client {
+    /// Its id in the configuration.
+    pub id: String,
+    settings: ArcSwap<Settings>,
     binds: AtomicU32,
-    rate: Option<Gcra>,
+    rate: Gcra,
     pub(crate) outbox: Outbox<Outgoing>,
 }
 
@@ -45,42 +70,54 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// A second's worth of burst: a client at its rate is never refused for jitter.
+fn quota(tps: Option<u32>) -> Quota {
+    let tps = tps.unwrap_or(1).max(1);
+    Quota::per_second(f64::from(tps), tps).unwrap_or_else(|_| Quota::per_second(1.0, 1).unwrap())
+}
+
 impl Client {
     pub(crate) fn new(config: &ClientConfig) -> Self {
         Client {
             id: config.id.clone(),
-            account: config.account.clone(),
-            senders: config.senders.clone(),
-            login: config.smpp.clone(),
-            window: config.window.max(1),
-            max_binds: config.max_binds,
+            settings: ArcSwap::from_pointee(Settings::new(config)),
             binds: AtomicU32::new(0),
-            // A second's worth of burst: a client at its rate is never refused for jitter.
-            rate: config
-                .tps
-                .and_then(|tps| Quota::per_second(f64::from(tps), tps.max(1)).ok())
-                .map(Gcra::new),
+            rate: Gcra::new(quota(config.tps)),
             outbox: Outbox::new(OUTBOX_CAPACITY),
         }
     }
 
+    /// Its current settings.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
+    }
+
+    /// Takes the settings of a reloaded configuration (binds already held stay).
+    fn update(&self, config: &ClientConfig) {
+        let settings = Settings::new(config);
+        if settings.tps != self.settings.load().tps {
+            self.rate.set_quota(quota(settings.tps));
+        }
+        self.settings.store(Arc::new(settings));
+    }
+
     /// Whether the client's own rate (`tps`) admits `segments` now (router clock).
     pub(crate) fn admit(&self, segments: u32, now: u64) -> bool {
-        self.rate
-            .as_ref()
-            .is_none_or(|gcra| gcra.try_admit(segments, now) == Admission::Admitted)
+        self.settings.load().tps.is_none()
+            || self.rate.try_admit(segments, now) == Admission::Admitted
     }
 
     /// Whether the client may send as `sender`.
     pub(crate) fn may_send_as(&self, sender: &Sender) -> bool {
-        self.senders.is_empty() || self.senders.contains(sender)
+        let settings = self.settings.load();
+        settings.senders.is_empty() || settings.senders.contains(sender)
     }
 
     /// Tags a message with its client (the `client` tag: what receipts, replies and
     /// lookups are matched on) and the client's spend account.
     pub(crate) fn tag(&self, builder: MessageBuilder) -> MessageBuilder {
         let builder = builder.tag(CLIENT_TAG, &self.id);
-        match &self.account {
+        match &self.settings.load().account {
             Some(account) => builder.tag("account", account),
             None => builder,
         }
@@ -88,7 +125,8 @@ impl Client {
 
     /// Checks an SMPP password (an Argon2 hash is checked on a blocking thread).
     pub(crate) async fn password_matches(&self, password: &str) -> bool {
-        match self.login.as_ref().map(|l| &l.password) {
+        let settings = self.settings.load_full();
+        match settings.login.as_ref().map(|l| &l.password) {
             None => false,
             Some(Password::Plain(secret)) => secret.expose() == password,
             Some(Password::Hash(hash)) => {
@@ -101,10 +139,11 @@ impl Client {
     }
 
     /// Takes one of the client's binds; `None` when it holds `max_binds` already.
-    pub(crate) fn take_bind(self: &std::sync::Arc<Self>) -> Option<BindSlot> {
+    pub(crate) fn take_bind(self: &Arc<Self>) -> Option<BindSlot> {
+        let max = self.settings.load().max_binds;
         let mut held = self.binds.load(Ordering::Relaxed);
         loop {
-            if held >= self.max_binds {
+            if held >= max {
                 return None;
             }
             match self.binds.compare_exchange_weak(
@@ -117,6 +156,50 @@ impl Client {
                 Err(now) => held = now,
             }
         }
+    }
+}
+
+/// Every client, by each way of finding one.
+#[derive(Default)]
+pub(crate) struct Clients {
+    pub by_id: HashMap<String, Arc<Client>>,
+    /// By HTTP API key.
+    pub by_key: HashMap<String, Arc<Client>>,
+    /// By SMPP system_id.
+    pub by_system_id: HashMap<String, Arc<Client>>,
+    /// By the number or short code whose replies it gets (digits).
+    pub owners: HashMap<String, Arc<Client>>,
+}
+
+impl Clients {
+    /// The clients of `configs`; a client `previous` had by the same id is kept (its binds,
+    /// bucket and outbox) with the new settings.
+    pub fn new(configs: &[ClientConfig], previous: Option<&Clients>) -> Self {
+        let mut clients = Clients::default();
+        for c in configs {
+            let client = match previous.and_then(|p| p.by_id.get(&c.id)) {
+                Some(kept) => {
+                    kept.update(c);
+                    kept.clone()
+                }
+                None => Arc::new(Client::new(c)),
+            };
+            for key in &c.api_keys {
+                clients
+                    .by_key
+                    .insert(key.expose().to_string(), client.clone());
+            }
+            if let Some(login) = &c.smpp {
+                clients
+                    .by_system_id
+                    .insert(login.system_id.clone(), client.clone());
+            }
+            for number in &c.replies {
+                clients.owners.insert(number.clone(), client.clone());
+            }
+            clients.by_id.insert(c.id.clone(), client);
+        }
+        clients
     }
 }
 
@@ -133,10 +216,10 @@ fn verify_hash(hash: &str, password: &str) -> bool {
 }
 
 /// One bind a client holds; given back when dropped.
-pub(crate) struct BindSlot(std::sync::Arc<Client>);
+pub(crate) struct BindSlot(Arc<Client>);
 
 impl BindSlot {
-    pub fn client(&self) -> &std::sync::Arc<Client> {
+    pub fn client(&self) -> &Arc<Client> {
         &self.0
     }
 }
@@ -152,16 +235,47 @@ mod tests {
     use super::*;
     use smsroute_config::Config;
 
-    fn client(extra: &str) -> std::sync::Arc<Client> {
-        let config = Config::parse(
+    fn config(extra: &str) -> Config {
+        Config::parse(
             &format!(
                 "[[carriers]]\nid = \"a\"\ntps = 10\n[[routes]]\nprefix = \"44\"\ncarrier = \"a\"\n\
                  cost = 0.01\n[[clients]]\nid = \"shop\"\n{extra}"
             ),
             "t.toml",
         )
-        .unwrap();
-        std::sync::Arc::new(Client::new(&config.clients[0]))
+        .unwrap()
+    }
+
+    fn client(extra: &str) -> Arc<Client> {
+        Arc::new(Client::new(&config(extra).clients[0]))
+    }
+
+    #[test]
+    fn a_reload_keeps_a_client_and_changes_its_settings() {
+        let before = Clients::new(
+            &config("system_id = \"shop\"\npassword = \"old\"\ntps = 1\n").clients,
+            None,
+        );
+        let shop = before.by_id["shop"].clone();
+        let _bind = shop.take_bind().unwrap();
+        assert!(shop.admit(1, 0));
+        assert!(!shop.admit(1, 0));
+        let after = Clients::new(
+            &config("system_id = \"shop2\"\npassword = \"new\"\ntps = 1000\n").clients,
+            Some(&before),
+        );
+        let kept = &after.by_id["shop"];
+        assert!(
+            Arc::ptr_eq(kept, &shop),
+            "the same client: its binds and outbox stay"
+        );
+        assert!(after.by_system_id.contains_key("shop2"));
+        assert!(!after.by_system_id.contains_key("shop"));
+        assert!(
+            kept.admit(1, 10_000_000),
+            "the new rate applies (the old one: not before 1 s)"
+        );
+        assert_eq!(kept.binds.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -105,7 +105,9 @@ fn client<C: Carrier>(hub: &Hub<C>, headers: &HeaderMap) -> Result<Arc<Client>, 
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| unauthorized("expected `Bearer KEY`"))?;
-    hub.by_key
+    hub.clients
+        .load()
+        .by_key
         .get(key.trim())
         .cloned()
         .ok_or_else(|| unauthorized("unknown API key"))
@@ -125,7 +127,7 @@ async fn submit<C: Carrier>(
         )
     })?;
     let message = build(&new, &client)?;
-    if !client.senders.is_empty() && !client.senders.contains(message.from()) {
+    if !client.may_send_as(message.from()) {
         return Err(HttpError::new(
             StatusCode::FORBIDDEN,
             Some("from"),

@@ -37,16 +37,16 @@ mod http;
 mod receipts;
 mod smpp;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use smsroute_carrier::Carrier;
-use smsroute_config::ClientConfig;
-use smsroute_engine::{EventStream, Router};
+use smsroute_config::{ClientConfig, Config};
+use smsroute_engine::{EventStream, ReloadReport, Router, SetupError};
 use tokio::sync::{mpsc, watch};
 
-pub use clients::{CLIENT_TAG, Client, OUTBOX_CAPACITY};
+pub use clients::{CLIENT_TAG, Client, OUTBOX_CAPACITY, Settings};
 pub use http::HttpError;
 pub use receipts::RECEIPT_TAG;
 pub use smpp::{SmppLimits, vendor};
@@ -62,10 +62,8 @@ const ANSWERS_QUEUE: usize = 65_536;
 /// acceptance to be durable.
 pub struct Hub<C: Carrier> {
     router: Router<C>,
-    /// Clients by API key.
-    by_key: Arc<HashMap<String, Arc<Client>>>,
-    /// Clients by SMPP system_id.
-    by_system_id: Arc<HashMap<String, Arc<Client>>>,
+    /// The client accounts (swapped whole on reload).
+    clients: Arc<ArcSwap<clients::Clients>>,
     waiters: Arc<accepted::Waiters>,
     /// Receipts the clients answered, by the acknowledgement number of their terminal event.
     receipts_answered: mpsc::Sender<u64>,
@@ -75,8 +73,7 @@ impl<C: Carrier> Clone for Hub<C> {
     fn clone(&self) -> Self {
         Hub {
             router: self.router.clone(),
-            by_key: self.by_key.clone(),
-            by_system_id: self.by_system_id.clone(),
+            clients: self.clients.clone(),
             waiters: self.waiters.clone(),
             receipts_answered: self.receipts_answered.clone(),
         }
@@ -89,44 +86,38 @@ impl<C: Carrier> Hub<C> {
     /// become receipts for SMPP clients that asked, and are acknowledged to the router once
     /// the client answered them; replies go to the client owning the number).
     pub fn new(router: Router<C>, events: EventStream, clients: &[ClientConfig]) -> Self {
-        let (mut by_key, mut by_system_id, mut by_id, mut owners) = (
-            HashMap::new(),
-            HashMap::new(),
-            HashMap::new(),
-            HashMap::new(),
-        );
-        for c in clients {
-            let client = Arc::new(Client::new(c));
-            for key in &c.api_keys {
-                by_key.insert(key.expose().to_string(), client.clone());
-            }
-            if let Some(login) = &c.smpp {
-                by_system_id.insert(login.system_id.clone(), client.clone());
-            }
-            for number in &c.replies {
-                owners.insert(number.clone(), client.clone());
-            }
-            by_id.insert(c.id.clone(), client);
-        }
+        let clients = Arc::new(ArcSwap::from_pointee(clients::Clients::new(clients, None)));
         let waiters = Arc::new(accepted::Waiters::default());
         let (answered_tx, answered_rx) = mpsc::channel(ANSWERS_QUEUE);
         tokio::spawn(accepted::pump(
             router.clone(),
             events,
             waiters.clone(),
-            Arc::new(by_id),
+            clients.clone(),
             answered_rx,
         ));
         if let Some(inbound) = router.take_inbound() {
-            tokio::spawn(smpp::replies(inbound, Arc::new(owners)));
+            tokio::spawn(smpp::replies(inbound, clients.clone()));
         }
         Hub {
             router,
-            by_key: Arc::new(by_key),
-            by_system_id: Arc::new(by_system_id),
+            clients,
             waiters,
             receipts_answered: answered_tx,
         }
+    }
+
+    /// Takes a new configuration: the router's ([`Router::reload`]: routes, carriers,
+    /// policy), then the clients'. A client kept by id keeps its binds, its rate's bucket
+    /// and its outbox; its new settings apply to new binds and submits. A removed client
+    /// can no longer bind or call the API; sessions it holds stay until they end. Nothing
+    /// changes when the router refuses the configuration.
+    pub fn reload(&self, config: &Config) -> Result<ReloadReport, SetupError> {
+        let report = self.router.reload(config)?;
+        let next = clients::Clients::new(&config.clients, Some(&self.clients.load()));
+        tracing::info!(clients = next.by_id.len(), "clients reloaded");
+        self.clients.store(Arc::new(next));
+        Ok(report)
     }
 
     /// The router behind the hub.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use smsroute_carrier::Carrier;
 use smsroute_engine::InboundStream;
 use smsroute_smpp::pdu::Address;
@@ -22,7 +23,7 @@ use tokio::task::JoinSet;
 pub use submit::vendor;
 
 use crate::Hub;
-use crate::clients::{Client, Outgoing};
+use crate::clients::{Clients, Outgoing};
 
 /// Limits on the SMPP front's sessions.
 #[derive(Clone, Copy, Debug)]
@@ -94,13 +95,11 @@ pub(crate) async fn serve<C: Carrier>(
 
 /// Hands every reply (MO) to the client that owns the number it was sent to, as a deliver_sm
 /// in its outbox; a reply to a number no client owns is logged and dropped.
-pub(crate) async fn replies(
-    mut inbound: InboundStream,
-    owners: Arc<std::collections::HashMap<String, Arc<Client>>>,
-) {
+pub(crate) async fn replies(mut inbound: InboundStream, clients: Arc<ArcSwap<Clients>>) {
     while let Some(reply) = inbound.recv().await {
         let to = reply.to.trim_start_matches('+');
-        let Some(client) = owners.get(to) else {
+        let clients = clients.load();
+        let Some(client) = clients.owners.get(to) else {
             tracing::debug!(to, "reply to a number no client owns: dropped");
             continue;
         };

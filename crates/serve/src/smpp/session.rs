@@ -97,7 +97,7 @@ pub(crate) async fn serve<C: Carrier>(
                     let client = b.slot.client();
                     let refuse = if stopping {
                         Some(status::QUEUE_FULL)
-                    } else if unanswered >= client.window as usize {
+                    } else if unanswered >= client.settings().window as usize {
                         Some(status::THROTTLED)
                     } else {
                         None
@@ -232,8 +232,11 @@ pub(crate) async fn serve<C: Carrier>(
 /// The client a bind logs in as, and one of its binds; else the status to refuse it with.
 async fn login<C: Carrier>(hub: &Hub<C>, bind: &Bind) -> Result<BindSlot, u32> {
     let client = hub
+        .clients
+        .load()
         .by_system_id
         .get(&bind.system_id)
+        .cloned()
         .ok_or(status::INVALID_SYSTEM_ID)?;
     if !client.password_matches(&bind.password).await {
         return Err(status::INVALID_PASSWORD);
