@@ -38,7 +38,7 @@ mod policy;
 pub use class::{ErrorClass, ReceiptStatus, classify_status};
 pub use machine::{
     Action, Actions, Admission, AttemptOutcome, AttemptRecord, Delivery, DeliveryRequest, Event,
-    FailReason, Outcome, Recovery, Resume, RetryBudgets, SubmitResult, Unlimited,
+    FailReason, Outcome, Phase, Recovery, Resume, RetryBudgets, SubmitResult, Unlimited,
 };
 pub use policy::{RetryBudget, RetryPolicy};
 

@@ -212,6 +212,32 @@ impl Delivery {
         actions
     }
 
+    /// Where the message stands, as a gateway reports it.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Scheduled { .. } => Phase::Scheduled,
+            State::Admitting { carrier } => Phase::Queued { carrier },
+            State::InFlight { carrier, .. } => Phase::InFlight { carrier },
+            State::Backoff { carrier, until } => Phase::RetryWait { carrier, until },
+            State::AwaitingReceipt { carrier, .. } => Phase::AwaitingReceipt { carrier },
+            State::Done => Phase::Done,
+        }
+    }
+
+    /// Cancels the message, if no carrier holds it: scheduled, queued, or waiting to retry
+    /// after a failed attempt. It ends `Failed(Cancelled)`; otherwise `None` and nothing
+    /// changes (in flight or accepted by a carrier: too late; finished already).
+    pub fn cancel(&mut self) -> Option<Actions> {
+        match self.state {
+            State::Scheduled { .. } | State::Admitting { .. } | State::Backoff { .. } => {
+                let mut actions = Actions::new();
+                self.finish(Event::Failed(FailReason::Cancelled), &mut actions);
+                Some(actions)
+            }
+            _ => None,
+        }
+    }
+
     /// Ends the message now with `Failed(reason)`, unless it is already finished or a submit
     /// is in flight (its answer decides); for a policy that forbids sending it any further.
     pub fn abort(&mut self, reason: FailReason) -> Actions {

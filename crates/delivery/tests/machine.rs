@@ -450,3 +450,44 @@ fn abort_ends_a_waiting_message_but_not_one_in_flight() {
         "in flight: the answer decides"
     );
 }
+
+#[test]
+fn a_message_no_carrier_holds_can_be_cancelled_once() {
+    // Queued for its first carrier.
+    let (mut d, _) = Delivery::start(request(&[0, 1], 1, true), RetryPolicy::default(), 0);
+    assert_eq!(d.phase(), Phase::Queued { carrier: c(0) });
+    let actions = d.cancel().expect("queued: cancellable");
+    assert_eq!(events(&actions), [Event::Failed(FailReason::Cancelled)]);
+    assert_eq!(d.phase(), Phase::Done);
+    assert!(d.cancel().is_none(), "finished: nothing more");
+
+    // Scheduled for later.
+    let mut later = request(&[0], 1, true);
+    later.not_before = Some(60 * SECOND);
+    let (mut d, _) = Delivery::start(later, RetryPolicy::default(), 0);
+    assert_eq!(d.phase(), Phase::Scheduled);
+    assert!(d.cancel().is_some());
+
+    // In flight, then accepted and awaiting its receipt: too late.
+    let (mut d, _) = Delivery::start(request(&[0], 1, true), RetryPolicy::default(), 0);
+    let attempt = submit(&mut d, 0);
+    assert_eq!(d.phase(), Phase::InFlight { carrier: c(0) });
+    assert!(d.cancel().is_none());
+    d.handle_submit_result(attempt, SubmitResult::Accepted, MS, &mut Unlimited);
+    assert_eq!(d.phase(), Phase::AwaitingReceipt { carrier: c(0) });
+    assert!(d.cancel().is_none());
+    assert_eq!(d.terminal(), None);
+
+    // Waiting to retry after a throttled attempt: no carrier holds it.
+    let (mut d, _) = Delivery::start(request(&[0], 1, true), RetryPolicy::default(), 0);
+    let attempt = submit(&mut d, 0);
+    d.handle_submit_result(
+        attempt,
+        SubmitResult::Rejected { status: 0x58 },
+        MS,
+        &mut Unlimited,
+    );
+    assert!(matches!(d.phase(), Phase::RetryWait { carrier, .. } if carrier == c(0)));
+    assert!(d.cancel().is_some());
+    assert_eq!(d.terminal(), Some(Event::Failed(FailReason::Cancelled)));
+}

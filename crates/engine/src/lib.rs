@@ -65,8 +65,9 @@ pub use inbound::{InboundEvent, InboundStream};
 pub use options::EngineOptions;
 pub use registry::MAX_CARRIERS;
 pub use router::{
-    CarrierFactory, CarrierStats, NotReady, Refused, Rejection, ReloadReport, Router, RouterStats,
-    SetupError, ShutdownReport,
+    CancelError, CarrierFactory, CarrierStats, MessageStatus, NotReady, Refused, Rejection,
+    ReloadReport, Router, RouterStats, SetupError, ShutdownReport,
 };
 pub use smsroute_carrier::LinkState;
+pub use smsroute_delivery::Phase;
 pub use smsroute_policy::{Keyword, Suppression};

@@ -607,6 +607,7 @@ mod tests {
             Finish::Failed(FailReason::OptedOut),
             Finish::Failed(FailReason::InsufficientFunds),
             Finish::Failed(FailReason::TooLarge),
+            Finish::Failed(FailReason::Cancelled),
         ] {
             round_trip(Record::Finished {
                 id: MessageId(42),

@@ -67,17 +67,32 @@ impl Waiters {
     }
 }
 
+/// Who hears of the router's events.
+pub(crate) struct Readers {
+    /// Requests waiting for their message's acceptance.
+    pub waiters: Arc<Waiters>,
+    /// The clients, for their receipts.
+    pub clients: Arc<ArcSwap<Clients>>,
+    /// The last finished messages, for lookups.
+    pub recent: Arc<crate::lookup::Recent>,
+}
+
 /// Reads every event: an acceptance answers its request; a terminal event becomes the
 /// receipts its SMPP client asked for, and is acknowledged to the router once the client
 /// answered them (at once when it asked for none).
 pub(crate) async fn pump<C: Carrier>(
     router: Router<C>,
     mut events: EventStream,
-    waiters: Arc<Waiters>,
-    clients: Arc<ArcSwap<Clients>>,
+    readers: Readers,
     mut answered: mpsc::Receiver<u64>,
 ) {
+    let Readers {
+        waiters,
+        clients,
+        recent,
+    } = readers;
     let mut watermark = Watermark::default();
+    let mut finished_order = std::collections::VecDeque::new();
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -85,6 +100,7 @@ pub(crate) async fn pump<C: Carrier>(
                 if event.event == Event::Accepted {
                     waiters.durable(event.id);
                 } else if event.is_terminal() {
+                    recent.finished(&event, &mut finished_order);
                     let owed = hand_out_receipts(&event, &clients.load().by_id);
                     watermark.handed_out(event.ack, owed);
                 }

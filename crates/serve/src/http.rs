@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use smsroute_carrier::Carrier;
 use smsroute_engine::Rejection;
-use smsroute_types::{InvalidMessage, Message};
+use smsroute_types::{InvalidMessage, Message, MessageId};
 
 use crate::{Client, DURABLE_WAIT, Hub};
 
@@ -66,6 +66,8 @@ struct NewMessage {
     validity: Option<u64>,
     /// The policy class (its caps and quiet hours).
     class: Option<String>,
+    /// Not before this instant (RFC 3339, `2026-12-03T10:00:00Z`).
+    send_at: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
 }
@@ -75,6 +77,7 @@ type Metrics = Option<Arc<dyn Fn() -> String + Send + Sync>>;
 pub(crate) fn routes<C: Carrier>(hub: Hub<C>, metrics: Metrics) -> axum::Router {
     axum::Router::new()
         .route("/v1/messages", post(submit::<C>))
+        .route("/v1/messages/{id}", get(show::<C>).delete(cancel::<C>))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready::<C>))
         .route(
@@ -161,6 +164,65 @@ async fn submit<C: Carrier>(
     }
 }
 
+/// `GET /v1/messages/{id}`: the client's message's state (404 when unknown, forgotten or
+/// another client's).
+async fn show<C: Carrier>(
+    State(hub): State<Hub<C>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<crate::MessageView>, HttpError> {
+    let client = client(&hub, &headers)?;
+    let id = message_id(&id)?;
+    crate::lookup::view(&hub, &client, id)
+        .await
+        .map(Json)
+        .ok_or_else(|| not_found(id))
+}
+
+/// `DELETE /v1/messages/{id}`: cancels the client's message if no carrier has it yet (200
+/// with its id and state `cancelled`; 409 naming its state when too late).
+async fn cancel<C: Carrier>(
+    State(hub): State<Hub<C>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    use crate::lookup::CancelRefused;
+    let client = client(&hub, &headers)?;
+    let id = message_id(&id)?;
+    match crate::lookup::cancel(&hub, &client, id).await {
+        Ok(()) => Ok(Json(json!({"id": id.0, "state": "cancelled"}))),
+        Err(CancelRefused::Unknown) => Err(not_found(id)),
+        Err(CancelRefused::TooLate(state)) => Err(HttpError::new(
+            StatusCode::CONFLICT,
+            None,
+            format!("message {id} cannot be cancelled: it is {state}"),
+        )),
+        Err(CancelRefused::ShuttingDown) => Err(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the router is shutting down",
+        )),
+    }
+}
+
+fn message_id(text: &str) -> Result<MessageId, HttpError> {
+    text.parse().map(MessageId).map_err(|_| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            Some("id"),
+            format!("{text:?} is not a message id (a number)"),
+        )
+    })
+}
+
+fn not_found(id: MessageId) -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        Some("id"),
+        format!("no message {id} of this client (unknown, or finished long ago)"),
+    )
+}
+
 /// The message the request describes, tagged with its client and the client's account.
 fn build(new: &NewMessage, client: &Client) -> Result<Message, HttpError> {
     let mut builder = Message::builder(&new.to, &new.from, &new.text);
@@ -169,6 +231,16 @@ fn build(new: &NewMessage, client: &Client) -> Result<Message, HttpError> {
     }
     if let Some(seconds) = new.validity {
         builder = builder.validity(Duration::from_secs(seconds));
+    }
+    if let Some(at) = &new.send_at {
+        let at = humantime::parse_rfc3339_weak(at).map_err(|e| {
+            HttpError::new(
+                StatusCode::BAD_REQUEST,
+                Some("send_at"),
+                format!("{at:?}: {e} (expected RFC 3339, e.g. 2026-12-03T10:00:00Z)"),
+            )
+        })?;
+        builder = builder.not_before(at);
     }
     for (key, value) in &new.tags {
         if ["account", "class", crate::CLIENT_TAG].contains(&key.as_str())
@@ -228,13 +300,14 @@ fn refused(reason: Rejection) -> HttpError {
 /// The field a JSON error is about: the first name it quotes (`missing field `to``), when
 /// that is one of the API's (an unknown field is named in the message only).
 fn field_of_json_error(e: &serde_json::Error) -> Option<&'static str> {
-    const FIELDS: [&str; 7] = [
+    const FIELDS: [&str; 8] = [
         "to",
         "from",
         "text",
         "client_ref",
         "validity",
         "class",
+        "send_at",
         "tags",
     ];
     let text = e.to_string();

@@ -34,6 +34,7 @@
 mod accepted;
 mod clients;
 mod http;
+mod lookup;
 mod receipts;
 mod smpp;
 
@@ -48,6 +49,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use clients::{CLIENT_TAG, Client, OUTBOX_CAPACITY, Settings};
 pub use http::HttpError;
+pub use lookup::{MessageView, RECENT};
 pub use receipts::RECEIPT_TAG;
 pub use smpp::{SmppLimits, vendor};
 
@@ -65,6 +67,8 @@ pub struct Hub<C: Carrier> {
     /// The client accounts (swapped whole on reload).
     clients: Arc<ArcSwap<clients::Clients>>,
     waiters: Arc<accepted::Waiters>,
+    /// The last finished messages, for lookups.
+    recent: Arc<lookup::Recent>,
     /// Receipts the clients answered, by the acknowledgement number of their terminal event.
     receipts_answered: mpsc::Sender<u64>,
 }
@@ -75,6 +79,7 @@ impl<C: Carrier> Clone for Hub<C> {
             router: self.router.clone(),
             clients: self.clients.clone(),
             waiters: self.waiters.clone(),
+            recent: self.recent.clone(),
             receipts_answered: self.receipts_answered.clone(),
         }
     }
@@ -88,12 +93,16 @@ impl<C: Carrier> Hub<C> {
     pub fn new(router: Router<C>, events: EventStream, clients: &[ClientConfig]) -> Self {
         let clients = Arc::new(ArcSwap::from_pointee(clients::Clients::new(clients, None)));
         let waiters = Arc::new(accepted::Waiters::default());
+        let recent = Arc::new(lookup::Recent::default());
         let (answered_tx, answered_rx) = mpsc::channel(ANSWERS_QUEUE);
         tokio::spawn(accepted::pump(
             router.clone(),
             events,
-            waiters.clone(),
-            clients.clone(),
+            accepted::Readers {
+                waiters: waiters.clone(),
+                clients: clients.clone(),
+                recent: recent.clone(),
+            },
             answered_rx,
         ));
         if let Some(inbound) = router.take_inbound() {
@@ -103,6 +112,7 @@ impl<C: Carrier> Hub<C> {
             router,
             clients,
             waiters,
+            recent,
             receipts_answered: answered_tx,
         }
     }

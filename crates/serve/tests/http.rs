@@ -278,3 +278,91 @@ async fn a_message_answered_202_survives_a_crash() {
     assert_eq!(finished.id.0, id);
     router.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn a_client_sees_and_cancels_only_its_own_messages() {
+    let (addr, _hub, _dir) = hub("lookup").await;
+    let shop = Some("shop-key-0123456789");
+    let bank = Some("bank-key-0123456789");
+    // Scheduled for an hour from now: cancellable.
+    let later = humantime::format_rfc3339(std::time::SystemTime::now() + Duration::from_secs(3600));
+    let body = format!(
+        r#"{{"to": "447700900123", "from": "SHOP", "text": "later", "client_ref": "r-9",
+            "send_at": "{later}"}}"#
+    );
+    let (status, json) = request(&addr, "POST", "/v1/messages", shop, &body).await;
+    assert_eq!(status, 202, "{json}");
+    let id = json["id"].as_u64().unwrap();
+    let path = format!("/v1/messages/{id}");
+    let (status, json) = request(&addr, "GET", &path, shop, "").await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["state"], "scheduled");
+    assert_eq!(json["client_ref"], "r-9");
+    // Another client: as if it did not exist, for reading and for cancelling.
+    assert_eq!(request(&addr, "GET", &path, bank, "").await.0, 404);
+    assert_eq!(request(&addr, "DELETE", &path, bank, "").await.0, 404);
+    let (status, json) = request(&addr, "DELETE", &path, shop, "").await;
+    assert_eq!(
+        (status, json["state"].as_str()),
+        (200, Some("cancelled")),
+        "{json}"
+    );
+    // Finished: it reads as failed, cancelled, and cannot be cancelled again.
+    let mut json = Value::Null;
+    for _ in 0..200 {
+        json = request(&addr, "GET", &path, shop, "").await.1;
+        if json["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        (json["state"].as_str(), json["reason"].as_str()),
+        (Some("failed"), Some("cancelled"))
+    );
+    let (status, json) = request(&addr, "DELETE", &path, shop, "").await;
+    assert_eq!(status, 409, "{json}");
+    // Sent at once: it reads as sent once finished.
+    let (_, sent) = request(
+        &addr,
+        "POST",
+        "/v1/messages",
+        shop,
+        r#"{"to": "447700900123", "from": "SHOP", "text": "now"}"#,
+    )
+    .await;
+    let path = format!("/v1/messages/{}", sent["id"]);
+    let mut json = Value::Null;
+    for _ in 0..200 {
+        json = request(&addr, "GET", &path, shop, "").await.1;
+        if json["state"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(json["state"], "sent", "{json}");
+    assert_eq!(json["carrier"], "alpha");
+    assert_eq!(json["attempts"], 1);
+    // Ids that are not numbers, or nobody's.
+    let (status, json) = request(&addr, "GET", "/v1/messages/abc", shop, "").await;
+    assert_eq!((status, json["field"].as_str()), (400, Some("id")));
+    assert_eq!(
+        request(&addr, "GET", "/v1/messages/987654321", shop, "")
+            .await
+            .0,
+        404
+    );
+    let (status, json) = request(
+        &addr,
+        "POST",
+        "/v1/messages",
+        shop,
+        r#"{"to": "447700900123", "from": "SHOP", "text": "x", "send_at": "tomorrow"}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, json["field"].as_str()),
+        (400, Some("send_at")),
+        "{json}"
+    );
+}

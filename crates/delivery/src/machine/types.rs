@@ -27,6 +27,39 @@ pub enum FailReason {
     /// It has more segments than its carrier's token bucket holds (a reload shrank the
     /// burst below it): that carrier could never take it.
     TooLarge,
+    /// The gateway cancelled it before a carrier took it.
+    Cancelled,
+}
+
+/// Where a message stands ([`Delivery::phase`](crate::Delivery::phase)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Held until its not-before time.
+    Scheduled,
+    /// Waiting in `carrier`'s queue for its window and token bucket.
+    Queued {
+        /// The carrier.
+        carrier: CarrierSlot,
+    },
+    /// A submit to `carrier` awaits its answer.
+    InFlight {
+        /// The carrier.
+        carrier: CarrierSlot,
+    },
+    /// An attempt failed; the next goes to `carrier` at `until`.
+    RetryWait {
+        /// The carrier of the next attempt.
+        carrier: CarrierSlot,
+        /// When.
+        until: Nanos,
+    },
+    /// `carrier` accepted it; its receipts are awaited.
+    AwaitingReceipt {
+        /// The carrier.
+        carrier: CarrierSlot,
+    },
+    /// Finished.
+    Done,
 }
 
 impl FailReason {
@@ -42,6 +75,7 @@ impl FailReason {
             FailReason::OptedOut => (6, 0),
             FailReason::InsufficientFunds => (7, 0),
             FailReason::TooLarge => (8, 0),
+            FailReason::Cancelled => (9, 0),
         }
     }
 
@@ -56,6 +90,7 @@ impl FailReason {
             6 => FailReason::OptedOut,
             7 => FailReason::InsufficientFunds,
             8 => FailReason::TooLarge,
+            9 => FailReason::Cancelled,
             _ => return None,
         })
     }

@@ -1,5 +1,6 @@
 //! Stopping: a shutdown request, and the report of what did not finish.
 
+use super::lookup::Lookup;
 use super::*;
 
 impl<C: Carrier> Dispatcher<C> {
@@ -7,6 +8,12 @@ impl<C: Carrier> Dispatcher<C> {
         match control {
             Some(Control::Shutdown { deadline, reply }) => self.draining = Some((deadline, reply)),
             Some(Control::Abandon { reply }) => self.abandoned = Some(reply),
+            Some(Control::Query { id, reply }) => {
+                self.lookups.push_back((Lookup::Query(reply), id, 0))
+            }
+            Some(Control::Cancel { id, reply }) => {
+                self.lookups.push_back((Lookup::Cancel(reply), id, 0))
+            }
             None => {
                 self.handle_gone = true;
                 // Gone without a shutdown: stop now.

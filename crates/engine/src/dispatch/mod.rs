@@ -11,7 +11,8 @@
 //! `inputs` takes new messages, carrier answers, receipts, replies and timers; `lanes` owns
 //! each carrier's queue, window, bucket and probe gate and sends submits; `events` hands
 //! status events out; `journal` records every step and holds what must wait for the disk;
-//! `drain` stops; `carrier` is the per-carrier state, `slab` the messages
+//! `drain` stops; `lookup` answers queries and cancels; `carrier` is the per-carrier state,
+//! `slab` the messages
 //! and timers, `answers` what an answer means, `housekeeping` the 100 ms tick.
 
 mod answers;
@@ -22,6 +23,7 @@ mod housekeeping;
 mod inputs;
 mod journal;
 mod lanes;
+mod lookup;
 mod park;
 mod slab;
 
@@ -86,6 +88,16 @@ pub(crate) enum Control {
     },
     /// Stop at once, as a crash would (fault injection); answers once stopped.
     Abandon { reply: oneshot::Sender<()> },
+    /// Where a message stands.
+    Query {
+        id: MessageId,
+        reply: oneshot::Sender<Option<crate::router::MessageStatus>>,
+    },
+    /// Cancel a message no carrier holds.
+    Cancel {
+        id: MessageId,
+        reply: oneshot::Sender<Result<(), crate::router::CancelError>>,
+    },
 }
 
 pub(crate) struct Dispatcher<C: Carrier> {
@@ -128,6 +140,8 @@ pub(crate) struct Dispatcher<C: Carrier> {
     /// Receipts for parked messages that wait for room to take them up, oldest first
     /// (at most [`DEFERRED`]; past it, no more receipts are taken until room frees).
     deferred: VecDeque<(Matched, ReceiptAck)>,
+    /// Queries and cancels waiting for the new messages submitted before them.
+    lookups: VecDeque<(lookup::Lookup, MessageId, u32)>,
 }
 
 /// Router-wide counts the dispatcher accumulates between metric flushes.
@@ -186,6 +200,7 @@ impl<C: Carrier> Dispatcher<C> {
             parking: None,
             dlr: crate::dlr::DlrMap::default(),
             deferred: VecDeque::new(),
+            lookups: VecDeque::new(),
         };
         dispatcher.sync();
         if let Some(options) = &dispatcher.shared.options.journal
@@ -333,6 +348,10 @@ impl<C: Carrier> Dispatcher<C> {
             worked = true;
         }
         self.settle(now);
+        if !self.lookups.is_empty() {
+            self.answer_lookups(now);
+            self.settle(now);
+        }
         if self.journal_turn(now) {
             self.settle(now);
             worked = true;

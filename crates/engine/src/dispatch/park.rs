@@ -93,6 +93,18 @@ pub(super) struct Parking {
 }
 
 impl Parking {
+    /// Parked message `id` read back: what resuming it takes, the message, its carrier (a
+    /// scan of the table and one read: for rare lookups).
+    pub fn read(&self, id: MessageId) -> Option<(crate::park::Resumable, Message, CarrierSlot)> {
+        let parked = (0..self.table.capacity())
+            .filter_map(|i| self.table.at(i))
+            .map(|(_, p)| p)
+            .find(|p| p.id == id)?;
+        let bytes = self.store.get(parked.at()).ok()?;
+        let (resumable, message, _) = crate::park::decode(&bytes)?;
+        Some((resumable, message, parked.carrier))
+    }
+
     pub fn open(dir: &std::path::Path) -> std::io::Result<Parking> {
         Ok(Parking {
             store: ParkStore::open(dir)?,

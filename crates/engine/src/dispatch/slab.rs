@@ -138,6 +138,16 @@ impl Slab {
         self.live
     }
 
+    /// The key of the first live entry `matches` (a scan: for rare lookups).
+    pub fn find(&self, matches: impl Fn(&Entry) -> bool) -> Option<EntryKey> {
+        self.slots.iter().enumerate().find_map(|(index, slot)| {
+            slot.entry
+                .as_ref()
+                .filter(|e| matches(e))
+                .map(|_| key(index as u32, slot.generation))
+        })
+    }
+
     /// Every live entry.
     pub fn drain(&mut self) -> impl Iterator<Item = Entry> + '_ {
         self.live = 0;

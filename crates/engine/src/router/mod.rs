@@ -1,9 +1,11 @@
 //! The embedding API: start a router, submit messages, reload, shut down.
 
+mod lookup;
 mod pumps;
 mod submit;
 mod types;
 
+pub use lookup::{CancelError, MessageStatus};
 pub use types::{
     CarrierStats, NotReady, Refused, Rejection, ReloadReport, RouterStats, SetupError,
     ShutdownReport,
