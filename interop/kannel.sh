@@ -166,12 +166,13 @@ done
 # receipt on the first part of a message it splits only (sms_split clears dlr_mask on parts
 # 2..K: registered_delivery 0 on those submit_sm), so serve sends one receipt a message, for
 # part 1, once the whole message is delivered: Kannel must match it to that part's id, "N-1".
-# Besides, Kannel reports 8 (SMSC accepted) once every part's submit_sm_resp came.
+# Besides, Kannel reports 8 (SMSC accepted) once every part's submit_sm_resp came (smsbox
+# may call the two URLs in either order).
 reports() { grep -E "^msg=$1&status=$2&" "$work/dlr.txt" 2>/dev/null || true; }
 all_in() {
     local i
     for i in "${!texts[@]}"; do
-        [ -n "$(reports "$i" 1)" ] || return 1
+        [ -n "$(reports "$i" 1)" ] && [ -n "$(reports "$i" 8)" ] || return 1
     done
 }
 log=$work/bearerbox.log

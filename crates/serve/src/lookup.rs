@@ -39,6 +39,12 @@ pub struct MessageView {
     /// The client's reference.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ref: Option<String>,
+    /// When the hub saw its terminal status (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The same, as an instant (not serialized).
+    #[serde(skip)]
+    pub finished: Option<std::time::SystemTime>,
     /// The client it belongs to (not serialized).
     #[serde(skip)]
     pub client: Option<String>,
@@ -62,6 +68,7 @@ impl Recent {
     /// Remembers a terminal event; `order` is the event task's own list of ids, oldest
     /// first.
     pub fn finished(&self, event: &StatusEvent, order: &mut VecDeque<MessageId>) {
+        let now = std::time::SystemTime::now();
         let view = MessageView {
             id: event.id.0,
             state: event.event.as_str(),
@@ -73,6 +80,8 @@ impl Recent {
             carrier: event.carrier_name,
             possible_duplicate: event.possible_duplicate,
             client_ref: event.message.client_ref().map(str::to_string),
+            finished_at: Some(humantime::format_rfc3339_seconds(now).to_string()),
+            finished: Some(now),
             client: event.message.tag(CLIENT_TAG).map(str::to_string),
         };
         if self.by_id.insert(event.id, view).is_none() {
@@ -133,6 +142,8 @@ pub(crate) async fn view<C: Carrier>(
             carrier: status.carrier,
             possible_duplicate: false,
             client_ref: status.message.client_ref().map(str::to_string),
+            finished_at: None,
+            finished: None,
             client: status.message.tag(CLIENT_TAG).map(str::to_string),
         };
         return owned_by(view.client.as_deref(), client).then_some(view);

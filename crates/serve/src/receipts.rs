@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use smsroute_delivery::Event;
+use smsroute_delivery::{Event, FailReason};
 use smsroute_engine::StatusEvent;
 use smsroute_smpp::pdu::{Address, ShortMessage};
 use smsroute_smpp::sm::{FinalState, receipt_in_state, source_address};
@@ -49,10 +49,14 @@ pub fn receipts_for(event: &StatusEvent, done: SystemTime) -> Vec<ShortMessage> 
         Event::Delivered => FinalState::Delivered,
         Event::Sent => FinalState::Accepted,
         Event::Expired => FinalState::Expired,
+        Event::Failed(FailReason::Cancelled) => FinalState::Deleted,
         Event::Failed(_) => FinalState::Undeliverable,
         _ => return Vec::new(),
     };
-    let failed = matches!(state, FinalState::Expired | FinalState::Undeliverable);
+    let failed = matches!(
+        state,
+        FinalState::Expired | FinalState::Undeliverable | FinalState::Deleted
+    );
     let submitted = UNIX_EPOCH + Duration::from_secs(secs.parse().unwrap_or(0));
     let message = &event.message;
     let recipient = Address {

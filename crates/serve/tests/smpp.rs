@@ -223,6 +223,8 @@ fn sm(to: &str, from: &str, data_coding: u8, user_data: Vec<u8>) -> ShortMessage
         receipted_message_id: None,
         message_state: None,
         sar: None,
+        schedule_delivery_time: String::new(),
+        validity_period: String::new(),
     }
 }
 
@@ -552,4 +554,104 @@ async fn stopping_answers_every_submit_and_unbinds() {
     };
     assert!(waiting.is_empty(), "unanswered: {waiting:?}");
     assert_eq!(reason, CloseReason::UnboundByPeer);
+}
+
+#[tokio::test]
+async fn a_scheduled_message_is_queried_and_cancelled_by_its_client_only() {
+    let (addr, _hub, _stop, _dir) = hub("cancel").await;
+    let mut shop = Client::connect(&addr).await;
+    assert_eq!(
+        shop.bind(BindKind::Transceiver, "shop", "secret").await,
+        status::OK
+    );
+    let mut later = sm("447700900123", "SHOP", 0, b"in an hour".to_vec());
+    later.schedule_delivery_time = "000000010000000R".into();
+    let seq = shop.submit(later);
+    let [(code, id)] = shop.answers(&[seq]).await.try_into().unwrap();
+    assert_eq!(code, status::OK);
+    let query = |id: &str| Body::QuerySm {
+        message_id: id.into(),
+        source: Address {
+            ton: 5,
+            npi: 0,
+            addr: "SHOP".into(),
+        },
+    };
+    let cancel = |id: &str| Body::CancelSm {
+        message_id: id.into(),
+        source: Address {
+            ton: 5,
+            npi: 0,
+            addr: "SHOP".into(),
+        },
+        destination: Address {
+            ton: 1,
+            npi: 1,
+            addr: "447700900123".into(),
+        },
+    };
+    let ask = async |client: &mut Client, body: Body| {
+        let seq = client.session.request(body).unwrap();
+        loop {
+            if let SessionEvent::Response(frame) = client.next().await
+                && frame.sequence == seq
+            {
+                return frame;
+            }
+        }
+    };
+    let answer = ask(&mut shop, query(&id)).await;
+    assert_eq!(answer.status, status::OK);
+    let Body::QuerySmResp {
+        message_state,
+        final_date,
+        ..
+    } = &answer.body
+    else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(
+        (*message_state, final_date.as_str()),
+        (1, ""),
+        "ENROUTE, no final date"
+    );
+    // The bank may neither see nor cancel the shop's message.
+    let mut bank = Client::connect(&addr).await;
+    assert_eq!(
+        bank.bind(BindKind::Transceiver, "bank", "vault").await,
+        status::OK
+    );
+    assert_eq!(
+        ask(&mut bank, query(&id)).await.status,
+        status::QUERY_FAILED
+    );
+    assert_eq!(
+        ask(&mut bank, cancel(&id)).await.status,
+        status::CANCEL_FAILED
+    );
+    // The shop cancels it; it asked for a receipt: DELETED.
+    assert_eq!(ask(&mut shop, cancel(&id)).await.status, status::OK);
+    let [receipt] = shop.deliveries(1).await.try_into().unwrap();
+    assert_eq!(receipt.message_state, Some(4));
+    assert!(String::from_utf8_lossy(&receipt.short_message).contains("stat:DELETED"));
+    let answer = ask(&mut shop, query(&id)).await;
+    let Body::QuerySmResp {
+        message_state,
+        final_date,
+        ..
+    } = &answer.body
+    else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(*message_state, 4, "DELETED");
+    assert_eq!(final_date.len(), 16);
+    assert_eq!(
+        ask(&mut shop, cancel(&id)).await.status,
+        status::CANCEL_FAILED,
+        "finished"
+    );
+    assert_eq!(
+        ask(&mut shop, query("nonsense")).await.status,
+        status::QUERY_FAILED
+    );
 }

@@ -10,7 +10,8 @@ use rusmpp::decode::DecodeWithLength;
 use rusmpp::encode::{Encode, Length};
 use rusmpp::pdus::{
     BindReceiver, BindReceiverResp, BindTransceiver, BindTransceiverResp, BindTransmitter,
-    BindTransmitterResp, DeliverSm, DeliverSmResp, SubmitSm, SubmitSmResp,
+    BindTransmitterResp, CancelSm, DeliverSm, DeliverSmResp, QuerySm, QuerySmResp, SubmitSm,
+    SubmitSmResp,
 };
 use rusmpp::tlvs::{MessageDeliveryRequestTlvValue, MessageSubmissionRequestTlvValue, TlvValue};
 use rusmpp::types::{COctetString, EmptyOrFullCOctetString, OctetString};
@@ -70,6 +71,16 @@ pub mod status {
     pub const SUBMIT_FAILED: u32 = 0x0000_0045;
     /// ESME_RTHROTTLED
     pub const THROTTLED: u32 = 0x0000_0058;
+    /// ESME_RINVSCHED: invalid schedule_delivery_time
+    pub const INVALID_SCHEDULE: u32 = 0x0000_0061;
+    /// ESME_RINVEXPIRY: invalid validity_period
+    pub const INVALID_EXPIRY: u32 = 0x0000_0062;
+    /// ESME_RCANCELFAIL
+    pub const CANCEL_FAILED: u32 = 0x0000_0011;
+    /// ESME_RQUERYFAIL
+    pub const QUERY_FAILED: u32 = 0x0000_0067;
+    /// ESME_RINVMSGID
+    pub const INVALID_MESSAGE_ID: u32 = 0x0000_000C;
     /// ESME_RX_T_APPN: the receiver cannot take the deliver_sm now; the SMSC keeps it and
     /// tries again later.
     pub const TEMPORARY_APP_ERROR: u32 = 0x0000_0064;
@@ -92,6 +103,11 @@ pub mod status {
             TEMPORARY_APP_ERROR => "ESME_RX_T_APPN",
             SUBMIT_FAILED => "ESME_RSUBMITFAIL",
             THROTTLED => "ESME_RTHROTTLED",
+            INVALID_SCHEDULE => "ESME_RINVSCHED",
+            INVALID_EXPIRY => "ESME_RINVEXPIRY",
+            CANCEL_FAILED => "ESME_RCANCELFAIL",
+            QUERY_FAILED => "ESME_RQUERYFAIL",
+            INVALID_MESSAGE_ID => "ESME_RINVMSGID",
             _ => return None,
         })
     }
@@ -170,6 +186,11 @@ pub struct ShortMessage {
     /// The SAR TLVs (`sar_msg_ref_num`, `sar_total_segments`, `sar_segment_seqnum`): a part
     /// of a message split without a UDH. Read when all three are present; written on submit_sm.
     pub sar: Option<crate::sm::Concat>,
+    /// schedule_delivery_time, as written (SMPP 3.4 7.1.1: `YYMMDDhhmmsstnnp`, absolute or
+    /// relative); empty: at once. [`crate::sm::smpp_time`] reads it.
+    pub schedule_delivery_time: String,
+    /// validity_period, as written; empty: the MC's default.
+    pub validity_period: String,
 }
 
 /// The commands smsroute speaks.
@@ -195,6 +216,35 @@ pub enum Body {
     DeliverSm(ShortMessage),
     /// deliver_sm_resp.
     DeliverSmResp,
+    /// query_sm: the state of a message submitted earlier.
+    QuerySm {
+        /// Its id, as the submit_sm_resp gave it.
+        message_id: String,
+        /// The source address it was submitted with.
+        source: Address,
+    },
+    /// query_sm_resp.
+    QuerySmResp {
+        /// The id asked about.
+        message_id: String,
+        /// When it reached its final state (`YYMMDDhhmmss000+`), empty while it has none.
+        final_date: String,
+        /// Its message_state (SMPP 3.4 5.2.28: 1 enroute, 2 delivered, …).
+        message_state: u8,
+        /// A network error code, 0 when none.
+        error_code: u8,
+    },
+    /// cancel_sm: cancel a message submitted earlier, not yet delivered.
+    CancelSm {
+        /// Its id.
+        message_id: String,
+        /// The source address it was submitted with.
+        source: Address,
+        /// Its destination.
+        destination: Address,
+    },
+    /// cancel_sm_resp.
+    CancelSmResp,
     /// enquire_link.
     EnquireLink,
     /// enquire_link_resp.
@@ -263,6 +313,20 @@ fn c_octet<const MIN: usize, const MAX: usize>(
     })
 }
 
+/// A time field: empty, or the 16 characters of SMPP 3.4 7.1.1.
+fn smpp_time_field(
+    field: &'static str,
+    text: &str,
+) -> Result<EmptyOrFullCOctetString<17>, PduError> {
+    if text.is_empty() {
+        return Ok(EmptyOrFullCOctetString::empty());
+    }
+    EmptyOrFullCOctetString::from_string(text.to_string()).map_err(|e| PduError::Field {
+        field,
+        reason: format!("{e} (16 characters, YYMMDDhhmmsstnnp)"),
+    })
+}
+
 fn text_of<const MIN: usize, const MAX: usize>(s: &COctetString<MIN, MAX>) -> String {
     s.as_str().to_string()
 }
@@ -324,8 +388,8 @@ macro_rules! to_short_message {
             EsmClass::from(m.esm_class),
             0,
             PriorityFlag::from(0u8),
-            EmptyOrFullCOctetString::empty(),
-            EmptyOrFullCOctetString::empty(),
+            smpp_time_field("schedule_delivery_time", &m.schedule_delivery_time)?,
+            smpp_time_field("validity_period", &m.validity_period)?,
             RegisteredDelivery::from(m.registered_delivery),
             ReplaceIfPresentFlag::from(0u8),
             DataCoding::from(m.data_coding),
@@ -362,6 +426,8 @@ macro_rules! from_short_message {
             receipted_message_id: None,
             message_state: None,
             sar: None,
+            schedule_delivery_time: s.schedule_delivery_time.as_str().to_string(),
+            validity_period: s.validity_period.as_str().to_string(),
         };
         let mut sar: (Option<u16>, Option<u8>, Option<u8>) = (None, None, None);
         for tlv in s.tlvs() {
@@ -450,6 +516,38 @@ impl Frame {
             Body::DeliverSmResp => {
                 Wire::DeliverSmResp(DeliverSmResp::new(c_octet("message_id", "")?, vec![]))
             }
+            Body::QuerySm { message_id, source } => Wire::QuerySm(QuerySm::new(
+                c_octet("message_id", message_id)?,
+                Ton::from(source.ton),
+                Npi::from(source.npi),
+                c_octet("source_addr", &source.addr)?,
+            )),
+            Body::QuerySmResp {
+                message_id,
+                final_date,
+                message_state,
+                error_code,
+            } => Wire::QuerySmResp(QuerySmResp::new(
+                c_octet("message_id", message_id)?,
+                smpp_time_field("final_date", final_date)?,
+                MessageState::from(*message_state),
+                *error_code,
+            )),
+            Body::CancelSm {
+                message_id,
+                source,
+                destination,
+            } => Wire::CancelSm(CancelSm::new(
+                ServiceType::default(),
+                c_octet("message_id", message_id)?,
+                Ton::from(source.ton),
+                Npi::from(source.npi),
+                c_octet("source_addr", &source.addr)?,
+                Ton::from(destination.ton),
+                Npi::from(destination.npi),
+                c_octet("destination_addr", &destination.addr)?,
+            )),
+            Body::CancelSmResp => Wire::CancelSmResp,
             Body::EnquireLink => Wire::EnquireLink,
             Body::EnquireLinkResp => Wire::EnquireLinkResp,
             Body::Unbind => Wire::Unbind,
@@ -518,6 +616,34 @@ impl Frame {
                 message_id: text_of(r.message_id()),
             },
             Some(Wire::DeliverSmResp(_)) => Body::DeliverSmResp,
+            Some(Wire::QuerySm(q)) => Body::QuerySm {
+                message_id: text_of(&q.message_id),
+                source: Address {
+                    ton: u8::from(q.source_addr_ton),
+                    npi: u8::from(q.source_addr_npi),
+                    addr: text_of(&q.source_addr),
+                },
+            },
+            Some(Wire::QuerySmResp(r)) => Body::QuerySmResp {
+                message_id: text_of(&r.message_id),
+                final_date: r.final_date.as_str().to_string(),
+                message_state: u8::from(r.message_state),
+                error_code: r.error_code,
+            },
+            Some(Wire::CancelSm(c)) => Body::CancelSm {
+                message_id: text_of(&c.message_id),
+                source: Address {
+                    ton: u8::from(c.source_addr_ton),
+                    npi: u8::from(c.source_addr_npi),
+                    addr: text_of(&c.source_addr),
+                },
+                destination: Address {
+                    ton: u8::from(c.dest_addr_ton),
+                    npi: u8::from(c.dest_addr_npi),
+                    addr: text_of(&c.destination_addr),
+                },
+            },
+            Some(Wire::CancelSmResp) => Body::CancelSmResp,
             Some(Wire::EnquireLink) => Body::EnquireLink,
             Some(Wire::EnquireLinkResp) => Body::EnquireLinkResp,
             Some(Wire::Unbind) => Body::Unbind,
@@ -530,6 +656,12 @@ impl Frame {
                     message_id: String::new(),
                 },
                 0x8000_0005 => Body::DeliverSmResp,
+                0x8000_0003 => Body::QuerySmResp {
+                    message_id: String::new(),
+                    final_date: String::new(),
+                    message_state: 0,
+                    error_code: 0,
+                },
                 _ => match bind_kind(id & 0x7FFF_FFFF) {
                     Some(kind) if id & 0x8000_0000 != 0 => Body::BindResp {
                         kind,
@@ -574,6 +706,8 @@ mod tests {
             receipted_message_id: None,
             message_state: None,
             sar: None,
+            schedule_delivery_time: String::new(),
+            validity_period: String::new(),
         }
     }
 
@@ -648,7 +782,27 @@ mod tests {
             part: 2,
         });
         roundtrip(Frame::new(5, Body::SubmitSm(sar)));
+        let mut timed = message();
+        timed.schedule_delivery_time = "261203100000000+".into();
+        timed.validity_period = "000001000000000R".into();
+        roundtrip(Frame::new(6, Body::SubmitSm(timed)));
         for body in [
+            Body::QuerySm {
+                message_id: "42-2".into(),
+                source: message().source,
+            },
+            Body::QuerySmResp {
+                message_id: "42-2".into(),
+                final_date: "261203100000000+".into(),
+                message_state: 2,
+                error_code: 0,
+            },
+            Body::CancelSm {
+                message_id: "42".into(),
+                source: message().source,
+                destination: message().destination,
+            },
+            Body::CancelSmResp,
             Body::SubmitSmResp {
                 message_id: "42".into(),
             },

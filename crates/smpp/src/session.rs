@@ -217,7 +217,9 @@ impl Session {
             _ => return Err(SessionError::NotBound),
         };
         let allowed = match (&body, self.config.role) {
-            (Body::SubmitSm(_), Role::Esme) => kind != BindKind::Receiver,
+            (Body::SubmitSm(_) | Body::QuerySm { .. } | Body::CancelSm { .. }, Role::Esme) => {
+                kind != BindKind::Receiver
+            }
             (Body::DeliverSm(_), Role::Smsc) => kind != BindKind::Transmitter,
             (Body::SubmitSm(_), Role::Smsc) => return Err(SessionError::WrongRole("submit_sm")),
             (Body::DeliverSm(_), Role::Esme) => return Err(SessionError::WrongRole("deliver_sm")),
@@ -537,7 +539,11 @@ impl Session {
                 self.last_response = now;
                 self.probe = None;
             }
-            body @ (Body::SubmitSmResp { .. } | Body::DeliverSmResp | Body::GenericNack) => {
+            body @ (Body::SubmitSmResp { .. }
+            | Body::DeliverSmResp
+            | Body::QuerySmResp { .. }
+            | Body::CancelSmResp
+            | Body::GenericNack) => {
                 self.last_response = now;
                 self.events.push_back(SessionEvent::Response(Frame {
                     status: frame.status,
@@ -545,8 +551,10 @@ impl Session {
                     body,
                 }));
             }
-            Body::SubmitSm(sm) if role == Role::Smsc => {
-                self.request_in(sequence, Body::SubmitSm(sm), BindKind::Receiver)
+            body @ (Body::SubmitSm(_) | Body::QuerySm { .. } | Body::CancelSm { .. })
+                if role == Role::Smsc =>
+            {
+                self.request_in(sequence, body, BindKind::Receiver)
             }
             Body::DeliverSm(sm) if role == Role::Esme => {
                 self.request_in(sequence, Body::DeliverSm(sm), BindKind::Transmitter)
@@ -559,6 +567,8 @@ impl Session {
             | Body::BindResp { .. }
             | Body::SubmitSm(_)
             | Body::DeliverSm(_)
+            | Body::QuerySm { .. }
+            | Body::CancelSm { .. }
             | Body::Unsupported { .. } => self.nack(sequence, status::INVALID_COMMAND_ID),
         }
     }
@@ -586,6 +596,13 @@ impl Session {
                     Body::SubmitSm(_) => Body::SubmitSmResp {
                         message_id: String::new(),
                     },
+                    Body::QuerySm { message_id, .. } => Body::QuerySmResp {
+                        message_id,
+                        final_date: String::new(),
+                        message_state: 0,
+                        error_code: 0,
+                    },
+                    Body::CancelSm { .. } => Body::CancelSmResp,
                     _ => Body::DeliverSmResp,
                 };
                 let _ = self.respond(sequence, status::INVALID_BIND_STATUS, answer);

@@ -69,6 +69,8 @@ pub fn submit_parts(message: &Message, reference: u8, receipt: bool) -> Vec<Shor
                 receipted_message_id: None,
                 message_state: None,
                 sar: None,
+                schedule_delivery_time: String::new(),
+                validity_period: String::new(),
             }
         })
         .collect()
@@ -249,6 +251,8 @@ pub enum FinalState {
     Delivered,
     /// `EXPIRED`, 3.
     Expired,
+    /// `DELETED`, 4: cancelled.
+    Deleted,
     /// `UNDELIV`, 5.
     Undeliverable,
     /// `ACCEPTD`, 6: handed to the network, no final word.
@@ -264,6 +268,7 @@ impl FinalState {
             FinalState::Enroute => ("ENROUTE", 1),
             FinalState::Delivered => ("DELIVRD", 2),
             FinalState::Expired => ("EXPIRED", 3),
+            FinalState::Deleted => ("DELETED", 4),
             FinalState::Undeliverable => ("UNDELIV", 5),
             FinalState::Accepted => ("ACCEPTD", 6),
             FinalState::Rejected => ("REJECTD", 8),
@@ -292,6 +297,8 @@ pub fn receipt_in_state(
         receipted_message_id: Some(id.to_string()),
         message_state: Some(state),
         sar: None,
+        schedule_delivery_time: String::new(),
+        validity_period: String::new(),
     }
 }
 
@@ -325,6 +332,8 @@ pub fn text_deliver(source: Address, destination: Address, text: &str) -> ShortM
         receipted_message_id: None,
         message_state: None,
         sar: None,
+        schedule_delivery_time: String::new(),
+        validity_period: String::new(),
     }
 }
 
@@ -352,6 +361,68 @@ pub fn smpp_date(at: SystemTime) -> String {
     )
 }
 
+/// A time field of SMPP 3.4 (7.1.1, `schedule_delivery_time`, `validity_period`) as an
+/// instant: absolute `YYMMDDhhmmsstnn±` (local time `nn` quarter hours ahead of or behind
+/// UTC; years 2000-2099), or relative `YYMMDDhhmmss000R` from `now` (a year as 365 days, a
+/// month as 30). Empty: `None`.
+pub fn smpp_time(text: &str, now: SystemTime) -> Result<Option<SystemTime>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let b = text.as_bytes();
+    if b.len() != 16 || !b[..15].iter().all(u8::is_ascii_digit) {
+        return Err(format!("{text:?}: expected 16 characters YYMMDDhhmmsstnnp"));
+    }
+    let n = |at: usize| u64::from(b[at] - b'0') * 10 + u64::from(b[at + 1] - b'0');
+    let (yy, mo, dd, hh, mi, ss) = (n(0), n(2), n(4), n(6), n(8), n(10));
+    let tenths = u64::from(b[12] - b'0');
+    let quarters = n(13);
+    match b[15] {
+        b'R' => {
+            let secs = ((yy * 365 + mo * 30 + dd) * 24 + hh) * 3600 + mi * 60 + ss;
+            Ok(Some(now + std::time::Duration::from_secs(secs)))
+        }
+        sign @ (b'+' | b'-') => {
+            if !(1..=12).contains(&mo) || !(1..=31).contains(&dd) || hh > 23 || mi > 59 || ss > 59 {
+                return Err(format!("{text:?}: not a valid date and time"));
+            }
+            if quarters > 48 {
+                return Err(format!("{text:?}: offset past 12 hours"));
+            }
+            let days = days_from_civil(2000 + yy as i64, mo as i64, dd as i64);
+            let local = days * 86_400 + (hh * 3600 + mi * 60 + ss) as i64;
+            let offset = (quarters * 900) as i64;
+            let utc = if sign == b'+' {
+                local - offset
+            } else {
+                local + offset
+            };
+            let at = UNIX_EPOCH
+                + std::time::Duration::from_secs(utc.max(0) as u64)
+                + std::time::Duration::from_millis(tenths * 100);
+            Ok(Some(at))
+        }
+        _ => Err(format!("{text:?}: the last character must be +, - or R")),
+    }
+}
+
+/// An instant as an absolute SMPP time in UTC (`YYMMDDhhmmss000+`), as `final_date` writes it.
+pub fn smpp_time_text(at: SystemTime) -> String {
+    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("{}{:02}000+", smpp_date(at), secs % 60)
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// The standard receipt text (SMPP 3.4 appendix B), as the simulator sends it.
 pub fn receipt_text(id: &str, stat: &str, err: u32, submit: &str, done: &str) -> String {
     let dlvrd = if stat == "DELIVRD" { "001" } else { "000" };
@@ -363,6 +434,40 @@ pub fn receipt_text(id: &str, stat: &str, err: u32, submit: &str, done: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smpp_times_absolute_and_relative() {
+        let now = UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let at = |t| smpp_time(t, now).unwrap().unwrap();
+        // 2025-11-25 15:31:00 UTC, written in UTC and at UTC+1 (4 quarter hours).
+        let utc = UNIX_EPOCH + std::time::Duration::from_secs(1_764_084_660);
+        assert_eq!(at("251125153100000+"), utc);
+        assert_eq!(at("251125163100004+"), utc);
+        assert_eq!(at("251125143100004-"), utc);
+        assert_eq!(
+            at("251125153100500+"),
+            utc + std::time::Duration::from_millis(500)
+        );
+        assert_eq!(smpp_date(at("251125153100000+")), "2511251531");
+        assert_eq!(
+            smpp_time_text(utc + std::time::Duration::from_secs(7)),
+            "251125153107000+"
+        );
+        // Relative: one day, two hours, three seconds.
+        assert_eq!(
+            at("000001020003000R"),
+            now + std::time::Duration::from_secs(86_400 + 7_200 + 3)
+        );
+        assert_eq!(smpp_time("", now), Ok(None));
+        for bad in [
+            "2511251531",
+            "251125153100000X",
+            "251325153100000+",
+            "2511251531000a0+",
+        ] {
+            assert!(smpp_time(bad, now).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn dates_are_yymmddhhmm_utc() {
@@ -391,6 +496,8 @@ mod tests {
             receipted_message_id: None,
             message_state: None,
             sar: None,
+            schedule_delivery_time: String::new(),
+            validity_period: String::new(),
         }
     }
 

@@ -125,6 +125,8 @@ fn submit(sequence: u32) -> Frame {
             receipted_message_id: None,
             message_state: None,
             sar: None,
+            schedule_delivery_time: String::new(),
+            validity_period: String::new(),
         }),
     )
 }

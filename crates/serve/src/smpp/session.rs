@@ -13,7 +13,8 @@ use smsroute_carrier::Carrier;
 use smsroute_smpp::pdu::{Bind, BindKind, Body, Frame, ShortMessage, status};
 use smsroute_smpp::server::Admitted;
 use smsroute_smpp::session::{CloseReason, Role, Session, SessionConfig, SessionEvent};
-use smsroute_smpp::sm::text_of;
+use smsroute_smpp::sm::{smpp_time_text, text_of};
+use smsroute_types::MessageId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -22,7 +23,7 @@ use tokio::time::Instant;
 use super::assemble::{Added, Assembler, Part};
 use super::submit::{Answer, submit};
 use crate::Hub;
-use crate::clients::{BindSlot, Outgoing};
+use crate::clients::{BindSlot, Client, Outgoing};
 use crate::receipts::part_id;
 
 /// A deliver_sm the client answered with an error is offered again after this.
@@ -117,6 +118,24 @@ pub(crate) async fn serve<C: Carrier>(
                             }
                         }
                     }
+                }
+                SessionEvent::Request(Frame {
+                    sequence,
+                    body: Body::QuerySm { message_id, .. },
+                    ..
+                }) => {
+                    let Some(b) = &bound else { continue };
+                    let (code, body) = query(&hub, b.slot.client(), message_id).await;
+                    let _ = session.respond(sequence, code, body);
+                }
+                SessionEvent::Request(Frame {
+                    sequence,
+                    body: Body::CancelSm { message_id, .. },
+                    ..
+                }) => {
+                    let Some(b) = &bound else { continue };
+                    let code = cancel(&hub, b.slot.client(), &message_id).await;
+                    let _ = session.respond(sequence, code, Body::CancelSmResp);
                 }
                 SessionEvent::Response(frame) => {
                     let Some(out) = deliveries.remove(&frame.sequence) else {
@@ -226,6 +245,61 @@ pub(crate) async fn serve<C: Carrier>(
     }
     if let Some(rest) = session.poll_transmit() {
         let _ = tokio::time::timeout(Duration::from_millis(100), writer.write_all(rest)).await;
+    }
+}
+
+/// The message an id a client was given names (`N`, or `N-K` for part K of message N).
+fn message_of(part_id: &str) -> Option<MessageId> {
+    let whole = part_id.split_once('-').map_or(part_id, |(id, _)| id);
+    whole.parse().ok().map(MessageId)
+}
+
+/// Answers query_sm: the message's state (`docs/serve.md`), or `ESME_RQUERYFAIL` when it is
+/// not the client's or not known.
+async fn query<C: Carrier>(hub: &Hub<C>, client: &Client, message_id: String) -> (u32, Body) {
+    let view = match message_of(&message_id) {
+        Some(id) => crate::lookup::view(hub, client, id).await,
+        None => None,
+    };
+    let Some(view) = view else {
+        let body = Body::QuerySmResp {
+            message_id,
+            final_date: String::new(),
+            message_state: 0,
+            error_code: 0,
+        };
+        return (status::QUERY_FAILED, body);
+    };
+    let body = Body::QuerySmResp {
+        message_id,
+        final_date: view.finished.map(smpp_time_text).unwrap_or_default(),
+        message_state: message_state(&view),
+        error_code: 0,
+    };
+    (status::OK, body)
+}
+
+/// The SMPP 3.4 message_state of a message (5.2.28).
+fn message_state(view: &crate::MessageView) -> u8 {
+    match (view.state, view.reason) {
+        ("delivered", _) => 2,
+        ("expired", _) => 3,
+        ("failed", Some("cancelled")) => 4,
+        ("failed", _) => 5,
+        ("sent", _) => 6,
+        _ => 1,
+    }
+}
+
+/// Answers cancel_sm: `ESME_ROK` once the message is cancelled (every part of a multipart
+/// one), `ESME_RCANCELFAIL` when a carrier has it, it finished, or it is not the client's.
+async fn cancel<C: Carrier>(hub: &Hub<C>, client: &Client, message_id: &str) -> u32 {
+    let Some(id) = message_of(message_id) else {
+        return status::CANCEL_FAILED;
+    };
+    match crate::lookup::cancel(hub, client, id).await {
+        Ok(()) => status::OK,
+        Err(_) => status::CANCEL_FAILED,
     }
 }
 

@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use smsroute_carrier::Carrier;
 use smsroute_engine::Rejection;
 use smsroute_smpp::pdu::{Address, ShortMessage, status};
+use smsroute_smpp::sm::smpp_time;
 use smsroute_types::{InvalidMessage, Message};
 
 use super::assemble::Part;
@@ -55,6 +56,20 @@ pub fn submit<C: Carrier>(
         &sender(&sm.source),
         &text,
     ));
+    let now = SystemTime::now();
+    let schedule =
+        smpp_time(&sm.schedule_delivery_time, now).map_err(|_| status::INVALID_SCHEDULE)?;
+    if let Some(at) = schedule.filter(|at| *at > now) {
+        builder = builder.not_before(at);
+    }
+    if let Some(until) = smpp_time(&sm.validity_period, now).map_err(|_| status::INVALID_EXPIRY)? {
+        let validity = until
+            .duration_since(now)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or(status::INVALID_EXPIRY)?;
+        builder = builder.validity(validity);
+    }
     if parts.iter().any(|p| p.receipt & 0x03 != 0) {
         let tag = receipt_tag(SystemTime::now(), parts.iter().map(|p| p.receipt));
         builder = builder.tag(RECEIPT_TAG, &tag);
@@ -118,6 +133,7 @@ fn invalid(e: &InvalidMessage) -> u32 {
         InvalidMessage::Destination(_) => status::INVALID_DESTINATION_ADDRESS,
         InvalidMessage::Sender(_) => status::INVALID_SOURCE_ADDRESS,
         InvalidMessage::TooManySegments { .. } => status::INVALID_MESSAGE_LENGTH,
+        InvalidMessage::ZeroValidity => status::INVALID_EXPIRY,
         _ => status::SUBMIT_FAILED,
     }
 }

@@ -254,6 +254,8 @@ impl Simulator {
                 receipted_message_id: None,
                 message_state: None,
                 sar: None,
+                schedule_delivery_time: String::new(),
+                validity_period: String::new(),
             }),
         );
         self.shared.schedule(system_id, Instant::now(), deliver);

@@ -35,6 +35,8 @@ fn sm(text: &str) -> ShortMessage {
         receipted_message_id: None,
         message_state: None,
         sar: None,
+        schedule_delivery_time: String::new(),
+        validity_period: String::new(),
     }
 }
 
@@ -99,9 +101,9 @@ fn both_roles_answer_a_bad_pdu_the_same_way() {
         // A submit_sm / deliver_sm whose body is cut short: the boundary is known.
         side.handle_input(&raw(0x0000_0004, 77, &[1, 2]), now);
         side.handle_input(&raw(0x0000_0005, 78, &[1, 2]), now);
-        // A command nobody here handles (query_sm), and a response to nothing.
-        side.handle_input(&raw(0x0000_0003, 79, &[]), now);
-        side.handle_input(&raw(0x8000_0003, 80, &[]), now);
+        // A command nobody here handles (replace_sm), and a response to nothing.
+        side.handle_input(&raw(0x0000_0007, 79, &[]), now);
+        side.handle_input(&raw(0x8000_0007, 80, &[]), now);
         let answers = frames(&take(side));
         let nacks: Vec<(u32, u32)> = answers
             .iter()

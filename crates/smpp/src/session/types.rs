@@ -64,7 +64,7 @@ pub enum SessionEvent {
         /// As what.
         kind: BindKind,
     },
-    /// A request for the application to answer with [`Session::respond`](super::Session::respond): submit_sm at the
+    /// A request for the application to answer with [`Session::respond`](super::Session::respond): submit_sm, query_sm and cancel_sm at the
     /// SMSC, deliver_sm at the ESME.
     Request(Frame),
     /// The answer to one of the application's requests (its response, or a generic_nack with
