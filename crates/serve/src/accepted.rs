@@ -123,7 +123,11 @@ fn hand_out_receipts(event: &StatusEvent, clients: &HashMap<String, Arc<Client>>
     let mut owed = 0;
     for sm in receipts_for(event, SystemTime::now()) {
         owed += 1;
-        let receipt = Outgoing { sm, ack: event.ack };
+        let receipt = Outgoing {
+            sm,
+            ack: event.ack,
+            message: Some(event.id),
+        };
         if client.outbox.schedule(Instant::now(), receipt).is_err() {
             tracing::warn!(client = %client.id, id = %event.id, "receipt not queued: the \
                 client's outbox is full (it is sent again after a restart)");

@@ -19,11 +19,12 @@ pub const OUTBOX_CAPACITY: usize = 100_000;
 
 /// A deliver_sm for a client: a receipt (with the acknowledgement number of the terminal
 /// event it reports, which is acknowledged to the router once the client answered every
-/// receipt of it) or a reply (`ack` 0).
+/// receipt of it, and its message) or a reply (`ack` 0, no message).
 #[derive(Debug)]
 pub(crate) struct Outgoing {
     pub sm: ShortMessage,
     pub ack: u64,
+    pub message: Option<smsroute_types::MessageId>,
 }
 
 /// A client's settings from the configuration; a reload replaces them whole.

@@ -69,6 +69,9 @@ pub struct Hub<C: Carrier> {
     waiters: Arc<accepted::Waiters>,
     /// The last finished messages, for lookups.
     recent: Arc<lookup::Recent>,
+    /// Messages submitted over SMPP whose submit_sm_resp is not written yet: their receipts
+    /// wait (a client must know an id before a receipt names it).
+    unanswered: Arc<dashmap::DashSet<smsroute_types::MessageId>>,
     /// Receipts the clients answered, by the acknowledgement number of their terminal event.
     receipts_answered: mpsc::Sender<u64>,
 }
@@ -80,6 +83,7 @@ impl<C: Carrier> Clone for Hub<C> {
             clients: self.clients.clone(),
             waiters: self.waiters.clone(),
             recent: self.recent.clone(),
+            unanswered: self.unanswered.clone(),
             receipts_answered: self.receipts_answered.clone(),
         }
     }
@@ -113,6 +117,7 @@ impl<C: Carrier> Hub<C> {
             clients,
             waiters,
             recent,
+            unanswered: Arc::default(),
             receipts_answered: answered_tx,
         }
     }

@@ -68,8 +68,12 @@ async fn hub(name: &str) -> (String, Hub<SimCarrier>, watch::Sender<bool>, Dir) 
 
 /// A hub whose journal is `dir` (what an earlier hub left there is recovered).
 async fn hub_in(dir: &Dir) -> (String, Hub<SimCarrier>, watch::Sender<bool>) {
+    hub_with(EngineOptions::default().journal(JournalOptions::new(&dir.0))).await
+}
+
+/// A hub with these engine options.
+async fn hub_with(options: EngineOptions) -> (String, Hub<SimCarrier>, watch::Sender<bool>) {
     let config = Config::parse(CONFIG, "hub.toml").unwrap();
-    let options = EngineOptions::default().journal(JournalOptions::new(&dir.0));
     let (router, events) = Router::start(&config, options, |c| {
         SimCarrier::new(&c.id, Behaviour::default(), 1)
     })
@@ -654,4 +658,55 @@ async fn a_scheduled_message_is_queried_and_cancelled_by_its_client_only() {
         ask(&mut shop, query("nonsense")).await.status,
         status::QUERY_FAILED
     );
+}
+
+/// Regression: a receipt could reach the client before the submit_sm_resp that told it the
+/// id (Kannel then drops the receipt as unknown).
+#[tokio::test]
+async fn no_receipt_comes_before_the_answer_naming_its_id() {
+    // No journal, no receipts from the carrier: a message is accepted and sent in the same
+    // dispatcher turn, so its acceptance and its terminal event reach the hub together.
+    let options = EngineOptions::default().request_receipts(false);
+    let (addr, _hub, _stop) = hub_with(options).await;
+    let mut client = Client::connect(&addr).await;
+    assert_eq!(
+        client.bind(BindKind::Transceiver, "shop", "secret").await,
+        status::OK
+    );
+    let mut answered = std::collections::HashSet::new();
+    let mut receipts = 0;
+    for round in 0..10 {
+        for i in 0..15 {
+            client.submit(sm(
+                "447700900123",
+                "SHOP",
+                0,
+                format!("{round}-{i}").into_bytes(),
+            ));
+        }
+        while receipts < 15 * (round + 1) {
+            match client.next().await {
+                SessionEvent::Response(Frame {
+                    body: Body::SubmitSmResp { message_id },
+                    status: code,
+                    ..
+                }) => {
+                    assert_eq!(code, status::OK);
+                    answered.insert(message_id);
+                }
+                SessionEvent::Request(Frame {
+                    body: Body::DeliverSm(receipt),
+                    ..
+                }) => {
+                    let id = receipt.receipted_message_id.unwrap();
+                    assert!(
+                        answered.contains(&id),
+                        "a receipt for {id} before its answer"
+                    );
+                    receipts += 1;
+                }
+                _ => {}
+            }
+        }
+    }
 }

@@ -118,7 +118,14 @@ pub(crate) async fn replies(mut inbound: InboundStream, clients: Arc<ArcSwap<Cli
         );
         if client
             .outbox
-            .schedule(tokio::time::Instant::now(), Outgoing { sm, ack: 0 })
+            .schedule(
+                tokio::time::Instant::now(),
+                Outgoing {
+                    sm,
+                    ack: 0,
+                    message: None,
+                },
+            )
             .is_err()
         {
             tracing::warn!(client = %client.id, "reply dropped: the client's outbox is full");

@@ -30,6 +30,9 @@ use crate::receipts::part_id;
 const REOFFER_AFTER: Duration = Duration::from_secs(1);
 /// A refused bind is answered after this (password guessing goes no faster).
 const FAILED_BIND_DELAY: Duration = Duration::from_secs(1);
+/// A receipt whose message's submit_sm_resp is not written yet waits this long, then looks
+/// again.
+const ANSWER_FIRST: Duration = Duration::from_millis(20);
 /// Deliver_sm one session has out unanswered at most.
 const MAX_UNANSWERED_DELIVERIES: usize = 64;
 /// The system_id the hub answers binds with.
@@ -175,7 +178,13 @@ pub(crate) async fn serve<C: Carrier>(
             }
             session.unbind(now.into_std());
         }
-        let outbox_due = offer(&mut session, bound.as_mut(), &mut deliveries, now);
+        let outbox_due = offer(
+            &mut session,
+            bound.as_mut(),
+            &mut deliveries,
+            &hub.unanswered,
+            now,
+        );
         let wake = [
             session.poll_timeout().map(Instant::from_std),
             assembler.next_deadline(),
@@ -218,6 +227,7 @@ pub(crate) async fn serve<C: Carrier>(
                     };
                     answer(&mut session, s, done.status, id);
                 }
+                drop(done.written);
             }
             () = sleep_until(wake) => session.handle_timeout(Instant::now().into_std()),
             _ = changed(&mut bound), if receiving => {}
@@ -371,6 +381,7 @@ fn offer(
     session: &mut Session,
     bound: Option<&mut Bound>,
     deliveries: &mut HashMap<u32, Outgoing>,
+    unanswered: &dashmap::DashSet<MessageId>,
     now: Instant,
 ) -> Option<Instant> {
     let b = bound?;
@@ -382,6 +393,13 @@ fn offer(
     }
     let room = MAX_UNANSWERED_DELIVERIES.saturating_sub(deliveries.len());
     for out in outbox.take(now, room) {
+        if out.message.is_some_and(|id| unanswered.contains(&id)) {
+            // Its submit_sm_resp is not written yet: the client could not match it.
+            if let Err(out) = outbox.schedule(now + ANSWER_FIRST, out) {
+                outbox.give_back([out]);
+            }
+            continue;
+        }
         match session.request(Body::DeliverSm(out.sm.clone())) {
             Ok(sequence) => {
                 deliveries.insert(sequence, out);

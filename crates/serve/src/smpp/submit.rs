@@ -4,13 +4,16 @@
 
 use std::time::SystemTime;
 
+use std::sync::Arc;
+
+use dashmap::DashSet;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use smsroute_carrier::Carrier;
 use smsroute_engine::Rejection;
 use smsroute_smpp::pdu::{Address, ShortMessage, status};
 use smsroute_smpp::sm::smpp_time;
-use smsroute_types::{InvalidMessage, Message};
+use smsroute_types::{InvalidMessage, Message, MessageId};
 
 use super::assemble::Part;
 use crate::Hub;
@@ -36,6 +39,31 @@ pub struct Answer {
     pub sequences: Vec<u32>,
     pub status: u32,
     pub id: u64,
+    /// Holds the message's receipts back until dropped, once the answer is written.
+    pub written: Unanswered,
+}
+
+/// A message whose submit_sm_resp is not written yet: its receipts wait until this is
+/// dropped (after the answer is written, or with the session).
+pub struct Unanswered {
+    set: Arc<DashSet<MessageId>>,
+    id: MessageId,
+}
+
+impl Unanswered {
+    fn new(set: &Arc<DashSet<MessageId>>, id: MessageId) -> Self {
+        set.insert(id);
+        Unanswered {
+            set: set.clone(),
+            id,
+        }
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        self.set.remove(&self.id);
+    }
 }
 
 /// Submits the message `parts` make (their text in order; addresses from `sm`, the last
@@ -85,6 +113,7 @@ pub fn submit<C: Carrier>(
         .router
         .try_submit(message)
         .map_err(|r| refused(&r.reason))?;
+    let written = Unanswered::new(&hub.unanswered, id);
     let durable = hub.waiters.wait(id);
     let waiters = hub.waiters.clone();
     let client = client.id.clone();
@@ -103,6 +132,7 @@ pub fn submit<C: Carrier>(
             sequences,
             status,
             id: id.0,
+            written,
         }
     }
     .boxed())
