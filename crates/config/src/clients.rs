@@ -34,6 +34,18 @@ pub struct ClientConfig {
     /// Numbers and short codes (digits, as written without `+`) whose replies go to it;
     /// each belongs to one client.
     pub replies: Vec<String>,
+    /// Where its messages' terminal statuses are posted, signed (`docs/serve.md`).
+    pub webhook: Option<Webhook>,
+}
+
+/// A client's status webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Webhook {
+    /// `http://host[:port]/path`.
+    pub url: String,
+    /// The HMAC-SHA256 key its bodies are signed with (`webhook_secret`, at least 16
+    /// characters).
+    pub signing_key: Secret,
 }
 
 /// An SMPP login: the `system_id` and how its password is checked.
@@ -188,6 +200,7 @@ pub(super) fn clients(
                 own_replies.push(digits.to_string());
             }
         }
+        let webhook = webhook(check, c, row);
         out.push(ClientConfig {
             id: id.clone(),
             smpp,
@@ -201,9 +214,62 @@ pub(super) fn clients(
             window: check.int(c.window.as_ref(), "window", (1, 10_000), 10),
             max_binds: check.int(c.max_binds.as_ref(), "max_binds", (1, 1_000), 4),
             replies: own_replies,
+            webhook,
         });
     }
     out
+}
+
+/// The shortest webhook secret accepted.
+const MIN_WEBHOOK_SECRET: usize = 16;
+
+/// The webhook of a client row, if it gives one (and it is whole).
+fn webhook(check: &mut Checker<'_>, c: &RawClient, row: &Spanned<RawClient>) -> Option<Webhook> {
+    match (&c.webhook_url, &c.webhook_secret) {
+        (None, None) => None,
+        (None, Some(secret)) => {
+            check.error(secret.span(), "webhook_secret needs a webhook_url");
+            None
+        }
+        (Some(url), secret) => {
+            let text = url.get_ref();
+            let host = text
+                .strip_prefix("http://")
+                .and_then(|rest| rest.split('/').next())
+                .filter(|host| !host.is_empty());
+            if host.is_none() {
+                let why = if text.starts_with("https://") {
+                    "https webhooks are not supported yet: give an http:// URL (a local relay)"
+                } else {
+                    "webhook_url must be http://host[:port]/path"
+                };
+                check.error(url.span(), why);
+                return None;
+            }
+            let Some(secret) = secret else {
+                check.error(
+                    row.span(),
+                    "webhook_url needs a webhook_secret to sign with",
+                );
+                return None;
+            };
+            let key = secret.get_ref();
+            if key.len() < MIN_WEBHOOK_SECRET || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                check.error(
+                    secret.span(),
+                    format!(
+                        "webhook_secret must be at least {MIN_WEBHOOK_SECRET} printable \
+                         characters without spaces"
+                    ),
+                );
+                return None;
+            }
+            Some(Webhook {
+                url: text.clone(),
+                signing_key: Secret(key.clone()),
+            })
+        }
+    }
 }
 
 /// The SMPP login of a client row, if it gives one (and it is whole).

@@ -31,7 +31,7 @@
 mod clients;
 mod journal;
 
-pub use clients::{ClientConfig, Password, Secret, SmppLogin};
+pub use clients::{ClientConfig, Password, Secret, SmppLogin, Webhook};
 mod policy;
 mod raw;
 mod validate;

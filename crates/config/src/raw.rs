@@ -42,6 +42,8 @@ pub(super) struct RawClient {
     pub window: Option<Spanned<i64>>,
     pub max_binds: Option<Spanned<i64>>,
     pub replies: Option<Vec<Spanned<String>>>,
+    pub webhook_url: Option<Spanned<String>>,
+    pub webhook_secret: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -24,6 +24,8 @@ tps = 50
 window = 20
 max_binds = 2
 replies = ["+447700900123", "84433"]
+webhook_url = "http://127.0.0.1:9000/sms/status"
+webhook_secret = "whsec_0123456789abcdef"
 
 [[clients]]
 id = "beta"
@@ -47,6 +49,10 @@ api_keys = ["k_live_fedcba9876543210"]
     assert_eq!(acme.senders.len(), 2);
     assert_eq!((acme.tps, acme.window, acme.max_binds), (Some(50), 20, 2));
     assert_eq!(acme.replies, ["447700900123", "84433"]);
+    let hook = acme.webhook.as_ref().unwrap();
+    assert_eq!(hook.url, "http://127.0.0.1:9000/sms/status");
+    assert_eq!(hook.signing_key.expose(), "whsec_0123456789abcdef");
+    assert!(beta.webhook.is_none());
     assert!(
         matches!(&beta.smpp.as_ref().unwrap().password, Password::Hash(h) if h.expose() == HASH)
     );
@@ -58,7 +64,12 @@ api_keys = ["k_live_fedcba9876543210"]
     assert!(http.smpp.is_none());
     // No secret in what a log line of the configuration would show.
     let shown = format!("{:?}", config.clients);
-    for secret in ["secret", "k_live_0123456789abcdef", HASH] {
+    for secret in [
+        "secret",
+        "k_live_0123456789abcdef",
+        HASH,
+        "whsec_0123456789abcdef",
+    ] {
         assert!(!shown.contains(secret), "{secret} shown in {shown}");
     }
 }
@@ -87,6 +98,11 @@ fn every_bad_client_row_names_line_column_and_problem() {
         (format!("[[clients]]\nid = \"a\"\n{key}replies = [\"12\"]\n"), "4:12", "replies: \"12\" is not a number or short code"),
         (format!("[[clients]]\nid = \"a\"\n{key}replies = [\"84433\"]\n[[clients]]\nid = \"b\"\napi_keys = [\"k_live_fedcba9876543210\"]\nreplies = [\"84433\"]\n"), "8:12", "replies to \"84433\" already go to the client on line 4"),
         (format!("[[clients]]\nid = \"a\"\n{key}colour = \"red\"\n"), "4:1", "unknown field `colour`"),
+        (format!("[[clients]]\nid = \"a\"\n{key}webhook_url = \"ftp://x\"\nwebhook_secret = \"whsec_0123456789abcdef\"\n"), "4:15", "webhook_url must be http://host[:port]/path"),
+        (format!("[[clients]]\nid = \"a\"\n{key}webhook_url = \"https://x/y\"\nwebhook_secret = \"whsec_0123456789abcdef\"\n"), "4:15", "https webhooks are not supported yet"),
+        (format!("[[clients]]\nid = \"a\"\n{key}webhook_url = \"http://x/y\"\n"), "1:1", "webhook_url needs a webhook_secret"),
+        (format!("[[clients]]\nid = \"a\"\n{key}webhook_url = \"http://x/y\"\nwebhook_secret = \"short\"\n"), "5:18", "webhook_secret must be at least 16"),
+        (format!("[[clients]]\nid = \"a\"\n{key}webhook_secret = \"whsec_0123456789abcdef\"\n"), "4:18", "webhook_secret needs a webhook_url"),
     ];
     for (text, at, fragment) in cases {
         let err = Config::parse(&text, "bad.toml").expect_err(&format!("should reject:\n{text}"));

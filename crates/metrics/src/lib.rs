@@ -115,6 +115,8 @@ pub mod names {
     pub const PARKED: &str = "smsroute_parked_messages";
     /// Gauge: bytes in the parked messages' side files.
     pub const PARKED_DISK: &str = "smsroute_parked_disk_bytes";
+    /// Status webhook posts by outcome (`smsroute serve`).
+    pub const WEBHOOKS: &str = "smsroute_webhook_posts_total";
 }
 
 /// Buckets of the journal's commit histogram, seconds: 100 µs to 5 s.
@@ -139,6 +141,10 @@ pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     use names::*;
     describe_counter!(ACCEPTED, "Messages accepted by submit.");
+    describe_counter!(
+        WEBHOOKS,
+        "Status webhook posts: delivered, failed (retried later), given_up."
+    );
     describe_counter!(REJECTED, "Messages refused by submit, by reason.");
     describe_counter!(
         SUBMITS,

@@ -75,6 +75,8 @@ pub(crate) struct Readers {
     pub clients: Arc<ArcSwap<Clients>>,
     /// The last finished messages, for lookups.
     pub recent: Arc<crate::lookup::Recent>,
+    /// Status webhook posts to make.
+    pub posts: mpsc::Sender<crate::webhooks::Post>,
 }
 
 /// Reads every event: an acceptance answers its request; a terminal event becomes the
@@ -90,6 +92,7 @@ pub(crate) async fn pump<C: Carrier>(
         waiters,
         clients,
         recent,
+        posts,
     } = readers;
     let mut watermark = Watermark::default();
     let mut finished_order = std::collections::VecDeque::new();
@@ -101,7 +104,7 @@ pub(crate) async fn pump<C: Carrier>(
                     waiters.durable(event.id);
                 } else if event.is_terminal() {
                     recent.finished(&event, &mut finished_order);
-                    let owed = hand_out_receipts(&event, &clients.load().by_id);
+                    let owed = hand_out(&event, &clients.load().by_id, &posts);
                     watermark.handed_out(event.ack, owed);
                 }
             }
@@ -113,10 +116,15 @@ pub(crate) async fn pump<C: Carrier>(
     }
 }
 
-/// Puts the receipts `event` owes its client in the client's outbox; how many the client
-/// must answer before the event is acknowledged. One that does not fit (a full outbox) is
-/// never answered: the event stays unacknowledged, and a restart sends its receipts again.
-fn hand_out_receipts(event: &StatusEvent, clients: &HashMap<String, Arc<Client>>) -> u32 {
+/// Puts the receipts `event` owes its SMPP client in the client's outbox, and its webhook
+/// post in the queue; how many answers the event waits for before it is acknowledged. One
+/// that does not fit (a full outbox or queue) is never answered: the event stays
+/// unacknowledged, and a restart hands it out again.
+fn hand_out(
+    event: &StatusEvent,
+    clients: &HashMap<String, Arc<Client>>,
+    posts: &mpsc::Sender<crate::webhooks::Post>,
+) -> u32 {
     let Some(client) = event.message.tag(CLIENT_TAG).and_then(|id| clients.get(id)) else {
         return 0;
     };
@@ -131,6 +139,14 @@ fn hand_out_receipts(event: &StatusEvent, clients: &HashMap<String, Arc<Client>>
         if client.outbox.schedule(Instant::now(), receipt).is_err() {
             tracing::warn!(client = %client.id, id = %event.id, "receipt not queued: the \
                 client's outbox is full (it is sent again after a restart)");
+        }
+    }
+    if client.settings().webhook.is_some() {
+        owed += 1;
+        let post = crate::webhooks::Post::new(client.clone(), event);
+        if posts.try_send(post).is_err() {
+            tracing::warn!(client = %client.id, id = %event.id, "status webhook not queued: \
+                the queue is full (it is posted after a restart)");
         }
     }
     owed

@@ -39,6 +39,8 @@ pub struct Settings {
     pub(crate) window: u32,
     pub(crate) max_binds: u32,
     tps: Option<u32>,
+    /// Where its statuses are posted.
+    pub(crate) webhook: Option<smsroute_config::Webhook>,
 }
 
 impl Settings {
@@ -50,6 +52,7 @@ impl Settings {
             window: config.window.max(1),
             max_binds: config.max_binds,
             tps: config.tps,
+            webhook: config.webhook.clone(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `smsroute serve`: the router as a standalone hub for gateways that do not embed it. This
 //! crate holds its two fronts (`docs/serve.md`): the SMPP 3.4 server (binds with the
-//! `[[clients]]` logins (`system_id`, `password`), multipart put back together, receipts and replies as deliver_sm)
-//! and the HTTP API (`POST /v1/messages`, `/healthz`, `/readyz`, `/metrics`).
+//! `[[clients]]` logins, multipart put back together, receipts and replies as deliver_sm)
+//! and the HTTP API (`POST /v1/messages`, `GET`/`DELETE /v1/messages/{id}`, `/healthz`,
+//! `/readyz`, `/metrics`), and the clients' signed status webhooks.
 //!
 //! A message is answered (`submit_sm_resp`, `202 Accepted`) with its id only once the
 //! router's journal holds it (its `Accepted` event): a client that gets its id can forget the
@@ -37,6 +38,7 @@ mod http;
 mod lookup;
 mod receipts;
 mod smpp;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +54,7 @@ pub use http::HttpError;
 pub use lookup::{MessageView, RECENT};
 pub use receipts::RECEIPT_TAG;
 pub use smpp::{SmppLimits, vendor};
+pub use webhooks::{GIVE_UP_AFTER, SIGNATURE_HEADER, signature};
 
 /// The longest a submit waits for its message's acceptance to be durable (a journal that
 /// stopped syncing: refused, and the message may still be accepted).
@@ -99,6 +102,8 @@ impl<C: Carrier> Hub<C> {
         let waiters = Arc::new(accepted::Waiters::default());
         let recent = Arc::new(lookup::Recent::default());
         let (answered_tx, answered_rx) = mpsc::channel(ANSWERS_QUEUE);
+        let (posts_tx, posts_rx) = mpsc::channel(webhooks::QUEUE);
+        tokio::spawn(webhooks::run(posts_rx, answered_tx.clone()));
         tokio::spawn(accepted::pump(
             router.clone(),
             events,
@@ -106,6 +111,7 @@ impl<C: Carrier> Hub<C> {
                 waiters: waiters.clone(),
                 clients: clients.clone(),
                 recent: recent.clone(),
+                posts: posts_tx,
             },
             answered_rx,
         ));

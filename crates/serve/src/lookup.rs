@@ -68,8 +68,21 @@ impl Recent {
     /// Remembers a terminal event; `order` is the event task's own list of ids, oldest
     /// first.
     pub fn finished(&self, event: &StatusEvent, order: &mut VecDeque<MessageId>) {
+        let view = Recent::view_of(event);
+        if self.by_id.insert(event.id, view).is_none() {
+            order.push_back(event.id);
+            if order.len() > RECENT
+                && let Some(oldest) = order.pop_front()
+            {
+                self.by_id.remove(&oldest);
+            }
+        }
+    }
+
+    /// A terminal event as lookups and webhooks show it, finished now.
+    pub fn view_of(event: &StatusEvent) -> MessageView {
         let now = std::time::SystemTime::now();
-        let view = MessageView {
+        MessageView {
             id: event.id.0,
             state: event.event.as_str(),
             reason: match event.event {
@@ -83,14 +96,6 @@ impl Recent {
             finished_at: Some(humantime::format_rfc3339_seconds(now).to_string()),
             finished: Some(now),
             client: event.message.tag(CLIENT_TAG).map(str::to_string),
-        };
-        if self.by_id.insert(event.id, view).is_none() {
-            order.push_back(event.id);
-            if order.len() > RECENT
-                && let Some(oldest) = order.pop_front()
-            {
-                self.by_id.remove(&oldest);
-            }
         }
     }
 }
