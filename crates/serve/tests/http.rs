@@ -366,3 +366,57 @@ async fn a_client_sees_and_cancels_only_its_own_messages() {
         "{json}"
     );
 }
+
+#[tokio::test]
+async fn a_batch_answers_each_message_on_its_own() {
+    let (addr, hub, _dir) = hub("batch").await;
+    let shop = Some("shop-key-0123456789");
+    let body = r#"{"messages": [
+        {"to": "447700900123", "from": "SHOP", "text": "one"},
+        {"to": "12", "from": "SHOP", "text": "bad number"},
+        {"to": "447700900124", "from": "SHOP", "text": "three", "colour": "red"},
+        {"to": "447700900125", "from": "OTHER", "text": "not our sender"},
+        {"to": "447700900126", "from": "SHOP", "text": "five"}
+    ]}"#;
+    let (status, json) = request(&addr, "POST", "/v1/messages/batch", shop, body).await;
+    assert_eq!(status, 200, "{json}");
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    assert!(results[0]["id"].as_u64().is_some(), "{json}");
+    assert_eq!(
+        (results[1]["status"].as_u64(), results[1]["field"].as_str()),
+        (Some(400), Some("to"))
+    );
+    assert_eq!(results[2]["status"], 400);
+    assert!(results[2]["error"].as_str().unwrap().contains("colour"));
+    assert_eq!(
+        (results[3]["status"].as_u64(), results[3]["field"].as_str()),
+        (Some(403), Some("from"))
+    );
+    assert!(results[4]["id"].as_u64().is_some());
+    assert_ne!(results[0]["id"], results[4]["id"]);
+    // Both taken ones reach the carrier.
+    let carrier = hub.router().carrier(CarrierSlot(0)).unwrap();
+    for _ in 0..500 {
+        if carrier.stats().submits.load(Ordering::Relaxed) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(carrier.stats().submits.load(Ordering::Relaxed), 2);
+    // Empty, too large, or not a batch at all.
+    let one = r#"{"to": "447700900123", "from": "SHOP", "text": "x"}"#;
+    let too_many = format!(r#"{{"messages": [{}]}}"#, vec![one; 1001].join(","));
+    for bad in [
+        r#"{"messages": []}"#,
+        too_many.as_str(),
+        r#"{"to": "447700900123"}"#,
+    ] {
+        let (status, json) = request(&addr, "POST", "/v1/messages/batch", shop, bad).await;
+        assert_eq!(
+            (status, json["field"].as_str()),
+            (400, Some("messages")),
+            "{json}"
+        );
+    }
+}

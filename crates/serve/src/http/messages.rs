@@ -1,63 +1,28 @@
-//! The HTTP API: `POST /v1/messages` (JSON, `Authorization: Bearer KEY`), answered `202`
-//! with the message's id once its acceptance is durable, or `4xx`/`5xx` with a JSON error
-//! naming the field and what was wrong; `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! The message endpoints: submit one or a batch, look one up, cancel one.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use smsroute_carrier::Carrier;
 use smsroute_engine::Rejection;
 use smsroute_types::{InvalidMessage, Message, MessageId};
 
+use super::{HttpError, client, field_of_json_error};
 use crate::{Client, DURABLE_WAIT, Hub};
 
-/// The largest request body, bytes.
-const MAX_BODY: usize = 256 * 1024;
-
-/// A refused request: its status and the JSON body `{"error": …, "field": …}`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct HttpError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// What was wrong, for a person.
-    pub error: String,
-    /// The request field at fault, if one is (`to`, `from`, `text`, …, or `authorization`).
-    pub field: Option<&'static str>,
-}
-
-impl HttpError {
-    fn new(status: StatusCode, field: Option<&'static str>, error: impl Into<String>) -> Self {
-        HttpError {
-            status,
-            error: error.into(),
-            field,
-        }
-    }
-}
-
-impl IntoResponse for HttpError {
-    fn into_response(self) -> Response {
-        let body = match self.field {
-            Some(field) => json!({"error": self.error, "field": field}),
-            None => json!({"error": self.error}),
-        };
-        (self.status, Json(body)).into_response()
-    }
-}
+/// The most messages one batch may hold.
+pub const MAX_BATCH: usize = 1_000;
 
 /// `POST /v1/messages`'s body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewMessage {
+pub(super) struct NewMessage {
     to: String,
     from: String,
     text: String,
@@ -72,51 +37,8 @@ struct NewMessage {
     tags: BTreeMap<String, String>,
 }
 
-type Metrics = Option<Arc<dyn Fn() -> String + Send + Sync>>;
-
-pub(crate) fn routes<C: Carrier>(hub: Hub<C>, metrics: Metrics) -> axum::Router {
-    axum::Router::new()
-        .route("/v1/messages", post(submit::<C>))
-        .route("/v1/messages/{id}", get(show::<C>).delete(cancel::<C>))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready::<C>))
-        .route(
-            "/metrics",
-            get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    match metrics {
-                        Some(render) => (StatusCode::OK, render()).into_response(),
-                        None => StatusCode::NOT_FOUND.into_response(),
-                    }
-                }
-            }),
-        )
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(hub)
-}
-
-/// The client whose API key the request carries.
-fn client<C: Carrier>(hub: &Hub<C>, headers: &HeaderMap) -> Result<Arc<Client>, HttpError> {
-    let unauthorized =
-        |why: &str| HttpError::new(StatusCode::UNAUTHORIZED, Some("authorization"), why);
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| unauthorized("missing: expected `Authorization: Bearer KEY`"))?;
-    let key = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized("expected `Bearer KEY`"))?;
-    hub.clients
-        .load()
-        .by_key
-        .get(key.trim())
-        .cloned()
-        .ok_or_else(|| unauthorized("unknown API key"))
-}
-
-async fn submit<C: Carrier>(
+/// `POST /v1/messages`: `202 {"id": N}` once the message is durable.
+pub(super) async fn submit<C: Carrier>(
     State(hub): State<Hub<C>>,
     headers: HeaderMap,
     body: Bytes,
@@ -129,7 +51,76 @@ async fn submit<C: Carrier>(
             e.to_string(),
         )
     })?;
-    let message = build(&new, &client)?;
+    let id = take(&hub, &client, &new)?;
+    durable(&hub, &client, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": id.0}))))
+}
+
+/// `POST /v1/messages/batch`: `{"messages": [...]}`, up to [`MAX_BATCH`] messages of the
+/// single endpoint's shape, each taken or refused on its own; `200 {"results": [...]}` once
+/// every taken one is durable, a result per message in order: `{"id": N}`, or the error
+/// the single endpoint would have answered with its `status`.
+pub(super) async fn batch<C: Carrier>(
+    State(hub): State<Hub<C>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Batch {
+        messages: Vec<serde_json::Value>,
+    }
+    let client = client(&hub, &headers)?;
+    let batch: Batch = serde_json::from_slice(&body)
+        .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, Some("messages"), e.to_string()))?;
+    if batch.messages.is_empty() || batch.messages.len() > MAX_BATCH {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            Some("messages"),
+            format!(
+                "a batch holds 1 to {MAX_BATCH} messages, got {}",
+                batch.messages.len()
+            ),
+        ));
+    }
+    let taken: Vec<Result<MessageId, HttpError>> = batch
+        .messages
+        .into_iter()
+        .map(|value| {
+            let new: NewMessage = serde_json::from_value(value).map_err(|e| {
+                HttpError::new(
+                    StatusCode::BAD_REQUEST,
+                    field_of_json_error(&e),
+                    e.to_string(),
+                )
+            })?;
+            take(&hub, &client, &new)
+        })
+        .collect();
+    let results = futures::future::join_all(taken.into_iter().map(|t| {
+        let (hub, client) = (&hub, &client);
+        async move {
+            let outcome = match t {
+                Ok(id) => durable(hub, client, id).await.map(|()| id),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(id) => json!({"id": id.0}),
+                Err(e) => e.to_json(),
+            }
+        }
+    }))
+    .await;
+    Ok(Json(json!({ "results": results })))
+}
+
+/// Validates `new` for `client` and hands it to the router; its id.
+fn take<C: Carrier>(
+    hub: &Hub<C>,
+    client: &Client,
+    new: &NewMessage,
+) -> Result<MessageId, HttpError> {
+    let message = build(new, client)?;
     if !client.may_send_as(message.from()) {
         return Err(HttpError::new(
             StatusCode::FORBIDDEN,
@@ -144,13 +135,19 @@ async fn submit<C: Carrier>(
             "over this client's rate (tps): try again later",
         ));
     }
-    let id = hub
-        .router
+    hub.router
         .try_submit(message)
-        .map_err(|r| refused(r.reason))?;
-    let durable = hub.waiters.wait(id);
-    match tokio::time::timeout(DURABLE_WAIT, durable).await {
-        Ok(Ok(())) => Ok((StatusCode::ACCEPTED, Json(json!({"id": id.0})))),
+        .map_err(|r| refused(r.reason))
+}
+
+/// Waits until message `id`'s acceptance is durable (503 after [`DURABLE_WAIT`]).
+async fn durable<C: Carrier>(
+    hub: &Hub<C>,
+    client: &Client,
+    id: MessageId,
+) -> Result<(), HttpError> {
+    match tokio::time::timeout(DURABLE_WAIT, hub.waiters.wait(id)).await {
+        Ok(Ok(())) => Ok(()),
         _ => {
             hub.waiters.forget(id);
             tracing::warn!(%id, client = %client.id, "a message's acceptance did not become \
@@ -166,7 +163,7 @@ async fn submit<C: Carrier>(
 
 /// `GET /v1/messages/{id}`: the client's message's state (404 when unknown, forgotten or
 /// another client's).
-async fn show<C: Carrier>(
+pub(super) async fn show<C: Carrier>(
     State(hub): State<Hub<C>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -181,7 +178,7 @@ async fn show<C: Carrier>(
 
 /// `DELETE /v1/messages/{id}`: cancels the client's message if no carrier has it yet (200
 /// with its id and state `cancelled`; 409 naming its state when too late).
-async fn cancel<C: Carrier>(
+pub(super) async fn cancel<C: Carrier>(
     State(hub): State<Hub<C>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -295,38 +292,4 @@ fn refused(reason: Rejection) -> HttpError {
     )
     .then_some("to");
     HttpError::new(status, field, reason.reason())
-}
-
-/// The field a JSON error is about: the first name it quotes (`missing field `to``), when
-/// that is one of the API's (an unknown field is named in the message only).
-fn field_of_json_error(e: &serde_json::Error) -> Option<&'static str> {
-    const FIELDS: [&str; 8] = [
-        "to",
-        "from",
-        "text",
-        "client_ref",
-        "validity",
-        "class",
-        "send_at",
-        "tags",
-    ];
-    let text = e.to_string();
-    let quoted = text.split('`').nth(1)?;
-    FIELDS.into_iter().find(|f| *f == quoted)
-}
-
-/// `GET /readyz`: 200 once every carrier with a connection is bound, else 503 naming those
-/// that are not and why.
-async fn ready<C: Carrier>(State(hub): State<Hub<C>>) -> Response {
-    match hub.router.ready(Duration::ZERO).await {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(not_ready) => {
-            let down: BTreeMap<String, String> = not_ready.down.into_iter().collect();
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": "carriers not bound", "carriers": down})),
-            )
-                .into_response()
-        }
-    }
 }
