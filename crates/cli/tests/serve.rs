@@ -76,7 +76,7 @@ fn serve_takes_messages_over_http_and_stops_on_sigterm() {
             .args(["--http", &format!("127.0.0.1:{api}")])
             .args(["--smpp", &format!("127.0.0.1:{smpp}")])
             .args(["--journal", dir.join("journal").to_str().unwrap()])
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -142,6 +142,12 @@ fn serve_takes_messages_over_http_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(exited.expect("stopped within 10 s").success());
+    // The log tells of the refused key, and shows no key.
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
+    assert!(log.contains("API key refused"), "{log}");
+    for secret in ["shop-key-0123456789", "next-key-0123456789", "not-a-key"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -26,7 +26,8 @@
 //!     Router::start(&config, EngineOptions::default(), |c| MockCarrier::new(&c.id)).unwrap();
 //! let hub = smsroute_serve::Hub::new(router, events, &config.clients);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
-//! axum::serve(listener, hub.http(None)).await.unwrap();
+//! let app = hub.http(None).into_make_service_with_connect_info::<std::net::SocketAddr>();
+//! axum::serve(listener, app).await.unwrap();
 //! # }
 //! ```
 #![forbid(unsafe_code)]
@@ -36,6 +37,7 @@ mod accepted;
 mod clients;
 mod http;
 mod lookup;
+mod penalty;
 mod receipts;
 mod smpp;
 mod webhooks;
@@ -75,6 +77,8 @@ pub struct Hub<C: Carrier> {
     /// Messages submitted over SMPP whose submit_sm_resp is not written yet: their receipts
     /// wait (a client must know an id before a receipt names it).
     unanswered: Arc<dashmap::DashSet<smsroute_types::MessageId>>,
+    /// Failed logins by source address (both fronts).
+    penalties: Arc<penalty::Penalties>,
     /// Receipts the clients answered, by the acknowledgement number of their terminal event.
     receipts_answered: mpsc::Sender<u64>,
 }
@@ -87,6 +91,7 @@ impl<C: Carrier> Clone for Hub<C> {
             waiters: self.waiters.clone(),
             recent: self.recent.clone(),
             unanswered: self.unanswered.clone(),
+            penalties: self.penalties.clone(),
             receipts_answered: self.receipts_answered.clone(),
         }
     }
@@ -124,6 +129,7 @@ impl<C: Carrier> Hub<C> {
             waiters,
             recent,
             unanswered: Arc::default(),
+            penalties: Arc::default(),
             receipts_answered: answered_tx,
         }
     }
@@ -146,7 +152,9 @@ impl<C: Carrier> Hub<C> {
         &self.router
     }
 
-    /// The HTTP API; `metrics` renders `GET /metrics` (none: 404).
+    /// The HTTP API; `metrics` renders `GET /metrics` (none: 404). Serve it with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` so that bad API keys are slowed
+    /// down per address (without it, all requests count as one address).
     pub fn http(&self, metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>) -> axum::Router {
         http::routes(self.clone(), metrics)
     }

@@ -105,7 +105,32 @@ pub(crate) fn routes<C: Carrier>(hub: Hub<C>, metrics: Metrics) -> axum::Router 
             }),
         )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            hub.penalties.clone(),
+            slow_down_bad_keys,
+        ))
         .with_state(hub)
+}
+
+/// A request refused for its API key (401) is answered later the more such refusals came
+/// from its address (`penalty`); the address is the connection's when the server was
+/// started with `into_make_service_with_connect_info::<SocketAddr>()`, else one for all.
+async fn slow_down_bad_keys(
+    State(penalties): State<Arc<crate::penalty::Penalties>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        let wait = penalties.failed(peer, tokio::time::Instant::now());
+        tracing::warn!(%peer, answered_after_ms = wait.as_millis() as u64, "API key refused");
+        tokio::time::sleep(wait).await;
+    }
+    response
 }
 
 /// The client whose API key the request carries.

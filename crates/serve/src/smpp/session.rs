@@ -28,8 +28,6 @@ use crate::receipts::part_id;
 
 /// A deliver_sm the client answered with an error is offered again after this.
 const REOFFER_AFTER: Duration = Duration::from_secs(1);
-/// A refused bind is answered after this (password guessing goes no faster).
-const FAILED_BIND_DELAY: Duration = Duration::from_secs(1);
 /// A receipt whose message's submit_sm_resp is not written yet waits this long, then looks
 /// again.
 const ANSWER_FIRST: Duration = Duration::from_millis(20);
@@ -57,6 +55,9 @@ pub(crate) async fn serve<C: Carrier>(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let peer = stream
+        .peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
     let mut session = Session::new(SessionConfig::new(Role::Smsc), Instant::now().into_std());
     let mut bound: Option<Bound> = None;
     let mut assembler = Assembler::default();
@@ -84,11 +85,13 @@ pub(crate) async fn serve<C: Carrier>(
                         bound = Some(Bound { slot, changed });
                     }
                     Err(code) => {
+                        let wait = hub.penalties.failed(peer, Instant::now());
                         tracing::warn!(
-                            session = number, system_id = %bind.system_id,
-                            status = status::name(code).unwrap_or("?"), "bind refused"
+                            session = number, system_id = %bind.system_id, %peer,
+                            status = status::name(code).unwrap_or("?"),
+                            answered_after_ms = wait.as_millis() as u64, "bind refused"
                         );
-                        tokio::time::sleep(FAILED_BIND_DELAY).await;
+                        tokio::time::sleep(wait).await;
                         let _ = session.refuse_bind(sequence, bind.kind, code);
                     }
                 },
