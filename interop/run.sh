@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop with SMPP implementations nobody here wrote: the Python smpplib client against our
 # simulator and against `smsroute serve`, and our ESME (smsroute send) against an SMSC built on
-# the npm smpp package.
+# the npm smpp package; then curl and a Python HTTP client against serve's HTTP API, every
+# answer checked against docs/openapi.yaml.
 # Installs them in a virtualenv and an npm folder under target/interop. Needs a built
 # smsroute binary: SMSROUTE=path/to/smsroute (default target/ci/smsroute).
 set -euo pipefail
@@ -13,7 +14,8 @@ mkdir -p "$work"
 if [ ! -x "$work/venv/bin/python" ]; then
     python3 -m venv "$work/venv"
 fi
-"$work/venv/bin/pip" install --quiet --disable-pip-version-check "smpplib==2.2.4"
+"$work/venv/bin/pip" install --quiet --disable-pip-version-check "smpplib==2.2.4" \
+    "openapi-spec-validator==0.9.0"
 if [ ! -d "$work/node/node_modules/smpp" ]; then
     mkdir -p "$work/node"
     (cd "$work/node" && npm install --silent --no-audit --no-fund "smpp@0.6.0-rc.4" >/dev/null)
@@ -82,6 +84,7 @@ cost = 0.01
 id = "shop"
 system_id = "shop"
 password = "s3cret"
+api_keys = ["k_interop_0123456789"]
 TOML
 rm -rf "$work/serve-journal"
 for _ in $(seq 50); do (: >"/dev/tcp/127.0.0.1/$sim_port") 2>/dev/null && break; sleep 0.1; done
@@ -91,6 +94,11 @@ serve=$!
 trap 'kill $sim $serve 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (: >"/dev/tcp/127.0.0.1/$smpp_port") 2>/dev/null && break; sleep 0.1; done
 "$work/venv/bin/python" interop/smpplib_client.py "$smpp_port" shop s3cret --bad-password
+# 4. curl and an HTTP client against the same process: answers as docs/openapi.yaml says.
+curl -sf -X POST "http://127.0.0.1:$http_port/v1/messages" \
+    -H 'Authorization: Bearer k_interop_0123456789' \
+    -d '{"to": "+44 7700 900123", "from": "ACME", "text": "curl says hi"}' | grep -q '"id":'
+"$work/venv/bin/python" interop/http_check.py "$http_port" k_interop_0123456789
 kill -TERM $serve
 wait $serve
 kill $sim 2>/dev/null || true
