@@ -52,15 +52,23 @@ pub fn run(args: ServeArgs<'_>) -> Result<(), String> {
             args.config.display()
         ));
     }
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|t| smsroute_serve::tls_acceptor(t).map(|acceptor| (t.clone(), acceptor)))
+        .transpose()?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    runtime.block_on(serve(&config, args, http, smpp))
+    runtime.block_on(serve(&config, args, (http, smpp), tls))
 }
+
+/// `[tls]` and its acceptor.
+type Tls = (smsroute_config::TlsConfig, smsroute_serve::TlsAcceptor);
 
 async fn serve(
     config: &smsroute_config::Config,
     args: ServeArgs<'_>,
-    http: SocketAddr,
-    smpp: SocketAddr,
+    (http, smpp): (SocketAddr, SocketAddr),
+    tls: Option<Tls>,
 ) -> Result<(), String> {
     let metrics = smsroute_serve::install_metrics()?;
     let options = EngineOptions::default().journal(JournalOptions::new(args.journal));
@@ -72,25 +80,44 @@ async fn serve(
     let smpp_listener = tokio::net::TcpListener::bind(smpp)
         .await
         .map_err(|e| format!("--smpp {smpp}: {e}"))?;
+    let smpp_tls = tls.as_ref().filter(|(t, _)| t.smpp).map(|(_, a)| a.clone());
+    let http_tls = tls.as_ref().filter(|(t, _)| t.http).map(|(_, a)| a.clone());
     tracing::info!(
-        %smpp, %http, journal = %args.journal.display(),
-        "smsroute serve: SMPP and HTTP fronts listening"
+        %smpp, %http, smpp_tls = smpp_tls.is_some(), http_tls = http_tls.is_some(),
+        journal = %args.journal.display(), "smsroute serve: SMPP and HTTP fronts listening"
     );
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let smpp_front = {
         let hub = hub.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
-            hub.serve_smpp(smpp_listener, smsroute_serve::SmppLimits::default(), stop)
-                .await
+            let limits = smsroute_serve::SmppLimits::default();
+            hub.serve_smpp(smpp_listener, limits, smpp_tls, stop).await
         })
     };
     let mut http_stop = stop.clone();
-    let http_front =
-        axum::serve(listener, hub.http(Some(metrics))).with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|stopped| *stopped).await;
-        });
-    let http_front = tokio::spawn(async move { http_front.await });
+    let stopped = async move {
+        let _ = http_stop.wait_for(|stopped| *stopped).await;
+    };
+    let app = hub
+        .http(Some(metrics))
+        .into_make_service_with_connect_info::<smsroute_serve::PeerAddr>();
+    let http_front = match http_tls {
+        None => tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .into_future(),
+        ),
+        Some(acceptor) => {
+            let listener = smsroute_serve::TlsListener::new(listener, acceptor)
+                .map_err(|e| format!("--http {http}: {e}"))?;
+            tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .into_future(),
+            )
+        }
+    };
     #[cfg(unix)]
     tokio::spawn(reload_on_hangup(hub.clone(), args.config.to_path_buf()));
     stop_signal().await;

@@ -177,5 +177,21 @@ fn serve_refuses_bad_flags_and_configs_with_exit_2() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{flags:?}: {stderr}");
     }
+    // A certificate that cannot be read: named, exit 2, before anything listens.
+    let tls = dir.join("tls.toml");
+    std::fs::write(
+        &tls,
+        "[[carriers]]\nid = \"a\"\ntps = 1\n\n[[routes]]\nprefix = \"44\"\ncarrier = \"a\"\n\
+         cost = 0.01\n\n[tls]\ncert = \"no-such-cert.pem\"\nkey = \"no-such-key.pem\"\n\n\
+         [[clients]]\nid = \"shop\"\napi_keys = [\"shop-key-0123456789\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_smsroute"))
+        .args(["serve", tls.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no-such-cert.pem"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,10 +1,11 @@
-//! `[journal]`: where and how the router keeps its journal.
+//! `[journal]`: where and how the router keeps its journal; `[tls]`: the certificate of
+//! `smsroute serve`'s fronts.
 
 use toml::Spanned;
 
-use super::raw::RawJournal;
+use super::raw::{RawJournal, RawTls};
 use super::validate::Checker;
-use super::{JournalConfig, JournalSync};
+use super::{JournalConfig, JournalSync, TlsConfig};
 
 pub(super) fn journal(check: &mut Checker<'_>, raw: &Spanned<RawJournal>) -> JournalConfig {
     let j = raw.get_ref();
@@ -40,5 +41,35 @@ pub(super) fn journal(check: &mut Checker<'_>, raw: &Spanned<RawJournal>) -> Jou
             (0, 1_000),
             1,
         ),
+    }
+}
+
+pub(super) fn tls(check: &mut Checker<'_>, raw: &Spanned<RawTls>) -> TlsConfig {
+    let t = raw.get_ref();
+    let mut path = |field: &Option<Spanned<String>>, name: &str| match field {
+        Some(p) if p.get_ref().trim().is_empty() => {
+            check.error(p.span(), format!("tls {name} must name a PEM file"));
+            String::new()
+        }
+        Some(p) => p.get_ref().clone(),
+        None => {
+            check.error(raw.span(), format!("[tls] needs {name} (a PEM file)"));
+            String::new()
+        }
+    };
+    let cert = path(&t.cert, "cert");
+    let key = path(&t.key, "key");
+    let (smpp, http) = (t.smpp.unwrap_or(true), t.http.unwrap_or(true));
+    if !smpp && !http {
+        check.error(
+            raw.span(),
+            "[tls] with smpp = false and http = false secures nothing",
+        );
+    }
+    TlsConfig {
+        cert,
+        key,
+        smpp,
+        http,
     }
 }

@@ -62,8 +62,24 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The crash-safe journal (`[journal]`), when configured.
     pub journal: Option<JournalConfig>,
+    /// The certificate of `smsroute serve`'s fronts (`[tls]`), when they speak TLS.
+    pub tls: Option<TlsConfig>,
     /// The client accounts of `smsroute serve` (`[[clients]]`).
     pub clients: Vec<ClientConfig>,
+}
+
+/// TLS on `smsroute serve`'s fronts (`[tls]`): the certificate chain and private key (PEM
+/// files, paths as written), and which fronts speak it (both by default).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM.
+    pub cert: String,
+    /// The private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key: String,
+    /// The SMPP server takes TLS connections only.
+    pub smpp: bool,
+    /// The HTTP API is HTTPS only.
+    pub http: bool,
 }
 
 /// Where and how the router keeps its journal (`[journal]`; `docs/durability.md`).

@@ -17,6 +17,7 @@ pub(super) struct RawConfig {
     pub retry: Option<RawRetry>,
     pub limits: Option<RawLimits>,
     pub journal: Option<Spanned<RawJournal>>,
+    pub tls: Option<Spanned<RawTls>>,
     pub policy: Option<RawPolicy>,
     #[serde(default)]
     pub classes: Vec<Spanned<RawClass>>,
@@ -177,6 +178,15 @@ pub(super) struct RawRetry {
     pub receipt_timeout_s: Option<Spanned<i64>>,
     pub validity_s: Option<Spanned<i64>>,
     pub reroute_on_undeliverable: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub smpp: Option<bool>,
+    pub http: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -356,6 +356,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         .journal
         .as_ref()
         .map(|j| super::journal::journal(&mut check, j));
+    let tls = raw.tls.as_ref().map(|t| super::journal::tls(&mut check, t));
     check.finish(path)?;
     Ok(Config {
         carriers,
@@ -366,6 +367,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         policy,
         limits,
         journal,
+        tls,
         clients,
     })
 }

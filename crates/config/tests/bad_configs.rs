@@ -58,6 +58,10 @@ fn cases() -> Vec<(String, &'static str, &'static str)> {
         (with("[journal]\ndir = \" \"\n"), "5:7", "journal dir must name a directory"),
         (with("[journal]\ndir = \"j\"\nsync = \"fast\"\n"), "6:8", "sync must be \"batch\", \"always\" or \"none\", not \"fast\""),
         (with("[journal]\ndir = \"j\"\nbatch_interval_ms = 5000\n"), "6:21", "batch_interval_ms must be between 0 and 1000, got 5000"),
+        (with("[tls]\ncert = \"c.pem\"\n"), "4:1", "[tls] needs key"),
+        (with("[tls]\ncert = \"\"\nkey = \"k.pem\"\n"), "5:8", "tls cert must name a PEM file"),
+        (with("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nsmpp = false\nhttp = false\n"), "4:1", "secures nothing"),
+        (with("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nport = 1\n"), "7:1", "unknown field `port`"),
     ]
 }
 
@@ -139,6 +143,11 @@ reroute_on_undeliverable = true
 [limits]
 max_segments = 6
 
+[tls]
+cert = "certs/hub.pem"
+key = "certs/hub.key"
+smpp = false
+
 [journal]
 dir = "var/journal"
 sync = "always"
@@ -165,8 +174,18 @@ batch_interval_ms = 0
             batch_interval_ms: 0,
         })
     );
+    assert_eq!(
+        config.tls,
+        Some(smsroute_config::TlsConfig {
+            cert: "certs/hub.pem".into(),
+            key: "certs/hub.key".into(),
+            smpp: false,
+            http: true,
+        })
+    );
     let without = Config::parse(CARRIER, "bare.toml").unwrap();
     assert_eq!(without.journal, None, "no journal unless configured");
+    assert_eq!(without.tls, None, "no TLS unless configured");
 }
 
 #[test]

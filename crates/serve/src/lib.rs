@@ -26,7 +26,7 @@
 //!     Router::start(&config, EngineOptions::default(), |c| MockCarrier::new(&c.id)).unwrap();
 //! let hub = smsroute_serve::Hub::new(router, events, &config.clients);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
-//! let app = hub.http(None).into_make_service_with_connect_info::<std::net::SocketAddr>();
+//! let app = hub.http(None).into_make_service_with_connect_info::<smsroute_serve::PeerAddr>();
 //! axum::serve(listener, app).await.unwrap();
 //! # }
 //! ```
@@ -40,6 +40,7 @@ mod lookup;
 mod penalty;
 mod receipts;
 mod smpp;
+mod tls;
 mod webhooks;
 
 use std::sync::Arc;
@@ -56,6 +57,8 @@ pub use http::HttpError;
 pub use lookup::{MessageView, RECENT};
 pub use receipts::RECEIPT_TAG;
 pub use smpp::{SmppLimits, vendor};
+pub use tls::{HANDSHAKE_TIMEOUT, PeerAddr, TlsListener, acceptor as tls_acceptor};
+pub use tokio_rustls::TlsAcceptor;
 pub use webhooks::{GIVE_UP_AFTER, SIGNATURE_HEADER, signature};
 
 /// The longest a submit waits for its message's acceptance to be durable (a journal that
@@ -153,21 +156,23 @@ impl<C: Carrier> Hub<C> {
     }
 
     /// The HTTP API; `metrics` renders `GET /metrics` (none: 404). Serve it with
-    /// `into_make_service_with_connect_info::<SocketAddr>()` so that bad API keys are slowed
+    /// `into_make_service_with_connect_info::<PeerAddr>()` so that bad API keys are slowed
     /// down per address (without it, all requests count as one address).
     pub fn http(&self, metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>) -> axum::Router {
         http::routes(self.clone(), metrics)
     }
 
-    /// Serves SMPP clients on `listener` until `stop` turns true; then the sessions answer
-    /// their waiting submits and unbind (for at most 5 s) before this returns.
+    /// Serves SMPP clients on `listener` (over TLS with `tls`: plain connections are then
+    /// refused) until `stop` turns true; then the sessions answer their waiting submits and
+    /// unbind (for at most 5 s) before this returns.
     pub async fn serve_smpp(
         &self,
         listener: tokio::net::TcpListener,
         limits: SmppLimits,
+        tls: Option<TlsAcceptor>,
         stop: watch::Receiver<bool>,
     ) {
-        smpp::serve(self.clone(), listener, limits, stop).await
+        smpp::serve(self.clone(), listener, limits, tls, stop).await
     }
 }
 

@@ -85,7 +85,7 @@ async fn hub_with(options: EngineOptions) -> (String, Hub<SimCarrier>, watch::Se
     let front = hub.clone();
     tokio::spawn(async move {
         front
-            .serve_smpp(listener, SmppLimits::default(), stop)
+            .serve_smpp(listener, SmppLimits::default(), None, stop)
             .await
     });
     (addr, hub, stop_tx)

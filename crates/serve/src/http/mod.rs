@@ -114,7 +114,7 @@ pub(crate) fn routes<C: Carrier>(hub: Hub<C>, metrics: Metrics) -> axum::Router 
 
 /// A request refused for its API key (401) is answered later the more such refusals came
 /// from its address (`penalty`); the address is the connection's when the server was
-/// started with `into_make_service_with_connect_info::<SocketAddr>()`, else one for all.
+/// started with `into_make_service_with_connect_info::<PeerAddr>()`, else one for all.
 async fn slow_down_bad_keys(
     State(penalties): State<Arc<crate::penalty::Penalties>>,
     request: axum::extract::Request,
@@ -122,8 +122,8 @@ async fn slow_down_bad_keys(
 ) -> Response {
     let peer = request
         .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        .get::<axum::extract::ConnectInfo<crate::PeerAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0.ip());
     let response = next.run(request).await;
     if response.status() == StatusCode::UNAUTHORIZED {
         let wait = penalties.failed(peer, tokio::time::Instant::now());

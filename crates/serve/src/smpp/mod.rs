@@ -52,6 +52,7 @@ pub(crate) async fn serve<C: Carrier>(
     hub: Hub<C>,
     listener: TcpListener,
     limits: SmppLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let caps = SessionCaps::new(limits.max_sessions, limits.max_per_address);
@@ -74,7 +75,29 @@ pub(crate) async fn serve<C: Carrier>(
                     continue;
                 };
                 let number = numbers.fetch_add(1, Ordering::Relaxed);
-                sessions.spawn(session::serve(stream, hub.clone(), number, admitted, stop.clone()));
+                let _ = stream.set_nodelay(true);
+                let (hub, stop, tls) = (hub.clone(), stop.clone(), tls.clone());
+                sessions.spawn(async move {
+                    let peer = peer.ip();
+                    match tls {
+                        None => session::serve(stream, peer, hub, number, admitted, stop).await,
+                        Some(tls) => {
+                            let handshake = tokio::time::timeout(
+                                crate::tls::HANDSHAKE_TIMEOUT,
+                                tls.accept(stream),
+                            );
+                            match handshake.await {
+                                Ok(Ok(stream)) => {
+                                    session::serve(stream, peer, hub, number, admitted, stop).await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "SMPP TLS handshake failed")
+                                }
+                                Err(_) => tracing::debug!(%peer, "SMPP TLS handshake timed out"),
+                            }
+                        }
+                    }
+                });
             }
             _ = stop.changed() => break,
         }

@@ -15,8 +15,7 @@ use smsroute_smpp::server::Admitted;
 use smsroute_smpp::session::{CloseReason, Role, Session, SessionConfig, SessionEvent};
 use smsroute_smpp::sm::{smpp_time_text, text_of};
 use smsroute_types::MessageId;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -47,17 +46,14 @@ struct Bound {
 
 /// Serves one client until it goes, the session machine closes it, or the hub stops (then
 /// its waiting submits are answered and it is unbound).
-pub(crate) async fn serve<C: Carrier>(
-    mut stream: TcpStream,
+pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: std::net::IpAddr,
     hub: Hub<C>,
     number: u64,
     _admitted: Admitted,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let peer = stream
-        .peer_addr()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
     let mut session = Session::new(SessionConfig::new(Role::Smsc), Instant::now().into_std());
     let mut bound: Option<Bound> = None;
     let mut assembler = Assembler::default();
@@ -69,7 +65,7 @@ pub(crate) async fn serve<C: Carrier>(
     let mut unbound = false;
     let mut closed: Option<CloseReason> = None;
     let mut buf = vec![0u8; READ_MIN];
-    let (mut reader, mut writer) = stream.split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     loop {
         while let Some(event) = session.poll_event() {
             match event {
