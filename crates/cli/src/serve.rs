@@ -23,6 +23,10 @@ pub struct ServeArgs<'a> {
     pub grace: f64,
 }
 
+/// HTTP connections at once, in all and from one address.
+const MAX_HTTP_CONNECTIONS: usize = 4_096;
+const MAX_HTTP_PER_ADDRESS: usize = 256;
+
 /// The longest `--grace`, seconds.
 pub const MAX_GRACE_S: f64 = 3_600.0;
 
@@ -102,15 +106,20 @@ async fn serve(
     let app = hub
         .http(Some(metrics))
         .into_make_service_with_connect_info::<smsroute_serve::PeerAddr>();
+    let (max, per_address) = (MAX_HTTP_CONNECTIONS, MAX_HTTP_PER_ADDRESS);
     let http_front = match http_tls {
-        None => tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .into_future(),
-        ),
+        None => {
+            let listener = smsroute_serve::CappedListener::new(listener, max, per_address);
+            tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .into_future(),
+            )
+        }
         Some(acceptor) => {
             let listener = smsroute_serve::TlsListener::new(listener, acceptor)
                 .map_err(|e| format!("--http {http}: {e}"))?;
+            let listener = smsroute_serve::CappedListener::new(listener, max, per_address);
             tokio::spawn(
                 axum::serve(listener, app)
                     .with_graceful_shutdown(stopped)

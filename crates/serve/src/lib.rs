@@ -36,11 +36,11 @@
 mod accepted;
 mod clients;
 mod http;
+mod listen;
 mod lookup;
 mod penalty;
 mod receipts;
 mod smpp;
-mod tls;
 mod webhooks;
 
 use std::sync::Arc;
@@ -54,10 +54,12 @@ use tokio::sync::{mpsc, watch};
 
 pub use clients::{CLIENT_TAG, Client, OUTBOX_CAPACITY, Settings};
 pub use http::HttpError;
+pub use listen::{
+    CappedListener, HANDSHAKE_TIMEOUT, PeerAddr, TlsListener, acceptor as tls_acceptor,
+};
 pub use lookup::{MessageView, RECENT};
 pub use receipts::RECEIPT_TAG;
 pub use smpp::{SmppLimits, vendor};
-pub use tls::{HANDSHAKE_TIMEOUT, PeerAddr, TlsListener, acceptor as tls_acceptor};
 pub use tokio_rustls::TlsAcceptor;
 pub use webhooks::{GIVE_UP_AFTER, SIGNATURE_HEADER, signature};
 

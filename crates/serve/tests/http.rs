@@ -420,3 +420,35 @@ async fn a_batch_answers_each_message_on_its_own() {
         );
     }
 }
+
+#[tokio::test]
+async fn connections_past_the_per_address_cap_are_closed() {
+    let (_addr, hub, _dir) = hub("capped").await;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let listener = smsroute_serve::CappedListener::new(tcp, 100, 1);
+    let app = hub
+        .http(None)
+        .into_make_service_with_connect_info::<smsroute_serve::PeerAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let ask = "GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n";
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first.write_all(ask.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = first.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // The first is still open: a second from the same address is closed unanswered.
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let _ = second.write_all(ask.as_bytes()).await;
+    let answer = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf))
+        .await
+        .expect("closed at once");
+    assert!(matches!(answer, Ok(0) | Err(_)), "{answer:?}");
+    // Once the first goes, there is room again.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third.write_all(ask.as_bytes()).await.unwrap();
+    let n = third.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}

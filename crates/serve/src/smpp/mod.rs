@@ -83,7 +83,7 @@ pub(crate) async fn serve<C: Carrier>(
                         None => session::serve(stream, peer, hub, number, admitted, stop).await,
                         Some(tls) => {
                             let handshake = tokio::time::timeout(
-                                crate::tls::HANDSHAKE_TIMEOUT,
+                                crate::listen::HANDSHAKE_TIMEOUT,
                                 tls.accept(stream),
                             );
                             match handshake.await {

@@ -1,6 +1,7 @@
-//! TLS on the fronts (`[tls]`, rustls): the acceptor from the configured PEM files, and a
-//! listener for the HTTP API that hands axum connections whose handshake is done (each
-//! handshake on a task of its own, so a slow or silent peer holds up nobody).
+//! Listening: TLS on the fronts (`[tls]`, rustls: the acceptor from the configured PEM
+//! files), the HTTP API's TLS listener that hands axum connections whose handshake is done
+//! (each handshake on a task of its own, so a slow or silent peer holds up nobody), and the
+//! cap on its connections in total and per address.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,6 +114,98 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
     for PeerAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// A listener for the HTTP API that holds at most so many connections at once, in total and
+/// from one address (the SMPP front's [`SessionCaps`](smsroute_smpp::server::SessionCaps)):
+/// connections past them are closed as they come.
+pub struct CappedListener<L> {
+    inner: L,
+    caps: smsroute_smpp::server::SessionCaps,
+}
+
+impl<L> CappedListener<L> {
+    /// `inner`, with at most `max` connections, `max_per_address` from one address.
+    pub fn new(inner: L, max: usize, max_per_address: usize) -> Self {
+        CappedListener {
+            inner,
+            caps: smsroute_smpp::server::SessionCaps::new(max, max_per_address),
+        }
+    }
+}
+
+impl<L> axum::serve::Listener for CappedListener<L>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    L::Io: Unpin,
+{
+    type Io = Capped<L::Io>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (io, peer) = self.inner.accept().await;
+            match self.caps.admit(peer.ip()) {
+                Some(slot) => return (Capped { io, _slot: slot }, peer),
+                None => tracing::warn!(%peer, "HTTP connection refused: too many connections"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection counted against its listener's caps until it closes.
+pub struct Capped<S> {
+    io: S,
+    _slot: smsroute_smpp::server::Admitted,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Capped<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Capped<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl<L> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, CappedListener<L>>>
+    for PeerAddr
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    L::Io: Unpin,
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, CappedListener<L>>) -> Self {
         PeerAddr(*stream.remote_addr())
     }
 }
