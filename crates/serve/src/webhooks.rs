@@ -19,7 +19,7 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 use sha2::Sha256;
 use smsroute_engine::StatusEvent;
-use smsroute_smpp::server::Timed;
+use smsroute_smpp::server::{Timed, sleep_until};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -177,13 +177,6 @@ fn attempt(http: Http, post: Post) -> BoxFuture<'static, (Post, Outcome)> {
         };
         (post, outcome)
     })
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

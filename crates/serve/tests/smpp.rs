@@ -219,16 +219,10 @@ fn sm(to: &str, from: &str, data_coding: u8, user_data: Vec<u8>) -> ShortMessage
             npi: 1,
             addr: to.into(),
         },
-        esm_class: 0,
         registered_delivery: 1,
         data_coding,
         short_message: user_data,
-        message_payload: None,
-        receipted_message_id: None,
-        message_state: None,
-        sar: None,
-        schedule_delivery_time: String::new(),
-        validity_period: String::new(),
+        ..ShortMessage::default()
     }
 }
 

@@ -112,16 +112,8 @@ async fn bind_and_submit<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> u32 {
                         .request(Body::SubmitSm(ShortMessage {
                             source: address(5, "SHOP"),
                             destination: address(1, "447700900123"),
-                            esm_class: 0,
-                            registered_delivery: 0,
-                            data_coding: 0,
                             short_message: b"over TLS".to_vec(),
-                            message_payload: None,
-                            receipted_message_id: None,
-                            message_state: None,
-                            sar: None,
-                            schedule_delivery_time: String::new(),
-                            validity_period: String::new(),
+                            ..ShortMessage::default()
                         }))
                         .unwrap();
                 }

@@ -235,17 +235,12 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
         let writing = unwritten.is_some();
         tokio::select! {
             read = reader.read(&mut buf), if held.is_none() && unanswered < MAX_UNANSWERED_RECEIPTS => {
-                let now = Instant::now().into_std();
-                match read {
-                    Ok(0) => session.handle_eof(None),
-                    Ok(n) => session.handle_input(&buf[..n], now),
-                    Err(e) => session.handle_eof(Some(e.to_string())),
-                }
+                let read = read.map(|n| &buf[..n]);
+                session.handle_read(read, Instant::now().into_std());
             }
-            written = writer.write(unwritten.unwrap_or_default()), if writing => match written {
-                Ok(n) => session.advance_transmit(n),
-                Err(e) => session.handle_eof(Some(e.to_string())),
-            },
+            written = writer.write(unwritten.unwrap_or_default()), if writing => {
+                session.handle_write(written);
+            }
             Some(submit) = inbox.recv(), if session.can_send() => {
                 let now = Instant::now();
                 send(&mut session, &mut pending, submit, now);

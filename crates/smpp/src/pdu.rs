@@ -152,7 +152,7 @@ impl std::fmt::Debug for Bind {
 }
 
 /// An address with its type of number and numbering plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Address {
     /// Type of number (1 international, 5 alphanumeric).
     pub ton: u8,
@@ -162,8 +162,9 @@ pub struct Address {
     pub addr: String,
 }
 
-/// A submit_sm or deliver_sm: the fields smsroute sets or reads, every one explicit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A submit_sm or deliver_sm: the fields smsroute sets or reads, every one explicit (the
+/// default is all zeros and empty: no UDH, GSM-7, no receipt, no TLVs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShortMessage {
     /// Source.
     pub source: Address,

@@ -27,6 +27,60 @@ use tokio::time::Instant;
 
 pub use outbox::Outbox;
 
+/// A session driver's read buffer: 2 KiB at first, doubling (to 64 KiB) while reads fill
+/// it, so an idle session costs little and a busy one reads in large gulps.
+pub struct ReadBuffer(Vec<u8>);
+
+impl ReadBuffer {
+    const MIN: usize = 2 * 1024;
+    const MAX: usize = 64 * 1024;
+
+    /// A buffer of the first size.
+    pub fn new() -> Self {
+        ReadBuffer(vec![0; Self::MIN])
+    }
+
+    /// Where the next read goes.
+    pub fn space(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
+    /// The bytes a read into [`ReadBuffer::space`] gave (empty: the peer closed), growing the
+    /// buffer after a read that filled it.
+    pub fn filled(&mut self, read: std::io::Result<usize>) -> std::io::Result<&[u8]> {
+        let n = read?;
+        if n == self.0.len() && n < Self::MAX {
+            self.0.resize(n * 2, 0);
+        }
+        Ok(&self.0[..n])
+    }
+}
+
+/// Sleeps until `wake`; forever when there is nothing to wake for (a `select!` branch).
+pub async fn sleep_until(wake: Option<Instant>) {
+    match wake {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when an outbox a session listens to got something; never when it listens to
+/// none (a transmitter) or the outbox is gone.
+pub async fn outbox_changed(listening: Option<&mut tokio::sync::watch::Receiver<u64>>) {
+    if let Some(rx) = listening
+        && rx.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
+}
+
+impl Default for ReadBuffer {
+    fn default() -> Self {
+        ReadBuffer::new()
+    }
+}
+
 /// Something due at a time: a min-heap entry (under `Reverse`) ordered by the time, then by
 /// arrival, so things due together leave in the order they came.
 pub struct Timed<T> {
@@ -116,5 +170,32 @@ impl SessionCaps {
     /// Sessions open now.
     pub fn open(&self) -> usize {
         self.0.open.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_buffer_grows_while_reads_fill_it_and_keeps_what_was_read() {
+        let mut buf = ReadBuffer::new();
+        assert_eq!(buf.space().len(), 2048);
+        buf.space()[..3].copy_from_slice(b"abc");
+        assert_eq!(buf.filled(Ok(3)).unwrap(), b"abc");
+        assert_eq!(buf.space().len(), 2048, "a short read: no growth");
+        buf.space()[2047] = b'z';
+        let full = buf.filled(Ok(2048)).unwrap();
+        assert_eq!((full.len(), full[2047]), (2048, b'z'));
+        assert_eq!(buf.space().len(), 4096);
+        for _ in 0..10 {
+            let n = buf.space().len();
+            let _ = buf.filled(Ok(n));
+        }
+        assert_eq!(buf.space().len(), 64 * 1024, "at most 64 KiB");
+        assert!(
+            buf.filled(Err(std::io::ErrorKind::BrokenPipe.into()))
+                .is_err()
+        );
     }
 }

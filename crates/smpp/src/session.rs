@@ -358,6 +358,24 @@ impl Session {
         }
     }
 
+    /// What a read of the connection gave: bytes (the peer's), nothing (it closed), or an
+    /// error (the connection failed).
+    pub fn handle_read(&mut self, read: std::io::Result<&[u8]>, now: Instant) {
+        match read {
+            Ok([]) => self.handle_eof(None),
+            Ok(bytes) => self.handle_input(bytes, now),
+            Err(e) => self.handle_eof(Some(e.to_string())),
+        }
+    }
+
+    /// What a write of [`Session::poll_transmit`]'s bytes gave: how many went, or an error.
+    pub fn handle_write(&mut self, written: std::io::Result<usize>) {
+        match written {
+            Ok(n) => self.advance_transmit(n),
+            Err(e) => self.handle_eof(Some(e.to_string())),
+        }
+    }
+
     /// The peer closed the connection, or it failed.
     pub fn handle_eof(&mut self, error: Option<String>) {
         self.close(match error {

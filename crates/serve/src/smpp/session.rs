@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use smsroute_carrier::Carrier;
 use smsroute_smpp::pdu::{Bind, BindKind, Body, Frame, ShortMessage, status};
-use smsroute_smpp::server::Admitted;
+use smsroute_smpp::server::{Admitted, ReadBuffer, outbox_changed, sleep_until};
 use smsroute_smpp::session::{CloseReason, Role, Session, SessionConfig, SessionEvent};
 use smsroute_smpp::sm::{smpp_time_text, text_of};
 use smsroute_types::MessageId;
@@ -34,9 +34,6 @@ const ANSWER_FIRST: Duration = Duration::from_millis(20);
 const MAX_UNANSWERED_DELIVERIES: usize = 64;
 /// The system_id the hub answers binds with.
 const HUB_ID: &str = "smsroute";
-
-const READ_MIN: usize = 2 * 1024;
-const READ_MAX: usize = 64 * 1024;
 
 /// A bound session's client, and the outbox news it listens to (receivers only).
 struct Bound {
@@ -64,7 +61,7 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
     let mut stopping = *stop.borrow();
     let mut unbound = false;
     let mut closed: Option<CloseReason> = None;
-    let mut buf = vec![0u8; READ_MIN];
+    let mut buf = ReadBuffer::new();
     let (mut reader, mut writer) = tokio::io::split(stream);
     loop {
         while let Some(event) = session.poll_event() {
@@ -198,23 +195,12 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
             && deliveries.len() < MAX_UNANSWERED_DELIVERIES
             && session.can_send();
         tokio::select! {
-            read = reader.read(&mut buf) => {
-                let now = Instant::now().into_std();
-                match read {
-                    Ok(0) => session.handle_eof(None),
-                    Ok(n) => {
-                        session.handle_input(&buf[..n], now);
-                        if n == buf.len() && buf.len() < READ_MAX {
-                            buf.resize(buf.len() * 2, 0);
-                        }
-                    }
-                    Err(e) => session.handle_eof(Some(e.to_string())),
-                }
+            read = reader.read(buf.space()) => {
+                session.handle_read(buf.filled(read), Instant::now().into_std());
             }
-            written = writer.write(unwritten.unwrap_or_default()), if writing => match written {
-                Ok(n) => session.advance_transmit(n),
-                Err(e) => session.handle_eof(Some(e.to_string())),
-            },
+            written = writer.write(unwritten.unwrap_or_default()), if writing => {
+                session.handle_write(written);
+            }
             Some(done) = answers.next(), if !answers.is_empty() => {
                 unanswered -= done.sequences.len();
                 let parts = done.sequences.len();
@@ -229,7 +215,7 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
                 drop(done.written);
             }
             () = sleep_until(wake) => session.handle_timeout(Instant::now().into_std()),
-            _ = changed(&mut bound), if receiving => {}
+            _ = outbox_changed(bound.as_mut().and_then(|b| b.changed.as_mut())), if receiving => {}
             _ = stop.changed(), if !stopping => stopping = true,
         }
     }
@@ -409,23 +395,4 @@ fn offer(
     (deliveries.len() < MAX_UNANSWERED_DELIVERIES && session.can_send())
         .then(|| outbox.next_due())
         .flatten()
-}
-
-async fn sleep_until(wake: Option<Instant>) {
-    match wake {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Resolves when the bound client's outbox got something.
-async fn changed(bound: &mut Option<Bound>) {
-    match bound.as_mut().and_then(|b| b.changed.as_mut()) {
-        Some(rx) => {
-            if rx.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-        None => std::future::pending().await,
-    }
 }

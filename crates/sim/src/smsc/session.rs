@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use smsroute_smpp::pdu::{BindKind, Body, Frame, ShortMessage, status};
-use smsroute_smpp::server::{Admitted, Outbox, Timed};
+use smsroute_smpp::server::{Admitted, Outbox, ReadBuffer, Timed, outbox_changed, sleep_until};
 use smsroute_smpp::session::{CloseReason, Role, Session, SessionConfig, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,11 +20,6 @@ use tokio::time::Instant;
 const REOFFER_AFTER: Duration = Duration::from_secs(1);
 use super::{MAX_HELD_ANSWERS, Shared, receipt_pdu};
 use crate::{Reply, SimModel};
-
-/// First read buffer; it doubles (to 64 KiB) while reads fill it, so an idle session costs
-/// little.
-const READ_MIN: usize = 2 * 1024;
-const READ_MAX: usize = 64 * 1024;
 
 /// Where a bound session stands.
 struct Bound {
@@ -60,7 +55,7 @@ pub(crate) async fn serve(
     let mut closed: Option<CloseReason> = None;
     let mut cut = false;
     let mut garbage_seen = 0;
-    let mut buf = vec![0u8; READ_MIN];
+    let mut buf = ReadBuffer::new();
     let (mut reader, mut writer) = stream.split();
     let stats = &shared.stats;
     'serve: loop {
@@ -205,25 +200,14 @@ pub(crate) async fn serve(
             b.changed.is_some() && unacked.len() < c.max_unacknowledged && session.can_send()
         });
         tokio::select! {
-            read = reader.read(&mut buf) => {
-                let now = Instant::now().into_std();
-                match read {
-                    Ok(0) => session.handle_eof(None),
-                    Ok(n) => {
-                        session.handle_input(&buf[..n], now);
-                        if n == buf.len() && buf.len() < READ_MAX {
-                            buf.resize(buf.len() * 2, 0);
-                        }
-                    }
-                    Err(e) => session.handle_eof(Some(e.to_string())),
-                }
+            read = reader.read(buf.space()) => {
+                session.handle_read(buf.filled(read), Instant::now().into_std());
             }
-            written = writer.write(unwritten.unwrap_or_default()), if writing => match written {
-                Ok(n) => session.advance_transmit(n),
-                Err(e) => session.handle_eof(Some(e.to_string())),
-            },
+            written = writer.write(unwritten.unwrap_or_default()), if writing => {
+                session.handle_write(written);
+            }
             () = sleep_until(wake) => session.handle_timeout(Instant::now().into_std()),
-            _ = changed(&mut bound), if receiving => {}
+            _ = outbox_changed(bound.as_mut().and_then(|b| b.changed.as_mut())), if receiving => {}
         }
     }
     if let Some(reason) = &closed
@@ -298,24 +282,5 @@ fn submit(
             }
             Some((delay, answer(status::OK, id)))
         }
-    }
-}
-
-async fn sleep_until(wake: Option<Instant>) {
-    match wake {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Resolves when the bound session's store got something.
-async fn changed(bound: &mut Option<Bound>) {
-    match bound.as_mut().and_then(|b| b.changed.as_mut()) {
-        Some(rx) => {
-            if rx.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-        None => std::future::pending().await,
     }
 }
