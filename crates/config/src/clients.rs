@@ -41,8 +41,11 @@ pub struct ClientConfig {
 /// A client's status webhook.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Webhook {
-    /// `http://host[:port]/path`.
+    /// `http://` or `https://host[:port]/path`.
     pub url: String,
+    /// A PEM file of certificate authorities trusted for an https URL besides the usual
+    /// public ones (a private endpoint's own CA), as written.
+    pub ca: Option<String>,
     /// The HMAC-SHA256 key its bodies are signed with (`webhook_secret`, at least 16
     /// characters).
     pub signing_key: Secret,
@@ -226,7 +229,12 @@ const MIN_WEBHOOK_SECRET: usize = 16;
 /// The webhook of a client row, if it gives one (and it is whole).
 fn webhook(check: &mut Checker<'_>, c: &RawClient, row: &Spanned<RawClient>) -> Option<Webhook> {
     match (&c.webhook_url, &c.webhook_secret) {
-        (None, None) => None,
+        (None, None) => {
+            if let Some(ca) = &c.webhook_ca {
+                check.error(ca.span(), "webhook_ca needs a webhook_url");
+            }
+            None
+        }
         (None, Some(secret)) => {
             check.error(secret.span(), "webhook_secret needs a webhook_url");
             None
@@ -235,15 +243,11 @@ fn webhook(check: &mut Checker<'_>, c: &RawClient, row: &Spanned<RawClient>) -> 
             let text = url.get_ref();
             let host = text
                 .strip_prefix("http://")
+                .or_else(|| text.strip_prefix("https://"))
                 .and_then(|rest| rest.split('/').next())
                 .filter(|host| !host.is_empty());
             if host.is_none() {
-                let why = if text.starts_with("https://") {
-                    "https webhooks are not supported yet: give an http:// URL (a local relay)"
-                } else {
-                    "webhook_url must be http://host[:port]/path"
-                };
-                check.error(url.span(), why);
+                check.error(url.span(), "webhook_url must be http(s)://host[:port]/path");
                 return None;
             }
             let Some(secret) = secret else {
@@ -264,8 +268,20 @@ fn webhook(check: &mut Checker<'_>, c: &RawClient, row: &Spanned<RawClient>) -> 
                 );
                 return None;
             }
+            let ca = match &c.webhook_ca {
+                Some(ca) if ca.get_ref().trim().is_empty() => {
+                    check.error(ca.span(), "webhook_ca must name a PEM file");
+                    return None;
+                }
+                Some(ca) if !text.starts_with("https://") => {
+                    check.error(ca.span(), "webhook_ca is for an https:// webhook_url");
+                    return None;
+                }
+                other => other.as_ref().map(|ca| ca.get_ref().clone()),
+            };
             Some(Webhook {
                 url: text.clone(),
+                ca,
                 signing_key: Secret(key.clone()),
             })
         }

@@ -45,6 +45,7 @@ pub(super) struct RawClient {
     pub replies: Option<Vec<Spanned<String>>>,
     pub webhook_url: Option<Spanned<String>>,
     pub webhook_secret: Option<Spanned<String>>,
+    pub webhook_ca: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

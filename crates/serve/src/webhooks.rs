@@ -1,5 +1,5 @@
 //! Status webhooks: each terminal status of a client's message is posted as JSON to its
-//! `webhook_url`, signed with HMAC-SHA256 (`X-Smsroute-Signature: t=UNIX,v1=HEX` over
+//! `webhook_url` (http or https), signed with HMAC-SHA256 (`X-Smsroute-Signature: t=UNIX,v1=HEX` over
 //! `UNIX.BODY`), retried with backoff until the endpoint answers 2xx or 24 hours have passed.
 //! The router's terminal event is acknowledged only then, so a restart posts it again
 //! (at least once; `event_id` and `replay` let the receiver deduplicate).
@@ -89,12 +89,65 @@ enum Outcome {
     Gone,
 }
 
-type Http = HttpClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+type Http = HttpClient<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// An HTTP(S) client trusting the public certificate authorities (Mozilla's, as
+/// `webpki-roots` ships them) and those in the PEM file `ca`.
+fn http_client(ca: Option<&str>) -> Result<Http, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(ca) = ca {
+        for cert in
+            CertificateDer::pem_file_iter(ca).map_err(|e| format!("webhook_ca {ca}: {e}"))?
+        {
+            let cert = cert.map_err(|e| format!("webhook_ca {ca}: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("webhook_ca {ca}: {e}"))?;
+        }
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let tls = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(HttpClient::builder(TokioExecutor::new()).build(https))
+}
+
+/// The clients by the extra CA file they trust (`None`: the public ones only), made when
+/// first needed.
+#[derive(Default)]
+struct Clients(std::collections::HashMap<Option<String>, Http>);
+
+impl Clients {
+    fn get(&mut self, ca: Option<&str>) -> Result<Http, String> {
+        let key = ca.map(str::to_string);
+        if let Some(client) = self.0.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = http_client(ca)?;
+        self.0.insert(key, client.clone());
+        Ok(client)
+    }
+}
 
 /// Makes the posts, `MAX_IN_FLIGHT` at a time; tells `answered` the acknowledgement number
 /// of each status posted (or given up on).
 pub(crate) async fn run(mut posts: mpsc::Receiver<Post>, answered: mpsc::Sender<u64>) {
-    let http: Http = HttpClient::builder(TokioExecutor::new()).build_http();
+    let mut http = Clients::default();
     let delivered = metrics::counter!(smsroute_metrics::names::WEBHOOKS, "outcome" => "delivered");
     let failed = metrics::counter!(smsroute_metrics::names::WEBHOOKS, "outcome" => "failed");
     let given_up = metrics::counter!(smsroute_metrics::names::WEBHOOKS, "outcome" => "given_up");
@@ -108,7 +161,7 @@ pub(crate) async fn run(mut posts: mpsc::Receiver<Post>, answered: mpsc::Sender<
         let due = later.peek().map(|Reverse(t)| t.at);
         tokio::select! {
             post = posts.recv(), if open && room => match post {
-                Some(post) => in_flight.push(attempt(http.clone(), post)),
+                Some(post) => in_flight.push(attempt(&mut http, post)),
                 None => open = false,
             },
             Some((mut post, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
@@ -141,7 +194,7 @@ pub(crate) async fn run(mut posts: mpsc::Receiver<Post>, answered: mpsc::Sender<
             }
             () = sleep_until(due), if room && due.is_some() => {
                 if let Some(Reverse(t)) = later.pop() {
-                    in_flight.push(attempt(http.clone(), t.item));
+                    in_flight.push(attempt(&mut http, t.item));
                 }
             }
             else => break,
@@ -150,10 +203,16 @@ pub(crate) async fn run(mut posts: mpsc::Receiver<Post>, answered: mpsc::Sender<
 }
 
 /// One post of `post`, signed now.
-fn attempt(http: Http, post: Post) -> BoxFuture<'static, (Post, Outcome)> {
+fn attempt(clients: &mut Clients, post: Post) -> BoxFuture<'static, (Post, Outcome)> {
+    let hook = post.client.settings().webhook.clone();
+    let http = hook.as_ref().map(|h| clients.get(h.ca.as_deref()));
     Box::pin(async move {
-        let Some(hook) = post.client.settings().webhook.clone() else {
+        let (Some(hook), Some(http)) = (hook, http) else {
             return (post, Outcome::Gone);
+        };
+        let http = match http {
+            Ok(http) => http,
+            Err(e) => return (post, Outcome::Failed(e)),
         };
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -39,7 +39,18 @@ struct Endpoint {
 
 /// A webhook endpoint on `port` (0: any); its port.
 async fn endpoint(state: Endpoint, port: u16) -> u16 {
-    let app = axum::Router::new()
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = receiver(state);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+/// What the endpoint does with a post: checks its signature, keeps it, answers.
+fn receiver(state: Endpoint) -> axum::Router {
+    axum::Router::new()
         .route(
             "/hook",
             axum::routing::post(
@@ -64,13 +75,7 @@ async fn endpoint(state: Endpoint, port: u16) -> u16 {
                 },
             ),
         )
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    port
+        .with_state(state)
 }
 
 /// Checks `t=UNIX,v1=HEX` against the body, as a receiver would.
@@ -94,12 +99,18 @@ fn verify(header: &str, body: &[u8]) -> bool {
 }
 
 fn config(hook_port: u16) -> Config {
+    config_for(&format!(
+        "webhook_url = \"http://127.0.0.1:{hook_port}/hook\"\n"
+    ))
+}
+
+fn config_for(webhook: &str) -> Config {
     Config::parse(
         &format!(
             "[[carriers]]\nid = \"alpha\"\ntps = 1000\n\n\
              [[routes]]\nprefix = \"44\"\ncarrier = \"alpha\"\ncost = 0.004\n\n\
              [[clients]]\nid = \"shop\"\napi_keys = [\"shop-key-0123456789\"]\n\
-             webhook_url = \"http://127.0.0.1:{hook_port}/hook\"\nwebhook_secret = \"{KEY}\"\n"
+             {webhook}webhook_secret = \"{KEY}\"\n"
         ),
         "hub.toml",
     )
@@ -194,4 +205,39 @@ async fn a_status_not_yet_posted_survives_a_crash() {
     assert_eq!(posts[0].1["id"], id);
     assert_eq!(posts[0].1["replay"], true);
     hub_after.router().shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_status_is_posted_over_https_to_an_endpoint_of_a_private_ca() {
+    let dir = Dir(std::env::temp_dir().join(format!("smsroute-hooks-tls-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let tls = smsroute_config::TlsConfig {
+        cert: cert.to_string_lossy().into_owned(),
+        key: key.to_string_lossy().into_owned(),
+        smpp: false,
+        http: true,
+    };
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let listener =
+        smsroute_serve::TlsListener::new(tcp, smsroute_serve::tls_acceptor(&tls).unwrap()).unwrap();
+    let received = Endpoint::default();
+    let app = receiver(received.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let config = config_for(&format!(
+        "webhook_url = \"https://localhost:{port}/hook\"\nwebhook_ca = \"{}\"\n",
+        cert.display()
+    ));
+    let journal = Dir(dir.0.join("journal"));
+    let (addr, hub) = hub(&config, &journal).await;
+    let id = post_message(&addr).await;
+    let posts = wait_for_posts(&received, 1).await;
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].1["id"], id);
+    hub.router().shutdown(Duration::from_secs(1)).await;
 }
