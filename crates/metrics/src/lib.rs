@@ -117,6 +117,12 @@ pub mod names {
     pub const PARKED_DISK: &str = "smsroute_parked_disk_bytes";
     /// Status webhook posts by outcome (`smsroute serve`).
     pub const WEBHOOKS: &str = "smsroute_webhook_posts_total";
+    /// Messages submitted to `smsroute serve`, by front and how they were answered.
+    pub const FRONT_SUBMITS: &str = "smsroute_front_submits_total";
+    /// SMPP client sessions bound to `smsroute serve`.
+    pub const FRONT_SESSIONS: &str = "smsroute_front_smpp_sessions";
+    /// deliver_sm sent to SMPP clients of `smsroute serve`, by kind and the client's answer.
+    pub const FRONT_DELIVERIES: &str = "smsroute_front_deliveries_total";
 }
 
 /// Buckets of the journal's commit histogram, seconds: 100 µs to 5 s.
@@ -144,6 +150,18 @@ pub fn describe() {
     describe_counter!(
         WEBHOOKS,
         "Status webhook posts: delivered, failed (retried later), given_up."
+    );
+    describe_counter!(
+        FRONT_SUBMITS,
+        "Messages submitted to smsroute serve by front (smpp, http) and answer (accepted, refused, unavailable)."
+    );
+    describe_gauge!(
+        FRONT_SESSIONS,
+        "SMPP client sessions bound to smsroute serve."
+    );
+    describe_counter!(
+        FRONT_DELIVERIES,
+        "deliver_sm sent to SMPP clients by kind (receipt, reply) and answer (answered, refused)."
     );
     describe_counter!(REJECTED, "Messages refused by submit, by reason.");
     describe_counter!(

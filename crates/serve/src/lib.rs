@@ -35,6 +35,7 @@
 
 mod accepted;
 mod clients;
+mod front_metrics;
 mod http;
 mod listen;
 mod lookup;
@@ -84,6 +85,8 @@ pub struct Hub<C: Carrier> {
     unanswered: Arc<dashmap::DashSet<smsroute_types::MessageId>>,
     /// Failed logins by source address (both fronts).
     penalties: Arc<penalty::Penalties>,
+    /// The fronts' metric handles.
+    metrics: Arc<front_metrics::FrontMetrics>,
     /// Receipts the clients answered, by the acknowledgement number of their terminal event.
     receipts_answered: mpsc::Sender<u64>,
 }
@@ -97,6 +100,7 @@ impl<C: Carrier> Clone for Hub<C> {
             recent: self.recent.clone(),
             unanswered: self.unanswered.clone(),
             penalties: self.penalties.clone(),
+            metrics: self.metrics.clone(),
             receipts_answered: self.receipts_answered.clone(),
         }
     }
@@ -135,6 +139,7 @@ impl<C: Carrier> Hub<C> {
             recent,
             unanswered: Arc::default(),
             penalties: Arc::default(),
+            metrics: Arc::default(),
             receipts_answered: answered_tx,
         }
     }

@@ -73,12 +73,23 @@ async fn hub_in(dir: &Dir) -> (String, Hub<SimCarrier>, watch::Sender<bool>) {
 
 /// A hub with these engine options.
 async fn hub_with(options: EngineOptions) -> (String, Hub<SimCarrier>, watch::Sender<bool>) {
+    hub_made(options, |make| make()).await
+}
+
+/// A hub with these engine options, made inside `within` (a metrics recorder's scope).
+async fn hub_made(
+    options: EngineOptions,
+    within: impl FnOnce(&mut dyn FnMut() -> Hub<SimCarrier>) -> Hub<SimCarrier>,
+) -> (String, Hub<SimCarrier>, watch::Sender<bool>) {
     let config = Config::parse(CONFIG, "hub.toml").unwrap();
-    let (router, events) = Router::start(&config, options, |c| {
-        SimCarrier::new(&c.id, Behaviour::default(), 1)
-    })
-    .unwrap();
-    let hub = Hub::new(router, events, &config.clients);
+    let mut options = Some(options);
+    let hub = within(&mut || {
+        let (router, events) = Router::start(&config, options.take().unwrap(), |c| {
+            SimCarrier::new(&c.id, Behaviour::default(), 1)
+        })
+        .unwrap();
+        Hub::new(router, events, &config.clients)
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (stop_tx, stop) = watch::channel(false);
@@ -703,4 +714,57 @@ async fn no_receipt_comes_before_the_answer_naming_its_id() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn the_fronts_count_submits_sessions_and_receipts() {
+    let recorder = smsroute_metrics::prometheus_builder().build_recorder();
+    let handle = recorder.handle();
+    let (addr, _hub, _stop) = hub_made(EngineOptions::default(), |make| {
+        metrics::with_local_recorder(&recorder, make)
+    })
+    .await;
+    let mut client = Client::connect(&addr).await;
+    assert_eq!(
+        client.bind(BindKind::Transceiver, "shop", "secret").await,
+        status::OK
+    );
+    let good = client.submit(sm("447700900123", "SHOP", 0, b"hi".to_vec()));
+    let bad = client.submit(sm("44", "SHOP", 0, b"hi".to_vec()));
+    let _ = client.answers(&[good, bad]).await;
+    let _ = client.deliveries(1).await;
+    let mut text = String::new();
+    let series = |text: &str, parts: &[&str]| {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find(|l| parts.iter().all(|p| l.contains(p)))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    for _ in 0..100 {
+        text = handle.render();
+        if series(
+            &text,
+            &["smsroute_front_deliveries_total", "receipt", "answered"],
+        ) == Some(1.0)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let submits = |answer| series(&text, &["smsroute_front_submits_total", "\"smpp\"", answer]);
+    assert_eq!(submits("\"accepted\""), Some(1.0), "{text}");
+    assert_eq!(submits("\"refused\""), Some(1.0), "{text}");
+    assert_eq!(
+        series(&text, &["smsroute_front_smpp_sessions"]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            &["smsroute_front_deliveries_total", "receipt", "answered"]
+        ),
+        Some(1.0),
+        "{text}"
+    );
 }

@@ -51,8 +51,12 @@ pub(super) async fn submit<C: Carrier>(
             e.to_string(),
         )
     })?;
-    let id = take(&hub, &client, &new)?;
-    durable(&hub, &client, id).await?;
+    let taken = match take(&hub, &client, &new) {
+        Ok(id) => durable(&hub, &client, id).await.map(|()| id),
+        Err(e) => Err(e),
+    };
+    hub.metrics.http(answered(&taken));
+    let id = taken?;
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id.0}))))
 }
 
@@ -104,6 +108,7 @@ pub(super) async fn batch<C: Carrier>(
                 Ok(id) => durable(hub, client, id).await.map(|()| id),
                 Err(e) => Err(e),
             };
+            hub.metrics.http(answered(&outcome));
             match outcome {
                 Ok(id) => json!({"id": id.0}),
                 Err(e) => e.to_json(),
@@ -112,6 +117,16 @@ pub(super) async fn batch<C: Carrier>(
     }))
     .await;
     Ok(Json(json!({ "results": results })))
+}
+
+/// What an answer counts as.
+fn answered(outcome: &Result<MessageId, HttpError>) -> crate::front_metrics::Answered {
+    use crate::front_metrics::Answered;
+    match outcome {
+        Ok(_) => Answered::Accepted,
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => Answered::Unavailable,
+        Err(_) => Answered::Refused,
+    }
 }
 
 /// Validates `new` for `client` and hands it to the router; its id.

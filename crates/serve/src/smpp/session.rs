@@ -23,6 +23,7 @@ use super::assemble::{Added, Assembler, Part};
 use super::submit::{Answer, submit};
 use crate::Hub;
 use crate::clients::{BindSlot, Client, Outgoing};
+use crate::front_metrics::Answered;
 use crate::receipts::part_id;
 
 /// A deliver_sm the client answered with an error is offered again after this.
@@ -73,6 +74,7 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
                             kind = ?bind.kind, "client bound"
                         );
                         let _ = session.accept_bind(sequence, bind.kind, HUB_ID);
+                        hub.metrics.sessions.increment(1.0);
                         let changed = (bind.kind != BindKind::Transmitter)
                             .then(|| slot.client().outbox.subscribe());
                         bound = Some(Bound { slot, changed });
@@ -103,6 +105,7 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
                         None
                     };
                     if let Some(code) = refuse {
+                        hub.metrics.smpp(answered(code), 1);
                         answer(&mut session, sequence, code, String::new());
                         continue;
                     }
@@ -112,6 +115,7 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
                         Taken::Waiting(future) => answers.push(future),
                         Taken::Refused(sequences, code) => {
                             unanswered -= sequences.len();
+                            hub.metrics.smpp(answered(code), sequences.len() as u64);
                             for s in sequences {
                                 answer(&mut session, s, code, String::new());
                             }
@@ -140,6 +144,8 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
                     let Some(out) = deliveries.remove(&frame.sequence) else {
                         continue;
                     };
+                    hub.metrics
+                        .delivery(out.message.is_some(), frame.status == status::OK);
                     if frame.status == status::OK {
                         if out.ack > 0 {
                             let _ = hub.receipts_answered.send(out.ack).await;
@@ -163,6 +169,8 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
         let now = Instant::now();
         let expired = assembler.expire(now);
         unanswered -= expired.len();
+        hub.metrics
+            .smpp(answered(status::SUBMIT_FAILED), expired.len() as u64);
         for s in expired {
             answer(&mut session, s, status::SUBMIT_FAILED, String::new());
         }
@@ -170,6 +178,7 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
             unbound = true;
             for s in assembler.drain() {
                 unanswered -= 1;
+                hub.metrics.smpp(answered(status::QUEUE_FULL), 1);
                 answer(&mut session, s, status::QUEUE_FULL, String::new());
             }
             session.unbind(now.into_std());
@@ -203,6 +212,7 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
             }
             Some(done) = answers.next(), if !answers.is_empty() => {
                 unanswered -= done.sequences.len();
+                hub.metrics.smpp(answered(done.status), done.sequences.len() as u64);
                 let parts = done.sequences.len();
                 for (k, s) in done.sequences.into_iter().enumerate() {
                     let id = if done.status == status::OK {
@@ -218,6 +228,9 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
             _ = outbox_changed(bound.as_mut().and_then(|b| b.changed.as_mut())), if receiving => {}
             _ = stop.changed(), if !stopping => stopping = true,
         }
+    }
+    if bound.is_some() {
+        hub.metrics.sessions.decrement(1.0);
     }
     if let Some(reason) = &closed
         && !matches!(
@@ -353,6 +366,15 @@ fn take_part<C: Carrier>(
     match submit(hub, bound.slot.client(), &sm, parts) {
         Ok(future) => Taken::Waiting(future),
         Err(code) => Taken::Refused(sequences, code),
+    }
+}
+
+/// What a submit's status counts as.
+fn answered(code: u32) -> Answered {
+    match code {
+        status::OK => Answered::Accepted,
+        status::QUEUE_FULL | status::SYSTEM_ERROR => Answered::Unavailable,
+        _ => Answered::Refused,
     }
 }
 
