@@ -57,19 +57,37 @@ impl MessageView {
     }
 }
 
+/// A terminal event as kept for lookups: no copy of the message's strings (the view is made
+/// when asked for).
+struct Finished {
+    event: Event,
+    attempts: u32,
+    carrier: Option<&'static str>,
+    possible_duplicate: bool,
+    message: std::sync::Arc<smsroute_types::Message>,
+    at: std::time::SystemTime,
+}
+
 /// The last [`RECENT`] terminal events, by id; written by the event task alone, which keeps
 /// their order.
 #[derive(Default)]
 pub(crate) struct Recent {
-    by_id: DashMap<MessageId, MessageView>,
+    by_id: DashMap<MessageId, Finished>,
 }
 
 impl Recent {
     /// Remembers a terminal event; `order` is the event task's own list of ids, oldest
     /// first.
     pub fn finished(&self, event: &StatusEvent, order: &mut VecDeque<MessageId>) {
-        let view = Recent::view_of(event);
-        if self.by_id.insert(event.id, view).is_none() {
+        let kept = Finished {
+            event: event.event,
+            attempts: event.attempts,
+            carrier: event.carrier_name,
+            possible_duplicate: event.possible_duplicate,
+            message: event.message.clone(),
+            at: std::time::SystemTime::now(),
+        };
+        if self.by_id.insert(event.id, kept).is_none() {
             order.push_back(event.id);
             if order.len() > RECENT
                 && let Some(oldest) = order.pop_front()
@@ -81,21 +99,39 @@ impl Recent {
 
     /// A terminal event as lookups and webhooks show it, finished now.
     pub fn view_of(event: &StatusEvent) -> MessageView {
-        let now = std::time::SystemTime::now();
-        MessageView {
-            id: event.id.0,
-            state: event.event.as_str(),
-            reason: match event.event {
-                Event::Failed(reason) => Some(reason_name(reason)),
-                _ => None,
-            },
+        let finished = Finished {
+            event: event.event,
             attempts: event.attempts,
             carrier: event.carrier_name,
             possible_duplicate: event.possible_duplicate,
-            client_ref: event.message.client_ref().map(str::to_string),
-            finished_at: Some(humantime::format_rfc3339_seconds(now).to_string()),
-            finished: Some(now),
-            client: event.message.tag(CLIENT_TAG).map(str::to_string),
+            message: event.message.clone(),
+            at: std::time::SystemTime::now(),
+        };
+        finished.view(event.id)
+    }
+
+    /// Finished message `id`, if remembered.
+    fn view(&self, id: MessageId) -> Option<MessageView> {
+        self.by_id.get(&id).map(|f| f.view(id))
+    }
+}
+
+impl Finished {
+    fn view(&self, id: MessageId) -> MessageView {
+        MessageView {
+            id: id.0,
+            state: self.event.as_str(),
+            reason: match self.event {
+                Event::Failed(reason) => Some(reason_name(reason)),
+                _ => None,
+            },
+            attempts: self.attempts,
+            carrier: self.carrier,
+            possible_duplicate: self.possible_duplicate,
+            client_ref: self.message.client_ref().map(str::to_string),
+            finished_at: Some(humantime::format_rfc3339_seconds(self.at).to_string()),
+            finished: Some(self.at),
+            client: self.message.tag(CLIENT_TAG).map(str::to_string),
         }
     }
 }
@@ -153,7 +189,7 @@ pub(crate) async fn view<C: Carrier>(
         };
         return owned_by(view.client.as_deref(), client).then_some(view);
     }
-    let view = hub.recent.by_id.get(&id)?.clone();
+    let view = hub.recent.view(id)?;
     owned_by(view.client.as_deref(), client).then_some(view)
 }
 
