@@ -111,6 +111,12 @@ impl Client {
             || self.rate.try_admit(segments, now) == Admission::Admitted
     }
 
+    /// Submits one bind may have unanswered (read without taking a reference to the
+    /// settings: it is asked at every submit).
+    pub(crate) fn window(&self) -> u32 {
+        self.settings.load().window
+    }
+
     /// Whether the client may send as `sender`.
     pub(crate) fn may_send_as(&self, sender: &Sender) -> bool {
         let settings = self.settings.load();

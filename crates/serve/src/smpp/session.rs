@@ -99,7 +99,7 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
                     let client = b.slot.client();
                     let refuse = if stopping {
                         Some(status::QUEUE_FULL)
-                    } else if unanswered >= client.settings().window as usize {
+                    } else if unanswered >= client.window() as usize {
                         Some(status::THROTTLED)
                     } else {
                         None
