@@ -306,15 +306,12 @@ pub fn receipt_in_state(
 /// alphabet, else UCS-2 (8); text longer than a short_message goes whole in `message_payload`.
 pub fn text_deliver(source: Address, destination: Address, text: &str) -> ShortMessage {
     let mut data = Vec::with_capacity(text.len());
-    let data_coding = match smsroute_types::segment(text).encoding {
-        Encoding::Gsm7 => {
-            gsm7_encode(text, &mut data);
-            0
-        }
-        Encoding::Ucs2 => {
-            ucs2_encode(text, &mut data);
-            8
-        }
+    let data_coding = if smsroute_types::is_gsm7(text) {
+        gsm7_encode(text, &mut data);
+        0
+    } else {
+        ucs2_encode(text, &mut data);
+        8
     };
     let (short_message, message_payload) = if data.len() > 254 {
         (Vec::new(), Some(data))

@@ -225,39 +225,13 @@ impl Simulator {
     /// `system_id` able to receive, kept until acknowledged like a receipt. Data coding 0 for
     /// GSM text, 8 otherwise.
     pub async fn send_mo(&self, system_id: &str, from: &str, to: &str, text: &str) {
-        let mut octets = Vec::new();
-        let data_coding = if smsroute_types::is_gsm7(text) {
-            smsroute_types::gsm7_encode(text, &mut octets);
-            0
-        } else {
-            smsroute_types::ucs2_encode(text, &mut octets);
-            8
+        let address = |ton, addr: &str| Address {
+            ton,
+            npi: 1,
+            addr: addr.into(),
         };
-        let deliver = Frame::new(
-            0,
-            Body::DeliverSm(ShortMessage {
-                source: Address {
-                    ton: 1,
-                    npi: 1,
-                    addr: from.into(),
-                },
-                destination: Address {
-                    ton: 0,
-                    npi: 1,
-                    addr: to.into(),
-                },
-                esm_class: 0,
-                registered_delivery: 0,
-                data_coding,
-                short_message: octets,
-                message_payload: None,
-                receipted_message_id: None,
-                message_state: None,
-                sar: None,
-                schedule_delivery_time: String::new(),
-                validity_period: String::new(),
-            }),
-        );
+        let sm = smsroute_smpp::sm::text_deliver(address(1, from), address(0, to), text);
+        let deliver = Frame::new(0, Body::DeliverSm(sm));
         self.shared.schedule(system_id, Instant::now(), deliver);
     }
 }
