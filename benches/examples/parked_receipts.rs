@@ -190,6 +190,7 @@ fn main() {
                 message_id: format!("ref-{i}").into(),
                 status: ReceiptStatus::Delivered,
                 error: 0,
+                possible_duplicate: false,
             };
             let ack = if answered {
                 let taken = taken.clone();

@@ -124,6 +124,7 @@ mod tests {
             message_id: "9-2-0".into(),
             status: ReceiptStatus::Delivered,
             error: 0,
+            possible_duplicate: false,
         };
         carrier.send_receipt(receipt.clone()).await;
         assert_eq!(rx.recv().await.map(|(r, _)| r), Some(receipt.clone()));

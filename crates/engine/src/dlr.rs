@@ -294,6 +294,7 @@ mod tests {
             message_id: id.into(),
             status,
             error: 0,
+            possible_duplicate: false,
         }
     }
 

@@ -259,6 +259,7 @@ fn receipts_awaited_at_a_crash_are_matched_after_the_restart() {
                     message_id: MockCarrier::message_id(id.0, 1, 0),
                     status: ReceiptStatus::Delivered,
                     error: 0,
+                    possible_duplicate: false,
                 })
                 .await;
         }
@@ -504,6 +505,7 @@ fn a_possible_duplicate_stays_flagged_across_a_restart() {
                 message_id: MockCarrier::message_id(id.0, 2, 0),
                 status: ReceiptStatus::Delivered,
                 error: 0,
+                possible_duplicate: false,
             })
             .await;
         until_terminal(&mut events, 1).await
@@ -581,6 +583,7 @@ async fn a_receipt_is_answered_taken_only_once_its_effect_is_durable() {
                 message_id: MockCarrier::message_id(id.0, 1, 0),
                 status: ReceiptStatus::Delivered,
                 error: 0,
+                possible_duplicate: false,
             };
             carrier.send_receipt_answered(receipt, ack).await;
         }
@@ -620,6 +623,7 @@ async fn a_receipt_is_answered_taken_only_once_its_effect_is_durable() {
                 message_id: MockCarrier::message_id(id.0, 1, 0),
                 status: ReceiptStatus::Delivered,
                 error: 0,
+                possible_duplicate: false,
             };
             carrier.send_receipt(receipt).await;
         }
@@ -652,6 +656,7 @@ async fn a_delivered_part_survives_a_crash() {
             message_id: MockCarrier::message_id(id.0, 1, part),
             status: ReceiptStatus::Delivered,
             error: 0,
+            possible_duplicate: false,
         };
         let (router, mut events) = start();
         let long = Message::builder("447700900123", "ACME", &"x".repeat(200))
@@ -743,6 +748,7 @@ async fn a_receipt_for_a_message_that_cannot_be_read_back_is_not_taken() {
         message_id: MockCarrier::message_id(id.0, 1, 0),
         status: ReceiptStatus::Delivered,
         error: 0,
+        possible_duplicate: false,
     };
     let carrier = router.carrier(CarrierSlot(0)).unwrap();
     for offer in 0..2 {

@@ -64,6 +64,7 @@ fn receipt(id: MessageId, part: u32, status: ReceiptStatus) -> Receipt {
         message_id: MockCarrier::message_id(id.0, 1, part),
         status,
         error: 0,
+        possible_duplicate: false,
     }
 }
 
@@ -123,6 +124,7 @@ async fn parked_messages_free_their_slots_and_finish_by_receipt_or_timeout() {
             message_id: "no-such-id".into(),
             status: ReceiptStatus::Delivered,
             error: 0,
+            possible_duplicate: false,
         })
         .await;
 

@@ -10,6 +10,7 @@ use smsroute_delivery::{Event, FailReason};
 use smsroute_engine::StatusEvent;
 use smsroute_smpp::pdu::{Address, ShortMessage};
 use smsroute_smpp::sm::{FinalState, receipt_in_state, source_address};
+use smsroute_types::Message;
 
 /// The tag an SMPP submit leaves on its message: `SECONDS FLAGS`, the Unix time it was
 /// submitted and one `registered_delivery` digit per part (`0` none, `1` a final receipt,
@@ -36,16 +37,25 @@ pub fn part_id(id: u64, parts: usize, k: usize) -> String {
 }
 
 /// The receipts `event` (terminal) owes its SMPP client, dated `done`; none when its message
-/// did not come over SMPP or asked for none.
+/// did not come over SMPP or asked for none. A message that may have reached its carrier
+/// twice says so in every receipt (the vendor TLV `POSSIBLE_DUPLICATE_TAG`).
 pub fn receipts_for(event: &StatusEvent, done: SystemTime) -> Vec<ShortMessage> {
-    let Some((secs, flags)) = event
-        .message
-        .tag(RECEIPT_TAG)
-        .and_then(|v| v.split_once(' '))
-    else {
+    let flagged = event.possible_duplicate;
+    receipts(event.id.0, &event.message, &event.event, flagged, done)
+}
+
+/// [`receipts_for`] the terminal `outcome` of message `id`.
+fn receipts(
+    id: u64,
+    message: &Message,
+    outcome: &Event,
+    possible_duplicate: bool,
+    done: SystemTime,
+) -> Vec<ShortMessage> {
+    let Some((secs, flags)) = message.tag(RECEIPT_TAG).and_then(|v| v.split_once(' ')) else {
         return Vec::new();
     };
-    let state = match event.event {
+    let state = match outcome {
         Event::Delivered => FinalState::Delivered,
         Event::Sent => FinalState::Accepted,
         Event::Expired => FinalState::Expired,
@@ -58,7 +68,6 @@ pub fn receipts_for(event: &StatusEvent, done: SystemTime) -> Vec<ShortMessage> 
         FinalState::Expired | FinalState::Undeliverable | FinalState::Deleted
     );
     let submitted = UNIX_EPOCH + Duration::from_secs(secs.parse().unwrap_or(0));
-    let message = &event.message;
     let recipient = Address {
         ton: 1,
         npi: 1,
@@ -71,14 +80,16 @@ pub fn receipts_for(event: &StatusEvent, done: SystemTime) -> Vec<ShortMessage> 
         .enumerate()
         .filter(|&(_, f)| f == b'1' || (f == b'2' && failed))
         .map(|(i, _)| {
-            let id = part_id(event.id.0, parts, i + 1);
-            receipt_in_state(
+            let id = part_id(id, parts, i + 1);
+            let mut receipt = receipt_in_state(
                 recipient.clone(),
                 sender.clone(),
                 &id,
                 state,
                 (submitted, done),
-            )
+            );
+            receipt.possible_duplicate = possible_duplicate;
+            receipt
         })
         .collect()
 }
@@ -157,5 +168,19 @@ mod tests {
         assert_eq!(receipt_tag(at, [1u8, 0, 2].into_iter()), "1764084660 102");
         assert_eq!(part_id(42, 1, 1), "42");
         assert_eq!(part_id(42, 3, 2), "42-2");
+    }
+
+    #[test]
+    fn a_possible_duplicate_says_so_in_every_receipt() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_764_084_660);
+        let message = smsroute_types::Message::builder("447700900123", "SHOP", "hi")
+            .tag(RECEIPT_TAG, &receipt_tag(at, [1u8, 1].into_iter()))
+            .build()
+            .unwrap();
+        let flagged = receipts(7, &message, &Event::Delivered, true, at);
+        assert_eq!(flagged.len(), 2);
+        assert!(flagged.iter().all(|r| r.possible_duplicate));
+        let plain = receipts(7, &message, &Event::Delivered, false, at);
+        assert!(plain.iter().all(|r| !r.possible_duplicate));
     }
 }

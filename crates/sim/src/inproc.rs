@@ -241,6 +241,7 @@ impl Carrier for SimCarrier {
                             message_id: id.clone(),
                             status,
                             error: 0,
+                            possible_duplicate: false,
                         };
                         let (sink, release) = (self.sink.clone(), self.release.clone());
                         self.stats.receipts.fetch_add(1, Ordering::Relaxed);

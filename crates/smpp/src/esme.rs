@@ -395,6 +395,7 @@ fn deliver(sm: ShortMessage, sequence: u32, answers: &Answers, shared: &Shared) 
                 message_id: alias.unwrap_or_else(|| r.id.into_boxed_str()),
                 status: r.status,
                 error: r.error,
+                possible_duplicate: sm.possible_duplicate,
             };
             // Bound before the engine attached (a router starting): the SMSC keeps it.
             let Some(sink) = shared.sink.lock().clone() else {

@@ -184,6 +184,10 @@ pub struct ShortMessage {
     pub receipted_message_id: Option<String>,
     /// message_state TLV (receipts).
     pub message_state: Option<u8>,
+    /// smsroute's vendor TLV [`POSSIBLE_DUPLICATE_TAG`] on a receipt (one octet, 1): the
+    /// message may have reached its carrier twice (a submit in flight at a crash was sent
+    /// again). Absent: not flagged.
+    pub possible_duplicate: bool,
     /// The SAR TLVs (`sar_msg_ref_num`, `sar_total_segments`, `sar_segment_seqnum`): a part
     /// of a message split without a UDH. Read when all three are present; written on submit_sm.
     pub sar: Option<crate::sm::Concat>,
@@ -193,6 +197,10 @@ pub struct ShortMessage {
     /// validity_period, as written; empty: the MC's default.
     pub validity_period: String,
 }
+
+/// The tag of smsroute's vendor-specific TLV (SMPP 3.4 5.3.2: 0x1400-0x3FFF are the
+/// SMSC vendor's) flagging a receipt's message as a possible duplicate.
+pub const POSSIBLE_DUPLICATE_TAG: u16 = 0x1501;
 
 /// The commands smsroute speaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -426,6 +434,7 @@ macro_rules! from_short_message {
             message_payload: None,
             receipted_message_id: None,
             message_state: None,
+            possible_duplicate: false,
             sar: None,
             schedule_delivery_time: s.schedule_delivery_time.as_str().to_string(),
             validity_period: s.validity_period.as_str().to_string(),
@@ -443,6 +452,11 @@ macro_rules! from_short_message {
                 Some(TlvValue::SarMsgRefNum(r)) => sar.0 = Some(*r),
                 Some(TlvValue::SarTotalSegments(t)) => sar.1 = Some(*t),
                 Some(TlvValue::SarSegmentSeqnum(p)) => sar.2 = Some(*p),
+                Some(TlvValue::Other { tag, value })
+                    if u16::from(*tag) == POSSIBLE_DUPLICATE_TAG =>
+                {
+                    m.possible_duplicate = value.as_ref().first().is_some_and(|v| *v != 0)
+                }
                 _ => {}
             }
         }
@@ -507,6 +521,12 @@ impl Frame {
                     d.push_tlv(MessageDeliveryRequestTlvValue::MessageState(
                         MessageState::from(state),
                     ));
+                }
+                if m.possible_duplicate {
+                    d.push_tlv(MessageDeliveryRequestTlvValue::Other {
+                        tag: rusmpp::tlvs::TlvTag::Other(POSSIBLE_DUPLICATE_TAG),
+                        value: rusmpp::types::AnyOctetString::from_vec(vec![1]),
+                    });
                 }
                 Wire::DeliverSm(d)
             }
@@ -706,6 +726,7 @@ mod tests {
             message_payload: None,
             receipted_message_id: None,
             message_state: None,
+            possible_duplicate: false,
             sar: None,
             schedule_delivery_time: String::new(),
             validity_period: String::new(),
@@ -771,7 +792,19 @@ mod tests {
         receipt.esm_class = 0x04;
         receipt.receipted_message_id = Some("a1b2".into());
         receipt.message_state = Some(2);
-        roundtrip(Frame::new(3, Body::DeliverSm(receipt)));
+        roundtrip(Frame::new(3, Body::DeliverSm(receipt.clone())));
+        receipt.possible_duplicate = true;
+        roundtrip(Frame::new(3, Body::DeliverSm(receipt.clone())));
+        // On the wire as tag 0x1501, length 1, value 1.
+        let mut bytes = Vec::new();
+        Frame::new(3, Body::DeliverSm(receipt))
+            .encode(&mut bytes)
+            .unwrap();
+        assert!(
+            bytes
+                .windows(5)
+                .any(|w| w == [0x15, 0x01, 0x00, 0x01, 0x01])
+        );
         let mut long = message();
         long.short_message.clear();
         long.message_payload = Some(vec![b'x'; 600]);

@@ -124,6 +124,7 @@ fn submit(sequence: u32) -> Frame {
             message_payload: None,
             receipted_message_id: None,
             message_state: None,
+            possible_duplicate: false,
             sar: None,
             schedule_delivery_time: String::new(),
             validity_period: String::new(),

@@ -34,6 +34,7 @@ fn sm(text: &str) -> ShortMessage {
         message_payload: None,
         receipted_message_id: None,
         message_state: None,
+        possible_duplicate: false,
         sar: None,
         schedule_delivery_time: String::new(),
         validity_period: String::new(),
