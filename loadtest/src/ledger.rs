@@ -323,9 +323,58 @@ impl Tally {
         let Some(kind) = event.event.outcome().map(|o| o.index()) else {
             return;
         };
+        let carrier = event.carrier.map(|c| c.get());
+        let flags = (event.replay, event.possible_duplicate);
+        self.terminal_at(i, kind, flags, carrier, at_us, books);
+    }
+
+    /// Mode `serve`: message `id`'s `submit_sm_resp` came (its acceptance).
+    pub fn accepted_id(&mut self, id: u64) {
+        if let Some(i) = self.index(id) {
+            self.seen[i] |= ACCEPTED;
+        }
+    }
+
+    /// Mode `serve`: message `id` may have reached a carrier twice (the client sent it again
+    /// after a submit got no answer).
+    pub fn flag(&mut self, id: u64) {
+        if let Some(i) = self.index(id) {
+            self.seen[i] |= FLAGGED;
+        }
+    }
+
+    /// Mode `serve`: a receipt for message `id` with outcome `kind` (a repeat of an earlier
+    /// one is a replay), flagged `possible_duplicate` or not, at `at_us`.
+    pub fn receipt(&mut self, id: u64, kind: usize, flagged: bool, at_us: u64, books: &Books) {
+        match self.index(id) {
+            Some(i) => self.terminal_at(i, kind, (true, flagged), None, at_us, books),
+            None => self.strays += 1,
+        }
+    }
+
+    /// Message `id`'s index in `seen`, grown to hold it; `None` past the plan.
+    fn index(&mut self, id: u64) -> Option<usize> {
+        let i = (id as usize).checked_sub(1).filter(|i| *i < self.planned)?;
+        if i >= self.seen.len() {
+            self.seen.resize(i + 1, 0);
+        }
+        Some(i)
+    }
+
+    /// Message `i`'s terminal status `kind`: `(replay, possible_duplicate)` as its event said,
+    /// through `carrier` (a slot) when known.
+    fn terminal_at(
+        &mut self,
+        i: usize,
+        kind: usize,
+        (replay, possible_duplicate): (bool, bool),
+        carrier: Option<usize>,
+        at_us: u64,
+        books: &Books,
+    ) {
         let before = self.seen[i] & OUTCOME;
         if before != 0 {
-            if event.replay && before == kind as u8 + 1 {
+            if replay && before == kind as u8 + 1 {
                 self.replays += 1;
             } else {
                 self.double_terminal += 1;
@@ -333,7 +382,7 @@ impl Tally {
             return;
         }
         self.seen[i] |= kind as u8 + 1;
-        if event.possible_duplicate {
+        if possible_duplicate {
             self.seen[i] |= FLAGGED;
         }
         self.terminal[kind] += 1;
@@ -341,9 +390,9 @@ impl Tally {
         let read = |v: Option<&AtomicU32>| u64::from(v.map_or(0, |v| v.load(Ordering::Relaxed)));
         let intended = read(books.intended_us.peek(i));
         let latency = at_us.saturating_sub(intended).max(1);
-        if let Some(carrier) = event.carrier {
-            self.carrier(carrier.get());
-            let _ = self.second(at_us).latency[carrier.get()].record(latency);
+        if let Some(carrier) = carrier {
+            self.carrier(carrier);
+            let _ = self.second(at_us).latency[carrier].record(latency);
         }
         self.second(at_us).terminal[kind] += 1;
         let second = (at_us / 1_000_000) as usize;

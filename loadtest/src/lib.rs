@@ -1,6 +1,8 @@
 //! The smsroute load-test harness, used by `smsroute loadtest`: a scenario (carriers with
 //! simulated behaviour, a route table, a rate profile, a message mix, a fault timeline) runs
-//! against the in-process engine with an open-loop generator. Latency is measured from each
+//! against the engine in this process (its carriers in-process or SMSC simulators over SMPP),
+//! or against a `smsroute serve` child process as its SMPP client, with an open-loop
+//! generator. Latency is measured from each
 //! message's intended send time (no coordinated omission); an independent ledger counts what
 //! was accepted, what each simulated carrier accepted and what came back, and `lost` comes from
 //! it, never from the engine's counters. The report is `report.json` (the contract) and a
@@ -33,11 +35,12 @@ mod profile;
 mod report;
 mod run;
 mod scenario;
+mod serve_mode;
 mod smpp_mode;
 
 pub use ledger::PerMessage;
 pub use profile::{Ramp, RateProfile, Step};
-pub use report::{CarrierReport, Marker, Quantiles, Report, Terminal, Timeline};
+pub use report::{CarrierReport, Marker, Quantiles, Report, ServeFigures, Terminal, Timeline};
 pub use run::{RunError, RunOptions, run};
 pub use scenario::{
     BehaviourError, CarrierBehaviour, ConfigSource, DEFAULT_SCENARIO, EngineSettings, ErrorShares,

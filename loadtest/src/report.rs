@@ -156,9 +156,30 @@ pub struct Report {
     pub max_sustainable_rate: f64,
     /// Peak resident memory, MiB (sampled each second).
     pub peak_rss_mb: f64,
+    /// Mode `serve` only: what the client saw of the process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serve: Option<ServeFigures>,
     /// Per-second series and markers for `report.html`.
     #[serde(skip)]
     pub timeline: Timeline,
+}
+
+/// Mode `serve`: the client's view of the `smsroute serve` process.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ServeFigures {
+    /// SIGKILLs sent to it (fault `kill`).
+    pub kills: u64,
+    /// Submits the client sent again because the process never answered them (in flight at
+    /// a kill): each message flagged a possible duplicate.
+    pub resubmitted: u64,
+    /// Receipts the process flagged possible duplicate (its vendor TLV 0x1501).
+    pub flagged_by_hub: u64,
+    /// Messages the client gave up on after 30 s with the process unreachable (counted
+    /// rejected, `shutting_down`).
+    pub given_up: u64,
+    /// Receipts for ids no `submit_sm_resp` gave: messages the process took whose answer
+    /// died with it (the client had sent them again).
+    pub receipts_for_unknown_ids: u64,
 }
 
 /// What the run's crashes left.
@@ -358,6 +379,7 @@ impl Report {
             duplicates_unflagged: tally.unflagged_duplicates(books),
             max_sustainable_rate,
             peak_rss_mb: timeline.rss_mb.iter().copied().fold(0.0, f64::max),
+            serve: None,
             timeline,
         }
     }

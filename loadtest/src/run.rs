@@ -38,6 +38,9 @@ pub enum RunError {
         #[source]
         error: std::io::Error,
     },
+    /// The `smsroute serve` process of mode `serve` could not run.
+    #[error("smsroute serve: {0}")]
+    Serve(String),
     /// The metrics endpoint could not start.
     #[error(transparent)]
     Metrics(#[from] smsroute_metrics::ExporterError),
@@ -63,7 +66,7 @@ pub(crate) struct Context<'a> {
     pub origin: Instant,
     pub engine: EngineOptions,
     pub planned: usize,
-    seconds: usize,
+    pub seconds: usize,
 }
 
 impl Context<'_> {
@@ -78,12 +81,7 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
     let total = scenario.rate.count_until(scenario.duration_s).ceil() as u64;
     let planned = total as usize + 1;
     let seconds = (scenario.duration_s + scenario.drain_s).ceil() as usize + 2;
-    let journal = scenario.engine.journal.then(|| {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        std::env::temp_dir().join(format!("smsroute-loadtest-{}-{stamp}", std::process::id()))
-    });
+    let journal = scenario.engine.journal.then(|| run_dir("journal"));
     let mut engine = EngineOptions::default()
         .max_outstanding(scenario.engine.max_outstanding)
         .inbound_capacity(scenario.engine.inbound_capacity)
@@ -118,11 +116,28 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
     let report = match scenario.mode {
         Mode::Inproc => drive(&ctx, InprocFleet::new(&ctx), &templates, options),
         Mode::Smpp => SmppFleet::start(&ctx).and_then(|f| drive(&ctx, f, &templates, options)),
+        Mode::Serve => {
+            let dir = run_dir("serve");
+            let report = crate::serve_mode::run(&ctx, &templates, options, &dir);
+            if report.as_ref().is_ok_and(Report::passed) {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            report
+        }
     };
     if let Some(dir) = &journal {
         let _ = std::fs::remove_dir_all(dir);
     }
     report
+}
+
+/// A directory of this run's own under the temporary directory.
+fn run_dir(what: &str) -> std::path::PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!("smsroute-loadtest-{what}-{}-{stamp}", std::process::id());
+    std::env::temp_dir().join(name)
 }
 
 /// The simulated carriers of one mode, as the one driver of both modes uses them.
@@ -448,9 +463,9 @@ fn rss_mb() -> f64 {
 
 /// Once a second: a resident-memory sample, and the live progress line (rate, p99, in flight,
 /// failovers; every second on a terminal, every five as plain lines otherwise).
-struct Progress {
+pub(crate) struct Progress {
     /// Resident memory each second, MiB.
-    rss_mb: Vec<f64>,
+    pub rss_mb: Vec<f64>,
     enabled: bool,
     tty: bool,
     next_us: u64,
@@ -458,7 +473,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(enabled: bool) -> Self {
+    pub fn new(enabled: bool) -> Self {
         Progress {
             rss_mb: Vec::new(),
             enabled,
@@ -469,7 +484,7 @@ impl Progress {
     }
 
     /// Samples and prints when a second has passed since the last time.
-    fn tick(&mut self, now: u64, books: &Books) {
+    pub fn tick(&mut self, now: u64, books: &Books) {
         if now < self.next_us {
             return;
         }
@@ -502,7 +517,7 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
+    pub fn finish(&self) {
         if self.enabled && self.tty {
             eprintln!();
         }

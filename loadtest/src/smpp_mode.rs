@@ -28,6 +28,20 @@ fn marked_id(sm: &ShortMessage) -> Option<u64> {
     text.strip_prefix('#')?.split('#').next()?.parse().ok()
 }
 
+/// The template's text behind a `#n#` marker (n + 1, the message's id), which the simulator
+/// reads back.
+pub(crate) fn marked_message(template: &Message, n: u64) -> Message {
+    let text = format!("#{}# {}", n + 1, template.text());
+    Message::builder(template.to().as_str(), template.from().as_str(), &text)
+        .id(MessageId(n + 1))
+        .build()
+        .unwrap_or_else(|_| {
+            let mut m = template.clone();
+            m.set_id(MessageId(n + 1));
+            m
+        })
+}
+
 /// A simulated SMSC per carrier on loopback, each started before the router.
 pub(crate) struct SmppFleet {
     simulators: BTreeMap<String, Simulator>,
@@ -69,6 +83,26 @@ impl SmppFleet {
         })?;
         Ok(SmppFleet { simulators })
     }
+
+    /// Each carrier's simulator port.
+    pub(crate) fn ports(&self) -> BTreeMap<String, u16> {
+        self.simulators
+            .iter()
+            .map(|(id, s)| (id.clone(), s.local_addr().port()))
+            .collect()
+    }
+
+    /// Each carrier's figures, as its simulator counted them.
+    pub(crate) fn carrier_reports(&self, ctx: &Context<'_>) -> BTreeMap<String, CarrierReport> {
+        self.simulators
+            .iter()
+            .map(|(id, sim)| {
+                let s = sim.stats();
+                let report = carrier_report(ctx.prepared, id, &s.carrier, s.rate.lock().max());
+                (id.clone(), report)
+            })
+            .collect()
+    }
 }
 
 impl Fleet for SmppFleet {
@@ -78,11 +112,7 @@ impl Fleet for SmppFleet {
     /// 5 s, when the load starts anyway and the unbound carrier shows in the report).
     fn router(&self, ctx: &Context<'_>) -> Result<(Router<SmppCarrier>, EventStream), RunError> {
         let prepared = ctx.prepared;
-        let ports: BTreeMap<String, u16> = self
-            .simulators
-            .iter()
-            .map(|(id, s)| (id.clone(), s.local_addr().port()))
-            .collect();
+        let ports = self.ports();
         let timeout =
             Duration::from_nanos(RetryPolicy::from(&prepared.config.retry).submit_timeout);
         let (router, events) = {
@@ -122,17 +152,8 @@ impl Fleet for SmppFleet {
         ctx.runtime.block_on(router.shutdown(Duration::ZERO));
     }
 
-    /// The template's text behind a `#n#` marker, which the simulator reads back.
     fn message(&self, template: &Message, n: u64) -> Message {
-        let text = format!("#{}# {}", n + 1, template.text());
-        Message::builder(template.to().as_str(), template.from().as_str(), &text)
-            .id(MessageId(n + 1))
-            .build()
-            .unwrap_or_else(|_| {
-                let mut m = template.clone();
-                m.set_id(MessageId(n + 1));
-                m
-            })
+        marked_message(template, n)
     }
 
     fn reports(
@@ -140,14 +161,7 @@ impl Fleet for SmppFleet {
         ctx: &Context<'_>,
         _: &Router<SmppCarrier>,
     ) -> BTreeMap<String, CarrierReport> {
-        self.simulators
-            .iter()
-            .map(|(id, sim)| {
-                let s = sim.stats();
-                let report = carrier_report(ctx.prepared, id, &s.carrier, s.rate.lock().max());
-                (id.clone(), report)
-            })
-            .collect()
+        self.carrier_reports(ctx)
     }
 
     fn inject(&self, ctx: &Context<'_>, _: &Router<SmppCarrier>, carrier: &str, reply: Inbound) {

@@ -100,7 +100,27 @@ fn bad_scenarios_say_what_is_wrong() {
         (&BASE.replace("constant = 100", "constant = 0"), "rate:"),
         (
             &format!("{BASE}mode = \"pigeon\"\n"),
-            "unknown variant `pigeon`, expected `inproc` or `smpp`",
+            "unknown variant `pigeon`, expected one of `inproc`, `smpp`, `serve`",
+        ),
+        // A kill needs the process of mode `serve`; that mode counts terminal at receipts
+        // and takes no fault it cannot inject.
+        (
+            &format!("{BASE}[[faults]]\nat_s = 1\nkind = \"kill\"\n"),
+            "faults[0]: kill (of the `smsroute serve` process) needs mode = \"serve\"",
+        ),
+        (
+            &format!("{BASE}mode = \"serve\"\nmix = {{ receipts = false }}\n"),
+            "it needs mix.receipts = true",
+        ),
+        (
+            &format!("{BASE}mode = \"serve\"\n[[faults]]\nat_s = 1\nkind = \"crash\"\n"),
+            "faults[0]: crash is not available in mode = \"serve\" (use kill for a crash)",
+        ),
+        (
+            &format!(
+                "{BASE}mode = \"serve\"\n[[faults]]\nat_s = 1\nkind = \"kill\"\nrestart_after_ms = -1\n"
+            ),
+            "faults[0]: restart_after_ms = -1.0",
         ),
         // Each fault kind takes its own fields only (issue 15: typed scenarios).
         (

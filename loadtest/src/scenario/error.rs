@@ -64,6 +64,11 @@ pub enum Problem {
         /// The value given.
         value: f64,
     },
+    /// Mode `serve` without receipts.
+    #[error(
+        "mode = \"serve\" counts a message terminal at its receipt: it needs mix.receipts = true"
+    )]
+    ServeWithoutReceipts,
     /// `mix.senders` is empty.
     #[error("mix.senders must name at least one sender")]
     NoSenders,
@@ -159,6 +164,12 @@ pub enum FaultError {
     /// `restart_after_ms` is negative or not finite.
     #[error("restart_after_ms = {0:?}: expected at least 0")]
     Restart(f64),
+    /// `kill` stops a `smsroute serve` process: only mode `serve` has one.
+    #[error("kill (of the `smsroute serve` process) needs mode = \"serve\"")]
+    KillOutsideServe,
+    /// A fault mode `serve` cannot inject.
+    #[error("{0} is not available in mode = \"serve\" (use kill for a crash)")]
+    NotInServe(&'static str),
     /// A crash without a journal would lose everything in flight.
     #[error("a crash needs [engine] journal = true")]
     CrashWithoutJournal,

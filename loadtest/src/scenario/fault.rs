@@ -82,6 +82,16 @@ pub enum Fault {
         #[serde(default = "half_a_second")]
         restart_after_ms: f64,
     },
+    /// Mode `serve`: the `smsroute serve` process gets SIGKILL, and is started again on its
+    /// journal `restart_after_ms` later; the client binds reconnect and send again what got
+    /// no answer. The simulated carriers survive it.
+    Kill {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// How long the process stays down. Default 500 ms.
+        #[serde(default = "half_a_second")]
+        restart_after_ms: f64,
+    },
     /// Every carrier sends all the receipts it still holds, at once (receipts delayed past the
     /// load, as phones that were off come back). In-process carriers only.
     ReleaseReceipts {
@@ -114,6 +124,7 @@ impl Fault {
             | Fault::ThrottleStorm { at_s, .. }
             | Fault::Reload { at_s, .. }
             | Fault::Crash { at_s, .. }
+            | Fault::Kill { at_s, .. }
             | Fault::ReleaseReceipts { at_s }
             | Fault::Inbound { at_s, .. } => *at_s,
         }
@@ -170,6 +181,7 @@ impl Fault {
             ),
             Fault::Reload { .. }
             | Fault::Crash { .. }
+            | Fault::Kill { .. }
             | Fault::ReleaseReceipts { .. }
             | Fault::Inbound { .. } => return None,
         };
@@ -186,6 +198,7 @@ impl Fault {
             Fault::ThrottleStorm { .. } => "throttle_storm",
             Fault::Reload { .. } => "reload",
             Fault::Crash { .. } => "crash",
+            Fault::Kill { .. } => "kill",
             Fault::ReleaseReceipts { .. } => "release_receipts",
             Fault::Inbound { .. } => "inbound",
         }

@@ -64,6 +64,10 @@ pub enum Mode {
     Inproc,
     /// The same models behind SMPP sessions on loopback TCP (an SMSC simulator each).
     Smpp,
+    /// `smsroute serve` as a child process with a journal, in front of those simulators,
+    /// driven by SMPP client binds: a message counts accepted at its `submit_sm_resp` and
+    /// terminal at its receipt.
+    Serve,
 }
 
 impl Mode {
@@ -72,6 +76,7 @@ impl Mode {
         match self {
             Mode::Inproc => "inproc",
             Mode::Smpp => "smpp",
+            Mode::Serve => "serve",
         }
     }
 }
@@ -201,13 +206,16 @@ pub struct Prepared {
     pub scenario: Scenario,
     /// The route table.
     pub config: Config,
+    /// The route table as written (generated: as generated): what mode `serve` gives the
+    /// process, with the simulators' addresses and a client added.
+    pub config_text: String,
     /// Each configured carrier's simulated behaviour, faults included.
     pub behaviours: BTreeMap<String, Behaviour>,
     /// Reloads: when (s), and to what.
     pub reloads: Vec<(f64, Config)>,
     /// Replies: when (s), through which carrier, what text, from how many recipients.
     pub replies: Vec<(f64, String, String, usize)>,
-    /// Crashes: when (s), and how long the router stays down (ms).
+    /// Crashes (mode `serve`: kills): when (s), and how long the router stays down (ms).
     pub crashes: Vec<(f64, f64)>,
     /// When the carriers release the receipts they hold (s).
     pub releases: Vec<f64>,
@@ -306,6 +314,10 @@ impl Scenario {
             return Err(Problem::NoSenders);
         }
         let config = self.config.load(base, "config")?;
+        let config_text = self.config.text(base, "config")?;
+        if self.mode == Mode::Serve && !self.mix.receipts {
+            return Err(Problem::ServeWithoutReceipts);
+        }
         let mut behaviours = BTreeMap::new();
         for c in &config.carriers {
             let b = match self.carriers.get(&c.id) {
@@ -341,9 +353,26 @@ impl Scenario {
                 }
             };
             match f {
+                Fault::Reload { .. } | Fault::Crash { .. } | Fault::Inbound { .. }
+                    if self.mode == Mode::Serve =>
+                {
+                    return Err(fail(FaultError::NotInServe(f.kind())));
+                }
                 Fault::Reload { at_s, config } => {
                     let item = format!("faults[{index}].config");
                     reloads.push((*at_s, config.load(base, &item)?));
+                }
+                Fault::Kill {
+                    at_s,
+                    restart_after_ms,
+                } => {
+                    if self.mode != Mode::Serve {
+                        return Err(fail(FaultError::KillOutsideServe));
+                    }
+                    if !(restart_after_ms.is_finite() && *restart_after_ms >= 0.0) {
+                        return Err(fail(FaultError::Restart(*restart_after_ms)));
+                    }
+                    crashes.push((*at_s, *restart_after_ms));
                 }
                 Fault::Crash {
                     at_s,
@@ -398,6 +427,7 @@ impl Scenario {
         Ok(Prepared {
             scenario: self,
             config,
+            config_text,
             behaviours,
             reloads,
             replies,
@@ -414,6 +444,30 @@ impl Scenario {
 }
 
 impl ConfigSource {
+    /// The route table's text; `item` names it in errors.
+    fn text(&self, base: &Path, item: &str) -> Result<String, Problem> {
+        match (&self.path, &self.inline, &self.generate) {
+            (Some(path), None, None) => {
+                std::fs::read_to_string(base.join(path)).map_err(|e| Problem::Config {
+                    item: item.to_string(),
+                    error: smsroute_config::ConfigError {
+                        path: base.join(path).display().to_string(),
+                        diagnostics: vec![smsroute_config::Diagnostic {
+                            line: 1,
+                            col: 1,
+                            message: format!("cannot read file: {e}"),
+                        }],
+                    },
+                })
+            }
+            (None, Some(text), None) => Ok(text.clone()),
+            (None, None, Some(g)) => Ok(g.text()),
+            _ => Err(Problem::ConfigSource {
+                item: item.to_string(),
+            }),
+        }
+    }
+
     /// The route table; `item` names it in errors (`config`, `faults[2].config`).
     fn load(&self, base: &Path, item: &str) -> Result<Config, Problem> {
         let invalid = |error| Problem::Config {
@@ -440,6 +494,11 @@ impl Generate {
         if !(10..=100_000).contains(&self.prefixes) {
             return Err(GenerateError::Prefixes(self.prefixes));
         }
+        Ok(Config::parse(&self.text(), "generated")?)
+    }
+
+    /// The generated configuration's text.
+    fn text(&self) -> String {
         let mut text = String::new();
         for id in ["uk-alpha", "uk-beta", "fr-gamma"] {
             text += &format!(
@@ -466,7 +525,7 @@ impl Generate {
         }
         text += "\n";
         text += &self.append;
-        Ok(Config::parse(&text, "generated")?)
+        text
     }
 }
 

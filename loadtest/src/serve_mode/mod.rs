@@ -1,0 +1,186 @@
+//! `mode = "serve"`: `smsroute serve` runs as a child process with a journal, in front of the
+//! scenario's carriers as SMSC simulators in this process, and the harness drives it as an
+//! SMPP client (several binds, windowed). A message counts accepted at its `submit_sm_resp`
+//! and terminal at the receipt for its first part. A `kill` fault sends the process SIGKILL
+//! and starts it again on its journal after a delay; the binds reconnect, and a submit that
+//! got no answer is sent again (flagged: the hub may have had it). At the end, each accepted
+//! message without a receipt is looked up in the hub (`GET /v1/messages/{id}`): one the hub
+//! still holds is in flight, one it does not know is lost.
+
+mod client;
+mod process;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use smsroute_types::Message;
+
+use crate::ledger::{Books, Tally};
+use crate::report::{Crashes, Marker, Report, ServeFigures, Timeline};
+use crate::run::{Context, Progress, RunError, RunOptions};
+use crate::smpp_mode::{SmppFleet, marked_message};
+
+use client::Client;
+use process::Hub;
+
+/// The client's window over all its binds.
+const WINDOW: u32 = 4096;
+
+/// Runs the scenario through a `smsroute serve` process.
+pub(crate) fn run(
+    ctx: &Context<'_>,
+    templates: &[Message],
+    options: RunOptions,
+    dir: &std::path::Path,
+) -> Result<Report, RunError> {
+    let prepared = ctx.prepared;
+    let scenario = &prepared.scenario;
+    let fleet = SmppFleet::start(ctx)?;
+    let config =
+        process::render_config(&prepared.config_text, &fleet.ports()).map_err(RunError::Serve)?;
+    let mut hub = Hub::new(dir, &config)?;
+    hub.start()?;
+    let tally = Tally::new(ctx.planned, 0, (scenario.warmup_s * 1e6) as u64);
+    let client = {
+        let _guard = ctx.runtime.enter();
+        let receipts = scenario.mix.receipts;
+        Client::start(
+            hub.smpp.port(),
+            WINDOW,
+            ctx.books.clone(),
+            tally,
+            ctx.origin,
+            receipts,
+        )
+    };
+    ctx.runtime.block_on(async {
+        for _ in 0..500 {
+            if client.bound() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+
+    let books = &ctx.books;
+    let profile = &scenario.rate;
+    let (planned, seconds) = (ctx.planned, ctx.seconds);
+    let total = planned as u64 - 1;
+    let duration_us = (scenario.duration_s * 1e6) as u64;
+    let mut progress = Progress::new(options.progress);
+    let mut markers = Vec::new();
+    let mut kills = prepared.crashes.iter().peekable();
+    let mut restart_at: Option<u64> = None;
+    let mut killed = 0;
+    let mut next: u64 = 0;
+    loop {
+        let now = ctx.now_us();
+        while let Some((at, down_ms)) = kills.next_if(|(at, _)| (*at * 1e6) as u64 <= now) {
+            if restart_at.is_none() {
+                hub.kill();
+                killed += 1;
+                restart_at = Some(now + (down_ms * 1e3) as u64);
+                markers.push(Marker {
+                    at_s: *at,
+                    until_s: Some(at + down_ms / 1e3),
+                    label: format!("kill -9, down {down_ms} ms"),
+                });
+            }
+        }
+        if restart_at.is_some_and(|at| now >= at) {
+            hub.start()?;
+            restart_at = None;
+        }
+        let due = (profile.count_until(now as f64 / 1e6) as u64 + 1).min(total);
+        while next < due {
+            let intended = (profile.time_of(next) * 1e6) as u64;
+            let second = ((intended / 1_000_000) as usize).min(seconds - 1);
+            if let Some(at) = books.intended_us.get(next as usize) {
+                at.store(intended as u32, Ordering::Relaxed);
+            }
+            let template = &templates[next as usize % templates.len()];
+            let message = Arc::new(marked_message(template, next));
+            ctx.runtime
+                .spawn(client.clone().send(message, next + 1, second));
+            next += 1;
+        }
+        if now >= duration_us {
+            break;
+        }
+        progress.tick(now, books);
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    if restart_at.is_some() {
+        hub.start()?;
+    }
+
+    // Drain: every message answered, and every accepted one's receipt, within drain_s.
+    let drain_end = ctx.now_us() + (scenario.drain_s * 1e6) as u64;
+    let settled = || {
+        let answered = Books::total(&books.accepted) + Books::total(&books.rejected);
+        answered >= total && books.terminal.load(Ordering::Relaxed) >= Books::total(&books.accepted)
+    };
+    while !settled() && ctx.now_us() < drain_end {
+        std::thread::sleep(Duration::from_millis(10));
+        progress.tick(ctx.now_us(), books);
+    }
+    progress.finish();
+    let accepted = Books::total(&books.accepted);
+    let carrier_reports = fleet.carrier_reports(ctx);
+
+    // Accepted without a receipt: in flight if the hub still knows the message.
+    let unfinished: Vec<u64> = {
+        let tally = client.tally.lock();
+        (1..=total)
+            .filter(|id| tally.was_accepted(*id) && !tally.is_terminal(*id))
+            .collect()
+    };
+    let hub_ids = client.hub_ids(&unfinished);
+    let in_flight_at_end = unfinished
+        .iter()
+        .filter(|id| {
+            let known = |hub_id: &str| {
+                let base = hub_id.split('-').next().unwrap_or(hub_id);
+                hub.get(&format!("/v1/messages/{base}"))
+                    .is_some_and(|(status, _)| status == 200)
+            };
+            hub_ids.get(id).is_some_and(|hub_id| known(hub_id))
+        })
+        .count() as u64;
+    ctx.runtime.block_on(client.close());
+    hub.stop();
+
+    let figures = ServeFigures {
+        kills: killed,
+        resubmitted: client.figures.resubmitted.load(Ordering::Relaxed),
+        flagged_by_hub: client.figures.flagged_by_hub.load(Ordering::Relaxed),
+        given_up: client.figures.given_up.load(Ordering::Relaxed),
+        receipts_for_unknown_ids: client.receipts_for_unknown_ids(),
+    };
+    let tally = std::mem::replace(&mut *client.tally.lock(), Tally::new(0, 0, 0));
+    let terminal: u64 = tally.terminal.iter().sum();
+    let timeline = Timeline::build(&tally, books, &[], markers, progress.rss_mb);
+    let mut report = Report::new(
+        prepared,
+        books,
+        &tally,
+        accepted,
+        terminal,
+        in_flight_at_end,
+        Crashes {
+            crashes: killed,
+            unconfirmed: 0,
+        },
+        carrier_reports,
+        timeline,
+    );
+    report.serve = Some(figures);
+    if !report.passed() {
+        eprintln!(
+            "smsroute loadtest: the run failed; the serve process's log is {}",
+            hub.log().display()
+        );
+    }
+    Ok(report)
+}
