@@ -328,6 +328,12 @@ impl Tally {
         self.terminal_at(i, kind, flags, carrier, at_us, books);
     }
 
+    /// Mode `serve`: makes room for every message up to `id`, so that the duplicate check
+    /// sees them all (ids no event named included).
+    pub fn cover(&mut self, id: u64) {
+        let _ = self.index(id);
+    }
+
     /// Mode `serve`: message `id`'s `submit_sm_resp` came (its acceptance).
     pub fn accepted_id(&mut self, id: u64) {
         if let Some(i) = self.index(id) {
@@ -337,7 +343,7 @@ impl Tally {
 
     /// Mode `serve`: message `id` may have reached a carrier twice (the client sent it again
     /// after a submit got no answer).
-    pub fn flag(&mut self, id: u64) {
+    pub fn flag_possible_duplicate(&mut self, id: u64) {
         if let Some(i) = self.index(id) {
             self.seen[i] |= FLAGGED;
         }
@@ -426,6 +432,11 @@ impl Tally {
     /// Whether message `id` has its terminal event.
     pub fn is_terminal(&self, id: u64) -> bool {
         self.flags(id) & OUTCOME != 0
+    }
+
+    /// Messages whose `Accepted` event came (mode `serve`: their `submit_sm_resp`).
+    pub fn accepted_count(&self) -> u64 {
+        self.seen.iter().filter(|s| **s & ACCEPTED != 0).count() as u64
     }
 
     /// Whether message `id`'s `Accepted` event came.

@@ -32,6 +32,7 @@ mod inproc_mode;
 mod ledger;
 mod lives;
 mod profile;
+mod progress;
 mod report;
 mod run;
 mod scenario;

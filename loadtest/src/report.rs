@@ -169,16 +169,20 @@ pub struct Report {
 pub struct ServeFigures {
     /// SIGKILLs sent to it (fault `kill`).
     pub kills: u64,
-    /// Submits the client sent again because the process never answered them (in flight at
-    /// a kill): each message flagged a possible duplicate.
-    pub resubmitted: u64,
+    /// It exited 0 on the SIGTERM at the end (a run passes only then).
+    pub clean_stop: bool,
+    /// Submits that got no answer (in flight at a kill, or `ESME_RSYSERR`: the process could
+    /// not say in time whether it took the message): each message flagged a possible
+    /// duplicate and sent again.
+    pub unanswered: u64,
     /// Receipts the process flagged possible duplicate (its vendor TLV 0x1501).
     pub flagged_by_hub: u64,
-    /// Messages the client gave up on after 30 s with the process unreachable (counted
-    /// rejected, `shutting_down`).
+    /// Messages the client gave up on 30 s after their first try, the process unreachable
+    /// (counted rejected, `shutting_down`).
     pub given_up: u64,
-    /// Receipts for ids no `submit_sm_resp` gave: messages the process took whose answer
-    /// died with it (the client had sent them again).
+    /// Messages the process took whose `submit_sm_resp` never reached the client (it died
+    /// with the process, or the client gave up), counted by the first-part ids their receipts
+    /// named.
     pub receipts_for_unknown_ids: u64,
 }
 
@@ -392,6 +396,7 @@ impl Report {
             && self.double_terminal == 0
             && self.sent_after_opt_out == 0
             && self.duplicates_unflagged == 0
+            && self.serve.is_none_or(|s| s.clean_stop)
     }
 
     /// Writes `report.json` and `report.html` into `dir` (created if missing).

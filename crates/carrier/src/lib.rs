@@ -92,8 +92,9 @@ pub struct Receipt {
     pub status: ReceiptStatus,
     /// The carrier's error code (`err:`), 0 when none.
     pub error: u32,
-    /// The carrier says the message may have reached the handset twice (an upstream
-    /// `smsroute serve` flags its receipts so). Read by SMPP clients of such a hub (the
+    /// The carrier says the message may have reached its own carrier twice (an upstream
+    /// `smsroute serve` flags its receipts so, with its vendor TLV 0x1501; another vendor's
+    /// TLV of that number would read the same). Read by SMPP clients of such a hub (the
     /// load-test harness); the router does not fold it into its own events yet.
     pub possible_duplicate: bool,
 }

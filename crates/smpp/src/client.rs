@@ -257,11 +257,11 @@ impl Carrier for SmppCarrier {
     }
 
     async fn submit(&self, request: SubmitRequest) -> Result<Accepted, SubmitError> {
-        let reference = self.reference.fetch_add(1, Ordering::Relaxed);
-        let parts = submit_parts(&request.message, reference, request.receipt);
         let Some((window, link)) = self.pick() else {
             return Err(SubmitError::Unavailable("no bound SMPP session"));
         };
+        let reference = self.reference.fetch_add(1, Ordering::Relaxed);
+        let parts = submit_parts(&request.message, reference, request.receipt);
         let mut answers: SmallVec<[oneshot::Receiver<PartAnswer>; 2]> = SmallVec::new();
         for (i, part) in parts.into_iter().enumerate() {
             // Nothing of this message reached the SMSC if this is its first part.

@@ -43,6 +43,19 @@ pub mod command_id {
 
 /// SMPP command statuses we send or act on.
 pub mod status {
+    /// Vendor-specific statuses (SMPP 3.4 keeps 0x400-0x4FF for the MC's own): the refusals
+    /// `smsroute serve` answers that no standard status names (docs/serve.md).
+    pub mod vendor {
+        /// The recipient opted out of this sender.
+        pub const OPTED_OUT: u32 = 0x0000_0400;
+        /// The recipient already got the most messages of this class.
+        pub const FREQUENCY_CAP: u32 = 0x0000_0401;
+        /// The destination is in its quiet hours.
+        pub const QUIET_HOURS: u32 = 0x0000_0402;
+        /// The client's account cannot pay for the message.
+        pub const INSUFFICIENT_FUNDS: u32 = 0x0000_0403;
+    }
+
     /// ESME_ROK
     pub const OK: u32 = 0x0000_0000;
     /// ESME_RINVMSGLEN
@@ -185,8 +198,8 @@ pub struct ShortMessage {
     /// message_state TLV (receipts).
     pub message_state: Option<u8>,
     /// smsroute's vendor TLV [`POSSIBLE_DUPLICATE_TAG`] on a receipt (one octet, 1): the
-    /// message may have reached its carrier twice (a submit in flight at a crash was sent
-    /// again). Absent: not flagged.
+    /// message may have reached its carrier twice (a submit whose answer never came, through
+    /// a timeout, a lost link or a crash, was sent again). Absent: not flagged.
     pub possible_duplicate: bool,
     /// The SAR TLVs (`sar_msg_ref_num`, `sar_total_segments`, `sar_segment_seqnum`): a part
     /// of a message split without a UDH. Read when all three are present; written on submit_sm.

@@ -12,21 +12,23 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use smsroute_carrier::{Carrier, Receipt, SubmitError, SubmitRequest};
 use smsroute_delivery::ReceiptStatus;
+use smsroute_smpp::pdu::status::{self, vendor};
 use smsroute_smpp::{EsmeConfig, SmppCarrier};
 use smsroute_types::Message;
 
 use super::process::{BINDS, PASSWORD, SYSTEM_ID};
 use crate::ledger::{Books, REASONS, Tally};
 
-/// How long a message waits for the hub to come back before the client gives up on it.
+/// How long after its first try the client gives up on a message the hub never answered.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
-/// Pause between tries while the hub is down.
+/// First pause between tries while the hub is down; it doubles up to [`MAX_RETRY_PAUSE`].
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
-/// What a receipt's id means to the client.
-enum Known {
-    /// Part `part` (0-based) of message `id`.
-    Part { id: u64, part: usize },
+/// What a hub id (of a message's first part) means to the client.
+enum HubId {
+    /// The first part of this message.
+    Message(u64),
     /// Receipts for an id no answer has given yet: (outcome index, flagged, µs).
     Early(Vec<(usize, bool, u64)>),
 }
@@ -34,11 +36,12 @@ enum Known {
 /// Figures only this mode has.
 #[derive(Default)]
 pub(crate) struct ClientFigures {
-    /// Submits sent again after the hub gave no answer (in flight at a kill).
-    pub resubmitted: AtomicU64,
+    /// Submits that got no answer (in flight at a kill, or `ESME_RSYSERR`: the hub could
+    /// not say in time whether it took the message): each message flagged, and sent again.
+    pub unanswered: AtomicU64,
     /// Receipts flagged possible duplicate by the hub.
     pub flagged_by_hub: AtomicU64,
-    /// Messages given up on after [`GIVE_UP_AFTER`] with the hub unreachable.
+    /// Messages given up on [`GIVE_UP_AFTER`] after their first try, the hub unreachable.
     pub given_up: AtomicU64,
 }
 
@@ -47,10 +50,12 @@ pub(crate) struct Client {
     smpp: SmppCarrier,
     books: Arc<Books>,
     pub tally: Mutex<Tally>,
-    known: Mutex<HashMap<Box<str>, Known>>,
+    known: Mutex<HashMap<Box<str>, HubId>>,
     pub figures: ClientFigures,
     origin: std::time::Instant,
     receipts: bool,
+    /// The run is over: messages not yet answered are not sent again.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// The outcome index (delivered, sent, failed, expired) of a receipt from the hub. The hub
@@ -64,16 +69,25 @@ fn outcome(status: ReceiptStatus) -> usize {
     }
 }
 
-/// The refusal reason (an index into [`REASONS`]) of a hub's SMPP status (docs/serve.md).
-fn reason(status: u32) -> usize {
-    let name = match status {
-        0x0B => "invalid",
-        0x45 => "no_route",
-        0x14 | 0x58 => "overloaded",
-        0x400 => "opted_out",
-        0x401 => "frequency_cap",
-        0x402 => "quiet_hours",
-        0x403 => "insufficient_funds",
+/// Whether a hub id names part K > 1 of a message (`N-K`).
+fn later_part(hub_id: &str) -> bool {
+    hub_id
+        .split_once('-')
+        .is_some_and(|(_, k)| k.parse::<u32>().is_ok_and(|k| k > 1))
+}
+
+/// The refusal reason (an index into [`REASONS`]) of a hub's SMPP status (docs/serve.md):
+/// the router's own refusals by name, the client's throttle and a full queue as overloaded,
+/// every other status (a malformed submit) as invalid.
+fn reason(code: u32) -> usize {
+    let name = match code {
+        status::INVALID_DESTINATION_ADDRESS => "invalid",
+        status::SUBMIT_FAILED => "no_route",
+        status::QUEUE_FULL | status::THROTTLED => "overloaded",
+        vendor::OPTED_OUT => "opted_out",
+        vendor::FREQUENCY_CAP => "frequency_cap",
+        vendor::QUIET_HOURS => "quiet_hours",
+        vendor::INSUFFICIENT_FUNDS => "insufficient_funds",
         _ => "invalid",
     };
     REASONS.iter().position(|r| *r == name).unwrap_or(0)
@@ -104,6 +118,7 @@ impl Client {
             figures: ClientFigures::default(),
             origin,
             receipts,
+            stopping: Default::default(),
         });
         let (sink, mut rx) = tokio::sync::mpsc::channel(4096);
         client.smpp.attach_receipts(sink);
@@ -126,13 +141,17 @@ impl Client {
         self.origin.elapsed().as_micros() as u64
     }
 
-    /// Submits message `id` (intended in `second`) until the hub answers it or stays
-    /// unreachable for [`GIVE_UP_AFTER`].
+    /// Submits message `id` (intended in `second`) until the hub answers it, the hub stays
+    /// unreachable [`GIVE_UP_AFTER`] its first try, or the run stops.
     pub async fn send(self: Arc<Self>, message: Arc<Message>, id: u64, second: usize) {
         let books = &self.books;
         let give_up = tokio::time::Instant::now() + GIVE_UP_AFTER;
         let mut attempt = 1;
+        let mut pause = RETRY_PAUSE;
         loop {
+            if self.stopping.load(Ordering::Acquire) {
+                return;
+            }
             let request = SubmitRequest {
                 message: message.clone(),
                 attempt,
@@ -145,15 +164,21 @@ impl Client {
                     self.answered(id, &accepted.message_ids);
                     return;
                 }
+                // The hub may have it: sent again, flagged as a possible duplicate.
+                Err(
+                    SubmitError::Timeout
+                    | SubmitError::ConnectionLost
+                    | SubmitError::Rejected {
+                        status: status::SYSTEM_ERROR,
+                    },
+                ) => {
+                    self.figures.unanswered.fetch_add(1, Ordering::Relaxed);
+                    self.tally.lock().flag_possible_duplicate(id);
+                }
                 Err(SubmitError::Rejected { status }) => {
                     books.rejected_by_reason[reason(status)].fetch_add(1, Ordering::Relaxed);
                     books.rejected[second].fetch_add(1, Ordering::Relaxed);
                     return;
-                }
-                // The hub may have it: sent again, flagged as a possible duplicate.
-                Err(SubmitError::Timeout | SubmitError::ConnectionLost) => {
-                    self.figures.resubmitted.fetch_add(1, Ordering::Relaxed);
-                    self.tally.lock().flag(id);
                 }
                 // Not sent: the hub is down.
                 Err(SubmitError::Unavailable(_)) => {}
@@ -167,39 +192,39 @@ impl Client {
                 return;
             }
             attempt += 1;
-            tokio::time::sleep(RETRY_PAUSE).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_RETRY_PAUSE);
         }
     }
 
-    /// The hub's ids for message `id`'s parts: receipts that came first are counted now.
+    /// The hub's ids for message `id`'s parts (the first part's is the one kept): receipts
+    /// that came first are counted now.
     fn answered(&self, id: u64, parts: &[Box<str>]) {
-        let mut early = Vec::new();
-        {
-            let mut known = self.known.lock();
-            for (part, hub_id) in parts.iter().enumerate() {
-                let now = Known::Part { id, part };
-                match known.entry(hub_id.clone()) {
-                    Entry::Vacant(v) => {
-                        v.insert(now);
-                    }
-                    Entry::Occupied(mut o) => {
-                        if let Known::Early(receipts) = std::mem::replace(o.get_mut(), now)
-                            && part == 0
-                        {
-                            early = receipts;
-                        }
-                    }
-                }
+        let Some(first) = parts.first() else {
+            return;
+        };
+        let early = match self.known.lock().entry(first.clone()) {
+            Entry::Vacant(v) => {
+                v.insert(HubId::Message(id));
+                Vec::new()
             }
-        }
+            Entry::Occupied(mut o) => match std::mem::replace(o.get_mut(), HubId::Message(id)) {
+                HubId::Early(receipts) => receipts,
+                HubId::Message(_) => Vec::new(),
+            },
+        };
         let mut tally = self.tally.lock();
         for (kind, flagged, at) in early {
             tally.receipt(id, kind, flagged, at, &self.books);
         }
     }
 
-    /// A receipt: the message's terminal status when it is for its first part.
+    /// A receipt: the message's terminal status when it is for its first part (the hub
+    /// names part K > 1 of message N `N-K`).
     fn receipt(&self, receipt: Receipt) {
+        if later_part(&receipt.message_id) {
+            return;
+        }
         let at = self.now_us();
         let kind = outcome(receipt.status);
         if receipt.possible_duplicate {
@@ -208,14 +233,13 @@ impl Client {
         let first = {
             let mut known = self.known.lock();
             match known.get_mut(&receipt.message_id) {
-                Some(Known::Part { id, part: 0 }) => Some(*id),
-                Some(Known::Part { .. }) => None,
-                Some(Known::Early(receipts)) => {
+                Some(HubId::Message(id)) => Some(*id),
+                Some(HubId::Early(receipts)) => {
                     receipts.push((kind, receipt.possible_duplicate, at));
                     None
                 }
                 None => {
-                    let early = Known::Early(vec![(kind, receipt.possible_duplicate, at)]);
+                    let early = HubId::Early(vec![(kind, receipt.possible_duplicate, at)]);
                     known.insert(receipt.message_id, early);
                     None
                 }
@@ -235,7 +259,7 @@ impl Client {
         self.known
             .lock()
             .values()
-            .filter(|k| matches!(k, Known::Early(_)))
+            .filter(|k| matches!(k, HubId::Early(_)))
             .count() as u64
     }
 
@@ -246,14 +270,15 @@ impl Client {
             .lock()
             .iter()
             .filter_map(|(hub_id, k)| match k {
-                Known::Part { id, part: 0 } if wanted.contains(id) => Some((*id, hub_id.clone())),
+                HubId::Message(id) if wanted.contains(id) => Some((*id, hub_id.clone())),
                 _ => None,
             })
             .collect()
     }
 
-    /// Unbinds.
+    /// Stops sending again what is unanswered, and unbinds.
     pub async fn close(&self) {
+        self.stopping.store(true, Ordering::Release);
         self.smpp.close(Duration::from_secs(1)).await;
     }
 }
@@ -269,5 +294,11 @@ mod tests {
         assert_eq!(REASONS[reason(0x14)], "overloaded");
         assert_eq!(REASONS[reason(0x400)], "opted_out");
         assert_eq!(REASONS[reason(0x403)], "insufficient_funds");
+    }
+
+    #[test]
+    fn receipts_of_later_parts_are_told_apart() {
+        assert!(later_part("17-2") && later_part("17-10"));
+        assert!(!later_part("17") && !later_part("17-1") && !later_part("17-x"));
     }
 }

@@ -5,7 +5,8 @@
 //! and starts it again on its journal after a delay; the binds reconnect, and a submit that
 //! got no answer is sent again (flagged: the hub may have had it). At the end, each accepted
 //! message without a receipt is looked up in the hub (`GET /v1/messages/{id}`): one the hub
-//! still holds is in flight, one it does not know is lost.
+//! still holds unfinished is in flight; one it finished (its receipt never came), does not
+//! know, or does not answer for is lost.
 
 mod client;
 mod process;
@@ -22,7 +23,10 @@ use crate::run::{Context, Progress, RunError, RunOptions};
 use crate::smpp_mode::{SmppFleet, marked_message};
 
 use client::Client;
-use process::Hub;
+use process::{Hub, Lookup};
+
+/// The longest the end-of-run lookups may take together: what is left after it counts lost.
+const LOOKUPS_FOR: Duration = Duration::from_secs(30);
 
 /// The client's window over all its binds.
 const WINDOW: u32 = 4096;
@@ -76,6 +80,13 @@ pub(crate) fn run(
     let mut next: u64 = 0;
     loop {
         let now = ctx.now_us();
+        if let Some(exit) = hub.exited() {
+            return Err(RunError::Serve(format!(
+                "the process exited on its own ({exit}) at {:.1} s: see {}",
+                now as f64 / 1e6,
+                hub.log().display()
+            )));
+        }
         while let Some((at, down_ms)) = kills.next_if(|(at, _)| (*at * 1e6) as u64 <= now) {
             if restart_at.is_none() {
                 hub.kill();
@@ -126,40 +137,41 @@ pub(crate) fn run(
         progress.tick(ctx.now_us(), books);
     }
     progress.finish();
-    let accepted = Books::total(&books.accepted);
     let carrier_reports = fleet.carrier_reports(ctx);
-
-    // Accepted without a receipt: in flight if the hub still knows the message.
-    let unfinished: Vec<u64> = {
-        let tally = client.tally.lock();
-        (1..=total)
-            .filter(|id| tally.was_accepted(*id) && !tally.is_terminal(*id))
-            .collect()
+    // The client stops first, so that the figures below are one snapshot.
+    ctx.runtime.block_on(client.close());
+    let tally = {
+        let mut tally = client.tally.lock();
+        tally.cover(total);
+        std::mem::replace(&mut *tally, Tally::new(0, 0, 0))
     };
+    let accepted = tally.accepted_count();
+    let terminal: u64 = tally.terminal.iter().sum();
+    // Accepted without a receipt: in flight if the process still holds it unfinished.
+    let unfinished: Vec<u64> = (1..=total)
+        .filter(|id| tally.was_accepted(*id) && !tally.is_terminal(*id))
+        .collect();
     let hub_ids = client.hub_ids(&unfinished);
+    let lookups_end = std::time::Instant::now() + LOOKUPS_FOR;
     let in_flight_at_end = unfinished
         .iter()
         .filter(|id| {
-            let known = |hub_id: &str| {
-                let base = hub_id.split('-').next().unwrap_or(hub_id);
-                hub.get(&format!("/v1/messages/{base}"))
-                    .is_some_and(|(status, _)| status == 200)
-            };
-            hub_ids.get(id).is_some_and(|hub_id| known(hub_id))
+            std::time::Instant::now() < lookups_end
+                && hub_ids
+                    .get(id)
+                    .is_some_and(|hub_id| hub.lookup(hub_id) == Lookup::Unfinished)
         })
         .count() as u64;
-    ctx.runtime.block_on(client.close());
-    hub.stop();
+    let clean_stop = hub.stop();
 
     let figures = ServeFigures {
         kills: killed,
-        resubmitted: client.figures.resubmitted.load(Ordering::Relaxed),
+        clean_stop,
+        unanswered: client.figures.unanswered.load(Ordering::Relaxed),
         flagged_by_hub: client.figures.flagged_by_hub.load(Ordering::Relaxed),
         given_up: client.figures.given_up.load(Ordering::Relaxed),
         receipts_for_unknown_ids: client.receipts_for_unknown_ids(),
     };
-    let tally = std::mem::replace(&mut *client.tally.lock(), Tally::new(0, 0, 0));
-    let terminal: u64 = tally.terminal.iter().sum();
     let timeline = Timeline::build(&tally, books, &[], markers, progress.rss_mb);
     let mut report = Report::new(
         prepared,

@@ -16,6 +16,8 @@ pub(crate) const SYSTEM_ID: &str = "loadtest";
 pub(crate) const PASSWORD: &str = "secret";
 /// Its HTTP API key (the end-of-run questions).
 const API_KEY: &str = "k_loadtest_harness_0123456789";
+/// The login the process's carrier sessions give the simulators (which take any).
+const SIMULATOR_LOGIN: (&str, &str) = ("smsroute", "sim");
 /// SMPP binds the harness opens (the account allows more: a bind of a dead life may linger).
 pub(crate) const BINDS: u32 = 4;
 
@@ -39,24 +41,37 @@ fn binary() -> Result<PathBuf, RunError> {
     }
 }
 
-/// The scenario's route table for the process: every carrier bound to its simulator, and the
-/// harness's client account.
+/// The scenario's route table for the process: every carrier bound to its simulator (the
+/// host and port of its `[carriers.smpp]` table set, the rest kept), and the harness's client
+/// account, the only one (a route table with `[[clients]]` of its own is refused).
 pub(crate) fn render_config(text: &str, ports: &BTreeMap<String, u16>) -> Result<String, String> {
     use toml::{Table, Value};
     let mut doc: Table = text.parse().map_err(|e| format!("the route table: {e}"))?;
+    if doc.contains_key("clients") {
+        return Err(
+            "mode = \"serve\" brings its own client: the route table must have no \
+                    [[clients]]"
+                .into(),
+        );
+    }
     if let Some(Value::Array(carriers)) = doc.get_mut("carriers") {
         for carrier in carriers.iter_mut().filter_map(Value::as_table_mut) {
             let id = carrier
                 .get("id")
                 .and_then(Value::as_str)
-                .unwrap_or_default();
-            let port = ports.get(id).copied().unwrap_or(0);
-            let mut smpp = Table::new();
+                .unwrap_or_default()
+                .to_string();
+            let port = ports.get(&id).copied().unwrap_or(0);
+            let smpp = carrier
+                .entry("smpp")
+                .or_insert_with(|| Value::Table(Table::new()));
+            let Some(smpp) = smpp.as_table_mut() else {
+                return Err(format!("carrier {id}: smpp is not a table"));
+            };
             smpp.insert("host".into(), "127.0.0.1".into());
             smpp.insert("port".into(), i64::from(port).into());
-            smpp.insert("system_id".into(), "loadtest".into());
-            smpp.insert("password".into(), "secret".into());
-            carrier.insert("smpp".into(), Value::Table(smpp));
+            smpp.entry("system_id").or_insert(SIMULATOR_LOGIN.0.into());
+            smpp.entry("password").or_insert(SIMULATOR_LOGIN.1.into());
         }
     }
     let mut client = Table::new();
@@ -70,12 +85,31 @@ pub(crate) fn render_config(text: &str, ports: &BTreeMap<String, u16>) -> Result
     toml::to_string(&doc).map_err(|e| e.to_string())
 }
 
-/// A loopback address with a free port (free when asked).
-fn free_address() -> Result<SocketAddr, RunError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| RunError::Serve(format!("no free loopback port: {e}")))
+/// Two distinct loopback addresses with free ports (free when asked: both listeners are held
+/// until both ports are known).
+fn free_addresses() -> Result<(SocketAddr, SocketAddr), RunError> {
+    let fail = |e: std::io::Error| RunError::Serve(format!("no free loopback port: {e}"));
+    let first = TcpListener::bind("127.0.0.1:0").map_err(fail)?;
+    let second = TcpListener::bind("127.0.0.1:0").map_err(fail)?;
+    Ok((
+        first.local_addr().map_err(fail)?,
+        second.local_addr().map_err(fail)?,
+    ))
 }
+
+/// What the process says of a message at the end of the run.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// It holds it, not finished.
+    Unfinished,
+    /// It finished it (so its receipt should have come).
+    Finished,
+    /// It does not know it (`404`), or did not answer.
+    Unknown,
+}
+
+/// Terminal states as `GET /v1/messages/{id}` writes them.
+const FINISHED: &[&str] = &["delivered", "sent", "failed", "expired"];
 
 /// The process, over its lives: the same configuration, journal and addresses each time.
 pub(crate) struct Hub {
@@ -94,11 +128,12 @@ impl Hub {
         std::fs::create_dir_all(dir)
             .and_then(|()| std::fs::write(dir.join("serve.toml"), config))
             .map_err(|e| RunError::Serve(format!("{}: {e}", dir.display())))?;
+        let (smpp, http) = free_addresses()?;
         Ok(Hub {
             binary,
             dir: dir.to_path_buf(),
-            smpp: free_address()?,
-            http: free_address()?,
+            smpp,
+            http,
             child: None,
         })
     }
@@ -149,6 +184,11 @@ impl Hub {
         )))
     }
 
+    /// How the current life ended, if it ended without the harness's doing.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
     /// SIGKILL, as a crash: nothing the process did not write survives.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -157,23 +197,40 @@ impl Hub {
         }
     }
 
-    /// SIGTERM (a graceful stop), SIGKILL if it takes more than 10 s.
-    pub fn stop(&mut self) {
+    /// SIGTERM (a graceful stop), SIGKILL if it takes more than 10 s: whether it exited 0.
+    pub fn stop(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {
-            return;
+            return false;
         };
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
+            if let Ok(Some(exit)) = child.try_wait() {
+                return exit.success();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
         let _ = child.wait();
+        false
+    }
+
+    /// What the process says of the message it answered `hub_id` for (its first part's id).
+    pub fn lookup(&self, hub_id: &str) -> Lookup {
+        let message = hub_id.split('-').next().unwrap_or(hub_id);
+        let Some((200, body)) = self.get(&format!("/v1/messages/{message}")) else {
+            return Lookup::Unknown;
+        };
+        let state = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("state")?.as_str().map(str::to_string));
+        match state {
+            Some(state) if FINISHED.contains(&state.as_str()) => Lookup::Finished,
+            Some(_) => Lookup::Unfinished,
+            None => Lookup::Unknown,
+        }
     }
 
     /// `GET path` on the HTTP API with the harness's key: the status and the body.
@@ -221,5 +278,23 @@ mod tests {
         assert_eq!(config.clients[0].id, SYSTEM_ID);
         assert_eq!(config.routes.len(), 1);
         assert!(render_config("carriers = [", &ports).is_err());
+        let with_clients = format!("{text}\n[[clients]]\nid = \"x\"\n");
+        assert!(
+            render_config(&with_clients, &ports)
+                .unwrap_err()
+                .contains("[[clients]]")
+        );
+        // The rest of a carrier's SMPP table is kept.
+        let binds = text.replace(
+            "tps = 50\n",
+            "tps = 50\n[carriers.smpp]\nhost = \"x\"\nport = 1\nsystem_id = \"b\"\npassword = \"p\"\nbinds = 3\n",
+        );
+        let config =
+            smsroute_config::Config::parse(&render_config(&binds, &ports).unwrap(), "r").unwrap();
+        let smpp = config.carriers[1].smpp.as_ref().unwrap();
+        assert_eq!(
+            (smpp.port, smpp.binds, smpp.system_id.as_str()),
+            (4002, 3, "b")
+        );
     }
 }

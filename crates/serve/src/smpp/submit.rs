@@ -20,18 +20,7 @@ use crate::Hub;
 use crate::clients::Client;
 use crate::receipts::{RECEIPT_TAG, receipt_tag};
 
-/// Vendor-specific statuses (SMPP 3.4 keeps 0x400-0x4FF for the MC's own): refusals that
-/// no standard status names.
-pub mod vendor {
-    /// The recipient opted out of this sender.
-    pub const OPTED_OUT: u32 = 0x0000_0400;
-    /// The recipient already got the most messages of this class.
-    pub const FREQUENCY_CAP: u32 = 0x0000_0401;
-    /// The destination is in its quiet hours.
-    pub const QUIET_HOURS: u32 = 0x0000_0402;
-    /// The client's account cannot pay for the message.
-    pub const INSUFFICIENT_FUNDS: u32 = 0x0000_0403;
-}
+pub use smsroute_smpp::pdu::status::vendor;
 
 /// The answer every part of one message gets: `status`, and with `ESME_ROK` the message id.
 pub struct Answer {
