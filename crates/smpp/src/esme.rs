@@ -268,14 +268,19 @@ async fn run(mut stream: TcpStream, handle: &SessionHandle, shared: &Shared) -> 
                     }
                 }
             }
-            Some((sequence, taken)) = answers.recv() => {
-                // Not taken (the router went away first): the SMSC offers it again.
-                let status = if taken { status::OK } else { status::TEMPORARY_APP_ERROR };
-                let _ = session.respond(sequence, status, Body::DeliverSmResp);
-                if unanswered == MAX_UNANSWERED_RECEIPTS && held.is_none() {
-                    session.resume_input(Instant::now().into_std());
+            Some(first) = answers.recv() => {
+                // Every answer ready now goes in the same write (a journal sync answers many).
+                let mut next = Some(first);
+                while let Some((sequence, taken)) = next {
+                    // Not taken (the router went away first): the SMSC offers it again.
+                    let status = if taken { status::OK } else { status::TEMPORARY_APP_ERROR };
+                    let _ = session.respond(sequence, status, Body::DeliverSmResp);
+                    if unanswered == MAX_UNANSWERED_RECEIPTS && held.is_none() {
+                        session.resume_input(Instant::now().into_std());
+                    }
+                    unanswered -= 1;
+                    next = answers.try_recv().ok();
                 }
-                unanswered -= 1;
             }
             () = tokio::time::sleep_until(wake) => {
                 let now = Instant::now();

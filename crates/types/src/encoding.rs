@@ -163,9 +163,42 @@ pub fn split_parts(text: &str) -> Vec<Range<usize>> {
 
 /// The GSM 03.38 code of a basic-table character (the table skips 0x1B, the escape).
 fn gsm7_basic_code(ch: char) -> Option<u8> {
-    let index = GSM_BASIC.chars().position(|c| c == ch)?;
+    match u8::try_from(u32::from(ch)) {
+        Ok(latin1) => Some(GSM7_LATIN1[latin1 as usize]).filter(|code| *code != NONE),
+        // The Greek capitals: a short scan.
+        Err(_) => code_at(GSM_BASIC.chars().position(|c| c == ch)?),
+    }
+}
+
+/// The code of the basic table's character at `index` (0x1B, the escape, has none).
+fn code_at(index: usize) -> Option<u8> {
     Some(if index >= 0x1B { index + 1 } else { index } as u8)
 }
+
+/// No code in [`GSM7_LATIN1`].
+const NONE: u8 = 0xFF;
+
+/// The basic table's codes of the characters below U+0100 (all but the Greek capitals).
+static GSM7_LATIN1: std::sync::LazyLock<[u8; 256]> = std::sync::LazyLock::new(|| {
+    let mut codes = [NONE; 256];
+    for (index, ch) in GSM_BASIC.chars().enumerate() {
+        if let (Ok(latin1), Some(code)) = (u8::try_from(u32::from(ch)), code_at(index)) {
+            codes[latin1 as usize] = code;
+        }
+    }
+    codes
+});
+
+/// The basic table as characters, by code (the escape's place holds `?`).
+static GSM7_CHARS: std::sync::LazyLock<[char; 128]> = std::sync::LazyLock::new(|| {
+    let mut chars = ['?'; 128];
+    for (index, ch) in GSM_BASIC.chars().enumerate() {
+        if let Some(code) = code_at(index) {
+            chars[code as usize] = ch;
+        }
+    }
+    chars
+});
 
 /// The code after the escape of an extension-table character.
 fn gsm7_extension_code(ch: char) -> Option<u8> {
@@ -200,7 +233,6 @@ pub fn gsm7_encode(text: &str, out: &mut Vec<u8>) {
 
 /// Decodes unpacked GSM 03.38 octets; unknown codes become `?`.
 pub fn gsm7_decode(octets: &[u8]) -> String {
-    let basic: Vec<char> = GSM_BASIC.chars().collect();
     let mut out = String::with_capacity(octets.len());
     let mut escaped = false;
     for &code in octets {
@@ -214,8 +246,7 @@ pub fn gsm7_decode(octets: &[u8]) -> String {
         } else if code == 0x1B {
             escaped = true;
         } else {
-            let index = if code > 0x1B { code - 1 } else { code } as usize;
-            out.push(basic.get(index).copied().unwrap_or('?'));
+            out.push(GSM7_CHARS[code as usize]);
         }
     }
     out
@@ -256,6 +287,20 @@ mod tests {
         ucs2_encode("Привет 😀", &mut wide);
         assert_eq!(wide.len(), 2 * 9);
         assert_eq!(ucs2_decode(&wide), "Привет 😀");
+    }
+
+    #[test]
+    fn every_basic_character_has_its_place_in_the_table() {
+        for (index, ch) in GSM_BASIC.chars().enumerate() {
+            let code = if index >= 0x1B { index + 1 } else { index } as u8;
+            let mut octets = Vec::new();
+            gsm7_encode(&ch.to_string(), &mut octets);
+            assert_eq!(octets, [code], "{ch:?}");
+            assert_eq!(gsm7_decode(&octets), ch.to_string());
+        }
+        let mut unknown = Vec::new();
+        gsm7_encode("ЖaÿΔ", &mut unknown);
+        assert_eq!(unknown, [b'?', 0x61, b'?', 0x10]);
     }
 
     #[test]

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use smsroute_carrier::Carrier;
 use smsroute_smpp::pdu::{Bind, BindKind, Body, Frame, ShortMessage, status};
 use smsroute_smpp::server::{Admitted, ReadBuffer, outbox_changed, sleep_until};
@@ -210,19 +210,15 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
             written = writer.write(unwritten.unwrap_or_default()), if writing => {
                 session.handle_write(written);
             }
-            Some(done) = answers.next(), if !answers.is_empty() => {
-                unanswered -= done.sequences.len();
-                hub.metrics.smpp(answered(done.status), done.sequences.len() as u64);
-                let parts = done.sequences.len();
-                for (k, s) in done.sequences.into_iter().enumerate() {
-                    let id = if done.status == status::OK {
-                        part_id(done.id, parts, k + 1)
-                    } else {
-                        String::new()
-                    };
-                    answer(&mut session, s, done.status, id);
+            Some(first) = answers.next(), if !answers.is_empty() => {
+                // Every answer ready now goes in the same write (a journal sync makes many
+                // messages durable at once).
+                let mut next = Some(first);
+                while let Some(done) = next {
+                    unanswered -= done.sequences.len();
+                    write_answer(&mut session, &hub, done);
+                    next = answers.next().now_or_never().flatten();
                 }
-                drop(done.written);
             }
             () = sleep_until(wake) => session.handle_timeout(Instant::now().into_std()),
             _ = outbox_changed(bound.as_mut().and_then(|b| b.changed.as_mut())), if receiving => {}
@@ -376,6 +372,22 @@ fn answered(code: u32) -> Answered {
         status::QUEUE_FULL | status::SYSTEM_ERROR => Answered::Unavailable,
         _ => Answered::Refused,
     }
+}
+
+/// The submit_sm_resp of every part of a message, then lets its receipts go.
+fn write_answer<C: Carrier>(session: &mut Session, hub: &Hub<C>, done: Answer) {
+    hub.metrics
+        .smpp(answered(done.status), done.sequences.len() as u64);
+    let parts = done.sequences.len();
+    for (k, s) in done.sequences.into_iter().enumerate() {
+        let id = if done.status == status::OK {
+            part_id(done.id, parts, k + 1)
+        } else {
+            String::new()
+        };
+        answer(session, s, done.status, id);
+    }
+    drop(done.written);
 }
 
 fn answer(session: &mut Session, sequence: u32, code: u32, message_id: String) {
