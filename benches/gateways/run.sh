@@ -444,7 +444,7 @@ smpp_ratio=$(awk -v s="$p_e2e" -v k="$kn_e2e" 'BEGIN { if (k > 0) printf "%.1f",
     echo "- smpp_load.py: $p_sent submits sent, $p_acc accepted, $p_rcpt receipts ($p_delivrd DELIVRD), $p_overall delivered/s from first submit to last receipt (${p_span} s); serve counted $p_overloaded refusals as overloaded."
     echo "- accepted per second: $p_series_a"
     echo "- receipts per second: $p_series_r"
-    echo "- smsroute send: $e_delivered delivered of $SEND_COUNT in ${e_wall} s (exit $e_rc). It sleeps once per message (\`tokio::time::sleep(1/rate)\`, 1 ms timer resolution), so one process cannot go past ~1,000 msg/s whatever \`--rate\`."
+    echo "- smsroute send: $e_delivered delivered of $SEND_COUNT in ${e_wall} s (exit $e_rc). It paces open loop (message n due at n / rate); the wall time includes binding and waiting for the last receipt."
     echo
     echo "## Where the CPU went (cores, by thread name, over the measured windows)"
     echo

@@ -2,74 +2,101 @@
 //! before handing a text-only receipt to the engine.
 
 use std::collections::{HashMap, VecDeque};
-
-use smallvec::SmallVec;
+use std::sync::Arc;
 
 /// Receipt ids as the SMSC may write them differently from its submit_sm_resp: decimal for a
-/// hex id, hex for a decimal one, with leading zeros. Recent ids' other forms point back to
-/// the form the engine registered; bounded, oldest forgotten first.
+/// hex id, hex for a decimal one, with leading zeros. Recent numeric ids are kept by their
+/// value read as decimal and as hex, so a receipt id in another form finds the form the
+/// engine registered; bounded, oldest forgotten first. An id that is not a number has no
+/// other form.
 #[derive(Default)]
 pub(crate) struct Aliases {
-    /// Another form → the id as the submit_sm_resp gave it.
-    map: HashMap<String, Box<str>>,
-    /// Ids as given: a receipt naming one of these means that one, never an alias.
-    originals: std::collections::HashSet<Box<str>>,
-    /// Insertion order, oldest first: (key, is an original).
-    order: VecDeque<(Box<str>, bool)>,
+    /// Ids that read as a decimal number, by value: (when learnt, the id as given).
+    decimal: HashMap<u64, (u64, Arc<str>)>,
+    /// Ids that read as a hex number, by value.
+    hex: HashMap<u64, (u64, Arc<str>)>,
+    /// What was learnt, oldest first: (value, read as decimal, when learnt).
+    order: VecDeque<(u64, bool, u64)>,
+    /// Ids learnt so far.
+    learnt: u64,
 }
 
 const ALIASES: usize = 200_000;
 
+/// An id without its leading zeros, when that leaves a number of at most 16 digits.
+fn digits(id: &str) -> Option<&str> {
+    let trimmed = id.trim_start_matches('0');
+    (!trimmed.is_empty() && trimmed.len() <= 16).then_some(trimmed)
+}
+
+/// Its value read as decimal, and read as hex.
+fn values(id: &str) -> (Option<u64>, Option<u64>) {
+    let Some(digits) = digits(id) else {
+        return (None, None);
+    };
+    let decimal = digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| digits.parse().ok())
+        .flatten();
+    (decimal, u64::from_str_radix(digits, 16).ok())
+}
+
 impl Aliases {
     pub(crate) fn learn(&mut self, id: &str) {
-        if self.originals.insert(id.into()) {
-            self.order.push_back((id.into(), true));
+        let (decimal, hex) = values(id);
+        if decimal.is_none() && hex.is_none() {
+            return;
         }
-        let trimmed = id.trim_start_matches('0');
-        let mut forms: SmallVec<[String; 3]> = SmallVec::new();
-        if trimmed.len() != id.len() && !trimmed.is_empty() {
-            forms.push(trimmed.to_string());
+        self.learnt += 1;
+        let (when, id): (u64, Arc<str>) = (self.learnt, id.into());
+        if let Some(n) = decimal {
+            self.decimal.insert(n, (when, id.clone()));
+            self.order.push_back((n, true, when));
         }
-        if !trimmed.is_empty() && trimmed.len() <= 16 {
-            if trimmed.bytes().all(|b| b.is_ascii_digit())
-                && let Ok(n) = trimmed.parse::<u64>()
-            {
-                forms.push(format!("{n:x}"));
-            }
-            if let Ok(n) = u64::from_str_radix(trimmed, 16) {
-                forms.push(n.to_string());
-            }
-        }
-        for form in forms {
-            if form != id && !self.map.contains_key(&form) {
-                self.order.push_back((form.as_str().into(), false));
-                self.map.insert(form, id.into());
-            }
+        if let Some(n) = hex {
+            self.hex.insert(n, (when, id));
+            self.order.push_back((n, false, when));
         }
         while self.order.len() > ALIASES {
-            match self.order.pop_front() {
-                Some((old, true)) => {
-                    self.originals.remove(&old);
-                }
-                Some((old, false)) => {
-                    self.map.remove(&*old);
-                }
-                None => break,
+            let Some((n, decimal, when)) = self.order.pop_front() else {
+                break;
+            };
+            let map = if decimal {
+                &mut self.decimal
+            } else {
+                &mut self.hex
+            };
+            // Unless a later id of the same value took the place.
+            if map.get(&n).is_some_and(|(w, _)| *w == when) {
+                map.remove(&n);
             }
         }
     }
 
-    /// The id a receipt means: itself when it is a known id, else the id one of its other
-    /// forms points to.
+    /// The id a receipt means: none when it is a known id itself (or one in another case,
+    /// which the engine matches), else the known id it is another form of.
     pub(crate) fn resolve(&self, id: &str) -> Option<Box<str>> {
-        if self.originals.contains(id) {
+        let (decimal, hex) = values(id);
+        let known = |map: &HashMap<u64, (u64, Arc<str>)>, n: Option<u64>| {
+            n.and_then(|n| map.get(&n)).map(|(_, known)| known.clone())
+        };
+        let exact = |known: &Option<Arc<str>>| known.as_deref() == Some(id);
+        let (as_decimal, as_hex) = (known(&self.decimal, decimal), known(&self.hex, hex));
+        if exact(&as_decimal) || exact(&as_hex) {
             return None;
         }
-        self.map
-            .get(id)
-            .or_else(|| self.map.get(&id.to_ascii_lowercase()))
-            .or_else(|| self.map.get(id.trim_start_matches('0')))
-            .cloned()
+        // Leading zeros, then decimal of a hex id, hex of a decimal one, leading zeros of hex.
+        [
+            as_decimal,
+            known(&self.hex, decimal),
+            known(&self.decimal, hex),
+            as_hex,
+        ]
+        .into_iter()
+        .flatten()
+        .find(|known| !known.eq_ignore_ascii_case(id))
+        .map(|known| known.as_ref().into())
     }
 }
 
@@ -104,5 +131,23 @@ mod tests {
         a.learn("16");
         assert_eq!(a.resolve("16"), None);
         assert_eq!(a.resolve("unknown"), None);
+    }
+
+    #[test]
+    fn the_latest_id_of_a_value_wins_and_the_oldest_are_forgotten() {
+        let mut a = Aliases::default();
+        a.learn("0042");
+        a.learn("42");
+        assert_eq!(a.resolve("42"), None, "a real id means itself");
+        assert_eq!(a.resolve("00042").as_deref(), Some("42"));
+        a.learn("not-a-number");
+        assert_eq!(a.resolve("not-a-number"), None);
+        for n in 0..ALIASES as u64 {
+            a.learn(&format!("9{n:07}"));
+        }
+        assert_eq!(a.resolve("2a"), None, "42 was forgotten");
+        let newest = format!("{:x}", 90_000_000 + ALIASES as u64 - 1);
+        assert!(a.resolve(&newest).is_some());
+        assert!(a.decimal.len() + a.hex.len() <= ALIASES);
     }
 }
