@@ -73,6 +73,64 @@ impl Context<'_> {
     pub fn now_us(&self) -> u64 {
         self.origin.elapsed().as_micros() as u64
     }
+
+    /// Message `n`'s intended send time (µs, written in the books) and the second of the run
+    /// it counts in.
+    pub fn intend(&self, n: u64) -> (u64, usize) {
+        let intended = (self.prepared.scenario.rate.time_of(n) * 1e6) as u64;
+        let second = ((intended / 1_000_000) as usize).min(self.seconds - 1);
+        if let Some(at) = self.books.intended_us.get(n as usize) {
+            at.store(intended as u32, Ordering::Relaxed);
+        }
+        (intended, second)
+    }
+}
+
+/// The timeline of crashes (mode `serve`: kills): when the router goes down and, a downtime
+/// later, comes back. One while it is down changes nothing.
+pub(crate) struct Downtimes<'a> {
+    pending: std::iter::Peekable<std::slice::Iter<'a, (f64, f64)>>,
+    /// While down: when it comes back, µs.
+    back_at: Option<u64>,
+}
+
+impl<'a> Downtimes<'a> {
+    pub fn new(timeline: &'a [(f64, f64)]) -> Self {
+        Downtimes {
+            pending: timeline.iter().peekable(),
+            back_at: None,
+        }
+    }
+
+    /// Whether the router goes down at `now`: the marker for the charts, labelled `what`.
+    pub fn goes_down(&mut self, now: u64, what: &str) -> Option<Marker> {
+        let mut marker = None;
+        while let Some((at, down_ms)) = self.pending.next_if(|(at, _)| (*at * 1e6) as u64 <= now) {
+            if self.back_at.is_none() {
+                self.back_at = Some(now + (down_ms * 1e3) as u64);
+                marker = Some(Marker {
+                    at_s: *at,
+                    until_s: Some(at + down_ms / 1e3),
+                    label: format!("{what}, down {down_ms} ms"),
+                });
+            }
+        }
+        marker
+    }
+
+    /// Whether the router comes back at `now` (then it is up).
+    pub fn comes_back(&mut self, now: u64) -> bool {
+        let back = self.back_at.is_some_and(|at| now >= at);
+        if back {
+            self.back_at = None;
+        }
+        back
+    }
+
+    /// Whether it is down.
+    pub fn is_down(&self) -> bool {
+        self.back_at.is_some()
+    }
 }
 
 /// Runs a prepared scenario to the end and returns its report.
@@ -187,7 +245,7 @@ fn drive<F: Fleet>(
     let scenario = &prepared.scenario;
     let profile = &scenario.rate;
     let books = &ctx.books;
-    let (planned, seconds) = (ctx.planned, ctx.seconds);
+    let planned = ctx.planned;
     let total = planned as u64 - 1;
     let duration_us = (scenario.duration_s * 1e6) as u64;
     let recipients: Vec<(Box<str>, Box<str>)> = {
@@ -199,7 +257,7 @@ fn drive<F: Fleet>(
     let mut markers = fault_markers(prepared);
     let mut reloads = prepared.reloads.iter().peekable();
     let mut replies = prepared.replies.iter().peekable();
-    let mut crashes = prepared.crashes.iter().peekable();
+    let mut downtimes = Downtimes::new(&prepared.crashes);
     let mut releases = prepared.releases.iter().peekable();
     let mut release_due = |now: u64, router: &Router<F::Carrier>, markers: &mut Vec<Marker>| {
         while let Some(at) = releases.next_if(|at| (**at * 1e6) as u64 <= now) {
@@ -207,26 +265,15 @@ fn drive<F: Fleet>(
             markers.push(Marker::at(*at, "receipts released".into()));
         }
     };
-    // While the router is down: when it starts again.
-    let mut restart_at: Option<u64> = None;
     let mut next: u64 = 0;
     loop {
         let now = ctx.now_us();
-        while let Some((at, down_ms)) = crashes.next_if(|(at, _)| (*at * 1e6) as u64 <= now) {
-            // A crash while the router is down changes nothing.
-            if restart_at.is_none() {
-                lives.crash(ctx, &fleet);
-                restart_at = Some(now + (down_ms * 1e3) as u64);
-                markers.push(Marker {
-                    at_s: *at,
-                    until_s: Some(at + down_ms / 1e3),
-                    label: format!("crash, down {down_ms} ms"),
-                });
-            }
+        if let Some(marker) = downtimes.goes_down(now, "crash") {
+            lives.crash(ctx, &fleet);
+            markers.push(marker);
         }
-        if restart_at.is_some_and(|at| now >= at) {
+        if downtimes.comes_back(now) {
             lives.restart(ctx, &fleet)?;
-            restart_at = None;
         }
         let router = &lives.router;
         release_due(now, router, &mut markers);
@@ -253,11 +300,7 @@ fn drive<F: Fleet>(
         // Messages 0..=floor(count(now)) are due by now; the run sends ceil(count(duration)).
         let due = (profile.count_until(now as f64 / 1e6) as u64 + 1).min(total);
         while next < due {
-            let intended = (profile.time_of(next) * 1e6) as u64;
-            let second = ((intended / 1_000_000) as usize).min(seconds - 1);
-            if let Some(at) = books.intended_us.get(next as usize) {
-                at.store(intended as u32, Ordering::Relaxed);
-            }
+            let (intended, second) = ctx.intend(next);
             let template = &templates[next as usize % templates.len()];
             match lives
                 .router
@@ -286,7 +329,7 @@ fn drive<F: Fleet>(
         std::thread::sleep(Duration::from_micros(100));
     }
 
-    if restart_at.is_some() {
+    if downtimes.is_down() {
         lives.restart(ctx, &fleet)?;
     }
 

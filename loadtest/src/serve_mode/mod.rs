@@ -18,8 +18,8 @@ use std::time::Duration;
 use smsroute_types::Message;
 
 use crate::ledger::{Books, Tally};
-use crate::report::{Crashes, Marker, Report, ServeFigures, Timeline};
-use crate::run::{Context, Progress, RunError, RunOptions};
+use crate::report::{Crashes, Report, ServeFigures, Timeline};
+use crate::run::{Context, Downtimes, Progress, RunError, RunOptions};
 use crate::smpp_mode::{SmppFleet, marked_message};
 
 use client::Client;
@@ -69,13 +69,12 @@ pub(crate) fn run(
 
     let books = &ctx.books;
     let profile = &scenario.rate;
-    let (planned, seconds) = (ctx.planned, ctx.seconds);
+    let planned = ctx.planned;
     let total = planned as u64 - 1;
     let duration_us = (scenario.duration_s * 1e6) as u64;
     let mut progress = Progress::new(options.progress);
     let mut markers = Vec::new();
-    let mut kills = prepared.crashes.iter().peekable();
-    let mut restart_at: Option<u64> = None;
+    let mut downtimes = Downtimes::new(&prepared.crashes);
     let mut killed = 0;
     let mut next: u64 = 0;
     loop {
@@ -87,29 +86,17 @@ pub(crate) fn run(
                 hub.log().display()
             )));
         }
-        while let Some((at, down_ms)) = kills.next_if(|(at, _)| (*at * 1e6) as u64 <= now) {
-            if restart_at.is_none() {
-                hub.kill();
-                killed += 1;
-                restart_at = Some(now + (down_ms * 1e3) as u64);
-                markers.push(Marker {
-                    at_s: *at,
-                    until_s: Some(at + down_ms / 1e3),
-                    label: format!("kill -9, down {down_ms} ms"),
-                });
-            }
+        if let Some(marker) = downtimes.goes_down(now, "kill -9") {
+            hub.kill();
+            killed += 1;
+            markers.push(marker);
         }
-        if restart_at.is_some_and(|at| now >= at) {
+        if downtimes.comes_back(now) {
             hub.start()?;
-            restart_at = None;
         }
         let due = (profile.count_until(now as f64 / 1e6) as u64 + 1).min(total);
         while next < due {
-            let intended = (profile.time_of(next) * 1e6) as u64;
-            let second = ((intended / 1_000_000) as usize).min(seconds - 1);
-            if let Some(at) = books.intended_us.get(next as usize) {
-                at.store(intended as u32, Ordering::Relaxed);
-            }
+            let (_, second) = ctx.intend(next);
             let template = &templates[next as usize % templates.len()];
             let message = Arc::new(marked_message(template, next));
             ctx.runtime
@@ -122,7 +109,7 @@ pub(crate) fn run(
         progress.tick(now, books);
         std::thread::sleep(Duration::from_micros(200));
     }
-    if restart_at.is_some() {
+    if downtimes.is_down() {
         hub.start()?;
     }
 
