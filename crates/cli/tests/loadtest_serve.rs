@@ -4,10 +4,22 @@
 
 use std::process::Command;
 
+/// A directory removed when the test ends, however it ends.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn a_killed_serve_process_loses_nothing_it_answered() {
-    let dir = std::env::temp_dir().join(format!("smsroute-loadtest-serve-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = TempDir(
+        std::env::temp_dir().join(format!("smsroute-loadtest-serve-{}", std::process::id())),
+    );
+    let dir = &temp.0;
+    std::fs::create_dir_all(dir).unwrap();
     let scenario = dir.join("kill.toml");
     std::fs::write(
         &scenario,
@@ -52,5 +64,4 @@ restart_after_ms = 300
     ] {
         assert_eq!(report[zero], 0, "{zero}: {report}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
