@@ -125,6 +125,10 @@ enum Command {
         /// Seconds to drain on SIGTERM (0 to 3,600).
         #[arg(long, default_value_t = 10.0)]
         grace: f64,
+        /// Stop as on SIGTERM when the process that started this one is gone (for a
+        /// supervisor or test harness that may be killed).
+        #[arg(long)]
+        exit_with_parent: bool,
     },
     /// Run a load test against simulated carriers; writes report.json and report.html.
     Loadtest {
@@ -206,12 +210,14 @@ fn main() -> ExitCode {
             http,
             journal,
             grace,
+            exit_with_parent,
         } => serve::run(serve::ServeArgs {
             config: &config,
             smpp: &smpp,
             http: &http,
             journal: &journal,
             grace,
+            exit_with_parent,
         }),
         Command::Loadtest {
             scenario,

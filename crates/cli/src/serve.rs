@@ -3,7 +3,8 @@
 //! `smsroute-serve` for the `[[clients]]` (`docs/serve.md`). SIGTERM or Ctrl-C: stop taking
 //! requests, answer the waiting ones and unbind the clients, drain for `--grace` seconds,
 //! unbind the carriers. SIGHUP: read the configuration again and take it (routes, carriers,
-//! policy, clients); a configuration with errors is logged and the running one stays.
+//! policy, clients); a configuration with errors is logged and the running one stays. With
+//! `--exit-with-parent`, the parent's death stops it as SIGTERM does.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,6 +22,7 @@ pub struct ServeArgs<'a> {
     pub http: &'a str,
     pub journal: &'a Path,
     pub grace: f64,
+    pub exit_with_parent: bool,
 }
 
 /// HTTP connections at once, in all and from one address.
@@ -129,7 +131,13 @@ async fn serve(
     };
     #[cfg(unix)]
     tokio::spawn(reload_on_hangup(hub.clone(), args.config.to_path_buf()));
-    stop_signal().await;
+    let exit_with_parent = args.exit_with_parent;
+    tokio::select! {
+        () = stop_signal() => {}
+        () = parent_gone(), if exit_with_parent => {
+            tracing::warn!("smsroute serve: the process that started it is gone: stopping");
+        }
+    }
     let _ = stop_tx.send(true);
     let _ = smpp_front.await;
     match http_front.await {
@@ -170,6 +178,22 @@ async fn reload_on_hangup<C: smsroute_carrier::Carrier>(
             }
         }
     }
+}
+
+/// Resolves once this process's parent has changed (it died and the process was adopted).
+async fn parent_gone() {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if std::os::unix::process::parent_id() != parent {
+                return;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
 }
 
 /// SIGTERM or Ctrl-C.

@@ -195,3 +195,65 @@ fn serve_refuses_bad_flags_and_configs_with_exit_2() {
     assert!(stderr.contains("no-such-cert.pem"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether process `pid` still runs (a zombie waiting to be reaped does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit(')').next().map(str::trim).map(str::to_string))
+        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+}
+
+#[test]
+fn with_exit_with_parent_serve_stops_when_its_parent_is_killed() {
+    let (api, smpp) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("smsroute-serve-orphan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hub.toml");
+    std::fs::write(
+        &config,
+        "[[carriers]]\nid = \"sim\"\ntps = 100\n\n[[routes]]\nprefix = \"44\"\n\
+         carrier = \"sim\"\ncost = 0.01\n\n[[clients]]\nid = \"shop\"\napi_keys = [\"k-0123456789abcdef\"]\n",
+    )
+    .unwrap();
+    // A parent shell that starts serve and says its pid, then waits to be killed.
+    let script = format!(
+        "'{}' serve '{}' --http 127.0.0.1:{api} --smpp 127.0.0.1:{smpp} --journal '{}' \
+         --grace 0 --exit-with-parent 2>/dev/null & echo $!; sleep 60",
+        env!("CARGO_BIN_EXE_smsroute"),
+        config.display(),
+        dir.join("journal").display()
+    );
+    let mut parent = Child(
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(parent.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let pid: u32 = line.trim().parse().unwrap();
+    wait_listening(api);
+    assert!(running(pid));
+    parent.0.kill().unwrap();
+    parent.0.wait().unwrap();
+    let mut gone = false;
+    for _ in 0..250 {
+        if !running(pid) {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !gone {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(gone, "serve {pid} outlived its parent");
+}

@@ -158,7 +158,7 @@ impl Hub {
             .args(["--http", &self.http.to_string()])
             .arg("--journal")
             .arg(self.dir.join("journal"))
-            .args(["--grace", "2"])
+            .args(["--grace", "2", "--exit-with-parent"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
