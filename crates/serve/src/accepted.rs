@@ -96,16 +96,27 @@ pub(crate) async fn pump<C: Carrier>(
     } = readers;
     let mut watermark = Watermark::default();
     let mut finished_order = std::collections::VecDeque::new();
+    let mut batch = Vec::with_capacity(1024);
+    // Clients given receipts in this batch: their sessions are woken once, after it.
+    let mut touched: Vec<Arc<Client>> = Vec::new();
     loop {
         tokio::select! {
-            event = events.recv() => {
-                let Some(event) = event else { break };
-                if event.event == Event::Accepted {
-                    waiters.durable(event.id);
-                } else if event.is_terminal() {
-                    recent.finished(&event, &mut finished_order);
-                    let owed = hand_out(&event, &clients.load().by_id, &posts);
-                    watermark.handed_out(event.ack, owed);
+            more = events.recv_many(&mut batch) => {
+                if !more {
+                    break;
+                }
+                let clients = clients.load();
+                for event in batch.drain(..) {
+                    if event.event == Event::Accepted {
+                        waiters.durable(event.id);
+                    } else if event.is_terminal() {
+                        recent.finished(&event, &mut finished_order);
+                        let owed = hand_out(&event, &clients.by_id, &posts, &mut touched);
+                        watermark.handed_out(event.ack, owed);
+                    }
+                }
+                for client in touched.drain(..) {
+                    client.outbox.notify();
                 }
             }
             Some(ack) = answered.recv() => watermark.answered(ack),
@@ -116,14 +127,15 @@ pub(crate) async fn pump<C: Carrier>(
     }
 }
 
-/// Puts the receipts `event` owes its SMPP client in the client's outbox, and its webhook
-/// post in the queue; how many answers the event waits for before it is acknowledged. One
-/// that does not fit (a full outbox or queue) is never answered: the event stays
-/// unacknowledged, and a restart hands it out again.
+/// Puts the receipts `event` owes its SMPP client in the client's outbox (the client goes in
+/// `touched`, to be woken), and its webhook post in the queue; how many answers the event
+/// waits for before it is acknowledged. One that does not fit (a full outbox or queue) is
+/// never answered: the event stays unacknowledged, and a restart hands it out again.
 fn hand_out(
     event: &StatusEvent,
     clients: &HashMap<String, Arc<Client>>,
     posts: &mpsc::Sender<crate::webhooks::Post>,
+    touched: &mut Vec<Arc<Client>>,
 ) -> u32 {
     let Some(client) = event.message.tag(CLIENT_TAG).and_then(|id| clients.get(id)) else {
         return 0;
@@ -136,7 +148,14 @@ fn hand_out(
             ack: event.ack,
             message: Some(event.id),
         };
-        if client.outbox.schedule(Instant::now(), receipt).is_err() {
+        if !touched.iter().any(|t| Arc::ptr_eq(t, client)) {
+            touched.push(client.clone());
+        }
+        if client
+            .outbox
+            .schedule_quietly(Instant::now(), receipt)
+            .is_err()
+        {
             tracing::warn!(client = %client.id, id = %event.id, "receipt not queued: the \
                 client's outbox is full (it is sent again after a restart)");
         }

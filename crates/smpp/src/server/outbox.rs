@@ -49,6 +49,14 @@ impl<T> Outbox<T> {
 
     /// Keeps `item` until `due`; `Err(item)` when the outbox is full.
     pub fn schedule(&self, due: Instant, item: T) -> Result<(), T> {
+        self.schedule_quietly(due, item)?;
+        self.notify();
+        Ok(())
+    }
+
+    /// [`Outbox::schedule`] without waking the sessions: for a batch, followed by one
+    /// [`Outbox::notify`].
+    pub fn schedule_quietly(&self, due: Instant, item: T) -> Result<(), T> {
         {
             let mut inner = self.inner.lock();
             if inner.ready.len() + inner.scheduled.len() >= self.capacity {
@@ -62,8 +70,12 @@ impl<T> Outbox<T> {
                 item,
             }));
         }
-        self.changed.send_modify(|n| *n += 1);
         Ok(())
+    }
+
+    /// Wakes the sessions waiting for work.
+    pub fn notify(&self) {
+        self.changed.send_modify(|n| *n += 1);
     }
 
     /// Puts back what a session that ended never had acknowledged, first in line.
