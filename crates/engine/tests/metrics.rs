@@ -163,6 +163,23 @@ async fn a_submit_that_waits_for_room_is_not_counted_as_refused() {
     assert_eq!(value(&text, series), Some(1.0), "{text}");
 }
 
+/// `refuse_if_full` answers as `try_submit` would on a full router, and counts the same.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_before_building_a_message_counts_as_overloaded() {
+    let recorder = smsroute_metrics::prometheus_builder().build_recorder();
+    let handle = recorder.handle();
+    let config = config(&[("alpha", 1000, "0.003")], "");
+    let options = EngineOptions::default().max_outstanding(1);
+    let (router, _events) =
+        metrics::with_local_recorder(&recorder, || start(&config, options, &[]));
+    assert!(!router.refuse_if_full(), "room for one");
+    router.try_submit(message(1)).unwrap();
+    assert!(router.refuse_if_full());
+    assert_eq!(submit(&router, message(2)), Err(Rejection::Overloaded));
+    let series = "smsroute_messages_rejected_total{reason=\"overloaded\"}";
+    assert_eq!(value(&handle.render(), series), Some(2.0));
+}
+
 #[tokio::test]
 async fn the_journal_reports_what_it_writes_and_how_long_syncs_take() {
     let dir = std::env::temp_dir().join(format!("smsroute-metrics-journal-{}", std::process::id()));

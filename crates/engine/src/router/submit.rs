@@ -69,6 +69,20 @@ impl<C: Carrier> Router<C> {
         }
     }
 
+    /// Refuses at once, counted as `try_submit`'s `overloaded` refusal is, when the router has
+    /// no room for one more message (`max_outstanding` messages unfinished): for a front that
+    /// can then skip building a message it would have to refuse anyway. `false` when there is
+    /// room now (a `try_submit` may still be refused).
+    pub fn refuse_if_full(&self) -> bool {
+        let shared = &*self.shared;
+        let full =
+            shared.counters.outstanding.load(Ordering::Acquire) >= shared.options.max_outstanding;
+        if full {
+            self.count_refusal(&Rejection::Overloaded);
+        }
+        full
+    }
+
     /// A refusal returned to the gateway: its metric, and the overload log's counter.
     fn count_refusal(&self, reason: &Rejection) {
         self.shared.rejected.get(reason).increment(1);

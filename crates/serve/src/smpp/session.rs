@@ -97,10 +97,14 @@ pub(crate) async fn serve<C: Carrier, S: AsyncRead + AsyncWrite + Unpin>(
                 }) => {
                     let Some(b) = &bound else { continue };
                     let client = b.slot.client();
+                    // A full router refuses before the submit becomes a message: refusing
+                    // costs less than taking, so overload does not eat the capacity.
                     let refuse = if stopping {
                         Some(status::QUEUE_FULL)
                     } else if unanswered >= client.window() as usize {
                         Some(status::THROTTLED)
+                    } else if hub.router.refuse_if_full() {
+                        Some(status::QUEUE_FULL)
                     } else {
                         None
                     };
