@@ -139,7 +139,9 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
     let total = scenario.rate.count_until(scenario.duration_s).ceil() as u64;
     let planned = total as usize + 1;
     let seconds = (scenario.duration_s + scenario.drain_s).ceil() as usize + 2;
-    let journal = scenario.engine.journal.then(|| run_dir("journal"));
+    // Mode serve's process keeps its own journal; the harness's router is for the others.
+    let journal =
+        (scenario.engine.journal && scenario.mode != Mode::Serve).then(|| run_dir("journal"));
     let mut engine = EngineOptions::default()
         .max_outstanding(scenario.engine.max_outstanding)
         .inbound_capacity(scenario.engine.inbound_capacity)

@@ -1,6 +1,10 @@
 //! The router with a journal, across crashes: a crash is the runtime dropped under a running
 //! router (no shutdown, nothing flushed on the way out), and a restart a new router on the same
 //! directory.
+//!
+//! Length: past 600 lines because each test is one crash story told whole (the router, the
+//! crash, the restart, what the journal gave back), sharing only `common` and the helpers at
+//! the top; split by concern they would repeat those helpers in every file.
 
 mod common;
 

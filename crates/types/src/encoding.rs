@@ -166,13 +166,13 @@ fn gsm7_basic_code(ch: char) -> Option<u8> {
     match u8::try_from(u32::from(ch)) {
         Ok(latin1) => Some(GSM7_LATIN1[latin1 as usize]).filter(|code| *code != NONE),
         // The Greek capitals: a short scan.
-        Err(_) => code_at(GSM_BASIC.chars().position(|c| c == ch)?),
+        Err(_) => GSM_BASIC.chars().position(|c| c == ch).map(code_at),
     }
 }
 
-/// The code of the basic table's character at `index` (0x1B, the escape, has none).
-fn code_at(index: usize) -> Option<u8> {
-    Some(if index >= 0x1B { index + 1 } else { index } as u8)
+/// The code of the basic table's character at `index` (the table skips 0x1B, the escape).
+fn code_at(index: usize) -> u8 {
+    (if index >= 0x1B { index + 1 } else { index }) as u8
 }
 
 /// No code in [`GSM7_LATIN1`].
@@ -182,8 +182,8 @@ const NONE: u8 = 0xFF;
 static GSM7_LATIN1: std::sync::LazyLock<[u8; 256]> = std::sync::LazyLock::new(|| {
     let mut codes = [NONE; 256];
     for (index, ch) in GSM_BASIC.chars().enumerate() {
-        if let (Ok(latin1), Some(code)) = (u8::try_from(u32::from(ch)), code_at(index)) {
-            codes[latin1 as usize] = code;
+        if let Ok(latin1) = u8::try_from(u32::from(ch)) {
+            codes[latin1 as usize] = code_at(index);
         }
     }
     codes
@@ -193,9 +193,7 @@ static GSM7_LATIN1: std::sync::LazyLock<[u8; 256]> = std::sync::LazyLock::new(||
 static GSM7_CHARS: std::sync::LazyLock<[char; 128]> = std::sync::LazyLock::new(|| {
     let mut chars = ['?'; 128];
     for (index, ch) in GSM_BASIC.chars().enumerate() {
-        if let Some(code) = code_at(index) {
-            chars[code as usize] = ch;
-        }
+        chars[code_at(index) as usize] = ch;
     }
     chars
 });

@@ -90,6 +90,11 @@ fn reason(code: u32) -> usize {
         vendor::INSUFFICIENT_FUNDS => "insufficient_funds",
         _ => "invalid",
     };
+    reason_index(name)
+}
+
+/// The index of a refusal reason in [`REASONS`] (0, `invalid`, for a name it does not have).
+fn reason_index(name: &str) -> usize {
     REASONS.iter().position(|r| *r == name).unwrap_or(0)
 }
 
@@ -176,8 +181,7 @@ impl Client {
                     self.tally.lock().flag_possible_duplicate(id);
                 }
                 Err(SubmitError::Rejected { status }) => {
-                    books.rejected_by_reason[reason(status)].fetch_add(1, Ordering::Relaxed);
-                    books.rejected[second].fetch_add(1, Ordering::Relaxed);
+                    self.refused(reason(status), second);
                     return;
                 }
                 // Not sent: the hub is down.
@@ -185,16 +189,19 @@ impl Client {
             }
             if tokio::time::Instant::now() >= give_up {
                 self.figures.given_up.fetch_add(1, Ordering::Relaxed);
-                let shutting_down = REASONS.iter().position(|r| *r == "shutting_down");
-                books.rejected_by_reason[shutting_down.unwrap_or(0)]
-                    .fetch_add(1, Ordering::Relaxed);
-                books.rejected[second].fetch_add(1, Ordering::Relaxed);
+                self.refused(reason_index("shutting_down"), second);
                 return;
             }
             attempt += 1;
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MAX_RETRY_PAUSE);
         }
+    }
+
+    /// A message of `second` counted refused, for reason `reason` (an index into [`REASONS`]).
+    fn refused(&self, reason: usize, second: usize) {
+        self.books.rejected_by_reason[reason].fetch_add(1, Ordering::Relaxed);
+        self.books.rejected[second].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The hub's ids for message `id`'s parts (the first part's is the one kept): receipts
