@@ -72,6 +72,8 @@ CARRIERS = [
     ("In flight and lane depth", "short", [
         q(f"smsroute_inflight{{{C}}}", "{{carrier}} in flight"),
         q(f"smsroute_lane_depth{{{C}}}", "{{carrier}} waiting")]),
+    ("Expected queue wait", "s", [
+        q(f"smsroute_queue_wait_seconds{{{C}}}", "{{carrier}}")]),
     ("Receipts per second, by status", "reqps", [
         q(f"sum by (carrier, status) (rate(smsroute_receipts_total{{{C}}}[{RATE}]))", "{{carrier}} {{status}}")]),
 ]
@@ -79,6 +81,8 @@ CARRIERS = [
 ROUTING = [
     ("Failovers per second, by carrier left", "reqps", [
         q(f"sum by (carrier) (rate(smsroute_failovers_total[{RATE}]))", "{{carrier}}")]),
+    ("Spillovers per second, by carrier passed over", "reqps", [
+        q(f"sum by (carrier) (rate(smsroute_spillovers_total[{RATE}]))", "{{carrier}}")]),
     ("Retries per second, by carrier", "reqps", [
         q(f"sum by (carrier) (rate(smsroute_retries_total[{RATE}]))", "{{carrier}}")]),
     ("Route table generation", "short", [q("smsroute_route_table_generation", "generation")]),

@@ -242,6 +242,8 @@ pub struct Tally {
     /// The last second's latencies, for the progress line.
     recent: Histogram<u64>,
     recent_second: usize,
+    /// Submits by price, when the run measures them.
+    pub spend: Option<crate::spend::Spend>,
 }
 
 impl Tally {
@@ -262,6 +264,7 @@ impl Tally {
             warmup_us,
             recent: histogram(),
             recent_second: 0,
+            spend: None,
         }
     }
 
@@ -301,6 +304,9 @@ impl Tally {
             self.strays += 1;
             return;
         };
+        if let Some(spend) = &mut self.spend {
+            spend.record(event, at_us);
+        }
         match event.event {
             Event::Submitted { carrier, .. } => {
                 self.carrier(carrier.get());

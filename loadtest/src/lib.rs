@@ -38,6 +38,7 @@ mod run;
 mod scenario;
 mod serve_mode;
 mod smpp_mode;
+mod spend;
 
 pub use ledger::PerMessage;
 pub use profile::{Ramp, RateProfile, Step};

@@ -41,8 +41,15 @@ impl<C: Carrier> Lives<C> {
             let scenario = &ctx.prepared.scenario;
             let carriers = ctx.prepared.config.carriers.len();
             let (planned, warmup_us) = (ctx.planned, (scenario.warmup_s * 1e6) as u64);
+            let spend = crate::spend::Spend::new(
+                &ctx.prepared.config,
+                &ctx.prepared.reloads,
+                scenario.warmup_s,
+                scenario.duration_s,
+            );
             std::thread::spawn(move || {
                 let mut tally = Tally::new(planned, carriers, warmup_us);
+                tally.spend = Some(spend);
                 let mut batch = Vec::with_capacity(4096);
                 // One life's stream after another: each ends when its router stops.
                 while let Ok((acknowledger, mut events, offset_us)) = rx.recv() {

@@ -159,6 +159,9 @@ pub struct Report {
     /// Mode `serve` only: what the client saw of the process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serve: Option<ServeFigures>,
+    /// What routing made of the contracts (modes `inproc` and `smpp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<crate::spend::SpendReport>,
     /// Per-second series and markers for `report.html`.
     #[serde(skip)]
     pub timeline: Timeline,
@@ -384,6 +387,7 @@ impl Report {
             max_sustainable_rate,
             peak_rss_mb: timeline.rss_mb.iter().copied().fold(0.0, f64::max),
             serve: None,
+            routing: tally.spend.as_ref().and_then(crate::spend::Spend::report),
             timeline,
         }
     }
@@ -410,7 +414,15 @@ impl Report {
     /// A few lines for the terminal.
     pub fn summary(&self) -> String {
         let t = &self.terminal;
-        format!(
+        let routing = self.routing.map_or(String::new(), |r| {
+            format!(
+                "\ncontracted rate used {:.1} %; cost {:.6} per segment, floor {:.6}",
+                r.contracted_use * 100.0,
+                r.cost_per_segment,
+                r.cost_floor_per_segment
+            )
+        });
+        let lines = format!(
             "{}: {:.0} msg/s of {:.0} target over {} s; accepted {}, rejected {}\n\
              terminal: delivered {}, sent {}, failed {}, expired {}; in flight at end {}, lost {}\n\
              retries {}, failovers {}, duplicates {}; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -432,7 +444,8 @@ impl Report {
             self.latency_us.p50 as f64 / 1e3,
             self.latency_us.p99 as f64 / 1e3,
             self.latency_us.max as f64 / 1e3,
-        )
+        );
+        lines + &routing
     }
 }
 

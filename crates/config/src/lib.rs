@@ -34,6 +34,7 @@ mod journal;
 pub use clients::{ClientConfig, Password, Secret, SmppLogin, Webhook};
 mod policy;
 mod raw;
+mod routing;
 mod validate;
 
 use std::fmt;
@@ -60,6 +61,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Message limits.
     pub limits: LimitsConfig,
+    /// Capacity-aware ranking (`[routing]`).
+    pub routing: RoutingConfig,
     /// The crash-safe journal (`[journal]`), when configured.
     pub journal: Option<JournalConfig>,
     /// The certificate of `smsroute serve`'s fronts (`[tls]`), when they speak TLS.
@@ -116,6 +119,9 @@ pub struct CarrierConfig {
     pub burst: u32,
     /// Most submits in flight over all binds (≥ 1).
     pub window: u32,
+    /// Longest expected wait in this carrier's queue before a message is passed over for the
+    /// next candidate; `None`: `[routing] max_queue_wait_ms`.
+    pub max_queue_wait_ms: Option<u64>,
     /// A real SMPP connection, when configured.
     pub smpp: Option<SmppConfig>,
 }
@@ -297,6 +303,35 @@ impl Default for LimitsConfig {
         Self {
             max_segments: smsroute_types::DEFAULT_MAX_SEGMENTS,
         }
+    }
+}
+
+/// `[routing]`: how ranking weighs queues and small health differences (`docs/routing.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// A carrier whose queue would hold a new message longer than this (its queued segments
+    /// over its current rate) is passed over for the next candidate in cost order, unless
+    /// the carrier sets its own (0 to 86,400,000; default 1,000).
+    pub max_queue_wait_ms: u64,
+    /// Health penalties up to 1 + this percentage rank as healthy (penalty 1), so carriers
+    /// of equal price keep sharing traffic through small health differences (0 to 100;
+    /// default 5).
+    pub equal_cost_band_pct: u8,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            max_queue_wait_ms: 1_000,
+            equal_cost_band_pct: 5,
+        }
+    }
+}
+
+impl RoutingConfig {
+    /// The band as a factor: penalties up to this rank as 1.
+    pub fn band_factor(&self) -> f32 {
+        1.0 + f32::from(self.equal_cost_band_pct) / 100.0
     }
 }
 

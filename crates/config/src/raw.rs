@@ -16,6 +16,7 @@ pub(super) struct RawConfig {
     pub ported: Vec<Spanned<RawPorted>>,
     pub retry: Option<RawRetry>,
     pub limits: Option<RawLimits>,
+    pub routing: Option<RawRouting>,
     pub journal: Option<Spanned<RawJournal>>,
     pub tls: Option<Spanned<RawTls>>,
     pub policy: Option<RawPolicy>,
@@ -87,6 +88,7 @@ pub(super) struct RawCarrier {
     pub tps: Spanned<i64>,
     pub burst: Option<Spanned<i64>>,
     pub window: Option<Spanned<i64>>,
+    pub max_queue_wait_ms: Option<Spanned<i64>>,
     pub smpp: Option<Spanned<RawSmpp>>,
 }
 
@@ -202,4 +204,11 @@ pub(super) struct RawJournal {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLimits {
     pub max_segments: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRouting {
+    pub max_queue_wait_ms: Option<Spanned<i64>>,
+    pub equal_cost_band_pct: Option<Spanned<i64>>,
 }

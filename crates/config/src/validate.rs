@@ -20,6 +20,8 @@ use super::{
 pub const MAX_CARRIERS: usize = u16::MAX as usize;
 /// Longest prefix or number in digits (E.164).
 const MAX_PREFIX_DIGITS: usize = 15;
+/// The range of `max_queue_wait_ms`: up to a day.
+pub(super) const MAX_QUEUE_WAIT_MS: (i64, i64) = (0, 86_400_000);
 
 /// Whether `name` is an id: `[a-z0-9_-]+` (carriers, classes, accounts).
 pub(super) fn is_id(name: &str) -> bool {
@@ -238,6 +240,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
     let mut check = Checker::new(text);
 
     let limits = limits(&mut check, raw.limits.as_ref());
+    let routing = super::routing::routing(&mut check, raw.routing.as_ref());
     let retry = retry(&mut check, raw.retry.as_ref());
     let carriers = carriers(&mut check, &raw.carriers, &limits);
 
@@ -366,6 +369,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         retry,
         policy,
         limits,
+        routing,
         journal,
         tls,
         clients,
@@ -492,6 +496,10 @@ fn carriers(
             );
         }
         let window = check.int(c.window.as_ref(), "window", (1, u32::MAX.into()), 64u32);
+        let max_queue_wait_ms = c
+            .max_queue_wait_ms
+            .as_ref()
+            .map(|v| check.int(Some(v), "max_queue_wait_ms", MAX_QUEUE_WAIT_MS, 0u64));
         let smpp = c.smpp.as_ref().map(|s| smpp(check, s.get_ref()));
         if is_id(id) && duplicate.is_none() {
             out.push(CarrierConfig {
@@ -499,6 +507,7 @@ fn carriers(
                 tps,
                 burst,
                 window,
+                max_queue_wait_ms,
                 smpp,
             });
         }

@@ -172,6 +172,34 @@ impl Delivery {
         self.delivered
     }
 
+    /// Carriers in rank order, as routed (or rerouted by [`Delivery::move_queued`]).
+    pub fn candidates(&self) -> &[CarrierSlot] {
+        &self.candidates
+    }
+
+    /// Moves a message still queued for a carrier (not yet submitted there) to `to`, one of
+    /// its candidates or of `rerouted` (the current route table's, which then replaces
+    /// them): the engine does so when `to` has room and the queued carrier does not. Returns
+    /// false, changing nothing, when the message is not queued or `to` is no candidate.
+    pub fn move_queued(
+        &mut self,
+        to: CarrierSlot,
+        rerouted: Option<SmallVec<[CarrierSlot; 8]>>,
+    ) -> bool {
+        let State::Admitting { .. } = self.state else {
+            return false;
+        };
+        let list = rerouted.as_deref().unwrap_or(&self.candidates);
+        if !list.contains(&to) {
+            return false;
+        }
+        if let Some(candidates) = rerouted {
+            self.candidates = candidates;
+        }
+        self.state = State::Admitting { carrier: to };
+        true
+    }
+
     /// The lane's answer to [`Action::Admit`].
     pub fn handle_admission(
         &mut self,

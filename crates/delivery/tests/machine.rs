@@ -491,3 +491,26 @@ fn a_message_no_carrier_holds_can_be_cancelled_once() {
     assert!(d.cancel().is_some());
     assert_eq!(d.terminal(), Some(Event::Failed(FailReason::Cancelled)));
 }
+
+#[test]
+fn only_a_queued_message_moves_and_only_to_a_candidate() {
+    let (mut d, _) = Delivery::start(request(&[0, 1, 2], 1, false), RetryPolicy::default(), 0);
+    assert_eq!(d.phase(), Phase::Queued { carrier: c(0) });
+    assert!(!d.move_queued(c(5), None), "not a candidate");
+    assert!(d.move_queued(c(2), None));
+    assert_eq!(d.phase(), Phase::Queued { carrier: c(2) });
+    // A reroute replaces the candidates, so a failover walks the new order.
+    let rerouted: SmallVec<[CarrierSlot; 8]> = [c(3), c(2)].into_iter().collect();
+    assert!(d.move_queued(c(3), Some(rerouted)));
+    assert_eq!(d.candidates(), [c(3), c(2)]);
+    let attempt = submit(&mut d, MS);
+    assert!(!d.move_queued(c(2), None), "in flight: too late to move");
+    let actions = d.handle_submit_result(attempt, SubmitResult::NotSent, 2 * MS, &mut Unlimited);
+    assert_eq!(
+        events(&actions),
+        [Event::FailedOver {
+            from: c(3),
+            to: c(2)
+        }]
+    );
+}

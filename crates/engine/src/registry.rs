@@ -53,6 +53,8 @@ pub(crate) struct SlotEntry<C> {
     pub contract: AtomicU64,
     /// Most submits in flight.
     pub window: AtomicU32,
+    /// The longest expected queue wait before a message is passed over, nanoseconds.
+    pub max_queue_wait: AtomicU64,
     /// Probe messages routing may still steer here while the circuit is half-open.
     pub probe_permits: AtomicU32,
     /// Messages in the carrier's lane, as of the dispatcher's last tick.
@@ -76,6 +78,9 @@ impl<C> SlotEntry<C> {
             bucket: Gcra::new(Quota::per_second(f64::from(tps), burst)?),
             contract: AtomicU64::new(pack_contract(tps, burst)),
             window: AtomicU32::new(window),
+            max_queue_wait: AtomicU64::new(
+                smsroute_config::RoutingConfig::default().max_queue_wait_ms * 1_000_000,
+            ),
             probe_permits: AtomicU32::new(0),
             queued: AtomicU32::new(0),
             in_flight: AtomicU32::new(0),
@@ -88,6 +93,18 @@ impl<C> SlotEntry<C> {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok()
     }
+}
+
+/// A carrier's longest expected queue wait under `config`, nanoseconds: its own, or the
+/// `[routing]` default.
+pub(crate) fn max_queue_wait(
+    config: &smsroute_config::Config,
+    carrier: &smsroute_config::CarrierConfig,
+) -> u64 {
+    let ms = carrier
+        .max_queue_wait_ms
+        .unwrap_or(config.routing.max_queue_wait_ms);
+    ms.saturating_mul(1_000_000)
 }
 
 /// What one configuration compiles to; swapped whole on reload.

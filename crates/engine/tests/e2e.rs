@@ -209,7 +209,8 @@ async fn a_reload_mid_stream_loses_nothing() {
         router.carrier_slot("old").unwrap(),
         router.carrier_slot("new").unwrap(),
     );
-    // Messages accepted before the reload drained through the old carrier at its own pace.
+    // Messages accepted before the reload drained through the old carrier at its own pace,
+    // except those queued past its longest wait (1 s at 100/s): they moved to the new one.
     let by = |c| {
         ledger
             .accepted
@@ -217,7 +218,9 @@ async fn a_reload_mid_stream_loses_nothing() {
             .filter(|id| ledger.terminal[id].carrier == Some(c))
             .count()
     };
-    assert_eq!((by(old), by(new)), (300, 300));
+    let (old, new) = (by(old), by(new));
+    assert_eq!(old + new, 600);
+    assert!((100..300).contains(&old), "old carrier took {old}");
     assert_eq!(router.stats().generation, 2);
 }
 

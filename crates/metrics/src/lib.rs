@@ -66,6 +66,12 @@ pub mod names {
     pub const ADAPTIVE_RATE: &str = "smsroute_carrier_rate";
     /// Gauge `{carrier}`: messages waiting in the carrier's lane for its window and bucket.
     pub const LANE_DEPTH: &str = "smsroute_lane_depth";
+    /// Gauge `{carrier}`: the expected wait of a message joining the carrier's lane (its
+    /// queued segments over its current rate), seconds.
+    pub const QUEUE_WAIT: &str = "smsroute_queue_wait_seconds";
+    /// Counter `{carrier}`: messages passed over for, or moved from, this carrier because
+    /// its queue wait passed its `max_queue_wait_ms` (or the message's deadline).
+    pub const SPILLOVERS: &str = "smsroute_spillovers_total";
     /// Gauge `{carrier}`: the token bucket's fill, 0 (empty) to 1 (full burst available).
     pub const BUCKET_FILL: &str = "smsroute_bucket_fill";
     /// Counter `{carrier}`: segments admitted by the carrier's bucket.
@@ -206,6 +212,15 @@ pub fn describe() {
     describe_gauge!(
         LANE_DEPTH,
         "Messages waiting for the carrier's window and bucket."
+    );
+    describe_gauge!(
+        QUEUE_WAIT,
+        Unit::Seconds,
+        "Expected wait of a message joining the carrier's lane."
+    );
+    describe_counter!(
+        SPILLOVERS,
+        "Messages passed over for, or moved from, the carrier: its queue wait was too long."
     );
     describe_counter!(SEGMENTS, "Segments admitted by the carrier's bucket.");
     describe_gauge!(
@@ -492,6 +507,10 @@ pub struct CarrierMetrics {
     pub inflight: Gauge,
     /// [`names::LANE_DEPTH`].
     pub lane_depth: Gauge,
+    /// [`names::QUEUE_WAIT`].
+    pub queue_wait: Gauge,
+    /// [`names::SPILLOVERS`].
+    pub spillovers: Counter,
     /// [`names::CONTRACT_TPS`].
     pub contract_tps: Gauge,
     /// [`names::ADAPTIVE_RATE`].
@@ -520,6 +539,8 @@ impl CarrierMetrics {
             circuit: gauge!(names::CIRCUIT, "carrier" => c()),
             inflight: gauge!(names::INFLIGHT, "carrier" => c()),
             lane_depth: gauge!(names::LANE_DEPTH, "carrier" => c()),
+            queue_wait: gauge!(names::QUEUE_WAIT, "carrier" => c()),
+            spillovers: counter!(names::SPILLOVERS, "carrier" => c()),
             contract_tps: gauge!(names::CONTRACT_TPS, "carrier" => c()),
             rate: gauge!(names::ADAPTIVE_RATE, "carrier" => c()),
             bucket_fill: gauge!(names::BUCKET_FILL, "carrier" => c()),

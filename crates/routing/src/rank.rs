@@ -1,9 +1,12 @@
 //! Ranking: tier first, then effective cost (cost × health penalty); ejected carriers last
 //! resort only; a weighted random pick among the leading equal-cost healthy group.
 //!
+//! Penalties within the equal-cost band (up to `band`, e.g. 1.05) rank as 1: small health
+//! differences do not stop carriers of one price from sharing traffic.
+//!
 //! A [`Route`] borrows the table's candidate list instead of copying it: when every candidate
-//! is healthy with penalty 1 (the common case) the rank order is the list's static order with
-//! the weighted pick moved to the front, and nothing is copied at all.
+//! ranks as healthy with penalty 1 (the common case) the rank order is the list's static
+//! order with the weighted pick moved to the front, and nothing is copied at all.
 
 use smallvec::SmallVec;
 
@@ -67,7 +70,8 @@ impl<'a> Route<'a> {
     }
 }
 
-/// Ranks `offers` (in static order: tier, cost, weight descending, carrier) under `health`.
+/// Ranks `offers` (in static order: tier, cost, weight descending, carrier) under `health`;
+/// a healthy or degraded carrier whose penalty is at most `band` (≥ 1) ranks as penalty 1.
 ///
 /// With `pick` (a uniform random `u64`), the leading group of healthy carriers with equal tier
 /// and effective cost is split by weight: `pick` chooses the first, the rest keep their order.
@@ -80,18 +84,19 @@ impl<'a> Route<'a> {
 ///     cost: Money::from_micros(micros), weight: 1, carrier: CarrierIndex(carrier), tier: 0, own: true,
 /// };
 /// let offers = [offer(0, 3_500), offer(1, 4_000)];
-/// let route = rank(&offers, false, &AllHealthy, None);
+/// let route = rank(&offers, false, &AllHealthy, 1.05, None);
 /// assert_eq!(route.first().map(|o| o.carrier), Some(CarrierIndex(0)));
 /// ```
 pub fn rank<'a, H: HealthView + ?Sized>(
     offers: &'a [Offer],
     blocked: bool,
     health: &H,
+    band: f32,
     pick: Option<u64>,
 ) -> Route<'a> {
     let nominal = offers
         .iter()
-        .all(|o| health.health(o.carrier) == CarrierHealth::HEALTHY);
+        .all(|o| ranks_healthy(health.health(o.carrier), band));
     let (order, panic_mode) = if nominal {
         // The split group: the leading offers with the first one's tier and cost.
         let group = offers.first().map_or(0, |lead| {
@@ -108,7 +113,7 @@ pub fn rank<'a, H: HealthView + ?Sized>(
         };
         (Order::Static { first }, false)
     } else {
-        rank_by_health(offers, health, pick)
+        rank_by_health(offers, health, band, pick)
     };
     Route {
         offers,
@@ -118,16 +123,28 @@ pub fn rank<'a, H: HealthView + ?Sized>(
     }
 }
 
-/// The slow path: some carrier is degraded, probing or ejected.
+/// Healthy, or degraded within the equal-cost band: ranks as penalty 1.
+fn ranks_healthy(health: CarrierHealth, band: f32) -> bool {
+    matches!(health.state, HealthState::Healthy | HealthState::Degraded) && health.penalty <= band
+}
+
+/// The slow path: some carrier is degraded past the band, probing or ejected.
 fn rank_by_health<H: HealthView + ?Sized>(
     offers: &[Offer],
     health: &H,
+    band: f32,
     pick: Option<u64>,
 ) -> (Order, bool) {
     let mut ranked: SmallVec<[(u16, CarrierHealth); 16]> = offers
         .iter()
         .enumerate()
-        .map(|(i, o)| (i as u16, health.health(o.carrier)))
+        .map(|(i, o)| {
+            let mut h = health.health(o.carrier);
+            if ranks_healthy(h, band) {
+                h = CarrierHealth::HEALTHY;
+            }
+            (i as u16, h)
+        })
         .collect();
     let ejected = ranked
         .iter()
@@ -231,7 +248,7 @@ mod tests {
             CarrierHealth::HEALTHY,
             CarrierHealth::HEALTHY,
         ];
-        let route = rank(&offers, false, &health[..], None);
+        let route = rank(&offers, false, &health[..], 1.0, None);
         assert_eq!(order(&route), vec![1, 0, 2]);
         assert!(!route.panic_mode);
     }
@@ -240,12 +257,18 @@ mod tests {
     fn ejected_are_skipped_unless_all_are() {
         let offers = [offer(0, 0, 100, 1), offer(1, 0, 150, 1)];
         let ejected = state(HealthState::Ejected, 1.0);
-        let route = rank(&offers, false, &[ejected, CarrierHealth::HEALTHY][..], None);
+        let route = rank(
+            &offers,
+            false,
+            &[ejected, CarrierHealth::HEALTHY][..],
+            1.0,
+            None,
+        );
         assert_eq!(
             (order(&route), route.panic_mode, route.len()),
             (vec![1], false, 1)
         );
-        let route = rank(&offers, false, &[ejected, ejected][..], None);
+        let route = rank(&offers, false, &[ejected, ejected][..], 1.0, None);
         assert_eq!((order(&route), route.panic_mode), (vec![0, 1], true));
     }
 
@@ -269,9 +292,9 @@ mod tests {
         let health = vec![ejected, ejected, CarrierHealth::HEALTHY];
         // Half of three: one may be skipped; the first ejected in static order stays, ranked
         // by its effective cost (100 × 3 = 300 > 200).
-        let route = rank(&offers, false, &Share(health.clone(), 0.5), None);
+        let route = rank(&offers, false, &Share(health.clone(), 0.5), 1.0, None);
         assert_eq!((order(&route), route.panic_mode), (vec![2, 0], false));
-        let route = rank(&offers, false, &Share(health, 1.0), None);
+        let route = rank(&offers, false, &Share(health, 1.0), 1.0, None);
         assert_eq!(order(&route), vec![2]);
     }
 
@@ -283,11 +306,11 @@ mod tests {
             offer(2, 0, 120, 9),
         ];
         // Total weight 4: picks in the top quarter of the u64 range land on carrier 1.
-        let route = rank(&offers, false, &crate::AllHealthy, Some(u64::MAX));
+        let route = rank(&offers, false, &crate::AllHealthy, 1.0, Some(u64::MAX));
         assert_eq!(order(&route), vec![1, 0, 2]);
         assert_eq!(route.get(1).map(|o| o.carrier.0), Some(0));
         assert_eq!(route.get(3), None);
-        let route = rank(&offers, false, &crate::AllHealthy, Some(0));
+        let route = rank(&offers, false, &crate::AllHealthy, 1.0, Some(0));
         assert_eq!(order(&route), vec![0, 1, 2]);
         // A degraded member leaves the group: no split.
         let health = [
@@ -295,7 +318,7 @@ mod tests {
             state(HealthState::Degraded, 1.5),
             CarrierHealth::HEALTHY,
         ];
-        let route = rank(&offers, false, &health[..], Some(u64::MAX));
+        let route = rank(&offers, false, &health[..], 1.0, Some(u64::MAX));
         assert_eq!(order(&route), vec![0, 2, 1]);
         // Healthy members of the group still split when another carrier is degraded.
         let offers = [offer(0, 0, 100, 1), offer(1, 0, 100, 1), offer(2, 0, 90, 1)];
@@ -304,7 +327,7 @@ mod tests {
             CarrierHealth::HEALTHY,
             state(HealthState::Degraded, 2.0),
         ];
-        let route = rank(&offers, false, &health[..], Some(u64::MAX));
+        let route = rank(&offers, false, &health[..], 1.0, Some(u64::MAX));
         assert_eq!(order(&route), vec![1, 0, 2]);
     }
 
@@ -319,8 +342,8 @@ mod tests {
         }
         let offers = [offer(0, 0, 100, 2), offer(1, 0, 100, 5), offer(2, 1, 50, 1)];
         for pick in [0, u64::MAX / 3, u64::MAX / 2, u64::MAX] {
-            let fast = order(&rank(&offers, false, &crate::AllHealthy, Some(pick)));
-            let (slow, _) = rank_by_health(&offers, &Slow, Some(pick));
+            let fast = order(&rank(&offers, false, &crate::AllHealthy, 1.0, Some(pick)));
+            let (slow, _) = rank_by_health(&offers, &Slow, 1.0, Some(pick));
             let slow = match slow {
                 Order::Explicit(p) => p
                     .iter()
@@ -330,5 +353,43 @@ mod tests {
             };
             assert_eq!(fast, slow, "pick {pick}");
         }
+    }
+
+    #[test]
+    fn penalties_within_the_band_share_an_equal_price() {
+        let offers = [
+            offer(0, 0, 100, 1),
+            offer(1, 0, 100, 1),
+            offer(2, 0, 101, 1),
+        ];
+        let slightly = state(HealthState::Degraded, 1.004);
+        let health = [CarrierHealth::HEALTHY, slightly, CarrierHealth::HEALTHY];
+        // Without a band the slightly degraded carrier never shares: the pick that would
+        // choose it leaves its healthy peer first; with one it splits the traffic.
+        let exact = rank(&offers, false, &health[..], 1.0, Some(u64::MAX));
+        assert_eq!(order(&exact), vec![0, 1, 2]);
+        let banded = rank(&offers, false, &health[..], 1.05, Some(u64::MAX));
+        assert_eq!(order(&banded), vec![1, 0, 2]);
+        let banded = rank(&offers, false, &health[..], 1.05, Some(0));
+        assert_eq!(order(&banded), vec![0, 1, 2]);
+        // Past the band the penalty counts in full, and ejection is never banded away.
+        let worse = [
+            CarrierHealth::HEALTHY,
+            state(HealthState::Degraded, 1.2),
+            CarrierHealth::HEALTHY,
+        ];
+        assert_eq!(
+            order(&rank(&offers, false, &worse[..], 1.05, Some(u64::MAX))),
+            vec![0, 2, 1]
+        );
+        let ejected = [
+            CarrierHealth::HEALTHY,
+            state(HealthState::Ejected, 1.0),
+            CarrierHealth::HEALTHY,
+        ];
+        assert_eq!(
+            order(&rank(&offers, false, &ejected[..], 1.05, None)),
+            vec![0, 2]
+        );
     }
 }

@@ -22,6 +22,10 @@ pub(crate) struct CarrierState {
     /// Messages waiting for the window and the bucket, in arrival order. Entries that left
     /// (expired) stay until they reach the front and are skipped there.
     pub lane: VecDeque<EntryKey>,
+    /// Messages in the lane (not counting keys left behind by messages that left it).
+    pub queued: u32,
+    /// Their segments: what the lane's expected wait is measured by.
+    pub queued_segments: u64,
     /// The lane's bucket wake-up, if one is armed.
     pub lane_wake: Option<Nanos>,
     /// Submits in flight.
@@ -52,6 +56,7 @@ pub(crate) struct CarrierCounts {
     pub retries: u64,
     pub failovers: u64,
     pub segments: u64,
+    pub spillovers: u64,
     pub receipts: [u64; RECEIPT_STATUSES],
 }
 
@@ -71,6 +76,7 @@ impl CarrierState {
             (&m.retries, c.retries),
             (&m.failovers, c.failovers),
             (&m.segments, c.segments),
+            (&m.spillovers, c.spillovers),
         ] {
             if n > 0 {
                 counter.increment(n);
@@ -85,7 +91,9 @@ impl CarrierState {
             _ => 0.0,
         });
         m.inflight.set(f64::from(self.in_flight));
-        m.lane_depth.set(self.lane.len() as f64);
+        m.lane_depth.set(f64::from(self.queued));
+        m.queue_wait
+            .set(super::spill::queue_wait(self) as f64 / 1e9);
         m.rate.set(self.adaptive.rate());
         m.contract_tps
             .set(f64::from(unpack_contract(self.contract).0));
@@ -93,6 +101,18 @@ impl CarrierState {
 }
 
 impl CarrierState {
+    /// A message of `segments` joined the lane.
+    pub fn joined_lane(&mut self, segments: u32) {
+        self.queued += 1;
+        self.queued_segments += u64::from(segments);
+    }
+
+    /// A message of `segments` left the lane (admitted, expired, cancelled or moved).
+    pub fn left_lane(&mut self, segments: u32) {
+        self.queued = self.queued.saturating_sub(1);
+        self.queued_segments = self.queued_segments.saturating_sub(u64::from(segments));
+    }
+
     pub fn new(
         id: &str,
         contract: u64,
@@ -106,6 +126,8 @@ impl CarrierState {
                 .expect("the defaults for a rate of at least 1 are valid"),
             contract,
             lane: VecDeque::new(),
+            queued: 0,
+            queued_segments: 0,
             lane_wake: None,
             in_flight: 0,
             dirty: false,

@@ -45,6 +45,7 @@ impl<C: Carrier> Dispatcher<C> {
             self.dlr.purge(now);
         }
         self.park_turn(now);
+        self.spill_queued(now);
         self.flush_metrics();
         self.timers.push(now + TICK, Wake::Tick);
     }
@@ -95,8 +96,7 @@ impl<C: Carrier> Dispatcher<C> {
     pub(super) fn flush_metrics(&mut self) {
         let now = self.shared.now();
         for (state, slot) in self.carriers.iter_mut().zip(&self.slots) {
-            slot.queued
-                .store(state.lane.len() as u32, Ordering::Relaxed);
+            slot.queued.store(state.queued, Ordering::Relaxed);
             slot.in_flight.store(state.in_flight, Ordering::Relaxed);
             let burst = unpack_contract(state.contract).1.max(1);
             let fill = f64::from(slot.bucket.available(now)) / f64::from(burst);

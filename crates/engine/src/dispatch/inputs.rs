@@ -223,7 +223,8 @@ impl<C: Carrier> Dispatcher<C> {
             return; // replaced by a later wake-up
         }
         entry.wake_at = Nanos::MAX;
-        if entry.lane.take().is_some() {
+        if let Some(lane) = entry.lane.take() {
+            self.carriers[lane.get()].left_lane(entry.message.segments());
             // Still waiting for its carrier at its deadline: expired.
             let actions =
                 entry

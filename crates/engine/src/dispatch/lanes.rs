@@ -133,6 +133,7 @@ impl<C: Carrier> Dispatcher<C> {
             };
             // It leaves the lane: admitted, expiring, or stopped by a policy.
             self.carriers[c].lane.pop_front();
+            self.carriers[c].left_lane(entry.message.segments());
             entry.lane = None;
             let actions = match answer {
                 Err(reason) => entry.delivery.abort(reason),

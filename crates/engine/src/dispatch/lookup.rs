@@ -82,7 +82,9 @@ impl<C: Carrier> Dispatcher<C> {
         let entry = self.slab.get_mut(key).ok_or(CancelError::Unknown)?;
         let phase = entry.delivery.phase();
         let actions = entry.delivery.cancel().ok_or(CancelError::TooLate(phase))?;
-        entry.lane = None;
+        if let Some(lane) = entry.lane.take() {
+            self.carriers[lane.get()].left_lane(entry.message.segments());
+        }
         tracing::info!(%id, ?phase, "message cancelled");
         self.apply(key, actions, now);
         Ok(())

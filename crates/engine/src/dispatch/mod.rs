@@ -11,8 +11,8 @@
 //! `inputs` takes new messages, carrier answers, receipts, replies and timers; `lanes` owns
 //! each carrier's queue, window, bucket and probe gate and sends submits; `events` hands
 //! status events out; `journal` records every step and holds what must wait for the disk;
-//! `drain` stops; `lookup` answers queries and cancels; `carrier` is the per-carrier state,
-//! `slab` the messages
+//! `drain` stops; `lookup` answers queries and cancels; `spill` chooses the lane with room
+//! and moves what waits too long; `carrier` is the per-carrier state, `slab` the messages
 //! and timers, `answers` what an answer means, `housekeeping` the 100 ms tick.
 
 mod answers;
@@ -26,6 +26,7 @@ mod lanes;
 mod lookup;
 mod park;
 mod slab;
+mod spill;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -413,7 +414,8 @@ impl<C: Carrier> Dispatcher<C> {
         for action in actions {
             match action {
                 Action::Emit(event) => self.emit(key, event, now),
-                Action::Admit { carrier, .. } => {
+                Action::Admit { carrier, segments } => {
+                    let carrier = self.place(key, carrier, now);
                     let Some(entry) = self.slab.get_mut(key) else {
                         continue;
                     };
@@ -422,6 +424,7 @@ impl<C: Carrier> Dispatcher<C> {
                     entry.wake_at = entry.delivery.deadline();
                     self.timers.push(entry.wake_at, Wake::Entry(key));
                     let state = &mut self.carriers[carrier.get()];
+                    state.joined_lane(segments);
                     state.lane.push_back(key);
                     self.mark_dirty(carrier);
                 }

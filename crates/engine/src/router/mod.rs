@@ -32,7 +32,7 @@ use crate::EngineOptions;
 use crate::dispatch::{Control, Dispatcher};
 use crate::event::{Counters, EventSink, EventStream};
 use crate::inbound::InboundStream;
-use crate::registry::{MAX_CARRIERS, SlotEntry, Snapshot, pack_contract};
+use crate::registry::{MAX_CARRIERS, SlotEntry, Snapshot, max_queue_wait, pack_contract};
 use crate::shared::Shared;
 
 /// Builds a carrier connection for a configured carrier (at start, and on reload for ids
@@ -100,6 +100,8 @@ impl<C: Carrier> Router<C> {
                     id: c.id.clone(),
                     source,
                 })?;
+            slot.max_queue_wait
+                .store(max_queue_wait(config, c), Ordering::Relaxed);
             slots.push(Arc::new(slot));
         }
         let snapshot = Snapshot {
@@ -270,6 +272,8 @@ impl<C: Carrier> Router<C> {
             slot.contract
                 .store(pack_contract(c.tps, c.burst), Ordering::Release);
             slot.window.store(c.window, Ordering::Relaxed);
+            slot.max_queue_wait
+                .store(max_queue_wait(config, c), Ordering::Relaxed);
         }
         // Configured before, not now: retired (no new traffic; they drain).
         let removed = current

@@ -66,12 +66,12 @@ struct Key {
 /// let found = table.candidates(&E164::parse("447700900123").unwrap());
 /// assert_eq!(found.offers[0].carrier, alpha);
 /// ```
-#[derive(Default)]
 pub struct TableBuilder {
     carriers: Vec<CarrierInfo>,
     rows: Vec<Row>,
     blocks: Vec<(u64, u8)>,
     ported: Vec<(E164, u64, u8, Box<str>)>,
+    band: f32,
 }
 
 fn packed_prefix(prefix: &str) -> Result<(u64, u8), BuildError> {
@@ -88,10 +88,28 @@ fn unpack(packed: u64, len: u8) -> String {
         .collect()
 }
 
+impl Default for TableBuilder {
+    fn default() -> Self {
+        Self {
+            carriers: Vec::new(),
+            rows: Vec::new(),
+            blocks: Vec::new(),
+            ported: Vec::new(),
+            band: smsroute_config::RoutingConfig::default().band_factor(),
+        }
+    }
+}
+
 impl TableBuilder {
-    /// An empty builder.
+    /// An empty builder (equal-cost band: the configuration's default).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Health penalties up to `factor` (at least 1) rank as 1.
+    pub fn equal_cost_band(&mut self, factor: f32) -> &mut Self {
+        self.band = factor.max(1.0);
+        self
     }
 
     /// Adds a carrier; routes name it by the returned index.
@@ -208,6 +226,7 @@ impl TableBuilder {
         };
         Ok(RouteTable {
             stats,
+            band: self.band,
             carriers: self.carriers,
             trie,
             lists,

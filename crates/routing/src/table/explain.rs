@@ -102,7 +102,7 @@ impl RouteTable {
             digits[..depth].to_string()
         };
 
-        let ranked = rank(found.offers, found.blocked, health, None);
+        let ranked = rank(found.offers, found.blocked, health, self.band, None);
         let candidates: Vec<Explained> = ranked
             .iter()
             .map(|o| Explained {

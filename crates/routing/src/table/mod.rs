@@ -82,6 +82,8 @@ pub struct RouteTable {
     /// Ported numbers and their `route_as` digits, sorted by number.
     ported: Vec<(E164, Box<str>)>,
     stats: TableStats,
+    /// Penalties up to this rank as 1 (`[routing] equal_cost_band_pct`).
+    band: f32,
 }
 
 impl RouteTable {
@@ -111,6 +113,7 @@ impl RouteTable {
         for p in &config.ported {
             b.ported(p.number, &p.route_as)?;
         }
+        b.equal_cost_band(config.routing.band_factor());
         b.build()
     }
 
@@ -130,6 +133,11 @@ impl RouteTable {
     /// The id of a carrier.
     pub fn carrier_id(&self, carrier: CarrierIndex) -> &str {
         &self.carriers[carrier.get()].id
+    }
+
+    /// Health penalties up to this factor rank as 1 (the equal-cost band).
+    pub fn equal_cost_band(&self) -> f32 {
+        self.band
     }
 
     /// Sizes of the table.
@@ -171,6 +179,6 @@ impl RouteTable {
     #[inline]
     pub fn route<H: HealthView + ?Sized>(&self, number: &E164, health: &H, pick: u64) -> Route<'_> {
         let found = self.candidates(number);
-        rank(found.offers, found.blocked, health, Some(pick))
+        rank(found.offers, found.blocked, health, self.band, Some(pick))
     }
 }

@@ -1,0 +1,141 @@
+//! Capacity-aware lanes: a message goes to the first candidate, in rank (cost) order, whose
+//! queue would hold it no longer than that carrier's `max_queue_wait_ms` and its own
+//! deadline; and messages queued past that wait move to a cheaper or equally priced carrier
+//! with room (on the tick, with the current route table, so after a reload too).
+//!
+//! A lane's expected wait is its queued segments over the carrier's current rate (the
+//! adaptive rate its bucket runs at). When no candidate has room the message joins the lane
+//! with the shortest wait, so every carrier stays busy while demand exceeds the contracts.
+
+use smsroute_types::SplitMix64;
+
+use super::*;
+
+/// Most queued messages looked at per lane and tick when moving the excess.
+const MOVE_BUDGET: usize = 2_048;
+
+/// How long a message joining `state`'s lane would wait for the segments ahead of it.
+pub(super) fn queue_wait(state: &CarrierState) -> Nanos {
+    let rate = state.adaptive.rate().max(1e-3);
+    (state.queued_segments as f64 / rate * 1e9).min(Nanos::MAX as f64) as Nanos
+}
+
+impl<C: Carrier> Dispatcher<C> {
+    /// The lane a message the machine admits to `intended` joins: `intended` if it has room,
+    /// else the first later candidate that has (cheapest capacity first), else the one that
+    /// would hold it the shortest. A move is the machine's to make ([`Delivery::move_queued`]).
+    pub(super) fn place(
+        &mut self,
+        key: EntryKey,
+        intended: CarrierSlot,
+        now: Nanos,
+    ) -> CarrierSlot {
+        let Some(entry) = self.slab.get_mut(key) else {
+            return intended;
+        };
+        let left = entry.delivery.deadline().saturating_sub(now);
+        let has_room = |slots: &[Arc<SlotEntry<C>>], carriers: &[CarrierState], c: CarrierSlot| {
+            let wait = queue_wait(&carriers[c.get()]);
+            let max = slots[c.get()].max_queue_wait.load(Ordering::Relaxed);
+            (wait <= max.min(left), wait)
+        };
+        let (room, wait) = has_room(&self.slots, &self.carriers, intended);
+        if room {
+            return intended;
+        }
+        let candidates = entry.delivery.candidates();
+        let start = candidates.iter().position(|&c| c == intended);
+        let mut shortest = (intended, wait);
+        let mut chosen = None;
+        for &c in start.map_or(&[][..], |i| &candidates[i + 1..]) {
+            if c.get() >= self.carriers.len() {
+                continue;
+            }
+            let (room, wait) = has_room(&self.slots, &self.carriers, c);
+            if room {
+                chosen = Some(c);
+                break;
+            }
+            if wait < shortest.1 {
+                shortest = (c, wait);
+            }
+        }
+        let to = chosen.unwrap_or(shortest.0);
+        if to != intended && entry.delivery.move_queued(to, None) {
+            self.carriers[intended.get()].counts.spillovers += 1;
+            return to;
+        }
+        intended
+    }
+
+    /// Moves messages queued past each lane's longest wait, newest first, to a cheaper or
+    /// equally priced carrier (by the current route table) that has room for them.
+    pub(super) fn spill_queued(&mut self, now: Nanos) {
+        let shared = Arc::clone(&self.shared);
+        let mut snapshot = None;
+        let mut kept = Vec::new();
+        for c in 0..self.carriers.len() {
+            let state = &self.carriers[c];
+            let max = self.slots[c].max_queue_wait.load(Ordering::Relaxed);
+            if state.queued == 0 || queue_wait(state) <= max {
+                continue;
+            }
+            // Segments beyond what the longest wait holds.
+            let holds = (state.adaptive.rate() * max as f64 / 1e9) as u64;
+            let mut excess = state.queued_segments.saturating_sub(holds);
+            let snapshot = snapshot.get_or_insert_with(|| shared.snapshot.load_full());
+            let health = shared.board.view(&snapshot.slot_of);
+            let from = CarrierSlot(c as u16);
+            for _ in 0..MOVE_BUDGET {
+                if excess == 0 {
+                    break;
+                }
+                let Some(key) = self.carriers[c].lane.pop_back() else {
+                    break;
+                };
+                let Some(entry) = self.slab.get_mut(key).filter(|e| e.lane == Some(from)) else {
+                    continue; // left the lane already
+                };
+                let pick = SplitMix64::new(entry.message.id().0 ^ shared.options.seed).next_u64();
+                let route = snapshot.table.route(entry.message.to(), &health, pick);
+                let slot_of = |o: &smsroute_routing::Offer| snapshot.slot_of[o.carrier.get()];
+                let here = route
+                    .iter()
+                    .find(|o| slot_of(o) == from)
+                    .map(|o| (o.tier, o.cost));
+                let left = entry.delivery.deadline().saturating_sub(now);
+                let target = route.iter().map(slot_of).zip(route.iter()).find(|&(s, o)| {
+                    s != from
+                        && s.get() < self.carriers.len()
+                        && here.is_none_or(|h| (o.tier, o.cost) <= h)
+                        && queue_wait(&self.carriers[s.get()])
+                            <= self.slots[s.get()]
+                                .max_queue_wait
+                                .load(Ordering::Relaxed)
+                                .min(left)
+                });
+                let Some((to, _)) = target else {
+                    kept.push(key);
+                    continue;
+                };
+                let candidates = route.iter().map(slot_of).collect();
+                if !entry.delivery.move_queued(to, Some(candidates)) {
+                    kept.push(key);
+                    continue;
+                }
+                let segments = entry.message.segments();
+                entry.lane = Some(to);
+                excess = excess.saturating_sub(u64::from(segments));
+                self.carriers[c].left_lane(segments);
+                self.carriers[c].counts.spillovers += 1;
+                let target = &mut self.carriers[to.get()];
+                target.joined_lane(segments);
+                target.lane.push_back(key);
+                self.mark_dirty(to);
+            }
+            // What could not move goes back, in its order.
+            let lane = &mut self.carriers[c].lane;
+            lane.extend(kept.drain(..).rev());
+        }
+    }
+}
