@@ -1,4 +1,5 @@
-//! `smsroute explain CONFIG NUMBER [--text TEXT] [--json] [--from SENDER] [--class CLASS]`.
+//! `smsroute explain CONFIG NUMBER [--text TEXT] [--json] [--from SENDER] [--class CLASS]
+//! [--max-price PRICE]`.
 
 use std::path::Path;
 
@@ -7,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use smsroute_policy::{Refusal, Rules, Suppression};
 use smsroute_routing::{AllHealthy, DropReason, Explanation, RouteTable};
-use smsroute_types::{E164, Encoding, segment};
+use smsroute_types::{E164, Encoding, Money, segment};
 
 use crate::check::load_config;
 
@@ -18,6 +19,8 @@ struct PolicyView {
     class: Option<String>,
     quiet: Option<Result<Option<SystemTime>, Refusal>>,
     cap: Option<(u32, u32)>,
+    /// The class's price ceiling.
+    max_price: Option<Money>,
 }
 
 fn policy_view(
@@ -53,6 +56,7 @@ fn policy_view(
         class: class.map(str::to_string),
         quiet: index.map(|i| rules.quiet_hours(i, number, SystemTime::now())),
         cap: index.and_then(|i| rules.cap(i)),
+        max_price: index.and_then(|i| rules.max_price(i)),
     })
 }
 
@@ -102,35 +106,68 @@ fn print_policy(p: &PolicyView) {
     }
 }
 
+/// What `smsroute explain` was asked.
+pub struct Request<'a> {
+    /// The destination, as written.
+    pub number: &'a str,
+    /// The message text, for the segment count.
+    pub text: &'a str,
+    /// One JSON object instead of text.
+    pub json: bool,
+    /// The sender, for the opt-out check.
+    pub from: Option<&'a str>,
+    /// The message class.
+    pub class: Option<&'a str>,
+    /// The message's own price ceiling (its `max_price` tag), as written.
+    pub max_price: Option<&'a str>,
+}
+
 /// Explains the routing of `number`; offline, every carrier counts as healthy. With a sender
-/// and a class, also what the policy stage would do.
-pub fn run(
-    path: &Path,
-    number: &str,
-    text: &str,
-    as_json: bool,
-    from: Option<&str>,
-    class: Option<&str>,
-) -> Result<(), String> {
+/// and a class, also what the policy stage would do; with a price ceiling (the message's or
+/// its class's), which carriers it drops.
+pub fn run(path: &Path, request: &Request<'_>) -> Result<(), String> {
     let (config, table) = load_config(path)?;
+    let number = request.number;
     let number = E164::parse(number).map_err(|e| format!("invalid number {number:?}: {e}"))?;
-    let seg = segment(text);
+    let seg = segment(request.text);
     if seg.segments > config.limits.max_segments {
         return Err(format!(
             "text needs {} segments, the configuration allows at most {} (max_segments)",
             seg.segments, config.limits.max_segments
         ));
     }
-    let explanation = table.explain(&number, &AllHealthy);
+    let (from, class) = (request.from, request.class);
     let policy = policy_view(&config, &number, from, class)?;
-    if as_json {
+    let own = match request.max_price {
+        None => None,
+        Some(text) => Some(Money::parse_decimal(text).map_err(|e| {
+            format!(
+                "--max-price {text:?}: {}",
+                e.to_string().replacen("cost ", "", 1)
+            )
+        })?),
+    };
+    let ceiling = match (own, policy.max_price) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let explanation = table.explain_priced(&number, &AllHealthy, ceiling);
+    if request.json {
         let mut value = to_json(&table, &explanation, seg.segments, seg.encoding);
+        value["max_price"] = json!(ceiling.map(Money::as_f64));
         if from.is_some() || class.is_some() {
             value["policy"] = policy_json(&policy);
         }
         println!("{value}");
     } else {
         print_text(&table, &explanation, seg.segments, seg.encoding);
+        let priced_out = explanation
+            .dropped
+            .iter()
+            .any(|d| matches!(d.reason, DropReason::OverMaxPrice { .. }));
+        if let (Some(max), true, true) = (ceiling, explanation.candidates.is_empty(), priced_out) {
+            println!("refused (over_max_price): every carrier costs more than max_price {max}");
+        }
         print_policy(&policy);
     }
     Ok(())
@@ -147,6 +184,7 @@ fn reason_text(reason: &DropReason) -> String {
     match reason {
         DropReason::Blocked { block_prefix } => format!("blocked by {block_prefix}"),
         DropReason::Ejected => "ejected".to_string(),
+        DropReason::OverMaxPrice { max_price } => format!("over max_price {max_price}"),
     }
 }
 

@@ -65,9 +65,13 @@ enum Command {
         /// The sender: whether the recipient opted out of it (from `[policy] suppression_file`).
         #[arg(long)]
         from: Option<String>,
-        /// The message class: its quiet hours now and its cap.
+        /// The message class: its quiet hours now, its cap and its price ceiling.
         #[arg(long)]
         class: Option<String>,
+        /// The message's price ceiling per segment (its `max_price` tag): dearer carriers
+        /// are dropped.
+        #[arg(long)]
+        max_price: Option<String>,
     },
     /// Run a simulated SMSC (SMPP 3.4 server) until Ctrl-C.
     Sim {
@@ -169,13 +173,17 @@ fn main() -> ExitCode {
             json,
             from,
             class,
+            max_price,
         } => explain::run(
             &config,
-            &number,
-            &text,
-            json,
-            from.as_deref(),
-            class.as_deref(),
+            &explain::Request {
+                number: &number,
+                text: &text,
+                json,
+                from: from.as_deref(),
+                class: class.as_deref(),
+                max_price: max_price.as_deref(),
+            },
         ),
         Command::Sim {
             listen,

@@ -361,3 +361,48 @@ fn explain_says_what_the_policy_stage_would_do() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn explain_drops_carriers_over_the_price_ceiling() {
+    let out = smsroute(&[
+        "explain",
+        &example(),
+        "+44 7700 900123",
+        "--json",
+        "--max-price",
+        "0.0035",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["max_price"].as_f64(), Some(0.0035));
+    let candidates = v["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 1);
+    assert_eq!(candidates[0]["carrier"], "uk-beta");
+    let dropped = v["dropped"].as_array().unwrap();
+    assert!(
+        dropped
+            .iter()
+            .any(|d| d["carrier"] == "uk-alpha" && d["reason"] == "over max_price 0.0035"),
+        "{dropped:?}"
+    );
+    let none = smsroute(&[
+        "explain",
+        &example(),
+        "+44 7700 900123",
+        "--max-price",
+        "0.001",
+    ]);
+    assert_eq!(none.status.code(), Some(0), "{}", stderr(&none));
+    assert!(
+        stdout(&none).contains("refused (over_max_price)"),
+        "{}",
+        stdout(&none)
+    );
+    let bad = smsroute(&["explain", &example(), "+44 7700 900123", "--max-price", "x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--max-price \"x\""),
+        "{}",
+        stderr(&bad)
+    );
+}

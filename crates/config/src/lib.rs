@@ -267,6 +267,10 @@ pub struct ClassConfig {
     pub cap_window_s: u64,
     /// What quiet hours do to the class (none: they do not apply).
     pub quiet_hours: Option<QuietAction>,
+    /// Carriers dearer than this per segment are never used for the class.
+    pub max_price: Option<Money>,
+    /// Look-alike characters that alone force UCS-2 are replaced by GSM-7 ones.
+    pub smart_encoding: bool,
 }
 
 /// What a quiet window does to a message of a class it applies to.

@@ -102,11 +102,17 @@ pub(super) fn policy(check: &mut Checker<'_>, raw: &RawConfig) -> PolicyConfig {
                     None
                 }
             });
+        let max_price = c
+            .max_price
+            .as_ref()
+            .and_then(|p| check.cost(p, "max_price"));
         classes.push(ClassConfig {
             name: name.clone(),
             cap: (cap > 0).then_some(cap),
             cap_window_s: window,
             quiet_hours,
+            max_price,
+            smart_encoding: c.smart_encoding.unwrap_or(false),
         });
     }
     let mut prefixes = HashSet::new();
@@ -152,7 +158,7 @@ pub(super) fn policy(check: &mut Checker<'_>, raw: &RawConfig) -> PolicyConfig {
         } else if !ids.insert(id.clone()) {
             check.error(a.id.span(), format!("duplicate account {id:?}"));
         }
-        if let Some(balance) = check.cost(&a.balance) {
+        if let Some(balance) = check.cost(&a.balance, "balance") {
             accounts.push(AccountConfig {
                 id: id.clone(),
                 balance,

@@ -70,6 +70,8 @@ pub(super) struct RawClass {
     pub max_per_recipient: Option<Spanned<i64>>,
     pub per_s: Option<Spanned<i64>>,
     pub quiet_hours: Option<Spanned<String>>,
+    pub max_price: Option<Spanned<Value>>,
+    pub smart_encoding: Option<bool>,
 }
 
 #[derive(Deserialize)]

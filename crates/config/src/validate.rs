@@ -201,7 +201,8 @@ impl<'a> Checker<'a> {
         Some(text.clone())
     }
 
-    pub(super) fn cost(&mut self, value: &Spanned<Value>) -> Option<Money> {
+    /// A price: a decimal of at most 6 places, read as written; `what` names it in errors.
+    pub(super) fn cost(&mut self, value: &Spanned<Value>, what: &str) -> Option<Money> {
         let span = value.span();
         let literal = match value.get_ref() {
             // Read the literal as written, so `0.0040` never passes through a float.
@@ -211,7 +212,7 @@ impl<'a> Checker<'a> {
                 self.error(
                     span,
                     format!(
-                        "cost must be a decimal number, found a {}",
+                        "{what} must be a decimal number, found a {}",
                         other.type_str()
                     ),
                 );
@@ -221,7 +222,13 @@ impl<'a> Checker<'a> {
         match Money::parse_decimal(&literal) {
             Ok(m) => Some(m),
             Err(e) => {
-                self.error(span, e.to_string());
+                // The parser names the value `cost`; say which key it was.
+                let message = e.to_string();
+                let message = match message.strip_prefix("cost ") {
+                    Some(rest) => format!("{what} {rest}"),
+                    None => message,
+                };
+                self.error(span, message);
                 None
             }
         }
@@ -266,7 +273,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
             );
         }
         let prefix = check.digits(&r.prefix, "prefix");
-        let cost = check.cost(&r.cost);
+        let cost = check.cost(&r.cost, "cost");
         let tier = check.int(r.tier.as_ref(), "tier", (0, 255), 0u8);
         let weight = check.int(r.weight.as_ref(), "weight", (1, u32::MAX.into()), 1u32);
         let (Some(carrier), Some(prefix), Some(cost)) = (carrier, prefix, cost) else {

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::caps::{CapTicket, FrequencyCaps};
 use smsroute_config::{PolicyConfig, QuietAction};
-use smsroute_types::{E164, Message};
+use smsroute_types::{E164, Message, Money};
 
 /// Why a message's class forbids it now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +28,8 @@ struct Class {
     name: Box<str>,
     cap: Option<(u32, u32)>,
     quiet: Option<QuietAction>,
+    max_price: Option<Money>,
+    smart_encoding: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -58,6 +60,8 @@ impl Rules {
                     .cap
                     .map(|n| (n, c.cap_window_s.min(u64::from(u32::MAX)) as u32)),
                 quiet: c.quiet_hours,
+                max_price: c.max_price,
+                smart_encoding: c.smart_encoding,
             })
             .collect();
         let mut quiet: Vec<Quiet> = config
@@ -82,6 +86,16 @@ impl Rules {
     /// A class's cap: (most messages, window in seconds).
     pub fn cap(&self, class: usize) -> Option<(u32, u32)> {
         self.classes[class].cap
+    }
+
+    /// A class's price ceiling per segment, if it has one.
+    pub fn max_price(&self, class: usize) -> Option<Money> {
+        self.classes[class].max_price
+    }
+
+    /// Whether a class replaces look-alike characters to stay in GSM-7.
+    pub fn smart_encoding(&self, class: usize) -> bool {
+        self.classes[class].smart_encoding
     }
 
     /// The class a message names (its `class` tag), if configured.
@@ -181,6 +195,8 @@ mod tests {
     fn rules(quiet: QuietAction) -> Rules {
         Rules::new(&PolicyConfig {
             classes: vec![ClassConfig {
+                max_price: None,
+                smart_encoding: false,
                 name: "marketing".into(),
                 cap: Some(2),
                 cap_window_s: 3600,

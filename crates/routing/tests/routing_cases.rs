@@ -312,3 +312,23 @@ fn an_empty_configuration_routes_nothing() {
             .is_empty()
     );
 }
+
+#[test]
+fn explain_drops_carriers_over_the_price_ceiling() {
+    let table = table();
+    let number = E164::parse("447700900123").unwrap();
+    let all = table.explain(&number, &AllHealthy);
+    assert!(all.candidates.len() >= 2, "{all:?}");
+    let ceiling = smsroute_types::Money::parse_decimal("0.0035").unwrap();
+    let e = table.explain_priced(&number, &AllHealthy, Some(ceiling));
+    assert!(!e.candidates.is_empty());
+    assert!(e.candidates.iter().all(|c| c.cost <= ceiling), "{e:?}");
+    let over: Vec<&str> = e
+        .dropped
+        .iter()
+        .filter(|d| d.reason == DropReason::OverMaxPrice { max_price: ceiling })
+        .map(|d| table.carrier_id(d.carrier))
+        .collect();
+    assert_eq!(over.len(), all.candidates.len() - e.candidates.len());
+    assert!(over.contains(&"uk-alpha"), "{over:?}");
+}

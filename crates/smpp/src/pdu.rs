@@ -54,6 +54,8 @@ pub mod status {
         pub const QUIET_HOURS: u32 = 0x0000_0402;
         /// The client's account cannot pay for the message.
         pub const INSUFFICIENT_FUNDS: u32 = 0x0000_0403;
+        /// Every carrier for the destination costs more than the message's `max_price`.
+        pub const OVER_MAX_PRICE: u32 = 0x0000_0404;
     }
 
     /// ESME_ROK

@@ -57,6 +57,12 @@ pub enum InvalidMessage {
         /// The offending tag's key.
         key: String,
     },
+    /// The `max_price` tag is not a price.
+    #[error("tag \"max_price\" {value:?} is not a price (a decimal of at most 6 places)")]
+    MaxPrice {
+        /// The tag's value.
+        value: String,
+    },
 }
 
 /// The most bytes a message's tags and client reference may take together (so a message, and

@@ -98,6 +98,9 @@ impl<C: Carrier> Dispatcher<C> {
                 };
                 let pick = SplitMix64::new(entry.message.id().0 ^ shared.options.seed).next_u64();
                 let route = snapshot.table.route(entry.message.to(), &health, pick);
+                let class = snapshot.rules.class_of(&entry.message);
+                let ceiling = crate::router::max_price(&entry.message, class, &snapshot.rules)
+                    .unwrap_or(None);
                 let slot_of = |o: &smsroute_routing::Offer| snapshot.slot_of[o.carrier.get()];
                 let here = route
                     .iter()
@@ -106,6 +109,7 @@ impl<C: Carrier> Dispatcher<C> {
                 let left = entry.delivery.deadline().saturating_sub(now);
                 let target = route.iter().map(slot_of).zip(route.iter()).find(|&(s, o)| {
                     s != from
+                        && o.within(ceiling)
                         && s.get() < self.carriers.len()
                         && here.is_none_or(|h| (o.tier, o.cost) <= h)
                         && queue_wait(&self.carriers[s.get()])
@@ -118,7 +122,11 @@ impl<C: Carrier> Dispatcher<C> {
                     kept.push(key);
                     continue;
                 };
-                let candidates = route.iter().map(slot_of).collect();
+                let candidates = route
+                    .iter()
+                    .filter(|o| o.within(ceiling))
+                    .map(slot_of)
+                    .collect();
                 if !entry.delivery.move_queued(to, Some(candidates)) {
                     kept.push(key);
                     continue;

@@ -6,6 +6,7 @@ mod submit;
 mod types;
 
 pub use lookup::{CancelError, MessageStatus};
+pub(crate) use submit::max_price;
 pub use types::{
     CarrierStats, NotReady, Refused, Rejection, ReloadReport, RouterStats, SetupError,
     ShutdownReport,

@@ -10,7 +10,7 @@ use smsroute_carrier::Carrier;
 use smsroute_health::HealthBoard;
 use smsroute_routing::HealthState;
 use smsroute_types::CarrierSlot;
-use smsroute_types::{InvalidMessage, Message, MessageId, SplitMix64};
+use smsroute_types::{InvalidMessage, Message, MessageId, Money, SplitMix64};
 
 use super::{Refused, Rejection, Router};
 use crate::registry::SlotEntry;
@@ -194,10 +194,15 @@ impl<C: Carrier> Router<C> {
                 Rejection::NoRoute
             });
         }
+        let max_price = max_price(message, class, &snapshot.rules)?;
         let mut candidates: SmallVec<[CarrierSlot; 8]> = route
             .iter()
+            .filter(|offer| offer.within(max_price))
             .map(|offer| snapshot.slot_of[offer.carrier.get()])
             .collect();
+        if candidates.is_empty() {
+            return Err(Rejection::OverMaxPrice);
+        }
         let steered = steer_probe(&shared.board, &snapshot.slots, &mut candidates);
         // An account pays its best route now; the dispatcher settles the difference when a
         // failover moves the message to another carrier.
@@ -210,8 +215,11 @@ impl<C: Carrier> Router<C> {
                     .map(|b| b.clone())
                     .ok_or(Rejection::InsufficientFunds)?;
                 // Prices in the candidates' order: the route's, with the same probe steering.
-                let mut per_segment: SmallVec<[u64; 8]> =
-                    route.iter().map(|o| o.cost.micros()).collect();
+                let mut per_segment: SmallVec<[u64; 8]> = route
+                    .iter()
+                    .filter(|o| o.within(max_price))
+                    .map(|o| o.cost.micros())
+                    .collect();
                 if let Some(i) = steered {
                     per_segment[..=i].rotate_right(1);
                 }
@@ -241,6 +249,29 @@ impl<C: Carrier> Router<C> {
             charge,
         })
     }
+}
+
+/// The message's price ceiling: the lower of its `max_price` tag and its class's. Routing
+/// drops dearer candidates wherever it routes the message (at submit, when moving it, after
+/// a restart).
+pub(crate) fn max_price(
+    message: &Message,
+    class: Option<usize>,
+    rules: &smsroute_policy::Rules,
+) -> Result<Option<Money>, Rejection> {
+    let own = match message.tag("max_price") {
+        None => None,
+        Some(value) => Some(
+            Money::parse_decimal(value).map_err(|_| InvalidMessage::MaxPrice {
+                value: value.to_string(),
+            })?,
+        ),
+    };
+    let by_class = class.and_then(|c| rules.max_price(c));
+    Ok(match (own, by_class) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
 }
 
 /// A message routed and holding its reservations, ready for the dispatcher.

@@ -46,6 +46,10 @@ pub enum Rejection {
     /// Another outstanding message has the id the gateway gave this one.
     #[error("duplicate id: another outstanding message has this id")]
     DuplicateId,
+    /// Every carrier serving the destination costs more than the message's (or its
+    /// class's) `max_price`.
+    #[error("over max price: every carrier for the destination costs more than max_price")]
+    OverMaxPrice,
 }
 
 impl From<smsroute_policy::Refusal> for Rejection {
@@ -70,6 +74,7 @@ impl smsroute_metrics::Label for Rejection {
         "quiet_hours",
         "insufficient_funds",
         "duplicate_id",
+        "over_max_price",
     ];
 
     fn index(&self) -> usize {
@@ -84,6 +89,7 @@ impl smsroute_metrics::Label for Rejection {
             Rejection::QuietHours => 7,
             Rejection::InsufficientFunds => 8,
             Rejection::DuplicateId => 9,
+            Rejection::OverMaxPrice => 10,
         }
     }
 }
@@ -91,7 +97,7 @@ impl smsroute_metrics::Label for Rejection {
 impl Rejection {
     /// A short name for metrics and reports: `invalid`, `blocked`, `no_route`, `overloaded`,
     /// `shutting_down`, `opted_out`, `frequency_cap`, `quiet_hours`, `insufficient_funds`,
-    /// `duplicate_id` (its [`Label`](smsroute_metrics::Label)).
+    /// `duplicate_id`, `over_max_price` (its [`Label`](smsroute_metrics::Label)).
     pub fn reason(&self) -> &'static str {
         smsroute_metrics::Label::label(self)
     }

@@ -33,6 +33,11 @@ pub enum DropReason {
     },
     /// The carrier is ejected and others are available.
     Ejected,
+    /// Its price is above the message's (or its class's) `max_price`.
+    OverMaxPrice {
+        /// The ceiling.
+        max_price: Money,
+    },
 }
 
 /// A carrier that matched but was dropped.
@@ -68,6 +73,17 @@ pub struct Explanation {
 impl RouteTable {
     /// Explains the routing of `number` under `health` (use [`crate::AllHealthy`] offline).
     pub fn explain<H: HealthView + ?Sized>(&self, number: &E164, health: &H) -> Explanation {
+        self.explain_priced(number, health, None)
+    }
+
+    /// [`RouteTable::explain`] for a message with a price ceiling: candidates dearer than
+    /// `max_price` are dropped, as routing drops them.
+    pub fn explain_priced<H: HealthView + ?Sized>(
+        &self,
+        number: &E164,
+        health: &H,
+        max_price: Option<Money>,
+    ) -> Explanation {
         let found = self.candidates(number);
         let ported_as = found.ported.map(|i| self.ported[i as usize].1.to_string());
         let digits: &str = ported_as.as_deref().unwrap_or(number.as_str());
@@ -103,7 +119,7 @@ impl RouteTable {
         };
 
         let ranked = rank(found.offers, found.blocked, health, self.band, None);
-        let candidates: Vec<Explained> = ranked
+        let mut candidates: Vec<Explained> = ranked
             .iter()
             .map(|o| Explained {
                 carrier: o.carrier,
@@ -135,6 +151,16 @@ impl RouteTable {
                     reason: DropReason::Blocked { block_prefix },
                 });
             }
+        }
+        if let Some(max) = max_price {
+            for c in candidates.iter().filter(|c| c.cost > max) {
+                dropped.push(Dropped {
+                    carrier: c.carrier,
+                    prefix: c.prefix.clone(),
+                    reason: DropReason::OverMaxPrice { max_price: max },
+                });
+            }
+            candidates.retain(|c| c.cost <= max);
         }
         dropped.sort_by_key(|d| d.carrier);
         Explanation {

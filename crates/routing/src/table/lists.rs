@@ -34,6 +34,12 @@ pub struct Offer {
 }
 
 impl Offer {
+    /// Whether the offer is within a price ceiling (none: any price is).
+    #[inline]
+    pub fn within(&self, max_price: Option<Money>) -> bool {
+        max_price.is_none_or(|max| self.cost <= max)
+    }
+
     /// Static rank order: tier, cost, weight descending, carrier index.
     fn order_key(&self) -> (u8, Money, std::cmp::Reverse<u32>, CarrierIndex) {
         (

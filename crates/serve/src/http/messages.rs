@@ -282,7 +282,9 @@ fn invalid(e: &InvalidMessage) -> HttpError {
         InvalidMessage::Sender(_) => "from",
         InvalidMessage::TooManySegments { .. } => "text",
         InvalidMessage::ZeroValidity => "validity",
-        InvalidMessage::Annotations { .. } | InvalidMessage::Tag { .. } => "tags",
+        InvalidMessage::Annotations { .. }
+        | InvalidMessage::Tag { .. }
+        | InvalidMessage::MaxPrice { .. } => "tags",
     };
     HttpError::new(StatusCode::BAD_REQUEST, Some(field), e.to_string())
 }
@@ -295,7 +297,8 @@ fn refused(reason: Rejection) -> HttpError {
         | Rejection::NoRoute
         | Rejection::OptedOut
         | Rejection::FrequencyCap
-        | Rejection::QuietHours => StatusCode::UNPROCESSABLE_ENTITY,
+        | Rejection::QuietHours
+        | Rejection::OverMaxPrice => StatusCode::UNPROCESSABLE_ENTITY,
         Rejection::InsufficientFunds => StatusCode::PAYMENT_REQUIRED,
         Rejection::DuplicateId => StatusCode::CONFLICT,
         Rejection::Overloaded | Rejection::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,

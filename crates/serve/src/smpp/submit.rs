@@ -166,6 +166,7 @@ pub fn refused(reason: &Rejection) -> u32 {
         Rejection::FrequencyCap => vendor::FREQUENCY_CAP,
         Rejection::QuietHours => vendor::QUIET_HOURS,
         Rejection::InsufficientFunds => vendor::INSUFFICIENT_FUNDS,
+        Rejection::OverMaxPrice => vendor::OVER_MAX_PRICE,
         Rejection::Overloaded | Rejection::ShuttingDown => status::QUEUE_FULL,
         _ => status::SYSTEM_ERROR,
     }
