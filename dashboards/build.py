@@ -85,6 +85,8 @@ ROUTING = [
         q(f"sum by (carrier) (rate(smsroute_spillovers_total[{RATE}]))", "{{carrier}}")]),
     ("Retries per second, by carrier", "reqps", [
         q(f"sum by (carrier) (rate(smsroute_retries_total[{RATE}]))", "{{carrier}}")]),
+    ("Segments saved by smart encoding per second", "reqps", [
+        q(f"rate(smsroute_segments_saved_total[{RATE}])", "saved")]),
     ("Route table generation", "short", [q("smsroute_route_table_generation", "generation")]),
     ("Route table prefixes", "short", [q("smsroute_route_table_prefixes", "prefixes")]),
     ("Table reloads", "short", [

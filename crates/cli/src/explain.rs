@@ -1,5 +1,5 @@
 //! `smsroute explain CONFIG NUMBER [--text TEXT] [--json] [--from SENDER] [--class CLASS]
-//! [--max-price PRICE]`.
+//! [--max-price PRICE] [--smart-encoding]`.
 
 use std::path::Path;
 
@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use smsroute_policy::{Refusal, Rules, Suppression};
 use smsroute_routing::{AllHealthy, DropReason, Explanation, RouteTable};
-use smsroute_types::{E164, Encoding, Money, segment};
+use smsroute_types::{E164, Encoding, Money, segment, smart_gsm7};
 
 use crate::check::load_config;
 
@@ -21,6 +21,8 @@ struct PolicyView {
     cap: Option<(u32, u32)>,
     /// The class's price ceiling.
     max_price: Option<Money>,
+    /// The class asks for smart encoding.
+    smart_encoding: bool,
 }
 
 fn policy_view(
@@ -57,6 +59,7 @@ fn policy_view(
         quiet: index.map(|i| rules.quiet_hours(i, number, SystemTime::now())),
         cap: index.and_then(|i| rules.cap(i)),
         max_price: index.and_then(|i| rules.max_price(i)),
+        smart_encoding: index.is_some_and(|i| rules.smart_encoding(i)),
     })
 }
 
@@ -120,6 +123,8 @@ pub struct Request<'a> {
     pub class: Option<&'a str>,
     /// The message's own price ceiling (its `max_price` tag), as written.
     pub max_price: Option<&'a str>,
+    /// The message asks for smart encoding (its `smart_encoding` tag).
+    pub smart_encoding: bool,
 }
 
 /// Explains the routing of `number`; offline, every carrier counts as healthy. With a sender
@@ -129,15 +134,22 @@ pub fn run(path: &Path, request: &Request<'_>) -> Result<(), String> {
     let (config, table) = load_config(path)?;
     let number = request.number;
     let number = E164::parse(number).map_err(|e| format!("invalid number {number:?}: {e}"))?;
-    let seg = segment(request.text);
+    let (from, class) = (request.from, request.class);
+    let policy = policy_view(&config, &number, from, class)?;
+    // Smart encoding as the router applies it: before the segment limit.
+    let smart = request.smart_encoding || policy.smart_encoding;
+    let text = match smart.then(|| smart_gsm7(request.text)).flatten() {
+        Some(text) => std::borrow::Cow::Owned(text),
+        None => std::borrow::Cow::Borrowed(request.text),
+    };
+    let saved = segment(request.text).segments - segment(&text).segments;
+    let seg = segment(&text);
     if seg.segments > config.limits.max_segments {
         return Err(format!(
             "text needs {} segments, the configuration allows at most {} (max_segments)",
             seg.segments, config.limits.max_segments
         ));
     }
-    let (from, class) = (request.from, request.class);
-    let policy = policy_view(&config, &number, from, class)?;
     let own = match request.max_price {
         None => None,
         Some(text) => Some(Money::parse_decimal(text).map_err(|e| {
@@ -155,12 +167,24 @@ pub fn run(path: &Path, request: &Request<'_>) -> Result<(), String> {
     if request.json {
         let mut value = to_json(&table, &explanation, seg.segments, seg.encoding);
         value["max_price"] = json!(ceiling.map(Money::as_f64));
+        if smart {
+            value["smart_encoding"] = json!({"segments_saved": saved, "text": text});
+        }
         if from.is_some() || class.is_some() {
             value["policy"] = policy_json(&policy);
         }
         println!("{value}");
     } else {
         print_text(&table, &explanation, seg.segments, seg.encoding);
+        if smart {
+            match saved {
+                0 => println!("smart encoding: nothing to replace that would save a segment"),
+                n => println!(
+                    "smart encoding: look-alikes replaced, {n} segment{} saved",
+                    if n == 1 { "" } else { "s" }
+                ),
+            }
+        }
         let priced_out = explanation
             .dropped
             .iter()

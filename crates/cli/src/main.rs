@@ -72,6 +72,10 @@ enum Command {
         /// are dropped.
         #[arg(long)]
         max_price: Option<String>,
+        /// Replace look-alike characters with GSM-7 ones when that saves segments (the
+        /// message's `smart_encoding` tag; a class can ask for it too).
+        #[arg(long)]
+        smart_encoding: bool,
     },
     /// Run a simulated SMSC (SMPP 3.4 server) until Ctrl-C.
     Sim {
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
             from,
             class,
             max_price,
+            smart_encoding,
         } => explain::run(
             &config,
             &explain::Request {
@@ -183,6 +188,7 @@ fn main() -> ExitCode {
                 from: from.as_deref(),
                 class: class.as_deref(),
                 max_price: max_price.as_deref(),
+                smart_encoding,
             },
         ),
         Command::Sim {

@@ -406,3 +406,33 @@ fn explain_drops_carriers_over_the_price_ceiling() {
         stderr(&bad)
     );
 }
+
+#[test]
+fn explain_shows_the_segments_smart_encoding_saves() {
+    let text = format!("{} \u{201C}1234\u{201D} \u{2014} ok", "x".repeat(85));
+    let run = |extra: &[&str]| {
+        let example = example();
+        let mut args = vec!["explain", &example, "+44 7700 900123", "--json", "--text"];
+        args.push(&text);
+        args.extend_from_slice(extra);
+        let out = smsroute(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()
+    };
+    let plain = run(&[]);
+    assert_eq!(
+        (plain["segments"].as_u64(), plain["encoding"].as_str()),
+        (Some(2), Some("ucs2"))
+    );
+    assert!(plain.get("smart_encoding").is_none_or(|v| v.is_null()));
+    let smart = run(&["--smart-encoding"]);
+    assert_eq!(
+        (smart["segments"].as_u64(), smart["encoding"].as_str()),
+        (Some(1), Some("gsm7"))
+    );
+    assert_eq!(smart["smart_encoding"]["segments_saved"].as_u64(), Some(1));
+    assert_eq!(
+        smart["smart_encoding"]["text"].as_str(),
+        Some(format!("{} \"1234\" - ok", "x".repeat(85)).as_str())
+    );
+}

@@ -91,3 +91,36 @@ async fn quiet_hours_hold_a_deferring_class_and_refuse_for_a_refusing_one() {
     );
     assert!(submitted_at(*ledger.accepted.last().unwrap()) < minute);
 }
+
+#[tokio::test(start_paused = true)]
+async fn smart_encoding_is_opt_in_per_class_or_message() {
+    let config = config(
+        &[("alpha", 1000, "0.0030")],
+        "[[classes]]\nname = \"otp\"\nsmart_encoding = true\n\n[[classes]]\nname = \"plain\"\n",
+    );
+    let (router, mut events) = start(&config, EngineOptions::default(), &[]);
+    // 100 characters with curly quotes and a dash: 2 UCS-2 segments, 1 in GSM-7.
+    let text = format!("{} \u{201C}1234\u{201D} \u{2014} ok", "x".repeat(85));
+    let build = |tags: &[(&str, &str)]| {
+        let mut b = Message::builder("447700900123", "ACME", &text);
+        for (k, v) in tags {
+            b = b.tag(k, v);
+        }
+        b.build().unwrap()
+    };
+    let mut ledger = Ledger::default();
+    assert!(ledger.submit(&router, build(&[("class", "otp")])));
+    assert!(ledger.submit(&router, build(&[("smart_encoding", "true")])));
+    assert!(ledger.submit(&router, build(&[("class", "plain")])));
+    assert!(ledger.submit(&router, build(&[])));
+    ledger.settle(&mut events).await;
+    let sent: Vec<(u32, bool)> = ledger
+        .accepted
+        .iter()
+        .map(|id| {
+            let m = &ledger.terminal[id].message;
+            (m.segments(), m.text().contains('"'))
+        })
+        .collect();
+    assert_eq!(sent, [(1, true), (1, true), (2, false), (2, false)]);
+}

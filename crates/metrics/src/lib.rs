@@ -92,6 +92,8 @@ pub mod names {
     /// Counter: terminal messages flagged possible duplicates (a submit timed out or its link
     /// died, so the carrier may have sent a copy).
     pub const POSSIBLE_DUPLICATES: &str = "smsroute_possible_duplicates_total";
+    /// Counter: segments smart encoding saved (look-alikes replaced to stay in GSM-7).
+    pub const SEGMENTS_SAVED: &str = "smsroute_segments_saved_total";
     /// Counter: progress events dropped because the gateway lagged.
     pub const EVENTS_DROPPED: &str = "smsroute_events_dropped_total";
     /// Counter `{keyword}`: inbound messages (replies) by keyword.
@@ -244,6 +246,10 @@ pub fn describe() {
     );
     describe_gauge!(QUEUE_DEPTH, "Messages queued for the dispatcher.");
     describe_counter!(
+        SEGMENTS_SAVED,
+        "Segments smart encoding saved by replacing look-alike characters."
+    );
+    describe_counter!(
         POSSIBLE_DUPLICATES,
         "Terminal messages whose carrier may have sent a copy."
     );
@@ -377,6 +383,8 @@ pub struct EngineMetrics {
     pub queue_depth: Gauge,
     /// [`names::POSSIBLE_DUPLICATES`].
     pub possible_duplicates: Counter,
+    /// [`names::SEGMENTS_SAVED`].
+    pub segments_saved: Counter,
     /// [`names::EVENTS_DROPPED`].
     pub events_dropped: Counter,
     /// [`names::OPTED_OUT`].
@@ -418,6 +426,7 @@ impl EngineMetrics {
             outstanding: gauge!(names::OUTSTANDING),
             queue_depth: gauge!(names::QUEUE_DEPTH),
             possible_duplicates: counter!(names::POSSIBLE_DUPLICATES),
+            segments_saved: counter!(names::SEGMENTS_SAVED),
             events_dropped: counter!(names::EVENTS_DROPPED),
             opted_out: gauge!(names::OPTED_OUT),
             journal_commit: histogram!(names::JOURNAL_COMMIT),

@@ -26,6 +26,7 @@ mod carrier_id;
 mod e164;
 mod encoding;
 mod label;
+mod lookalike;
 mod message;
 mod money;
 mod rng;
@@ -39,6 +40,7 @@ pub use encoding::{
     gsm7_encode, gsm7_width, is_gsm7, segment, split_parts, ucs2_decode, ucs2_encode,
 };
 pub use label::Label;
+pub use lookalike::{LOOKALIKES, lookalike, smart_gsm7};
 pub use message::{
     DEFAULT_MAX_SEGMENTS, InvalidMessage, MAX_ANNOTATIONS, MAX_SEGMENTS, Message, MessageBuilder,
     MessageId,

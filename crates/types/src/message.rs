@@ -172,6 +172,23 @@ impl Message {
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
+
+    /// Smart encoding: replaces look-alike characters with GSM-7 ones when that alone makes
+    /// the text GSM-7 and saves segments ([`crate::smart_gsm7`]). Returns the segments saved
+    /// (0: the text is unchanged).
+    pub fn smart_encode(&mut self) -> u32 {
+        let Some(text) = crate::smart_gsm7(self.text()) else {
+            return 0;
+        };
+        let before = self.segments();
+        let mut body = String::with_capacity(text.len() + self.body.len() - self.text_len);
+        body.push_str(&text);
+        body.push_str(&self.body[self.text_len..]);
+        self.body = body.into_boxed_str();
+        self.text_len = text.len();
+        self.segmentation = crate::segment(&text);
+        before - self.segments()
+    }
 }
 
 impl std::fmt::Debug for Message {
@@ -297,6 +314,27 @@ impl MessageBuilder {
 mod tests {
     use super::*;
     use crate::Encoding;
+
+    #[test]
+    fn smart_encoding_rewrites_the_text_and_keeps_the_tags() {
+        let text = format!("{}\u{2019}s \u{2013} ok", "x".repeat(90));
+        let mut m = Message::builder("447700900123", "ACME", &text)
+            .tag("class", "otp")
+            .build()
+            .unwrap();
+        assert_eq!(
+            (m.segmentation().encoding, m.segments()),
+            (Encoding::Ucs2, 2)
+        );
+        assert_eq!(m.smart_encode(), 1);
+        assert_eq!(m.text(), format!("{}'s - ok", "x".repeat(90)));
+        assert_eq!(
+            (m.segmentation().encoding, m.segments()),
+            (Encoding::Gsm7, 1)
+        );
+        assert_eq!(m.tag("class"), Some("otp"));
+        assert_eq!(m.smart_encode(), 0, "GSM-7 already");
+    }
 
     #[test]
     fn builds_a_valid_message() {

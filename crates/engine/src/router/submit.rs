@@ -145,6 +145,16 @@ impl<C: Carrier> Router<C> {
             return Err(Rejection::ShuttingDown);
         }
         let snapshot = shared.snapshot.load();
+        let class = snapshot.rules.class_of(message);
+        // Smart encoding first: it may bring a long UCS-2 text under the segment limit.
+        let smart = class.is_some_and(|c| snapshot.rules.smart_encoding(c))
+            || message.tag("smart_encoding") == Some("true");
+        if smart && message.segmentation().encoding == smsroute_types::Encoding::Ucs2 {
+            let saved = message.smart_encode();
+            if saved > 0 {
+                shared.metrics.segments_saved.increment(u64::from(saved));
+            }
+        }
         let segments = message.segments();
         if segments > snapshot.max_segments {
             return Err(InvalidMessage::TooManySegments {
@@ -162,7 +172,6 @@ impl<C: Carrier> Router<C> {
             return Err(Rejection::OptedOut);
         }
         // Class rules: quiet hours may hold the message or refuse it.
-        let class = snapshot.rules.class_of(message);
         let wall = class.map(|_| {
             let ms = shared.wall_ms.load(Ordering::Relaxed);
             std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
