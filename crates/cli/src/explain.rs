@@ -1,5 +1,5 @@
 //! `smsroute explain CONFIG NUMBER [--text TEXT] [--json] [--from SENDER] [--class CLASS]
-//! [--max-price PRICE] [--smart-encoding]`.
+//! [--max-price PRICE] [--smart-encoding] [--at TIME]`.
 
 use std::path::Path;
 
@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use smsroute_policy::{Refusal, Rules, Suppression};
-use smsroute_routing::{AllHealthy, DropReason, Explanation, RouteTable};
+use smsroute_routing::{AllHealthy, DropReason, Explanation, RouteDeck, RouteTable};
 use smsroute_types::{E164, Encoding, Money, segment, smart_gsm7};
 
 use crate::check::load_config;
@@ -125,13 +125,23 @@ pub struct Request<'a> {
     pub max_price: Option<&'a str>,
     /// The message asks for smart encoding (its `smart_encoding` tag).
     pub smart_encoding: bool,
+    /// The instant to route at (RFC 3339), for dated rate decks; now when absent.
+    pub at: Option<&'a str>,
 }
 
 /// Explains the routing of `number`; offline, every carrier counts as healthy. With a sender
 /// and a class, also what the policy stage would do; with a price ceiling (the message's or
 /// its class's), which carriers it drops.
 pub fn run(path: &Path, request: &Request<'_>) -> Result<(), String> {
-    let (config, table) = load_config(path)?;
+    let (config, mut table) = load_config(path)?;
+    if let Some(at) = request.at {
+        let ms = smsroute_config::parse_instant(at).ok_or_else(|| {
+            format!("--at {at:?}: expected an RFC 3339 instant such as \"2027-01-01T00:00:00Z\"")
+        })?;
+        table = RouteDeck::compile(&config)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .into_table_at(ms);
+    }
     let number = request.number;
     let number = E164::parse(number).map_err(|e| format!("invalid number {number:?}: {e}"))?;
     let (from, class) = (request.from, request.class);
@@ -167,6 +177,7 @@ pub fn run(path: &Path, request: &Request<'_>) -> Result<(), String> {
     if request.json {
         let mut value = to_json(&table, &explanation, seg.segments, seg.encoding);
         value["max_price"] = json!(ceiling.map(Money::as_f64));
+        value["at"] = json!(request.at);
         if smart {
             value["smart_encoding"] = json!({"segments_saved": saved, "text": text});
         }

@@ -76,6 +76,10 @@ enum Command {
         /// message's `smart_encoding` tag; a class can ask for it too).
         #[arg(long)]
         smart_encoding: bool,
+        /// Route as at this instant (RFC 3339, e.g. 2027-01-01T00:00:00Z): dated rows and
+        /// daily windows in force then. Default: now.
+        #[arg(long)]
+        at: Option<String>,
     },
     /// Run a simulated SMSC (SMPP 3.4 server) until Ctrl-C.
     Sim {
@@ -179,6 +183,7 @@ fn main() -> ExitCode {
             class,
             max_price,
             smart_encoding,
+            at,
         } => explain::run(
             &config,
             &explain::Request {
@@ -189,6 +194,7 @@ fn main() -> ExitCode {
                 class: class.as_deref(),
                 max_price: max_price.as_deref(),
                 smart_encoding,
+                at: at.as_deref(),
             },
         ),
         Command::Sim {

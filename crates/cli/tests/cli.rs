@@ -436,3 +436,31 @@ fn explain_shows_the_segments_smart_encoding_saves() {
         Some(format!("{} \"1234\" - ok", "x".repeat(85)).as_str())
     );
 }
+
+#[test]
+fn explain_at_an_instant_uses_the_rows_in_force_then() {
+    let dir = std::env::temp_dir().join(format!("smsroute-explain-at-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("deck.toml");
+    std::fs::write(
+        &path,
+        "[[carriers]]\nid = \"old\"\ntps = 10\n[[carriers]]\nid = \"new\"\ntps = 10\n\n\
+         [[routes]]\nprefix = \"44\"\ncarrier = \"old\"\ncost = 0.004\nvalid_until = \"2030-01-01T00:00:00Z\"\n\
+         [[routes]]\nprefix = \"44\"\ncarrier = \"new\"\ncost = 0.003\nvalid_from = \"2030-01-01T00:00:00Z\"\n",
+    )
+    .unwrap();
+    let path = path.display().to_string();
+    let first = |at: &str| {
+        let out = smsroute(&["explain", &path, "447700900123", "--json", "--at", at]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(v["at"], at);
+        v["candidates"][0]["carrier"].as_str().unwrap().to_string()
+    };
+    assert_eq!(first("2029-12-31T23:59:59Z"), "old");
+    assert_eq!(first("2030-01-01T00:00:00Z"), "new");
+    let bad = smsroute(&["explain", &path, "447700900123", "--at", "tomorrow"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--at \"tomorrow\""), "{}", stderr(&bad));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -29,9 +29,11 @@
 #![warn(missing_docs)]
 
 mod clients;
+mod dated;
 mod journal;
 
 pub use clients::{ClientConfig, Password, Secret, SmppLogin, Webhook};
+pub use dated::parse_instant;
 mod policy;
 mod raw;
 mod routing;
@@ -169,6 +171,32 @@ pub struct RouteConfig {
     pub tier: u8,
     /// Share of traffic among equal-cost healthy carriers (≥ 1).
     pub weight: u32,
+    /// When the row is in force (always, unless dated).
+    pub period: RoutePeriod,
+}
+
+/// When a rate-deck row is in force: from `valid_from` (inclusive) to `valid_until`
+/// (exclusive), and within its daily window if it has one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoutePeriod {
+    /// Milliseconds since the Unix epoch.
+    pub valid_from: Option<i64>,
+    /// Milliseconds since the Unix epoch.
+    pub valid_until: Option<i64>,
+    /// A daily window in local time.
+    pub hours: Option<DailyWindow>,
+}
+
+/// A daily window `hours = "HH:MM-HH:MM"` at a fixed UTC offset (no daylight saving: give
+/// the offset in force); an end before the start spans midnight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DailyWindow {
+    /// Local minute of day it opens.
+    pub start_min: u32,
+    /// Local minute of day it closes.
+    pub end_min: u32,
+    /// Local time minus UTC, minutes.
+    pub utc_offset_min: i32,
 }
 
 /// A block rule: numbers under `prefix` lose every carrier whose own match is not longer.

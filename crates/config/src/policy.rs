@@ -24,7 +24,7 @@ fn clock(check: &mut Checker<'_>, value: &Spanned<String>, name: &str) -> Option
 }
 
 /// `+HH:MM` / `-HH:MM` → minutes.
-fn offset(check: &mut Checker<'_>, value: Option<&Spanned<String>>) -> i32 {
+pub(super) fn offset(check: &mut Checker<'_>, value: Option<&Spanned<String>>) -> i32 {
     let Some(value) = value else { return 0 };
     let text = value.get_ref();
     let sign = match text.as_bytes().first() {

@@ -158,6 +158,10 @@ pub(super) struct RawRoute {
     pub cost: Spanned<Value>,
     pub tier: Option<Spanned<i64>>,
     pub weight: Option<Spanned<i64>>,
+    pub valid_from: Option<Spanned<String>>,
+    pub valid_until: Option<Spanned<String>>,
+    pub hours: Option<Spanned<String>>,
+    pub utc_offset: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

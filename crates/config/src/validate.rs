@@ -13,7 +13,7 @@ use toml::{Spanned, Value};
 use super::raw::{RawCarrier, RawConfig, RawLimits, RawRetry, RawSmpp};
 use super::{
     BlockConfig, CarrierConfig, Config, ConfigError, Diagnostic, LimitsConfig, PortedConfig,
-    RetryConfig, RouteConfig, SmppConfig,
+    RetryConfig, RouteConfig, RoutePeriod, SmppConfig,
 };
 
 /// Carrier indices are `u16` in the compiled table.
@@ -257,8 +257,9 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         .map(|(i, c)| (c.id.as_str(), i))
         .collect();
     let mut routes = Vec::with_capacity(raw.routes.len());
-    // (carrier, prefix) → the offset of its first row.
-    let mut seen_routes: HashMap<(usize, String), usize> = HashMap::with_capacity(raw.routes.len());
+    // (carrier, prefix) → the offset and period of each of its rows.
+    let mut seen_routes: HashMap<(usize, String), Vec<(usize, RoutePeriod)>> =
+        HashMap::with_capacity(raw.routes.len());
     for row in &raw.routes {
         let r = row.get_ref();
         let carrier_name = r.carrier.get_ref();
@@ -276,25 +277,35 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         let cost = check.cost(&r.cost, "cost");
         let tier = check.int(r.tier.as_ref(), "tier", (0, 255), 0u8);
         let weight = check.int(r.weight.as_ref(), "weight", (1, u32::MAX.into()), 1u32);
+        let period = super::dated::period(&mut check, r);
         let (Some(carrier), Some(prefix), Some(cost)) = (carrier, prefix, cost) else {
             continue;
         };
-        if let Some(first) = seen_routes.insert((carrier, prefix.clone()), row.span().start) {
+        let rows = seen_routes.entry((carrier, prefix.clone())).or_default();
+        // Rows for one carrier and prefix may repeat only for periods that never meet.
+        if let Some(&(first, _)) = rows.iter().find(|(_, p)| p.overlaps(&period)) {
             let first = check.line_of(first);
+            let what = if period.is_always() && rows.iter().all(|(_, p)| p.is_always()) {
+                "duplicate route"
+            } else {
+                "route in force at the same time as another"
+            };
             check.error(
                 r.prefix.span(),
                 format!(
-                    "duplicate route for carrier {carrier_name:?} and prefix {prefix:?} (first on line {first})"
+                    "{what} for carrier {carrier_name:?} and prefix {prefix:?} (first on line {first})"
                 ),
             );
             continue;
         }
+        rows.push((row.span().start, period));
         routes.push(RouteConfig {
             prefix,
             carrier,
             cost,
             tier,
             weight,
+            period,
         });
     }
 

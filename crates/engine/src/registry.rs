@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use smsroute_delivery::RetryPolicy;
-use smsroute_routing::RouteTable;
+use smsroute_routing::{RouteDeck, RouteTable};
 use smsroute_throttle::{Gcra, InvalidQuota, Quota};
 use smsroute_types::CarrierSlot;
 
@@ -107,11 +107,21 @@ pub(crate) fn max_queue_wait(
     ms.saturating_mul(1_000_000)
 }
 
+impl<C> Snapshot<C> {
+    /// The route table in force at `wall_ms` (milliseconds since the Unix epoch; the
+    /// dispatcher's tick keeps `Shared::wall_ms`, so a dated row takes effect within 100 ms).
+    #[inline]
+    pub fn table(&self, wall_ms: u64) -> &RouteTable {
+        self.deck.at(wall_ms as i64)
+    }
+}
+
 /// What one configuration compiles to; swapped whole on reload.
 pub(crate) struct Snapshot<C> {
     /// Counts reloads; 1 for the configuration the router started with.
     pub generation: u64,
-    pub table: RouteTable,
+    /// The route tables by period (one unless rows are dated).
+    pub deck: RouteDeck,
     /// Table carrier index → slot.
     pub slot_of: Vec<CarrierSlot>,
     /// Every slot so far (retired ones included), by slot index.

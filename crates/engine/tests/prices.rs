@@ -86,3 +86,81 @@ async fn dearer_carriers_are_dropped_and_a_message_none_can_take_is_refused() {
         assert_eq!(outcome(i), (Event::Delivered, Some(dear)));
     }
 }
+
+/// Issue 18 item 5: a row dated a moment ahead takes effect at its instant, with no reload.
+#[tokio::test]
+async fn a_dated_row_takes_effect_at_its_instant_without_a_reload() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Whole seconds (RFC 3339 as written in a deck): 2 s ahead, at least 1 s away.
+    let at = now + 2;
+    let stamp = |secs: u64| {
+        let days = secs / 86_400;
+        // Civil date from days since 1970 (valid for this century).
+        let (mut y, mut d) = (1970, days);
+        loop {
+            let len = if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
+                366
+            } else {
+                365
+            };
+            if d < len {
+                break;
+            }
+            d -= len;
+            y += 1;
+        }
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let months = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        let mut m = 0;
+        while d >= months[m] {
+            d -= months[m];
+            m += 1;
+        }
+        let s = secs % 86_400;
+        format!(
+            "{y:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            m + 1,
+            d + 1,
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        )
+    };
+    let extra = format!(
+        "[[carriers]]\nid = \"promo\"\ntps = 1000\n\n\
+         [[routes]]\nprefix = \"44\"\ncarrier = \"promo\"\ncost = 0.0010\nvalid_from = \"{}\"\n",
+        stamp(at)
+    );
+    let config = config(&[("regular", 1000, "0.0030")], &extra);
+    let (router, mut events) = start(&config, EngineOptions::default(), &[]);
+    let mut ledger = Ledger::default();
+    assert!(ledger.submit(&router, priced(1, &[])));
+    // Past the instant and one dispatcher tick.
+    let wait = (at * 1000).saturating_sub(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    ) + 300;
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    assert!(ledger.submit(&router, priced(2, &[])));
+    ledger.settle(&mut events).await;
+    let carrier = |i: usize| ledger.terminal[&ledger.accepted[i]].carrier_name;
+    assert_eq!((carrier(0), carrier(1)), (Some("regular"), Some("promo")));
+}

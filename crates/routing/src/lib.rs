@@ -52,5 +52,5 @@ pub use health::{AllHealthy, CarrierHealth, HealthState, HealthView};
 pub use rank::{Route, rank};
 pub use table::{
     BuildError, Candidates, CarrierIndex, CarrierInfo, DropReason, Dropped, Explained, Explanation,
-    Offer, RouteTable, TableBuilder, TableStats,
+    MAX_PERIODS, Offer, RouteDeck, RouteTable, TableBuilder, TableStats, now_ms,
 };

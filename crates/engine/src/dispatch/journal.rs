@@ -533,7 +533,8 @@ impl<C: Carrier> Dispatcher<C> {
         let health = self.shared.board.view(&snapshot.slot_of);
         let pick =
             smsroute_types::SplitMix64::new(message.id().0 ^ self.shared.options.seed).next_u64();
-        let route = snapshot.table.route(message.to(), &health, pick);
+        let wall = self.shared.wall_ms.load(Ordering::Relaxed);
+        let route = snapshot.table(wall).route(message.to(), &health, pick);
         let class = snapshot.rules.class_of(message);
         // A ceiling the message passed at submit still parses; a class's may have changed.
         let ceiling = crate::router::max_price(message, class, &snapshot.rules).unwrap_or(None);

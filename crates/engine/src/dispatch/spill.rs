@@ -97,7 +97,10 @@ impl<C: Carrier> Dispatcher<C> {
                     continue; // left the lane already
                 };
                 let pick = SplitMix64::new(entry.message.id().0 ^ shared.options.seed).next_u64();
-                let route = snapshot.table.route(entry.message.to(), &health, pick);
+                let wall = shared.wall_ms.load(Ordering::Relaxed);
+                let route = snapshot
+                    .table(wall)
+                    .route(entry.message.to(), &health, pick);
                 let class = snapshot.rules.class_of(&entry.message);
                 let ceiling = crate::router::max_price(&entry.message, class, &snapshot.rules)
                     .unwrap_or(None);

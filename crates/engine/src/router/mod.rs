@@ -23,7 +23,7 @@ use smsroute_carrier::{Carrier, Inbound, LinkState};
 use smsroute_config::Config;
 use smsroute_delivery::{Nanos, RetryPolicy};
 use smsroute_health::HealthBoard;
-use smsroute_routing::{CarrierHealth, RouteTable};
+use smsroute_routing::{CarrierHealth, RouteDeck};
 use smsroute_types::CarrierSlot;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
@@ -90,7 +90,7 @@ impl<C: Carrier> Router<C> {
     ) -> Result<(Router<C>, EventStream), SetupError> {
         options.health.validate()?;
         let mut factory: CarrierFactory<C> = Box::new(factory);
-        let table = RouteTable::compile(config)?;
+        let deck = RouteDeck::compile(config)?;
         if config.carriers.len() > MAX_CARRIERS {
             return Err(SetupError::TooManyCarriers);
         }
@@ -107,7 +107,7 @@ impl<C: Carrier> Router<C> {
         }
         let snapshot = Snapshot {
             generation: 1,
-            table,
+            deck,
             slot_of: (0..slots.len() as u16).map(CarrierSlot).collect(),
             slots,
             policy: RetryPolicy::from(&config.retry),
@@ -186,10 +186,12 @@ impl<C: Carrier> Router<C> {
         {
             let snapshot = shared.snapshot.load();
             shared.metrics.table_generation.set(1.0);
-            shared
-                .metrics
-                .table_prefixes
-                .set(snapshot.table.stats().prefixes as f64);
+            shared.metrics.table_prefixes.set(
+                snapshot
+                    .table(shared.wall_ms.load(Ordering::Relaxed))
+                    .stats()
+                    .prefixes as f64,
+            );
         }
         let (control, control_rx) = mpsc::unbounded_channel();
         let (matched_tx, matched_rx) = mpsc::channel(RECEIPT_QUEUE);
@@ -232,7 +234,8 @@ impl<C: Carrier> Router<C> {
                 );
                 m.reloads_ok.increment(1);
                 m.table_generation.set(report.generation as f64);
-                let prefixes = self.shared.snapshot.load().table.stats().prefixes;
+                let wall = self.shared.wall_ms.load(Ordering::Relaxed);
+                let prefixes = self.shared.snapshot.load().table(wall).stats().prefixes;
                 m.table_prefixes.set(prefixes as f64);
             }
             Err(e) => {
@@ -245,7 +248,7 @@ impl<C: Carrier> Router<C> {
 
     fn swap_in(&self, config: &Config) -> Result<ReloadReport, SetupError> {
         let mut factory = self.handle.factory.lock();
-        let table = RouteTable::compile(config)?;
+        let deck = RouteDeck::compile(config)?;
         let current = self.shared.snapshot.load_full();
         let mut slots = current.slots.clone();
         let mut slot_of = Vec::with_capacity(config.carriers.len());
@@ -289,7 +292,7 @@ impl<C: Carrier> Router<C> {
         let generation = current.generation + 1;
         self.shared.snapshot.store(Arc::new(Snapshot {
             generation,
-            table,
+            deck,
             slot_of,
             slots,
             policy: RetryPolicy::from(&config.retry),

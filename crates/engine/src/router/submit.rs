@@ -195,7 +195,8 @@ impl<C: Carrier> Router<C> {
         let mut reserved = Reservation::new(shared);
         let id = reserved.id(message.id())?;
         let pick = SplitMix64::new(id.0 ^ shared.options.seed).next_u64();
-        let route = snapshot.table.route(message.to(), &health, pick);
+        let table = snapshot.table(shared.wall_ms.load(Ordering::Relaxed));
+        let route = table.route(message.to(), &health, pick);
         if route.is_empty() {
             return Err(if route.blocked {
                 Rejection::Blocked

@@ -34,6 +34,9 @@ pub enum BuildError {
     /// More carriers than [`smsroute_config::MAX_CARRIERS`] (what a `u16` indexes).
     #[error("too many carriers: at most {}", smsroute_config::MAX_CARRIERS)]
     TooManyCarriers,
+    /// The dated rows make more distinct sets of rows in force than a deck compiles.
+    #[error("dated routes make more than {} distinct periods", super::MAX_PERIODS)]
+    TooManyPeriods,
 }
 
 #[derive(Clone, Copy)]

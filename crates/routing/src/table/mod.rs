@@ -1,6 +1,7 @@
 //! The compiled, immutable route table and its lookups.
 
 mod build;
+mod deck;
 mod explain;
 mod lists;
 mod trie;
@@ -13,6 +14,7 @@ use smsroute_config::Config;
 use crate::HealthView;
 
 pub use build::{BuildError, TableBuilder};
+pub use deck::{MAX_PERIODS, RouteDeck, now_ms};
 pub use explain::{DropReason, Dropped, Explained, Explanation};
 pub use lists::{CarrierIndex, Offer};
 
@@ -87,8 +89,20 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Compiles a checked configuration.
+    /// Compiles a checked configuration: the rows in force now, when some are dated
+    /// ([`RouteDeck`] keeps every period).
     pub fn compile(config: &Config) -> Result<Self, BuildError> {
+        if config.routes.iter().all(|r| r.period.is_always()) {
+            return Self::compile_rows(config, |_| true);
+        }
+        Ok(RouteDeck::compile(config)?.into_table_at(now_ms()))
+    }
+
+    /// Compiles the rows of `config` that `in_force` keeps.
+    fn compile_rows(
+        config: &Config,
+        mut in_force: impl FnMut(&smsroute_config::RouteConfig) -> bool,
+    ) -> Result<Self, BuildError> {
         let mut b = TableBuilder::new();
         for c in &config.carriers {
             b.carrier(CarrierInfo {
@@ -98,7 +112,7 @@ impl RouteTable {
                 window: c.window,
             })?;
         }
-        for r in &config.routes {
+        for r in config.routes.iter().filter(|r| in_force(r)) {
             b.route(
                 &r.prefix,
                 CarrierIndex(r.carrier as u16),

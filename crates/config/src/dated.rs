@@ -1,0 +1,264 @@
+//! Dated rate-deck rows: `valid_from` / `valid_until` instants (RFC 3339) and a daily window
+//! (`hours = "08:00-20:00"` in a fixed `utc_offset`), and the check that two rows for one
+//! carrier and prefix are never in force at once.
+
+use toml::Spanned;
+
+use super::raw::RawRoute;
+use super::validate::Checker;
+use super::{DailyWindow, RoutePeriod};
+
+/// Milliseconds since the Unix epoch of an RFC 3339 instant (`2027-01-01T00:00:00Z`, with
+/// an optional fraction and a `Z` or `±HH:MM` offset); `None` if it is not one.
+///
+/// ```
+/// use smsroute_config::parse_instant;
+/// assert_eq!(parse_instant("1970-01-02T00:00:00Z"), Some(86_400_000));
+/// assert_eq!(parse_instant("2027-01-01T01:00:00+01:00"), parse_instant("2027-01-01T00:00:00Z"));
+/// assert_eq!(parse_instant("2027-02-30T00:00:00Z"), None);
+/// ```
+pub fn parse_instant(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let s = text.get(range)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &text[19..];
+    let mut millis = 0;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let ms: String = fraction[..digits]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
+        millis = ms.parse().ok()?;
+        rest = &fraction[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (h, m) = rest[1..].split_once(':')?;
+            if h.len() != 2 || m.len() != 2 {
+                return None;
+            }
+            let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            sign * (h * 60 + m)
+        }
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month[(month - 1) as usize] {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_min * 60;
+    Some(seconds * 1_000 + millis)
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (eras of 400 years, March-based
+/// years so the leap day ends a year).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// A row's period, checked: its instants in order, its window well-formed.
+pub(super) fn period(check: &mut Checker<'_>, r: &RawRoute) -> RoutePeriod {
+    let mut instant = |value: &Option<Spanned<String>>, name: &str| {
+        let value = value.as_ref()?;
+        let parsed = parse_instant(value.get_ref());
+        if parsed.is_none() {
+            check.error(
+                value.span(),
+                format!(
+                    "{name} must be an RFC 3339 instant such as \"2027-01-01T00:00:00Z\", got {:?}",
+                    value.get_ref()
+                ),
+            );
+        }
+        parsed
+    };
+    let valid_from = instant(&r.valid_from, "valid_from");
+    let valid_until = instant(&r.valid_until, "valid_until");
+    if let (Some(from), Some(until), Some(span)) = (valid_from, valid_until, &r.valid_until)
+        && until <= from
+    {
+        check.error(span.span(), "valid_until must be after valid_from");
+    }
+    let hours = r.hours.as_ref().and_then(|h| {
+        let (start, end) = h.get_ref().split_once('-').unwrap_or(("", ""));
+        let minutes = |s: &str| {
+            let (hh, mm) = s.trim().split_once(':')?;
+            let (hh, mm): (u32, u32) = (hh.parse().ok()?, mm.parse().ok()?);
+            (hh < 24 && mm < 60 && s.trim().len() == 5).then_some(hh * 60 + mm)
+        };
+        match (minutes(start), minutes(end)) {
+            (Some(s), Some(e)) if s != e => Some((s, e)),
+            _ => {
+                check.error(
+                    h.span(),
+                    format!(
+                        "hours must be \"HH:MM-HH:MM\" with different ends, got {:?}",
+                        h.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    });
+    if let (Some(o), None) = (&r.utc_offset, &r.hours) {
+        check.error(o.span(), "utc_offset needs hours (the window it places)");
+    }
+    let utc_offset_min = super::policy::offset(check, r.utc_offset.as_ref());
+    RoutePeriod {
+        valid_from,
+        valid_until,
+        hours: hours.map(|(start_min, end_min)| DailyWindow {
+            start_min,
+            end_min,
+            utc_offset_min,
+        }),
+    }
+}
+
+impl DailyWindow {
+    /// Whether the window holds UTC minute-of-day `minute` (0..1440).
+    pub fn holds(&self, minute: u32) -> bool {
+        let local = (i64::from(minute) + i64::from(self.utc_offset_min)).rem_euclid(1440) as u32;
+        if self.start_min < self.end_min {
+            (self.start_min..self.end_min).contains(&local)
+        } else {
+            local >= self.start_min || local < self.end_min
+        }
+    }
+
+    /// The UTC minutes-of-day where it opens and closes.
+    pub fn edges(&self) -> [u32; 2] {
+        let utc = |m: u32| (i64::from(m) - i64::from(self.utc_offset_min)).rem_euclid(1440) as u32;
+        [utc(self.start_min), utc(self.end_min)]
+    }
+}
+
+impl RoutePeriod {
+    /// In force at all times: no instants, no window.
+    pub fn is_always(&self) -> bool {
+        self.valid_from.is_none() && self.valid_until.is_none() && self.hours.is_none()
+    }
+
+    /// Whether the row is in force at `unix_ms`.
+    pub fn holds(&self, unix_ms: i64) -> bool {
+        let minute = (unix_ms.div_euclid(60_000)).rem_euclid(1440) as u32;
+        self.valid_from.is_none_or(|f| unix_ms >= f)
+            && self.valid_until.is_none_or(|u| unix_ms < u)
+            && self.hours.is_none_or(|w| w.holds(minute))
+    }
+
+    /// Whether two periods are ever in force at once.
+    pub fn overlaps(&self, other: &RoutePeriod) -> bool {
+        let from = self.valid_from.max(other.valid_from);
+        let until = match (self.valid_until, other.valid_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let (Some(f), Some(u)) = (from, until)
+            && f >= u
+        {
+            return false;
+        }
+        (0..1440).any(|m| {
+            self.hours.is_none_or(|w| w.holds(m)) && other.hours.is_none_or(|w| w.holds(m))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_parse_as_rfc_3339() {
+        assert_eq!(parse_instant("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_instant("2000-03-01T00:00:00Z"), Some(951_868_800_000));
+        assert_eq!(
+            parse_instant("2024-02-29T12:00:00.5Z"),
+            Some(1_709_208_000_500)
+        );
+        assert_eq!(parse_instant("1969-12-31T23:59:59Z"), Some(-1_000));
+        for bad in [
+            "2027-01-01",
+            "2027-13-01T00:00:00Z",
+            "2027-01-01T24:00:00Z",
+            "x",
+        ] {
+            assert_eq!(parse_instant(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn windows_and_overlaps() {
+        // 22:00-06:00 at +01:00 is 21:00-05:00 UTC.
+        let night = DailyWindow {
+            start_min: 22 * 60,
+            end_min: 6 * 60,
+            utc_offset_min: 60,
+        };
+        assert_eq!(night.edges(), [21 * 60, 5 * 60]);
+        assert!(night.holds(21 * 60) && night.holds(4 * 60 + 59) && !night.holds(5 * 60));
+        let period = |from, until, hours| RoutePeriod {
+            valid_from: from,
+            valid_until: until,
+            hours,
+        };
+        let day = DailyWindow {
+            start_min: 6 * 60,
+            end_min: 22 * 60,
+            utc_offset_min: 60,
+        };
+        assert!(!period(None, None, Some(night)).overlaps(&period(None, None, Some(day))));
+        assert!(!period(None, Some(10), None).overlaps(&period(Some(10), None, None)));
+        assert!(period(None, Some(11), None).overlaps(&period(Some(10), None, Some(day))));
+    }
+}
