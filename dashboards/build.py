@@ -85,6 +85,9 @@ ROUTING = [
         q(f"sum by (carrier) (rate(smsroute_spillovers_total[{RATE}]))", "{{carrier}}")]),
     ("Retries per second, by carrier", "reqps", [
         q(f"sum by (carrier) (rate(smsroute_retries_total[{RATE}]))", "{{carrier}}")]),
+    ("Delivery-quality penalties (carrier, network)", "short", [
+        # `or vector(1)`: a flat 1 (no penalty) until some pair gets one.
+        q("max by (carrier, network) (smsroute_quality_penalty) or vector(1)", "{{carrier}} {{network}}")]),
     ("Segments saved by smart encoding per second", "reqps", [
         q(f"rate(smsroute_segments_saved_total[{RATE}])", "saved")]),
     ("Route table generation", "short", [q("smsroute_route_table_generation", "generation")]),

@@ -414,7 +414,7 @@ impl Report {
     /// A few lines for the terminal.
     pub fn summary(&self) -> String {
         let t = &self.terminal;
-        let routing = self.routing.map_or(String::new(), |r| {
+        let routing = self.routing.as_ref().map_or(String::new(), |r| {
             format!(
                 "\ncontracted rate used {:.1} %; cost {:.6} per segment, floor {:.6}",
                 r.contracted_use * 100.0,

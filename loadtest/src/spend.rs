@@ -6,7 +6,7 @@
 //! route table was in force (a greedy fill: exact when every number has the same candidates,
 //! as in `spillover`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use smsroute_config::Config;
@@ -15,7 +15,7 @@ use smsroute_engine::StatusEvent;
 use smsroute_routing::RouteTable;
 
 /// The figures in the report (`routing`).
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct SpendReport {
     /// Segments submitted between the warm-up and the end of the load, over the summed
     /// contracted segments of that window.
@@ -24,6 +24,9 @@ pub struct SpendReport {
     pub cost_per_segment: f64,
     /// The least mean price the contracts allowed for the same segments (greedy fill).
     pub cost_floor_per_segment: f64,
+    /// Submits in the last third of the load, by network (the number's first
+    /// `[routing] quality_digits` digits) and carrier: where each network's traffic ended up.
+    pub late_networks: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Tallies submits by price while the events come.
@@ -40,6 +43,10 @@ pub struct Spend {
     paid: u128,
     /// Segments by candidate list: (table, [(carrier id, price)] cheapest first).
     lists: HashMap<(usize, Vec<(u16, u64)>), u64>,
+    /// Digits that name a network, and where the last third of the load starts (µs).
+    network_digits: usize,
+    late_from: u64,
+    late_networks: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl Spend {
@@ -58,13 +65,17 @@ impl Spend {
                 tps.insert(c.id.clone(), c.tps);
             }
         }
+        let (from, to) = ((warmup_s * 1e6) as u64, (end_s * 1e6) as u64);
         Spend {
             tables,
-            window: ((warmup_s * 1e6) as u64, (end_s * 1e6) as u64),
+            window: (from, to),
             tps,
             segments: 0,
             paid: 0,
             lists: HashMap::new(),
+            network_digits: usize::from(config.routing.quality_digits),
+            late_from: to - (to.saturating_sub(from)) / 3,
+            late_networks: BTreeMap::new(),
         }
     }
 
@@ -79,6 +90,16 @@ impl Spend {
         let Some(t) = self.tables.iter().rposition(|(from, _)| *from <= at_us) else {
             return;
         };
+        if at_us >= self.late_from {
+            let number = event.message.to().as_str();
+            let network = &number[..self.network_digits.min(number.len())];
+            *self
+                .late_networks
+                .entry(network.to_string())
+                .or_default()
+                .entry(name.to_string())
+                .or_default() += 1;
+        }
         let table = &self.tables[t].1;
         let offers = table.candidates(event.message.to()).offers;
         let Some(price) = offers
@@ -145,6 +166,7 @@ impl Spend {
             contracted_use: self.segments as f64 / contracted.max(1.0),
             cost_per_segment: per_segment(self.paid as f64),
             cost_floor_per_segment: per_segment(floor),
+            late_networks: self.late_networks.clone(),
         })
     }
 }

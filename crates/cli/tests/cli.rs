@@ -461,6 +461,10 @@ fn explain_at_an_instant_uses_the_rows_in_force_then() {
     assert_eq!(first("2030-01-01T00:00:00Z"), "new");
     let bad = smsroute(&["explain", &path, "447700900123", "--at", "tomorrow"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(stderr(&bad).contains("--at \"tomorrow\""), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("--at \"tomorrow\""),
+        "{}",
+        stderr(&bad)
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

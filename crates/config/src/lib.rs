@@ -349,6 +349,13 @@ pub struct RoutingConfig {
     /// of equal price keep sharing traffic through small health differences (0 to 100;
     /// default 5).
     pub equal_cost_band_pct: u8,
+    /// Leading digits of a number that name its network for delivery quality (1 to 15;
+    /// default 3).
+    pub quality_digits: u8,
+    /// Receipts (decayed) a (carrier, network) needs before its quality counts (default 50).
+    pub quality_min_samples: u32,
+    /// Half-life of a receipt in the quality figures, seconds (default 60).
+    pub quality_half_life_s: u32,
 }
 
 impl Default for RoutingConfig {
@@ -356,6 +363,9 @@ impl Default for RoutingConfig {
         Self {
             max_queue_wait_ms: 1_000,
             equal_cost_band_pct: 5,
+            quality_digits: 3,
+            quality_min_samples: 50,
+            quality_half_life_s: 60,
         }
     }
 }

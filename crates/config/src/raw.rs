@@ -217,4 +217,7 @@ pub(super) struct RawLimits {
 pub(super) struct RawRouting {
     pub max_queue_wait_ms: Option<Spanned<i64>>,
     pub equal_cost_band_pct: Option<Spanned<i64>>,
+    pub quality_digits: Option<Spanned<i64>>,
+    pub quality_min_samples: Option<Spanned<i64>>,
+    pub quality_half_life_s: Option<Spanned<i64>>,
 }

@@ -1,4 +1,5 @@
-//! `[routing]`: how ranking weighs carriers' queues and small health differences.
+//! `[routing]`: how ranking weighs carriers' queues, small health differences and delivery
+//! quality.
 
 use super::RoutingConfig;
 use super::raw::RawRouting;
@@ -19,6 +20,24 @@ pub(super) fn routing(check: &mut Checker<'_>, raw: Option<&RawRouting>) -> Rout
             "equal_cost_band_pct",
             (0, 100),
             default.equal_cost_band_pct,
+        ),
+        quality_digits: check.int(
+            raw.quality_digits.as_ref(),
+            "quality_digits",
+            (1, 15),
+            default.quality_digits,
+        ),
+        quality_min_samples: check.int(
+            raw.quality_min_samples.as_ref(),
+            "quality_min_samples",
+            (1, 1_000_000),
+            default.quality_min_samples,
+        ),
+        quality_half_life_s: check.int(
+            raw.quality_half_life_s.as_ref(),
+            "quality_half_life_s",
+            (1, 7 * 86_400),
+            default.quality_half_life_s,
         ),
     }
 }

@@ -56,6 +56,7 @@ mod event;
 mod inbound;
 mod options;
 mod park;
+mod quality;
 mod registry;
 mod router;
 mod shared;

@@ -132,4 +132,6 @@ pub(crate) struct Snapshot<C> {
     pub rules: smsroute_policy::Rules,
     /// Refund a charge when no carrier took the message.
     pub refund_on_failure: bool,
+    /// How delivery quality is measured.
+    pub quality: crate::quality::QualityConfig,
 }

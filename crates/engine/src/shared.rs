@@ -127,6 +127,10 @@ pub(crate) struct Shared<C> {
     /// class rules read (quiet hours have minutes, caps seconds), instead of a system call per
     /// message.
     pub wall_ms: AtomicU64,
+    /// Delivery-quality penalties by (carrier, network), published on the dispatcher's tick.
+    pub quality: arc_swap::ArcSwap<crate::quality::QualityMap>,
+    /// Some penalty is published (else ranking skips the map).
+    pub quality_any: AtomicBool,
 }
 
 /// Now on the wall clock, in milliseconds since the epoch.
@@ -137,6 +141,28 @@ pub(crate) fn wall_ms() -> u64 {
 }
 
 impl<C> Shared<C> {
+    /// Routing's view of carrier health for a message to `number` under `snapshot`: the
+    /// board, with the number's network's delivery-quality penalties when any are published.
+    /// `guard` holds the penalty map while the view lives.
+    pub fn health_view<'a>(
+        &'a self,
+        snapshot: &'a crate::registry::Snapshot<C>,
+        number: &smsroute_types::E164,
+        guard: &'a mut Option<arc_swap::Guard<Arc<crate::quality::QualityMap>>>,
+    ) -> crate::quality::QualityView<'a> {
+        if self.quality_any.load(std::sync::atomic::Ordering::Relaxed) {
+            *guard = Some(self.quality.load());
+        }
+        let map = guard
+            .as_deref()
+            .map(|m| (&**m, crate::quality::network(number, m.digits)));
+        crate::quality::QualityView {
+            board: self.board.view(&snapshot.slot_of),
+            slot_of: &snapshot.slot_of,
+            map,
+        }
+    }
+
     /// Adds a configured account with its opening balance and its gauge; an account already
     /// known keeps its balance (a reload does not refill it).
     pub fn add_account(&self, account: &smsroute_config::AccountConfig) {

@@ -92,6 +92,9 @@ pub mod names {
     /// Counter: terminal messages flagged possible duplicates (a submit timed out or its link
     /// died, so the carrier may have sent a copy).
     pub const POSSIBLE_DUPLICATES: &str = "smsroute_possible_duplicates_total";
+    /// Gauge `{carrier,network}`: the delivery-quality penalty of a carrier towards a
+    /// network (1: none); at most 64 series, the first pairs ever penalised.
+    pub const QUALITY_PENALTY: &str = "smsroute_quality_penalty";
     /// Counter: segments smart encoding saved (look-alikes replaced to stay in GSM-7).
     pub const SEGMENTS_SAVED: &str = "smsroute_segments_saved_total";
     /// Counter: progress events dropped because the gateway lagged.
@@ -245,6 +248,10 @@ pub fn describe() {
         "Accepted messages whose terminal event is not yet taken."
     );
     describe_gauge!(QUEUE_DEPTH, "Messages queued for the dispatcher.");
+    describe_gauge!(
+        QUALITY_PENALTY,
+        "Delivery-quality penalty of a carrier towards a network (1: none)."
+    );
     describe_counter!(
         SEGMENTS_SAVED,
         "Segments smart encoding saved by replacing look-alike characters."
@@ -494,6 +501,11 @@ impl Label for SubmitResult {
     fn index(&self) -> usize {
         *self as usize
     }
+}
+
+/// The [`names::QUALITY_PENALTY`] series of a carrier towards a network.
+pub fn quality_penalty(carrier: &str, network: u64) -> Gauge {
+    gauge!(names::QUALITY_PENALTY, "carrier" => carrier.to_string(), "network" => network.to_string())
 }
 
 /// One carrier's handles, registered when the carrier is added.

@@ -208,7 +208,9 @@ impl Carrier for SimCarrier {
         let decision = {
             let mut model = self.model.lock();
             model.1.add(now, u64::from(parts));
-            model.0.decide(now, parts, request.receipt)
+            model
+                .0
+                .decide_to(now, parts, request.receipt, request.message.to().as_str())
         };
         self.stats.submits.fetch_add(1, Ordering::Relaxed);
         self.stats

@@ -116,6 +116,16 @@ pub enum OutageKind {
         /// The SMPP status answered.
         status: u32,
     },
+    /// Numbers under a prefix (its first `len` digits, as a number) are acked as usual, but
+    /// only `delivered` of their receipts say delivered, the rest undeliverable: a grey route.
+    Grey {
+        /// The prefix's digits as a number.
+        prefix: u64,
+        /// Its digit count.
+        len: u8,
+        /// Share of receipts that say delivered, 0..=1.
+        delivered: f64,
+    },
 }
 
 /// A window of trouble.
@@ -221,8 +231,14 @@ impl SimModel {
 
     /// Decides how a submit of `parts` parts at `now` goes.
     pub fn decide(&mut self, now: Nanos, parts: u32, receipt: bool) -> Decision {
+        self.decide_to(now, parts, receipt, "")
+    }
+
+    /// [`SimModel::decide`] for a submit to `to` (digits), which grey routes read.
+    pub fn decide_to(&mut self, now: Nanos, parts: u32, receipt: bool, to: &str) -> Decision {
         let mut latency = self.behaviour.latency.sample(&mut self.rng);
         let mut refuse = None;
+        let mut grey = None;
         for outage in &self.behaviour.outages {
             if now < outage.start || now - outage.start >= outage.duration {
                 continue;
@@ -234,6 +250,18 @@ impl SimModel {
                 OutageKind::Errors { share, status } => {
                     if self.rng.next_f64() < share {
                         refuse = refuse.or(Some(Reply::Reject(status)));
+                    }
+                }
+                OutageKind::Grey {
+                    prefix,
+                    len,
+                    delivered,
+                } => {
+                    let head = to
+                        .get(..usize::from(len))
+                        .and_then(|h| h.parse::<u64>().ok());
+                    if head == Some(prefix) {
+                        grey = Some(delivered);
                     }
                 }
             }
@@ -276,7 +304,11 @@ impl SimModel {
             .collect();
         let mut decision = answer(Reply::Accept(ids));
         if receipt {
-            let outcome = self.receipt_outcome();
+            let outcome = match grey {
+                Some(share) if self.rng.next_f64() >= share => ReceiptStatus::Undeliverable,
+                Some(_) => ReceiptStatus::Delivered,
+                None => self.receipt_outcome(),
+            };
             decision.receipts = (0..parts)
                 .map(|_| (self.behaviour.receipt_delay.sample(&mut self.rng), outcome))
                 .collect();

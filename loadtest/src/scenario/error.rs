@@ -161,6 +161,9 @@ pub enum FaultError {
     /// `share` is outside 0..=1.
     #[error("share = {0:?}: expected a share in 0..=1")]
     Share(f64),
+    /// A grey route's `prefix` is not 1 to 15 digits.
+    #[error("prefix = {0:?}: expected a quoted string of 1 to 15 digits")]
+    Prefix(String),
     /// `restart_after_ms` is negative or not finite.
     #[error("restart_after_ms = {0:?}: expected at least 0")]
     Restart(f64),

@@ -98,6 +98,20 @@ pub enum Fault {
         /// When, seconds from the start (may be after the load, during the drain).
         at_s: f64,
     },
+    /// The carrier keeps acking everything, but only `delivered_share` of its receipts for
+    /// numbers under `prefix` say delivered (the rest undeliverable): a grey route.
+    GreyRoute {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// Which carrier.
+        carrier: String,
+        /// How long.
+        duration_s: f64,
+        /// The destinations affected: a quoted string of 1 to 15 digits.
+        prefix: String,
+        /// The share of their receipts that say delivered.
+        delivered_share: f64,
+    },
     /// `count` recipients reply `text` through `carrier`.
     Inbound {
         /// When, seconds from the start.
@@ -122,6 +136,7 @@ impl Fault {
             | Fault::LatencySpike { at_s, .. }
             | Fault::ErrorBurst { at_s, .. }
             | Fault::ThrottleStorm { at_s, .. }
+            | Fault::GreyRoute { at_s, .. }
             | Fault::Reload { at_s, .. }
             | Fault::Crash { at_s, .. }
             | Fault::Kill { at_s, .. }
@@ -179,6 +194,22 @@ impl Fault {
                     status: status::THROTTLED,
                 },
             ),
+            Fault::GreyRoute {
+                carrier,
+                duration_s,
+                prefix,
+                delivered_share,
+                ..
+            } => (
+                carrier,
+                duration_s,
+                OutageKind::Grey {
+                    // Checked when the scenario is prepared (digits, at most 15).
+                    prefix: prefix.parse().unwrap_or(u64::MAX),
+                    len: prefix.len().min(255) as u8,
+                    delivered: *delivered_share,
+                },
+            ),
             Fault::Reload { .. }
             | Fault::Crash { .. }
             | Fault::Kill { .. }
@@ -196,6 +227,7 @@ impl Fault {
             Fault::LatencySpike { .. } => "latency_spike",
             Fault::ErrorBurst { .. } => "error_burst",
             Fault::ThrottleStorm { .. } => "throttle_storm",
+            Fault::GreyRoute { .. } => "grey_route",
             Fault::Reload { .. } => "reload",
             Fault::Crash { .. } => "crash",
             Fault::Kill { .. } => "kill",

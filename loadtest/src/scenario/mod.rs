@@ -383,6 +383,22 @@ impl Scenario {
                     {
                         return Err(fail(FaultError::Share(share)));
                     }
+                    if let Fault::GreyRoute {
+                        prefix,
+                        delivered_share,
+                        ..
+                    } = f
+                    {
+                        if prefix.is_empty()
+                            || prefix.len() > 15
+                            || !prefix.bytes().all(|b| b.is_ascii_digit())
+                        {
+                            return Err(fail(FaultError::Prefix(prefix.clone())));
+                        }
+                        if !(0.0..=1.0).contains(delivered_share) {
+                            return Err(fail(FaultError::Share(*delivered_share)));
+                        }
+                    }
                     if let Some(behaviour) = behaviours.get_mut(carrier) {
                         behaviour.outages.push(Outage {
                             start: (f.at_s() * 1e9) as u64,

@@ -71,6 +71,7 @@ impl<C: Carrier> Dispatcher<C> {
                 charge.account.fetch_add(charge.charged, Ordering::AcqRel);
             }
         }
+        self.quality_sample(&entry, event, now);
         if let Some(outcome) = event.outcome() {
             self.counts.outcomes[outcome.index()] += 1;
         }

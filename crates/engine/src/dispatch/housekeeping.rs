@@ -46,6 +46,7 @@ impl<C: Carrier> Dispatcher<C> {
         }
         self.park_turn(now);
         self.spill_queued(now);
+        self.publish_quality(now);
         self.flush_metrics();
         self.timers.push(now + TICK, Wake::Tick);
     }

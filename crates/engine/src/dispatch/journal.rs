@@ -530,7 +530,10 @@ impl<C: Carrier> Dispatcher<C> {
     /// The candidates the current table gives a message, best first.
     pub(super) fn route_again(&self, message: &Message) -> smallvec::SmallVec<[CarrierSlot; 8]> {
         let snapshot = self.shared.snapshot.load();
-        let health = self.shared.board.view(&snapshot.slot_of);
+        let mut quality = None;
+        let health = self
+            .shared
+            .health_view(&snapshot, message.to(), &mut quality);
         let pick =
             smsroute_types::SplitMix64::new(message.id().0 ^ self.shared.options.seed).next_u64();
         let wall = self.shared.wall_ms.load(Ordering::Relaxed);

@@ -25,6 +25,7 @@ mod journal;
 mod lanes;
 mod lookup;
 mod park;
+mod quality;
 mod slab;
 mod spill;
 
@@ -143,6 +144,10 @@ pub(crate) struct Dispatcher<C: Carrier> {
     deferred: VecDeque<(Matched, ReceiptAck)>,
     /// Queries and cancels waiting for the new messages submitted before them.
     lookups: VecDeque<(lookup::Lookup, MessageId, u32)>,
+    /// Receipt outcomes by (carrier, network), and the penalties published from them.
+    quality: crate::quality::QualityTracker,
+    /// `smsroute_quality_penalty` series, by (carrier, network), and whether each is above 1.
+    quality_gauges: std::collections::HashMap<(CarrierSlot, u64), (smsroute_metrics::Gauge, bool)>,
 }
 
 /// Router-wide counts the dispatcher accumulates between metric flushes.
@@ -172,7 +177,10 @@ impl<C: Carrier> Dispatcher<C> {
         journal: Option<(smsroute_journal::Writer, smsroute_journal::Recovered)>,
     ) -> Self {
         let (results_tx, results_rx) = mpsc::unbounded_channel();
-        let policy = shared.snapshot.load().policy;
+        let (policy, quality) = {
+            let snapshot = shared.snapshot.load();
+            (snapshot.policy, snapshot.quality)
+        };
         let mut dispatcher = Dispatcher {
             shared,
             generation: 0,
@@ -202,6 +210,8 @@ impl<C: Carrier> Dispatcher<C> {
             dlr: crate::dlr::DlrMap::default(),
             deferred: VecDeque::new(),
             lookups: VecDeque::new(),
+            quality: crate::quality::QualityTracker::new(quality),
+            quality_gauges: Default::default(),
         };
         dispatcher.sync();
         if let Some(options) = &dispatcher.shared.options.journal
@@ -371,6 +381,7 @@ impl<C: Carrier> Dispatcher<C> {
         let snapshot = self.shared.snapshot.load_full();
         self.generation = snapshot.generation;
         self.policy = snapshot.policy;
+        self.quality.set_config(snapshot.quality);
         let options = &self.shared.options;
         for slot in &snapshot.slots[self.slots.len()..] {
             let index = self.slots.len() as u64;

@@ -84,7 +84,6 @@ impl<C: Carrier> Dispatcher<C> {
             let holds = (state.adaptive.rate() * max as f64 / 1e9) as u64;
             let mut excess = state.queued_segments.saturating_sub(holds);
             let snapshot = snapshot.get_or_insert_with(|| shared.snapshot.load_full());
-            let health = shared.board.view(&snapshot.slot_of);
             let from = CarrierSlot(c as u16);
             for _ in 0..MOVE_BUDGET {
                 if excess == 0 {
@@ -98,6 +97,8 @@ impl<C: Carrier> Dispatcher<C> {
                 };
                 let pick = SplitMix64::new(entry.message.id().0 ^ shared.options.seed).next_u64();
                 let wall = shared.wall_ms.load(Ordering::Relaxed);
+                let mut quality = None;
+                let health = shared.health_view(snapshot, entry.message.to(), &mut quality);
                 let route = snapshot
                     .table(wall)
                     .route(entry.message.to(), &health, pick);

@@ -190,7 +190,8 @@ impl<C: Carrier> Router<C> {
                 message.set_not_before(Some(until));
             }
         }
-        let health = shared.board.view(&snapshot.slot_of);
+        let mut quality = None;
+        let health = shared.health_view(&snapshot, message.to(), &mut quality);
         // From here on every reservation is held by the guard, released on any refusal.
         let mut reserved = Reservation::new(shared);
         let id = reserved.id(message.id())?;

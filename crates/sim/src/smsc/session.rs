@@ -258,7 +258,7 @@ fn submit(
     let now = shared.origin.elapsed().as_nanos() as u64;
     stats.rate.lock().add(now, 1);
     let wants_receipt = sm.registered_delivery & 1 == 1;
-    let decision = model.decide(now, 1, wants_receipt);
+    let decision = model.decide_to(now, 1, wants_receipt, &sm.destination.addr);
     let delay = decision.respond_after;
     match decision.reply {
         Reply::Hang => {
