@@ -174,8 +174,21 @@ pub fn run(path: &Path, request: &Request<'_>) -> Result<(), String> {
         (a, b) => a.or(b),
     };
     let explanation = table.explain_priced(&number, &AllHealthy, ceiling);
+    let buckets: Vec<Vec<Bucket>> = explanation
+        .candidates
+        .iter()
+        .map(|c| buckets_on_path(&config, table.carrier_id(c.carrier), &number, from))
+        .collect();
     if request.json {
         let mut value = to_json(&table, &explanation, seg.segments, seg.encoding);
+        for (candidate, buckets) in value["candidates"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .zip(&buckets)
+        {
+            candidate["buckets"] = buckets.iter().map(Bucket::json).collect();
+        }
         value["max_price"] = json!(ceiling.map(Money::as_f64));
         value["at"] = json!(request.at);
         if smart {
@@ -187,6 +200,14 @@ pub fn run(path: &Path, request: &Request<'_>) -> Result<(), String> {
         println!("{value}");
     } else {
         print_text(&table, &explanation, seg.segments, seg.encoding);
+        for (c, buckets) in explanation.candidates.iter().zip(&buckets) {
+            let list: Vec<String> = buckets.iter().map(Bucket::text).collect();
+            println!(
+                "  {} buckets: {}",
+                table.carrier_id(c.carrier),
+                list.join(", ")
+            );
+        }
         if smart {
             match saved {
                 0 => println!("smart encoding: nothing to replace that would save a segment"),
@@ -206,6 +227,78 @@ pub fn run(path: &Path, request: &Request<'_>) -> Result<(), String> {
         print_policy(&policy);
     }
     Ok(())
+}
+
+/// A token bucket a message to one carrier passes.
+struct Bucket {
+    kind: &'static str,
+    /// The route prefix or the sender id it is keyed by.
+    key: Option<String>,
+    tps: u32,
+    burst: u32,
+}
+
+impl Bucket {
+    fn json(&self) -> Value {
+        let mut v = json!({"kind": self.kind, "tps": self.tps, "burst": self.burst});
+        match self.kind {
+            "route" => v["prefix"] = json!(self.key),
+            "sender" => v["sender"] = json!(self.key),
+            _ => {}
+        }
+        v
+    }
+
+    fn text(&self) -> String {
+        let key = self
+            .key
+            .as_deref()
+            .map_or(String::new(), |k| format!(" {k}"));
+        format!("{}{key} {}/s (burst {})", self.kind, self.tps, self.burst)
+    }
+}
+
+/// Every bucket on the way to `carrier`: its own, its longest matching route bucket, the
+/// sender's (as the engine's lanes apply them).
+fn buckets_on_path(
+    config: &smsroute_config::Config,
+    carrier: &str,
+    number: &E164,
+    from: Option<&str>,
+) -> Vec<Bucket> {
+    let Some(index) = config.carrier_index(carrier) else {
+        return Vec::new();
+    };
+    let c = &config.carriers[index];
+    let mut out = vec![Bucket {
+        kind: "carrier",
+        key: None,
+        tps: c.tps,
+        burst: c.burst,
+    }];
+    let route = config
+        .routes
+        .iter()
+        .filter(|r| r.carrier == index && number.as_str().starts_with(&r.prefix))
+        .filter_map(|r| r.limit.map(|l| (r, l)))
+        .max_by_key(|(r, _)| r.prefix.len());
+    if let Some((r, (tps, burst))) = route {
+        out.push(Bucket {
+            kind: "route",
+            key: Some(r.prefix.clone()),
+            tps,
+            burst,
+        });
+    }
+    if let Some(s) = from.and_then(|f| config.senders.iter().find(|s| s.id == f)) {
+        out.push(Bucket {
+            kind: "sender",
+            key: Some(s.id.clone()),
+            tps: s.tps,
+            burst: s.burst,
+        });
+    }
+    out
 }
 
 fn encoding_name(encoding: Encoding) -> &'static str {

@@ -468,3 +468,39 @@ fn explain_at_an_instant_uses_the_rows_in_force_then() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn explain_shows_every_bucket_on_the_path() {
+    let dir = std::env::temp_dir().join(format!("smsroute-explain-buckets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("deck.toml");
+    std::fs::write(
+        &path,
+        "[[carriers]]\nid = \"big\"\ntps = 500\n\n\
+         [[routes]]\nprefix = \"44\"\ncarrier = \"big\"\ncost = 0.004\ntps = 100\n\
+         [[routes]]\nprefix = \"4477\"\ncarrier = \"big\"\ncost = 0.004\ntps = 50\nburst = 20\n\n\
+         [[senders]]\nid = \"TENDLC\"\ntps = 5\n",
+    )
+    .unwrap();
+    let path = path.display().to_string();
+    let out = smsroute(&[
+        "explain",
+        &path,
+        "447700900123",
+        "--json",
+        "--from",
+        "TENDLC",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let buckets = &v["candidates"][0]["buckets"];
+    assert_eq!(
+        buckets,
+        &serde_json::json!([
+            {"kind": "carrier", "tps": 500, "burst": 50},
+            {"kind": "route", "prefix": "4477", "tps": 50, "burst": 20},
+            {"kind": "sender", "sender": "TENDLC", "tps": 5, "burst": 10},
+        ])
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

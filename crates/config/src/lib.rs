@@ -71,6 +71,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// The client accounts of `smsroute serve` (`[[clients]]`).
     pub clients: Vec<ClientConfig>,
+    /// Sender ids with their own throughput (`[[senders]]`).
+    pub senders: Vec<SenderConfig>,
 }
 
 /// TLS on `smsroute serve`'s fronts (`[tls]`): the certificate chain and private key (PEM
@@ -173,6 +175,21 @@ pub struct RouteConfig {
     pub weight: u32,
     /// When the row is in force (always, unless dated).
     pub period: RoutePeriod,
+    /// Its own throughput `(tps, burst)` towards numbers under `prefix` on this carrier,
+    /// on top of the carrier's.
+    pub limit: Option<(u32, u32)>,
+}
+
+/// A sender id's own throughput (`[[senders]]`: a 10DLC number's or campaign's limit),
+/// enforced on every carrier together with theirs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SenderConfig {
+    /// The sender id, as messages give it.
+    pub id: String,
+    /// Segments per second (≥ 1).
+    pub tps: u32,
+    /// Bucket depth in segments (default max(tps / 10, max_segments)).
+    pub burst: u32,
 }
 
 /// When a rate-deck row is in force: from `valid_from` (inclusive) to `valid_until`

@@ -28,6 +28,8 @@ pub(super) struct RawConfig {
     pub accounts: Vec<Spanned<RawAccount>>,
     #[serde(default)]
     pub clients: Vec<Spanned<RawClient>>,
+    #[serde(default)]
+    pub senders: Vec<Spanned<RawSender>>,
 }
 
 #[derive(Deserialize)]
@@ -162,6 +164,16 @@ pub(super) struct RawRoute {
     pub valid_until: Option<Spanned<String>>,
     pub hours: Option<Spanned<String>>,
     pub utc_offset: Option<Spanned<String>>,
+    pub tps: Option<Spanned<i64>>,
+    pub burst: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSender {
+    pub id: Spanned<String>,
+    pub tps: Spanned<i64>,
+    pub burst: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]

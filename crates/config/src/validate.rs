@@ -20,6 +20,9 @@ use super::{
 pub const MAX_CARRIERS: usize = u16::MAX as usize;
 /// Longest prefix or number in digits (E.164).
 const MAX_PREFIX_DIGITS: usize = 15;
+/// A route row already read for its carrier and prefix: its offset, period and bucket.
+type SeenRoute = (usize, RoutePeriod, Option<(u32, u32)>);
+
 /// The range of `max_queue_wait_ms`: up to a day.
 pub(super) const MAX_QUEUE_WAIT_MS: (i64, i64) = (0, 86_400_000);
 
@@ -258,7 +261,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         .collect();
     let mut routes = Vec::with_capacity(raw.routes.len());
     // (carrier, prefix) → the offset and period of each of its rows.
-    let mut seen_routes: HashMap<(usize, String), Vec<(usize, RoutePeriod)>> =
+    let mut seen_routes: HashMap<(usize, String), Vec<SeenRoute>> =
         HashMap::with_capacity(raw.routes.len());
     for row in &raw.routes {
         let r = row.get_ref();
@@ -278,14 +281,15 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         let tier = check.int(r.tier.as_ref(), "tier", (0, 255), 0u8);
         let weight = check.int(r.weight.as_ref(), "weight", (1, u32::MAX.into()), 1u32);
         let period = super::dated::period(&mut check, r);
+        let limit = super::routing::route_limit(&mut check, r, &limits);
         let (Some(carrier), Some(prefix), Some(cost)) = (carrier, prefix, cost) else {
             continue;
         };
         let rows = seen_routes.entry((carrier, prefix.clone())).or_default();
         // Rows for one carrier and prefix may repeat only for periods that never meet.
-        if let Some(&(first, _)) = rows.iter().find(|(_, p)| p.overlaps(&period)) {
+        if let Some(&(first, ..)) = rows.iter().find(|(_, p, _)| p.overlaps(&period)) {
             let first = check.line_of(first);
-            let what = if period.is_always() && rows.iter().all(|(_, p)| p.is_always()) {
+            let what = if period.is_always() && rows.iter().all(|(_, p, _)| p.is_always()) {
                 "duplicate route"
             } else {
                 "route in force at the same time as another"
@@ -298,7 +302,17 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
             );
             continue;
         }
-        rows.push((row.span().start, period));
+        if let Some(&(other, ..)) = rows.iter().find(|(.., l)| *l != limit) {
+            let other = check.line_of(other);
+            check.error(
+                row.span(),
+                format!(
+                    "tps and burst differ from line {other}'s for carrier {carrier_name:?} and prefix {prefix:?}: one bucket serves both rows"
+                ),
+            );
+            continue;
+        }
+        rows.push((row.span().start, period, limit));
         routes.push(RouteConfig {
             prefix,
             carrier,
@@ -306,6 +320,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
             tier,
             weight,
             period,
+            limit,
         });
     }
 
@@ -378,6 +393,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         .as_ref()
         .map(|j| super::journal::journal(&mut check, j));
     let tls = raw.tls.as_ref().map(|t| super::journal::tls(&mut check, t));
+    let senders = super::routing::senders(&mut check, &raw.senders, &limits);
     check.finish(path)?;
     Ok(Config {
         carriers,
@@ -391,6 +407,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         journal,
         tls,
         clients,
+        senders,
     })
 }
 

@@ -134,4 +134,6 @@ pub(crate) struct Snapshot<C> {
     pub refund_on_failure: bool,
     /// How delivery quality is measured.
     pub quality: crate::quality::QualityConfig,
+    /// Route and sender buckets.
+    pub buckets: Arc<crate::buckets::Buckets>,
 }

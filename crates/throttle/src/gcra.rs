@@ -143,6 +143,37 @@ impl Gcra {
         (depth.saturating_sub(owed) / interval) as u32
     }
 
+    /// What [`Gcra::try_admit`] would answer at `now`, without charging anything (for a
+    /// caller that must pass several buckets and charges them only when all agree).
+    ///
+    /// ```
+    /// use smsroute_throttle::{Admission, Gcra, Quota};
+    /// let bucket = Gcra::new(Quota::per_second(10.0, 1).unwrap());
+    /// let t0 = 1_000_000_000;
+    /// assert_eq!(bucket.check(1, t0), Admission::Admitted);
+    /// assert_eq!(bucket.check(1, t0), Admission::Admitted, "nothing was charged");
+    /// bucket.try_admit(1, t0);
+    /// assert_eq!(bucket.check(1, t0), Admission::NotBefore(t0 + 100_000_000));
+    /// ```
+    pub fn check(&self, cost: u32, now: Nanos) -> Admission {
+        let quota = Quota::unpack(self.quota.load(Ordering::Relaxed));
+        if cost > quota.burst {
+            return Admission::ExceedsBurst;
+        }
+        let interval = u64::from(quota.interval);
+        let depth = u64::from(quota.burst) * interval;
+        let new_tat = self
+            .tat
+            .load(Ordering::Relaxed)
+            .max(now)
+            .saturating_add(u64::from(cost) * interval);
+        if new_tat - now > depth {
+            Admission::NotBefore(new_tat - depth)
+        } else {
+            Admission::Admitted
+        }
+    }
+
     /// Charges `cost` segments at `now` if the bucket allows it.
     ///
     /// ```

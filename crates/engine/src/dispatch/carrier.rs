@@ -26,6 +26,11 @@ pub(crate) struct CarrierState {
     pub queued: u32,
     /// Their segments: what the lane's expected wait is measured by.
     pub queued_segments: u64,
+    /// Messages a route or sender bucket holds, by the time it allows them (then the order
+    /// they left the lane in): aside, so they never block the lane.
+    pub held: std::collections::BinaryHeap<std::cmp::Reverse<(Nanos, u64, EntryKey)>>,
+    /// Messages set aside so far (their order among equal times).
+    pub held_seq: u64,
     /// The lane's bucket wake-up, if one is armed.
     pub lane_wake: Option<Nanos>,
     /// Submits in flight.
@@ -128,6 +133,8 @@ impl CarrierState {
             lane: VecDeque::new(),
             queued: 0,
             queued_segments: 0,
+            held: Default::default(),
+            held_seq: 0,
             lane_wake: None,
             in_flight: 0,
             dirty: false,

@@ -88,7 +88,9 @@ impl<C: Carrier> Dispatcher<C> {
     pub(super) fn pump(&mut self, carrier: CarrierSlot, now: Nanos) {
         let c = carrier.get();
         let window = self.slots[c].window.load(Ordering::Relaxed);
-        let mut now = now;
+        let mut now = now.max(self.shared.now());
+        self.release_held(carrier, now);
+        let buckets = Arc::clone(&self.buckets);
         loop {
             // The carrier measures its contract on its own clock: the bucket is asked at the
             // time the submit really goes, not when the dispatcher's turn began (a turn, or
@@ -107,22 +109,46 @@ impl<C: Carrier> Dispatcher<C> {
             if self.carriers[c].in_flight >= window || !self.carriers[c].tracker.may_send(now) {
                 return;
             }
+            let segments = entry.message.segments();
+            let deadline = entry.delivery.deadline();
+            // Its route's and sender's buckets first: one that says "not yet" sets the
+            // message aside, and the lane goes on with the next.
+            let extra = if buckets.is_empty() {
+                smallvec::SmallVec::new()
+            } else {
+                buckets.of(carrier, &entry.message)
+            };
+            let held = extra.iter().find_map(|b| match b.check(segments, now) {
+                Admission::Admitted => None,
+                other => Some(other),
+            });
+            if let Some(Admission::NotBefore(at)) = held
+                && at < deadline
+            {
+                let state = &mut self.carriers[c];
+                state.lane.pop_front();
+                state.held_seq += 1;
+                state
+                    .held
+                    .push(std::cmp::Reverse((at, state.held_seq, key)));
+                self.arm_lane(carrier, at, now);
+                continue;
+            }
             let answer = match may_go(entry, carrier, &self.shared.suppression) {
                 Err(reason) => Err(reason),
-                Ok(()) => match self.slots[c]
-                    .bucket
-                    .try_admit(entry.message.segments(), now)
-                {
-                    Admission::Admitted => Ok(Lane::Admitted),
-                    Admission::NotBefore(at) if at < entry.delivery.deadline() => {
-                        let state = &mut self.carriers[c];
-                        if state
-                            .lane_wake
-                            .is_none_or(|armed| armed > at || armed <= now)
-                        {
-                            state.lane_wake = Some(at);
-                            self.timers.push(at, Wake::Lane(carrier.0));
+                Ok(()) if held.is_some() => Ok(match held {
+                    Some(Admission::ExceedsBurst) => Lane::TooLarge,
+                    _ => Lane::TooLate,
+                }),
+                Ok(()) => match self.slots[c].bucket.try_admit(segments, now) {
+                    Admission::Admitted => {
+                        for b in &extra {
+                            b.try_admit(segments, now);
                         }
+                        Ok(Lane::Admitted)
+                    }
+                    Admission::NotBefore(at) if at < deadline => {
+                        self.arm_lane(carrier, at, now);
                         return;
                     }
                     // It would expire before its turn; a message larger than the burst
@@ -133,7 +159,7 @@ impl<C: Carrier> Dispatcher<C> {
             };
             // It leaves the lane: admitted, expiring, or stopped by a policy.
             self.carriers[c].lane.pop_front();
-            self.carriers[c].left_lane(entry.message.segments());
+            self.carriers[c].left_lane(segments);
             entry.lane = None;
             let actions = match answer {
                 Err(reason) => entry.delivery.abort(reason),
@@ -142,7 +168,7 @@ impl<C: Carrier> Dispatcher<C> {
                         let state = &mut self.carriers[c];
                         state.in_flight += 1;
                         state.tracker.on_sent();
-                        state.counts.segments += u64::from(entry.message.segments());
+                        state.counts.segments += u64::from(segments);
                     }
                     entry
                         .delivery
@@ -150,6 +176,39 @@ impl<C: Carrier> Dispatcher<C> {
                 }
             };
             self.apply(key, actions, now);
+        }
+    }
+
+    /// Arms the lane's one wake-up for `at`, unless an earlier one is armed.
+    fn arm_lane(&mut self, carrier: CarrierSlot, at: Nanos, now: Nanos) {
+        let state = &mut self.carriers[carrier.get()];
+        if state
+            .lane_wake
+            .is_none_or(|armed| armed > at || armed <= now)
+        {
+            state.lane_wake = Some(at);
+            self.timers.push(at, Wake::Lane(carrier.0));
+        }
+    }
+
+    /// Puts the messages whose route or sender bucket allows them by `now` back at the front
+    /// of the lane, in the order they left it, and keeps a wake-up for the next one.
+    fn release_held(&mut self, carrier: CarrierSlot, now: Nanos) {
+        let state = &mut self.carriers[carrier.get()];
+        let mut due: smallvec::SmallVec<[(u64, EntryKey); 8]> = smallvec::SmallVec::new();
+        while let Some(&std::cmp::Reverse((at, seq, key))) = state.held.peek() {
+            if at > now {
+                break;
+            }
+            state.held.pop();
+            due.push((seq, key));
+        }
+        due.sort_unstable();
+        for &(_, key) in due.iter().rev() {
+            state.lane.push_front(key);
+        }
+        if let Some(&std::cmp::Reverse((at, ..))) = state.held.peek() {
+            self.arm_lane(carrier, at, now);
         }
     }
 

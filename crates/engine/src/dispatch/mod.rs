@@ -144,6 +144,8 @@ pub(crate) struct Dispatcher<C: Carrier> {
     deferred: VecDeque<(Matched, ReceiptAck)>,
     /// Queries and cancels waiting for the new messages submitted before them.
     lookups: VecDeque<(lookup::Lookup, MessageId, u32)>,
+    /// Route and sender buckets of the current configuration.
+    buckets: Arc<crate::buckets::Buckets>,
     /// Receipt outcomes by (carrier, network), and the penalties published from them.
     quality: crate::quality::QualityTracker,
     /// `smsroute_quality_penalty` series, by (carrier, network), and whether each is above 1.
@@ -177,9 +179,9 @@ impl<C: Carrier> Dispatcher<C> {
         journal: Option<(smsroute_journal::Writer, smsroute_journal::Recovered)>,
     ) -> Self {
         let (results_tx, results_rx) = mpsc::unbounded_channel();
-        let (policy, quality) = {
+        let (policy, quality, buckets) = {
             let snapshot = shared.snapshot.load();
-            (snapshot.policy, snapshot.quality)
+            (snapshot.policy, snapshot.quality, snapshot.buckets.clone())
         };
         let mut dispatcher = Dispatcher {
             shared,
@@ -210,6 +212,7 @@ impl<C: Carrier> Dispatcher<C> {
             dlr: crate::dlr::DlrMap::default(),
             deferred: VecDeque::new(),
             lookups: VecDeque::new(),
+            buckets,
             quality: crate::quality::QualityTracker::new(quality),
             quality_gauges: Default::default(),
         };
@@ -382,6 +385,7 @@ impl<C: Carrier> Dispatcher<C> {
         self.generation = snapshot.generation;
         self.policy = snapshot.policy;
         self.quality.set_config(snapshot.quality);
+        self.buckets = snapshot.buckets.clone();
         let options = &self.shared.options;
         for slot in &snapshot.slots[self.slots.len()..] {
             let index = self.slots.len() as u64;

@@ -30,6 +30,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::EngineOptions;
+use crate::buckets::Buckets;
 use crate::dispatch::{Control, Dispatcher};
 use crate::event::{Counters, EventSink, EventStream};
 use crate::inbound::InboundStream;
@@ -105,11 +106,15 @@ impl<C: Carrier> Router<C> {
                 .store(max_queue_wait(config, c), Ordering::Relaxed);
             slots.push(Arc::new(slot));
         }
+        let slot_of: Vec<CarrierSlot> = (0..slots.len() as u16).map(CarrierSlot).collect();
+        let buckets =
+            Buckets::build(config, &slot_of, &Buckets::default()).map_err(bucket_quota)?;
         let snapshot = Snapshot {
             generation: 1,
             deck,
-            slot_of: (0..slots.len() as u16).map(CarrierSlot).collect(),
+            slot_of,
             slots,
+            buckets: Arc::new(buckets),
             policy: RetryPolicy::from(&config.retry),
             quality: crate::quality::QualityConfig::from(&config.routing),
             max_segments: config.limits.max_segments,
@@ -273,6 +278,7 @@ impl<C: Carrier> Router<C> {
             slots.push(Arc::new(slot));
             added.push(c.id.clone());
         }
+        let buckets = Buckets::build(config, &slot_of, &current.buckets).map_err(bucket_quota)?;
         // Everything is valid: apply.
         for (c, &index) in config.carriers.iter().zip(&slot_of) {
             let slot = &slots[index.get()];
@@ -298,6 +304,7 @@ impl<C: Carrier> Router<C> {
             deck,
             slot_of,
             slots,
+            buckets: Arc::new(buckets),
             policy: RetryPolicy::from(&config.retry),
             quality: crate::quality::QualityConfig::from(&config.routing),
             max_segments: config.limits.max_segments,
@@ -506,5 +513,13 @@ impl<C: Carrier> Drop for Handle<C> {
         for pump in self.pumps.get_mut().drain(..) {
             pump.abort();
         }
+    }
+}
+
+/// A route or sender bucket whose rate the token bucket cannot hold.
+fn bucket_quota(source: smsroute_throttle::InvalidQuota) -> SetupError {
+    SetupError::Quota {
+        id: "a route or sender bucket".to_string(),
+        source,
     }
 }

@@ -1,0 +1,114 @@
+//! Route and sender buckets: a route row's own `tps` towards numbers under its prefix on its
+//! carrier, and a sender id's own `tps` on every carrier (`[[senders]]`), enforced in the
+//! carrier's lane together with the carrier's bucket (`dispatch::lanes`). A message passes
+//! the longest matching route bucket of its carrier, if any, and its sender's.
+//!
+//! Buckets are kept by key across reloads (carrier and prefix; sender id), so a reload
+//! never refills one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+use smsroute_config::Config;
+use smsroute_throttle::{Gcra, InvalidQuota, Quota};
+use smsroute_types::{CarrierSlot, Message};
+
+type Map<K> = HashMap<K, Arc<Gcra>, ahash::RandomState>;
+
+/// A route bucket's key: the carrier, the prefix's length and its digits as a number.
+type RouteKey = (CarrierSlot, u8, u64);
+
+/// Every route and sender bucket of one configuration.
+#[derive(Debug, Default)]
+pub(crate) struct Buckets {
+    route: Map<RouteKey>,
+    /// Per slot: the prefix lengths that have a bucket, longest first.
+    lengths: Vec<SmallVec<[u8; 4]>>,
+    senders: Map<Box<str>>,
+}
+
+/// A prefix's digits as a number (a prefix is at most 15 digits).
+fn digits_value(digits: &[u8]) -> u64 {
+    digits
+        .iter()
+        .fold(0, |n, d| n * 10 + u64::from(d.wrapping_sub(b'0')))
+}
+
+impl Buckets {
+    /// The buckets of `config`, whose carrier `i` has slot `slot_of[i]`; a bucket whose key
+    /// `previous` has keeps its state, with the new quota.
+    pub fn build(
+        config: &Config,
+        slot_of: &[CarrierSlot],
+        previous: &Buckets,
+    ) -> Result<Buckets, InvalidQuota> {
+        let mut out = Buckets::default();
+        let bucket = |old: Option<&Arc<Gcra>>, tps: u32, burst: u32| {
+            let quota = Quota::per_second(f64::from(tps), burst)?;
+            Ok::<_, InvalidQuota>(match old {
+                Some(b) => {
+                    b.set_quota(quota);
+                    b.clone()
+                }
+                None => Arc::new(Gcra::new(quota)),
+            })
+        };
+        for r in &config.routes {
+            let Some((tps, burst)) = r.limit else {
+                continue;
+            };
+            let slot = slot_of[r.carrier];
+            let key = (
+                slot,
+                r.prefix.len() as u8,
+                digits_value(r.prefix.as_bytes()),
+            );
+            if out.route.contains_key(&key) {
+                continue;
+            }
+            let b = bucket(previous.route.get(&key), tps, burst)?;
+            out.route.insert(key, b);
+            if out.lengths.len() <= slot.get() {
+                out.lengths.resize(slot.get() + 1, SmallVec::new());
+            }
+            let lengths = &mut out.lengths[slot.get()];
+            if !lengths.contains(&key.1) {
+                lengths.push(key.1);
+                lengths.sort_unstable_by(|a, b| b.cmp(a));
+            }
+        }
+        for s in &config.senders {
+            let old = previous.senders.get(s.id.as_str());
+            out.senders
+                .insert(s.id.as_str().into(), bucket(old, s.tps, s.burst)?);
+        }
+        Ok(out)
+    }
+
+    /// No route or sender bucket: the lanes skip the lookup.
+    pub fn is_empty(&self) -> bool {
+        self.route.is_empty() && self.senders.is_empty()
+    }
+
+    /// The buckets a message to `carrier` passes besides the carrier's own.
+    pub fn of(&self, carrier: CarrierSlot, message: &Message) -> SmallVec<[&Gcra; 2]> {
+        let mut out = SmallVec::new();
+        let digits = message.to().as_str().as_bytes();
+        for &len in self.lengths.get(carrier.get()).map_or(&[][..], |l| &l[..]) {
+            let Some(head) = digits.get(..usize::from(len)) else {
+                continue;
+            };
+            if let Some(b) = self.route.get(&(carrier, len, digits_value(head))) {
+                out.push(&**b);
+                break;
+            }
+        }
+        if !self.senders.is_empty()
+            && let Some(b) = self.senders.get(message.from().as_str())
+        {
+            out.push(&**b);
+        }
+        out
+    }
+}
