@@ -316,7 +316,18 @@ pub struct ClassConfig {
     pub max_price: Option<Money>,
     /// Look-alike characters that alone force UCS-2 are replaced by GSM-7 ones.
     pub smart_encoding: bool,
+    /// Each carrier's throughput serves higher priorities first (0 to 3; messages without
+    /// a class: [`DEFAULT_PRIORITY`]).
+    pub priority: u8,
+    /// The share (percent) of a carrier's admissions its priority level gets whenever it has
+    /// messages waiting, whatever waits above it: so it never starves.
+    pub min_share_pct: Option<u8>,
 }
+
+/// The priority of a message without a class (or whose class sets none).
+pub const DEFAULT_PRIORITY: u8 = 1;
+/// Priority levels: 0 (lowest) to 3 (highest).
+pub const PRIORITY_LEVELS: usize = 4;
 
 /// What a quiet window does to a message of a class it applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

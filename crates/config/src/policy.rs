@@ -113,6 +113,16 @@ pub(super) fn policy(check: &mut Checker<'_>, raw: &RawConfig) -> PolicyConfig {
             quiet_hours,
             max_price,
             smart_encoding: c.smart_encoding.unwrap_or(false),
+            priority: check.int(
+                c.priority.as_ref(),
+                "priority",
+                (0, super::PRIORITY_LEVELS as i64 - 1),
+                super::DEFAULT_PRIORITY,
+            ),
+            min_share_pct: c
+                .min_share_pct
+                .as_ref()
+                .map(|v| check.int(Some(v), "min_share_pct", (1, 90), 1u8)),
         });
     }
     let mut prefixes = HashSet::new();

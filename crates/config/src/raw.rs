@@ -74,6 +74,8 @@ pub(super) struct RawClass {
     pub quiet_hours: Option<Spanned<String>>,
     pub max_price: Option<Spanned<Value>>,
     pub smart_encoding: Option<bool>,
+    pub priority: Option<Spanned<i64>>,
+    pub min_share_pct: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]

@@ -67,6 +67,8 @@ pub(crate) struct Job {
     pub checked: u64,
     /// Its account's charge, when it names an account.
     pub charge: Option<Box<Charge>>,
+    /// Its priority level (its class's).
+    pub priority: u8,
 }
 
 pub(crate) struct Shared<C> {

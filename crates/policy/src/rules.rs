@@ -30,6 +30,8 @@ struct Class {
     quiet: Option<QuietAction>,
     max_price: Option<Money>,
     smart_encoding: bool,
+    priority: u8,
+    min_share_pct: Option<u8>,
 }
 
 #[derive(Clone, Debug)]
@@ -62,6 +64,8 @@ impl Rules {
                 quiet: c.quiet_hours,
                 max_price: c.max_price,
                 smart_encoding: c.smart_encoding,
+                priority: c.priority,
+                min_share_pct: c.min_share_pct,
             })
             .collect();
         let mut quiet: Vec<Quiet> = config
@@ -96,6 +100,26 @@ impl Rules {
     /// Whether a class replaces look-alike characters to stay in GSM-7.
     pub fn smart_encoding(&self, class: usize) -> bool {
         self.classes[class].smart_encoding
+    }
+
+    /// The priority of a message of `class` (none: the default).
+    pub fn priority(&self, class: Option<usize>) -> u8 {
+        class.map_or(smsroute_config::DEFAULT_PRIORITY, |c| {
+            self.classes[c].priority
+        })
+    }
+
+    /// Each priority level's guaranteed share of a carrier's admissions (0 to 0.9): the
+    /// largest `min_share_pct` of the classes at that level.
+    pub fn level_shares(&self) -> [f32; smsroute_config::PRIORITY_LEVELS] {
+        let mut shares = [0.0; smsroute_config::PRIORITY_LEVELS];
+        for c in &self.classes {
+            if let Some(pct) = c.min_share_pct {
+                let level = &mut shares[usize::from(c.priority)];
+                *level = f32::max(*level, f32::from(pct) / 100.0);
+            }
+        }
+        shares
     }
 
     /// The class a message names (its `class` tag), if configured.
@@ -197,6 +221,8 @@ mod tests {
             classes: vec![ClassConfig {
                 max_price: None,
                 smart_encoding: false,
+                priority: 1,
+                min_share_pct: None,
                 name: "marketing".into(),
                 cap: Some(2),
                 cap_window_s: 3600,

@@ -1,7 +1,5 @@
 //! What the dispatcher keeps per carrier: health tracker, adaptive rate, lane, window use.
 
-use std::collections::VecDeque;
-
 use smsroute_carrier::LinkState;
 use smsroute_delivery::Nanos;
 use smsroute_delivery::{Label, ReceiptStatus};
@@ -21,7 +19,7 @@ pub(crate) struct CarrierState {
     pub contract: u64,
     /// Messages waiting for the window and the bucket, in arrival order. Entries that left
     /// (expired) stay until they reach the front and are skipped there.
-    pub lane: VecDeque<EntryKey>,
+    pub lane: super::lane::Lane,
     /// Messages in the lane (not counting keys left behind by messages that left it).
     pub queued: u32,
     /// Their segments: what the lane's expected wait is measured by.
@@ -130,7 +128,7 @@ impl CarrierState {
             adaptive: AdaptiveRate::new(AdaptiveConfig::new(f64::from(tps.max(1))))
                 .expect("the defaults for a rate of at least 1 are valid"),
             contract,
-            lane: VecDeque::new(),
+            lane: Default::default(),
             queued: 0,
             queued_segments: 0,
             held: Default::default(),

@@ -8,7 +8,8 @@ impl<C: Carrier> Dispatcher<C> {
         if job.candidates.iter().any(|c| c.get() >= self.slots.len()) {
             self.sync();
         }
-        let (message, checked, charge) = (job.message, job.checked, job.charge);
+        let (message, checked, charge, priority) =
+            (job.message, job.checked, job.charge, job.priority);
         let request = DeliveryRequest {
             id: message.id(),
             parts: message.segments(),
@@ -21,9 +22,9 @@ impl<C: Carrier> Dispatcher<C> {
         };
         self.counts.accepted += 1;
         let (delivery, actions) = Delivery::start(request, self.policy, now);
-        let key = self
-            .slab
-            .insert(Entry::new(delivery, message, checked, charge));
+        let mut entry = Entry::new(delivery, message, checked, charge);
+        entry.priority = priority;
+        let key = self.slab.insert(entry);
         self.apply(key, actions, now);
     }
 

@@ -498,6 +498,7 @@ impl<C: Carrier> Dispatcher<C> {
         }
         // Checked against the suppression list again at its carrier's lane; not charged again.
         let mut entry = Entry::new(delivery, message, u64::MAX, None);
+        entry.priority = self.priority_of(&entry.message);
         entry.carrier_ids = receipt_ids
             .iter()
             .map(|id| CarrierMessageId::new(id))

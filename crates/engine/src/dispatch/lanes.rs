@@ -96,12 +96,12 @@ impl<C: Carrier> Dispatcher<C> {
             // time the submit really goes, not when the dispatcher's turn began (a turn, or
             // a thread descheduled within it, can be milliseconds old).
             now = now.max(self.shared.now());
-            let Some(&key) = self.carriers[c].lane.front() else {
+            let Some((level, key)) = self.carriers[c].lane.front() else {
                 return;
             };
             let Some(entry) = self.slab.get_mut(key).filter(|e| e.lane == Some(carrier)) else {
                 // Finished (expired) while waiting.
-                self.carriers[c].lane.pop_front();
+                self.carriers[c].lane.pop_front(level);
                 continue;
             };
             // The window, then the tracker's probe gate (half-open: at most `probes` in
@@ -126,7 +126,7 @@ impl<C: Carrier> Dispatcher<C> {
                 && at < deadline
             {
                 let state = &mut self.carriers[c];
-                state.lane.pop_front();
+                state.lane.pop_front(level);
                 state.held_seq += 1;
                 state
                     .held
@@ -158,7 +158,7 @@ impl<C: Carrier> Dispatcher<C> {
                 },
             };
             // It leaves the lane: admitted, expiring, or stopped by a policy.
-            self.carriers[c].lane.pop_front();
+            self.carriers[c].lane.pop_front(level);
             self.carriers[c].left_lane(segments);
             entry.lane = None;
             let actions = match answer {
@@ -166,6 +166,7 @@ impl<C: Carrier> Dispatcher<C> {
                 Ok(admitted) => {
                     if admitted == Lane::Admitted {
                         let state = &mut self.carriers[c];
+                        state.lane.served(level);
                         state.in_flight += 1;
                         state.tracker.on_sent();
                         state.counts.segments += u64::from(segments);
@@ -205,7 +206,11 @@ impl<C: Carrier> Dispatcher<C> {
         }
         due.sort_unstable();
         for &(_, key) in due.iter().rev() {
-            state.lane.push_front(key);
+            let level = self
+                .slab
+                .get(key)
+                .map_or(smsroute_config::DEFAULT_PRIORITY, |e| e.priority);
+            state.lane.push_front(level, key);
         }
         if let Some(&std::cmp::Reverse((at, ..))) = state.held.peek() {
             self.arm_lane(carrier, at, now);

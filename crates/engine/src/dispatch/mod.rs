@@ -22,6 +22,7 @@ mod events;
 mod housekeeping;
 mod inputs;
 mod journal;
+mod lane;
 mod lanes;
 mod lookup;
 mod park;
@@ -386,6 +387,7 @@ impl<C: Carrier> Dispatcher<C> {
         self.policy = snapshot.policy;
         self.quality.set_config(snapshot.quality);
         self.buckets = snapshot.buckets.clone();
+        let shares = snapshot.rules.level_shares();
         let options = &self.shared.options;
         for slot in &snapshot.slots[self.slots.len()..] {
             let index = self.slots.len() as u64;
@@ -400,6 +402,7 @@ impl<C: Carrier> Dispatcher<C> {
             self.slots.push(slot.clone());
         }
         for (slot, state) in self.slots.iter().zip(&mut self.carriers) {
+            state.lane.set_shares(shares);
             let contract = slot.contract.load(Ordering::Acquire);
             if contract != state.contract {
                 state.contract = contract;
@@ -438,9 +441,10 @@ impl<C: Carrier> Dispatcher<C> {
                     // Waiting in the lane must not outlive the message.
                     entry.wake_at = entry.delivery.deadline();
                     self.timers.push(entry.wake_at, Wake::Entry(key));
+                    let priority = entry.priority;
                     let state = &mut self.carriers[carrier.get()];
                     state.joined_lane(segments);
-                    state.lane.push_back(key);
+                    state.lane.push_back(priority, key);
                     self.mark_dirty(carrier);
                 }
                 Action::WakeAt(at) => {
@@ -452,6 +456,13 @@ impl<C: Carrier> Dispatcher<C> {
                 Action::Submit { carrier, attempt } => self.submit(key, carrier, attempt, now),
             }
         }
+    }
+
+    /// The priority level of a message taken up again (after a restart, or from parking):
+    /// its class's under the current rules.
+    fn priority_of(&self, message: &smsroute_types::Message) -> u8 {
+        let rules = &self.shared.snapshot.load().rules;
+        rules.priority(rules.class_of(message))
     }
 
     fn mark_dirty(&mut self, carrier: CarrierSlot) {

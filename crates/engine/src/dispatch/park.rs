@@ -409,6 +409,7 @@ impl<C: Carrier> Dispatcher<C> {
             }
         }
         let mut entry = Entry::new(delivery, message, u64::MAX, None);
+        entry.priority = self.priority_of(&entry.message);
         entry.ids_carrier = parked.carrier;
         entry.carrier_ids = ids.into_iter().collect();
         let new_key = self.slab.insert(entry);

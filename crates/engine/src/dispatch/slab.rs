@@ -37,6 +37,8 @@ pub(crate) struct Entry {
     pub carrier_ids: smallvec::SmallVec<[smsroute_types::CarrierMessageId; 1]>,
     /// The carrier that gave them.
     pub ids_carrier: CarrierSlot,
+    /// Its priority level (its class's): which of the lane's queues it waits in.
+    pub priority: u8,
 }
 
 impl Entry {
@@ -57,6 +59,7 @@ impl Entry {
             charge,
             carrier_ids: smallvec::SmallVec::new(),
             ids_carrier: CarrierSlot(0),
+            priority: smsroute_config::DEFAULT_PRIORITY,
         }
     }
 }

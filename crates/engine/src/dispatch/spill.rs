@@ -89,7 +89,7 @@ impl<C: Carrier> Dispatcher<C> {
                 if excess == 0 {
                     break;
                 }
-                let Some(key) = self.carriers[c].lane.pop_back() else {
+                let Some((level, key)) = self.carriers[c].lane.pop_back() else {
                     break;
                 };
                 let Some(entry) = self.slab.get_mut(key).filter(|e| e.lane == Some(from)) else {
@@ -123,7 +123,7 @@ impl<C: Carrier> Dispatcher<C> {
                                 .min(left)
                 });
                 let Some((to, _)) = target else {
-                    kept.push(key);
+                    kept.push((level, key));
                     continue;
                 };
                 let candidates = route
@@ -132,7 +132,7 @@ impl<C: Carrier> Dispatcher<C> {
                     .map(slot_of)
                     .collect();
                 if !entry.delivery.move_queued(to, Some(candidates)) {
-                    kept.push(key);
+                    kept.push((level, key));
                     continue;
                 }
                 let segments = entry.message.segments();
@@ -142,12 +142,14 @@ impl<C: Carrier> Dispatcher<C> {
                 self.carriers[c].counts.spillovers += 1;
                 let target = &mut self.carriers[to.get()];
                 target.joined_lane(segments);
-                target.lane.push_back(key);
+                target.lane.push_back(level, key);
                 self.mark_dirty(to);
             }
             // What could not move goes back, in its order.
             let lane = &mut self.carriers[c].lane;
-            lane.extend(kept.drain(..).rev());
+            for (level, key) in kept.drain(..).rev() {
+                lane.push_back(level, key);
+            }
         }
     }
 }

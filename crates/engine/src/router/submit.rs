@@ -108,6 +108,7 @@ impl<C: Carrier> Router<C> {
                     candidates: routed.candidates,
                     checked: routed.checked,
                     charge: routed.charge,
+                    priority: routed.priority,
                 };
                 match shared.submitted.push(job) {
                     Ok(()) => {
@@ -258,6 +259,7 @@ impl<C: Carrier> Router<C> {
             candidates,
             checked,
             charge,
+            priority: snapshot.rules.priority(class),
         })
     }
 }
@@ -292,6 +294,7 @@ struct Routed<'a, C> {
     candidates: SmallVec<[CarrierSlot; 8]>,
     checked: u64,
     charge: Option<Box<crate::shared::Charge>>,
+    priority: u8,
 }
 
 /// Counts a `submit` waiting for room while it lives (so room is announced only when someone
