@@ -244,6 +244,9 @@ pub struct Tally {
     recent_second: usize,
     /// Submits by price, when the run measures them.
     pub spend: Option<crate::spend::Spend>,
+    /// With `[mix.classes]`: per class, first submits after the warm-up and their waits
+    /// (intended send → submitted to a carrier), µs.
+    pub classes: Option<std::collections::BTreeMap<String, (u64, Histogram<u64>)>>,
 }
 
 impl Tally {
@@ -265,6 +268,7 @@ impl Tally {
             recent: histogram(),
             recent_second: 0,
             spend: None,
+            classes: None,
         }
     }
 
@@ -308,9 +312,24 @@ impl Tally {
             spend.record(event, at_us);
         }
         match event.event {
-            Event::Submitted { carrier, .. } => {
+            Event::Submitted { carrier, attempt } => {
                 self.carrier(carrier.get());
                 self.second(at_us).submits[carrier.get()] += 1;
+                if let (Some(classes), 1, Some(class)) =
+                    (&mut self.classes, attempt, event.message.tag("class"))
+                {
+                    let intended = books
+                        .intended_us
+                        .peek(i)
+                        .map_or(0, |t| u64::from(t.load(Ordering::Relaxed)));
+                    if intended >= self.warmup_us {
+                        let (submitted, waits) = classes
+                            .entry(class.to_string())
+                            .or_insert_with(|| (0, histogram()));
+                        *submitted += 1;
+                        let _ = waits.record(at_us.saturating_sub(intended).max(1));
+                    }
+                }
             }
             Event::Retrying { .. } => self.retries += 1,
             Event::FailedOver { .. } => {

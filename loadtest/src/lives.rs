@@ -41,6 +41,7 @@ impl<C: Carrier> Lives<C> {
             let scenario = &ctx.prepared.scenario;
             let carriers = ctx.prepared.config.carriers.len();
             let (planned, warmup_us) = (ctx.planned, (scenario.warmup_s * 1e6) as u64);
+            let classes = scenario.mix.classes.is_some();
             let spend = crate::spend::Spend::new(
                 &ctx.prepared.config,
                 &ctx.prepared.reloads,
@@ -50,6 +51,9 @@ impl<C: Carrier> Lives<C> {
             std::thread::spawn(move || {
                 let mut tally = Tally::new(planned, carriers, warmup_us);
                 tally.spend = Some(spend);
+                if classes {
+                    tally.classes = Some(Default::default());
+                }
                 let mut batch = Vec::with_capacity(4096);
                 // One life's stream after another: each ends when its router stops.
                 while let Ok((acknowledger, mut events, offset_us)) = rx.recv() {

@@ -159,12 +159,25 @@ pub struct Report {
     /// Mode `serve` only: what the client saw of the process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serve: Option<ServeFigures>,
+    /// With `[mix.classes]`: per class, first submits after the warm-up and their wait from
+    /// the intended send to the submit, µs.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub classes: BTreeMap<String, ClassFigures>,
     /// What routing made of the contracts (modes `inproc` and `smpp`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routing: Option<crate::spend::SpendReport>,
     /// Per-second series and markers for `report.html`.
     #[serde(skip)]
     pub timeline: Timeline,
+}
+
+/// One message class's figures (`[mix.classes]`).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ClassFigures {
+    /// First submits to a carrier after the warm-up.
+    pub submitted: u64,
+    /// Intended send → first submit, µs.
+    pub submit_wait_us: Quantiles,
 }
 
 /// Mode `serve`: the client's view of the `smsroute serve` process.
@@ -388,6 +401,18 @@ impl Report {
             peak_rss_mb: timeline.rss_mb.iter().copied().fold(0.0, f64::max),
             serve: None,
             routing: tally.spend.as_ref().and_then(crate::spend::Spend::report),
+            classes: tally
+                .classes
+                .iter()
+                .flatten()
+                .map(|(name, (submitted, waits))| {
+                    let figures = ClassFigures {
+                        submitted: *submitted,
+                        submit_wait_us: Quantiles::of(waits),
+                    };
+                    (name.clone(), figures)
+                })
+                .collect(),
             timeline,
         }
     }

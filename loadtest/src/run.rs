@@ -163,8 +163,9 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
         planned,
         seconds,
     };
-    let templates = templates(&prepared.config, &scenario.mix, scenario.seed)?;
+    let templates = Templates::new(&prepared.config, &scenario.mix, scenario.seed)?;
     let destinations = templates
+        .base
         .iter()
         .map(|t| (t.to().as_str().into(), t.from().as_str().into()))
         .collect();
@@ -178,7 +179,7 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
         Mode::Smpp => SmppFleet::start(&ctx).and_then(|f| drive(&ctx, f, &templates, options)),
         Mode::Serve => {
             let dir = run_dir("serve");
-            let report = crate::serve_mode::run(&ctx, &templates, options, &dir);
+            let report = crate::serve_mode::run(&ctx, &templates.base, options, &dir);
             if report.as_ref().is_ok_and(Report::passed) {
                 let _ = std::fs::remove_dir_all(&dir);
             }
@@ -239,7 +240,7 @@ pub(crate) trait Fleet {
 fn drive<F: Fleet>(
     ctx: &Context<'_>,
     fleet: F,
-    templates: &[Message],
+    templates: &Templates,
     options: RunOptions,
 ) -> Result<Report, RunError> {
     let mut lives = Lives::start(ctx, &fleet)?;
@@ -303,7 +304,7 @@ fn drive<F: Fleet>(
         let due = (profile.count_until(now as f64 / 1e6) as u64 + 1).min(total);
         while next < due {
             let (intended, second) = ctx.intend(next);
-            let template = &templates[next as usize % templates.len()];
+            let template = templates.pick(next, intended);
             match lives
                 .router
                 .try_submit(fleet.message(template, next))
@@ -460,7 +461,59 @@ pub(crate) fn hash(id: &str) -> u64 {
 }
 
 /// Messages to numbers the configuration routes, in the scenario's mix.
-fn templates(config: &Config, mix: &Mix, seed: u64) -> Result<Vec<Message>, RunError> {
+/// The messages the run sends, made from templates: one set, or with `[mix.classes]` one
+/// per class, picked by whether a message falls within the base class's rate.
+pub(crate) struct Templates {
+    pub base: Vec<Message>,
+    /// The burst class's templates and the base rate, with classes.
+    burst: Option<(Vec<Message>, f64)>,
+    /// Base messages picked so far (the generator's thread only).
+    base_sent: std::cell::Cell<u64>,
+}
+
+impl Templates {
+    fn new(config: &Config, mix: &Mix, seed: u64) -> Result<Self, RunError> {
+        let Some(classes) = &mix.classes else {
+            return Ok(Templates {
+                base: templates(config, mix, seed, None)?,
+                burst: None,
+                base_sent: Default::default(),
+            });
+        };
+        Ok(Templates {
+            base: templates(config, mix, seed, Some(&classes.base))?,
+            burst: Some((
+                templates(config, mix, seed, Some(&classes.burst))?,
+                classes.base_rate,
+            )),
+            base_sent: Default::default(),
+        })
+    }
+
+    /// The template of message `n`, intended at `intended_us`.
+    fn pick(&self, n: u64, intended_us: u64) -> &Message {
+        let set = match &self.burst {
+            Some((burst, base_rate)) => {
+                let due = (base_rate * intended_us as f64 / 1e6) as u64 + 1;
+                if self.base_sent.get() < due {
+                    self.base_sent.set(self.base_sent.get() + 1);
+                    &self.base
+                } else {
+                    burst
+                }
+            }
+            None => &self.base,
+        };
+        &set[n as usize % set.len()]
+    }
+}
+
+fn templates(
+    config: &Config,
+    mix: &Mix,
+    seed: u64,
+    class: Option<&str>,
+) -> Result<Vec<Message>, RunError> {
     let mut prefixes: Vec<&str> = config.routes.iter().map(|r| r.prefix.as_str()).collect();
     prefixes.sort_unstable();
     prefixes.dedup();
@@ -486,7 +539,11 @@ fn templates(config: &Config, mix: &Mix, seed: u64) -> Result<Vec<Message>, RunE
         };
         let sender = &mix.senders[out.len() % mix.senders.len()];
         // A template the config's limits refuse is skipped, not sent.
-        let built = Message::builder(&number, sender, &text).build();
+        let mut builder = Message::builder(&number, sender, &text);
+        if let Some(class) = class {
+            builder = builder.tag("class", class);
+        }
+        let built = builder.build();
         if let Ok(m) = built
             && m.segments() <= max_segments
         {

@@ -105,6 +105,23 @@ pub struct Mix {
     /// Ask for delivery receipts.
     #[serde(default = "yes")]
     pub receipts: bool,
+    /// Message classes: a steady stream of one under bursts of another (modes inproc and
+    /// smpp).
+    #[serde(default)]
+    pub classes: Option<ClassMix>,
+}
+
+/// `[mix.classes]`: `base_rate` messages a second are of class `base`, everything above it
+/// (a burst in the rate profile) of class `burst`. The classes are the route table's.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassMix {
+    /// The steady class (transactional).
+    pub base: String,
+    /// Its rate, messages per second.
+    pub base_rate: f64,
+    /// The class of everything above it (marketing).
+    pub burst: String,
 }
 
 impl Default for Mix {
@@ -114,6 +131,7 @@ impl Default for Mix {
             multipart: 0.0,
             senders: default_senders(),
             receipts: true,
+            classes: None,
         }
     }
 }
