@@ -70,6 +70,30 @@ fn routing(c: &mut Criterion) {
         });
         drop(table);
 
+        // The same deck with issue 18's features configured (dated rows: two tables, route
+        // and sender buckets), looked up as the router does: the table in force now, the
+        // route, and the first candidate under a price ceiling.
+        if size <= NAIVE_MAX {
+            let now = smsroute_routing::now_ms();
+            let featured = deck.featured(now + 3_600_000);
+            let ceiling = Some(smsroute_types::Money::from_micros(40_000));
+            group.bench_function(BenchmarkId::new("lookup_featured", label), |b| {
+                let mut i = 0usize;
+                let mut rng = SplitMix64::new(1);
+                b.iter(|| {
+                    i = (i + 1) & (QUERIES - 1);
+                    let table = featured.at(black_box(now));
+                    let route = table.route(black_box(&queries[i]), &health[..], rng.next_u64());
+                    black_box(
+                        route
+                            .iter()
+                            .find(|o| o.within(ceiling))
+                            .map(|o| (o.carrier, o.cost)),
+                    )
+                })
+            });
+        }
+
         if size <= NAIVE_MAX {
             let mut naive = NaiveTrie::default();
             for (i, (prefix, _)) in deck.prefixes.iter().enumerate() {

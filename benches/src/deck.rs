@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use smsroute_routing::{CarrierIndex, CarrierInfo, RouteTable, TableBuilder};
+use smsroute_routing::{CarrierIndex, CarrierInfo, RouteDeck, RouteTable, TableBuilder};
 use smsroute_types::{E164, Money, SplitMix64, pack_digits};
 
 /// Networks in a generated deck.
@@ -103,6 +103,49 @@ impl Deck {
                 .expect("generated rows are valid");
         }
         b.build().expect("generated rows are distinct")
+    }
+
+    /// The deck with issue 18's routing features configured, as a configuration compiles
+    /// them: carrier 0 is repriced from `switch_ms` on (rows dated both sides, so the deck
+    /// holds two tables), every row of carrier 1 has its own `tps`, and a `[[senders]]` row
+    /// exists. (Price ceilings and quality penalties are applied per lookup by the caller.)
+    pub fn featured(&self, switch_ms: i64) -> RouteDeck {
+        let mut config = smsroute_config::Config::parse("", "featured").expect("empty config");
+        for c in 0..CARRIERS {
+            config.carriers.push(smsroute_config::CarrierConfig {
+                id: format!("carrier-{c}"),
+                tps: 100,
+                burst: 10,
+                window: 64,
+                max_queue_wait_ms: None,
+                smpp: None,
+            });
+        }
+        let row = |prefix: &str, carrier: u16, cost: Money| smsroute_config::RouteConfig {
+            prefix: prefix.to_string(),
+            carrier: usize::from(carrier),
+            cost,
+            tier: 0,
+            weight: 1,
+            period: Default::default(),
+            limit: (carrier == 1).then_some((50, 10)),
+        };
+        for (prefix, carrier, cost) in self.rows() {
+            let mut r = row(prefix, carrier, cost);
+            if carrier == 0 {
+                r.period.valid_until = Some(switch_ms);
+                let mut after = row(prefix, carrier, Money::from_micros(cost.micros() / 2));
+                after.period.valid_from = Some(switch_ms);
+                config.routes.push(after);
+            }
+            config.routes.push(r);
+        }
+        config.senders.push(smsroute_config::SenderConfig {
+            id: "TENDLC".into(),
+            tps: 1,
+            burst: 10,
+        });
+        RouteDeck::compile(&config).expect("generated rows are valid")
     }
 
     /// `count` full numbers of 11–12 digits, each under a random prefix of the deck.
