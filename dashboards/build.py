@@ -83,6 +83,8 @@ ROUTING = [
         q(f"sum by (carrier) (rate(smsroute_failovers_total[{RATE}]))", "{{carrier}}")]),
     ("Spillovers per second, by carrier passed over", "reqps", [
         q(f"sum by (carrier) (rate(smsroute_spillovers_total[{RATE}]))", "{{carrier}}")]),
+    ("Held by route and sender buckets per second, by carrier", "reqps", [
+        q(f"sum by (carrier) (rate(smsroute_held_total[{RATE}]))", "{{carrier}}")]),
     ("Retries per second, by carrier", "reqps", [
         q(f"sum by (carrier) (rate(smsroute_retries_total[{RATE}]))", "{{carrier}}")]),
     ("Delivery-quality penalties (carrier, network)", "short", [

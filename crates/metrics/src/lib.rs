@@ -72,6 +72,9 @@ pub mod names {
     /// Counter `{carrier}`: messages passed over for, or moved from, this carrier because
     /// its queue wait passed its `max_queue_wait_ms` (or the message's deadline).
     pub const SPILLOVERS: &str = "smsroute_spillovers_total";
+    /// Counter `{carrier}`: messages a route or sender bucket set aside in the carrier's lane
+    /// (each time it held one).
+    pub const HELD: &str = "smsroute_held_total";
     /// Gauge `{carrier}`: the token bucket's fill, 0 (empty) to 1 (full burst available).
     pub const BUCKET_FILL: &str = "smsroute_bucket_fill";
     /// Counter `{carrier}`: segments admitted by the carrier's bucket.
@@ -226,6 +229,10 @@ pub fn describe() {
     describe_counter!(
         SPILLOVERS,
         "Messages passed over for, or moved from, the carrier: its queue wait was too long."
+    );
+    describe_counter!(
+        HELD,
+        "Messages a route or sender bucket set aside in the carrier's lane."
     );
     describe_counter!(SEGMENTS, "Segments admitted by the carrier's bucket.");
     describe_gauge!(
@@ -532,6 +539,8 @@ pub struct CarrierMetrics {
     pub queue_wait: Gauge,
     /// [`names::SPILLOVERS`].
     pub spillovers: Counter,
+    /// [`names::HELD`].
+    pub held: Counter,
     /// [`names::CONTRACT_TPS`].
     pub contract_tps: Gauge,
     /// [`names::ADAPTIVE_RATE`].
@@ -562,6 +571,7 @@ impl CarrierMetrics {
             lane_depth: gauge!(names::LANE_DEPTH, "carrier" => c()),
             queue_wait: gauge!(names::QUEUE_WAIT, "carrier" => c()),
             spillovers: counter!(names::SPILLOVERS, "carrier" => c()),
+            held: counter!(names::HELD, "carrier" => c()),
             contract_tps: gauge!(names::CONTRACT_TPS, "carrier" => c()),
             rate: gauge!(names::ADAPTIVE_RATE, "carrier" => c()),
             bucket_fill: gauge!(names::BUCKET_FILL, "carrier" => c()),

@@ -60,6 +60,7 @@ pub(crate) struct CarrierCounts {
     pub failovers: u64,
     pub segments: u64,
     pub spillovers: u64,
+    pub held: u64,
     pub receipts: [u64; RECEIPT_STATUSES],
 }
 
@@ -80,6 +81,7 @@ impl CarrierState {
             (&m.failovers, c.failovers),
             (&m.segments, c.segments),
             (&m.spillovers, c.spillovers),
+            (&m.held, c.held),
         ] {
             if n > 0 {
                 counter.increment(n);

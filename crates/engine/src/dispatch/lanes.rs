@@ -127,6 +127,7 @@ impl<C: Carrier> Dispatcher<C> {
             {
                 let state = &mut self.carriers[c];
                 state.lane.pop_front(level);
+                state.counts.held += 1;
                 state.held_seq += 1;
                 state
                     .held
