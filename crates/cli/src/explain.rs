@@ -30,7 +30,13 @@ fn policy_view(
     number: &E164,
     from: Option<&str>,
     class: Option<&str>,
+    at_ms: i64,
 ) -> Result<PolicyView, String> {
+    let at = if at_ms >= 0 {
+        UNIX_EPOCH + std::time::Duration::from_millis(at_ms as u64)
+    } else {
+        UNIX_EPOCH
+    };
     let opted_out = match (from, &config.policy.suppression_file) {
         (Some(sender), Some(file)) => {
             let list = Suppression::read(Path::new(file)).map_err(|e| format!("{file}: {e}"))?;
@@ -56,7 +62,7 @@ fn policy_view(
         sender: from.map(str::to_string),
         opted_out,
         class: class.map(str::to_string),
-        quiet: index.map(|i| rules.quiet_hours(i, number, SystemTime::now())),
+        quiet: index.map(|i| rules.quiet_hours(i, number, at)),
         cap: index.and_then(|i| rules.cap(i)),
         max_price: index.and_then(|i| rules.max_price(i)),
         smart_encoding: index.is_some_and(|i| rules.smart_encoding(i)),
@@ -134,18 +140,20 @@ pub struct Request<'a> {
 /// its class's), which carriers it drops.
 pub fn run(path: &Path, request: &Request<'_>) -> Result<(), String> {
     let (config, mut table) = load_config(path)?;
+    // The instant routing, buckets and quiet hours are explained for.
+    let mut at_ms = smsroute_routing::now_ms();
     if let Some(at) = request.at {
-        let ms = smsroute_config::parse_instant(at).ok_or_else(|| {
+        at_ms = smsroute_config::parse_instant(at).ok_or_else(|| {
             format!("--at {at:?}: expected an RFC 3339 instant such as \"2027-01-01T00:00:00Z\"")
         })?;
         table = RouteDeck::compile(&config)
             .map_err(|e| format!("{}: {e}", path.display()))?
-            .into_table_at(ms);
+            .into_table_at(at_ms);
     }
     let number = request.number;
     let number = E164::parse(number).map_err(|e| format!("invalid number {number:?}: {e}"))?;
     let (from, class) = (request.from, request.class);
-    let policy = policy_view(&config, &number, from, class)?;
+    let policy = policy_view(&config, &number, from, class, at_ms)?;
     // Smart encoding as the router applies it: before the segment limit.
     let smart = request.smart_encoding || policy.smart_encoding;
     let text = match smart.then(|| smart_gsm7(request.text)).flatten() {
@@ -177,7 +185,7 @@ pub fn run(path: &Path, request: &Request<'_>) -> Result<(), String> {
     let buckets: Vec<Vec<Bucket>> = explanation
         .candidates
         .iter()
-        .map(|c| buckets_on_path(&config, table.carrier_id(c.carrier), &number, from))
+        .map(|c| buckets_on_path(&config, table.carrier_id(c.carrier), &number, from, at_ms))
         .collect();
     if request.json {
         let mut value = to_json(&table, &explanation, seg.segments, seg.encoding);
@@ -265,6 +273,7 @@ fn buckets_on_path(
     carrier: &str,
     number: &E164,
     from: Option<&str>,
+    at_ms: i64,
 ) -> Vec<Bucket> {
     let Some(index) = config.carrier_index(carrier) else {
         return Vec::new();
@@ -280,6 +289,7 @@ fn buckets_on_path(
         .routes
         .iter()
         .filter(|r| r.carrier == index && number.as_str().starts_with(&r.prefix))
+        .filter(|r| r.period.holds(at_ms))
         .filter_map(|r| r.limit.map(|l| (r, l)))
         .max_by_key(|(r, _)| r.prefix.len());
     if let Some((r, (tps, burst))) = route {

@@ -125,6 +125,28 @@ pub(super) fn policy(check: &mut Checker<'_>, raw: &RawConfig) -> PolicyConfig {
                 .map(|v| check.int(Some(v), "min_share_pct", (1, 90), 1u8)),
         });
     }
+    // Guaranteed shares (the largest per level) leave room for the levels above them.
+    let mut shares = [0u32; super::PRIORITY_LEVELS];
+    for (row, class) in raw.classes.iter().zip(&classes) {
+        let Some(pct) = class.min_share_pct else {
+            continue;
+        };
+        let level = &mut shares[usize::from(class.priority)];
+        *level = (*level).max(u32::from(pct));
+        let total: u32 = shares.iter().sum();
+        if total > 90 {
+            let span = row
+                .get_ref()
+                .min_share_pct
+                .as_ref()
+                .map_or(row.span(), |s| s.span());
+            check.error(
+                span,
+                format!("min_share_pct: the priority levels' guaranteed shares add up to {total} %, at most 90 % may be"),
+            );
+            break;
+        }
+    }
     let mut prefixes = HashSet::new();
     let mut quiet_hours = Vec::new();
     for row in &raw.quiet_hours {

@@ -182,4 +182,17 @@ mod tests {
         );
         assert!(error.contains("duplicate sender \"x\""), "{error}");
     }
+
+    #[test]
+    fn guaranteed_shares_leave_room_above_them() {
+        let text = format!(
+            "{CARRIER}\n[[classes]]\nname = \"bulk\"\npriority = 0\nmin_share_pct = 60\n\
+             [[classes]]\nname = \"news\"\npriority = 1\nmin_share_pct = 50\n"
+        );
+        let error = Config::parse(&text, "t.toml").unwrap_err().to_string();
+        assert!(
+            error.contains("guaranteed shares add up to 110 %, at most 90 % may be"),
+            "{error}"
+        );
+    }
 }

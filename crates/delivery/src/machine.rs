@@ -482,16 +482,16 @@ impl Delivery {
         self.wake(until, actions);
     }
 
-    /// The next carrier in rank order after `current`, wrapping round. Attempts start at the
-    /// best candidate and only a failover moves on, one step at a time, so every carrier after
-    /// the current one has not yet failed this message over, and once the walk wraps, all have.
+    /// The next carrier in rank order after `current`, wrapping round; the best one when
+    /// `current` is not a candidate (any more: a restart or a move rerouted the message).
+    /// Attempts start at the best candidate and only a failover moves on, one step at a time,
+    /// so every carrier after the current one has not yet failed this message over, and once
+    /// the walk wraps, all have.
     fn next_candidate(&self, current: CarrierSlot) -> CarrierSlot {
-        let at = self
-            .candidates
-            .iter()
-            .position(|&c| c == current)
-            .unwrap_or(0);
-        self.candidates[(at + 1) % self.candidates.len()]
+        match self.candidates.iter().position(|&c| c == current) {
+            Some(at) => self.candidates[(at + 1) % self.candidates.len()],
+            None => self.candidates[0],
+        }
     }
 
     fn admit(&mut self, carrier: CarrierSlot, actions: &mut Actions) {

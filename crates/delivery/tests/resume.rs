@@ -226,3 +226,31 @@ fn a_submit_that_waited_for_the_journal_times_out_from_when_it_left() {
     );
     assert_eq!(d.submit_sent(2, leaves), None, "no attempt 2 in flight");
 }
+
+/// Regression (issue 18 review): a lost attempt's carrier the current table no longer lists
+/// failed over to the second candidate, skipping the best.
+#[test]
+fn a_lost_attempt_on_a_carrier_no_longer_listed_fails_over_to_the_best() {
+    let (_, actions) = Delivery::resume(
+        request(&[0, 1], true),
+        RetryPolicy::default(),
+        10 * SECOND,
+        Recovery {
+            deadline: 60 * SECOND,
+            attempts: 1,
+            possible_duplicate: false,
+            at: Resume::Lost {
+                carrier: CarrierSlot(7),
+                attempt: 1,
+            },
+        },
+        &mut Unlimited,
+    );
+    assert_eq!(
+        emitted(&actions),
+        [Event::FailedOver {
+            from: CarrierSlot(7),
+            to: CarrierSlot(0)
+        }]
+    );
+}

@@ -1,7 +1,8 @@
 //! Route and sender buckets: a route row's own `tps` towards numbers under its prefix on its
 //! carrier, and a sender id's own `tps` on every carrier (`[[senders]]`), enforced in the
 //! carrier's lane together with the carrier's bucket (`dispatch::lanes`). A message passes
-//! the longest matching route bucket of its carrier, if any, and its sender's.
+//! the longest matching route bucket of its carrier whose row is in force (dated rows:
+//! `valid_from`, `valid_until`, `hours`), if any, and its sender's.
 //!
 //! Buckets are kept by key across reloads (carrier and prefix; sender id), so a reload
 //! never refills one.
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
-use smsroute_config::Config;
+use smsroute_config::{Config, RoutePeriod};
 use smsroute_throttle::{Gcra, InvalidQuota, Quota};
 use smsroute_types::{CarrierSlot, Message};
 
@@ -23,6 +24,8 @@ type RouteKey = (CarrierSlot, u8, u64);
 #[derive(Debug, Default)]
 pub(crate) struct Buckets {
     route: Map<RouteKey>,
+    /// When each route bucket's rows are in force (one entry per row; any may hold).
+    periods: HashMap<RouteKey, SmallVec<[RoutePeriod; 1]>, ahash::RandomState>,
     /// Per slot: the prefix lengths that have a bucket, longest first.
     lengths: Vec<SmallVec<[u8; 4]>>,
     senders: Map<Box<str>>,
@@ -64,6 +67,7 @@ impl Buckets {
                 r.prefix.len() as u8,
                 digits_value(r.prefix.as_bytes()),
             );
+            out.periods.entry(key).or_default().push(r.period);
             if out.route.contains_key(&key) {
                 continue;
             }
@@ -91,15 +95,26 @@ impl Buckets {
         self.route.is_empty() && self.senders.is_empty()
     }
 
-    /// The buckets a message to `carrier` passes besides the carrier's own.
-    pub fn of(&self, carrier: CarrierSlot, message: &Message) -> SmallVec<[&Gcra; 2]> {
+    /// The buckets a message to `carrier` passes besides the carrier's own, at `wall_ms`
+    /// (milliseconds since the Unix epoch: dated rows' buckets apply while a row is in force).
+    pub fn of(
+        &self,
+        carrier: CarrierSlot,
+        message: &Message,
+        wall_ms: i64,
+    ) -> SmallVec<[&Gcra; 2]> {
         let mut out = SmallVec::new();
         let digits = message.to().as_str().as_bytes();
         for &len in self.lengths.get(carrier.get()).map_or(&[][..], |l| &l[..]) {
             let Some(head) = digits.get(..usize::from(len)) else {
                 continue;
             };
-            if let Some(b) = self.route.get(&(carrier, len, digits_value(head))) {
+            let key = (carrier, len, digits_value(head));
+            let in_force = self
+                .periods
+                .get(&key)
+                .is_some_and(|p| p.iter().any(|p| p.is_always() || p.holds(wall_ms)));
+            if let (Some(b), true) = (self.route.get(&key), in_force) {
                 out.push(&**b);
                 break;
             }
@@ -110,5 +125,38 @@ impl Buckets {
             out.push(&**b);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 18 review): a dated row's bucket throttled traffic before its row
+    /// was in force.
+    #[test]
+    fn a_dated_rows_bucket_applies_only_while_its_row_is_in_force() {
+        let text = "[[carriers]]\nid = \"a\"\ntps = 100\n\n\
+            [[routes]]\nprefix = \"44\"\ncarrier = \"a\"\ncost = 0.01\n\
+            [[routes]]\nprefix = \"4477\"\ncarrier = \"a\"\ncost = 0.01\ntps = 5\n\
+            valid_from = \"2030-01-01T00:00:00Z\"\n\n\
+            [[senders]]\nid = \"TENDLC\"\ntps = 1\n";
+        let config = Config::parse(text, "t.toml").unwrap();
+        let buckets = Buckets::build(&config, &[CarrierSlot(0)], &Buckets::default()).unwrap();
+        let message = Message::builder("447700900123", "ACME", "hi")
+            .build()
+            .unwrap();
+        let from = smsroute_config::parse_instant("2030-01-01T00:00:00Z").unwrap();
+        assert!(buckets.of(CarrierSlot(0), &message, from - 1).is_empty());
+        assert_eq!(buckets.of(CarrierSlot(0), &message, from).len(), 1);
+        let limited = Message::builder("447700900123", "TENDLC", "hi")
+            .build()
+            .unwrap();
+        assert_eq!(
+            buckets.of(CarrierSlot(0), &limited, from - 1).len(),
+            1,
+            "the sender's"
+        );
+        assert_eq!(buckets.of(CarrierSlot(0), &limited, from).len(), 2);
     }
 }

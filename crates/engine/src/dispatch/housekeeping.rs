@@ -45,6 +45,7 @@ impl<C: Carrier> Dispatcher<C> {
             self.dlr.purge(now);
         }
         self.park_turn(now);
+        self.compact_lanes();
         self.spill_queued(now);
         self.publish_quality(now);
         self.flush_metrics();
@@ -148,6 +149,21 @@ impl<C: Carrier> Dispatcher<C> {
         }
         for (balance, gauge) in self.shared.account_gauges.lock().iter() {
             gauge.set(balance.load(Ordering::Relaxed) as f64);
+        }
+    }
+
+    /// Drops the keys of messages that left a lane without reaching its front (expired or
+    /// cancelled while a higher level kept it busy), once they outnumber the waiting ones.
+    fn compact_lanes(&mut self) {
+        for c in 0..self.carriers.len() {
+            let state = &mut self.carriers[c];
+            if state.lane.len() <= 2 * state.queued as usize + 1_024 {
+                continue;
+            }
+            let (slab, carrier) = (&mut self.slab, CarrierSlot(c as u16));
+            state
+                .lane
+                .retain(|key| slab.get_mut(key).is_some_and(|e| e.lane == Some(carrier)));
         }
     }
 

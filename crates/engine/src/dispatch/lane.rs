@@ -9,8 +9,9 @@ use smsroute_config::PRIORITY_LEVELS;
 
 use crate::dlr::EntryKey;
 
-/// The most credit a level keeps (so a long wait does not turn into a long burst).
-const MAX_CREDIT: f32 = 2.0;
+/// The most credit a level keeps beyond one round of its share (so a long wait does not
+/// turn into a long burst).
+const SPARE_CREDIT: f32 = 1.0;
 
 #[derive(Debug, Default)]
 pub(crate) struct Lane {
@@ -61,8 +62,22 @@ impl Lane {
         for l in 0..PRIORITY_LEVELS {
             let share = self.shares[l];
             if l != level && share > 0.0 && !self.levels[l].is_empty() {
-                self.credit[l] = (self.credit[l] + share / (1.0 - share)).min(MAX_CREDIT);
+                let per_other = share / (1.0 - share);
+                let most = (per_other + SPARE_CREDIT).max(2.0);
+                self.credit[l] = (self.credit[l] + per_other).min(most);
             }
+        }
+    }
+
+    /// Keys in the lane, stale ones (messages that left) included.
+    pub fn len(&self) -> usize {
+        self.levels.iter().map(VecDeque::len).sum()
+    }
+
+    /// Keeps only the keys `keep` says are still waiting here.
+    pub fn retain(&mut self, mut keep: impl FnMut(EntryKey) -> bool) {
+        for level in &mut self.levels {
+            level.retain(|&k| keep(k));
         }
     }
 
@@ -100,5 +115,25 @@ mod tests {
         strict.push_back(2, EntryKey(2));
         assert_eq!(strict.front(), Some((2, EntryKey(2))));
         assert_eq!(strict.pop_back(), Some((0, EntryKey(1))));
+    }
+
+    /// Regression (issue 18 review): credit was capped at two admissions, so a share above
+    /// two thirds was not honoured.
+    #[test]
+    fn a_high_share_is_honoured() {
+        let mut lane = Lane::default();
+        lane.set_shares([0.8, 0.0, 0.0, 0.0]);
+        for i in 0..200 {
+            lane.push_back(0, EntryKey(i));
+            lane.push_back(3, EntryKey(1_000 + i));
+        }
+        let mut low = 0;
+        for _ in 0..100 {
+            let (level, _) = lane.front().unwrap();
+            lane.pop_front(level);
+            lane.served(level);
+            low += usize::from(level == 0);
+        }
+        assert!((78..=82).contains(&low), "{low}");
     }
 }

@@ -116,7 +116,8 @@ impl<C: Carrier> Dispatcher<C> {
             let extra = if buckets.is_empty() {
                 smallvec::SmallVec::new()
             } else {
-                buckets.of(carrier, &entry.message)
+                let wall = self.shared.wall_ms.load(Ordering::Relaxed) as i64;
+                buckets.of(carrier, &entry.message, wall)
             };
             let held = extra.iter().find_map(|b| match b.check(segments, now) {
                 Admission::Admitted => None,
@@ -181,9 +182,14 @@ impl<C: Carrier> Dispatcher<C> {
         }
     }
 
-    /// Arms the lane's one wake-up for `at`, unless an earlier one is armed.
+    /// Arms the lane's one wake-up for `at` (or for a set-aside message due earlier),
+    /// unless an earlier one is armed.
     fn arm_lane(&mut self, carrier: CarrierSlot, at: Nanos, now: Nanos) {
         let state = &mut self.carriers[carrier.get()];
+        let at = state
+            .held
+            .peek()
+            .map_or(at, |std::cmp::Reverse((due, ..))| at.min(*due));
         if state
             .lane_wake
             .is_none_or(|armed| armed > at || armed <= now)

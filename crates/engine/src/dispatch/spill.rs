@@ -71,6 +71,10 @@ impl<C: Carrier> Dispatcher<C> {
     /// Moves messages queued past each lane's longest wait, newest first, to a cheaper or
     /// equally priced carrier (by the current route table) that has room for them.
     pub(super) fn spill_queued(&mut self, now: Nanos) {
+        // Routes come from the current snapshot: know every slot it may name first.
+        if self.shared.generation.load(Ordering::Acquire) != self.generation {
+            self.sync();
+        }
         let shared = Arc::clone(&self.shared);
         let mut snapshot = None;
         let mut kept = Vec::new();
