@@ -93,6 +93,45 @@ pub fn parse_instant(text: &str) -> Option<i64> {
     Some(seconds * 1_000 + millis)
 }
 
+/// An instant as RFC 3339 in UTC, whole seconds (`2027-01-01T00:00:00Z`): what
+/// [`parse_instant`] reads back.
+///
+/// ```
+/// use smsroute_config::{format_instant, parse_instant};
+/// assert_eq!(format_instant(1_798_761_600_000), "2027-01-01T00:00:00Z");
+/// assert_eq!(parse_instant(&format_instant(86_400_000)), Some(86_400_000));
+/// ```
+pub fn format_instant(unix_ms: i64) -> String {
+    let secs = unix_ms.div_euclid(1_000);
+    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        of_day / 3_600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (the inverse of `days_from_civil`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// Days from 1970-01-01 to a proleptic Gregorian date (eras of 400 years, March-based
 /// years so the leap day ends a year).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {

@@ -33,7 +33,7 @@ mod dated;
 mod journal;
 
 pub use clients::{ClientConfig, Password, Secret, SmppLogin, Webhook};
-pub use dated::parse_instant;
+pub use dated::{format_instant, parse_instant};
 mod policy;
 mod raw;
 mod routing;

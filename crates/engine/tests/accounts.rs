@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use smsroute_delivery::{Event, FailReason};
 use smsroute_engine::{EngineOptions, Rejection};
-use smsroute_sim::{Behaviour, ErrorMix, Outage, OutageKind};
+use smsroute_sim::{Behaviour, ErrorMix};
 use smsroute_types::{Message, Money};
 
 fn billed(account: &str, n: u64) -> Message {
@@ -47,14 +47,7 @@ async fn the_best_route_is_paid_at_submit_and_an_empty_account_is_refused() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failover_to_a_dearer_carrier_pays_the_difference_or_fails_and_refunds() {
-    let refuse = Behaviour {
-        outages: vec![Outage {
-            start: 0,
-            duration: u64::MAX / 2,
-            kind: OutageKind::Refuse,
-        }],
-        ..Behaviour::default()
-    };
+    let refuse = refusing();
     let config = config(
         &[("dear", 1000, "0.0040"), ("cheap", 1000, "0.0030")],
         "[[accounts]]\nid = \"acme\"\nbalance = 0.0070\n",

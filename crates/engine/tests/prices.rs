@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use smsroute_delivery::Event;
 use smsroute_engine::{EngineOptions, Rejection};
-use smsroute_sim::{Behaviour, Outage, OutageKind};
 use smsroute_types::{InvalidMessage, Message};
 
 const CLASSES: &str = "[[classes]]\nname = \"bulk\"\nmax_price = 0.0035\n\n\
@@ -24,14 +23,7 @@ fn priced(n: u64, tags: &[(&str, &str)]) -> Message {
 async fn dearer_carriers_are_dropped_and_a_message_none_can_take_is_refused() {
     // The cheap carrier refuses everything: a message that may not fail over to the dear
     // one fails instead of paying more.
-    let refuse = Behaviour {
-        outages: vec![Outage {
-            start: 0,
-            duration: u64::MAX / 2,
-            kind: OutageKind::Refuse,
-        }],
-        ..Behaviour::default()
-    };
+    let refuse = refusing();
     let config = config(
         &[("cheap", 1000, "0.0030"), ("dear", 1000, "0.0040")],
         CLASSES,
@@ -96,56 +88,10 @@ async fn a_dated_row_takes_effect_at_its_instant_without_a_reload() {
         .as_secs();
     // Whole seconds (RFC 3339 as written in a deck): 2 s ahead, at least 1 s away.
     let at = now + 2;
-    let stamp = |secs: u64| {
-        let days = secs / 86_400;
-        // Civil date from days since 1970 (valid for this century).
-        let (mut y, mut d) = (1970, days);
-        loop {
-            let len = if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
-                366
-            } else {
-                365
-            };
-            if d < len {
-                break;
-            }
-            d -= len;
-            y += 1;
-        }
-        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-        let months = [
-            31,
-            if leap { 29 } else { 28 },
-            31,
-            30,
-            31,
-            30,
-            31,
-            31,
-            30,
-            31,
-            30,
-            31,
-        ];
-        let mut m = 0;
-        while d >= months[m] {
-            d -= months[m];
-            m += 1;
-        }
-        let s = secs % 86_400;
-        format!(
-            "{y:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            m + 1,
-            d + 1,
-            s / 3600,
-            s / 60 % 60,
-            s % 60
-        )
-    };
     let extra = format!(
         "[[carriers]]\nid = \"promo\"\ntps = 1000\n\n\
          [[routes]]\nprefix = \"44\"\ncarrier = \"promo\"\ncost = 0.0010\nvalid_from = \"{}\"\n",
-        stamp(at)
+        smsroute_config::format_instant(at as i64 * 1_000)
     );
     let config = config(&[("regular", 1000, "0.0030")], &extra);
     let (router, mut events) = start(&config, EngineOptions::default(), &[]);

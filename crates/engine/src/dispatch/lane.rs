@@ -92,6 +92,18 @@ impl Lane {
 mod tests {
     use super::*;
 
+    /// Serves `n` messages; returns how many were of level 0.
+    fn serve(lane: &mut Lane, n: usize) -> usize {
+        (0..n)
+            .filter(|_| {
+                let (level, _) = lane.front().unwrap();
+                lane.pop_front(level);
+                lane.served(level);
+                level == 0
+            })
+            .count()
+    }
+
     #[test]
     fn higher_levels_first_and_a_share_is_kept() {
         let mut lane = Lane::default();
@@ -100,13 +112,7 @@ mod tests {
             lane.push_back(0, EntryKey(i));
             lane.push_back(3, EntryKey(1_000 + i));
         }
-        let mut low = 0;
-        for _ in 0..100 {
-            let (level, _) = lane.front().unwrap();
-            lane.pop_front(level);
-            lane.served(level);
-            low += usize::from(level == 0);
-        }
+        let low = serve(&mut lane, 100);
         // 10 % of the admissions while both wait; the rest to the highest level.
         assert!((9..=11).contains(&low), "{low}");
         // Without a share, strict priority.
@@ -127,13 +133,7 @@ mod tests {
             lane.push_back(0, EntryKey(i));
             lane.push_back(3, EntryKey(1_000 + i));
         }
-        let mut low = 0;
-        for _ in 0..100 {
-            let (level, _) = lane.front().unwrap();
-            lane.pop_front(level);
-            lane.served(level);
-            low += usize::from(level == 0);
-        }
+        let low = serve(&mut lane, 100);
         assert!((78..=82).contains(&low), "{low}");
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use smsroute_config::Config;
 use smsroute_delivery::Event;
 use smsroute_engine::{EngineOptions, EventStream, Rejection, Router, StatusEvent};
-use smsroute_sim::{Behaviour, SimCarrier};
+use smsroute_sim::{Behaviour, Outage, OutageKind, SimCarrier};
 use smsroute_types::CarrierSlot;
 use smsroute_types::{Message, MessageId};
 
@@ -42,6 +42,18 @@ pub fn start(
         SimCarrier::new(&c.id, behaviour, 42)
     })
     .unwrap()
+}
+
+/// A carrier that refuses every submit (ESME_RSYSERR) for the whole test.
+pub fn refusing() -> Behaviour {
+    Behaviour {
+        outages: vec![Outage {
+            start: 0,
+            duration: u64::MAX / 2,
+            kind: OutageKind::Refuse,
+        }],
+        ..Behaviour::default()
+    }
 }
 
 /// `try_submit`, with just the reason of a refusal.
