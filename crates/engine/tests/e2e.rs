@@ -209,8 +209,8 @@ async fn a_reload_mid_stream_loses_nothing() {
         router.carrier_slot("old").unwrap(),
         router.carrier_slot("new").unwrap(),
     );
-    // Messages accepted before the reload drained through the old carrier at its own pace,
-    // except those queued past its longest wait (1 s at 100/s): they moved to the new one.
+    // The old carrier kept what it had sent before the reload (a burst of 10, then 100/s
+    // for 0.5 s); the new table no longer lists it, so its queue moved to the new carrier.
     let by = |c| {
         ledger
             .accepted
@@ -220,7 +220,7 @@ async fn a_reload_mid_stream_loses_nothing() {
     };
     let (old, new) = (by(old), by(new));
     assert_eq!(old + new, 600);
-    assert!((100..300).contains(&old), "old carrier took {old}");
+    assert!((50..=70).contains(&old), "old carrier took {old}");
     assert_eq!(router.stats().generation, 2);
 }
 

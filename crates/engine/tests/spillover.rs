@@ -139,3 +139,31 @@ async fn queued_messages_move_to_a_carrier_a_reload_made_as_cheap() {
         (last - reloaded_at) / MS
     );
 }
+
+/// Issue 18 review: a queued message whose carrier a reload made dearer than another with
+/// room moves there, even when its queue is within the longest wait.
+#[tokio::test(start_paused = true)]
+async fn a_reload_that_makes_another_carrier_cheaper_moves_the_queue() {
+    let patient = "[routing]\nmax_queue_wait_ms = 86400000\n";
+    let before = config(&[("a", 100, "0.0040"), ("c", 100, "0.0050")], patient);
+    let (router, mut events) = start(&before, EngineOptions::default(), &[]);
+    let mut ledger = Ledger::default();
+    for n in 0..300 {
+        assert!(ledger.submit(&router, message(n)));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ledger.poll(&mut events);
+    let after = config(&[("a", 100, "0.0040"), ("c", 100, "0.0030")], patient);
+    router.reload(&after).unwrap();
+    ledger.settle(&mut events).await;
+    let on_c = ledger
+        .accepted
+        .iter()
+        .filter(|id| ledger.terminal[id].carrier == Some(CarrierSlot(1)))
+        .count();
+    // About 60 went to `a` before the reload (a burst of 10, then 100/s); the rest moved.
+    assert!(
+        on_c >= 200,
+        "only {on_c} of 300 moved to the carrier made cheaper"
+    );
+}

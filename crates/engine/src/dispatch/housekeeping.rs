@@ -47,6 +47,10 @@ impl<C: Carrier> Dispatcher<C> {
         self.park_turn(now);
         self.compact_lanes();
         self.spill_queued(now);
+        if self.repriced != self.generation {
+            self.repriced = self.generation;
+            self.reprice_queued(now);
+        }
         self.publish_quality(now);
         self.flush_metrics();
         self.timers.push(now + TICK, Wake::Tick);

@@ -81,6 +81,15 @@ impl Lane {
         }
     }
 
+    /// Takes every key out, level by level in queue order.
+    pub fn take_all(&mut self) -> Vec<(u8, EntryKey)> {
+        let mut out = Vec::with_capacity(self.len());
+        for (level, keys) in self.levels.iter_mut().enumerate() {
+            out.extend(keys.drain(..).map(|k| (level as u8, k)));
+        }
+        out
+    }
+
     /// Takes the newest message of the lowest level with messages.
     pub fn pop_back(&mut self) -> Option<(u8, EntryKey)> {
         let level = (0..PRIORITY_LEVELS).find(|&l| !self.levels[l].is_empty())?;

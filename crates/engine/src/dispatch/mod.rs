@@ -145,6 +145,8 @@ pub(crate) struct Dispatcher<C: Carrier> {
     deferred: VecDeque<(Matched, ReceiptAck)>,
     /// Queries and cancels waiting for the new messages submitted before them.
     lookups: VecDeque<(lookup::Lookup, MessageId, u32)>,
+    /// The snapshot generation whose prices the queued messages were last checked against.
+    repriced: u64,
     /// Route and sender buckets of the current configuration.
     buckets: Arc<crate::buckets::Buckets>,
     /// Receipt outcomes by (carrier, network), and the penalties published from them.
@@ -213,6 +215,7 @@ impl<C: Carrier> Dispatcher<C> {
             dlr: crate::dlr::DlrMap::default(),
             deferred: VecDeque::new(),
             lookups: VecDeque::new(),
+            repriced: 0,
             buckets,
             quality: crate::quality::QualityTracker::new(quality),
             quality_gauges: Default::default(),

@@ -75,8 +75,7 @@ impl<C: Carrier> Dispatcher<C> {
         if self.shared.generation.load(Ordering::Acquire) != self.generation {
             self.sync();
         }
-        let shared = Arc::clone(&self.shared);
-        let mut snapshot = None;
+        let snapshot = self.shared.snapshot.load_full();
         let mut kept = Vec::new();
         for c in 0..self.carriers.len() {
             let state = &self.carriers[c];
@@ -87,8 +86,6 @@ impl<C: Carrier> Dispatcher<C> {
             // Segments beyond what the longest wait holds.
             let holds = (state.adaptive.rate() * max as f64 / 1e9) as u64;
             let mut excess = state.queued_segments.saturating_sub(holds);
-            let snapshot = snapshot.get_or_insert_with(|| shared.snapshot.load_full());
-            let from = CarrierSlot(c as u16);
             for _ in 0..MOVE_BUDGET {
                 if excess == 0 {
                     break;
@@ -96,58 +93,11 @@ impl<C: Carrier> Dispatcher<C> {
                 let Some((level, key)) = self.carriers[c].lane.pop_back() else {
                     break;
                 };
-                let Some(entry) = self.slab.get_mut(key).filter(|e| e.lane == Some(from)) else {
-                    continue; // left the lane already
-                };
-                let pick = SplitMix64::new(entry.message.id().0 ^ shared.options.seed).next_u64();
-                let wall = shared.wall_ms.load(Ordering::Relaxed);
-                let mut quality = None;
-                let health = shared.health_view(snapshot, entry.message.to(), &mut quality);
-                let route = snapshot
-                    .table(wall)
-                    .route(entry.message.to(), &health, pick);
-                let class = snapshot.rules.class_of(&entry.message);
-                let ceiling = crate::router::max_price(&entry.message, class, &snapshot.rules)
-                    .unwrap_or(None);
-                let slot_of = |o: &smsroute_routing::Offer| snapshot.slot_of[o.carrier.get()];
-                let here = route
-                    .iter()
-                    .find(|o| slot_of(o) == from)
-                    .map(|o| (o.tier, o.cost));
-                let left = entry.delivery.deadline().saturating_sub(now);
-                let target = route.iter().map(slot_of).zip(route.iter()).find(|&(s, o)| {
-                    s != from
-                        && o.within(ceiling)
-                        && s.get() < self.carriers.len()
-                        && here.is_none_or(|h| (o.tier, o.cost) <= h)
-                        && queue_wait(&self.carriers[s.get()])
-                            <= self.slots[s.get()]
-                                .max_queue_wait
-                                .load(Ordering::Relaxed)
-                                .min(left)
-                });
-                let Some((to, _)) = target else {
-                    kept.push((level, key));
-                    continue;
-                };
-                let candidates = route
-                    .iter()
-                    .filter(|o| o.within(ceiling))
-                    .map(slot_of)
-                    .collect();
-                if !entry.delivery.move_queued(to, Some(candidates)) {
-                    kept.push((level, key));
-                    continue;
+                match self.move_cheaper(key, c, level, &snapshot, now, false) {
+                    Some(Some(segments)) => excess = excess.saturating_sub(u64::from(segments)),
+                    Some(None) => kept.push((level, key)),
+                    None => {} // left the lane already
                 }
-                let segments = entry.message.segments();
-                entry.lane = Some(to);
-                excess = excess.saturating_sub(u64::from(segments));
-                self.carriers[c].left_lane(segments);
-                self.carriers[c].counts.spillovers += 1;
-                let target = &mut self.carriers[to.get()];
-                target.joined_lane(segments);
-                target.lane.push_back(level, key);
-                self.mark_dirty(to);
             }
             // What could not move goes back, in its order.
             let lane = &mut self.carriers[c].lane;
@@ -155,5 +105,103 @@ impl<C: Carrier> Dispatcher<C> {
                 lane.push_back(level, key);
             }
         }
+    }
+
+    /// After a reload: every queued message whose carrier the new table prices above
+    /// another with room (or no longer lists) moves there, in queue order.
+    pub(super) fn reprice_queued(&mut self, now: Nanos) {
+        let snapshot = self.shared.snapshot.load_full();
+        let mut moved = 0usize;
+        for c in 0..self.carriers.len() {
+            if self.carriers[c].queued == 0 {
+                continue;
+            }
+            let keys = self.carriers[c].lane.take_all();
+            for (level, key) in keys {
+                match self.move_cheaper(key, c, level, &snapshot, now, true) {
+                    Some(Some(_)) => moved += 1,
+                    Some(None) => self.carriers[c].lane.push_back(level, key),
+                    None => {}
+                }
+            }
+        }
+        if moved > 0 {
+            tracing::info!(
+                moved,
+                "queued messages moved to carriers the reload made cheaper"
+            );
+        }
+    }
+
+    /// Moves queued message `key` (taken out of carrier `c`'s lane at `level`) to the first
+    /// carrier the current table ranks that has room for it and is cheaper (`strictly`) or no
+    /// dearer than `c` for it. `None`: it had left the lane; `Some(None)`: it stays (the caller
+    /// puts it back); `Some(Some(segments))`: it moved.
+    fn move_cheaper(
+        &mut self,
+        key: EntryKey,
+        c: usize,
+        level: u8,
+        snapshot: &crate::registry::Snapshot<C>,
+        now: Nanos,
+        strictly: bool,
+    ) -> Option<Option<u32>> {
+        let from = CarrierSlot(c as u16);
+        let shared = Arc::clone(&self.shared);
+        let entry = self.slab.get_mut(key).filter(|e| e.lane == Some(from))?;
+        let pick = SplitMix64::new(entry.message.id().0 ^ shared.options.seed).next_u64();
+        let wall = shared.wall_ms.load(Ordering::Relaxed);
+        let mut quality = None;
+        let health = shared.health_view(snapshot, entry.message.to(), &mut quality);
+        let route = snapshot
+            .table(wall)
+            .route(entry.message.to(), &health, pick);
+        let class = snapshot.rules.class_of(&entry.message);
+        let ceiling =
+            crate::router::max_price(&entry.message, class, &snapshot.rules).unwrap_or(None);
+        let slot_of = |o: &smsroute_routing::Offer| snapshot.slot_of[o.carrier.get()];
+        let here = route
+            .iter()
+            .find(|o| slot_of(o) == from)
+            .map(|o| (o.tier, o.cost));
+        let better = |o: &smsroute_routing::Offer| match here {
+            None => true,
+            Some(h) if strictly => (o.tier, o.cost) < h,
+            Some(h) => (o.tier, o.cost) <= h,
+        };
+        let left = entry.delivery.deadline().saturating_sub(now);
+        let (carriers, slots) = (&self.carriers, &self.slots);
+        let target = route.iter().find(|o| {
+            let s = slot_of(o);
+            s != from
+                && o.within(ceiling)
+                && better(o)
+                && s.get() < carriers.len()
+                && queue_wait(&carriers[s.get()])
+                    <= slots[s.get()]
+                        .max_queue_wait
+                        .load(Ordering::Relaxed)
+                        .min(left)
+        });
+        let Some(to) = target.map(slot_of) else {
+            return Some(None);
+        };
+        let candidates = route
+            .iter()
+            .filter(|o| o.within(ceiling))
+            .map(slot_of)
+            .collect();
+        if !entry.delivery.move_queued(to, Some(candidates)) {
+            return Some(None);
+        }
+        let segments = entry.message.segments();
+        entry.lane = Some(to);
+        self.carriers[c].left_lane(segments);
+        self.carriers[c].counts.spillovers += 1;
+        let target = &mut self.carriers[to.get()];
+        target.joined_lane(segments);
+        target.lane.push_back(level, key);
+        self.mark_dirty(to);
+        Some(Some(segments))
     }
 }
