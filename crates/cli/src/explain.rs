@@ -177,10 +177,7 @@ pub fn run(path: &Path, request: &Request<'_>) -> Result<(), String> {
             )
         })?),
     };
-    let ceiling = match (own, policy.max_price) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let ceiling = own.into_iter().chain(policy.max_price).min();
     let explanation = table.explain_priced(&number, &AllHealthy, ceiling);
     let buckets: Vec<Vec<Bucket>> = explanation
         .candidates

@@ -31,8 +31,8 @@ pub(crate) struct Buckets {
     senders: Map<Box<str>>,
 }
 
-/// A prefix's digits as a number (a prefix is at most 15 digits).
-fn digits_value(digits: &[u8]) -> u64 {
+/// Leading digits as a number (at most 15 of them: a prefix, or a network).
+pub(crate) fn digits_value(digits: &[u8]) -> u64 {
     digits
         .iter()
         .fold(0, |n, d| n * 10 + u64::from(d.wrapping_sub(b'0')))

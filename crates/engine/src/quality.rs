@@ -53,11 +53,8 @@ impl From<&smsroute_config::RoutingConfig> for QualityConfig {
 
 /// The network of `number`: its first `digits` digits as a number (fewer if it is shorter).
 pub fn network(number: &E164, digits: usize) -> u64 {
-    number
-        .as_str()
-        .bytes()
-        .take(digits)
-        .fold(0, |n, d| n * 10 + u64::from(d - b'0'))
+    let digits_of = number.as_str().as_bytes();
+    crate::buckets::digits_value(&digits_of[..digits.min(digits_of.len())])
 }
 
 /// Decayed receipt outcomes of one (carrier, network).

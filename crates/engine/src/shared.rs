@@ -137,9 +137,7 @@ pub(crate) struct Shared<C> {
 
 /// Now on the wall clock, in milliseconds since the epoch.
 pub(crate) fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    smsroute_routing::now_ms().max(0) as u64
 }
 
 impl<C> Shared<C> {

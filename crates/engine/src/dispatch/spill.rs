@@ -20,6 +20,19 @@ pub(super) fn queue_wait(state: &CarrierState) -> Nanos {
     (state.queued_segments as f64 / rate * 1e9).min(Nanos::MAX as f64) as Nanos
 }
 
+/// Whether carrier `c`'s lane has room for a message with `left` ns before its deadline
+/// (its wait within the carrier's longest and the deadline), and that wait.
+fn room<C>(
+    slots: &[Arc<SlotEntry<C>>],
+    carriers: &[CarrierState],
+    c: CarrierSlot,
+    left: Nanos,
+) -> (bool, Nanos) {
+    let wait = queue_wait(&carriers[c.get()]);
+    let max = slots[c.get()].max_queue_wait.load(Ordering::Relaxed);
+    (wait <= max.min(left), wait)
+}
+
 impl<C: Carrier> Dispatcher<C> {
     /// The lane a message the machine admits to `intended` joins: `intended` if it has room,
     /// else the first later candidate that has (cheapest capacity first), else the one that
@@ -34,13 +47,8 @@ impl<C: Carrier> Dispatcher<C> {
             return intended;
         };
         let left = entry.delivery.deadline().saturating_sub(now);
-        let has_room = |slots: &[Arc<SlotEntry<C>>], carriers: &[CarrierState], c: CarrierSlot| {
-            let wait = queue_wait(&carriers[c.get()]);
-            let max = slots[c.get()].max_queue_wait.load(Ordering::Relaxed);
-            (wait <= max.min(left), wait)
-        };
-        let (room, wait) = has_room(&self.slots, &self.carriers, intended);
-        if room {
+        let (has_room, wait) = room(&self.slots, &self.carriers, intended, left);
+        if has_room {
             return intended;
         }
         let candidates = entry.delivery.candidates();
@@ -51,8 +59,8 @@ impl<C: Carrier> Dispatcher<C> {
             if c.get() >= self.carriers.len() {
                 continue;
             }
-            let (room, wait) = has_room(&self.slots, &self.carriers, c);
-            if room {
+            let (has_room, wait) = room(&self.slots, &self.carriers, c, left);
+            if has_room {
                 chosen = Some(c);
                 break;
             }
@@ -177,11 +185,7 @@ impl<C: Carrier> Dispatcher<C> {
                 && o.within(ceiling)
                 && better(o)
                 && s.get() < carriers.len()
-                && queue_wait(&carriers[s.get()])
-                    <= slots[s.get()]
-                        .max_queue_wait
-                        .load(Ordering::Relaxed)
-                        .min(left)
+                && room(slots, carriers, s, left).0
         });
         let Some(to) = target.map(slot_of) else {
             return Some(None);

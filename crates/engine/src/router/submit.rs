@@ -280,11 +280,10 @@ pub(crate) fn max_price(
             })?,
         ),
     };
-    let by_class = class.and_then(|c| rules.max_price(c));
-    Ok(match (own, by_class) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    })
+    Ok(own
+        .into_iter()
+        .chain(class.and_then(|c| rules.max_price(c)))
+        .min())
 }
 
 /// A message routed and holding its reservations, ready for the dispatcher.
