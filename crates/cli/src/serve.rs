@@ -33,6 +33,12 @@ const MAX_HTTP_PER_ADDRESS: usize = 256;
 pub const MAX_GRACE_S: f64 = 3_600.0;
 
 pub fn run(args: ServeArgs<'_>) -> Result<(), String> {
+    // The parent as of the first instruction: one that dies while the journal opens or the
+    // listeners bind still counts as gone.
+    #[cfg(unix)]
+    let parent = std::os::unix::process::parent_id();
+    #[cfg(not(unix))]
+    let parent = 0;
     let (config, _) = load_config(args.config)?;
     let http: SocketAddr = args
         .http
@@ -64,7 +70,7 @@ pub fn run(args: ServeArgs<'_>) -> Result<(), String> {
         .map(|t| smsroute_serve::tls_acceptor(t).map(|acceptor| (t.clone(), acceptor)))
         .transpose()?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    runtime.block_on(serve(&config, args, (http, smpp), tls))
+    runtime.block_on(serve(&config, args, (http, smpp), tls, parent))
 }
 
 /// `[tls]` and its acceptor.
@@ -75,6 +81,7 @@ async fn serve(
     args: ServeArgs<'_>,
     (http, smpp): (SocketAddr, SocketAddr),
     tls: Option<Tls>,
+    parent: u32,
 ) -> Result<(), String> {
     let metrics = smsroute_serve::install_metrics()?;
     let options = EngineOptions::default().journal(JournalOptions::new(args.journal));
@@ -134,7 +141,7 @@ async fn serve(
     let exit_with_parent = args.exit_with_parent;
     tokio::select! {
         () = stop_signal() => {}
-        () = parent_gone(), if exit_with_parent => {
+        () = parent_gone(parent), if exit_with_parent => {
             tracing::warn!("smsroute serve: the process that started it is gone: stopping");
         }
     }
@@ -180,20 +187,23 @@ async fn reload_on_hangup<C: smsroute_carrier::Carrier>(
     }
 }
 
-/// Resolves once this process's parent has changed (it died and the process was adopted).
-async fn parent_gone() {
+/// Resolves once this process's parent is no longer `parent` (it died and the process was
+/// adopted).
+async fn parent_gone(parent: u32) {
     #[cfg(unix)]
     {
-        let parent = std::os::unix::process::parent_id();
         loop {
-            tokio::time::sleep(Duration::from_millis(250)).await;
             if std::os::unix::process::parent_id() != parent {
                 return;
             }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
     #[cfg(not(unix))]
-    std::future::pending::<()>().await
+    {
+        let _ = parent;
+        std::future::pending::<()>().await
+    }
 }
 
 /// SIGTERM or Ctrl-C.
