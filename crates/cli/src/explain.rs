@@ -146,7 +146,7 @@ pub fn run(path: &Path, request: &Request<'_>) -> Result<(), String> {
         at_ms = smsroute_config::parse_instant(at).ok_or_else(|| {
             format!("--at {at:?}: expected an RFC 3339 instant such as \"2027-01-01T00:00:00Z\"")
         })?;
-        table = RouteDeck::compile(&config)
+        table = RouteDeck::compile_around(&config, at_ms)
             .map_err(|e| format!("{}: {e}", path.display()))?
             .into_table_at(at_ms);
     }

@@ -446,19 +446,30 @@ fn explain_at_an_instant_uses_the_rows_in_force_then() {
         &path,
         "[[carriers]]\nid = \"old\"\ntps = 10\n[[carriers]]\nid = \"new\"\ntps = 10\n\n\
          [[routes]]\nprefix = \"44\"\ncarrier = \"old\"\ncost = 0.004\nvalid_until = \"2030-01-01T00:00:00Z\"\n\
-         [[routes]]\nprefix = \"44\"\ncarrier = \"new\"\ncost = 0.003\nvalid_from = \"2030-01-01T00:00:00Z\"\n",
+         [[routes]]\nprefix = \"44\"\ncarrier = \"new\"\ncost = 0.003\nvalid_from = \"2030-01-01T00:00:00Z\"\n\
+         [[routes]]\nprefix = \"4479\"\ncarrier = \"new\"\ncost = 0.001\nhours = \"22:00-06:00\"\nzone = \"Europe/London\"\n",
     )
     .unwrap();
     let path = path.display().to_string();
-    let first = |at: &str| {
-        let out = smsroute(&["explain", &path, "447700900123", "--json", "--at", at]);
+    let first_for = |number: &str, at: &str| {
+        let out = smsroute(&["explain", &path, number, "--json", "--at", at]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
         assert_eq!(v["at"], at);
-        v["candidates"][0]["carrier"].as_str().unwrap().to_string()
+        let first = &v["candidates"][0];
+        (
+            first["carrier"].as_str().unwrap().to_string(),
+            first["cost"].clone(),
+        )
     };
+    let first = |at: &str| first_for("447700900123", at).0;
     assert_eq!(first("2029-12-31T23:59:59Z"), "old");
     assert_eq!(first("2030-01-01T00:00:00Z"), "new");
+    // A window in London's zone, decades ahead: 21:30Z is 22:30 BST in July (the night
+    // price), 21:30 GMT in January (the day price).
+    let night = |at: &str| first_for("447900900123", at).1;
+    assert_eq!(night("2050-07-15T21:30:00Z"), night("2031-07-15T21:30:00Z"));
+    assert_ne!(night("2050-07-15T21:30:00Z"), night("2050-01-15T21:30:00Z"));
     let bad = smsroute(&["explain", &path, "447700900123", "--at", "tomorrow"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(

@@ -1,12 +1,12 @@
 //! Dated rate-deck rows: `valid_from` / `valid_until` instants (RFC 3339) and a daily window
-//! (`hours = "08:00-20:00"` in a fixed `utc_offset`), and the check that two rows for one
-//! carrier and prefix are never in force at once.
+//! (`hours = "08:00-20:00"` at a fixed `utc_offset` or in an IANA `zone`), and the check that
+//! two rows for one carrier and prefix are never in force at once.
 
 use toml::Spanned;
 
 use super::raw::RawRoute;
 use super::validate::Checker;
-use super::{DailyWindow, RoutePeriod};
+use super::{DailyWindow, RoutePeriod, Zone};
 
 /// Milliseconds since the Unix epoch of an RFC 3339 instant (`2027-01-01T00:00:00Z`, with
 /// an optional fraction and a `Z` or `±HH:MM` offset); `None` if it is not one.
@@ -188,25 +188,29 @@ pub(super) fn period(check: &mut Checker<'_>, r: &RawRoute) -> RoutePeriod {
             }
         }
     });
-    if let (Some(o), None) = (&r.utc_offset, &r.hours) {
-        check.error(o.span(), "utc_offset needs hours (the window it places)");
+    for clock in [&r.utc_offset, &r.zone].into_iter().flatten() {
+        if r.hours.is_none() {
+            check.error(
+                clock.span(),
+                "utc_offset and zone need hours (the window they place)",
+            );
+        }
     }
-    let utc_offset_min = super::policy::offset(check, r.utc_offset.as_ref());
+    let zone = super::policy::zone(check, r.utc_offset.as_ref(), r.zone.as_ref());
     RoutePeriod {
         valid_from,
         valid_until,
         hours: hours.map(|(start_min, end_min)| DailyWindow {
             start_min,
             end_min,
-            utc_offset_min,
+            zone,
         }),
     }
 }
 
 impl DailyWindow {
-    /// Whether the window holds UTC minute-of-day `minute` (0..1440).
-    pub fn holds(&self, minute: u32) -> bool {
-        let local = (i64::from(minute) + i64::from(self.utc_offset_min)).rem_euclid(1440) as u32;
+    /// Whether the window holds local minute-of-day `local` (0..1440).
+    pub fn holds_local(&self, local: u32) -> bool {
         if self.start_min < self.end_min {
             (self.start_min..self.end_min).contains(&local)
         } else {
@@ -214,11 +218,41 @@ impl DailyWindow {
         }
     }
 
-    /// The UTC minutes-of-day where it opens and closes.
-    pub fn edges(&self) -> [u32; 2] {
-        let utc = |m: u32| (i64::from(m) - i64::from(self.utc_offset_min)).rem_euclid(1440) as u32;
-        [utc(self.start_min), utc(self.end_min)]
+    /// Whether the window holds UTC minute-of-day `minute` while its clock is `offset_min`
+    /// ahead of UTC.
+    pub fn holds_with(&self, minute: u32, offset_min: i32) -> bool {
+        self.holds_local(local_minute(minute, offset_min))
     }
+
+    /// Whether the window holds the instant `unix_ms`.
+    pub fn holds_at(&self, unix_ms: i64) -> bool {
+        let minute = unix_ms.div_euclid(60_000).rem_euclid(1440) as u32;
+        self.holds_with(minute, self.zone.offset_min_at(unix_ms))
+    }
+
+    /// The UTC minutes-of-day where it opens and closes while its clock is `offset_min` ahead
+    /// of UTC.
+    pub fn edges_with(&self, offset_min: i32) -> [u32; 2] {
+        [self.start_min, self.end_min].map(|m| local_minute(m, -offset_min))
+    }
+
+    /// The first instant at or after `unix_ms` (inside the window) at which it closes: its end
+    /// on the local clock, daylight-saving changes on the way taken into account.
+    pub fn closes_after(&self, unix_ms: i64) -> i64 {
+        let offset = self.zone.offset_min_at(unix_ms);
+        let minute = unix_ms.div_euclid(60_000);
+        let local = local_minute(minute.rem_euclid(1440) as u32, offset);
+        let wait = i64::from((self.end_min + 1440 - local) % 1440);
+        let close = (minute + wait) * 60_000;
+        // The clock may change before the end: the end is then that much earlier or later.
+        let shift = i64::from(self.zone.offset_min_at(close) - offset) * 60_000;
+        (close - shift).max(unix_ms)
+    }
+}
+
+/// UTC minute-of-day `minute` on a clock `offset_min` ahead of UTC.
+fn local_minute(minute: u32, offset_min: i32) -> u32 {
+    (i64::from(minute) + i64::from(offset_min)).rem_euclid(1440) as u32
 }
 
 impl RoutePeriod {
@@ -229,13 +263,14 @@ impl RoutePeriod {
 
     /// Whether the row is in force at `unix_ms`.
     pub fn holds(&self, unix_ms: i64) -> bool {
-        let minute = (unix_ms.div_euclid(60_000)).rem_euclid(1440) as u32;
         self.valid_from.is_none_or(|f| unix_ms >= f)
             && self.valid_until.is_none_or(|u| unix_ms < u)
-            && self.hours.is_none_or(|w| w.holds(minute))
+            && self.hours.as_ref().is_none_or(|w| w.holds_at(unix_ms))
     }
 
-    /// Whether two periods are ever in force at once.
+    /// Whether two periods are ever in force at once. Windows on one clock compare in local
+    /// time; windows on two zones compare at every pair of the offsets each takes within
+    /// [`Zone::horizon`] of now (cautious: such a pair may never fall on one day).
     pub fn overlaps(&self, other: &RoutePeriod) -> bool {
         let from = self.valid_from.max(other.valid_from);
         let until = match (self.valid_until, other.valid_until) {
@@ -247,10 +282,28 @@ impl RoutePeriod {
         {
             return false;
         }
-        (0..1440).any(|m| {
-            self.hours.is_none_or(|w| w.holds(m)) && other.hours.is_none_or(|w| w.holds(m))
+        let (a, b) = match (&self.hours, &other.hours) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return true,
+        };
+        if a.zone == b.zone {
+            return (0..1440).any(|m| a.holds_local(m) && b.holds_local(m));
+        }
+        let (start, end) = Zone::horizon(now_ms());
+        let b_offsets = b.zone.offsets(start, end);
+        a.zone.offsets(start, end).into_iter().any(|oa| {
+            b_offsets
+                .iter()
+                .any(|&ob| (0..1440).any(|m| a.holds_with(m, oa) && b.holds_with(m, ob)))
         })
     }
+}
+
+/// Now, in milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]
@@ -282,10 +335,14 @@ mod tests {
         let night = DailyWindow {
             start_min: 22 * 60,
             end_min: 6 * 60,
-            utc_offset_min: 60,
+            zone: Zone::Fixed(60),
         };
-        assert_eq!(night.edges(), [21 * 60, 5 * 60]);
-        assert!(night.holds(21 * 60) && night.holds(4 * 60 + 59) && !night.holds(5 * 60));
+        assert_eq!(night.edges_with(60), [21 * 60, 5 * 60]);
+        assert!(
+            night.holds_with(21 * 60, 60)
+                && night.holds_with(4 * 60 + 59, 60)
+                && !night.holds_with(5 * 60, 60)
+        );
         let period = |from, until, hours| RoutePeriod {
             valid_from: from,
             valid_until: until,
@@ -294,10 +351,75 @@ mod tests {
         let day = DailyWindow {
             start_min: 6 * 60,
             end_min: 22 * 60,
-            utc_offset_min: 60,
+            zone: Zone::Fixed(60),
         };
-        assert!(!period(None, None, Some(night)).overlaps(&period(None, None, Some(day))));
+        assert!(!period(None, None, Some(night.clone())).overlaps(&period(
+            None,
+            None,
+            Some(day.clone())
+        )));
         assert!(!period(None, Some(10), None).overlaps(&period(Some(10), None, None)));
         assert!(period(None, Some(11), None).overlaps(&period(Some(10), None, Some(day))));
+    }
+
+    fn london(start_min: u32, end_min: u32) -> DailyWindow {
+        DailyWindow {
+            start_min,
+            end_min,
+            zone: Zone::named("Europe/London").unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_zoned_window_keeps_local_hours_across_daylight_saving() {
+        let office = london(8 * 60, 20 * 60);
+        let at = |t| parse_instant(t).unwrap();
+        // Winter: 08:00 GMT is 08:00Z. Summer: 08:00 BST is 07:00Z.
+        assert!(!office.holds_at(at("2027-01-15T07:30:00Z")));
+        assert!(office.holds_at(at("2027-01-15T08:00:00Z")));
+        assert!(office.holds_at(at("2027-07-15T07:30:00Z")));
+        assert!(!office.holds_at(at("2027-07-15T19:30:00Z")));
+        assert_eq!(office.edges_with(60), [7 * 60, 19 * 60]);
+    }
+
+    #[test]
+    fn a_window_closes_at_its_local_end_over_a_clock_change() {
+        let night = london(21 * 60, 8 * 60);
+        let at = |t| parse_instant(t).unwrap();
+        // Clocks go forward at 01:00Z on 28 March 2027: 08:00 BST is 07:00Z.
+        assert_eq!(
+            night.closes_after(at("2027-03-27T23:00:00Z")),
+            at("2027-03-28T07:00:00Z")
+        );
+        // Back at 01:00Z on 31 October 2027: 08:00 GMT is 08:00Z.
+        assert_eq!(
+            night.closes_after(at("2027-10-30T22:30:30Z")),
+            at("2027-10-31T08:00:00Z")
+        );
+        // No change on the way.
+        assert_eq!(
+            night.closes_after(at("2027-01-15T05:00:00Z")),
+            at("2027-01-15T08:00:00Z")
+        );
+    }
+
+    #[test]
+    fn windows_on_two_zones_overlap_at_any_pair_of_their_offsets() {
+        let period = |w| RoutePeriod {
+            valid_from: None,
+            valid_until: None,
+            hours: Some(w),
+        };
+        // 08:00-12:00 London and 12:00-13:00 at +00:00 meet only while London is on GMT.
+        let fixed = DailyWindow {
+            start_min: 11 * 60 + 30,
+            end_min: 13 * 60,
+            zone: Zone::Fixed(0),
+        };
+        assert!(period(london(8 * 60, 12 * 60)).overlaps(&period(fixed.clone())));
+        // 08:00-10:00 London is at most 07:00-10:00Z: never meets 11:30-13:00Z.
+        assert!(!period(london(8 * 60, 10 * 60)).overlaps(&period(fixed)));
+        // One zone: local hours decide.
+        assert!(!period(london(8 * 60, 12 * 60)).overlaps(&period(london(12 * 60, 13 * 60))));
     }
 }

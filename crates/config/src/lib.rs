@@ -34,10 +34,12 @@ mod journal;
 
 pub use clients::{ClientConfig, Password, Secret, SmppLogin, Webhook};
 pub use dated::{format_instant, parse_instant};
+pub use zone::Zone;
 mod policy;
 mod raw;
 mod routing;
 mod validate;
+mod zone;
 
 use std::fmt;
 use std::path::Path;
@@ -194,7 +196,7 @@ pub struct SenderConfig {
 
 /// When a rate-deck row is in force: from `valid_from` (inclusive) to `valid_until`
 /// (exclusive), and within its daily window if it has one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RoutePeriod {
     /// Milliseconds since the Unix epoch.
     pub valid_from: Option<i64>,
@@ -204,16 +206,16 @@ pub struct RoutePeriod {
     pub hours: Option<DailyWindow>,
 }
 
-/// A daily window `hours = "HH:MM-HH:MM"` at a fixed UTC offset (no daylight saving: give
-/// the offset in force); an end before the start spans midnight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A daily window `hours = "HH:MM-HH:MM"` on a local clock: a fixed `utc_offset` or an IANA
+/// `zone` with its daylight saving; an end before the start spans midnight.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DailyWindow {
     /// Local minute of day it opens.
     pub start_min: u32,
     /// Local minute of day it closes.
     pub end_min: u32,
-    /// Local time minus UTC, minutes.
-    pub utc_offset_min: i32,
+    /// Its clock.
+    pub zone: Zone,
 }
 
 /// A block rule: numbers under `prefix` lose every carrier whose own match is not longer.
@@ -343,12 +345,8 @@ pub enum QuietAction {
 pub struct QuietHoursConfig {
     /// Destination prefix (the longest matching one applies).
     pub prefix: String,
-    /// Local time minus UTC, minutes.
-    pub utc_offset_min: i32,
-    /// Start, minutes after local midnight.
-    pub start_min: u32,
-    /// End, minutes after local midnight (before start: the window spans midnight).
-    pub end_min: u32,
+    /// When, on the numbers' local clock.
+    pub window: DailyWindow,
 }
 
 /// Message limits (`[limits]`).

@@ -6,7 +6,9 @@ use toml::Spanned;
 
 use super::raw::RawConfig;
 use super::validate::{Checker, is_id};
-use super::{AccountConfig, ClassConfig, PolicyConfig, QuietAction, QuietHoursConfig};
+use super::{
+    AccountConfig, ClassConfig, DailyWindow, PolicyConfig, QuietAction, QuietHoursConfig, Zone,
+};
 
 /// `HH:MM` → minutes after midnight.
 fn clock(check: &mut Checker<'_>, value: &Spanned<String>, name: &str) -> Option<u32> {
@@ -23,9 +25,35 @@ fn clock(check: &mut Checker<'_>, value: &Spanned<String>, name: &str) -> Option
     parsed
 }
 
+/// A window's clock: `utc_offset = "+HH:MM"` / `"-HH:MM"` or `zone = "Area/City"` (not both;
+/// neither: UTC).
+pub(super) fn zone(
+    check: &mut Checker<'_>,
+    utc_offset: Option<&Spanned<String>>,
+    zone: Option<&Spanned<String>>,
+) -> Zone {
+    match (utc_offset, zone) {
+        (Some(_), Some(z)) => {
+            check.error(z.span(), "give utc_offset or zone, not both");
+            Zone::default()
+        }
+        (None, Some(z)) => Zone::named(z.get_ref()).unwrap_or_else(|| {
+            check.error(
+                z.span(),
+                format!(
+                    "zone must be an IANA time zone such as \"Europe/London\", got {:?}",
+                    z.get_ref()
+                ),
+            );
+            Zone::default()
+        }),
+        (Some(offset), None) => Zone::Fixed(utc_offset_min(check, offset)),
+        (None, None) => Zone::default(),
+    }
+}
+
 /// `+HH:MM` / `-HH:MM` → minutes.
-pub(super) fn offset(check: &mut Checker<'_>, value: Option<&Spanned<String>>) -> i32 {
-    let Some(value) = value else { return 0 };
+fn utc_offset_min(check: &mut Checker<'_>, value: &Spanned<String>) -> i32 {
     let text = value.get_ref();
     let sign = match text.as_bytes().first() {
         Some(b'+') => 1,
@@ -152,7 +180,7 @@ pub(super) fn policy(check: &mut Checker<'_>, raw: &RawConfig) -> PolicyConfig {
     for row in &raw.quiet_hours {
         let q = row.get_ref();
         let prefix = check.digits(&q.prefix, "prefix");
-        let utc_offset_min = offset(check, q.utc_offset.as_ref());
+        let zone = zone(check, q.utc_offset.as_ref(), q.zone.as_ref());
         let start = clock(check, &q.start, "start");
         let end = clock(check, &q.end, "end");
         if let (Some(s), Some(e)) = (start, end)
@@ -172,9 +200,11 @@ pub(super) fn policy(check: &mut Checker<'_>, raw: &RawConfig) -> PolicyConfig {
         }
         quiet_hours.push(QuietHoursConfig {
             prefix,
-            utc_offset_min,
-            start_min,
-            end_min,
+            window: DailyWindow {
+                start_min,
+                end_min,
+                zone,
+            },
         });
     }
     let mut ids = HashSet::new();

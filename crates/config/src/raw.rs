@@ -83,6 +83,7 @@ pub(super) struct RawClass {
 pub(super) struct RawQuietHours {
     pub prefix: Spanned<Value>,
     pub utc_offset: Option<Spanned<String>>,
+    pub zone: Option<Spanned<String>>,
     pub start: Spanned<String>,
     pub end: Spanned<String>,
 }
@@ -166,6 +167,7 @@ pub(super) struct RawRoute {
     pub valid_until: Option<Spanned<String>>,
     pub hours: Option<Spanned<String>>,
     pub utc_offset: Option<Spanned<String>>,
+    pub zone: Option<Spanned<String>>,
     pub tps: Option<Spanned<i64>>,
     pub burst: Option<Spanned<i64>>,
 }

@@ -312,7 +312,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
             );
             continue;
         }
-        rows.push((row.span().start, period, limit));
+        rows.push((row.span().start, period.clone(), limit));
         routes.push(RouteConfig {
             prefix,
             carrier,

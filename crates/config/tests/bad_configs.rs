@@ -53,6 +53,8 @@ fn cases() -> Vec<(String, &'static str, &'static str)> {
         (with("[[classes]]\nname = \"m\"\nquiet_hours = \"later\"\n"), "6:15", "quiet_hours must be \"defer\" or \"refuse\""),
         (with("[[quiet_hours]]\nprefix = \"44\"\nstart = \"25:00\"\nend = \"08:00\"\n"), "6:9", "start must be a time HH:MM, got \"25:00\""),
         (with("[[quiet_hours]]\nprefix = \"44\"\nutc_offset = \"1:00\"\nstart = \"21:00\"\nend = \"08:00\"\n"), "6:14", "utc_offset must be +HH:MM or -HH:MM"),
+        (with("[[quiet_hours]]\nprefix = \"44\"\nzone = \"Europe/Londn\"\nstart = \"21:00\"\nend = \"08:00\"\n"), "6:8", "zone must be an IANA time zone such as \"Europe/London\", got \"Europe/Londn\""),
+        (with("[[quiet_hours]]\nprefix = \"44\"\nutc_offset = \"+01:00\"\nzone = \"Europe/London\"\nstart = \"21:00\"\nend = \"08:00\"\n"), "7:8", "give utc_offset or zone, not both"),
         (with("[policy]\nsuppression_file = \"\"\n"), "5:20", "suppression_file must name a file"),
         (with("[journal]\nsync = \"batch\"\n"), "4:1", "[journal] needs dir"),
         (with("[journal]\ndir = \" \"\n"), "5:7", "journal dir must name a directory"),
@@ -208,8 +210,13 @@ fn policy_tables_parse_into_checked_values() {
     assert_eq!((p.classes[1].cap, p.classes[1].quiet_hours), (None, None));
     let q = &p.quiet_hours[0];
     assert_eq!(
-        (q.prefix.as_str(), q.utc_offset_min, q.start_min, q.end_min),
-        ("44", 60, 21 * 60 + 30, 480)
+        (
+            q.prefix.as_str(),
+            &q.window.zone,
+            q.window.start_min,
+            q.window.end_min
+        ),
+        ("44", &smsroute_config::Zone::Fixed(60), 21 * 60 + 30, 480)
     );
 }
 

@@ -67,7 +67,7 @@ impl Buckets {
                 r.prefix.len() as u8,
                 digits_value(r.prefix.as_bytes()),
             );
-            out.periods.entry(key).or_default().push(r.period);
+            out.periods.entry(key).or_default().push(r.period.clone());
             if out.route.contains_key(&key) {
                 continue;
             }

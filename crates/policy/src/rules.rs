@@ -9,7 +9,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::caps::{CapTicket, FrequencyCaps};
-use smsroute_config::{PolicyConfig, QuietAction};
+use smsroute_config::{DailyWindow, PolicyConfig, QuietAction};
 use smsroute_types::{E164, Message, Money};
 
 /// Why a message's class forbids it now.
@@ -37,9 +37,7 @@ struct Class {
 #[derive(Clone, Debug)]
 struct Quiet {
     prefix: Box<str>,
-    offset_min: i32,
-    start: u32,
-    end: u32,
+    window: DailyWindow,
 }
 
 /// The checked class rules of one configuration (swapped on reload).
@@ -73,9 +71,7 @@ impl Rules {
             .iter()
             .map(|q| Quiet {
                 prefix: q.prefix.as_str().into(),
-                offset_min: q.utc_offset_min,
-                start: q.start_min,
-                end: q.end_min,
+                window: q.window.clone(),
             })
             .collect();
         quiet.sort_by_key(|q| std::cmp::Reverse(q.prefix.len()));
@@ -146,28 +142,17 @@ impl Rules {
         else {
             return Ok(None);
         };
-        let utc_min = now
+        let now_ms = now
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() / 60) as i64;
-        let local = (utc_min + i64::from(q.offset_min)).rem_euclid(1440) as u32;
-        let inside = if q.start < q.end {
-            (q.start..q.end).contains(&local)
-        } else {
-            local >= q.start || local < q.end
-        };
-        if !inside {
+            .map_or(0, |d| d.as_millis() as i64);
+        if !q.window.holds_at(now_ms) {
             return Ok(None);
         }
         match action {
             QuietAction::Refuse => Err(Refusal::QuietHours),
             QuietAction::Defer => {
-                let wait = (q.end + 1440 - local) % 1440;
-                let into_minute = now
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() % 60);
-                Ok(Some(
-                    now + Duration::from_secs(u64::from(wait) * 60 - into_minute),
-                ))
+                let wait = q.window.closes_after(now_ms) - now_ms;
+                Ok(Some(now + Duration::from_millis(wait.max(0) as u64)))
             }
         }
     }
@@ -212,7 +197,7 @@ fn pair_hash(class: usize, number: &E164) -> u64 {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use smsroute_config::{ClassConfig, QuietHoursConfig};
+    use smsroute_config::{ClassConfig, QuietHoursConfig, Zone};
 
     use super::*;
 
@@ -229,21 +214,28 @@ mod tests {
                 quiet_hours: Some(quiet),
             }],
             quiet_hours: vec![
-                QuietHoursConfig {
-                    prefix: "44".into(),
-                    utc_offset_min: 0,
-                    start_min: 21 * 60,
-                    end_min: 8 * 60,
-                },
-                QuietHoursConfig {
-                    prefix: "447".into(),
-                    utc_offset_min: 60,
-                    start_min: 22 * 60,
-                    end_min: 7 * 60,
-                },
+                window("44", Zone::Fixed(0), 21 * 60, 8 * 60),
+                window("447", Zone::Fixed(60), 22 * 60, 7 * 60),
+                window(
+                    "1",
+                    Zone::named("America/New_York").unwrap(),
+                    21 * 60,
+                    8 * 60,
+                ),
             ],
             ..PolicyConfig::default()
         })
+    }
+
+    fn window(prefix: &str, zone: Zone, start_min: u32, end_min: u32) -> QuietHoursConfig {
+        QuietHoursConfig {
+            prefix: prefix.into(),
+            window: DailyWindow {
+                start_min,
+                end_min,
+                zone,
+            },
+        }
     }
 
     fn at(h: u64, m: u64) -> SystemTime {
@@ -298,6 +290,31 @@ mod tests {
             refuse.quiet_hours(0, &french, at(22, 0)),
             Ok(None),
             "no window there"
+        );
+    }
+
+    #[test]
+    fn quiet_hours_in_a_zone_end_at_local_time_after_a_clock_change() {
+        let r = rules(QuietAction::Defer);
+        let new_york = E164::parse("12125550123").unwrap();
+        let instant = |text| {
+            let ms = smsroute_config::parse_instant(text).unwrap();
+            UNIX_EPOCH + Duration::from_millis(ms as u64)
+        };
+        // Saturday 13 March 2027, 23:00 EST; clocks go forward overnight, so 08:00 EDT is
+        // 12:00Z, not the 13:00Z a fixed -05:00 would give.
+        assert_eq!(
+            r.quiet_hours(0, &new_york, instant("2027-03-14T04:00:00Z")),
+            Ok(Some(instant("2027-03-14T12:00:00Z")))
+        );
+        // 20:30 EDT in July is outside the window; 21:30 EDT inside it.
+        assert_eq!(
+            r.quiet_hours(0, &new_york, instant("2027-07-15T00:30:00Z")),
+            Ok(None)
+        );
+        assert_eq!(
+            r.quiet_hours(0, &new_york, instant("2027-07-15T01:30:00Z")),
+            Ok(Some(instant("2027-07-15T12:00:00Z")))
         );
     }
 
