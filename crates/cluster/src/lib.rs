@@ -1,0 +1,32 @@
+//! Several smsroute nodes, one contract. Each carrier's contracted rate is one GCRA in Redis,
+//! updated by a script; a node leases tokens from it in batches (tens of milliseconds of
+//! rate) on a background thread and gives back what it did not use, so a message never waits
+//! on Redis: it takes a token from its node's [`LeasePool`] with one compare-and-swap.
+//!
+//! Over any window of length t the carrier sees at most `tps × t + burst` from all nodes
+//! together: Redis keeps the bucket `tps × lease` shallower than the contract, since a token
+//! may be spent up to a lease after it was granted ([`LeasePlan`]). A node that dies gives
+//! nothing back; its tokens are lost to the contract for at most one lease.
+//!
+//! # Example
+//! ```no_run
+//! use std::time::Duration;
+//! use smsroute_cluster::{LeaseOptions, Leaser, SharedBucket};
+//!
+//! let options = LeaseOptions { url: "redis://127.0.0.1:6379".into(), lease: Duration::from_millis(50) };
+//! let leaser = Leaser::start(&options, &[SharedBucket::carrier("uk-alpha", 1_000.0, 100)])?;
+//! let pool = leaser.pool(0);
+//! if pool.try_take(2, leaser.now()) {
+//!     // two segments may go to uk-alpha now
+//! }
+//! leaser.stop(); // gives the unused tokens back
+//! # Ok::<(), smsroute_cluster::LeaseError>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod leaser;
+mod pool;
+
+pub use leaser::{LeaseError, LeaseOptions, LeasePlan, LeaseStats, Leaser, SharedBucket};
+pub use pool::LeasePool;

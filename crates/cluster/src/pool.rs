@@ -1,0 +1,141 @@
+//! A node's tokens of one contract: what its current lease granted, usable until the lease's
+//! deadline. Taking is one compare-and-swap, never a call to Redis.
+
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU64, Ordering};
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The tokens a node holds for one shared bucket.
+#[derive(Debug)]
+pub struct LeasePool {
+    /// Tokens left in the current lease.
+    tokens: AtomicU64,
+    /// The lease's deadline, nanoseconds of the caller's monotonic clock; 0: no lease.
+    deadline: AtomicU64,
+    /// Tokens taken since the leaser last looked (demand).
+    taken: AtomicU64,
+    /// Tokens asked for and refused since the leaser last looked (unmet demand).
+    refused: AtomicU64,
+}
+
+impl LeasePool {
+    /// An empty pool: everything is refused until the first lease.
+    pub fn new() -> Self {
+        Self {
+            tokens: AtomicU64::new(0),
+            deadline: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes `n` tokens at `now` (nanoseconds of the clock the leaser's deadlines use): `true`
+    /// if the lease is still valid and holds them.
+    #[inline]
+    pub fn try_take(&self, n: u32, now: u64) -> bool {
+        let n = u64::from(n);
+        if now >= self.deadline.load(Ordering::Acquire) {
+            self.refused.fetch_add(n, Ordering::Relaxed);
+            return false;
+        }
+        let taken = self
+            .tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(n)
+            });
+        match taken {
+            Ok(_) => self.taken.fetch_add(n, Ordering::Relaxed),
+            Err(_) => self.refused.fetch_add(n, Ordering::Relaxed),
+        };
+        taken.is_ok()
+    }
+
+    /// Tokens left in the current lease (for metrics and tests).
+    pub fn left(&self) -> u64 {
+        self.tokens.load(Ordering::Acquire)
+    }
+
+    /// Ends the current lease: nothing can be taken until [`refill`](Self::refill); returns
+    /// the tokens it left unused, and the demand since the last look: (taken, refused).
+    pub(crate) fn close(&self) -> (u64, u64, u64) {
+        self.deadline.store(0, Ordering::Release);
+        let unused = self.tokens.swap(0, Ordering::AcqRel);
+        let taken = self.taken.swap(0, Ordering::Relaxed);
+        let refused = self.refused.swap(0, Ordering::Relaxed);
+        (unused, taken, refused)
+    }
+
+    /// Starts a lease of `tokens` valid until `deadline`.
+    pub(crate) fn refill(&self, tokens: u64, deadline: u64) {
+        self.tokens.store(tokens, Ordering::Release);
+        self.deadline.store(deadline, Ordering::Release);
+    }
+}
+
+impl Default for LeasePool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_within_the_lease_and_refuses_after_it() {
+        let pool = LeasePool::new();
+        assert!(!pool.try_take(1, 0), "no lease yet");
+        pool.refill(5, 1_000);
+        assert!(pool.try_take(3, 10));
+        assert!(!pool.try_take(3, 20), "only 2 left");
+        assert!(pool.try_take(2, 30));
+        pool.refill(5, 1_000);
+        assert!(!pool.try_take(1, 1_000), "deadline passed");
+        assert_eq!(pool.close(), (5, 5, 5));
+        assert!(!pool.try_take(1, 10), "closed");
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    #[test]
+    fn two_takers_of_the_last_token_one_wins() {
+        loom::model(|| {
+            let pool = Arc::new(LeasePool::new());
+            pool.refill(1, 100);
+            let takers: Vec<_> = (0..2)
+                .map(|_| {
+                    let pool = pool.clone();
+                    loom::thread::spawn(move || pool.try_take(1, 0))
+                })
+                .collect();
+            let won = takers
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .filter(|&w| w)
+                .count();
+            assert_eq!(won, 1);
+        });
+    }
+
+    #[test]
+    fn a_token_is_either_taken_or_given_back_never_both() {
+        loom::model(|| {
+            let pool = Arc::new(LeasePool::new());
+            pool.refill(2, 100);
+            let taker = {
+                let pool = pool.clone();
+                loom::thread::spawn(move || pool.try_take(1, 0))
+            };
+            let (unused, _, _) = pool.close();
+            let took = taker.join().unwrap();
+            assert_eq!(unused + u64::from(took), 2);
+            assert!(!pool.try_take(1, 0), "closed until refilled");
+        });
+    }
+}

@@ -1,0 +1,212 @@
+//! Three nodes leasing one contract from a real `redis-server` (started here on a free port):
+//! the contract's bound holds over every window and at least 95 % of it is used while the
+//! nodes want more; a killed node's share goes to the others. Without `redis-server` on the
+//! PATH these tests say so and pass, unless `SMSROUTE_REQUIRE_REDIS` is set (CI sets it).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use smsroute_cluster::{LeaseOptions, Leaser, SharedBucket};
+
+struct RedisServer {
+    child: Child,
+    url: String,
+}
+
+impl RedisServer {
+    fn start() -> Option<RedisServer> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let spawned = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) if std::env::var_os("SMSROUTE_REQUIRE_REDIS").is_none() => {
+                eprintln!("skipped: redis-server did not start ({e}); install redis-server");
+                return None;
+            }
+            Err(e) => panic!("SMSROUTE_REQUIRE_REDIS is set but redis-server did not start: {e}"),
+        };
+        let url = format!("redis://127.0.0.1:{port}");
+        let server = RedisServer { child, url };
+        let client = redis::Client::open(server.url.as_str()).unwrap();
+        for _ in 0..100 {
+            if let Ok(mut connection) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut connection).is_ok()
+            {
+                return Some(server);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {port} never answered");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const TPS: f64 = 1_000.0;
+const BURST: u32 = 100;
+
+/// A node sending as fast as its pool allows, one segment a message, until `stop`; the
+/// instants of its sends (from `epoch`) go to `sends`.
+fn sender(
+    leaser: Arc<Leaser>,
+    epoch: Instant,
+    sends: Arc<Mutex<Vec<Duration>>>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let pool = leaser.pool(0).clone();
+        while !stop.load(Ordering::Relaxed) {
+            if pool.try_take(1, leaser.now()) {
+                sends.lock().unwrap().push(epoch.elapsed());
+            } else {
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        }
+    })
+}
+
+/// Most sends within any window of `width`.
+fn max_in_window(sends: &[Duration], width: Duration) -> usize {
+    let mut most = 0;
+    let mut start = 0;
+    for end in 0..sends.len() {
+        while sends[end] - sends[start] >= width {
+            start += 1;
+        }
+        most = most.max(end - start + 1);
+    }
+    most
+}
+
+fn count_between(sends: &[Duration], from: Duration, until: Duration) -> usize {
+    sends.iter().filter(|&&s| s >= from && s < until).count()
+}
+
+fn node(url: &str) -> Arc<Leaser> {
+    let options = LeaseOptions {
+        url: url.to_string(),
+        lease: Duration::from_millis(50),
+    };
+    let bucket = SharedBucket::carrier("shared", TPS, BURST);
+    Arc::new(Leaser::start(&options, &[bucket]).unwrap())
+}
+
+#[test]
+fn three_nodes_keep_one_contract_and_use_it() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let epoch = Instant::now();
+    let sends = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let nodes: Vec<_> = (0..3).map(|_| node(&redis.url)).collect();
+    let senders: Vec<_> = nodes
+        .iter()
+        .map(|n| sender(n.clone(), epoch, sends.clone(), stop.clone()))
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    senders.into_iter().for_each(|s| s.join().unwrap());
+    let mut sends = sends.lock().unwrap().clone();
+    sends.sort();
+    let second = max_in_window(&sends, Duration::from_secs(1));
+    let tenth = max_in_window(&sends, Duration::from_millis(100));
+    assert!(
+        second <= 1_100,
+        "{second} sends in one second: over tps + burst"
+    );
+    assert!(
+        tenth <= 200,
+        "{tenth} sends in 100 ms: over tps × 0.1 + burst"
+    );
+    let used = count_between(
+        &sends,
+        Duration::from_millis(500),
+        Duration::from_millis(2_500),
+    );
+    assert!(used >= 1_900, "{used} of 2,000 contracted sends in 2 s");
+    let round_trips: u64 = nodes
+        .iter()
+        .map(|n| n.stats().round_trips.load(Ordering::Relaxed))
+        .sum();
+    eprintln!(
+        "3 nodes: {used} sends in 2 s, most {second} in 1 s and {tenth} in 100 ms, {round_trips} round trips for {}",
+        sends.len()
+    );
+    assert!(
+        round_trips * 10 <= sends.len() as u64,
+        "{round_trips} round trips for {} sends",
+        sends.len()
+    );
+}
+
+#[test]
+fn a_killed_nodes_share_goes_to_the_others_within_a_lease() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let epoch = Instant::now();
+    let sends = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_killed = Arc::new(AtomicBool::new(false));
+    let killed = node(&redis.url);
+    let survivors: Vec<_> = (0..2).map(|_| node(&redis.url)).collect();
+    let mut senders: Vec<_> = survivors
+        .iter()
+        .map(|n| sender(n.clone(), epoch, sends.clone(), stop.clone()))
+        .collect();
+    let killed_sender = sender(killed.clone(), epoch, sends.clone(), stop_killed.clone());
+    std::thread::sleep(Duration::from_secs(1));
+    stop_killed.store(true, Ordering::Relaxed);
+    killed_sender.join().unwrap();
+    Arc::into_inner(killed).unwrap().kill();
+    let killed_at = epoch.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    senders.drain(..).for_each(|s| s.join().unwrap());
+    let mut sends = sends.lock().unwrap().clone();
+    sends.sort();
+    assert!(max_in_window(&sends, Duration::from_secs(1)) <= 1_100);
+    // From a lease (50 ms) after the kill, the two survivors use the whole contract.
+    let from = killed_at + Duration::from_millis(100);
+    let used = count_between(&sends, from, from + Duration::from_secs(1));
+    eprintln!("after the kill: {used} sends in 1 s");
+    assert!(
+        used >= 950,
+        "{used} of 1,000 contracted sends in the second after the kill"
+    );
+}
+
+#[test]
+fn an_unreachable_redis_is_an_error_naming_it_without_its_password() {
+    let options = LeaseOptions {
+        url: "redis://:hunter2@127.0.0.1:1".into(),
+        lease: Duration::from_millis(50),
+    };
+    let bucket = SharedBucket::carrier("shared", TPS, BURST);
+    let error = Leaser::start(&options, &[bucket])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.starts_with("redis redis://***@127.0.0.1:1: "),
+        "{error}"
+    );
+    assert!(!error.contains("hunter2"), "{error}");
+}
