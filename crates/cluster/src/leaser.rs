@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Client, Connection, Script};
 
-use crate::pool::LeasePool;
+use smsroute_throttle::LeasePool;
 
 /// The GCRA lease script (`gcra.lua`).
 const GCRA: &str = include_str!("gcra.lua");
@@ -93,7 +93,6 @@ pub struct LeaseStats {
 /// A node's leases: one pool per shared bucket, kept filled by a background thread.
 pub struct Leaser {
     pools: Vec<Arc<LeasePool>>,
-    epoch: Instant,
     stats: Arc<LeaseStats>,
     stop: Arc<AtomicBool>,
     /// Stop without giving back, as a killed node.
@@ -127,7 +126,6 @@ impl Leaser {
         let mut connection = connect(&client).map_err(error)?;
         let script = Script::new(GCRA);
         script.load(&mut connection).map_err(error)?;
-        let epoch = Instant::now();
         let mut buckets: Vec<Lease> = buckets
             .iter()
             .map(|bucket| Lease {
@@ -139,7 +137,7 @@ impl Leaser {
             })
             .collect();
         let stats = Arc::new(LeaseStats::default());
-        renew(&mut connection, &script, &mut buckets, epoch, &stats).map_err(error)?;
+        renew(&mut connection, &script, &mut buckets, &stats).map_err(error)?;
         let pools = buckets.iter().map(|l| l.pool.clone()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let abandon = Arc::new(AtomicBool::new(false));
@@ -150,7 +148,6 @@ impl Leaser {
                 connection,
                 script,
                 leases: buckets,
-                epoch,
             };
             std::thread::Builder::new()
                 .name("smsroute-leaser".into())
@@ -159,7 +156,6 @@ impl Leaser {
         };
         Ok(Self {
             pools,
-            epoch,
             stats,
             stop,
             abandon,
@@ -170,11 +166,6 @@ impl Leaser {
     /// The pool of bucket `index` (in the order given to [`start`](Self::start)).
     pub fn pool(&self, index: usize) -> &Arc<LeasePool> {
         &self.pools[index]
-    }
-
-    /// Now on the clock the pools' deadlines use, nanoseconds.
-    pub fn now(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
     }
 
     /// What the leaser has done so far.
@@ -232,7 +223,6 @@ struct Session {
     connection: Connection,
     script: Script,
     leases: Vec<Lease>,
-    epoch: Instant,
 }
 
 /// The thread: renews every lease a little before it ends, until stopped; then gives back
@@ -243,7 +233,6 @@ fn run(mut session: Session, stats: &LeaseStats, stop: &AtomicBool, abandon: &At
         connection,
         script,
         leases,
-        epoch,
     } = &mut session;
     let period = leases
         .iter()
@@ -258,7 +247,7 @@ fn run(mut session: Session, stats: &LeaseStats, stop: &AtomicBool, abandon: &At
         if stop.load(Ordering::Acquire) {
             break;
         }
-        if let Err(e) = renew(connection, script, leases, *epoch, stats) {
+        if let Err(e) = renew(connection, script, leases, stats) {
             stats.failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "cluster: lease renewal failed, reconnecting");
             if let Ok(fresh) = connect(client) {
@@ -275,7 +264,7 @@ fn run(mut session: Session, stats: &LeaseStats, stop: &AtomicBool, abandon: &At
     for lease in leases.iter_mut() {
         lease.want = 0;
     }
-    let _ = renew(connection, script, leases, *epoch, stats);
+    let _ = renew(connection, script, leases, stats);
 }
 
 /// One round trip: every bucket's unused tokens back, new leases out.
@@ -283,10 +272,9 @@ fn renew(
     connection: &mut Connection,
     script: &Script,
     leases: &mut [Lease],
-    epoch: Instant,
     stats: &LeaseStats,
 ) -> redis::RedisResult<()> {
-    let asked = epoch.elapsed().as_nanos() as u64;
+    let asked = Instant::now();
     let mut pipe = redis::pipe();
     let mut returned_total = 0;
     for lease in leases.iter_mut() {
@@ -325,8 +313,7 @@ fn renew(
         if granted > 0 {
             lease.lease_end = tat.parse().unwrap_or(0);
         }
-        let deadline = asked + lease.plan.lease.as_nanos() as u64;
-        lease.pool.refill(granted, deadline);
+        lease.pool.refill(granted, asked + lease.plan.lease);
     }
     Ok(())
 }

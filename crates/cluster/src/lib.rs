@@ -16,7 +16,7 @@
 //! let options = LeaseOptions { url: "redis://127.0.0.1:6379".into(), lease: Duration::from_millis(50) };
 //! let leaser = Leaser::start(&options, &[SharedBucket::carrier("uk-alpha", 1_000.0, 100)])?;
 //! let pool = leaser.pool(0);
-//! if pool.try_take(2, leaser.now()) {
+//! if pool.try_take(2, std::time::Instant::now()) {
 //!     // two segments may go to uk-alpha now
 //! }
 //! leaser.stop(); // gives the unused tokens back
@@ -26,7 +26,6 @@
 #![warn(missing_docs)]
 
 mod leaser;
-mod pool;
 
 pub use leaser::{LeaseError, LeaseOptions, LeasePlan, LeaseStats, Leaser, SharedBucket};
-pub use pool::LeasePool;
+pub use smsroute_throttle::LeasePool;

@@ -3,60 +3,14 @@
 //! nodes want more; a killed node's share goes to the others. Without `redis-server` on the
 //! PATH these tests say so and pass, unless `SMSROUTE_REQUIRE_REDIS` is set (CI sets it).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{RedisServer, count_between, max_in_window};
 use smsroute_cluster::{LeaseOptions, Leaser, SharedBucket};
-
-struct RedisServer {
-    child: Child,
-    url: String,
-}
-
-impl RedisServer {
-    fn start() -> Option<RedisServer> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let spawned = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(e) if std::env::var_os("SMSROUTE_REQUIRE_REDIS").is_none() => {
-                eprintln!("skipped: redis-server did not start ({e}); install redis-server");
-                return None;
-            }
-            Err(e) => panic!("SMSROUTE_REQUIRE_REDIS is set but redis-server did not start: {e}"),
-        };
-        let url = format!("redis://127.0.0.1:{port}");
-        let server = RedisServer { child, url };
-        let client = redis::Client::open(server.url.as_str()).unwrap();
-        for _ in 0..100 {
-            if let Ok(mut connection) = client.get_connection()
-                && redis::cmd("PING").query::<String>(&mut connection).is_ok()
-            {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server on port {port} never answered");
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 const TPS: f64 = 1_000.0;
 const BURST: u32 = 100;
@@ -72,30 +26,13 @@ fn sender(
     std::thread::spawn(move || {
         let pool = leaser.pool(0).clone();
         while !stop.load(Ordering::Relaxed) {
-            if pool.try_take(1, leaser.now()) {
+            if pool.try_take(1, Instant::now()) {
                 sends.lock().unwrap().push(epoch.elapsed());
             } else {
                 std::thread::sleep(Duration::from_micros(300));
             }
         }
     })
-}
-
-/// Most sends within any window of `width`.
-fn max_in_window(sends: &[Duration], width: Duration) -> usize {
-    let mut most = 0;
-    let mut start = 0;
-    for end in 0..sends.len() {
-        while sends[end] - sends[start] >= width {
-            start += 1;
-        }
-        most = most.max(end - start + 1);
-    }
-    most
-}
-
-fn count_between(sends: &[Duration], from: Duration, until: Duration) -> usize {
-    sends.iter().filter(|&&s| s >= from && s < until).count()
 }
 
 fn node(url: &str) -> Arc<Leaser> {

@@ -1,6 +1,7 @@
 //! Engine tuning that is not part of the route configuration.
 
 use smsroute_health::HealthConfig;
+use smsroute_throttle::LeasePool;
 
 /// How the engine runs: queue bounds, receipts, health tuning. `EngineOptions::default()`
 /// suits a gateway; each setter says its default, and tests shrink the bounds:
@@ -31,6 +32,8 @@ pub struct EngineOptions {
     pub(crate) replies_capacity: usize,
     pub(crate) cap_capacity: usize,
     pub(crate) journal: Option<smsroute_journal::JournalOptions>,
+    /// Carrier id → this node's share of a contract other nodes share.
+    pub(crate) leases: std::collections::HashMap<String, std::sync::Arc<LeasePool>>,
 }
 
 impl Default for EngineOptions {
@@ -50,6 +53,7 @@ impl Default for EngineOptions {
             replies_capacity: 4_096,
             cap_capacity: 1 << 20,
             journal: None,
+            leases: std::collections::HashMap::new(),
         }
     }
 }
@@ -146,6 +150,18 @@ impl EngineOptions {
     /// configuration's `[journal]`, else no journal (nothing survives the process).
     pub fn journal(mut self, journal: smsroute_journal::JournalOptions) -> Self {
         self.journal = Some(journal);
+        self
+    }
+
+    /// Contracts this router shares with other nodes: each carrier named here admits a
+    /// message only when its [`LeasePool`] (kept filled by `smsroute-cluster`'s leaser) also
+    /// has the message's segments, besides its own bucket. A carrier a reload adds is shared
+    /// if named here too. Default none: every contract is this router's alone.
+    pub fn leases(
+        mut self,
+        leases: impl IntoIterator<Item = (String, std::sync::Arc<LeasePool>)>,
+    ) -> Self {
+        self.leases = leases.into_iter().collect();
         self
     }
 

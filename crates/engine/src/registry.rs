@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use smsroute_delivery::RetryPolicy;
 use smsroute_routing::{RouteDeck, RouteTable};
-use smsroute_throttle::{Gcra, InvalidQuota, Quota};
+use smsroute_throttle::{Gcra, InvalidQuota, LeasePool, Quota};
 use smsroute_types::CarrierSlot;
 
 /// Most carriers one router can know over its life (slots are never reused, so reloads that
@@ -49,6 +49,9 @@ pub(crate) struct SlotEntry<C> {
     pub carrier: Arc<C>,
     /// The token bucket (its quota follows the adaptive rate).
     pub bucket: Gcra,
+    /// This node's lease of a contract shared with other nodes, if it is shared: a message
+    /// needs its tokens too.
+    pub lease: Option<Arc<LeasePool>>,
     /// Contracted tps and burst, packed ([`pack_contract`]).
     pub contract: AtomicU64,
     /// Most submits in flight.
@@ -76,6 +79,7 @@ impl<C> SlotEntry<C> {
             name: intern(id),
             carrier,
             bucket: Gcra::new(Quota::per_second(f64::from(tps), burst)?),
+            lease: None,
             contract: AtomicU64::new(pack_contract(tps, burst)),
             window: AtomicU32::new(window),
             max_queue_wait: AtomicU64::new(

@@ -7,6 +7,9 @@
 //! - [`Gcra`]: `try_admit(segments, now)` answers admitted, or "not before T" so the caller
 //!   can wait without spinning. Lock-free; the [`Quota`] changes at runtime without losing the
 //!   bucket's state. In any window of length t it admits at most `rate·t + burst` segments.
+//! - [`LeasePool`]: a node's share of a contract several nodes share, leased in batches
+//!   (`smsroute-cluster` fills it from Redis); taken with one compare-and-swap until the
+//!   lease's deadline.
 //! - [`AdaptiveRate`]: multiplicative decrease on a throttle, additive increase in quiet
 //!   periods, within `[min, contracted]`. The engine feeds its rate into the bucket's quota.
 //!
@@ -28,6 +31,8 @@
 
 mod adaptive;
 mod gcra;
+mod lease;
 
 pub use adaptive::{AdaptiveConfig, AdaptiveRate, InvalidAdaptive};
 pub use gcra::{Admission, Gcra, InvalidQuota, NANOS_PER_SEC, Nanos, Quota};
+pub use lease::LeasePool;

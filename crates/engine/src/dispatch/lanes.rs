@@ -3,6 +3,36 @@
 
 use super::*;
 
+/// How soon a lane whose shared contract's lease is empty asks it again, nanoseconds.
+const LEASE_RETRY_NANOS: Nanos = 1_000_000;
+
+/// The carrier's own bucket, and this node's lease when the contract is shared: the lease is
+/// asked only once the bucket would admit, and the bucket charged only once the lease gave
+/// its tokens. An empty or lapsed lease says "not before" a short retry: the leaser renews it
+/// in the background, never on this path. `origin` is the instant the dispatcher's `now`
+/// counts from.
+fn admit_on_carrier<C>(
+    slot: &SlotEntry<C>,
+    origin: tokio::time::Instant,
+    segments: u32,
+    now: Nanos,
+) -> Admission {
+    let Some(lease) = &slot.lease else {
+        return slot.bucket.try_admit(segments, now);
+    };
+    match slot.bucket.check(segments, now) {
+        Admission::Admitted => {
+            let at = origin.into_std() + std::time::Duration::from_nanos(now);
+            if lease.try_take(segments, at) {
+                slot.bucket.try_admit(segments, now)
+            } else {
+                Admission::NotBefore(now + LEASE_RETRY_NANOS)
+            }
+        }
+        other => other,
+    }
+}
+
 impl<C: Carrier> Dispatcher<C> {
     /// Attempt `attempt` to `carrier` takes its window slot; it is sent now, or with a
     /// journal once its record is durable.
@@ -142,7 +172,8 @@ impl<C: Carrier> Dispatcher<C> {
                     Some(Admission::ExceedsBurst) => Lane::TooLarge,
                     _ => Lane::TooLate,
                 }),
-                Ok(()) => match self.slots[c].bucket.try_admit(segments, now) {
+                Ok(()) => match admit_on_carrier(&self.slots[c], self.shared.origin, segments, now)
+                {
                     Admission::Admitted => {
                         for b in &extra {
                             b.try_admit(segments, now);

@@ -97,11 +97,12 @@ impl<C: Carrier> Router<C> {
         }
         let mut slots = Vec::with_capacity(config.carriers.len());
         for c in &config.carriers {
-            let slot = SlotEntry::new(&c.id, Arc::new(factory(c)), c.tps, c.burst, c.window)
+            let mut slot = SlotEntry::new(&c.id, Arc::new(factory(c)), c.tps, c.burst, c.window)
                 .map_err(|source| SetupError::Quota {
                     id: c.id.clone(),
                     source,
                 })?;
+            slot.lease = options.leases.get(&c.id).cloned();
             slot.max_queue_wait
                 .store(max_queue_wait(config, c), Ordering::Relaxed);
             slots.push(Arc::new(slot));
@@ -269,11 +270,12 @@ impl<C: Carrier> Router<C> {
             if slots.len() >= MAX_CARRIERS {
                 return Err(SetupError::TooManyCarriers);
             }
-            let slot = SlotEntry::new(&c.id, Arc::new(factory(c)), c.tps, c.burst, c.window)
+            let mut slot = SlotEntry::new(&c.id, Arc::new(factory(c)), c.tps, c.burst, c.window)
                 .map_err(|source| SetupError::Quota {
                     id: c.id.clone(),
                     source,
                 })?;
+            slot.lease = self.shared.options.leases.get(&c.id).cloned();
             slot_of.push(CarrierSlot(slots.len() as u16));
             slots.push(Arc::new(slot));
             added.push(c.id.clone());

@@ -1,5 +1,8 @@
-//! A node's tokens of one contract: what its current lease granted, usable until the lease's
-//! deadline. Taking is one compare-and-swap, never a call to Redis.
+//! A node's tokens of a contract several nodes share: what its current lease granted (from
+//! `smsroute-cluster`'s Redis GCRA), usable until the lease's deadline. Taking is one
+//! compare-and-swap; nothing here waits on the network.
+
+use std::time::Instant;
 
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicU64, Ordering};
@@ -9,9 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The tokens a node holds for one shared bucket.
 #[derive(Debug)]
 pub struct LeasePool {
+    /// Where the deadlines count from.
+    epoch: Instant,
     /// Tokens left in the current lease.
     tokens: AtomicU64,
-    /// The lease's deadline, nanoseconds of the caller's monotonic clock; 0: no lease.
+    /// The lease's deadline, nanoseconds after `epoch`; 0: no lease.
     deadline: AtomicU64,
     /// Tokens taken since the leaser last looked (demand).
     taken: AtomicU64,
@@ -23,6 +28,7 @@ impl LeasePool {
     /// An empty pool: everything is refused until the first lease.
     pub fn new() -> Self {
         Self {
+            epoch: Instant::now(),
             tokens: AtomicU64::new(0),
             deadline: AtomicU64::new(0),
             taken: AtomicU64::new(0),
@@ -30,12 +36,11 @@ impl LeasePool {
         }
     }
 
-    /// Takes `n` tokens at `now` (nanoseconds of the clock the leaser's deadlines use): `true`
-    /// if the lease is still valid and holds them.
+    /// Takes `n` tokens at `now`: `true` if the lease is still valid and holds them.
     #[inline]
-    pub fn try_take(&self, n: u32, now: u64) -> bool {
+    pub fn try_take(&self, n: u32, now: Instant) -> bool {
         let n = u64::from(n);
-        if now >= self.deadline.load(Ordering::Acquire) {
+        if self.nanos(now) >= self.deadline.load(Ordering::Acquire) {
             self.refused.fetch_add(n, Ordering::Relaxed);
             return false;
         }
@@ -57,8 +62,9 @@ impl LeasePool {
     }
 
     /// Ends the current lease: nothing can be taken until [`refill`](Self::refill); returns
-    /// the tokens it left unused, and the demand since the last look: (taken, refused).
-    pub(crate) fn close(&self) -> (u64, u64, u64) {
+    /// the tokens it left unused, and the demand since the last look: (unused, taken,
+    /// refused).
+    pub fn close(&self) -> (u64, u64, u64) {
         self.deadline.store(0, Ordering::Release);
         let unused = self.tokens.swap(0, Ordering::AcqRel);
         let taken = self.taken.swap(0, Ordering::Relaxed);
@@ -67,9 +73,14 @@ impl LeasePool {
     }
 
     /// Starts a lease of `tokens` valid until `deadline`.
-    pub(crate) fn refill(&self, tokens: u64, deadline: u64) {
+    pub fn refill(&self, tokens: u64, deadline: Instant) {
         self.tokens.store(tokens, Ordering::Release);
-        self.deadline.store(deadline, Ordering::Release);
+        self.deadline
+            .store(self.nanos(deadline).max(1), Ordering::Release);
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 }
 
@@ -83,18 +94,21 @@ impl Default for LeasePool {
 mod tests {
     use super::*;
 
+    use std::time::Duration;
+
     #[test]
     fn takes_within_the_lease_and_refuses_after_it() {
         let pool = LeasePool::new();
-        assert!(!pool.try_take(1, 0), "no lease yet");
-        pool.refill(5, 1_000);
-        assert!(pool.try_take(3, 10));
-        assert!(!pool.try_take(3, 20), "only 2 left");
-        assert!(pool.try_take(2, 30));
-        pool.refill(5, 1_000);
-        assert!(!pool.try_take(1, 1_000), "deadline passed");
+        let at = |ms| pool.epoch + Duration::from_millis(ms);
+        assert!(!pool.try_take(1, at(0)), "no lease yet");
+        pool.refill(5, at(50));
+        assert!(pool.try_take(3, at(10)));
+        assert!(!pool.try_take(3, at(20)), "only 2 left");
+        assert!(pool.try_take(2, at(30)));
+        pool.refill(5, at(50));
+        assert!(!pool.try_take(1, at(50)), "deadline passed");
         assert_eq!(pool.close(), (5, 5, 5));
-        assert!(!pool.try_take(1, 10), "closed");
+        assert!(!pool.try_take(1, at(10)), "closed");
     }
 }
 
@@ -107,11 +121,12 @@ mod loom_tests {
     fn two_takers_of_the_last_token_one_wins() {
         loom::model(|| {
             let pool = Arc::new(LeasePool::new());
-            pool.refill(1, 100);
+            let now = pool.epoch;
+            pool.refill(1, now + std::time::Duration::from_secs(1));
             let takers: Vec<_> = (0..2)
                 .map(|_| {
                     let pool = pool.clone();
-                    loom::thread::spawn(move || pool.try_take(1, 0))
+                    loom::thread::spawn(move || pool.try_take(1, now))
                 })
                 .collect();
             let won = takers
@@ -127,15 +142,16 @@ mod loom_tests {
     fn a_token_is_either_taken_or_given_back_never_both() {
         loom::model(|| {
             let pool = Arc::new(LeasePool::new());
-            pool.refill(2, 100);
+            let now = pool.epoch;
+            pool.refill(2, now + std::time::Duration::from_secs(1));
             let taker = {
                 let pool = pool.clone();
-                loom::thread::spawn(move || pool.try_take(1, 0))
+                loom::thread::spawn(move || pool.try_take(1, now))
             };
             let (unused, _, _) = pool.close();
             let took = taker.join().unwrap();
             assert_eq!(unused + u64::from(took), 2);
-            assert!(!pool.try_take(1, 0), "closed until refilled");
+            assert!(!pool.try_take(1, now), "closed until refilled");
         });
     }
 }
