@@ -1,21 +1,15 @@
-//! The leaser: one thread per node that, every lease, gives back each shared bucket's unused
-//! tokens and leases new ones in a single pipelined round trip to Redis, sized to the node's
-//! demand.
+//! The leaser: one thread per node that, a little before each lease ends, renews every
+//! shared bucket's lease (`session.rs`), or while Redis is unreachable hands out the node's
+//! static share.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, Script};
-
 use smsroute_throttle::LeasePool;
 
-/// The GCRA lease script (`gcra.lua`).
-const GCRA: &str = include_str!("gcra.lua");
-
-/// Longest a call to Redis may take before the leaser counts Redis as unreachable.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+use crate::session::{Lease, Session};
 
 /// A contract several nodes share: one GCRA in Redis.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +38,8 @@ impl SharedBucket {
 pub struct LeaseOptions {
     /// `redis://host:port` (or `rediss://`).
     pub url: String,
+    /// This node's name among the nodes (live nodes are counted for the static share).
+    pub node_id: String,
     /// How long a lease lasts: the tokens of one are usable this long after the node asked.
     pub lease: Duration,
 }
@@ -88,6 +84,10 @@ pub struct LeaseStats {
     pub granted: AtomicU64,
     /// Tokens given back, all buckets.
     pub returned: AtomicU64,
+    /// Whether the last round trip reached Redis (else the static shares are in force).
+    pub redis_up: AtomicBool,
+    /// Live nodes as last seen in Redis, this one included.
+    pub live_nodes: AtomicU64,
 }
 
 /// A node's leases: one pool per shared bucket, kept filled by a background thread.
@@ -115,40 +115,30 @@ pub enum LeaseError {
 
 impl Leaser {
     /// Connects to Redis, takes a first lease of every bucket, and starts the thread that
-    /// renews them.
+    /// renews them. Redis must answer now: a node that cannot count the live nodes cannot
+    /// know its static share.
     pub fn start(options: &LeaseOptions, buckets: &[SharedBucket]) -> Result<Self, LeaseError> {
-        let redacted = redact(&options.url);
-        let error = |source| LeaseError::Redis {
-            url: redacted.clone(),
-            source,
-        };
-        let client = Client::open(options.url.as_str()).map_err(error)?;
-        let mut connection = connect(&client).map_err(error)?;
-        let script = Script::new(GCRA);
-        script.load(&mut connection).map_err(error)?;
-        let mut buckets: Vec<Lease> = buckets
+        let leases: Vec<Lease> = buckets
             .iter()
-            .map(|bucket| Lease {
-                plan: LeasePlan::new(bucket, options.lease),
-                bucket: bucket.clone(),
-                pool: Arc::new(LeasePool::new()),
-                lease_end: 0,
-                want: 1,
-            })
+            .map(|bucket| Lease::new(bucket, options.lease))
             .collect();
+        let timeout =
+            (options.lease / 2).clamp(Duration::from_millis(10), Duration::from_millis(500));
         let stats = Arc::new(LeaseStats::default());
-        renew(&mut connection, &script, &mut buckets, &stats).map_err(error)?;
-        let pools = buckets.iter().map(|l| l.pool.clone()).collect();
+        let session = Session::open(&options.url, &options.node_id, leases, timeout, &stats)
+            .map_err(|source| LeaseError::Redis {
+                url: redact(&options.url),
+                source,
+            })?;
+        stats.redis_up.store(true, Ordering::Relaxed);
+        stats
+            .live_nodes
+            .store(session.live_nodes, Ordering::Relaxed);
+        let pools = session.leases.iter().map(|l| l.pool.clone()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let abandon = Arc::new(AtomicBool::new(false));
         let thread = {
             let (stop, abandon, stats) = (stop.clone(), abandon.clone(), stats.clone());
-            let session = Session {
-                client,
-                connection,
-                script,
-                leases: buckets,
-            };
             std::thread::Builder::new()
                 .name("smsroute-leaser".into())
                 .spawn(move || run(session, &stats, &stop, &abandon))
@@ -199,42 +189,11 @@ impl Drop for Leaser {
     }
 }
 
-/// One bucket's lease state on this node.
-struct Lease {
-    bucket: SharedBucket,
-    plan: LeasePlan,
-    pool: Arc<LeasePool>,
-    /// The bucket's TAT after this node's last grant (0: none).
-    lease_end: u64,
-    /// Tokens to ask for next.
-    want: u64,
-}
-
-fn connect(client: &Client) -> redis::RedisResult<Connection> {
-    let connection = client.get_connection_with_timeout(REDIS_TIMEOUT)?;
-    connection.set_read_timeout(Some(REDIS_TIMEOUT))?;
-    connection.set_write_timeout(Some(REDIS_TIMEOUT))?;
-    Ok(connection)
-}
-
-/// What the leaser thread owns.
-struct Session {
-    client: Client,
-    connection: Connection,
-    script: Script,
-    leases: Vec<Lease>,
-}
-
-/// The thread: renews every lease a little before it ends, until stopped; then gives back
-/// (unless abandoned).
+/// The thread: renews every lease a little before it ends until stopped, falling back to
+/// static shares while Redis is unreachable; then gives back (unless abandoned).
 fn run(mut session: Session, stats: &LeaseStats, stop: &AtomicBool, abandon: &AtomicBool) {
-    let Session {
-        client,
-        connection,
-        script,
-        leases,
-    } = &mut session;
-    let period = leases
+    let period = session
+        .leases
         .iter()
         .map(|l| l.plan.lease)
         .min()
@@ -243,79 +202,43 @@ fn run(mut session: Session, stats: &LeaseStats, stop: &AtomicBool, abandon: &At
     let mut next = Instant::now() + period;
     while !stop.load(Ordering::Acquire) {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
-        next += period;
+        // After a stall, renew from now on rather than catching up.
+        next = (next + period).max(Instant::now());
         if stop.load(Ordering::Acquire) {
             break;
         }
-        if let Err(e) = renew(connection, script, leases, stats) {
-            stats.failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, "cluster: lease renewal failed, reconnecting");
-            if let Ok(fresh) = connect(client) {
-                *connection = fresh;
+        let was_up = stats.redis_up.load(Ordering::Relaxed);
+        match session.renew(stats) {
+            Ok(()) => {
+                if !was_up {
+                    tracing::info!(
+                        live_nodes = session.live_nodes,
+                        "cluster: Redis reachable again: contracts leased from it again"
+                    );
+                }
+                stats.redis_up.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                if was_up {
+                    tracing::warn!(
+                        error = %e, live_nodes = session.live_nodes,
+                        "cluster: Redis unreachable: each contract falls back to this node's static share (the contract over the live nodes)"
+                    );
+                }
+                stats.redis_up.store(false, Ordering::Relaxed);
+                session.static_share(period);
             }
         }
+        stats
+            .live_nodes
+            .store(session.live_nodes, Ordering::Relaxed);
     }
     if abandon.load(Ordering::Acquire) {
-        for lease in leases.iter() {
-            lease.pool.close();
-        }
-        return;
+        session.abandon();
+    } else {
+        session.give_back(stats);
     }
-    for lease in leases.iter_mut() {
-        lease.want = 0;
-    }
-    let _ = renew(connection, script, leases, stats);
-}
-
-/// One round trip: every bucket's unused tokens back, new leases out.
-fn renew(
-    connection: &mut Connection,
-    script: &Script,
-    leases: &mut [Lease],
-    stats: &LeaseStats,
-) -> redis::RedisResult<()> {
-    let asked = Instant::now();
-    let mut pipe = redis::pipe();
-    let mut returned_total = 0;
-    for lease in leases.iter_mut() {
-        let (unused, taken, refused) = lease.pool.close();
-        returned_total += unused;
-        let demand = taken + refused;
-        // Ask for what the last lease was asked for, more while demand went unmet.
-        let want = if lease.want == 0 {
-            0
-        } else {
-            (demand + demand / 2).clamp(1, lease.plan.max_want)
-        };
-        pipe.cmd("EVALSHA")
-            .arg(script.get_hash())
-            .arg(1)
-            .arg(&lease.bucket.key)
-            .arg(lease.bucket.tps)
-            .arg(lease.plan.redis_burst)
-            .arg(want)
-            .arg(unused)
-            .arg(lease.lease_end);
-        lease.want = want;
-    }
-    stats.round_trips.fetch_add(1, Ordering::Relaxed);
-    let replies: Vec<(u64, String)> = match pipe.query(connection) {
-        Ok(replies) => replies,
-        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            script.load(connection)?;
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
-    stats.returned.fetch_add(returned_total, Ordering::Relaxed);
-    for (lease, (granted, tat)) in leases.iter_mut().zip(replies) {
-        stats.granted.fetch_add(granted, Ordering::Relaxed);
-        if granted > 0 {
-            lease.lease_end = tat.parse().unwrap_or(0);
-        }
-        lease.pool.refill(granted, asked + lease.plan.lease);
-    }
-    Ok(())
 }
 
 /// `url` without its password.

@@ -6,14 +6,20 @@
 //! Over any window of length t the carrier sees at most `tps × t + burst` from all nodes
 //! together: Redis keeps the bucket `tps × lease` shallower than the contract, since a token
 //! may be spent up to a lease after it was granted ([`LeasePlan`]). A node that dies gives
-//! nothing back; its tokens are lost to the contract for at most one lease.
+//! nothing back; its tokens are lost to the contract for at most one lease. While Redis
+//! cannot be reached, each node takes a static share, the contract over the nodes it last saw
+//! live, and leasing resumes when Redis answers again.
 //!
 //! # Example
 //! ```no_run
 //! use std::time::Duration;
 //! use smsroute_cluster::{LeaseOptions, Leaser, SharedBucket};
 //!
-//! let options = LeaseOptions { url: "redis://127.0.0.1:6379".into(), lease: Duration::from_millis(50) };
+//! let options = LeaseOptions {
+//!     url: "redis://127.0.0.1:6379".into(),
+//!     node_id: "node-a".into(),
+//!     lease: Duration::from_millis(50),
+//! };
 //! let leaser = Leaser::start(&options, &[SharedBucket::carrier("uk-alpha", 1_000.0, 100)])?;
 //! let pool = leaser.pool(0);
 //! if pool.try_take(2, std::time::Instant::now()) {
@@ -26,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod leaser;
+mod session;
 
 pub use leaser::{LeaseError, LeaseOptions, LeasePlan, LeaseStats, Leaser, SharedBucket};
 pub use smsroute_throttle::LeasePool;

@@ -40,6 +40,7 @@ fn three_routers(redis: &RedisServer, shared: bool) -> Vec<Duration> {
         for node in 0..3u64 {
             let options = LeaseOptions {
                 url: redis.url.clone(),
+                node_id: format!("node-{node}"),
                 lease: Duration::from_millis(50),
             };
             let bucket = SharedBucket::carrier("shared", f64::from(TPS), BURST);

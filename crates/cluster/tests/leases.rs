@@ -36,8 +36,10 @@ fn sender(
 }
 
 fn node(url: &str) -> Arc<Leaser> {
+    static NODES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let options = LeaseOptions {
         url: url.to_string(),
+        node_id: format!("node-{}", NODES.fetch_add(1, Ordering::Relaxed)),
         lease: Duration::from_millis(50),
     };
     let bucket = SharedBucket::carrier("shared", TPS, BURST);
@@ -131,9 +133,65 @@ fn a_killed_nodes_share_goes_to_the_others_within_a_lease() {
 }
 
 #[test]
+fn with_redis_down_each_node_keeps_its_static_share_and_leasing_resumes() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let epoch = Instant::now();
+    let sends = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let nodes: Vec<_> = (0..2).map(|_| node(&redis.url)).collect();
+    let senders: Vec<_> = nodes
+        .iter()
+        .map(|n| sender(n.clone(), epoch, sends.clone(), stop.clone()))
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    redis.kill();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let down = nodes
+        .iter()
+        .all(|n| !n.stats().redis_up.load(Ordering::Relaxed));
+    redis.restart();
+    std::thread::sleep(Duration::from_millis(1_500));
+    stop.store(true, Ordering::Relaxed);
+    senders.into_iter().for_each(|s| s.join().unwrap());
+    assert!(down, "both nodes noticed Redis was gone");
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n.stats().redis_up.load(Ordering::Relaxed)),
+        "both nodes lease from Redis again"
+    );
+    let mut sends = sends.lock().unwrap().clone();
+    sends.sort();
+    let most = max_in_window(&sends, Duration::from_secs(1));
+    // Each node's static share is half the contract (two nodes seen live).
+    let outage = count_between(
+        &sends,
+        Duration::from_millis(1_300),
+        Duration::from_millis(2_300),
+    );
+    let after = count_between(
+        &sends,
+        Duration::from_millis(3_000),
+        Duration::from_millis(4_000),
+    );
+    eprintln!(
+        "Redis down: most {most} in 1 s, {outage} in 1 s of the outage, {after} in 1 s after"
+    );
+    assert!(most <= 1_100, "{most} sends in one second");
+    assert!(outage >= 900, "{outage} sends in a second without Redis");
+    assert!(
+        after >= 950,
+        "{after} sends in a second after Redis came back"
+    );
+}
+
+#[test]
 fn an_unreachable_redis_is_an_error_naming_it_without_its_password() {
     let options = LeaseOptions {
         url: "redis://:hunter2@127.0.0.1:1".into(),
+        node_id: "test".into(),
         lease: Duration::from_millis(50),
     };
     let bucket = SharedBucket::carrier("shared", TPS, BURST);

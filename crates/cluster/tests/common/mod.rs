@@ -8,6 +8,7 @@ use std::time::Duration;
 
 pub struct RedisServer {
     child: Child,
+    port: u16,
     pub url: String,
 }
 
@@ -18,12 +19,7 @@ impl RedisServer {
             .local_addr()
             .unwrap()
             .port();
-        let spawned = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn();
-        let child = match spawned {
+        let child = match spawn(port) {
             Ok(child) => child,
             Err(e) if std::env::var_os("SMSROUTE_REQUIRE_REDIS").is_none() => {
                 eprintln!("skipped: redis-server did not start ({e}); install redis-server");
@@ -32,18 +28,45 @@ impl RedisServer {
             Err(e) => panic!("SMSROUTE_REQUIRE_REDIS is set but redis-server did not start: {e}"),
         };
         let url = format!("redis://127.0.0.1:{port}");
-        let server = RedisServer { child, url };
-        let client = redis::Client::open(server.url.as_str()).unwrap();
+        let server = RedisServer { child, port, url };
+        server.wait_ready();
+        Some(server)
+    }
+
+    fn wait_ready(&self) {
+        let client = redis::Client::open(self.url.as_str()).unwrap();
         for _ in 0..100 {
             if let Ok(mut connection) = client.get_connection()
                 && redis::cmd("PING").query::<String>(&mut connection).is_ok()
             {
-                return Some(server);
+                return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {port} never answered");
+        panic!("redis-server on port {} never answered", self.port);
     }
+
+    /// Kills the server, as a crash: every connection drops, its state is gone.
+    #[allow(dead_code)]
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port, empty.
+    #[allow(dead_code)]
+    pub fn restart(&mut self) {
+        self.child = spawn(self.port).expect("restart redis-server");
+        self.wait_ready();
+    }
+}
+
+fn spawn(port: u16) -> std::io::Result<Child> {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
 }
 
 impl Drop for RedisServer {
