@@ -6,6 +6,7 @@
 //! number, text or usage).
 
 mod check;
+mod cluster;
 mod explain;
 mod loadtest;
 mod send;

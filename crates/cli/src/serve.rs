@@ -69,8 +69,21 @@ pub fn run(args: ServeArgs<'_>) -> Result<(), String> {
         .as_ref()
         .map(|t| smsroute_serve::tls_acceptor(t).map(|acceptor| (t.clone(), acceptor)))
         .transpose()?;
+    let leaser = crate::cluster::start(&config)?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    runtime.block_on(serve(&config, args, (http, smpp), tls, parent))
+    let served = runtime.block_on(serve(
+        &config,
+        args,
+        (http, smpp),
+        tls,
+        parent,
+        leaser.as_ref(),
+    ));
+    if let Some(leaser) = leaser {
+        // After the drain: what this node did not use goes back to the others.
+        leaser.stop();
+    }
+    served
 }
 
 /// `[tls]` and its acceptor.
@@ -82,9 +95,14 @@ async fn serve(
     (http, smpp): (SocketAddr, SocketAddr),
     tls: Option<Tls>,
     parent: u32,
+    leaser: Option<&smsroute_cluster::Leaser>,
 ) -> Result<(), String> {
     let metrics = smsroute_serve::install_metrics()?;
-    let options = EngineOptions::default().journal(JournalOptions::new(args.journal));
+    let mut options = EngineOptions::default().journal(JournalOptions::new(args.journal));
+    if let Some(leaser) = leaser {
+        options = options.leases(crate::cluster::leases(config, leaser));
+        tokio::spawn(crate::cluster::report(leaser.stats().clone()));
+    }
     let (router, events) = smsroute::start_smpp(config, options).map_err(|e| e.to_string())?;
     let hub = smsroute_serve::Hub::new(router.clone(), events, &config.clients);
     let listener = tokio::net::TcpListener::bind(http)
@@ -137,7 +155,11 @@ async fn serve(
         }
     };
     #[cfg(unix)]
-    tokio::spawn(reload_on_hangup(hub.clone(), args.config.to_path_buf()));
+    tokio::spawn(reload_on_hangup(
+        hub.clone(),
+        args.config.to_path_buf(),
+        config.clone(),
+    ));
     let exit_with_parent = args.exit_with_parent;
     tokio::select! {
         () = stop_signal() => {}
@@ -164,6 +186,7 @@ async fn serve(
 async fn reload_on_hangup<C: smsroute_carrier::Carrier>(
     hub: smsroute_serve::Hub<C>,
     path: std::path::PathBuf,
+    started: smsroute_config::Config,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hangup) = signal(SignalKind::hangup()) else {
@@ -172,6 +195,9 @@ async fn reload_on_hangup<C: smsroute_carrier::Carrier>(
     };
     while hangup.recv().await.is_some() {
         let answer = load_config(&path).and_then(|(config, _)| {
+            if let Some(refusal) = crate::cluster::reload_refusal(&started, &config) {
+                return Err(format!("{}: {refusal}", path.display()));
+            }
             hub.reload(&config)
                 .map_err(|e| format!("{}: {e}", path.display()))
         });

@@ -158,8 +158,8 @@ impl Leaser {
         &self.pools[index]
     }
 
-    /// What the leaser has done so far.
-    pub fn stats(&self) -> &LeaseStats {
+    /// What the leaser has done so far (shared: a metrics task may keep a clone).
+    pub fn stats(&self) -> &Arc<LeaseStats> {
         &self.stats
     }
 

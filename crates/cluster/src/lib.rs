@@ -33,6 +33,7 @@
 
 mod leaser;
 mod session;
+pub mod testing;
 
 pub use leaser::{LeaseError, LeaseOptions, LeasePlan, LeaseStats, Leaser, SharedBucket};
 pub use smsroute_throttle::LeasePool;

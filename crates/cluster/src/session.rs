@@ -137,10 +137,7 @@ impl Session {
         let (grants, live): (Vec<(u64, String)>, u64) =
             match pipe.query::<Vec<redis::Value>>(connection) {
                 Ok(mut replies) => {
-                    let live = replies
-                        .pop()
-                        .map(redis::from_redis_value)
-                        .transpose()?;
+                    let live = replies.pop().map(redis::from_redis_value).transpose()?;
                     let grants = replies
                         .into_iter()
                         .map(|v| redis::from_redis_value(v).map_err(redis::RedisError::from))

@@ -7,7 +7,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{RedisServer, count_between, max_in_window};
+use common::{count_between, max_in_window};
+use smsroute_cluster::testing::RedisServer;
 use smsroute_cluster::{LeaseOptions, Leaser, SharedBucket};
 use smsroute_config::Config;
 use smsroute_engine::{EngineOptions, Router};

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{RedisServer, count_between, max_in_window};
+use common::{count_between, max_in_window};
+use smsroute_cluster::testing::RedisServer;
 use smsroute_cluster::{LeaseOptions, Leaser, SharedBucket};
 
 const TPS: f64 = 1_000.0;

@@ -71,7 +71,7 @@ pub enum Password {
 
 /// A password, key or hash: its `Debug` never shows it, so no log line or error can.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(pub(crate) String);
 
 impl Secret {
     /// The secret itself, to check a login against.

@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 mod clients;
+mod cluster;
 mod dated;
 mod journal;
 
@@ -73,6 +74,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// The client accounts of `smsroute serve` (`[[clients]]`).
     pub clients: Vec<ClientConfig>,
+    /// Contracts shared with other nodes through Redis (`[cluster]`), when configured.
+    pub cluster: Option<ClusterConfig>,
     /// Sender ids with their own throughput (`[[senders]]`).
     pub senders: Vec<SenderConfig>,
 }
@@ -90,6 +93,21 @@ pub struct TlsConfig {
     /// The HTTP API is HTTPS only.
     pub http: bool,
 }
+
+/// Several nodes sharing each carrier's contract through Redis (`[cluster]`;
+/// `docs/cluster.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `redis://[:password@]host:port[/db]` or `rediss://…` (TLS).
+    pub url: Secret,
+    /// This node's name among the nodes, `[a-z0-9_-]+`.
+    pub node_id: String,
+    /// How long a lease of tokens lasts, milliseconds (1..=1000).
+    pub lease_ms: u64,
+}
+
+/// The default `[cluster] lease_ms`.
+pub const DEFAULT_LEASE_MS: u64 = 50;
 
 /// Where and how the router keeps its journal (`[journal]`; `docs/durability.md`).
 #[derive(Clone, Debug, PartialEq, Eq)]

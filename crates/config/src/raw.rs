@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     pub routing: Option<RawRouting>,
     pub journal: Option<Spanned<RawJournal>>,
     pub tls: Option<Spanned<RawTls>>,
+    pub cluster: Option<Spanned<RawCluster>>,
     pub policy: Option<RawPolicy>,
     #[serde(default)]
     pub classes: Vec<Spanned<RawClass>>,
@@ -236,4 +237,12 @@ pub(super) struct RawRouting {
     pub quality_digits: Option<Spanned<i64>>,
     pub quality_min_samples: Option<Spanned<i64>>,
     pub quality_half_life_s: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub url: Option<Spanned<String>>,
+    pub node_id: Option<Spanned<String>>,
+    pub lease_ms: Option<Spanned<i64>>,
 }

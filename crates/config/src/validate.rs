@@ -393,6 +393,10 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         .as_ref()
         .map(|j| super::journal::journal(&mut check, j));
     let tls = raw.tls.as_ref().map(|t| super::journal::tls(&mut check, t));
+    let cluster = raw
+        .cluster
+        .as_ref()
+        .map(|c| super::cluster::cluster(&mut check, c));
     let senders = super::routing::senders(&mut check, &raw.senders, &limits);
     check.finish(path)?;
     Ok(Config {
@@ -407,6 +411,7 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         journal,
         tls,
         clients,
+        cluster,
         senders,
     })
 }

@@ -57,6 +57,10 @@ fn cases() -> Vec<(String, &'static str, &'static str)> {
         (with("[[quiet_hours]]\nprefix = \"44\"\nutc_offset = \"+01:00\"\nzone = \"Europe/London\"\nstart = \"21:00\"\nend = \"08:00\"\n"), "7:8", "give utc_offset or zone, not both"),
         (with("[policy]\nsuppression_file = \"\"\n"), "5:20", "suppression_file must name a file"),
         (with("[journal]\nsync = \"batch\"\n"), "4:1", "[journal] needs dir"),
+        (with("[cluster]\nnode_id = \"a\"\n"), "4:1", "[cluster] needs url (redis://host:port)"),
+        (with("[cluster]\nurl = \"http://:pw@h:6379\"\nnode_id = \"a\"\n"), "5:7", "cluster url must be redis://host:port or rediss://host:port"),
+        (with("[cluster]\nurl = \"redis://h:6379\"\nnode_id = \"Node A\"\n"), "6:11", "node_id must be [a-z0-9_-]+, got \"Node A\""),
+        (with("[cluster]\nurl = \"redis://h:6379\"\nnode_id = \"a\"\nlease_ms = 5000\n"), "7:12", "lease_ms must be between 1 and 1000, got 5000"),
         (with("[journal]\ndir = \" \"\n"), "5:7", "journal dir must name a directory"),
         (with("[journal]\ndir = \"j\"\nsync = \"fast\"\n"), "6:8", "sync must be \"batch\", \"always\" or \"none\", not \"fast\""),
         (with("[journal]\ndir = \"j\"\nbatch_interval_ms = 5000\n"), "6:21", "batch_interval_ms must be between 0 and 1000, got 5000"),
@@ -274,4 +278,16 @@ fn a_password_never_appears_in_an_error_or_a_debug_print() {
         debug.contains("system_id: \"x\"") && !debug.contains("s3cr3t"),
         "{debug}"
     );
+}
+
+#[test]
+fn a_cluster_section_parses_and_hides_its_url() {
+    let text = format!(
+        "{CARRIER}[cluster]\nurl = \"redis://:hunter2@10.0.0.5:6379\"\nnode_id = \"node-a\"\n"
+    );
+    let config = smsroute_config::Config::parse(&text, "c.toml").unwrap();
+    let cluster = config.cluster.as_ref().unwrap();
+    assert_eq!(cluster.url.expose(), "redis://:hunter2@10.0.0.5:6379");
+    assert_eq!((cluster.node_id.as_str(), cluster.lease_ms), ("node-a", 50));
+    assert!(!format!("{config:?}").contains("hunter2"));
 }

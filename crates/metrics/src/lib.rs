@@ -26,6 +26,9 @@
 
 use std::net::SocketAddr;
 
+mod cluster;
+pub use cluster::ClusterMetrics;
+
 pub use metrics::{Counter, Gauge, Histogram};
 use metrics::{Unit, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -137,6 +140,15 @@ pub mod names {
     pub const FRONT_SESSIONS: &str = "smsroute_front_smpp_sessions";
     /// deliver_sm sent to SMPP clients of `smsroute serve`, by kind and the client's answer.
     pub const FRONT_DELIVERIES: &str = "smsroute_front_deliveries_total";
+    /// Gauge: 1 while this node leases shared contracts from Redis, 0 while it runs on static
+    /// shares (`[cluster]`).
+    pub const CLUSTER_REDIS_UP: &str = "smsroute_cluster_redis_up";
+    /// Gauge: live nodes as this node last saw them in Redis, itself included.
+    pub const CLUSTER_LIVE_NODES: &str = "smsroute_cluster_live_nodes";
+    /// Counter: round trips to Redis for leases (one per lease for all contracts).
+    pub const CLUSTER_ROUND_TRIPS: &str = "smsroute_cluster_round_trips_total";
+    /// Counter: lease renewals that failed (Redis unreachable or erroring).
+    pub const CLUSTER_FAILURES: &str = "smsroute_cluster_failures_total";
 }
 
 /// Buckets of the journal's commit histogram, seconds: 100 µs to 5 s.
@@ -292,6 +304,19 @@ pub fn describe() {
         "Bytes in the journal's directory."
     );
     describe_gauge!(JOURNAL_FILES, "Files in the journal's directory.");
+    describe_gauge!(
+        CLUSTER_REDIS_UP,
+        "1 while shared contracts are leased from Redis, 0 while this node runs on static shares."
+    );
+    describe_gauge!(
+        CLUSTER_LIVE_NODES,
+        "Live nodes as this node last saw them in Redis, itself included."
+    );
+    describe_counter!(CLUSTER_ROUND_TRIPS, "Round trips to Redis for leases.");
+    describe_counter!(
+        CLUSTER_FAILURES,
+        "Lease renewals that failed (Redis unreachable or erroring)."
+    );
     describe_gauge!(
         JOURNAL_WAITING,
         "Events and submits waiting for the journal's sync."

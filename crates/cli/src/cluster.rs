@@ -1,0 +1,103 @@
+//! `[cluster]` in `smsroute serve`: every carrier's contract leased from Redis with the other
+//! nodes (`docs/cluster.md`), the leases handed to the engine, the leaser's counts in metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use smsroute_cluster::{LeaseOptions, LeasePool, LeaseStats, Leaser, SharedBucket};
+use smsroute_config::Config;
+
+/// Starts leasing every carrier's contract; `None` without `[cluster]`. Redis must answer.
+pub fn start(config: &Config) -> Result<Option<Leaser>, String> {
+    let Some(cluster) = &config.cluster else {
+        return Ok(None);
+    };
+    let options = LeaseOptions {
+        url: cluster.url.expose().to_string(),
+        node_id: cluster.node_id.clone(),
+        lease: Duration::from_millis(cluster.lease_ms),
+    };
+    let leaser =
+        Leaser::start(&options, &buckets(config)).map_err(|e| format!("[cluster]: {e}"))?;
+    tracing::info!(
+        node_id = %cluster.node_id,
+        carriers = config.carriers.len(),
+        live_nodes = leaser.stats().live_nodes.load(std::sync::atomic::Ordering::Relaxed),
+        "cluster: carriers' contracts leased from Redis, shared with the other nodes"
+    );
+    Ok(Some(leaser))
+}
+
+/// Each carrier's contract as Redis keeps it.
+fn buckets(config: &Config) -> Vec<SharedBucket> {
+    config
+        .carriers
+        .iter()
+        .map(|c| SharedBucket::carrier(&c.id, f64::from(c.tps), c.burst))
+        .collect()
+}
+
+/// Carrier id → this node's pool, for `EngineOptions::leases`.
+pub fn leases(config: &Config, leaser: &Leaser) -> Vec<(String, Arc<LeasePool>)> {
+    config
+        .carriers
+        .iter()
+        .enumerate()
+        .map(|(index, c)| (c.id.clone(), leaser.pool(index).clone()))
+        .collect()
+}
+
+/// Why a reload is refused while clustered: the leases were set up for the carriers and
+/// contracts of the start, and a carrier added or repriced on one node only would break the
+/// contract the nodes share.
+pub fn reload_refusal(started: &Config, reloaded: &Config) -> Option<String> {
+    started.cluster.as_ref()?;
+    (buckets(started) != buckets(reloaded)).then(|| {
+        "[cluster]: carriers and their tps / burst are fixed while the node is clustered; \
+         restart every node to change them"
+            .to_string()
+    })
+}
+
+/// Copies the leaser's counts into the metrics every second, forever.
+pub async fn report(stats: Arc<LeaseStats>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let metrics = smsroute_metrics::ClusterMetrics::register();
+    loop {
+        let up = stats.redis_up.load(Relaxed);
+        metrics.redis_up.set(if up { 1.0 } else { 0.0 });
+        metrics
+            .live_nodes
+            .set(stats.live_nodes.load(Relaxed) as f64);
+        metrics
+            .round_trips
+            .absolute(stats.round_trips.load(Relaxed));
+        metrics.failures.absolute(stats.failures.load(Relaxed));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(tps: u32, cluster: bool) -> Config {
+        let mut text = format!(
+            "[[carriers]]\nid = \"a\"\ntps = {tps}\n\n[[routes]]\nprefix = \"44\"\ncarrier = \"a\"\ncost = 0.01\n"
+        );
+        if cluster {
+            text += "\n[cluster]\nurl = \"redis://127.0.0.1:6379\"\nnode_id = \"n1\"\n";
+        }
+        Config::parse(&text, "c.toml").unwrap()
+    }
+
+    #[test]
+    fn a_clustered_node_refuses_reloads_that_change_the_shared_contracts() {
+        assert!(reload_refusal(&config(100, true), &config(200, true)).is_some());
+        assert_eq!(reload_refusal(&config(100, true), &config(100, true)), None);
+        assert_eq!(
+            reload_refusal(&config(100, false), &config(200, false)),
+            None
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! A real `redis-server` on a free port for tests (this crate's, `smsroute serve`'s), killed
+//! when dropped. Without `redis-server` on the PATH, [`RedisServer::start`] says so and gives
+//! `None` (the caller's test then passes without running), unless `SMSROUTE_REQUIRE_REDIS` is
+//! set: then it panics (CI sets it).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A `redis-server` process of a test's own.
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+    /// `redis://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl RedisServer {
+    /// Starts one on a free port, empty, without persistence; waits until it answers.
+    pub fn start() -> Option<RedisServer> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = match spawn(port) {
+            Ok(child) => child,
+            Err(e) if std::env::var_os("SMSROUTE_REQUIRE_REDIS").is_none() => {
+                eprintln!("skipped: redis-server did not start ({e}); install redis-server");
+                return None;
+            }
+            Err(e) => panic!("SMSROUTE_REQUIRE_REDIS is set but redis-server did not start: {e}"),
+        };
+        let url = format!("redis://127.0.0.1:{port}");
+        let server = RedisServer { child, port, url };
+        server.wait_ready();
+        Some(server)
+    }
+
+    fn wait_ready(&self) {
+        let client = redis::Client::open(self.url.as_str()).unwrap();
+        for _ in 0..100 {
+            if let Ok(mut connection) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut connection).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} never answered", self.port);
+    }
+
+    /// Kills the server, as a crash: every connection drops, its state is gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.child = spawn(self.port).expect("restart redis-server");
+        self.wait_ready();
+    }
+}
+
+fn spawn(port: u16) -> std::io::Result<Child> {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
