@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use smsroute_cluster::{LeaseOptions, LeasePool, LeaseStats, Leaser, SharedBucket};
+use smsroute_cluster::{LeaseOptions, LeasePool, LeaseStats, Leaser, OptOutSync, SharedBucket};
 use smsroute_config::Config;
 
 /// Starts leasing every carrier's contract; `None` without `[cluster]`. Redis must answer.
@@ -26,6 +26,24 @@ pub fn start(config: &Config) -> Result<Option<Leaser>, String> {
         "cluster: carriers' contracts leased from Redis, shared with the other nodes"
     );
     Ok(Some(leaser))
+}
+
+/// Shares the router's opt-outs with the other nodes (`None` without `[cluster]`): what
+/// either side holds is kept, and changes flow both ways until the value is dropped.
+pub fn share_optouts(
+    config: &Config,
+    list: &Arc<smsroute_policy::Suppression>,
+) -> Result<Option<OptOutSync>, String> {
+    let Some(cluster) = &config.cluster else {
+        return Ok(None);
+    };
+    let sync = OptOutSync::start(cluster.url.expose(), list.clone())
+        .map_err(|e| format!("[cluster] opt-outs: {e}"))?;
+    tracing::info!(
+        opted_out = list.len(),
+        "cluster: opt-outs shared with the other nodes"
+    );
+    Ok(Some(sync))
 }
 
 /// Each carrier's contract as Redis keeps it.

@@ -104,6 +104,8 @@ async fn serve(
         tokio::spawn(crate::cluster::report(leaser.stats().clone()));
     }
     let (router, events) = smsroute::start_smpp(config, options).map_err(|e| e.to_string())?;
+    // Opt-outs shared with the other nodes for as long as the node serves.
+    let _optouts = crate::cluster::share_optouts(config, router.suppression())?;
     let hub = smsroute_serve::Hub::new(router.clone(), events, &config.clients);
     let listener = tokio::net::TcpListener::bind(http)
         .await

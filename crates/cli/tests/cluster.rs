@@ -181,5 +181,9 @@ fn two_serve_nodes_keep_one_contract_together() {
         after - before
     );
     assert!(logs.contains("leased from Redis"), "{logs}");
+    assert!(
+        logs.contains("opt-outs shared with the other nodes"),
+        "{logs}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

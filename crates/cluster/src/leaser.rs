@@ -242,7 +242,7 @@ fn run(mut session: Session, stats: &LeaseStats, stop: &AtomicBool, abandon: &At
 }
 
 /// `url` without its password.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://***{}", &url[..scheme], &url[at..])

@@ -32,8 +32,10 @@
 #![warn(missing_docs)]
 
 mod leaser;
+mod optouts;
 mod session;
 pub mod testing;
 
 pub use leaser::{LeaseError, LeaseOptions, LeasePlan, LeaseStats, Leaser, SharedBucket};
+pub use optouts::{OptOutStats, OptOutSync};
 pub use smsroute_throttle::LeasePool;

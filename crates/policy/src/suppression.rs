@@ -9,6 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
@@ -49,14 +50,29 @@ struct OptOut {
     senders: SmallVec<[Box<str>; 2]>,
 }
 
+/// Called with the change line of every change made here (not of those applied from another
+/// node).
+type Observer = Box<dyn Fn(&str) + Send + Sync>;
+
 /// Recipients who opted out. See the module docs.
-#[derive(Debug)]
 pub struct Suppression {
     /// Keyed by [`key`] of the number; the number itself is kept for export.
     map: DashMap<u64, OptOut, ahash::RandomState>,
     entries: AtomicUsize,
     generation: AtomicU64,
     log: Option<Mutex<BufWriter<File>>>,
+    observer: OnceLock<Observer>,
+}
+
+impl std::fmt::Debug for Suppression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Suppression")
+            .field("entries", &self.entries)
+            .field("generation", &self.generation)
+            .field("persistent", &self.log.is_some())
+            .field("observed", &self.observer.get().is_some())
+            .finish()
+    }
 }
 
 impl Suppression {
@@ -67,6 +83,7 @@ impl Suppression {
             entries: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             log: None,
+            observer: OnceLock::new(),
         }
     }
 
@@ -96,24 +113,44 @@ impl Suppression {
         Ok(list)
     }
 
-    fn replay(&self, line: &str) -> Result<(), String> {
-        let mut words = line.split_whitespace();
-        let (op, number) = (words.next(), words.next());
+    /// Applies a change line; whether the list changed. The sender is the rest of the line
+    /// (an alphanumeric sender may hold spaces).
+    fn replay(&self, line: &str) -> Result<bool, String> {
+        let mut words = line.trim().splitn(3, ' ');
+        let (op, number) = (words.next().filter(|w| !w.is_empty()), words.next());
         let Some(op) = op else {
-            return Ok(());
+            return Ok(false);
         };
         let number = E164::parse(number.unwrap_or("")).map_err(|e| format!("{e} in {line:?}"))?;
-        match (op, words.next()) {
-            ("out", Some("*")) => _ = self.set(&number, None),
-            ("out", Some(sender)) => _ = self.set(&number, Some(sender)),
-            ("in", None) => _ = self.clear(&number),
+        let changed = match (op, words.next().map(str::trim)) {
+            ("out", Some("*")) => self.set(&number, None),
+            ("out", Some(sender)) if !sender.is_empty() => self.set(&number, Some(sender)),
+            ("in", None) => self.clear(&number),
             _ => {
                 return Err(format!(
                     "expected `out NUMBER SENDER|*` or `in NUMBER`: {line:?}"
                 ));
             }
+        };
+        Ok(changed)
+    }
+
+    /// Applies a change line another node made (`out NUMBER SENDER|*`, `in NUMBER`): persisted
+    /// here like a local change, not passed to the [`on_change`](Self::on_change) observer.
+    /// Returns whether the list changed; a line that is not a change is an error naming it.
+    pub fn apply_line(&self, line: &str) -> Result<bool, String> {
+        let changed = self.replay(line)?;
+        if changed {
+            self.append(line.trim()).map_err(|e| e.to_string())?;
         }
-        Ok(())
+        Ok(changed)
+    }
+
+    /// Calls `observer` with the change line of every change made here from now on (opt-outs,
+    /// opt-ins, imports; not [`apply_line`](Self::apply_line)). One observer per list:
+    /// `false` if one is already set.
+    pub fn on_change(&self, observer: impl Fn(&str) + Send + Sync + 'static) -> bool {
+        self.observer.set(Box::new(observer)).is_ok()
     }
 
     /// Whether a message from `sender` to `number` must not be sent.
@@ -159,7 +196,7 @@ impl Suppression {
     pub fn opt_out(&self, number: &E164, sender: Option<&str>) -> std::io::Result<bool> {
         let changed = self.set(number, sender);
         if changed {
-            self.append(&format!(
+            self.changed(&format!(
                 "out {} {}",
                 number.as_str(),
                 sender.unwrap_or("*")
@@ -172,9 +209,18 @@ impl Suppression {
     pub fn opt_in(&self, number: &E164) -> std::io::Result<bool> {
         let changed = self.clear(number);
         if changed {
-            self.append(&format!("in {}", number.as_str()))?;
+            self.changed(&format!("in {}", number.as_str()))?;
         }
         Ok(changed)
+    }
+
+    /// A change made here: persisted, then shown to the observer.
+    fn changed(&self, line: &str) -> std::io::Result<()> {
+        self.append(line)?;
+        if let Some(observer) = self.observer.get() {
+            observer(line);
+        }
+        Ok(())
     }
 
     fn set(&self, number: &E164, sender: Option<&str>) -> bool {
@@ -273,6 +319,37 @@ mod tests {
 
     fn n(s: &str) -> E164 {
         E164::parse(s).unwrap()
+    }
+
+    #[test]
+    fn changes_made_here_are_observed_and_lines_from_elsewhere_applied() {
+        let here = Suppression::in_memory();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        assert!(here.on_change(move |line| sink.lock().push(line.to_string())));
+        assert!(!here.on_change(|_| {}), "one observer");
+        here.opt_out(&n("447700900001"), Some("My Shop")).unwrap();
+        here.opt_out(&n("447700900002"), None).unwrap();
+        here.opt_in(&n("447700900002")).unwrap();
+        assert_eq!(
+            *seen.lock(),
+            [
+                "out 447700900001 My Shop",
+                "out 447700900002 *",
+                "in 447700900002"
+            ]
+        );
+        let there = Suppression::in_memory();
+        for line in seen.lock().iter() {
+            assert_eq!(there.apply_line(line), Ok(true), "{line}");
+        }
+        assert!(there.is_suppressed(&n("447700900001"), "My Shop"));
+        assert!(!there.is_suppressed(&n("447700900002"), "ACME"));
+        assert_eq!(there.apply_line("out 447700900001 My Shop"), Ok(false));
+        assert!(there.apply_line("out 447700900001").is_err());
+        assert!(there.apply_line("drop 447700900001 x").is_err());
+        assert!(there.apply_line("in nonsense").is_err());
+        assert_eq!(seen.lock().len(), 3, "applied lines are not observed");
     }
 
     #[test]

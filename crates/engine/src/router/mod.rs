@@ -491,8 +491,9 @@ impl<C: Carrier> Router<C> {
         ))
     }
 
-    /// The suppression list: for bulk import and export, and to check a number.
-    pub fn suppression(&self) -> &smsroute_policy::Suppression {
+    /// The suppression list: for bulk import and export, to check a number, and to share it
+    /// with other nodes (`smsroute-cluster`).
+    pub fn suppression(&self) -> &Arc<smsroute_policy::Suppression> {
         &self.shared.suppression
     }
 
