@@ -187,6 +187,19 @@ impl LinkState {
     }
 }
 
+/// Where a router that shares carrier accounts with other nodes says which carrier message
+/// ids it waits for, and hands on the receipts it does not wait for: a receipt may come on any
+/// bind of the account, so on another node's (`smsroute-cluster` passes it to its owner, which
+/// takes it with `Router::receipt_from_peer`). Both are called on the router's dispatcher:
+/// they must not block.
+pub trait ReceiptRelay: Send + Sync + std::fmt::Debug + 'static {
+    /// The router now waits for receipts of these part ids from carrier `carrier`.
+    fn waiting(&self, carrier: &str, ids: &[Box<str>]);
+    /// A final receipt from `carrier` the router does not wait for (it holds it a few seconds
+    /// in case its submit's answer is still on the way).
+    fn unmatched(&self, carrier: &str, receipt: &Receipt);
+}
+
 /// A connection to one carrier (all its binds). Implementations must be cheap to call from
 /// many tasks at once; pacing and windows are the engine's job, not theirs.
 pub trait Carrier: Send + Sync + 'static {

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use smsroute_cluster::{LeaseOptions, LeasePool, LeaseStats, Leaser, OptOutSync, SharedBucket};
+use smsroute_cluster::{
+    LeaseOptions, LeasePool, LeaseStats, Leaser, OptOutSync, ReceiptExchange, SharedBucket,
+};
 use smsroute_config::Config;
 
 /// Starts leasing every carrier's contract; `None` without `[cluster]`. Redis must answer.
@@ -44,6 +46,18 @@ pub fn share_optouts(
         "cluster: opt-outs shared with the other nodes"
     );
     Ok(Some(sync))
+}
+
+/// Receipts passed between the nodes (`None` without `[cluster]`): ownership of this node's
+/// carrier ids is kept as long as the router awaits receipts (`[retry] receipt_timeout_s`).
+pub fn exchange_receipts(config: &Config) -> Result<Option<ReceiptExchange>, String> {
+    let Some(cluster) = &config.cluster else {
+        return Ok(None);
+    };
+    let ttl = Duration::from_secs(config.retry.receipt_timeout_s);
+    ReceiptExchange::start(cluster.url.expose(), &cluster.node_id, ttl)
+        .map(Some)
+        .map_err(|e| format!("[cluster] receipts: {e}"))
 }
 
 /// Each carrier's contract as Redis keeps it.

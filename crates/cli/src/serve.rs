@@ -103,9 +103,18 @@ async fn serve(
         options = options.leases(crate::cluster::leases(config, leaser));
         tokio::spawn(crate::cluster::report(leaser.stats().clone()));
     }
+    let receipts = crate::cluster::exchange_receipts(config)?;
+    if let Some(exchange) = &receipts {
+        options = options.receipt_relay(exchange.relay());
+    }
     let (router, events) = smsroute::start_smpp(config, options).map_err(|e| e.to_string())?;
-    // Opt-outs shared with the other nodes for as long as the node serves.
+    // Opt-outs shared with the other nodes for as long as the node serves; receipts that
+    // other nodes' binds took for this node's messages come here.
     let _optouts = crate::cluster::share_optouts(config, router.suppression())?;
+    if let Some(exchange) = &receipts {
+        let peer = router.clone();
+        exchange.deliver_to(move |carrier, receipt| peer.receipt_from_peer(carrier, receipt));
+    }
     let hub = smsroute_serve::Hub::new(router.clone(), events, &config.clients);
     let listener = tokio::net::TcpListener::bind(http)
         .await

@@ -33,9 +33,11 @@
 
 mod leaser;
 mod optouts;
+mod receipts;
 mod session;
 pub mod testing;
 
 pub use leaser::{LeaseError, LeaseOptions, LeasePlan, LeaseStats, Leaser, SharedBucket};
 pub use optouts::{OptOutStats, OptOutSync};
+pub use receipts::{ReceiptExchange, ReceiptStats};
 pub use smsroute_throttle::LeasePool;

@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{count_between, max_in_window};
+use smsroute_carrier::Receipt;
 use smsroute_cluster::testing::RedisServer;
-use smsroute_cluster::{LeaseOptions, Leaser, SharedBucket};
+use smsroute_cluster::{LeaseOptions, Leaser, ReceiptExchange, SharedBucket};
 use smsroute_config::Config;
+use smsroute_delivery::{Event, ReceiptStatus};
 use smsroute_engine::{EngineOptions, Router};
-use smsroute_sim::{Behaviour, SimCarrier};
+use smsroute_sim::{Behaviour, Latency, SimCarrier};
 use smsroute_types::Message;
 
 const TPS: u32 = 500;
@@ -111,4 +113,73 @@ fn three_routers_on_their_own_contracts_send_more_than_one() {
         most > 2 * (TPS + BURST) as usize,
         "only {most} in one second"
     );
+}
+
+/// A receipt that came on router b's bind for router a's message: b does not wait for it, a
+/// does, and a finishes the message with it.
+#[test]
+fn a_receipt_on_the_other_routers_bind_finishes_the_message() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // The carrier's own receipts would come only after a day.
+        let slow = Behaviour {
+            receipt_delay: Latency::Fixed(24 * 3_600_000_000_000),
+            ..Behaviour::default()
+        };
+        let mut nodes = Vec::new();
+        for node in ["a", "b"] {
+            let exchange =
+                ReceiptExchange::start(&redis.url, node, Duration::from_secs(60)).unwrap();
+            let options = EngineOptions::default().receipt_relay(exchange.relay());
+            let behaviour = slow.clone();
+            let (router, events) = Router::start(&config(), options, move |c| {
+                SimCarrier::new(&c.id, behaviour.clone(), 7)
+            })
+            .unwrap();
+            let peer = router.clone();
+            exchange.deliver_to(move |carrier, receipt| peer.receipt_from_peer(carrier, receipt));
+            nodes.push((router, events, exchange));
+        }
+        let message = Message::builder("447700900123", "ACME", "hello")
+            .build()
+            .unwrap();
+        let id = nodes[0].0.try_submit(message).unwrap();
+        let carrier_id = loop {
+            let event = nodes[0].1.recv().await.unwrap();
+            if let (Event::Submitted { .. }, Some(part)) =
+                (&event.event, event.carrier_message_ids.first())
+            {
+                break part.to_string();
+            }
+        };
+        // b's connection takes the receipt.
+        let receipt = Receipt {
+            message_id: carrier_id.as_str().into(),
+            status: ReceiptStatus::Delivered,
+            error: 0,
+            possible_duplicate: false,
+        };
+        assert!(nodes[1].0.receipt_from_peer("shared", receipt));
+        let finished = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let event = nodes[0].1.recv().await.unwrap();
+                if event.event.is_terminal() {
+                    return event;
+                }
+            }
+        })
+        .await
+        .expect("a finishes the message within 5 s");
+        assert_eq!((finished.id, finished.event), (id, Event::Delivered));
+        for (router, _, _) in nodes {
+            router.shutdown(Duration::ZERO).await;
+        }
+    });
 }

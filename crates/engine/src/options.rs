@@ -34,6 +34,8 @@ pub struct EngineOptions {
     pub(crate) journal: Option<smsroute_journal::JournalOptions>,
     /// Carrier id → this node's share of a contract other nodes share.
     pub(crate) leases: std::collections::HashMap<String, std::sync::Arc<LeasePool>>,
+    /// Where receipt ownership goes when carrier accounts are shared with other nodes.
+    pub(crate) receipt_relay: Option<std::sync::Arc<dyn smsroute_carrier::ReceiptRelay>>,
 }
 
 impl Default for EngineOptions {
@@ -54,6 +56,7 @@ impl Default for EngineOptions {
             cap_capacity: 1 << 20,
             journal: None,
             leases: std::collections::HashMap::new(),
+            receipt_relay: None,
         }
     }
 }
@@ -162,6 +165,17 @@ impl EngineOptions {
         leases: impl IntoIterator<Item = (String, std::sync::Arc<LeasePool>)>,
     ) -> Self {
         self.leases = leases.into_iter().collect();
+        self
+    }
+
+    /// Carrier accounts shared with other nodes: the router tells `relay` the carrier ids it
+    /// waits for and hands it the final receipts it does not wait for (`smsroute-cluster`
+    /// passes them to the node that does). Default none.
+    pub fn receipt_relay(
+        mut self,
+        relay: std::sync::Arc<dyn smsroute_carrier::ReceiptRelay>,
+    ) -> Self {
+        self.receipt_relay = Some(relay);
         self
     }
 

@@ -91,6 +91,9 @@ impl<C: Carrier> Dispatcher<C> {
         let early = if waits {
             // An earlier attempt's ids are no longer waited for.
             forget_ids(&mut self.dlr, entry, done.key);
+            if let Some(relay) = &self.shared.options.receipt_relay {
+                relay.waiting(&self.slots[flight.carrier.get()].id, &ids);
+            }
             let dlr = &mut self.dlr;
             dlr.expect_all(flight.carrier, &ids, done.key, done.attempt)
         } else {
@@ -135,9 +138,22 @@ impl<C: Carrier> Dispatcher<C> {
         now: Nanos,
     ) {
         let early_ttl = self.shared.options.early_receipt_ttl_ms * 1_000_000;
+        // Another node may wait for it: a copy for the relay, taken only when there is one.
+        let relayed = self
+            .shared
+            .options
+            .receipt_relay
+            .as_ref()
+            .filter(|_| receipt.status.is_final())
+            .map(|relay| (relay, receipt.clone()));
         match self.dlr.arrive(carrier, receipt, now, early_ttl) {
             Some(matched) => self.receipt(matched, ack, now),
-            None => self.receipt_done(ack),
+            None => {
+                if let Some((relay, receipt)) = relayed {
+                    relay.unmatched(&self.slots[carrier.get()].id, &receipt);
+                }
+                self.receipt_done(ack)
+            }
         }
     }
 

@@ -10,6 +10,21 @@ use super::{RECEIPT_QUEUE, Router};
 use crate::registry::SlotEntry;
 
 impl<C: Carrier> Router<C> {
+    /// A receipt for carrier `carrier` that came on another node's bind of the account and
+    /// was passed here (`smsroute-cluster`): matched as if this router's own connection had
+    /// taken it. `false` when no carrier has that id, or the receipt queue is full (it is
+    /// dropped: the other node has already answered the carrier for it).
+    pub fn receipt_from_peer(&self, carrier: &str, receipt: Receipt) -> bool {
+        let snapshot = self.shared.snapshot.load();
+        let Some(index) = snapshot.slots.iter().position(|s| &*s.id == carrier) else {
+            return false;
+        };
+        self.handle
+            .matched_tx
+            .try_send((CarrierSlot(index as u16), receipt, ReceiptAck::none()))
+            .is_ok()
+    }
+
     /// Gives a carrier its receipt sink and starts the pump that hands its receipts on.
     pub(super) fn attach_receipts(&self, index: CarrierSlot, slot: &SlotEntry<C>) {
         let (tx, mut rx) = mpsc::channel::<(Receipt, ReceiptAck)>(RECEIPT_QUEUE);

@@ -1,0 +1,372 @@
+//! Receipts on any node: a carrier may send a receipt on any bind of the account, so on a node
+//! that did not submit the message. Each node records which node owns the carrier ids it
+//! waits for (`smsroute:rcpt:CARRIER:ID` → node, for as long as receipts are awaited), and a
+//! node handed a receipt it does not wait for passes it to the owner's inbox stream
+//! (`smsroute:{node:ID}:receipts`), which the owner reads and matches as its own. All of it in
+//! batches on a thread of its own: the router only queues (the [`ReceiptRelay`] calls).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use redis::{Client, Connection};
+use smsroute_carrier::{Receipt, ReceiptRelay};
+use smsroute_delivery::ReceiptStatus;
+
+use crate::LeaseError;
+use crate::leaser::redact;
+
+/// Ownership records and receipts to pass on, waiting for the thread; past it they are
+/// dropped and counted (a receipt then stays unknown).
+const QUEUE: usize = 100_000;
+/// Most items one round trip carries.
+const BATCH: usize = 10_000;
+/// About how many receipts an inbox keeps for an owner that is away.
+const INBOX_LENGTH: u64 = 1_000_000;
+
+/// Takes a receipt passed here for `carrier`: `false` if it could not (it is dropped).
+type Deliver = Box<dyn Fn(&str, Receipt) -> bool + Send + Sync>;
+
+/// What the exchange has done (for metrics and tests).
+#[derive(Debug, Default)]
+pub struct ReceiptStats {
+    /// Carrier ids whose ownership was recorded.
+    pub owned: AtomicU64,
+    /// Receipts passed to the node that owns them.
+    pub forwarded: AtomicU64,
+    /// Receipts other nodes passed here, handed to the router.
+    pub received: AtomicU64,
+    /// Records or receipts dropped: the queue was full or Redis unreachable.
+    pub dropped: AtomicU64,
+}
+
+enum Work {
+    Own { carrier: String, ids: Vec<Box<str>> },
+    Foreign { carrier: String, receipt: Receipt },
+}
+
+/// The router's side: queues, never blocks.
+#[derive(Debug)]
+struct Relay {
+    work: SyncSender<Work>,
+    stats: Arc<ReceiptStats>,
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Work::Own { carrier, ids } => write!(f, "Own({carrier}, {} ids)", ids.len()),
+            Work::Foreign { carrier, receipt } => {
+                write!(f, "Foreign({carrier}, {})", receipt.message_id)
+            }
+        }
+    }
+}
+
+impl Relay {
+    fn queue(&self, work: Work) {
+        if self.work.try_send(work).is_err() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl ReceiptRelay for Relay {
+    fn waiting(&self, carrier: &str, ids: &[Box<str>]) {
+        self.queue(Work::Own {
+            carrier: carrier.to_string(),
+            ids: ids.to_vec(),
+        });
+    }
+
+    fn unmatched(&self, carrier: &str, receipt: &Receipt) {
+        self.queue(Work::Foreign {
+            carrier: carrier.to_string(),
+            receipt: receipt.clone(),
+        });
+    }
+}
+
+/// A node's receipt exchange. See the module docs.
+pub struct ReceiptExchange {
+    relay: Arc<Relay>,
+    deliver: Arc<OnceLock<Deliver>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ReceiptExchange {
+    /// Connects as node `node_id`; ownership records last `ttl` (the router's receipt
+    /// timeout). Redis must answer now. Receipts passed here wait in Redis until
+    /// [`deliver_to`](Self::deliver_to) says where they go.
+    pub fn start(url: &str, node_id: &str, ttl: Duration) -> Result<Self, LeaseError> {
+        let error = |source| LeaseError::Redis {
+            url: redact(url),
+            source,
+        };
+        let client = Client::open(url).map_err(error)?;
+        let connection = connect(&client).map_err(error)?;
+        let (work, queue) = std::sync::mpsc::sync_channel(QUEUE);
+        let stats = Arc::new(ReceiptStats::default());
+        let deliver: Arc<OnceLock<Deliver>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = Exchange {
+            client,
+            connection: Some(connection),
+            node_id: node_id.to_string(),
+            inbox: inbox(node_id),
+            ttl_ms: ttl.as_millis().max(1) as u64,
+            queue,
+            deliver: deliver.clone(),
+            stats: stats.clone(),
+        };
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("smsroute-receipts".into())
+                .spawn(move || thread.run(&stop))
+                .expect("spawn the receipt exchange thread")
+        };
+        Ok(Self {
+            relay: Arc::new(Relay { work, stats }),
+            deliver,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// What the router is given (`EngineOptions::receipt_relay`).
+    pub fn relay(&self) -> Arc<dyn ReceiptRelay> {
+        self.relay.clone()
+    }
+
+    /// Where receipts other nodes pass here go (`Router::receipt_from_peer`); once.
+    pub fn deliver_to(&self, deliver: impl Fn(&str, Receipt) -> bool + Send + Sync + 'static) {
+        let _ = self.deliver.set(Box::new(deliver));
+    }
+
+    /// What it has done so far.
+    pub fn stats(&self) -> &Arc<ReceiptStats> {
+        &self.relay.stats
+    }
+}
+
+impl Drop for ReceiptExchange {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A node's inbox stream.
+fn inbox(node_id: &str) -> String {
+    format!("smsroute:{{node:{node_id}}}:receipts")
+}
+
+fn connect(client: &Client) -> redis::RedisResult<Connection> {
+    let timeout = Duration::from_millis(500);
+    let connection = client.get_connection_with_timeout(timeout)?;
+    connection.set_read_timeout(Some(timeout))?;
+    connection.set_write_timeout(Some(timeout))?;
+    Ok(connection)
+}
+
+/// The thread's state.
+struct Exchange {
+    client: Client,
+    connection: Option<Connection>,
+    node_id: String,
+    inbox: String,
+    ttl_ms: u64,
+    queue: Receiver<Work>,
+    deliver: Arc<OnceLock<Deliver>>,
+    stats: Arc<ReceiptStats>,
+}
+
+impl Exchange {
+    fn run(mut self, stop: &AtomicBool) {
+        let mut up = true;
+        while !stop.load(Ordering::Acquire) {
+            let mut batch = Vec::new();
+            match self.queue.recv_timeout(Duration::from_millis(20)) {
+                Ok(work) => batch.push(work),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            while batch.len() < BATCH
+                && let Ok(work) = self.queue.try_recv()
+            {
+                batch.push(work);
+            }
+            let result = self.exchange(&batch);
+            match (result, up) {
+                (Ok(()), false) => {
+                    tracing::info!(
+                        "cluster: Redis reachable again: receipts pass between nodes again"
+                    );
+                    up = true;
+                }
+                (Err(e), was_up) => {
+                    self.stats
+                        .dropped
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    if was_up {
+                        tracing::warn!(
+                            error = %e,
+                            "cluster: Redis unreachable: receipts that come on another node's bind are not passed on"
+                        );
+                    }
+                    up = false;
+                    self.connection = None;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                (Ok(()), true) => {}
+            }
+        }
+    }
+
+    /// Records ownership, passes receipts on, and takes this node's inbox: two round trips
+    /// at most for the batch, one for the inbox.
+    fn exchange(&mut self, batch: &[Work]) -> redis::RedisResult<()> {
+        if self.connection.is_none() {
+            self.connection = Some(connect(&self.client)?);
+        }
+        let connection = self.connection.as_mut().expect("connected");
+        let mut first = redis::pipe();
+        let mut foreign = Vec::new();
+        for work in batch {
+            match work {
+                Work::Own { carrier, ids } => {
+                    for id in ids {
+                        first
+                            .cmd("SET")
+                            .arg(owner_key(carrier, id))
+                            .arg(&self.node_id)
+                            .arg("PX")
+                            .arg(self.ttl_ms)
+                            .ignore();
+                    }
+                    self.stats
+                        .owned
+                        .fetch_add(ids.len() as u64, Ordering::Relaxed);
+                }
+                Work::Foreign { carrier, receipt } => {
+                    first
+                        .cmd("GET")
+                        .arg(owner_key(carrier, &receipt.message_id));
+                    foreign.push((carrier, receipt));
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let owners: Vec<Option<String>> = first.query(connection)?;
+            let mut second = redis::pipe();
+            let mut forwarded = 0;
+            for ((carrier, receipt), owner) in foreign.into_iter().zip(owners) {
+                // Nobody, or this node: it stays here (an early receipt, or unknown).
+                let Some(owner) = owner.filter(|o| *o != self.node_id) else {
+                    continue;
+                };
+                second
+                    .cmd("XADD")
+                    .arg(inbox(&owner))
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(INBOX_LENGTH)
+                    .arg("*")
+                    .arg("carrier")
+                    .arg(carrier)
+                    .arg("id")
+                    .arg(&*receipt.message_id)
+                    .arg("status")
+                    .arg(status_name(receipt.status))
+                    .arg("error")
+                    .arg(receipt.error)
+                    .arg("dup")
+                    .arg(u8::from(receipt.possible_duplicate))
+                    .ignore();
+                forwarded += 1;
+            }
+            if forwarded > 0 {
+                second.query::<()>(connection)?;
+                self.stats.forwarded.fetch_add(forwarded, Ordering::Relaxed);
+            }
+        }
+        self.take_inbox()
+    }
+
+    /// Hands the receipts other nodes passed here to the router, then deletes them.
+    fn take_inbox(&mut self) -> redis::RedisResult<()> {
+        let Some(deliver) = self.deliver.get() else {
+            return Ok(());
+        };
+        let connection = self.connection.as_mut().expect("connected");
+        let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(&self.inbox)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(BATCH)
+            .query(connection)?;
+        let mut taken = Vec::with_capacity(entries.len());
+        for (id, fields) in entries {
+            if let Some((carrier, receipt)) = parse(&fields)
+                && deliver(&carrier, receipt)
+            {
+                self.stats.received.fetch_add(1, Ordering::Relaxed);
+            }
+            taken.push(id);
+        }
+        if !taken.is_empty() {
+            redis::cmd("XDEL")
+                .arg(&self.inbox)
+                .arg(&taken)
+                .query::<()>(connection)?;
+        }
+        Ok(())
+    }
+}
+
+fn owner_key(carrier: &str, id: &str) -> String {
+    format!("smsroute:rcpt:{carrier}:{id}")
+}
+
+fn status_name(status: ReceiptStatus) -> &'static str {
+    match status {
+        ReceiptStatus::Delivered => "delivered",
+        ReceiptStatus::Undeliverable => "undeliverable",
+        ReceiptStatus::Rejected => "rejected",
+        ReceiptStatus::Expired => "expired",
+        ReceiptStatus::Intermediate => "intermediate",
+    }
+}
+
+/// A receipt from an inbox entry's fields (`carrier`, `id`, `status`, `error`, `dup`).
+fn parse(fields: &[String]) -> Option<(String, Receipt)> {
+    let field = |name: &str| {
+        fields
+            .chunks_exact(2)
+            .find(|pair| pair[0] == name)
+            .map(|pair| pair[1].as_str())
+    };
+    let status = match field("status")? {
+        "delivered" => ReceiptStatus::Delivered,
+        "undeliverable" => ReceiptStatus::Undeliverable,
+        "rejected" => ReceiptStatus::Rejected,
+        "expired" => ReceiptStatus::Expired,
+        _ => ReceiptStatus::Intermediate,
+    };
+    Some((
+        field("carrier")?.to_string(),
+        Receipt {
+            message_id: field("id")?.into(),
+            status,
+            error: field("error")?.parse().ok()?,
+            possible_duplicate: field("dup")? == "1",
+        },
+    ))
+}

@@ -1,0 +1,73 @@
+//! Receipts on any node, through a real `redis-server`: a receipt that comes on another
+//! node's bind reaches the node that waits for it; one nobody (else) waits for stays.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use smsroute_carrier::Receipt;
+use smsroute_cluster::ReceiptExchange;
+use smsroute_cluster::testing::RedisServer;
+use smsroute_delivery::ReceiptStatus;
+
+fn receipt(id: &str) -> Receipt {
+    Receipt {
+        message_id: id.into(),
+        status: ReceiptStatus::Undeliverable,
+        error: 11,
+        possible_duplicate: true,
+    }
+}
+
+type Taken = Arc<Mutex<Vec<(String, Receipt)>>>;
+
+fn node(url: &str, id: &str) -> (ReceiptExchange, Taken) {
+    let exchange = ReceiptExchange::start(url, id, Duration::from_secs(60)).unwrap();
+    let taken: Taken = Arc::default();
+    let sink = taken.clone();
+    exchange.deliver_to(move |carrier, receipt| {
+        sink.lock().unwrap().push((carrier.to_string(), receipt));
+        true
+    });
+    (exchange, taken)
+}
+
+fn wait(what: &str, holds: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !holds() {
+        assert!(start.elapsed() < Duration::from_secs(2), "{what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_receipt_on_another_nodes_bind_reaches_its_owner() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, a_took) = node(&redis.url, "a");
+    let (b, b_took) = node(&redis.url, "b");
+    a.relay().waiting("uk", &["m-1".into(), "m-2".into()]);
+    b.relay().waiting("uk", &["m-3".into()]);
+    let owned = |x: &ReceiptExchange| x.stats().owned.load(std::sync::atomic::Ordering::Relaxed);
+    wait("ownership recorded", || owned(&a) == 2 && owned(&b) == 1);
+    // b's bind got a's receipt, and its own, and one for nobody.
+    b.relay().unmatched("uk", &receipt("m-2"));
+    b.relay().unmatched("uk", &receipt("m-3"));
+    b.relay().unmatched("uk", &receipt("m-9"));
+    b.relay().unmatched("fr", &receipt("m-1"));
+    wait("a takes its receipt", || a_took.lock().unwrap().len() == 1);
+    let (carrier, got) = a_took.lock().unwrap()[0].clone();
+    assert_eq!((carrier.as_str(), got), ("uk", receipt("m-2")));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(a_took.lock().unwrap().len(), 1, "nothing else went to a");
+    assert!(
+        b_took.lock().unwrap().is_empty(),
+        "b's own and nobody's stay on b"
+    );
+    assert_eq!(
+        b.stats()
+            .forwarded
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
