@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smsroute_cluster::{
-    LeaseOptions, LeasePool, LeaseStats, Leaser, OptOutSync, ReceiptExchange, SharedBucket,
+    BalanceLeaser, LeaseOptions, LeasePool, LeaseStats, Leaser, LocalBalances, OptOutSync,
+    ReceiptExchange, SharedBucket,
 };
 use smsroute_config::Config;
 
@@ -58,6 +59,49 @@ pub fn exchange_receipts(config: &Config) -> Result<Option<ReceiptExchange>, Str
     ReceiptExchange::start(cluster.url.expose(), &cluster.node_id, ttl)
         .map(Some)
         .map_err(|e| format!("[cluster] receipts: {e}"))
+}
+
+/// Whether accounts are shared: then each opens empty on this node and is leased in.
+pub fn shares_balances(config: &Config) -> bool {
+    config.cluster.is_some() && !config.policy.accounts.is_empty()
+}
+
+/// Keeps this node's allowance of every account's shared balance (`None` unless
+/// [`shares_balances`]); gives it back when dropped.
+pub fn lease_balances<C: smsroute::Carrier>(
+    config: &Config,
+    router: &smsroute::Router<C>,
+) -> Result<Option<BalanceLeaser>, String> {
+    let Some(cluster) = config.cluster.as_ref().filter(|_| shares_balances(config)) else {
+        return Ok(None);
+    };
+    let accounts: Vec<(String, u64)> = config
+        .policy
+        .accounts
+        .iter()
+        .map(|a| (a.id.clone(), a.balance.micros()))
+        .collect();
+    let local = Arc::new(RouterBalances(router.clone()));
+    BalanceLeaser::start(cluster.url.expose(), &accounts, local)
+        .map(Some)
+        .map_err(|e| format!("[cluster] balances: {e}"))
+}
+
+/// A router's accounts, as the balance leaser moves them.
+struct RouterBalances<C: smsroute::Carrier>(smsroute::Router<C>);
+
+impl<C: smsroute::Carrier> LocalBalances for RouterBalances<C> {
+    fn held(&self, account: &str) -> u64 {
+        self.0.balance(account).map_or(0, |b| b.micros())
+    }
+
+    fn credit(&self, account: &str, micros: u64) {
+        self.0.credit(account, micros);
+    }
+
+    fn debit_up_to(&self, account: &str, micros: u64) -> u64 {
+        self.0.debit_up_to(account, micros)
+    }
 }
 
 /// Each carrier's contract as Redis keeps it.

@@ -107,10 +107,13 @@ async fn serve(
     if let Some(exchange) = &receipts {
         options = options.receipt_relay(exchange.relay());
     }
+    options = options.leased_balances(crate::cluster::shares_balances(config));
     let (router, events) = smsroute::start_smpp(config, options).map_err(|e| e.to_string())?;
     // Opt-outs shared with the other nodes for as long as the node serves; receipts that
     // other nodes' binds took for this node's messages come here.
     let _optouts = crate::cluster::share_optouts(config, router.suppression())?;
+    // Dropped last of all, after the drain: this node's allowances go back then.
+    let _balances = crate::cluster::lease_balances(config, &router)?;
     if let Some(exchange) = &receipts {
         let peer = router.clone();
         exchange.deliver_to(move |carrier, receipt| peer.receipt_from_peer(carrier, receipt));

@@ -31,12 +31,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod balances;
 mod leaser;
 mod optouts;
 mod receipts;
 mod session;
 pub mod testing;
 
+pub use balances::{BalanceLeaser, BalanceStats, LocalBalances};
 pub use leaser::{LeaseError, LeaseOptions, LeasePlan, LeaseStats, Leaser, SharedBucket};
 pub use optouts::{OptOutStats, OptOutSync};
 pub use receipts::{ReceiptExchange, ReceiptStats};

@@ -36,6 +36,8 @@ pub struct EngineOptions {
     pub(crate) leases: std::collections::HashMap<String, std::sync::Arc<LeasePool>>,
     /// Where receipt ownership goes when carrier accounts are shared with other nodes.
     pub(crate) receipt_relay: Option<std::sync::Arc<dyn smsroute_carrier::ReceiptRelay>>,
+    /// Accounts open empty: their balances are leased in from elsewhere.
+    pub(crate) leased_balances: bool,
 }
 
 impl Default for EngineOptions {
@@ -57,6 +59,7 @@ impl Default for EngineOptions {
             journal: None,
             leases: std::collections::HashMap::new(),
             receipt_relay: None,
+            leased_balances: false,
         }
     }
 }
@@ -176,6 +179,15 @@ impl EngineOptions {
         relay: std::sync::Arc<dyn smsroute_carrier::ReceiptRelay>,
     ) -> Self {
         self.receipt_relay = Some(relay);
+        self
+    }
+
+    /// Accounts shared with other nodes: each opens at zero here, whatever the
+    /// configuration's `balance`, and holds what is credited to it
+    /// ([`Router::credit`](crate::Router::credit); `smsroute-cluster` leases it from the
+    /// shared balance). Default false: an account opens with its configured balance.
+    pub fn leased_balances(mut self, leased: bool) -> Self {
+        self.leased_balances = leased;
         self
     }
 

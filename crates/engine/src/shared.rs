@@ -167,7 +167,12 @@ impl<C> Shared<C> {
     /// known keeps its balance (a reload does not refill it).
     pub fn add_account(&self, account: &smsroute_config::AccountConfig) {
         if let dashmap::Entry::Vacant(slot) = self.accounts.entry(account.id.as_str().into()) {
-            let balance = Arc::new(AtomicU64::new(account.balance.micros()));
+            let opening = if self.options.leased_balances {
+                0
+            } else {
+                account.balance.micros()
+            };
+            let balance = Arc::new(AtomicU64::new(opening));
             slot.insert(balance.clone());
             let gauge = smsroute_metrics::EngineMetrics::account_balance(&account.id);
             self.account_gauges.lock().push((balance, gauge));

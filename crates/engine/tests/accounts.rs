@@ -102,3 +102,31 @@ async fn a_message_no_carrier_took_is_refunded_unless_the_policy_says_not() {
         );
     }
 }
+
+/// Issue 19: with balances leased from a cluster, an account opens empty and holds what is
+/// credited to it; what is taken back is no longer spendable here.
+#[tokio::test(start_paused = true)]
+async fn a_leased_account_opens_empty_and_spends_what_it_is_credited() {
+    let config = config(
+        &[("cheap", 1000, "0.0030")],
+        "[[accounts]]\nid = \"acme\"\nbalance = 1.0\n",
+    );
+    let options = EngineOptions::default().leased_balances(true);
+    let (router, mut events) = start(&config, options, &[]);
+    let mut ledger = Ledger::default();
+    assert_eq!(router.balance("acme"), Some(Money::from_micros(0)));
+    assert_eq!(
+        submit(&router, billed("acme", 1)),
+        Err(Rejection::InsufficientFunds)
+    );
+    assert!(router.credit("acme", 7_000));
+    assert!(!router.credit("nobody", 7_000));
+    assert!(ledger.submit(&router, billed("acme", 2)));
+    assert_eq!(router.debit_up_to("acme", 10_000), 4_000, "what was left");
+    assert_eq!(
+        submit(&router, billed("acme", 3)),
+        Err(Rejection::InsufficientFunds)
+    );
+    ledger.settle(&mut events).await;
+    assert_eq!(ledger.count(|e| *e == Event::Delivered), 1);
+}

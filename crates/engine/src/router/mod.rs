@@ -483,12 +483,36 @@ impl<C: Carrier> Router<C> {
         self.handle.replies.lock().take()
     }
 
-    /// An account's balance now.
+    /// An account's balance now (with [`EngineOptions::leased_balances`], what this node
+    /// holds of it).
     pub fn balance(&self, account: &str) -> Option<smsroute_types::Money> {
         let balance = self.shared.accounts.get(account)?;
         Some(smsroute_types::Money::from_micros(
             balance.load(Ordering::Acquire),
         ))
+    }
+
+    /// Adds `micros` to an account's balance here; `false` for an account not configured.
+    pub fn credit(&self, account: &str, micros: u64) -> bool {
+        let Some(balance) = self.shared.accounts.get(account) else {
+            return false;
+        };
+        balance.fetch_add(micros, Ordering::AcqRel);
+        true
+    }
+
+    /// Takes up to `micros` out of an account's balance here (what it holds, if less):
+    /// how much was taken. Messages already charged are not affected.
+    pub fn debit_up_to(&self, account: &str, micros: u64) -> u64 {
+        let Some(balance) = self.shared.accounts.get(account) else {
+            return 0;
+        };
+        match balance.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+            Some(b - b.min(micros))
+        }) {
+            Ok(before) => before.min(micros),
+            Err(_) => 0,
+        }
     }
 
     /// The suppression list: for bulk import and export, to check a number, and to share it

@@ -1,0 +1,121 @@
+//! A balance shared by two nodes through a real `redis-server`: both spend it as fast as they
+//! can, and together they never spend more than it holds; what they did not spend goes back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use smsroute_cluster::testing::RedisServer;
+use smsroute_cluster::{BalanceLeaser, LocalBalances};
+
+/// A node's balances: what a router keeps.
+#[derive(Default)]
+struct Held(Mutex<HashMap<String, u64>>);
+
+impl Held {
+    /// Charges a message, as the router does: all of `micros` or nothing.
+    fn charge(&self, account: &str, micros: u64) -> bool {
+        let mut held = self.0.lock().unwrap();
+        let balance = held.entry(account.into()).or_default();
+        let enough = *balance >= micros;
+        if enough {
+            *balance -= micros;
+        }
+        enough
+    }
+}
+
+impl LocalBalances for Held {
+    fn held(&self, account: &str) -> u64 {
+        self.0.lock().unwrap().get(account).copied().unwrap_or(0)
+    }
+    fn credit(&self, account: &str, micros: u64) {
+        *self.0.lock().unwrap().entry(account.into()).or_default() += micros;
+    }
+    fn debit_up_to(&self, account: &str, micros: u64) -> u64 {
+        let mut held = self.0.lock().unwrap();
+        let balance = held.entry(account.into()).or_default();
+        let taken = micros.min(*balance);
+        *balance -= taken;
+        taken
+    }
+}
+
+const OPENING: u64 = 5_000_000;
+const PRICE: u64 = 4_000;
+
+/// Two nodes spend `opening` for `run_for`, each charge followed by `pause`, then stop:
+/// what they spent, and what Redis holds after they gave back their allowances.
+fn spend(redis: &RedisServer, opening: u64, pause: Duration, run_for: Duration) -> (u64, u64) {
+    let accounts = [("acme".to_string(), opening)];
+    let spent = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut nodes = Vec::new();
+    let mut spenders = Vec::new();
+    for _ in 0..2 {
+        let held = Arc::new(Held::default());
+        let leaser = BalanceLeaser::start(&redis.url, &accounts, held.clone()).unwrap();
+        let (spent, stop) = (spent.clone(), stop.clone());
+        let local = held.clone();
+        spenders.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if local.charge("acme", PRICE) {
+                    spent.fetch_add(PRICE, Ordering::Relaxed);
+                    std::thread::sleep(pause);
+                } else {
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            }
+        }));
+        nodes.push((held, leaser));
+    }
+    std::thread::sleep(run_for);
+    stop.store(true, Ordering::Relaxed);
+    spenders.into_iter().for_each(|s| s.join().unwrap());
+    // What the nodes hold goes back when they stop.
+    for (held, leaser) in nodes {
+        leaser.stop();
+        assert_eq!(held.held("acme"), 0);
+    }
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    let left: u64 = redis::cmd("GET")
+        .arg("smsroute:{account:acme}:balance")
+        .query(&mut connection)
+        .unwrap();
+    (spent.load(Ordering::Relaxed), left)
+}
+
+#[test]
+fn two_nodes_never_spend_more_than_the_shared_balance() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // As fast as they can: the balance runs out.
+    let (spent, left) = spend(&redis, OPENING, Duration::ZERO, Duration::from_secs(2));
+    eprintln!("spent {spent}, left {left} of {OPENING}");
+    assert!(spent <= OPENING, "overspent: {spent} of {OPENING}");
+    assert_eq!(spent + left, OPENING, "nothing lost or made up");
+    assert!(
+        spent >= OPENING - 2 * PRICE,
+        "only {spent} of {OPENING} spent"
+    );
+}
+
+#[test]
+fn what_the_nodes_hold_goes_back_when_they_stop() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let opening = 100 * OPENING;
+    let (spent, left) = spend(
+        &redis,
+        opening,
+        Duration::from_millis(2),
+        Duration::from_secs(1),
+    );
+    eprintln!("spent {spent}, left {left} of {opening}");
+    assert!(spent > 0 && left > 0);
+    assert_eq!(spent + left, opening, "allowances given back whole");
+}
