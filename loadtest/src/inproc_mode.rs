@@ -78,7 +78,9 @@ impl Fleet for InprocFleet {
             .into_iter()
             .filter_map(|id| {
                 let sim = router.carrier(router.carrier_slot(&id)?)?;
-                let report = carrier_report(prepared, &id, sim.stats(), sim.max_rate_1s());
+                let report = carrier_report(prepared, &id, sim.stats(), sim.max_rate_1s(), |tps| {
+                    sim.contract_use(tps)
+                });
                 Some((id, report))
             })
             .collect()

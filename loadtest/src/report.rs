@@ -34,6 +34,9 @@ pub struct CarrierReport {
     pub max_rate_1s: f64,
     /// The most `max_rate_1s` may be with the contract kept ([`CarrierReport::rate_bound`]).
     pub rate_bound: f64,
+    /// Segments received over `tps` × the time from the first to the last: how much of the
+    /// contract was used while the carrier was sent anything (1.0: all of it).
+    pub contract_use: f64,
 }
 
 impl CarrierReport {

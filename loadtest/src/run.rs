@@ -393,6 +393,7 @@ pub(crate) fn carrier_report(
     id: &str,
     stats: &smsroute_sim::SimStats,
     max_rate_1s: u64,
+    contract_use: impl FnOnce(u32) -> f64,
 ) -> CarrierReport {
     let contract = std::iter::once(&prepared.config)
         .chain(prepared.reloads.iter().map(|(_, c)| c))
@@ -411,6 +412,7 @@ pub(crate) fn carrier_report(
         timeouts: load(&stats.hung),
         max_rate_1s: max_rate_1s as f64,
         rate_bound: CarrierReport::rate_bound(tps, burst),
+        contract_use: contract_use(tps),
     }
 }
 

@@ -98,7 +98,10 @@ impl SmppFleet {
             .iter()
             .map(|(id, sim)| {
                 let s = sim.stats();
-                let report = carrier_report(ctx.prepared, id, &s.carrier, s.rate.lock().max());
+                let meter = s.rate.lock();
+                let report = carrier_report(ctx.prepared, id, &s.carrier, meter.max(), |tps| {
+                    meter.contract_use(tps)
+                });
                 (id.clone(), report)
             })
             .collect()

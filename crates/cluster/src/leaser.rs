@@ -192,21 +192,28 @@ impl Drop for Leaser {
 /// The thread: renews every lease a little before it ends until stopped, falling back to
 /// static shares while Redis is unreachable; then gives back (unless abandoned).
 fn run(mut session: Session, stats: &LeaseStats, stop: &AtomicBool, abandon: &AtomicBool) {
-    let period = session
+    let lease = session
         .leases
         .iter()
         .map(|l| l.plan.lease)
         .min()
-        .unwrap_or(Duration::from_millis(50))
-        .mul_f64(0.9);
+        .unwrap_or(Duration::from_millis(50));
+    // Renewals at a random 60-90 % of a lease: with a fixed period every node's renewal would
+    // keep its place behind another's, and always find only what accrued since (a node
+    // renewing just after another starves).
+    let mut random = session.seed() | 1;
+    let mut period = lease.mul_f64(0.9);
     let mut next = Instant::now() + period;
     while !stop.load(Ordering::Acquire) {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
-        // After a stall, renew from now on rather than catching up.
-        next = (next + period).max(Instant::now());
         if stop.load(Ordering::Acquire) {
             break;
         }
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        period = lease.mul_f64(0.6 + 0.3 * (random >> 11) as f64 / (1u64 << 53) as f64);
+        next = Instant::now() + period;
         let was_up = stats.redis_up.load(Ordering::Relaxed);
         match session.renew(stats) {
             Ok(()) => {

@@ -25,6 +25,11 @@ const QUEUE: usize = 100_000;
 const BATCH: usize = 10_000;
 /// About how many receipts an inbox keeps for an owner that is away.
 const INBOX_LENGTH: u64 = 1_000_000;
+/// How long a receipt whose owner is not recorded (yet: the owner records ownership in
+/// batches, and a carrier may send a receipt within milliseconds) is looked up again.
+const UNOWNED_WAIT: Duration = Duration::from_secs(10);
+/// Most receipts waiting for their owner to be recorded; past it the oldest are dropped.
+const UNOWNED: usize = 100_000;
 
 /// Takes a receipt passed here for `carrier`: `false` if it could not (it is dropped).
 type Deliver = Box<dyn Fn(&str, Receipt) -> bool + Send + Sync>;
@@ -38,7 +43,8 @@ pub struct ReceiptStats {
     pub forwarded: AtomicU64,
     /// Receipts other nodes passed here, handed to the router.
     pub received: AtomicU64,
-    /// Records or receipts dropped: the queue was full or Redis unreachable.
+    /// Records or receipts dropped: the queue was full or Redis unreachable, or no owner was
+    /// recorded within 10 s.
     pub dropped: AtomicU64,
 }
 
@@ -121,6 +127,7 @@ impl ReceiptExchange {
             queue,
             deliver: deliver.clone(),
             stats: stats.clone(),
+            unowned: std::collections::VecDeque::new(),
         };
         let thread = {
             let stop = stop.clone();
@@ -185,6 +192,9 @@ struct Exchange {
     queue: Receiver<Work>,
     deliver: Arc<OnceLock<Deliver>>,
     stats: Arc<ReceiptStats>,
+    /// Receipts from other nodes' messages (or none's), by when they came, waiting for
+    /// their owner.
+    unowned: std::collections::VecDeque<(std::time::Instant, String, Receipt)>,
 }
 
 impl Exchange {
@@ -202,7 +212,8 @@ impl Exchange {
             {
                 batch.push(work);
             }
-            let result = self.exchange(&batch);
+            let count = batch.len() as u64;
+            let result = self.exchange(batch);
             match (result, up) {
                 (Ok(()), false) => {
                     tracing::info!(
@@ -211,9 +222,7 @@ impl Exchange {
                     up = true;
                 }
                 (Err(e), was_up) => {
-                    self.stats
-                        .dropped
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.stats.dropped.fetch_add(count, Ordering::Relaxed);
                     if was_up {
                         tracing::warn!(
                             error = %e,
@@ -231,20 +240,19 @@ impl Exchange {
 
     /// Records ownership, passes receipts on, and takes this node's inbox: two round trips
     /// at most for the batch, one for the inbox.
-    fn exchange(&mut self, batch: &[Work]) -> redis::RedisResult<()> {
+    fn exchange(&mut self, batch: Vec<Work>) -> redis::RedisResult<()> {
         if self.connection.is_none() {
             self.connection = Some(connect(&self.client)?);
         }
-        let connection = self.connection.as_mut().expect("connected");
+        let now = std::time::Instant::now();
         let mut first = redis::pipe();
-        let mut foreign = Vec::new();
         for work in batch {
             match work {
                 Work::Own { carrier, ids } => {
-                    for id in ids {
+                    for id in &ids {
                         first
                             .cmd("SET")
-                            .arg(owner_key(carrier, id))
+                            .arg(owner_key(&carrier, id))
                             .arg(&self.node_id)
                             .arg("PX")
                             .arg(self.ttl_ms)
@@ -255,46 +263,66 @@ impl Exchange {
                         .fetch_add(ids.len() as u64, Ordering::Relaxed);
                 }
                 Work::Foreign { carrier, receipt } => {
-                    first
-                        .cmd("GET")
-                        .arg(owner_key(carrier, &receipt.message_id));
-                    foreign.push((carrier, receipt));
+                    if self.unowned.len() == UNOWNED {
+                        self.unowned.pop_front();
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.unowned.push_back((now, carrier, receipt));
                 }
             }
         }
-        if !batch.is_empty() {
-            let owners: Vec<Option<String>> = first.query(connection)?;
-            let mut second = redis::pipe();
-            let mut forwarded = 0;
-            for ((carrier, receipt), owner) in foreign.into_iter().zip(owners) {
-                // Nobody, or this node: it stays here (an early receipt, or unknown).
-                let Some(owner) = owner.filter(|o| *o != self.node_id) else {
+        // Every receipt still without an owner is looked up, this batch's and earlier ones'.
+        for (_, carrier, receipt) in &self.unowned {
+            first
+                .cmd("GET")
+                .arg(owner_key(carrier, &receipt.message_id));
+        }
+        if first.is_empty() {
+            return self.take_inbox();
+        }
+        let connection = self.connection.as_mut().expect("connected");
+        let owners: Vec<Option<String>> = first.query(connection)?;
+        let mut second = redis::pipe();
+        let mut forwarded = 0;
+        let mut waiting = std::collections::VecDeque::new();
+        for ((came, carrier, receipt), owner) in self.unowned.drain(..).zip(owners) {
+            let owner = match owner {
+                // This node's own: its router matches it, or holds it as early.
+                Some(owner) if owner == self.node_id => continue,
+                Some(owner) => owner,
+                None if now.duration_since(came) < UNOWNED_WAIT => {
+                    waiting.push_back((came, carrier, receipt));
                     continue;
-                };
-                second
-                    .cmd("XADD")
-                    .arg(inbox(&owner))
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(INBOX_LENGTH)
-                    .arg("*")
-                    .arg("carrier")
-                    .arg(carrier)
-                    .arg("id")
-                    .arg(&*receipt.message_id)
-                    .arg("status")
-                    .arg(status_name(receipt.status))
-                    .arg("error")
-                    .arg(receipt.error)
-                    .arg("dup")
-                    .arg(u8::from(receipt.possible_duplicate))
-                    .ignore();
-                forwarded += 1;
-            }
-            if forwarded > 0 {
-                second.query::<()>(connection)?;
-                self.stats.forwarded.fetch_add(forwarded, Ordering::Relaxed);
-            }
+                }
+                None => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            second
+                .cmd("XADD")
+                .arg(inbox(&owner))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(INBOX_LENGTH)
+                .arg("*")
+                .arg("carrier")
+                .arg(&carrier)
+                .arg("id")
+                .arg(&*receipt.message_id)
+                .arg("status")
+                .arg(status_name(receipt.status))
+                .arg("error")
+                .arg(receipt.error)
+                .arg("dup")
+                .arg(u8::from(receipt.possible_duplicate))
+                .ignore();
+            forwarded += 1;
+        }
+        self.unowned = waiting;
+        if forwarded > 0 {
+            second.query::<()>(connection)?;
+            self.stats.forwarded.fetch_add(forwarded, Ordering::Relaxed);
         }
         self.take_inbox()
     }

@@ -86,6 +86,14 @@ impl Session {
         Ok(session)
     }
 
+    /// A seed of this node's own (its id and the time), for the renewal jitter.
+    pub fn seed(&self) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write(self.node_id.as_bytes());
+        hasher.finish()
+    }
+
     fn connect(&mut self) -> redis::RedisResult<()> {
         let mut connection = self.client.get_connection_with_timeout(self.timeout)?;
         connection.set_read_timeout(Some(self.timeout))?;

@@ -71,6 +71,11 @@ pub struct RateMeter {
     step: u64,
     sum: u64,
     max: u64,
+    /// Segments received in all.
+    total: u64,
+    /// When the first and the last segments came.
+    first: Option<Nanos>,
+    last: Nanos,
 }
 
 const METER_BUCKETS: usize = 100;
@@ -90,6 +95,9 @@ impl RateMeter {
             step: 0,
             sum: 0,
             max: 0,
+            total: 0,
+            first: None,
+            last: 0,
         }
     }
 
@@ -109,6 +117,20 @@ impl RateMeter {
         self.buckets[(step % METER_BUCKETS as u64) as usize] += segments;
         self.sum += segments;
         self.max = self.max.max(self.sum);
+        self.total += segments;
+        self.first.get_or_insert(now);
+        self.last = self.last.max(now);
+    }
+
+    /// The share of a contract of `tps` segments a second the carrier was sent while it was
+    /// being sent anything: segments over `tps` × the time from the first to the last (0 with
+    /// less than two steps of traffic).
+    pub fn contract_use(&self, tps: u32) -> f64 {
+        let span = self.first.map_or(0, |first| self.last - first);
+        if span < 2 * METER_STEP || tps == 0 {
+            return 0.0;
+        }
+        self.total as f64 / (f64::from(tps) * span as f64 / 1e9)
     }
 
     /// The most segments within any one second so far.
@@ -183,6 +205,12 @@ impl SimCarrier {
     /// The most segments received within any one second so far (sliding, in 10 ms steps).
     pub fn max_rate_1s(&self) -> u64 {
         self.model.lock().1.max
+    }
+
+    /// Segments received over `tps` × the time from the first to the last
+    /// ([`RateMeter::contract_use`]).
+    pub fn contract_use(&self, tps: u32) -> f64 {
+        self.model.lock().1.contract_use(tps)
     }
 
     /// What it saw so far.

@@ -69,6 +69,9 @@ pub enum Problem {
         "mode = \"serve\" counts a message terminal at its receipt: it needs mix.receipts = true"
     )]
     ServeWithoutReceipts,
+    /// `nodes` out of range, or above 1 outside mode `serve`.
+    #[error("nodes = {0}: expected 1 to 8, and above 1 only with mode = \"serve\"")]
+    Nodes(u32),
     /// `mix.senders` is empty.
     #[error("mix.senders must name at least one sender")]
     NoSenders,

@@ -28,6 +28,10 @@ pub struct Scenario {
     /// Where the simulated carriers run. Default `inproc`.
     #[serde(default)]
     pub mode: Mode,
+    /// Mode `serve`: how many `smsroute serve` processes share the carriers' contracts
+    /// through a `redis-server` the harness starts (`[cluster]`). Default 1: no cluster.
+    #[serde(default = "one")]
+    pub nodes: u32,
     /// Seconds of load.
     pub duration_s: f64,
     /// Seconds at the start whose messages are not in the latency figures.
@@ -86,6 +90,9 @@ fn default_drain() -> f64 {
     30.0
 }
 fn default_seed() -> u64 {
+    1
+}
+fn one() -> u32 {
     1
 }
 
@@ -304,6 +311,9 @@ impl Scenario {
         let config_text = self.config.text(base, "config")?;
         if self.mode == Mode::Serve && !self.mix.receipts {
             return Err(Problem::ServeWithoutReceipts);
+        }
+        if !(1..=8).contains(&self.nodes) || (self.nodes > 1 && self.mode != Mode::Serve) {
+            return Err(Problem::Nodes(self.nodes));
         }
         let mut behaviours = BTreeMap::new();
         for c in &config.carriers {

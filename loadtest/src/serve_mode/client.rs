@@ -49,7 +49,8 @@ pub(crate) struct ClientFigures {
 pub(crate) struct Client {
     smpp: SmppCarrier,
     books: Arc<Books>,
-    pub tally: Mutex<Tally>,
+    /// Shared by the clients of every node.
+    pub tally: Arc<Mutex<Tally>>,
     known: Mutex<HashMap<Box<str>, HubId>>,
     pub figures: ClientFigures,
     origin: std::time::Instant,
@@ -105,7 +106,7 @@ impl Client {
         port: u16,
         window: u32,
         books: Arc<Books>,
-        tally: Tally,
+        tally: Arc<Mutex<Tally>>,
         origin: std::time::Instant,
         receipts: bool,
     ) -> Arc<Client> {
@@ -118,7 +119,7 @@ impl Client {
         let client = Arc::new(Client {
             smpp: SmppCarrier::connect("hub", config),
             books,
-            tally: Mutex::new(tally),
+            tally,
             known: Mutex::default(),
             figures: ClientFigures::default(),
             origin,

@@ -7,6 +7,10 @@
 //! message without a receipt is looked up in the hub (`GET /v1/messages/{id}`): one the hub
 //! still holds unfinished is in flight; one it finished (its receipt never came), does not
 //! know, or does not answer for is lost.
+//!
+//! With `nodes` above 1 the harness starts a `redis-server` and that many `smsroute serve`
+//! processes with `[cluster]` (`docs/cluster.md`), each with its own journal and its own
+//! client binds; messages go to the nodes in turn. A `kill` fault kills node 0.
 
 mod client;
 mod process;
@@ -43,24 +47,54 @@ pub(crate) fn run(
     let fleet = SmppFleet::start(ctx)?;
     let config =
         process::render_config(&prepared.config_text, &fleet.ports()).map_err(RunError::Serve)?;
-    let mut hub = Hub::new(dir, &config)?;
-    hub.start()?;
-    let tally = Tally::new(ctx.planned, 0, (scenario.warmup_s * 1e6) as u64);
-    let client = {
-        let _guard = ctx.runtime.enter();
-        let receipts = scenario.mix.receipts;
-        Client::start(
-            hub.smpp.port(),
-            WINDOW,
-            ctx.books.clone(),
-            tally,
-            ctx.origin,
-            receipts,
+    let nodes = scenario.nodes.max(1) as usize;
+    let redis = if nodes > 1 {
+        Some(
+            smsroute_cluster::testing::RedisServer::start().ok_or_else(|| {
+                RunError::Serve("nodes > 1 needs redis-server on the PATH".to_string())
+            })?,
         )
+    } else {
+        None
     };
+    let mut hubs = Vec::with_capacity(nodes);
+    for node in 0..nodes {
+        let (config, dir) = match &redis {
+            None => (config.clone(), dir.to_path_buf()),
+            Some(redis) => (
+                format!(
+                    "{config}\n[cluster]\nurl = \"{}\"\nnode_id = \"node-{node}\"\n",
+                    redis.url
+                ),
+                dir.join(format!("node-{node}")),
+            ),
+        };
+        let mut hub = Hub::new(&dir, &config)?;
+        hub.start()?;
+        hubs.push(hub);
+    }
+    let tally = Arc::new(parking_lot::Mutex::new(Tally::new(
+        ctx.planned,
+        0,
+        (scenario.warmup_s * 1e6) as u64,
+    )));
+    let clients: Vec<_> = hubs
+        .iter()
+        .map(|hub| {
+            let _guard = ctx.runtime.enter();
+            Client::start(
+                hub.smpp.port(),
+                WINDOW,
+                ctx.books.clone(),
+                tally.clone(),
+                ctx.origin,
+                scenario.mix.receipts,
+            )
+        })
+        .collect();
     ctx.runtime.block_on(async {
         for _ in 0..500 {
-            if client.bound() > 0 {
+            if clients.iter().all(|c| c.bound() > 0) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -79,26 +113,29 @@ pub(crate) fn run(
     let mut next: u64 = 0;
     loop {
         let now = ctx.now_us();
-        if let Some(exit) = hub.exited() {
-            return Err(RunError::Serve(format!(
-                "the process exited on its own ({exit}) at {:.1} s: see {}",
-                now as f64 / 1e6,
-                hub.log().display()
-            )));
+        for hub in &mut hubs {
+            if let Some(exit) = hub.exited() {
+                return Err(RunError::Serve(format!(
+                    "the process exited on its own ({exit}) at {:.1} s: see {}",
+                    now as f64 / 1e6,
+                    hub.log().display()
+                )));
+            }
         }
         if let Some(marker) = downtimes.goes_down(now, "kill -9") {
-            hub.kill();
+            hubs[0].kill();
             killed += 1;
             markers.push(marker);
         }
         if downtimes.comes_back(now) {
-            hub.start()?;
+            hubs[0].start()?;
         }
         let due = (profile.count_until(now as f64 / 1e6) as u64 + 1).min(total);
         while next < due {
             let (_, second) = ctx.intend(next);
             let template = &templates[next as usize % templates.len()];
             let message = Arc::new(marked_message(template, next));
+            let client = &clients[next as usize % nodes];
             ctx.runtime
                 .spawn(client.clone().send(message, next + 1, second));
             next += 1;
@@ -110,7 +147,7 @@ pub(crate) fn run(
         std::thread::sleep(Duration::from_micros(200));
     }
     if downtimes.is_down() {
-        hub.start()?;
+        hubs[0].start()?;
     }
 
     // Drain: every message answered, and every accepted one's receipt, within drain_s.
@@ -125,10 +162,12 @@ pub(crate) fn run(
     }
     progress.finish();
     let carrier_reports = fleet.carrier_reports(ctx);
-    // The client stops first, so that the figures below are one snapshot.
-    ctx.runtime.block_on(client.close());
+    // The clients stop first, so that the figures below are one snapshot.
+    for client in &clients {
+        ctx.runtime.block_on(client.close());
+    }
     let tally = {
-        let mut tally = client.tally.lock();
+        let mut tally = tally.lock();
         tally.cover(total);
         std::mem::replace(&mut *tally, Tally::new(0, 0, 0))
     };
@@ -138,26 +177,30 @@ pub(crate) fn run(
     let unfinished: Vec<u64> = (1..=total)
         .filter(|id| tally.was_accepted(*id) && !tally.is_terminal(*id))
         .collect();
-    let hub_ids = client.hub_ids(&unfinished);
+    // Each node is asked about the messages its client sent it.
     let lookups_end = std::time::Instant::now() + LOOKUPS_FOR;
-    let in_flight_at_end = unfinished
-        .iter()
-        .filter(|id| {
-            std::time::Instant::now() < lookups_end
-                && hub_ids
-                    .get(id)
-                    .is_some_and(|hub_id| hub.lookup(hub_id) == Lookup::Unfinished)
-        })
-        .count() as u64;
-    let clean_stop = hub.stop();
+    let mut in_flight_at_end = 0;
+    for (client, hub) in clients.iter().zip(&hubs) {
+        let hub_ids = client.hub_ids(&unfinished);
+        in_flight_at_end += hub_ids
+            .values()
+            .filter(|hub_id| {
+                std::time::Instant::now() < lookups_end && hub.lookup(hub_id) == Lookup::Unfinished
+            })
+            .count() as u64;
+    }
+    // Every node is stopped, whatever the others did.
+    let stopped: Vec<bool> = hubs.iter_mut().map(Hub::stop).collect();
+    let clean_stop = stopped.iter().all(|clean| *clean);
 
+    let sum = |figure: fn(&Client) -> u64| clients.iter().map(|c| figure(c)).sum::<u64>();
     let figures = ServeFigures {
         kills: killed,
         clean_stop,
-        unanswered: client.figures.unanswered.load(Ordering::Relaxed),
-        flagged_by_hub: client.figures.flagged_by_hub.load(Ordering::Relaxed),
-        given_up: client.figures.given_up.load(Ordering::Relaxed),
-        receipts_for_unknown_ids: client.receipts_for_unknown_ids(),
+        unanswered: sum(|c| c.figures.unanswered.load(Ordering::Relaxed)),
+        flagged_by_hub: sum(|c| c.figures.flagged_by_hub.load(Ordering::Relaxed)),
+        given_up: sum(|c| c.figures.given_up.load(Ordering::Relaxed)),
+        receipts_for_unknown_ids: sum(|c| c.receipts_for_unknown_ids()),
     };
     let timeline = Timeline::build(&tally, books, &[], markers, progress.rss_mb);
     let mut report = Report::new(
@@ -176,10 +219,12 @@ pub(crate) fn run(
     );
     report.serve = Some(figures);
     if !report.passed() {
-        eprintln!(
-            "smsroute loadtest: the run failed; the serve process's log is {}",
-            hub.log().display()
-        );
+        for hub in &hubs {
+            eprintln!(
+                "smsroute loadtest: the run failed; a serve process's log is {}",
+                hub.log().display()
+            );
+        }
     }
     Ok(report)
 }
