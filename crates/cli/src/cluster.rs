@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smsroute_cluster::{
-    BalanceLeaser, LeaseOptions, LeasePool, LeaseStats, Leaser, LocalBalances, OptOutSync,
+    BalanceLeaser, CapSync, LeaseOptions, LeasePool, LeaseStats, Leaser, LocalBalances, OptOutSync,
     ReceiptExchange, SharedBucket,
 };
 use smsroute_config::Config;
@@ -59,6 +59,23 @@ pub fn exchange_receipts(config: &Config) -> Result<Option<ReceiptExchange>, Str
     ReceiptExchange::start(cluster.url.expose(), &cluster.node_id, ttl)
         .map(Some)
         .map_err(|e| format!("[cluster] receipts: {e}"))
+}
+
+/// Shares the router's frequency caps with the other nodes (`None` without `[cluster]` or
+/// without a capped class): each node's takes count on the others within about 100 ms.
+pub fn share_caps(
+    config: &Config,
+    caps: &Arc<smsroute_policy::FrequencyCaps>,
+) -> Result<Option<CapSync>, String> {
+    let Some(cluster) = &config.cluster else {
+        return Ok(None);
+    };
+    if config.policy.classes.iter().all(|c| c.cap.is_none()) {
+        return Ok(None);
+    }
+    CapSync::start(cluster.url.expose(), &cluster.node_id, caps.clone())
+        .map(Some)
+        .map_err(|e| format!("[cluster] frequency caps: {e}"))
 }
 
 /// Whether accounts are shared: then each opens empty on this node and is leased in.

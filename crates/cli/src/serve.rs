@@ -112,6 +112,7 @@ async fn serve(
     // Opt-outs shared with the other nodes for as long as the node serves; receipts that
     // other nodes' binds took for this node's messages come here.
     let _optouts = crate::cluster::share_optouts(config, router.suppression())?;
+    let _caps = crate::cluster::share_caps(config, router.frequency_caps())?;
     // Dropped last of all, after the drain: this node's allowances go back then.
     let _balances = crate::cluster::lease_balances(config, &router)?;
     if let Some(exchange) = &receipts {

@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod balances;
+mod caps;
 mod leaser;
 mod optouts;
 mod receipts;
@@ -39,6 +40,7 @@ mod session;
 pub mod testing;
 
 pub use balances::{BalanceLeaser, BalanceStats, LocalBalances};
+pub use caps::{CapStats, CapSync};
 pub use leaser::{LeaseError, LeaseOptions, LeasePlan, LeaseStats, Leaser, SharedBucket};
 pub use optouts::{OptOutStats, OptOutSync};
 pub use receipts::{ReceiptExchange, ReceiptStats};

@@ -119,7 +119,7 @@ pub(crate) struct Shared<C> {
     /// Recipients who opted out.
     pub suppression: Arc<smsroute_policy::Suppression>,
     /// Per-recipient class caps (kept across reloads).
-    pub caps: smsroute_policy::FrequencyCaps,
+    pub caps: Arc<smsroute_policy::FrequencyCaps>,
     /// Account balances in micro-units, by id (kept across reloads; a reload adds accounts).
     pub accounts: dashmap::DashMap<Box<str>, Arc<std::sync::atomic::AtomicU64>, ahash::RandomState>,
     /// Every account's balance with its gauge, set on the dispatcher's tick (registered where

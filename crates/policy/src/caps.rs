@@ -8,6 +8,10 @@
 //! until the windows move on). A pair lives in one of the 8 words of a cache line chosen by
 //! its hash; a word whose windows have passed is reused. When all 8 hold live pairs, a new
 //! recipient is refused rather than let through unchecked. Memory is fixed at 8 bytes a slot.
+//!
+//! Several nodes share caps by telling each other their takes: an observer
+//! ([`on_take`](FrequencyCaps::on_take)) sees each one here, and
+//! [`record`](FrequencyCaps::record) counts one taken elsewhere.
 
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicU64, Ordering};
@@ -44,11 +48,23 @@ pub struct CapTicket {
     window: u32,
 }
 
+/// Sees each take made here: the pair's hash, the window's length and the time (seconds).
+type TakeObserver = Box<dyn Fn(u64, u32, u32) + Send + Sync>;
+
 /// The table. See the module docs.
-#[derive(Debug)]
 pub struct FrequencyCaps {
     slots: Box<[AtomicU64]>,
     lines: usize,
+    observer: std::sync::OnceLock<TakeObserver>,
+}
+
+impl std::fmt::Debug for FrequencyCaps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrequencyCaps")
+            .field("slots", &self.slots.len())
+            .field("observed", &self.observer.get().is_some())
+            .finish()
+    }
 }
 
 impl FrequencyCaps {
@@ -58,6 +74,66 @@ impl FrequencyCaps {
         FrequencyCaps {
             slots: (0..lines * LINE).map(|_| AtomicU64::new(0)).collect(),
             lines,
+            observer: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Calls `observer` with every take made here from now on (not [`record`](Self::record)s):
+    /// the pair's hash, the window's length and the time, in seconds. It runs on the
+    /// submitting thread: it must not block. One observer per table: `false` if one is set.
+    pub fn on_take(&self, observer: impl Fn(u64, u32, u32) + Send + Sync + 'static) -> bool {
+        self.observer.set(Box::new(observer)).is_ok()
+    }
+
+    /// Counts one message for the pair `hash` that another node sent at `at_s`, whatever the
+    /// cap (it is already sent): in the pair's current window, or its previous one when the
+    /// pair has moved on by one; a take older than that no longer counts. A pair whose line is
+    /// full is not recorded.
+    pub fn record(&self, hash: u64, window_s: u32, at_s: u32) {
+        let fingerprint = ((hash >> 48) as u16).max(1);
+        let window = (at_s / window_s.max(1)) & WINDOW_MASK;
+        let base = (hash as usize % self.lines) * LINE;
+        loop {
+            let line = &self.slots[base..base + LINE];
+            let mut found = None;
+            let mut free = None;
+            for (i, slot) in line.iter().enumerate() {
+                let word = slot.load(Ordering::Acquire);
+                let (fp, w, _, _) = unpack(word);
+                if word != 0 && fp == fingerprint {
+                    found = Some((i, word));
+                    break;
+                }
+                let stale = word == 0 || (w != window && w != window.wrapping_sub(1) & WINDOW_MASK);
+                if stale && free.is_none() {
+                    free = Some((i, word));
+                }
+            }
+            let (i, word, next) = match found {
+                Some((i, word)) => {
+                    let (fp, w, prev, cur) = unpack(word);
+                    // How far the pair's window is ahead of the take's.
+                    let ahead = w.wrapping_sub(window) & WINDOW_MASK;
+                    let next = match ahead {
+                        0 => pack(fp, w, prev, cur + 1),
+                        1 => pack(fp, w, prev + 1, cur),
+                        WINDOW_MASK => pack(fp, window, cur, 1),
+                        a if a < WINDOW_MASK / 2 => return,
+                        _ => pack(fp, window, 0, 1),
+                    };
+                    (i, word, next)
+                }
+                None => match free {
+                    Some((i, word)) => (i, word, pack(fingerprint, window, 0, 1)),
+                    None => return,
+                },
+            };
+            if line[i]
+                .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return;
+            }
         }
     }
 
@@ -110,6 +186,9 @@ impl FrequencyCaps {
                 .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
+                if let Some(observer) = self.observer.get() {
+                    observer(hash, window_s, now_s);
+                }
                 return Some(CapTicket {
                     slot: base + i,
                     fingerprint,
@@ -158,6 +237,39 @@ fn prefetch(slot: &AtomicU64) {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn takes_recorded_from_elsewhere_count_against_the_cap() {
+        let caps = FrequencyCaps::new(64);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        assert!(caps.on_take(move |h, w, t| sink.lock().unwrap().push((h, w, t))));
+        let pair = 0xABCD_0000_0000_0001;
+        // Another node sent two in this window (t = 150 of a 100 s window) and one in the
+        // previous: a cap of 4 per 100 s leaves one.
+        caps.record(pair, 100, 150);
+        caps.record(pair, 100, 160);
+        caps.record(pair, 100, 99);
+        assert!(caps.try_take(pair, 4, 100, 170).is_some());
+        assert!(caps.try_take(pair, 4, 100, 171).is_none());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(pair, 100, 170)],
+            "records are not observed"
+        );
+        // A take from two windows back no longer counts.
+        caps.record(pair, 100, 5);
+        assert!(caps.try_take(pair, 4, 100, 172).is_none());
+        // A record that moves the pair on: the old current becomes previous.
+        let other = 0x1234_0000_0000_0002;
+        caps.record(other, 100, 50);
+        caps.record(other, 100, 150);
+        assert!(
+            caps.try_take(other, 2, 100, 151).is_none(),
+            "1 previous + 1 current"
+        );
+        assert!(caps.try_take(other, 3, 100, 151).is_some());
+    }
 
     #[test]
     fn words_pack_and_unpack() {
@@ -271,6 +383,22 @@ mod loom_tests {
             assert!(other.join().unwrap());
             assert!(caps.try_take(1 << 48, 1, 60, 0).is_none());
             assert!(caps.try_take(2 << 48, 1, 60, 0).is_none());
+        });
+    }
+
+    /// A take recorded from another node while one is taken here: both count.
+    #[test]
+    fn a_record_racing_a_take_counts_both() {
+        loom::model(|| {
+            let caps = Arc::new(FrequencyCaps::new(8));
+            let recorder = {
+                let caps = caps.clone();
+                loom::thread::spawn(move || caps.record(5 << 48, 60, 0))
+            };
+            assert!(caps.try_take(5 << 48, 3, 60, 0).is_some());
+            recorder.join().unwrap();
+            assert!(caps.try_take(5 << 48, 3, 60, 0).is_some());
+            assert!(caps.try_take(5 << 48, 3, 60, 0).is_none());
         });
     }
 

@@ -182,7 +182,7 @@ impl<C: Carrier> Router<C> {
                 "keyword",
             ),
             suppression,
-            caps: smsroute_policy::FrequencyCaps::new(cap_capacity),
+            caps: Arc::new(smsroute_policy::FrequencyCaps::new(cap_capacity)),
             wall_ms: AtomicU64::new(crate::shared::wall_ms()),
             quality: Default::default(),
             quality_any: AtomicBool::new(false),
@@ -513,6 +513,11 @@ impl<C: Carrier> Router<C> {
             Ok(before) => before.min(micros),
             Err(_) => 0,
         }
+    }
+
+    /// The per-recipient frequency caps: to share them with other nodes (`smsroute-cluster`).
+    pub fn frequency_caps(&self) -> &Arc<smsroute_policy::FrequencyCaps> {
+        &self.shared.caps
     }
 
     /// The suppression list: for bulk import and export, to check a number, and to share it
