@@ -26,8 +26,11 @@ const BATCH: usize = 10_000;
 /// About how many receipts an inbox keeps for an owner that is away.
 const INBOX_LENGTH: u64 = 1_000_000;
 /// How long a receipt whose owner is not recorded (yet: the owner records ownership in
-/// batches, and a carrier may send a receipt within milliseconds) is looked up again.
-const UNOWNED_WAIT: Duration = Duration::from_secs(10);
+/// batches, and a carrier may send a receipt within milliseconds; or Redis was down) is
+/// looked up again.
+const UNOWNED_WAIT: Duration = Duration::from_secs(60);
+/// Most ownership records waiting for Redis; past it the oldest are dropped.
+const OWNED: usize = 1_000_000;
 /// Most receipts waiting for their owner to be recorded; past it the oldest are dropped.
 const UNOWNED: usize = 100_000;
 
@@ -43,8 +46,7 @@ pub struct ReceiptStats {
     pub forwarded: AtomicU64,
     /// Receipts other nodes passed here, handed to the router.
     pub received: AtomicU64,
-    /// Records or receipts dropped: the queue was full or Redis unreachable, or no owner was
-    /// recorded within 10 s.
+    /// Records or receipts dropped: a queue was full, or no owner was recorded within 60 s.
     pub dropped: AtomicU64,
 }
 
@@ -128,6 +130,7 @@ impl ReceiptExchange {
             deliver: deliver.clone(),
             stats: stats.clone(),
             unowned: std::collections::VecDeque::new(),
+            owned: std::collections::VecDeque::new(),
         };
         let thread = {
             let stop = stop.clone();
@@ -195,6 +198,8 @@ struct Exchange {
     /// Receipts from other nodes' messages (or none's), by when they came, waiting for
     /// their owner.
     unowned: std::collections::VecDeque<(std::time::Instant, String, Receipt)>,
+    /// Ownership records not yet in Redis (kept while it is unreachable): carrier, part id.
+    owned: std::collections::VecDeque<(String, Box<str>)>,
 }
 
 impl Exchange {
@@ -212,8 +217,8 @@ impl Exchange {
             {
                 batch.push(work);
             }
-            let count = batch.len() as u64;
-            let result = self.exchange(batch);
+            self.take(batch);
+            let result = self.exchange();
             match (result, up) {
                 (Ok(()), false) => {
                     tracing::info!(
@@ -222,11 +227,10 @@ impl Exchange {
                     up = true;
                 }
                 (Err(e), was_up) => {
-                    self.stats.dropped.fetch_add(count, Ordering::Relaxed);
                     if was_up {
                         tracing::warn!(
                             error = %e,
-                            "cluster: Redis unreachable: receipts that come on another node's bind are not passed on"
+                            "cluster: Redis unreachable: receipts that come on another node's bind wait until it answers"
                         );
                     }
                     up = false;
@@ -238,29 +242,20 @@ impl Exchange {
         }
     }
 
-    /// Records ownership, passes receipts on, and takes this node's inbox: two round trips
-    /// at most for the batch, one for the inbox.
-    fn exchange(&mut self, batch: Vec<Work>) -> redis::RedisResult<()> {
-        if self.connection.is_none() {
-            self.connection = Some(connect(&self.client)?);
-        }
+    /// Queues a batch from the router: ownership records and receipts to pass on (bounded:
+    /// past the bounds the oldest are dropped and counted).
+    fn take(&mut self, batch: Vec<Work>) {
         let now = std::time::Instant::now();
-        let mut first = redis::pipe();
         for work in batch {
             match work {
                 Work::Own { carrier, ids } => {
-                    for id in &ids {
-                        first
-                            .cmd("SET")
-                            .arg(owner_key(&carrier, id))
-                            .arg(&self.node_id)
-                            .arg("PX")
-                            .arg(self.ttl_ms)
-                            .ignore();
+                    for id in ids {
+                        if self.owned.len() == OWNED {
+                            self.owned.pop_front();
+                            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.owned.push_back((carrier.clone(), id));
                     }
-                    self.stats
-                        .owned
-                        .fetch_add(ids.len() as u64, Ordering::Relaxed);
                 }
                 Work::Foreign { carrier, receipt } => {
                     if self.unowned.len() == UNOWNED {
@@ -270,6 +265,26 @@ impl Exchange {
                     self.unowned.push_back((now, carrier, receipt));
                 }
             }
+        }
+    }
+
+    /// Records ownership, passes receipts on, and takes this node's inbox: two round trips
+    /// at most, one for the inbox. What fails stays queued for the next exchange.
+    fn exchange(&mut self) -> redis::RedisResult<()> {
+        if self.connection.is_none() {
+            self.connection = Some(connect(&self.client)?);
+        }
+        let now = std::time::Instant::now();
+        let mut first = redis::pipe();
+        let recorded = self.owned.len().min(BATCH);
+        for (carrier, id) in self.owned.iter().take(recorded) {
+            first
+                .cmd("SET")
+                .arg(owner_key(carrier, id))
+                .arg(&self.node_id)
+                .arg("PX")
+                .arg(self.ttl_ms)
+                .ignore();
         }
         // Every receipt still without an owner is looked up, this batch's and earlier ones'.
         for (_, carrier, receipt) in &self.unowned {
@@ -282,8 +297,12 @@ impl Exchange {
         }
         let connection = self.connection.as_mut().expect("connected");
         let owners: Vec<Option<String>> = first.query(connection)?;
+        self.owned.drain(..recorded);
+        self.stats
+            .owned
+            .fetch_add(recorded as u64, Ordering::Relaxed);
         let mut second = redis::pipe();
-        let mut forwarded = 0;
+        let mut forwarded = Vec::new();
         let mut waiting = std::collections::VecDeque::new();
         for ((came, carrier, receipt), owner) in self.unowned.drain(..).zip(owners) {
             let owner = match owner {
@@ -317,12 +336,18 @@ impl Exchange {
                 .arg("dup")
                 .arg(u8::from(receipt.possible_duplicate))
                 .ignore();
-            forwarded += 1;
+            forwarded.push((came, carrier, receipt));
         }
         self.unowned = waiting;
-        if forwarded > 0 {
-            second.query::<()>(connection)?;
-            self.stats.forwarded.fetch_add(forwarded, Ordering::Relaxed);
+        if !forwarded.is_empty() {
+            if let Err(e) = second.query::<()>(connection) {
+                // Looked up again next time.
+                self.unowned.extend(forwarded);
+                return Err(e);
+            }
+            self.stats
+                .forwarded
+                .fetch_add(forwarded.len() as u64, Ordering::Relaxed);
         }
         self.take_inbox()
     }

@@ -11,6 +11,8 @@ use std::time::Duration;
 pub struct RedisServer {
     child: Child,
     port: u16,
+    /// Where it keeps its append-only file, if it persists.
+    dir: Option<std::path::PathBuf>,
     /// `redis://127.0.0.1:PORT`.
     pub url: String,
 }
@@ -18,12 +20,22 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one on a free port, empty, without persistence; waits until it answers.
     pub fn start() -> Option<RedisServer> {
+        Self::start_in(None)
+    }
+
+    /// Starts one that persists every write to an append-only file in `dir` before it
+    /// answers (`appendfsync always`): a kill and a restart keep everything it acknowledged.
+    pub fn start_persistent(dir: &std::path::Path) -> Option<RedisServer> {
+        Self::start_in(Some(dir.to_path_buf()))
+    }
+
+    fn start_in(dir: Option<std::path::PathBuf>) -> Option<RedisServer> {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = match spawn(port) {
+        let child = match spawn(port, dir.as_deref()) {
             Ok(child) => child,
             Err(e) if std::env::var_os("SMSROUTE_REQUIRE_REDIS").is_none() => {
                 eprintln!("skipped: redis-server did not start ({e}); install redis-server");
@@ -32,7 +44,12 @@ impl RedisServer {
             Err(e) => panic!("SMSROUTE_REQUIRE_REDIS is set but redis-server did not start: {e}"),
         };
         let url = format!("redis://127.0.0.1:{port}");
-        let server = RedisServer { child, port, url };
+        let server = RedisServer {
+            child,
+            port,
+            dir,
+            url,
+        };
         server.wait_ready();
         Some(server)
     }
@@ -50,25 +67,36 @@ impl RedisServer {
         panic!("redis-server on port {} never answered", self.port);
     }
 
-    /// Kills the server, as a crash: every connection drops, its state is gone.
+    /// Kills the server, as a crash: every connection drops; its state is gone unless it
+    /// persists.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    /// Starts it again on the same port, empty.
+    /// Starts it again on the same port: empty, or with what it persisted.
     pub fn restart(&mut self) {
-        self.child = spawn(self.port).expect("restart redis-server");
+        self.child = spawn(self.port, self.dir.as_deref()).expect("restart redis-server");
         self.wait_ready();
     }
 }
 
-fn spawn(port: u16) -> std::io::Result<Child> {
-    Command::new("redis-server")
+fn spawn(port: u16, dir: Option<&std::path::Path>) -> std::io::Result<Child> {
+    let mut command = Command::new("redis-server");
+    command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
+        .args(["--save", ""]);
+    match dir {
+        None => command.args(["--appendonly", "no"]),
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            command
+                .args(["--appendonly", "yes", "--appendfsync", "always"])
+                .arg("--dir")
+                .arg(dir)
+        }
+    };
+    command.stdout(Stdio::null()).spawn()
 }
 
 impl Drop for RedisServer {

@@ -173,6 +173,9 @@ pub enum FaultError {
     /// `kill` stops a `smsroute serve` process: only mode `serve` has one.
     #[error("kill (of the `smsroute serve` process) needs mode = \"serve\"")]
     KillOutsideServe,
+    /// `redis_down` kills the Redis several `serve` nodes share: only `nodes` above 1 have one.
+    #[error("redis_down needs mode = \"serve\" with nodes above 1")]
+    RedisWithoutCluster,
     /// A fault mode `serve` cannot inject.
     #[error("{0} is not available in mode = \"serve\" (use kill for a crash)")]
     NotInServe(&'static str),

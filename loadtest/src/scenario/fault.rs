@@ -92,6 +92,14 @@ pub enum Fault {
         #[serde(default = "half_a_second")]
         restart_after_ms: f64,
     },
+    /// Mode `serve` with `nodes` above 1: the `redis-server` the nodes share is killed, and
+    /// started again on what it persisted `duration_s` later.
+    RedisDown {
+        /// When, seconds from the start.
+        at_s: f64,
+        /// How long it stays down.
+        duration_s: f64,
+    },
     /// Every carrier sends all the receipts it still holds, at once (receipts delayed past the
     /// load, as phones that were off come back). In-process carriers only.
     ReleaseReceipts {
@@ -140,6 +148,7 @@ impl Fault {
             | Fault::Reload { at_s, .. }
             | Fault::Crash { at_s, .. }
             | Fault::Kill { at_s, .. }
+            | Fault::RedisDown { at_s, .. }
             | Fault::ReleaseReceipts { at_s }
             | Fault::Inbound { at_s, .. } => *at_s,
         }
@@ -213,6 +222,7 @@ impl Fault {
             Fault::Reload { .. }
             | Fault::Crash { .. }
             | Fault::Kill { .. }
+            | Fault::RedisDown { .. }
             | Fault::ReleaseReceipts { .. }
             | Fault::Inbound { .. } => return None,
         };
@@ -231,6 +241,7 @@ impl Fault {
             Fault::Reload { .. } => "reload",
             Fault::Crash { .. } => "crash",
             Fault::Kill { .. } => "kill",
+            Fault::RedisDown { .. } => "redis_down",
             Fault::ReleaseReceipts { .. } => "release_receipts",
             Fault::Inbound { .. } => "inbound",
         }

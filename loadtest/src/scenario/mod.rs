@@ -211,6 +211,9 @@ pub struct Prepared {
     pub replies: Vec<(f64, String, String, usize)>,
     /// Crashes (mode `serve`: kills): when (s), and how long the router stays down (ms).
     pub crashes: Vec<(f64, f64)>,
+    /// Mode `serve` with several nodes: when (s) their `redis-server` is killed, and for how
+    /// long (ms).
+    pub redis_downs: Vec<(f64, f64)>,
     /// When the carriers release the receipts they hold (s).
     pub releases: Vec<f64>,
 }
@@ -336,6 +339,7 @@ impl Scenario {
         let mut reloads = Vec::new();
         let mut replies = Vec::new();
         let mut crashes = Vec::new();
+        let mut redis_downs = Vec::new();
         let mut releases = Vec::new();
         for (index, f) in self.faults.iter().enumerate() {
             let fail = |error| Problem::Fault { index, error };
@@ -382,6 +386,15 @@ impl Scenario {
                         return Err(fail(FaultError::Restart(*restart_after_ms)));
                     }
                     crashes.push((*at_s, *restart_after_ms));
+                }
+                Fault::RedisDown { at_s, duration_s } => {
+                    if self.nodes < 2 {
+                        return Err(fail(FaultError::RedisWithoutCluster));
+                    }
+                    if !(duration_s.is_finite() && *duration_s >= 0.0) {
+                        return Err(fail(FaultError::Restart(*duration_s * 1e3)));
+                    }
+                    redis_downs.push((*at_s, *duration_s * 1e3));
                 }
                 Fault::ReleaseReceipts { at_s } => {
                     if self.mode != Mode::Inproc {
@@ -447,6 +460,10 @@ impl Scenario {
             crashes: {
                 crashes.sort_by(|a, b| a.0.total_cmp(&b.0));
                 crashes
+            },
+            redis_downs: {
+                redis_downs.sort_by(|a, b| a.0.total_cmp(&b.0));
+                redis_downs
             },
             releases: {
                 releases.sort_by(f64::total_cmp);

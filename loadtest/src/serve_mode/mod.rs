@@ -10,7 +10,8 @@
 //!
 //! With `nodes` above 1 the harness starts a `redis-server` and that many `smsroute serve`
 //! processes with `[cluster]` (`docs/cluster.md`), each with its own journal and its own
-//! client binds; messages go to the nodes in turn. A `kill` fault kills node 0.
+//! client binds; messages go to the nodes in turn. A `kill` fault kills node 0; a
+//! `redis_down` fault kills the `redis-server` (which persists every write) and restarts it.
 
 mod client;
 mod process;
@@ -48,11 +49,14 @@ pub(crate) fn run(
     let config =
         process::render_config(&prepared.config_text, &fleet.ports()).map_err(RunError::Serve)?;
     let nodes = scenario.nodes.max(1) as usize;
-    let redis = if nodes > 1 {
+    // It persists every write (appendfsync always), so a `redis_down` fault is a restart
+    // that keeps what it acknowledged, as a production Redis with AOF does.
+    let mut redis = if nodes > 1 {
         Some(
-            smsroute_cluster::testing::RedisServer::start().ok_or_else(|| {
-                RunError::Serve("nodes > 1 needs redis-server on the PATH".to_string())
-            })?,
+            smsroute_cluster::testing::RedisServer::start_persistent(&dir.join("redis"))
+                .ok_or_else(|| {
+                    RunError::Serve("nodes > 1 needs redis-server on the PATH".to_string())
+                })?,
         )
     } else {
         None
@@ -109,6 +113,7 @@ pub(crate) fn run(
     let mut progress = Progress::new(options.progress);
     let mut markers = Vec::new();
     let mut downtimes = Downtimes::new(&prepared.crashes);
+    let mut redis_downtimes = Downtimes::new(&prepared.redis_downs);
     let mut killed = 0;
     let mut next: u64 = 0;
     loop {
@@ -130,6 +135,15 @@ pub(crate) fn run(
         if downtimes.comes_back(now) {
             hubs[0].start()?;
         }
+        if let Some(redis) = redis.as_mut() {
+            if let Some(marker) = redis_downtimes.goes_down(now, "redis-server killed") {
+                redis.kill();
+                markers.push(marker);
+            }
+            if redis_downtimes.comes_back(now) {
+                redis.restart();
+            }
+        }
         let due = (profile.count_until(now as f64 / 1e6) as u64 + 1).min(total);
         while next < due {
             let (_, second) = ctx.intend(next);
@@ -148,6 +162,9 @@ pub(crate) fn run(
     }
     if downtimes.is_down() {
         hubs[0].start()?;
+    }
+    if let Some(redis) = redis.as_mut().filter(|_| redis_downtimes.is_down()) {
+        redis.restart();
     }
 
     // Drain: every message answered, and every accepted one's receipt, within drain_s.
