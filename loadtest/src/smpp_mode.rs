@@ -93,6 +93,20 @@ impl SmppFleet {
     }
 
     /// Each carrier's figures, as its simulator counted them.
+    /// `carrier`'s simulator sends `reply` to a session bound as `system_id`.
+    pub(crate) fn send_mo(
+        &self,
+        ctx: &Context<'_>,
+        carrier: &str,
+        system_id: &str,
+        reply: &Inbound,
+    ) {
+        if let Some(sim) = self.simulators.get(carrier) {
+            ctx.runtime
+                .block_on(sim.send_mo(system_id, &reply.from, &reply.to, &reply.text));
+        }
+    }
+
     pub(crate) fn carrier_reports(&self, ctx: &Context<'_>) -> BTreeMap<String, CarrierReport> {
         self.simulators
             .iter()
@@ -168,10 +182,7 @@ impl Fleet for SmppFleet {
     }
 
     fn inject(&self, ctx: &Context<'_>, _: &Router<SmppCarrier>, carrier: &str, reply: Inbound) {
-        if let Some(sim) = self.simulators.get(carrier) {
-            ctx.runtime
-                .block_on(sim.send_mo("loadtest", &reply.from, &reply.to, &reply.text));
-        }
+        self.send_mo(ctx, carrier, "loadtest", &reply);
     }
 }
 

@@ -354,9 +354,7 @@ impl Scenario {
                 }
             };
             match f {
-                Fault::Reload { .. } | Fault::Crash { .. } | Fault::Inbound { .. }
-                    if self.mode == Mode::Serve =>
-                {
+                Fault::Reload { .. } | Fault::Crash { .. } if self.mode == Mode::Serve => {
                     return Err(fail(FaultError::NotInServe(f.kind())));
                 }
                 Fault::Reload { at_s, config } => {

@@ -12,6 +12,11 @@
 //! processes with `[cluster]` (`docs/cluster.md`), each with its own journal and its own
 //! client binds; messages go to the nodes in turn. A `kill` fault kills node 0; a
 //! `redis_down` fault kills the `redis-server` (which persists every write) and restarts it.
+//!
+//! An `inbound` fault has the carrier's simulator send the replies to the processes' binds
+//! (one of them takes each). A STOP counts from a second after it was sent: a message the
+//! carrier accepts for that recipient and sender (any sender after STOPALL) later is
+//! `sent_after_opt_out`, whichever node sent it.
 
 mod client;
 mod process;
@@ -32,6 +37,10 @@ use process::{Hub, Lookup};
 
 /// The longest the end-of-run lookups may take together: what is left after it counts lost.
 const LOOKUPS_FOR: Duration = Duration::from_secs(30);
+
+/// How long after a STOP is sent the processes may still send to its recipient: the
+/// cluster's promise (an opt-out on one node blocks the others within a second).
+const OPT_OUT_GRACE_US: u64 = 1_000_000;
 
 /// The client's window over all its binds.
 const WINDOW: u32 = 4096;
@@ -112,6 +121,12 @@ pub(crate) fn run(
     let duration_us = (scenario.duration_s * 1e6) as u64;
     let mut progress = Progress::new(options.progress);
     let mut markers = Vec::new();
+    let recipients: Vec<(Box<str>, Box<str>)> = {
+        let all = books.destinations.get().cloned().unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        all.into_iter().filter(|d| seen.insert(d.clone())).collect()
+    };
+    let mut replies = prepared.replies.iter().peekable();
     let mut downtimes = Downtimes::new(&prepared.crashes);
     let mut redis_downtimes = Downtimes::new(&prepared.redis_downs);
     let mut killed = 0;
@@ -134,6 +149,30 @@ pub(crate) fn run(
         }
         if downtimes.comes_back(now) {
             hubs[0].start()?;
+        }
+        while let Some((at, carrier, text, count)) =
+            replies.next_if(|(at, ..)| (*at * 1e6) as u64 <= now)
+        {
+            let keyword = smsroute_policy::Keyword::parse(text);
+            for (number, sender) in recipients.iter().take(*count) {
+                let reply = smsroute_carrier::Inbound {
+                    from: number.to_string(),
+                    to: sender.to_string(),
+                    text: text.clone(),
+                };
+                fleet.send_mo(ctx, carrier, process::SIMULATOR_LOGIN.0, &reply);
+                let from = now + OPT_OUT_GRACE_US;
+                match keyword {
+                    Some(smsroute_policy::Keyword::Stop) => books.stopped(number, sender, from),
+                    Some(smsroute_policy::Keyword::StopAll) => books.stopped(number, "*", from),
+                    Some(smsroute_policy::Keyword::Start) => books.started(number),
+                    _ => {}
+                }
+            }
+            markers.push(crate::report::Marker::at(
+                *at,
+                format!("{count} × {text} via {carrier}"),
+            ));
         }
         if let Some(redis) = redis.as_mut() {
             if let Some(marker) = redis_downtimes.goes_down(now, "redis-server killed") {

@@ -17,7 +17,7 @@ pub(crate) const PASSWORD: &str = "secret";
 /// Its HTTP API key (the end-of-run questions).
 const API_KEY: &str = "k_loadtest_harness_0123456789";
 /// The login the process's carrier sessions give the simulators (which take any).
-const SIMULATOR_LOGIN: (&str, &str) = ("smsroute", "sim");
+pub(crate) const SIMULATOR_LOGIN: (&str, &str) = ("smsroute", "sim");
 /// SMPP binds the harness opens (the account allows more: a bind of a dead life may linger).
 pub(crate) const BINDS: u32 = 4;
 
