@@ -203,6 +203,9 @@ pub struct ServeFigures {
     /// with the process, or the client gave up), counted by the first-part ids their receipts
     /// named.
     pub receipts_for_unknown_ids: u64,
+    /// With `nodes` above 1: lease round trips to Redis, all nodes
+    /// (`smsroute_cluster_round_trips_total` at the end; a killed node's count restarts).
+    pub lease_round_trips: u64,
 }
 
 /// What the run's crashes left.

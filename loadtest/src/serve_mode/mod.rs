@@ -245,6 +245,10 @@ pub(crate) fn run(
             })
             .count() as u64;
     }
+    let lease_round_trips = hubs
+        .iter()
+        .map(|hub| hub.counter("smsroute_cluster_round_trips_total"))
+        .sum();
     // Every node is stopped, whatever the others did.
     let stopped: Vec<bool> = hubs.iter_mut().map(Hub::stop).collect();
     let clean_stop = stopped.iter().all(|clean| *clean);
@@ -257,6 +261,7 @@ pub(crate) fn run(
         flagged_by_hub: sum(|c| c.figures.flagged_by_hub.load(Ordering::Relaxed)),
         given_up: sum(|c| c.figures.given_up.load(Ordering::Relaxed)),
         receipts_for_unknown_ids: sum(|c| c.receipts_for_unknown_ids()),
+        lease_round_trips,
     };
     let timeline = Timeline::build(&tally, books, &[], markers, progress.rss_mb);
     let mut report = Report::new(

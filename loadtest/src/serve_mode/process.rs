@@ -233,6 +233,17 @@ impl Hub {
         }
     }
 
+    /// A counter of the process's `/metrics` (summed over its labels); 0 if absent.
+    pub fn counter(&self, name: &str) -> u64 {
+        let Some((200, body)) = self.get("/metrics") else {
+            return 0;
+        };
+        body.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
     /// `GET path` on the HTTP API with the harness's key: the status and the body.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         let timeout = Duration::from_secs(2);
