@@ -5,50 +5,20 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Child, free_port};
+use common::{Child, free_port, http, wait_listening};
 use smsroute_cluster::testing::RedisServer;
 
 const TPS: u64 = 200;
 const BURST: u64 = 20;
 const KEY: &str = "shop-key-0123456789";
 
-fn wait_listening(port: u16) {
-    for _ in 0..500 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("nothing listens on {port}");
-}
-
-/// One HTTP/1.1 request; the body.
-fn http(port: u16, method: &str, path: &str, body: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {KEY}\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, body)| body.to_string())
-}
-
 /// Submits the carrier accepted, as a node's `/metrics` counts them.
 fn accepted(port: u16) -> u64 {
-    http(port, "GET", "/metrics", "")
+    http(port, "GET", "/metrics", KEY, "")
+        .1
         .lines()
         .filter(|l| {
             l.starts_with("smsroute_submits_total{")
@@ -129,7 +99,7 @@ fn two_serve_nodes_keep_one_contract_together() {
     let mut samples: Vec<(Duration, u64)> = Vec::new();
     for step in 0..40 {
         for (api, _) in &nodes {
-            http(*api, "POST", "/v1/messages/batch", &batch(step));
+            http(*api, "POST", "/v1/messages/batch", KEY, &batch(step));
         }
         let total = nodes.iter().map(|(api, _)| accepted(*api)).sum();
         samples.push((start.elapsed(), total));

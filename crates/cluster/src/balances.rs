@@ -6,16 +6,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use redis::{Client, Connection, Script};
 
 use crate::LeaseError;
 use crate::leaser::redact;
+use crate::worker::{Worker, connect};
 
 /// The reservation script (`balance.lua`).
 const BALANCE: &str = include_str!("balance.lua");
+/// Longest a connect or a round trip may take.
+const TIMEOUT: Duration = Duration::from_millis(500);
 /// How often a node looks at its allowances.
 const PERIOD: Duration = Duration::from_millis(100);
 /// The smallest allowance a node keeps of an account with spending (micro-units).
@@ -48,8 +50,7 @@ pub struct BalanceStats {
 /// A node's share of its accounts' balances. See the module docs.
 pub struct BalanceLeaser {
     stats: Arc<BalanceStats>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker,
 }
 
 impl BalanceLeaser {
@@ -66,7 +67,7 @@ impl BalanceLeaser {
             source,
         };
         let client = Client::open(url).map_err(error)?;
-        let mut connection = connect(&client).map_err(error)?;
+        let mut connection = connect(&client, TIMEOUT).map_err(error)?;
         let script = Script::new(BALANCE);
         script.load(&mut connection).map_err(error)?;
         let mut seed = redis::pipe();
@@ -79,7 +80,6 @@ impl BalanceLeaser {
         }
         seed.query::<()>(&mut connection).map_err(error)?;
         let stats = Arc::new(BalanceStats::default());
-        let stop = Arc::new(AtomicBool::new(false));
         let keeper = Keeper {
             client,
             connection: Some(connection),
@@ -94,18 +94,11 @@ impl BalanceLeaser {
                 })
                 .collect(),
         };
-        let thread = {
-            let (stats, stop) = (stats.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("smsroute-balances".into())
-                .spawn(move || keeper.run(&stats, &stop))
-                .expect("spawn the balance thread")
+        let worker = {
+            let stats = stats.clone();
+            Worker::spawn("smsroute-balances", move |stop| keeper.run(&stats, stop))
         };
-        Ok(Self {
-            stats,
-            stop,
-            thread: Some(thread),
-        })
+        Ok(Self { stats, worker })
     }
 
     /// What it has done so far.
@@ -113,36 +106,15 @@ impl BalanceLeaser {
         &self.stats
     }
 
-    /// Gives every allowance back and stops.
+    /// Gives every allowance back and stops (as dropping it does).
     pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for BalanceLeaser {
-    fn drop(&mut self) {
-        self.halt();
+        self.worker.halt();
     }
 }
 
 /// An account's shared balance.
 fn key(account: &str) -> String {
     format!("smsroute:{{account:{account}}}:balance")
-}
-
-fn connect(client: &Client) -> redis::RedisResult<Connection> {
-    let timeout = Duration::from_millis(500);
-    let connection = client.get_connection_with_timeout(timeout)?;
-    connection.set_read_timeout(Some(timeout))?;
-    connection.set_write_timeout(Some(timeout))?;
-    Ok(connection)
 }
 
 struct Allowance {
@@ -196,7 +168,7 @@ impl Keeper {
     /// give everything back).
     fn exchange(&mut self, stats: &BalanceStats, all_back: bool) -> redis::RedisResult<()> {
         if self.connection.is_none() {
-            self.connection = Some(connect(&self.client)?);
+            self.connection = Some(connect(&self.client, TIMEOUT)?);
             self.script
                 .load(self.connection.as_mut().expect("connected"))?;
         }

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam::queue::ArrayQueue;
@@ -15,6 +14,7 @@ use smsroute_policy::FrequencyCaps;
 
 use crate::LeaseError;
 use crate::leaser::redact;
+use crate::worker::{Worker, connect};
 
 /// The stream of takes.
 const LOG_KEY: &str = "smsroute:{caps}:log";
@@ -41,8 +41,7 @@ pub struct CapStats {
 /// A node's cap sync: a thread that publishes the table's takes and records the others'.
 pub struct CapSync {
     stats: Arc<CapStats>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl CapSync {
@@ -57,7 +56,7 @@ impl CapSync {
         let stats = Arc::new(CapStats::default());
         let queue = Arc::new(ArrayQueue::new(QUEUE));
         let mut sync = SyncThread {
-            connection: Some(connect(&client).map_err(error)?),
+            connection: Some(connect(&client, TIMEOUT).map_err(error)?),
             client,
             node_id: node_id.to_string(),
             caps,
@@ -73,18 +72,10 @@ impl CapSync {
                 dropped.dropped.fetch_add(1, Ordering::Relaxed);
             }
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("smsroute-caps".into())
-                .spawn(move || sync.run(&stop))
-                .expect("spawn the cap sync thread")
-        };
+        let worker = Worker::spawn("smsroute-caps", move |stop| sync.run(stop));
         Ok(Self {
             stats,
-            stop,
-            thread: Some(thread),
+            _worker: worker,
         })
     }
 
@@ -94,22 +85,8 @@ impl CapSync {
     }
 }
 
-impl Drop for CapSync {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn connect(client: &Client) -> redis::RedisResult<Connection> {
-    let timeout = Duration::from_millis(BLOCK_MS * 5);
-    let connection = client.get_connection_with_timeout(timeout)?;
-    connection.set_read_timeout(Some(timeout))?;
-    connection.set_write_timeout(Some(timeout))?;
-    Ok(connection)
-}
+/// Longest a connect or a round trip may take (a read blocks up to [`BLOCK_MS`]).
+const TIMEOUT: Duration = Duration::from_millis(BLOCK_MS * 5);
 
 /// The thread's state.
 struct SyncThread {
@@ -157,7 +134,7 @@ impl SyncThread {
 
     fn connection(&mut self) -> redis::RedisResult<&mut Connection> {
         if self.connection.is_none() {
-            self.connection = Some(connect(&self.client)?);
+            self.connection = Some(connect(&self.client, TIMEOUT)?);
         }
         Ok(self.connection.as_mut().expect("connected"))
     }

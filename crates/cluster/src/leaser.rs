@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use smsroute_throttle::LeasePool;
 
 use crate::session::{Lease, Session};
+use crate::worker::Worker;
 
 /// A contract several nodes share: one GCRA in Redis.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,10 +94,9 @@ pub struct LeaseStats {
 pub struct Leaser {
     pools: Vec<Arc<LeasePool>>,
     stats: Arc<LeaseStats>,
-    stop: Arc<AtomicBool>,
     /// Stop without giving back, as a killed node.
     abandon: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker,
 }
 
 /// Why a leaser could not start.
@@ -135,21 +134,18 @@ impl Leaser {
             .live_nodes
             .store(session.live_nodes, Ordering::Relaxed);
         let pools = session.leases.iter().map(|l| l.pool.clone()).collect();
-        let stop = Arc::new(AtomicBool::new(false));
         let abandon = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (stop, abandon, stats) = (stop.clone(), abandon.clone(), stats.clone());
-            std::thread::Builder::new()
-                .name("smsroute-leaser".into())
-                .spawn(move || run(session, &stats, &stop, &abandon))
-                .expect("spawn the leaser thread")
+        let worker = {
+            let (abandon, stats) = (abandon.clone(), stats.clone());
+            Worker::spawn("smsroute-leaser", move |stop| {
+                run(session, &stats, stop, &abandon)
+            })
         };
         Ok(Self {
             pools,
             stats,
-            stop,
             abandon,
-            thread: Some(thread),
+            worker,
         })
     }
 
@@ -163,29 +159,16 @@ impl Leaser {
         &self.stats
     }
 
-    /// Stops renewing and gives every unused token back.
+    /// Stops renewing and gives every unused token back (as dropping it does).
     pub fn stop(mut self) {
-        self.halt();
+        self.worker.halt();
     }
 
     /// Stops renewing at once and gives nothing back, as a killed node does: its unused
     /// tokens are lost to the contract until its last lease's time has passed.
     pub fn kill(mut self) {
         self.abandon.store(true, Ordering::Release);
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Leaser {
-    fn drop(&mut self) {
-        self.halt();
+        self.worker.halt();
     }
 }
 

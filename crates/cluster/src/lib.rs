@@ -38,6 +38,7 @@ mod optouts;
 mod receipts;
 mod session;
 pub mod testing;
+mod worker;
 
 pub use balances::{BalanceLeaser, BalanceStats, LocalBalances};
 pub use caps::{CapStats, CapSync};

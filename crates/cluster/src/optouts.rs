@@ -7,7 +7,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use redis::{Client, Connection, Script};
@@ -15,6 +14,7 @@ use smsroute_policy::Suppression;
 
 use crate::LeaseError;
 use crate::leaser::redact;
+use crate::worker::{Worker, connect};
 
 /// The change script (`optout.lua`).
 const OPTOUT: &str = include_str!("optout.lua");
@@ -46,8 +46,7 @@ pub struct OptOutStats {
 /// other nodes'.
 pub struct OptOutSync {
     stats: Arc<OptOutStats>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl OptOutSync {
@@ -75,33 +74,19 @@ impl OptOutSync {
         sync.resync(&stats).map_err(error)?;
         stats.redis_up.store(true, Ordering::Relaxed);
         observe(&sync.list, changes_tx, resync);
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (stop, stats) = (stop.clone(), stats.clone());
-            std::thread::Builder::new()
-                .name("smsroute-optouts".into())
-                .spawn(move || sync.run(&stats, &stop))
-                .expect("spawn the opt-out sync thread")
+        let worker = {
+            let stats = stats.clone();
+            Worker::spawn("smsroute-optouts", move |stop| sync.run(&stats, stop))
         };
         Ok(Self {
             stats,
-            stop,
-            thread: Some(thread),
+            _worker: worker,
         })
     }
 
     /// What it has done so far.
     pub fn stats(&self) -> &Arc<OptOutStats> {
         &self.stats
-    }
-}
-
-impl Drop for OptOutSync {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -130,10 +115,7 @@ struct SyncThread {
 
 impl SyncThread {
     fn connect(&mut self) -> redis::RedisResult<()> {
-        let timeout = Duration::from_millis(BLOCK_MS * 5);
-        let mut connection = self.client.get_connection_with_timeout(timeout)?;
-        connection.set_read_timeout(Some(timeout))?;
-        connection.set_write_timeout(Some(timeout))?;
+        let mut connection = connect(&self.client, Duration::from_millis(BLOCK_MS * 5))?;
         self.script.load(&mut connection)?;
         self.connection = Some(connection);
         Ok(())

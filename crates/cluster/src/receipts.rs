@@ -8,7 +8,6 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use redis::{Client, Connection};
@@ -17,7 +16,10 @@ use smsroute_delivery::ReceiptStatus;
 
 use crate::LeaseError;
 use crate::leaser::redact;
+use crate::worker::{Worker, connect};
 
+/// Longest a connect or a round trip may take.
+const TIMEOUT: Duration = Duration::from_millis(500);
 /// Ownership records and receipts to pass on, waiting for the thread; past it they are
 /// dropped and counted (a receipt then stays unknown).
 const QUEUE: usize = 100_000;
@@ -101,8 +103,7 @@ impl ReceiptRelay for Relay {
 pub struct ReceiptExchange {
     relay: Arc<Relay>,
     deliver: Arc<OnceLock<Deliver>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl ReceiptExchange {
@@ -115,12 +116,11 @@ impl ReceiptExchange {
             source,
         };
         let client = Client::open(url).map_err(error)?;
-        let connection = connect(&client).map_err(error)?;
+        let connection = connect(&client, TIMEOUT).map_err(error)?;
         let (work, queue) = std::sync::mpsc::sync_channel(QUEUE);
         let stats = Arc::new(ReceiptStats::default());
         let deliver: Arc<OnceLock<Deliver>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = Exchange {
+        let exchange = Exchange {
             client,
             connection: Some(connection),
             node_id: node_id.to_string(),
@@ -132,18 +132,11 @@ impl ReceiptExchange {
             unowned: std::collections::VecDeque::new(),
             owned: std::collections::VecDeque::new(),
         };
-        let thread = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("smsroute-receipts".into())
-                .spawn(move || thread.run(&stop))
-                .expect("spawn the receipt exchange thread")
-        };
+        let worker = Worker::spawn("smsroute-receipts", move |stop| exchange.run(stop));
         Ok(Self {
             relay: Arc::new(Relay { work, stats }),
             deliver,
-            stop,
-            thread: Some(thread),
+            _worker: worker,
         })
     }
 
@@ -163,26 +156,9 @@ impl ReceiptExchange {
     }
 }
 
-impl Drop for ReceiptExchange {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// A node's inbox stream.
 fn inbox(node_id: &str) -> String {
     format!("smsroute:{{node:{node_id}}}:receipts")
-}
-
-fn connect(client: &Client) -> redis::RedisResult<Connection> {
-    let timeout = Duration::from_millis(500);
-    let connection = client.get_connection_with_timeout(timeout)?;
-    connection.set_read_timeout(Some(timeout))?;
-    connection.set_write_timeout(Some(timeout))?;
-    Ok(connection)
 }
 
 /// The thread's state.
@@ -272,7 +248,7 @@ impl Exchange {
     /// at most, one for the inbox. What fails stays queued for the next exchange.
     fn exchange(&mut self) -> redis::RedisResult<()> {
         if self.connection.is_none() {
-            self.connection = Some(connect(&self.client)?);
+            self.connection = Some(connect(&self.client, TIMEOUT)?);
         }
         let now = std::time::Instant::now();
         let mut first = redis::pipe();

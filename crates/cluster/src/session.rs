@@ -95,9 +95,7 @@ impl Session {
     }
 
     fn connect(&mut self) -> redis::RedisResult<()> {
-        let mut connection = self.client.get_connection_with_timeout(self.timeout)?;
-        connection.set_read_timeout(Some(self.timeout))?;
-        connection.set_write_timeout(Some(self.timeout))?;
+        let mut connection = crate::worker::connect(&self.client, self.timeout)?;
         self.gcra.load(&mut connection)?;
         self.heartbeat.load(&mut connection)?;
         self.connection = Some(connection);

@@ -95,20 +95,7 @@ impl FrequencyCaps {
         let base = (hash as usize % self.lines) * LINE;
         loop {
             let line = &self.slots[base..base + LINE];
-            let mut found = None;
-            let mut free = None;
-            for (i, slot) in line.iter().enumerate() {
-                let word = slot.load(Ordering::Acquire);
-                let (fp, w, _, _) = unpack(word);
-                if word != 0 && fp == fingerprint {
-                    found = Some((i, word));
-                    break;
-                }
-                let stale = word == 0 || (w != window && w != window.wrapping_sub(1) & WINDOW_MASK);
-                if stale && free.is_none() {
-                    free = Some((i, word));
-                }
-            }
+            let (found, free) = find(line, fingerprint, window);
             let (i, word, next) = match found {
                 Some((i, word)) => {
                     let (fp, w, prev, cur) = unpack(word);
@@ -146,21 +133,7 @@ impl FrequencyCaps {
         let max = max.min(MAX_CAP);
         loop {
             let line = &self.slots[base..base + LINE];
-            // The pair's own word, else a word that is empty or whose windows have passed.
-            let mut found = None;
-            let mut free = None;
-            for (i, slot) in line.iter().enumerate() {
-                let word = slot.load(Ordering::Acquire);
-                let (fp, w, _, _) = unpack(word);
-                if word != 0 && fp == fingerprint {
-                    found = Some((i, word));
-                    break;
-                }
-                let stale = word == 0 || (w != window && w != window.wrapping_sub(1) & WINDOW_MASK);
-                if stale && free.is_none() {
-                    free = Some((i, word));
-                }
-            }
+            let (found, free) = find(line, fingerprint, window);
             let (i, word, previous, current) = match found {
                 Some((i, word)) => {
                     let (_, w, prev, cur) = unpack(word);
@@ -215,6 +188,26 @@ impl FrequencyCaps {
                 .then(|| pack(fp, w, prev, cur - 1))
         });
     }
+}
+
+/// In a line: the pair's own word, and the first word that is empty or whose windows have
+/// passed (by `window`), each as (index, word).
+type Found = Option<(usize, u64)>;
+
+fn find(line: &[AtomicU64], fingerprint: u16, window: u32) -> (Found, Found) {
+    let mut free = None;
+    for (i, slot) in line.iter().enumerate() {
+        let word = slot.load(Ordering::Acquire);
+        let (fp, w, _, _) = unpack(word);
+        if word != 0 && fp == fingerprint {
+            return (Some((i, word)), free);
+        }
+        let stale = word == 0 || (w != window && w != window.wrapping_sub(1) & WINDOW_MASK);
+        if stale && free.is_none() {
+            free = Some((i, word));
+        }
+    }
+    (None, free)
 }
 
 /// Asks the CPU to bring `slot`'s cache line in without waiting for it: unlike a load, the
