@@ -152,7 +152,7 @@ fn with_redis_down_each_node_keeps_its_static_share_and_leasing_resumes() {
     let down = nodes
         .iter()
         .all(|n| !n.stats().redis_up.load(Ordering::Relaxed));
-    redis.restart();
+    redis.restart().unwrap();
     std::thread::sleep(Duration::from_millis(1_500));
     stop.store(true, Ordering::Relaxed);
     senders.into_iter().for_each(|s| s.join().unwrap());

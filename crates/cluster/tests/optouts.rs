@@ -86,7 +86,7 @@ fn changes_while_redis_is_down_are_shared_when_it_returns() {
     });
     a.opt_out(&n("447700900002"), None).unwrap();
     assert!(a.is_suppressed(&n("447700900002"), "X"), "local at once");
-    redis.restart();
+    redis.restart().unwrap();
     // Redis came back empty: a brings both its opt-outs back, b takes the new one.
     until(
         Duration::from_secs(5),

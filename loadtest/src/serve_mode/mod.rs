@@ -62,10 +62,9 @@ pub(crate) fn run(
     // that keeps what it acknowledged, as a production Redis with AOF does.
     let mut redis = if nodes > 1 {
         Some(
-            smsroute_cluster::testing::RedisServer::start_persistent(&dir.join("redis"))
-                .ok_or_else(|| {
-                    RunError::Serve("nodes > 1 needs redis-server on the PATH".to_string())
-                })?,
+            smsroute_cluster::testing::RedisServer::start_persistent(&dir.join("redis")).map_err(
+                |e| RunError::Serve(format!("nodes > 1 needs redis-server on the PATH: {e}")),
+            )?,
         )
     } else {
         None
@@ -180,7 +179,9 @@ pub(crate) fn run(
                 markers.push(marker);
             }
             if redis_downtimes.comes_back(now) {
-                redis.restart();
+                redis
+                    .restart()
+                    .map_err(|e| RunError::Serve(format!("redis-server: {e}")))?;
             }
         }
         let due = (profile.count_until(now as f64 / 1e6) as u64 + 1).min(total);
@@ -203,7 +204,9 @@ pub(crate) fn run(
         hubs[0].start()?;
     }
     if let Some(redis) = redis.as_mut().filter(|_| redis_downtimes.is_down()) {
-        redis.restart();
+        redis
+            .restart()
+            .map_err(|e| RunError::Serve(format!("redis-server: {e}")))?;
     }
 
     // Drain: every message answered, and every accepted one's receipt, within drain_s.
