@@ -31,6 +31,8 @@ const INBOX_LENGTH: u64 = 1_000_000;
 /// batches, and a carrier may send a receipt within milliseconds; or Redis was down) is
 /// looked up again.
 const UNOWNED_WAIT: Duration = Duration::from_secs(60);
+/// How often receipts still without an owner are looked up again.
+const RETRY_EVERY: Duration = Duration::from_millis(100);
 /// Most ownership records waiting for Redis; past it the oldest are dropped.
 const OWNED: usize = 1_000_000;
 /// Most receipts waiting for their owner to be recorded; past it the oldest are dropped.
@@ -131,6 +133,8 @@ impl ReceiptExchange {
             stats: stats.clone(),
             unowned: std::collections::VecDeque::new(),
             owned: std::collections::VecDeque::new(),
+            retried_at: std::time::Instant::now(),
+            exchanged_at: std::time::Instant::now(),
         };
         let worker = Worker::spawn("smsroute-receipts", move |stop| exchange.run(stop));
         Ok(Self {
@@ -176,6 +180,10 @@ struct Exchange {
     unowned: std::collections::VecDeque<(std::time::Instant, String, Receipt)>,
     /// Ownership records not yet in Redis (kept while it is unreachable): carrier, part id.
     owned: std::collections::VecDeque<(String, Box<str>)>,
+    /// When the receipts without an owner were last all looked up.
+    retried_at: std::time::Instant,
+    /// When the last exchange began: receipts that came since are new.
+    exchanged_at: std::time::Instant,
 }
 
 impl Exchange {
@@ -262,12 +270,23 @@ impl Exchange {
                 .arg(self.ttl_ms)
                 .ignore();
         }
-        // Every receipt still without an owner is looked up, this batch's and earlier ones'.
-        for (_, carrier, receipt) in &self.unowned {
+        // This batch's receipts are looked up now; earlier ones still without an owner, every
+        // 100 ms.
+        let retry = now.duration_since(self.retried_at) >= RETRY_EVERY;
+        if retry {
+            self.retried_at = now;
+        }
+        let asked: Vec<bool> = self
+            .unowned
+            .iter()
+            .map(|(came, ..)| retry || *came >= self.exchanged_at)
+            .collect();
+        for ((_, carrier, receipt), _) in self.unowned.iter().zip(&asked).filter(|(_, a)| **a) {
             first
                 .cmd("GET")
                 .arg(owner_key(carrier, &receipt.message_id));
         }
+        self.exchanged_at = now;
         if first.is_empty() {
             return self.take_inbox();
         }
@@ -280,8 +299,13 @@ impl Exchange {
         let mut second = redis::pipe();
         let mut forwarded = Vec::new();
         let mut waiting = std::collections::VecDeque::new();
-        for ((came, carrier, receipt), owner) in self.unowned.drain(..).zip(owners) {
-            let owner = match owner {
+        let mut owners = owners.into_iter();
+        for ((came, carrier, receipt), asked) in self.unowned.drain(..).zip(asked) {
+            if !asked {
+                waiting.push_back((came, carrier, receipt));
+                continue;
+            }
+            let owner = match owners.next().flatten() {
                 // This node's own: its router matches it, or holds it as early.
                 Some(owner) if owner == self.node_id => continue,
                 Some(owner) => owner,
