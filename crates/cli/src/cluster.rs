@@ -24,7 +24,7 @@ pub fn start(config: &Config) -> Result<Option<Leaser>, String> {
         Leaser::start(&options, &buckets(config)).map_err(|e| format!("[cluster]: {e}"))?;
     tracing::info!(
         node_id = %cluster.node_id,
-        carriers = config.carriers.len(),
+        contracts = buckets(config).len(),
         live_nodes = leaser.stats().live_nodes.load(std::sync::atomic::Ordering::Relaxed),
         "cluster: carriers' contracts leased from Redis, shared with the other nodes"
     );
@@ -121,32 +121,53 @@ impl<C: smsroute::Carrier> LocalBalances for RouterBalances<C> {
     }
 }
 
-/// Each carrier's contract as Redis keeps it.
+/// Every contract as Redis keeps it, each with the name the engine knows it by
+/// (`EngineOptions::leases`): carriers by id, a route row with its own `tps` as
+/// `route:CARRIER:PREFIX` (once, however many dated rows share it), a sender as `sender:ID`.
+fn contracts(config: &Config) -> Vec<(String, SharedBucket)> {
+    let carriers = config.carriers.iter().map(|c| {
+        let bucket = SharedBucket::carrier(&c.id, f64::from(c.tps), c.burst);
+        (c.id.clone(), bucket)
+    });
+    let mut routes: Vec<(String, SharedBucket)> = Vec::new();
+    for r in &config.routes {
+        let Some((tps, burst)) = r.limit else {
+            continue;
+        };
+        let carrier = &config.carriers[r.carrier].id;
+        let name = format!("route:{carrier}:{}", r.prefix);
+        if routes.iter().all(|(n, _)| *n != name) {
+            let bucket = SharedBucket::route(carrier, &r.prefix, f64::from(tps), burst);
+            routes.push((name, bucket));
+        }
+    }
+    let senders = config.senders.iter().map(|s| {
+        let bucket = SharedBucket::sender(&s.id, f64::from(s.tps), s.burst);
+        (format!("sender:{}", s.id), bucket)
+    });
+    carriers.chain(routes).chain(senders).collect()
+}
+
 fn buckets(config: &Config) -> Vec<SharedBucket> {
-    config
-        .carriers
-        .iter()
-        .map(|c| SharedBucket::carrier(&c.id, f64::from(c.tps), c.burst))
-        .collect()
+    contracts(config).into_iter().map(|(_, b)| b).collect()
 }
 
-/// Carrier id → this node's pool, for `EngineOptions::leases`.
+/// Contract name → this node's pool, for `EngineOptions::leases`.
 pub fn leases(config: &Config, leaser: &Leaser) -> Vec<(String, Arc<LeasePool>)> {
-    config
-        .carriers
-        .iter()
+    contracts(config)
+        .into_iter()
         .enumerate()
-        .map(|(index, c)| (c.id.clone(), leaser.pool(index).clone()))
+        .map(|(index, (name, _))| (name, leaser.pool(index).clone()))
         .collect()
 }
 
-/// Why a reload is refused while clustered: the leases were set up for the carriers and
-/// contracts of the start, and a carrier added or repriced on one node only would break the
-/// contract the nodes share.
+/// Why a reload is refused while clustered: the leases were set up for the contracts of the
+/// start, and a carrier, route row or sender added or given another rate on one node only
+/// would break the contract the nodes share.
 pub fn reload_refusal(started: &Config, reloaded: &Config) -> Option<String> {
     started.cluster.as_ref()?;
     (buckets(started) != buckets(reloaded)).then(|| {
-        "[cluster]: carriers and their tps / burst are fixed while the node is clustered; \
+        "[cluster]: the contracts (carriers, route rows and senders with their tps / burst) are fixed while the node is clustered; \
          restart every node to change them"
             .to_string()
     })
@@ -187,6 +208,15 @@ mod tests {
     #[test]
     fn a_clustered_node_refuses_reloads_that_change_the_shared_contracts() {
         assert!(reload_refusal(&config(100, true), &config(200, true)).is_some());
+        let route_tps = |tps: u32| {
+            let text = format!(
+                "[[carriers]]\nid = \"a\"\ntps = 100\n\n[[routes]]\nprefix = \"44\"\ncarrier = \"a\"\n\
+                 cost = 0.01\ntps = {tps}\n\n[cluster]\nurl = \"redis://127.0.0.1:6379\"\nnode_id = \"n1\"\n"
+            );
+            Config::parse(&text, "c.toml").unwrap()
+        };
+        assert!(reload_refusal(&route_tps(10), &route_tps(20)).is_some());
+        assert_eq!(reload_refusal(&route_tps(10), &route_tps(10)), None);
         assert_eq!(reload_refusal(&config(100, true), &config(100, true)), None);
         assert_eq!(
             reload_refusal(&config(100, false), &config(200, false)),

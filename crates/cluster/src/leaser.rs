@@ -31,6 +31,24 @@ impl SharedBucket {
             burst,
         }
     }
+
+    /// A route row's own contract: its carrier's towards numbers under its prefix.
+    pub fn route(carrier: &str, prefix: &str, tps: f64, burst: u32) -> Self {
+        Self {
+            key: format!("smsroute:{{route:{carrier}:{prefix}}}:gcra"),
+            tps,
+            burst,
+        }
+    }
+
+    /// A sender id's own contract, on every carrier.
+    pub fn sender(id: &str, tps: f64, burst: u32) -> Self {
+        Self {
+            key: format!("smsroute:{{sender:{id}}}:gcra"),
+            tps,
+            burst,
+        }
+    }
 }
 
 /// How a node leases.

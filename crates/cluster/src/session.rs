@@ -115,11 +115,11 @@ impl Session {
             let (unused, taken, refused) = lease.pool.close();
             returned_total += unused;
             let demand = taken + refused;
-            // What the last lease saw asked for, and half more while demand went unmet.
+            // What the last lease saw asked for, and half more (at least one more).
             let want = if lease.want == 0 {
                 0
             } else {
-                (demand + demand / 2).clamp(1, lease.plan.max_want)
+                (demand + demand / 2 + 1).clamp(1, lease.plan.max_want)
             };
             pipe.cmd("EVALSHA")
                 .arg(self.gcra.get_hash())

@@ -183,3 +183,72 @@ fn a_receipt_on_the_other_routers_bind_finishes_the_message() {
         }
     });
 }
+
+/// A route row's own contract (`tps` on the row) shared by two routers: each alone could send
+/// its whole rate towards the prefix; through the lease of `route:shared:44` the two together
+/// keep it.
+#[test]
+fn two_routers_keep_a_routes_own_contract_together() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let text = "[[carriers]]\nid = \"shared\"\ntps = 1000\n\n\
+        [[routes]]\nprefix = \"44\"\ncarrier = \"shared\"\ncost = 0.004\ntps = 100\nburst = 10\n";
+    let config = Config::parse(text, "route.toml").unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let epoch = Instant::now();
+    let sends: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    runtime.block_on(async {
+        let mut nodes = Vec::new();
+        for node in 0..2u64 {
+            let options = LeaseOptions {
+                url: redis.url.clone(),
+                node_id: format!("node-{node}"),
+                lease: Duration::from_millis(50),
+            };
+            let route = SharedBucket::route("shared", "44", 100.0, 10);
+            let leaser = Leaser::start(&options, &[route]).unwrap();
+            let engine = EngineOptions::default()
+                .leases([("route:shared:44".to_string(), leaser.pool(0).clone())]);
+            let sends = sends.clone();
+            let observer: smsroute_sim::AcceptObserver =
+                Arc::new(move |_, _| sends.lock().unwrap().push(epoch.elapsed()));
+            let config = config.clone();
+            let (router, mut events) = Router::start(&config, engine, move |c| {
+                SimCarrier::new(&c.id, Behaviour::default(), node).with_observer(observer.clone())
+            })
+            .unwrap();
+            tokio::spawn(async move { while events.recv().await.is_some() {} });
+            nodes.push((router, leaser));
+        }
+        // 75 messages a second to each router, 150 against the route's 100, for 3 s.
+        for step in 0..300u64 {
+            for (node, (router, _)) in nodes.iter().enumerate() {
+                if step % 4 != 3 {
+                    let to = format!("44770{node}{step:06}");
+                    let message = Message::builder(&to, "ACME", "hi").build().unwrap();
+                    let _ = router.try_submit(message);
+                }
+            }
+            tokio::time::sleep_until((epoch + Duration::from_millis(10 * (step + 1))).into()).await;
+        }
+        for (router, leaser) in nodes {
+            router.shutdown(Duration::ZERO).await;
+            leaser.stop();
+        }
+    });
+    let mut sends = sends.lock().unwrap().clone();
+    sends.sort();
+    let most = max_in_window(&sends, Duration::from_secs(1));
+    let used = count_between(&sends, Duration::from_secs(1), Duration::from_secs(3));
+    eprintln!("route shared: most {most} in 1 s, {used} in the last 2 s");
+    assert!(
+        most <= 110,
+        "{most} to the route in one second against 100 + 10"
+    );
+    assert!(used >= 190, "{used} of 200 the route allows in 2 s");
+}

@@ -5,17 +5,25 @@
 //! `valid_from`, `valid_until`, `hours`), if any, and its sender's.
 //!
 //! Buckets are kept by key across reloads (carrier and prefix; sender id), so a reload
-//! never refills one.
+//! never refills one. A bucket whose contract other nodes share also has this node's lease
+//! of it (`EngineOptions::leases`, named `route:CARRIER:PREFIX` and `sender:ID`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
 use smsroute_config::{Config, RoutePeriod};
-use smsroute_throttle::{Gcra, InvalidQuota, Quota};
+use smsroute_throttle::{Gcra, InvalidQuota, LeasePool, Quota};
 use smsroute_types::{CarrierSlot, Message};
 
-type Map<K> = HashMap<K, Arc<Gcra>, ahash::RandomState>;
+type Map<K> = HashMap<K, Bucket, ahash::RandomState>;
+
+/// A route's or a sender's bucket, and this node's lease of it when other nodes share it.
+#[derive(Clone, Debug)]
+pub(crate) struct Bucket {
+    pub gcra: Arc<Gcra>,
+    pub lease: Option<Arc<LeasePool>>,
+}
 
 /// A route bucket's key: the carrier, the prefix's length and its digits as a number.
 type RouteKey = (CarrierSlot, u8, u64);
@@ -45,16 +53,21 @@ impl Buckets {
         config: &Config,
         slot_of: &[CarrierSlot],
         previous: &Buckets,
+        leases: &HashMap<String, Arc<LeasePool>>,
     ) -> Result<Buckets, InvalidQuota> {
         let mut out = Buckets::default();
-        let bucket = |old: Option<&Arc<Gcra>>, tps: u32, burst: u32| {
+        let bucket = |old: Option<&Bucket>, tps: u32, burst: u32, name: String| {
             let quota = Quota::per_second(f64::from(tps), burst)?;
-            Ok::<_, InvalidQuota>(match old {
+            let gcra = match old {
                 Some(b) => {
-                    b.set_quota(quota);
-                    b.clone()
+                    b.gcra.set_quota(quota);
+                    b.gcra.clone()
                 }
                 None => Arc::new(Gcra::new(quota)),
+            };
+            Ok::<_, InvalidQuota>(Bucket {
+                gcra,
+                lease: leases.get(&name).cloned(),
             })
         };
         for r in &config.routes {
@@ -71,7 +84,8 @@ impl Buckets {
             if out.route.contains_key(&key) {
                 continue;
             }
-            let b = bucket(previous.route.get(&key), tps, burst)?;
+            let name = format!("route:{}:{}", config.carriers[r.carrier].id, r.prefix);
+            let b = bucket(previous.route.get(&key), tps, burst, name)?;
             out.route.insert(key, b);
             if out.lengths.len() <= slot.get() {
                 out.lengths.resize(slot.get() + 1, SmallVec::new());
@@ -84,8 +98,8 @@ impl Buckets {
         }
         for s in &config.senders {
             let old = previous.senders.get(s.id.as_str());
-            out.senders
-                .insert(s.id.as_str().into(), bucket(old, s.tps, s.burst)?);
+            let b = bucket(old, s.tps, s.burst, format!("sender:{}", s.id))?;
+            out.senders.insert(s.id.as_str().into(), b);
         }
         Ok(out)
     }
@@ -102,7 +116,7 @@ impl Buckets {
         carrier: CarrierSlot,
         message: &Message,
         wall_ms: i64,
-    ) -> SmallVec<[&Gcra; 2]> {
+    ) -> SmallVec<[&Bucket; 2]> {
         let mut out = SmallVec::new();
         let digits = message.to().as_str().as_bytes();
         for &len in self.lengths.get(carrier.get()).map_or(&[][..], |l| &l[..]) {
@@ -115,14 +129,14 @@ impl Buckets {
                 .get(&key)
                 .is_some_and(|p| p.iter().any(|p| p.is_always() || p.holds(wall_ms)));
             if let (Some(b), true) = (self.route.get(&key), in_force) {
-                out.push(&**b);
+                out.push(b);
                 break;
             }
         }
         if !self.senders.is_empty()
             && let Some(b) = self.senders.get(message.from().as_str())
         {
-            out.push(&**b);
+            out.push(b);
         }
         out
     }
@@ -142,7 +156,13 @@ mod tests {
             valid_from = \"2030-01-01T00:00:00Z\"\n\n\
             [[senders]]\nid = \"TENDLC\"\ntps = 1\n";
         let config = Config::parse(text, "t.toml").unwrap();
-        let buckets = Buckets::build(&config, &[CarrierSlot(0)], &Buckets::default()).unwrap();
+        let buckets = Buckets::build(
+            &config,
+            &[CarrierSlot(0)],
+            &Buckets::default(),
+            &HashMap::new(),
+        )
+        .unwrap();
         let message = Message::builder("447700900123", "ACME", "hi")
             .build()
             .unwrap();

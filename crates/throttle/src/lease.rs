@@ -56,6 +56,18 @@ impl LeasePool {
         taken.is_ok()
     }
 
+    /// Whether [`try_take`](Self::try_take) of `n` at `now` would succeed (nothing taken;
+    /// a `false` counts as unmet demand, as a refused take does).
+    #[inline]
+    pub fn can_take(&self, n: u32, now: Instant) -> bool {
+        let can = self.nanos(now) < self.deadline.load(Ordering::Acquire)
+            && self.tokens.load(Ordering::Acquire) >= u64::from(n);
+        if !can {
+            self.refused.fetch_add(u64::from(n), Ordering::Relaxed);
+        }
+        can
+    }
+
     /// Tokens left in the current lease (for metrics and tests).
     pub fn left(&self) -> u64 {
         self.tokens.load(Ordering::Acquire)
@@ -102,12 +114,17 @@ mod tests {
         let at = |ms| pool.epoch + Duration::from_millis(ms);
         assert!(!pool.try_take(1, at(0)), "no lease yet");
         pool.refill(5, at(50));
+        assert!(pool.can_take(5, at(10)) && !pool.can_take(6, at(10)));
         assert!(pool.try_take(3, at(10)));
         assert!(!pool.try_take(3, at(20)), "only 2 left");
         assert!(pool.try_take(2, at(30)));
         pool.refill(5, at(50));
         assert!(!pool.try_take(1, at(50)), "deadline passed");
-        assert_eq!(pool.close(), (5, 5, 5));
+        assert_eq!(
+            pool.close(),
+            (5, 5, 11),
+            "refused: 3 and 1 taking, 6 checking, 1 late"
+        );
         assert!(!pool.try_take(1, at(10)), "closed");
     }
 }

@@ -2,32 +2,42 @@
 //! tracker's probe gate; the submits that leave them, and the slots their answers free.
 
 use super::*;
+use crate::buckets::Bucket;
 
 /// How soon a lane whose shared contract's lease is empty asks it again, nanoseconds.
 const LEASE_RETRY_NANOS: Nanos = 1_000_000;
 
-/// The carrier's own bucket, and this node's lease when the contract is shared: the lease is
-/// asked only once the bucket would admit, and the bucket charged only once the lease gave
-/// its tokens. An empty or lapsed lease says "not before" a short retry: the leaser renews it
-/// in the background, never on this path. `origin` is the instant the dispatcher's `now`
-/// counts from.
+/// The carrier's own bucket, and this node's leases when contracts are shared (the
+/// carrier's, and its route's and sender's among `extra`): the leases are taken only once the
+/// bucket would admit, and the bucket charged only once every lease gave its tokens. An
+/// empty or lapsed lease says "not before" a short retry: the leaser renews it in the
+/// background, never on this path. `at` is `now` as an instant.
 fn admit_on_carrier<C>(
     slot: &SlotEntry<C>,
-    origin: tokio::time::Instant,
+    extra: &[&Bucket],
+    at: std::time::Instant,
     segments: u32,
     now: Nanos,
 ) -> Admission {
-    let Some(lease) = &slot.lease else {
+    let shared = slot.lease.is_some() || extra.iter().any(|b| b.lease.is_some());
+    if !shared {
         return slot.bucket.try_admit(segments, now);
-    };
+    }
     match slot.bucket.check(segments, now) {
         Admission::Admitted => {
-            let at = origin.into_std() + std::time::Duration::from_nanos(now);
-            if lease.try_take(segments, at) {
-                slot.bucket.try_admit(segments, now)
-            } else {
-                Admission::NotBefore(now + LEASE_RETRY_NANOS)
+            // The route's and sender's leases were found with room when the message was
+            // checked, on this thread; only a renewal in between can empty one (then the
+            // tokens taken before it are spent on nothing, never sent without a token).
+            let leases = slot
+                .lease
+                .iter()
+                .chain(extra.iter().filter_map(|b| b.lease.as_ref()));
+            for lease in leases {
+                if !lease.try_take(segments, at) {
+                    return Admission::NotBefore(now + LEASE_RETRY_NANOS);
+                }
             }
+            slot.bucket.try_admit(segments, now)
         }
         other => other,
     }
@@ -149,10 +159,20 @@ impl<C: Carrier> Dispatcher<C> {
                 let wall = self.shared.wall_ms.load(Ordering::Relaxed) as i64;
                 buckets.of(carrier, &entry.message, wall)
             };
-            let held = extra.iter().find_map(|b| match b.check(segments, now) {
-                Admission::Admitted => None,
-                other => Some(other),
-            });
+            let at = self.shared.origin.into_std() + std::time::Duration::from_nanos(now);
+            let held = extra
+                .iter()
+                .find_map(|b| match b.gcra.check(segments, now) {
+                    // A shared route's or sender's lease with too few tokens holds it as its
+                    // bucket would.
+                    Admission::Admitted
+                        if b.lease.as_ref().is_some_and(|l| !l.can_take(segments, at)) =>
+                    {
+                        Some(Admission::NotBefore(now + LEASE_RETRY_NANOS))
+                    }
+                    Admission::Admitted => None,
+                    other => Some(other),
+                });
             if let Some(Admission::NotBefore(at)) = held
                 && at < deadline
             {
@@ -172,11 +192,10 @@ impl<C: Carrier> Dispatcher<C> {
                     Some(Admission::ExceedsBurst) => Lane::TooLarge,
                     _ => Lane::TooLate,
                 }),
-                Ok(()) => match admit_on_carrier(&self.slots[c], self.shared.origin, segments, now)
-                {
+                Ok(()) => match admit_on_carrier(&self.slots[c], &extra, at, segments, now) {
                     Admission::Admitted => {
                         for b in &extra {
-                            b.try_admit(segments, now);
+                            b.gcra.try_admit(segments, now);
                         }
                         Ok(Lane::Admitted)
                     }

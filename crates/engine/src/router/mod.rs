@@ -108,8 +108,8 @@ impl<C: Carrier> Router<C> {
             slots.push(Arc::new(slot));
         }
         let slot_of: Vec<CarrierSlot> = (0..slots.len() as u16).map(CarrierSlot).collect();
-        let buckets =
-            Buckets::build(config, &slot_of, &Buckets::default()).map_err(bucket_quota)?;
+        let buckets = Buckets::build(config, &slot_of, &Buckets::default(), &options.leases)
+            .map_err(bucket_quota)?;
         let snapshot = Snapshot {
             generation: 1,
             deck,
@@ -280,7 +280,13 @@ impl<C: Carrier> Router<C> {
             slots.push(Arc::new(slot));
             added.push(c.id.clone());
         }
-        let buckets = Buckets::build(config, &slot_of, &current.buckets).map_err(bucket_quota)?;
+        let buckets = Buckets::build(
+            config,
+            &slot_of,
+            &current.buckets,
+            &self.shared.options.leases,
+        )
+        .map_err(bucket_quota)?;
         // Everything is valid: apply.
         for (c, &index) in config.carriers.iter().zip(&slot_of) {
             let slot = &slots[index.get()];
