@@ -54,7 +54,7 @@ impl SharedBucket {
 /// How a node leases.
 #[derive(Clone, Debug)]
 pub struct LeaseOptions {
-    /// `redis://host:port` (or `rediss://`).
+    /// `redis://host:port` (this build speaks no TLS to Redis).
     pub url: String,
     /// This node's name among the nodes (live nodes are counted for the static share).
     pub node_id: String,

@@ -13,12 +13,14 @@ pub(super) fn cluster(check: &mut Checker<'_>, raw: &Spanned<RawCluster>) -> Clu
         Some(url) => {
             let text = url.get_ref();
             let scheme = text.split_once("://").map(|(scheme, _)| scheme);
-            if !matches!(scheme, Some("redis" | "rediss")) {
-                // Never the URL itself: it may hold a password.
-                check.error(
+            // Never the URL itself in an error: it may hold a password.
+            match scheme {
+                Some("redis") => {}
+                Some("rediss") => check.error(
                     url.span(),
-                    "cluster url must be redis://host:port or rediss://host:port",
-                );
+                    "cluster url: TLS to Redis (rediss://) is not supported by this build; use redis://host:port",
+                ),
+                _ => check.error(url.span(), "cluster url must be redis://host:port"),
             }
             text.clone()
         }

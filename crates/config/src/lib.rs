@@ -98,7 +98,7 @@ pub struct TlsConfig {
 /// `docs/cluster.md`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterConfig {
-    /// `redis://[:password@]host:port[/db]` or `rediss://…` (TLS).
+    /// `redis://[:password@]host:port[/db]` (no TLS in this build).
     pub url: Secret,
     /// This node's name among the nodes, `[a-z0-9_-]+`.
     pub node_id: String,
