@@ -193,11 +193,14 @@ impl LinkState {
 /// takes it with `Router::receipt_from_peer`). Both are called on the router's dispatcher:
 /// they must not block.
 pub trait ReceiptRelay: Send + Sync + std::fmt::Debug + 'static {
-    /// The router now waits for receipts of these part ids from carrier `carrier`.
-    fn waiting(&self, carrier: &str, ids: &[Box<str>]);
+    /// The router now waits for receipts of these part ids from carrier `carrier` (after a
+    /// submit's answer, and again for what a restart resumes from its journal).
+    fn waiting(&self, carrier: &str, ids: &[&str]);
     /// A final receipt from `carrier` the router does not wait for (it holds it a few seconds
-    /// in case its submit's answer is still on the way).
-    fn unmatched(&self, carrier: &str, receipt: &Receipt);
+    /// in case its submit's answer is still on the way). Answer `ack` once the receipt is
+    /// passed on, or known to be nobody else's; dropped unanswered, the carrier offers the
+    /// receipt again (to this node or another), so a node that dies first loses nothing.
+    fn unmatched(&self, carrier: &str, receipt: &Receipt, ack: ReceiptAck);
 }
 
 /// A connection to one carrier (all its binds). Implementations must be cheap to call from

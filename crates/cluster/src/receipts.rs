@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use redis::{Client, Connection};
-use smsroute_carrier::{Receipt, ReceiptRelay};
+use smsroute_carrier::{Receipt, ReceiptAck, ReceiptRelay};
 use smsroute_delivery::ReceiptStatus;
 
 use crate::LeaseError;
@@ -38,6 +38,9 @@ const OWNED: usize = 1_000_000;
 /// Most receipts waiting for their owner to be recorded; past it the oldest are dropped.
 const UNOWNED: usize = 100_000;
 
+/// A receipt waiting for its owner: when it came, its carrier, and the carrier's answer.
+type Unowned = (std::time::Instant, String, Receipt, ReceiptAck);
+
 /// Takes a receipt passed here for `carrier`: `false` if it could not (it is dropped).
 type Deliver = Box<dyn Fn(&str, Receipt) -> bool + Send + Sync>;
 
@@ -55,8 +58,16 @@ pub struct ReceiptStats {
 }
 
 enum Work {
-    Own { carrier: String, ids: Vec<Box<str>> },
-    Foreign { carrier: String, receipt: Receipt },
+    Own {
+        carrier: String,
+        ids: Vec<Box<str>>,
+    },
+    /// A receipt to pass on, and the carrier's answer, given once it is.
+    Foreign {
+        carrier: String,
+        receipt: Receipt,
+        ack: ReceiptAck,
+    },
 }
 
 /// The router's side: queues, never blocks.
@@ -70,7 +81,9 @@ impl std::fmt::Debug for Work {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Work::Own { carrier, ids } => write!(f, "Own({carrier}, {} ids)", ids.len()),
-            Work::Foreign { carrier, receipt } => {
+            Work::Foreign {
+                carrier, receipt, ..
+            } => {
                 write!(f, "Foreign({carrier}, {})", receipt.message_id)
             }
         }
@@ -86,17 +99,19 @@ impl Relay {
 }
 
 impl ReceiptRelay for Relay {
-    fn waiting(&self, carrier: &str, ids: &[Box<str>]) {
+    fn waiting(&self, carrier: &str, ids: &[&str]) {
         self.queue(Work::Own {
             carrier: carrier.to_string(),
-            ids: ids.to_vec(),
+            ids: ids.iter().map(|&id| id.into()).collect(),
         });
     }
 
-    fn unmatched(&self, carrier: &str, receipt: &Receipt) {
+    fn unmatched(&self, carrier: &str, receipt: &Receipt, ack: ReceiptAck) {
+        // A full queue drops it with its answer unsent: the carrier offers it again.
         self.queue(Work::Foreign {
             carrier: carrier.to_string(),
             receipt: receipt.clone(),
+            ack,
         });
     }
 }
@@ -177,7 +192,7 @@ struct Exchange {
     stats: Arc<ReceiptStats>,
     /// Receipts from other nodes' messages (or none's), by when they came, waiting for
     /// their owner.
-    unowned: std::collections::VecDeque<(std::time::Instant, String, Receipt)>,
+    unowned: std::collections::VecDeque<Unowned>,
     /// Ownership records not yet in Redis (kept while it is unreachable): carrier, part id.
     owned: std::collections::VecDeque<(String, Box<str>)>,
     /// When the receipts without an owner were last all looked up.
@@ -241,12 +256,17 @@ impl Exchange {
                         self.owned.push_back((carrier.clone(), id));
                     }
                 }
-                Work::Foreign { carrier, receipt } => {
+                Work::Foreign {
+                    carrier,
+                    receipt,
+                    ack,
+                } => {
                     if self.unowned.len() == UNOWNED {
+                        // Unanswered: its carrier offers it again.
                         self.unowned.pop_front();
                         self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                     }
-                    self.unowned.push_back((now, carrier, receipt));
+                    self.unowned.push_back((now, carrier, receipt, ack));
                 }
             }
         }
@@ -281,7 +301,7 @@ impl Exchange {
             .iter()
             .map(|(came, ..)| retry || *came >= self.exchanged_at)
             .collect();
-        for ((_, carrier, receipt), _) in self.unowned.iter().zip(&asked).filter(|(_, a)| **a) {
+        for ((_, carrier, receipt, _), _) in self.unowned.iter().zip(&asked).filter(|(_, a)| **a) {
             first
                 .cmd("GET")
                 .arg(owner_key(carrier, &receipt.message_id));
@@ -300,21 +320,26 @@ impl Exchange {
         let mut forwarded = Vec::new();
         let mut waiting = std::collections::VecDeque::new();
         let mut owners = owners.into_iter();
-        for ((came, carrier, receipt), asked) in self.unowned.drain(..).zip(asked) {
+        for ((came, carrier, receipt, ack), asked) in self.unowned.drain(..).zip(asked) {
             if !asked {
-                waiting.push_back((came, carrier, receipt));
+                waiting.push_back((came, carrier, receipt, ack));
                 continue;
             }
             let owner = match owners.next().flatten() {
                 // This node's own: its router matches it, or holds it as early.
-                Some(owner) if owner == self.node_id => continue,
-                Some(owner) => owner,
-                None if now.duration_since(came) < UNOWNED_WAIT => {
-                    waiting.push_back((came, carrier, receipt));
+                Some(owner) if owner == self.node_id => {
+                    ack.taken();
                     continue;
                 }
+                Some(owner) => owner,
+                None if now.duration_since(came) < UNOWNED_WAIT => {
+                    waiting.push_back((came, carrier, receipt, ack));
+                    continue;
+                }
+                // Nobody's: an unknown receipt, answered so the carrier stops offering it.
                 None => {
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    ack.taken();
                     continue;
                 }
             };
@@ -336,7 +361,7 @@ impl Exchange {
                 .arg("dup")
                 .arg(u8::from(receipt.possible_duplicate))
                 .ignore();
-            forwarded.push((came, carrier, receipt));
+            forwarded.push((came, carrier, receipt, ack));
         }
         self.unowned = waiting;
         if !forwarded.is_empty() {
@@ -348,6 +373,10 @@ impl Exchange {
             self.stats
                 .forwarded
                 .fetch_add(forwarded.len() as u64, Ordering::Relaxed);
+            // In the owner's inbox (Redis has it): the carrier may forget it.
+            for (.., ack) in forwarded {
+                ack.taken();
+            }
         }
         self.take_inbox()
     }

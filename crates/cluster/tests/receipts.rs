@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use smsroute_carrier::Receipt;
+use smsroute_carrier::{Receipt, ReceiptAck};
 use smsroute_cluster::ReceiptExchange;
 use smsroute_cluster::testing::RedisServer;
 use smsroute_delivery::ReceiptStatus;
@@ -46,15 +46,19 @@ fn a_receipt_on_another_nodes_bind_reaches_its_owner() {
     };
     let (a, a_took) = node(&redis.url, "a");
     let (b, b_took) = node(&redis.url, "b");
-    a.relay().waiting("uk", &["m-1".into(), "m-2".into()]);
-    b.relay().waiting("uk", &["m-3".into()]);
+    a.relay().waiting("uk", &["m-1", "m-2"]);
+    b.relay().waiting("uk", &["m-3"]);
     let owned = |x: &ReceiptExchange| x.stats().owned.load(std::sync::atomic::Ordering::Relaxed);
     wait("ownership recorded", || owned(&a) == 2 && owned(&b) == 1);
     // b's bind got a's receipt, and its own, and one for nobody.
-    b.relay().unmatched("uk", &receipt("m-2"));
-    b.relay().unmatched("uk", &receipt("m-3"));
-    b.relay().unmatched("uk", &receipt("m-9"));
-    b.relay().unmatched("fr", &receipt("m-1"));
+    b.relay()
+        .unmatched("uk", &receipt("m-2"), ReceiptAck::none());
+    b.relay()
+        .unmatched("uk", &receipt("m-3"), ReceiptAck::none());
+    b.relay()
+        .unmatched("uk", &receipt("m-9"), ReceiptAck::none());
+    b.relay()
+        .unmatched("fr", &receipt("m-1"), ReceiptAck::none());
     wait("a takes its receipt", || a_took.lock().unwrap().len() == 1);
     let (carrier, got) = a_took.lock().unwrap()[0].clone();
     assert_eq!((carrier.as_str(), got), ("uk", receipt("m-2")));

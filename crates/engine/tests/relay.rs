@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use smsroute_carrier::{Receipt, ReceiptRelay};
+use smsroute_carrier::{Receipt, ReceiptAck, ReceiptRelay};
 use smsroute_delivery::{Event, ReceiptStatus};
 use smsroute_engine::EngineOptions;
 use smsroute_sim::{Behaviour, Latency};
@@ -20,7 +20,7 @@ struct Recorded {
 }
 
 impl ReceiptRelay for Recorded {
-    fn waiting(&self, carrier: &str, ids: &[Box<str>]) {
+    fn waiting(&self, carrier: &str, ids: &[&str]) {
         let ids = ids.iter().map(|id| id.to_string()).collect();
         self.waiting
             .lock()
@@ -28,9 +28,10 @@ impl ReceiptRelay for Recorded {
             .push((carrier.to_string(), ids));
     }
 
-    fn unmatched(&self, carrier: &str, receipt: &Receipt) {
+    fn unmatched(&self, carrier: &str, receipt: &Receipt, ack: ReceiptAck) {
         let entry = (carrier.to_string(), receipt.message_id.to_string());
         self.unmatched.lock().unwrap().push(entry);
+        ack.taken();
     }
 }
 

@@ -91,9 +91,7 @@ impl<C: Carrier> Dispatcher<C> {
         let early = if waits {
             // An earlier attempt's ids are no longer waited for.
             forget_ids(&mut self.dlr, entry, done.key);
-            if let Some(relay) = &self.shared.options.receipt_relay {
-                relay.waiting(&self.slots[flight.carrier.get()].id, &ids);
-            }
+            announce_waiting(&self.shared, &self.slots, flight.carrier, &ids);
             let dlr = &mut self.dlr;
             dlr.expect_all(flight.carrier, &ids, done.key, done.attempt)
         } else {
@@ -148,12 +146,13 @@ impl<C: Carrier> Dispatcher<C> {
             .map(|relay| (relay, receipt.clone()));
         match self.dlr.arrive(carrier, receipt, now, early_ttl) {
             Some(matched) => self.receipt(matched, ack, now),
-            None => {
-                if let Some((relay, receipt)) = relayed {
-                    relay.unmatched(&self.slots[carrier.get()].id, &receipt);
+            // Another node may wait for it: the relay answers the carrier once it is passed on.
+            None => match relayed {
+                Some((relay, receipt)) => {
+                    relay.unmatched(&self.slots[carrier.get()].id, &receipt, ack)
                 }
-                self.receipt_done(ack)
-            }
+                None => self.receipt_done(ack),
+            },
         }
     }
 
@@ -276,5 +275,20 @@ impl<C: Carrier> Dispatcher<C> {
 pub(super) fn forget_ids(dlr: &mut crate::dlr::DlrMap, entry: &Entry, key: EntryKey) {
     for id in &entry.carrier_ids {
         dlr.forget(entry.ids_carrier, id.as_str(), key);
+    }
+}
+
+/// Tells the receipt relay, when carrier accounts are shared with other nodes, that this
+/// router waits for `ids` from `carrier`: after a submit's answer, and for what a restart
+/// resumes from the journal (the record a killed process had not yet passed on is made again).
+pub(super) fn announce_waiting<C>(
+    shared: &crate::shared::Shared<C>,
+    slots: &[std::sync::Arc<crate::registry::SlotEntry<C>>],
+    carrier: CarrierSlot,
+    ids: &[impl AsRef<str>],
+) {
+    if let Some(relay) = &shared.options.receipt_relay {
+        let ids: smallvec::SmallVec<[&str; 4]> = ids.iter().map(AsRef::as_ref).collect();
+        relay.waiting(&slots[carrier.get()].id, &ids);
     }
 }

@@ -513,6 +513,7 @@ impl<C: Carrier> Dispatcher<C> {
         } = at
             && !receipt_ids.is_empty()
         {
+            super::inputs::announce_waiting(&self.shared, &self.slots, carrier, &receipt_ids);
             early = self.dlr.expect_all(carrier, &receipt_ids, key, attempt);
             // Delivered parts wait for nothing more (as when their receipts came).
             for &part in &delivered_parts {

@@ -301,6 +301,7 @@ impl<C: Carrier> Dispatcher<C> {
             .counters
             .outstanding
             .fetch_sub(1, Ordering::AcqRel);
+        super::inputs::announce_waiting(&self.shared, &self.slots, carrier, &carrier_ids);
         let early = self
             .dlr
             .expect_all(carrier, &carrier_ids, key, resumable.attempt);
