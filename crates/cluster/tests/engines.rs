@@ -28,38 +28,61 @@ fn config() -> Config {
     Config::parse(&text, "cluster.toml").unwrap()
 }
 
-/// Sends of all three routers to the carrier, as instants after `epoch`, with `shared` leases
-/// or each router on its own contract.
-fn three_routers(redis: &RedisServer, shared: bool) -> Vec<Duration> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// A runtime as a gateway's: two workers.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Node `node`'s leaser of `bucket`, 50 ms leases.
+fn leaser(redis: &RedisServer, node: u64, bucket: SharedBucket) -> Leaser {
+    let options = LeaseOptions {
+        url: redis.url.clone(),
+        node_id: format!("node-{node}"),
+        lease: Duration::from_millis(50),
+    };
+    Leaser::start(&options, &[bucket]).unwrap()
+}
+
+/// A router whose simulated carrier records each submit it accepts in `sends` (as time
+/// since `epoch`); its events are taken and dropped. Call inside the runtime.
+fn recorded_router(
+    config: &Config,
+    engine: EngineOptions,
+    node: u64,
+    epoch: Instant,
+    sends: &Arc<Mutex<Vec<Duration>>>,
+) -> Router<SimCarrier> {
+    let sends = sends.clone();
+    let observer: smsroute_sim::AcceptObserver =
+        Arc::new(move |_, _| sends.lock().unwrap().push(epoch.elapsed()));
+    let (router, mut events) = Router::start(config, engine, move |c| {
+        SimCarrier::new(&c.id, Behaviour::default(), node).with_observer(observer.clone())
+    })
+    .unwrap();
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    router
+}
+
+/// Sends of all three routers to the carrier, as instants after `epoch`, with `shared` leases
+/// or each router on its own contract.
+fn three_routers(redis: &RedisServer, shared: bool) -> Vec<Duration> {
+    let runtime = runtime();
     let epoch = Instant::now();
     let sends: Arc<Mutex<Vec<Duration>>> = Arc::default();
     runtime.block_on(async {
         let mut nodes = Vec::new();
         for node in 0..3u64 {
-            let options = LeaseOptions {
-                url: redis.url.clone(),
-                node_id: format!("node-{node}"),
-                lease: Duration::from_millis(50),
-            };
             let bucket = SharedBucket::carrier("shared", f64::from(TPS), BURST);
-            let leaser = Leaser::start(&options, &[bucket]).unwrap();
+            let leaser = leaser(redis, node, bucket);
             let mut engine = EngineOptions::default();
             if shared {
                 engine = engine.leases([("shared".to_string(), leaser.pool(0).clone())]);
             }
-            let sends = sends.clone();
-            let observer: smsroute_sim::AcceptObserver =
-                Arc::new(move |_, _| sends.lock().unwrap().push(epoch.elapsed()));
-            let (router, mut events) = Router::start(&config(), engine, move |c| {
-                SimCarrier::new(&c.id, Behaviour::default(), node).with_observer(observer.clone())
-            })
-            .unwrap();
-            tokio::spawn(async move { while events.recv().await.is_some() {} });
+            let router = recorded_router(&config(), engine, node, epoch, &sends);
             nodes.push((router, leaser));
         }
         // 400 messages a second offered to each router: 1,200 against a contract of 500.
@@ -122,11 +145,7 @@ fn a_receipt_on_the_other_routers_bind_finishes_the_message() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
         // The carrier's own receipts would come only after a day.
         let slow = Behaviour {
@@ -195,34 +214,16 @@ fn two_routers_keep_a_routes_own_contract_together() {
     let text = "[[carriers]]\nid = \"shared\"\ntps = 1000\n\n\
         [[routes]]\nprefix = \"44\"\ncarrier = \"shared\"\ncost = 0.004\ntps = 100\nburst = 10\n";
     let config = Config::parse(text, "route.toml").unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let epoch = Instant::now();
     let sends: Arc<Mutex<Vec<Duration>>> = Arc::default();
     runtime.block_on(async {
         let mut nodes = Vec::new();
         for node in 0..2u64 {
-            let options = LeaseOptions {
-                url: redis.url.clone(),
-                node_id: format!("node-{node}"),
-                lease: Duration::from_millis(50),
-            };
-            let route = SharedBucket::route("shared", "44", 100.0, 10);
-            let leaser = Leaser::start(&options, &[route]).unwrap();
+            let leaser = leaser(&redis, node, SharedBucket::route("shared", "44", 100.0, 10));
             let engine = EngineOptions::default()
                 .leases([("route:shared:44".to_string(), leaser.pool(0).clone())]);
-            let sends = sends.clone();
-            let observer: smsroute_sim::AcceptObserver =
-                Arc::new(move |_, _| sends.lock().unwrap().push(epoch.elapsed()));
-            let config = config.clone();
-            let (router, mut events) = Router::start(&config, engine, move |c| {
-                SimCarrier::new(&c.id, Behaviour::default(), node).with_observer(observer.clone())
-            })
-            .unwrap();
-            tokio::spawn(async move { while events.recv().await.is_some() {} });
+            let router = recorded_router(&config, engine, node, epoch, &sends);
             nodes.push((router, leaser));
         }
         // 75 messages a second to each router, 150 against the route's 100, for 3 s.

@@ -11,11 +11,11 @@ const LEASE_RETRY_NANOS: Nanos = 1_000_000;
 /// carrier's, and its route's and sender's among `extra`): the leases are taken only once the
 /// bucket would admit, and the bucket charged only once every lease gave its tokens. An
 /// empty or lapsed lease says "not before" a short retry: the leaser renews it in the
-/// background, never on this path. `at` is `now` as an instant.
+/// background, never on this path. `origin` is the instant `now` counts from.
 fn admit_on_carrier<C>(
     slot: &SlotEntry<C>,
     extra: &[&Bucket],
-    at: std::time::Instant,
+    origin: tokio::time::Instant,
     segments: u32,
     now: Nanos,
 ) -> Admission {
@@ -28,6 +28,7 @@ fn admit_on_carrier<C>(
             // The route's and sender's leases were found with room when the message was
             // checked, on this thread; only a renewal in between can empty one (then the
             // tokens taken before it are spent on nothing, never sent without a token).
+            let at = instant(origin, now);
             let leases = slot
                 .lease
                 .iter()
@@ -41,6 +42,12 @@ fn admit_on_carrier<C>(
         }
         other => other,
     }
+}
+
+/// `now` (nanoseconds since `origin`) as an instant, for the lease pools; computed only
+/// where a lease is asked.
+fn instant(origin: tokio::time::Instant, now: Nanos) -> std::time::Instant {
+    origin.into_std() + std::time::Duration::from_nanos(now)
 }
 
 impl<C: Carrier> Dispatcher<C> {
@@ -159,14 +166,16 @@ impl<C: Carrier> Dispatcher<C> {
                 let wall = self.shared.wall_ms.load(Ordering::Relaxed) as i64;
                 buckets.of(carrier, &entry.message, wall)
             };
-            let at = self.shared.origin.into_std() + std::time::Duration::from_nanos(now);
+            let origin = self.shared.origin;
             let held = extra
                 .iter()
                 .find_map(|b| match b.gcra.check(segments, now) {
                     // A shared route's or sender's lease with too few tokens holds it as its
                     // bucket would.
                     Admission::Admitted
-                        if b.lease.as_ref().is_some_and(|l| !l.can_take(segments, at)) =>
+                        if b.lease
+                            .as_ref()
+                            .is_some_and(|l| !l.can_take(segments, instant(origin, now))) =>
                     {
                         Some(Admission::NotBefore(now + LEASE_RETRY_NANOS))
                     }
@@ -192,7 +201,7 @@ impl<C: Carrier> Dispatcher<C> {
                     Some(Admission::ExceedsBurst) => Lane::TooLarge,
                     _ => Lane::TooLate,
                 }),
-                Ok(()) => match admit_on_carrier(&self.slots[c], &extra, at, segments, now) {
+                Ok(()) => match admit_on_carrier(&self.slots[c], &extra, origin, segments, now) {
                     Admission::Admitted => {
                         for b in &extra {
                             b.gcra.try_admit(segments, now);
