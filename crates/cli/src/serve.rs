@@ -113,7 +113,7 @@ async fn serve(
     // other nodes' binds took for this node's messages come here.
     let _optouts = crate::cluster::share_optouts(config, router.suppression())?;
     let _caps = crate::cluster::share_caps(config, router.frequency_caps())?;
-    // Dropped last of all, after the drain: this node's allowances go back then.
+    // Dropped when serve returns, after the drain: this node's allowances go back then.
     let _balances = crate::cluster::lease_balances(config, &router)?;
     if let Some(exchange) = &receipts {
         let peer = router.clone();
