@@ -6,9 +6,19 @@ use std::time::Duration;
 
 use smsroute_cluster::{
     BalanceLeaser, CapSync, LeaseOptions, LeasePool, LeaseStats, Leaser, LocalBalances, OptOutSync,
-    ReceiptExchange, SharedBucket,
+    ReceiptExchange, RedisTarget, SharedBucket,
 };
-use smsroute_config::Config;
+use smsroute_config::{ClusterConfig, Config, RedisAddress};
+
+/// Where `[cluster]` says Redis is.
+fn redis(cluster: &ClusterConfig) -> RedisTarget {
+    match &cluster.redis {
+        RedisAddress::Server(url) => RedisTarget::Server(url.expose().to_string()),
+        RedisAddress::Cluster(nodes) => {
+            RedisTarget::Cluster(nodes.iter().map(|n| n.expose().to_string()).collect())
+        }
+    }
+}
 
 /// Starts leasing every carrier's contract; `None` without `[cluster]`. Redis must answer.
 pub fn start(config: &Config) -> Result<Option<Leaser>, String> {
@@ -16,7 +26,7 @@ pub fn start(config: &Config) -> Result<Option<Leaser>, String> {
         return Ok(None);
     };
     let options = LeaseOptions {
-        url: cluster.url.expose().to_string(),
+        redis: redis(cluster),
         node_id: cluster.node_id.clone(),
         lease: Duration::from_millis(cluster.lease_ms),
     };
@@ -40,7 +50,7 @@ pub fn share_optouts(
     let Some(cluster) = &config.cluster else {
         return Ok(None);
     };
-    let sync = OptOutSync::start(cluster.url.expose(), list.clone())
+    let sync = OptOutSync::start(&redis(cluster), list.clone())
         .map_err(|e| format!("[cluster] opt-outs: {e}"))?;
     tracing::info!(
         opted_out = list.len(),
@@ -56,7 +66,7 @@ pub fn exchange_receipts(config: &Config) -> Result<Option<ReceiptExchange>, Str
         return Ok(None);
     };
     let ttl = Duration::from_secs(config.retry.receipt_timeout_s);
-    ReceiptExchange::start(cluster.url.expose(), &cluster.node_id, ttl)
+    ReceiptExchange::start(&redis(cluster), &cluster.node_id, ttl)
         .map(Some)
         .map_err(|e| format!("[cluster] receipts: {e}"))
 }
@@ -73,7 +83,7 @@ pub fn share_caps(
     if config.policy.classes.iter().all(|c| c.cap.is_none()) {
         return Ok(None);
     }
-    CapSync::start(cluster.url.expose(), &cluster.node_id, caps.clone())
+    CapSync::start(&redis(cluster), &cluster.node_id, caps.clone())
         .map(Some)
         .map_err(|e| format!("[cluster] frequency caps: {e}"))
 }
@@ -99,7 +109,7 @@ pub fn lease_balances<C: smsroute::Carrier>(
         .map(|a| (a.id.clone(), a.balance.micros()))
         .collect();
     let local = Arc::new(RouterBalances(router.clone()));
-    BalanceLeaser::start(cluster.url.expose(), &accounts, local)
+    BalanceLeaser::start(&redis(cluster), &accounts, local)
         .map(Some)
         .map_err(|e| format!("[cluster] balances: {e}"))
 }

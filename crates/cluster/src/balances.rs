@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::{Client, Connection, Script};
+use redis::Script;
 
 use crate::LeaseError;
-use crate::leaser::redact;
-use crate::worker::{Worker, connect};
+use crate::link::{Link, RedisTarget};
+use crate::worker::Worker;
 
 /// The reservation script (`balance.lua`).
 const BALANCE: &str = include_str!("balance.lua");
@@ -58,19 +58,18 @@ impl BalanceLeaser {
     /// first node to start decides), and starts keeping `local`'s allowances. Redis must answer
     /// now.
     pub fn start(
-        url: &str,
+        redis: &RedisTarget,
         accounts: &[(String, u64)],
         local: Arc<dyn LocalBalances>,
     ) -> Result<Self, LeaseError> {
         let error = |source| LeaseError::Redis {
-            url: redact(url),
+            url: redis.redacted(),
             source,
         };
-        let client = Client::open(url).map_err(error)?;
-        let mut connection = connect(&client, TIMEOUT).map_err(error)?;
+        let mut connection = redis.connect(TIMEOUT).map_err(error)?;
         let script = Script::new(BALANCE);
         script.load(&mut connection).map_err(error)?;
-        let mut seed = redis::pipe();
+        let mut seed = connection.pipe();
         for (account, opening) in accounts {
             seed.cmd("SET")
                 .arg(key(account))
@@ -78,10 +77,12 @@ impl BalanceLeaser {
                 .arg("NX")
                 .ignore();
         }
-        seed.query::<()>(&mut connection).map_err(error)?;
+        if !seed.is_empty() {
+            seed.query::<()>(&mut connection).map_err(error)?;
+        }
         let stats = Arc::new(BalanceStats::default());
         let keeper = Keeper {
-            client,
+            target: redis.clone(),
             connection: Some(connection),
             script,
             local,
@@ -126,8 +127,8 @@ struct Allowance {
 
 /// The thread's state.
 struct Keeper {
-    client: Client,
-    connection: Option<Connection>,
+    target: RedisTarget,
+    connection: Option<Link>,
     script: Script,
     local: Arc<dyn LocalBalances>,
     accounts: Vec<Allowance>,
@@ -168,11 +169,12 @@ impl Keeper {
     /// give everything back).
     fn exchange(&mut self, stats: &BalanceStats, all_back: bool) -> redis::RedisResult<()> {
         if self.connection.is_none() {
-            self.connection = Some(connect(&self.client, TIMEOUT)?);
-            self.script
-                .load(self.connection.as_mut().expect("connected"))?;
+            let mut connection = self.target.connect(TIMEOUT)?;
+            self.script.load(&mut connection)?;
+            self.connection = Some(connection);
         }
-        let mut pipe = redis::pipe();
+        let connection = self.connection.as_mut().expect("connected");
+        let mut pipe = connection.pipe();
         let mut asked = Vec::new();
         for (index, account) in self.accounts.iter().enumerate() {
             let held = self.local.held(&account.id);
@@ -204,7 +206,6 @@ impl Keeper {
             }
             return Ok(());
         }
-        let connection = self.connection.as_mut().expect("connected");
         match pipe.query::<Vec<u64>>(connection) {
             Ok(granted) => {
                 for ((index, returned), granted) in asked.into_iter().zip(granted) {

@@ -9,12 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam::queue::ArrayQueue;
-use redis::{Client, Connection};
 use smsroute_policy::FrequencyCaps;
 
 use crate::LeaseError;
-use crate::leaser::redact;
-use crate::worker::{Worker, connect};
+use crate::link::{Link, RedisTarget};
+use crate::worker::Worker;
 
 /// The stream of takes.
 const LOG_KEY: &str = "smsroute:{caps}:log";
@@ -47,17 +46,20 @@ pub struct CapSync {
 impl CapSync {
     /// Connects as node `node_id`, records every take the stream still holds, and starts
     /// the thread. Redis must answer now.
-    pub fn start(url: &str, node_id: &str, caps: Arc<FrequencyCaps>) -> Result<Self, LeaseError> {
+    pub fn start(
+        redis: &RedisTarget,
+        node_id: &str,
+        caps: Arc<FrequencyCaps>,
+    ) -> Result<Self, LeaseError> {
         let error = |source| LeaseError::Redis {
-            url: redact(url),
+            url: redis.redacted(),
             source,
         };
-        let client = Client::open(url).map_err(error)?;
         let stats = Arc::new(CapStats::default());
         let queue = Arc::new(ArrayQueue::new(QUEUE));
         let mut sync = SyncThread {
-            connection: Some(connect(&client, TIMEOUT).map_err(error)?),
-            client,
+            connection: Some(redis.connect(TIMEOUT).map_err(error)?),
+            target: redis.clone(),
             node_id: node_id.to_string(),
             caps,
             queue: queue.clone(),
@@ -90,8 +92,8 @@ const TIMEOUT: Duration = Duration::from_millis(BLOCK_MS * 5);
 
 /// The thread's state.
 struct SyncThread {
-    client: Client,
-    connection: Option<Connection>,
+    target: RedisTarget,
+    connection: Option<Link>,
     node_id: String,
     caps: Arc<FrequencyCaps>,
     queue: Arc<ArrayQueue<(u64, u32, u32)>>,
@@ -132,16 +134,19 @@ impl SyncThread {
         }
     }
 
-    fn connection(&mut self) -> redis::RedisResult<&mut Connection> {
+    fn connection(&mut self) -> redis::RedisResult<&mut Link> {
         if self.connection.is_none() {
-            self.connection = Some(connect(&self.client, TIMEOUT)?);
+            self.connection = Some(self.target.connect(TIMEOUT)?);
         }
         Ok(self.connection.as_mut().expect("connected"))
     }
 
     /// Publishes the takes made here since the last exchange, in one round trip.
     fn publish(&mut self) -> redis::RedisResult<()> {
-        let mut pipe = redis::pipe();
+        if self.queue.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = self.connection()?.pipe();
         let mut count = 0;
         while count < BATCH
             && let Some((hash, window, at)) = self.queue.pop()

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use smsroute_throttle::LeasePool;
 
+use crate::link::RedisTarget;
 use crate::session::{Lease, Session};
 use crate::worker::Worker;
 
@@ -54,8 +55,8 @@ impl SharedBucket {
 /// How a node leases.
 #[derive(Clone, Debug)]
 pub struct LeaseOptions {
-    /// `redis://host:port` (this build speaks no TLS to Redis).
-    pub url: String,
+    /// Where Redis is (this build speaks no TLS to it).
+    pub redis: RedisTarget,
     /// This node's name among the nodes (live nodes are counted for the static share).
     pub node_id: String,
     /// How long a lease lasts: the tokens of one are usable this long after the node asked.
@@ -120,10 +121,10 @@ pub struct Leaser {
 /// Why a leaser could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
-    /// The URL does not parse, or Redis did not answer.
+    /// A URL does not parse, or Redis did not answer.
     #[error("redis {url}: {source}")]
     Redis {
-        /// The URL, without a password.
+        /// The URL (or a Redis Cluster's URLs), without passwords.
         url: String,
         /// What the client said.
         source: redis::RedisError,
@@ -142,9 +143,9 @@ impl Leaser {
         let timeout =
             (options.lease / 2).clamp(Duration::from_millis(10), Duration::from_millis(500));
         let stats = Arc::new(LeaseStats::default());
-        let session = Session::open(&options.url, &options.node_id, leases, timeout, &stats)
+        let session = Session::open(&options.redis, &options.node_id, leases, timeout, &stats)
             .map_err(|source| LeaseError::Redis {
-                url: redact(&options.url),
+                url: options.redis.redacted(),
                 source,
             })?;
         stats.redis_up.store(true, Ordering::Relaxed);
@@ -246,15 +247,5 @@ fn run(mut session: Session, stats: &LeaseStats, stop: &AtomicBool, abandon: &At
         session.abandon();
     } else {
         session.give_back(stats);
-    }
-}
-
-/// `url` without its password.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_string(),
     }
 }

@@ -10,13 +10,17 @@
 //! cannot be reached, each node takes a static share, the contract over the nodes it last saw
 //! live, and leasing resumes when Redis answers again.
 //!
+//! Redis is one server or a Redis Cluster ([`RedisTarget`]): every key carries a `{tag}`, so
+//! what a script touches together lives in one slot, and the buckets, accounts and node
+//! inboxes spread over the cluster's primaries.
+//!
 //! # Example
 //! ```no_run
 //! use std::time::Duration;
-//! use smsroute_cluster::{LeaseOptions, Leaser, SharedBucket};
+//! use smsroute_cluster::{LeaseOptions, Leaser, RedisTarget, SharedBucket};
 //!
 //! let options = LeaseOptions {
-//!     url: "redis://127.0.0.1:6379".into(),
+//!     redis: RedisTarget::Server("redis://127.0.0.1:6379".into()),
 //!     node_id: "node-a".into(),
 //!     lease: Duration::from_millis(50),
 //! };
@@ -34,6 +38,7 @@
 mod balances;
 mod caps;
 mod leaser;
+mod link;
 mod optouts;
 mod receipts;
 mod session;
@@ -43,6 +48,7 @@ mod worker;
 pub use balances::{BalanceLeaser, BalanceStats, LocalBalances};
 pub use caps::{CapStats, CapSync};
 pub use leaser::{LeaseError, LeaseOptions, LeasePlan, LeaseStats, Leaser, SharedBucket};
+pub use link::RedisTarget;
 pub use optouts::{OptOutStats, OptOutSync};
 pub use receipts::{ReceiptExchange, ReceiptStats};
 pub use smsroute_throttle::LeasePool;

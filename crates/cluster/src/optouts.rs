@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 
-use redis::{Client, Connection, Script};
+use redis::Script;
 use smsroute_policy::Suppression;
 
 use crate::LeaseError;
-use crate::leaser::redact;
-use crate::worker::{Worker, connect};
+use crate::link::{Link, RedisTarget};
+use crate::worker::Worker;
 
 /// The change script (`optout.lua`).
 const OPTOUT: &str = include_str!("optout.lua");
@@ -52,15 +52,15 @@ pub struct OptOutSync {
 impl OptOutSync {
     /// Connects, brings `list` and Redis together (the union: what either holds is kept), and
     /// starts the thread. Redis must answer now.
-    pub fn start(url: &str, list: Arc<Suppression>) -> Result<Self, LeaseError> {
+    pub fn start(redis: &RedisTarget, list: Arc<Suppression>) -> Result<Self, LeaseError> {
         let error = |source| LeaseError::Redis {
-            url: redact(url),
+            url: redis.redacted(),
             source,
         };
         let (changes_tx, changes) = std::sync::mpsc::sync_channel(PENDING);
         let resync = Arc::new(AtomicBool::new(false));
         let mut sync = SyncThread {
-            client: Client::open(url).map_err(error)?,
+            target: redis.clone(),
             connection: None,
             script: Script::new(OPTOUT),
             list,
@@ -100,8 +100,8 @@ fn observe(list: &Suppression, changes: SyncSender<String>, resync: Arc<AtomicBo
 
 /// The thread's state.
 struct SyncThread {
-    client: Client,
-    connection: Option<Connection>,
+    target: RedisTarget,
+    connection: Option<Link>,
     script: Script,
     list: Arc<Suppression>,
     changes: Receiver<String>,
@@ -115,7 +115,7 @@ struct SyncThread {
 
 impl SyncThread {
     fn connect(&mut self) -> redis::RedisResult<()> {
-        let mut connection = connect(&self.client, Duration::from_millis(BLOCK_MS * 5))?;
+        let mut connection = self.target.connect(Duration::from_millis(BLOCK_MS * 5))?;
         self.script.load(&mut connection)?;
         self.connection = Some(connection);
         Ok(())
@@ -173,7 +173,8 @@ impl SyncThread {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let connection = self.connection.as_mut().expect("connected");
+        let mut pipe = connection.pipe();
         for line in &self.pending {
             let mut words = line.splitn(3, ' ');
             let (op, number) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
@@ -189,7 +190,7 @@ impl SyncThread {
                 .arg(LOG_LENGTH)
                 .ignore();
         }
-        pipe.query::<()>(self.connection.as_mut().expect("connected"))?;
+        pipe.query::<()>(connection)?;
         stats
             .published
             .fetch_add(self.pending.len() as u64, Ordering::Relaxed);

@@ -10,13 +10,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use redis::{Client, Connection};
 use smsroute_carrier::{Receipt, ReceiptAck, ReceiptRelay};
 use smsroute_delivery::ReceiptStatus;
 
 use crate::LeaseError;
-use crate::leaser::redact;
-use crate::worker::{Worker, connect};
+use crate::link::{Link, RedisTarget};
+use crate::worker::Worker;
 
 /// Longest a connect or a round trip may take.
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -127,18 +126,17 @@ impl ReceiptExchange {
     /// Connects as node `node_id`; ownership records last `ttl` (the router's receipt
     /// timeout). Redis must answer now. Receipts passed here wait in Redis until
     /// [`deliver_to`](Self::deliver_to) says where they go.
-    pub fn start(url: &str, node_id: &str, ttl: Duration) -> Result<Self, LeaseError> {
+    pub fn start(redis: &RedisTarget, node_id: &str, ttl: Duration) -> Result<Self, LeaseError> {
         let error = |source| LeaseError::Redis {
-            url: redact(url),
+            url: redis.redacted(),
             source,
         };
-        let client = Client::open(url).map_err(error)?;
-        let connection = connect(&client, TIMEOUT).map_err(error)?;
+        let connection = redis.connect(TIMEOUT).map_err(error)?;
         let (work, queue) = std::sync::mpsc::sync_channel(QUEUE);
         let stats = Arc::new(ReceiptStats::default());
         let deliver: Arc<OnceLock<Deliver>> = Arc::default();
         let exchange = Exchange {
-            client,
+            target: redis.clone(),
             connection: Some(connection),
             node_id: node_id.to_string(),
             inbox: inbox(node_id),
@@ -182,8 +180,8 @@ fn inbox(node_id: &str) -> String {
 
 /// The thread's state.
 struct Exchange {
-    client: Client,
-    connection: Option<Connection>,
+    target: RedisTarget,
+    connection: Option<Link>,
     node_id: String,
     inbox: String,
     ttl_ms: u64,
@@ -276,10 +274,10 @@ impl Exchange {
     /// at most, one for the inbox. What fails stays queued for the next exchange.
     fn exchange(&mut self) -> redis::RedisResult<()> {
         if self.connection.is_none() {
-            self.connection = Some(connect(&self.client, TIMEOUT)?);
+            self.connection = Some(self.target.connect(TIMEOUT)?);
         }
         let now = std::time::Instant::now();
-        let mut first = redis::pipe();
+        let mut first = self.connection.as_ref().expect("connected").pipe();
         let recorded = self.owned.len().min(BATCH);
         for (carrier, id) in self.owned.iter().take(recorded) {
             first
@@ -316,7 +314,7 @@ impl Exchange {
         self.stats
             .owned
             .fetch_add(recorded as u64, Ordering::Relaxed);
-        let mut second = redis::pipe();
+        let mut second = connection.pipe();
         let mut forwarded = Vec::new();
         let mut waiting = std::collections::VecDeque::new();
         let mut owners = owners.into_iter();

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, Script};
+use redis::Script;
 use smsroute_throttle::LeasePool;
 
 use crate::leaser::{LeasePlan, LeaseStats, SharedBucket};
+use crate::link::{Link, RedisTarget};
 
 /// The GCRA lease script (`gcra.lua`).
 const GCRA: &str = include_str!("gcra.lua");
@@ -49,8 +50,8 @@ impl Lease {
 /// What the leaser thread owns: the connection (none while Redis is unreachable) and the
 /// leases.
 pub(crate) struct Session {
-    client: Client,
-    connection: Option<Connection>,
+    target: RedisTarget,
+    connection: Option<Link>,
     gcra: Script,
     heartbeat: Script,
     node_id: String,
@@ -64,15 +65,14 @@ pub(crate) struct Session {
 impl Session {
     /// Connects, loads the scripts and takes the first leases.
     pub fn open(
-        url: &str,
+        target: &RedisTarget,
         node_id: &str,
         leases: Vec<Lease>,
         timeout: Duration,
         stats: &LeaseStats,
     ) -> redis::RedisResult<Session> {
-        let client = Client::open(url)?;
         let mut session = Session {
-            client,
+            target: target.clone(),
             connection: None,
             gcra: Script::new(GCRA),
             heartbeat: Script::new(HEARTBEAT),
@@ -95,7 +95,7 @@ impl Session {
     }
 
     fn connect(&mut self) -> redis::RedisResult<()> {
-        let mut connection = crate::worker::connect(&self.client, self.timeout)?;
+        let mut connection = self.target.connect(self.timeout)?;
         self.gcra.load(&mut connection)?;
         self.heartbeat.load(&mut connection)?;
         self.connection = Some(connection);
@@ -109,7 +109,8 @@ impl Session {
             self.connect()?;
         }
         let asked = Instant::now();
-        let mut pipe = redis::pipe();
+        let connection = self.connection.as_mut().expect("connected above");
+        let mut pipe = connection.pipe();
         let mut returned_total = 0;
         for lease in &mut self.leases {
             let (unused, taken, refused) = lease.pool.close();
@@ -139,7 +140,6 @@ impl Session {
             .arg(&self.node_id)
             .arg(LIVENESS_MS);
         stats.round_trips.fetch_add(1, Ordering::Relaxed);
-        let connection = self.connection.as_mut().expect("connected above");
         let (grants, live): (Vec<(u64, String)>, u64) =
             match pipe.query::<Vec<redis::Value>>(connection) {
                 Ok(mut replies) => {

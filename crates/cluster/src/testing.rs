@@ -1,13 +1,17 @@
-//! A real `redis-server` on a free port, killed when dropped: for tests (this crate's,
-//! `smsroute serve`'s) and the load-test harness. Without `redis-server` on the PATH,
-//! [`RedisServer::start`] says so and gives `None` (the caller's test then passes without
-//! running), unless `SMSROUTE_REQUIRE_REDIS` is set: then it panics (CI sets it).
-//! [`RedisServer::start_persistent`] is for tools: it answers an error instead.
+//! A real `redis-server` on a free port, or a real Redis Cluster of three, killed when
+//! dropped: for tests (this crate's, `smsroute serve`'s) and the load-test harness. Without
+//! `redis-server` on the PATH, [`RedisServer::start`] and [`RedisCluster::start`] say so and
+//! give `None` (the caller's test then passes without running), unless
+//! `SMSROUTE_REQUIRE_REDIS` is set: then they panic (CI sets it).
+//! [`RedisServer::start_persistent`] and [`RedisCluster::launch`] are for tools: they answer
+//! an error instead.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::RedisTarget;
 
 /// A `redis-server` process of a test's own.
 pub struct RedisServer {
@@ -19,17 +23,27 @@ pub struct RedisServer {
     pub url: String,
 }
 
+/// A test's Redis, or `None` (said) when there is no `redis-server` and none is required.
+fn required<T>(started: std::io::Result<T>) -> Option<T> {
+    match started {
+        Ok(redis) => Some(redis),
+        Err(e) if std::env::var_os("SMSROUTE_REQUIRE_REDIS").is_none() => {
+            eprintln!("skipped: redis-server did not start ({e}); install redis-server");
+            None
+        }
+        Err(e) => panic!("SMSROUTE_REQUIRE_REDIS is set but redis-server did not start: {e}"),
+    }
+}
+
 impl RedisServer {
     /// Starts one on a free port, empty, without persistence; waits until it answers.
     pub fn start() -> Option<RedisServer> {
-        match Self::launch(None) {
-            Ok(server) => Some(server),
-            Err(e) if std::env::var_os("SMSROUTE_REQUIRE_REDIS").is_none() => {
-                eprintln!("skipped: redis-server did not start ({e}); install redis-server");
-                None
-            }
-            Err(e) => panic!("SMSROUTE_REQUIRE_REDIS is set but redis-server did not start: {e}"),
-        }
+        required(Self::launch(None))
+    }
+
+    /// Where it is, for the cluster's threads.
+    pub fn target(&self) -> RedisTarget {
+        RedisTarget::Server(self.url.clone())
     }
 
     /// Starts one that persists every write to an append-only file in `dir` before it
@@ -39,8 +53,8 @@ impl RedisServer {
     }
 
     fn launch(dir: Option<PathBuf>) -> std::io::Result<RedisServer> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = spawn(port, dir.as_deref())?;
+        let port = free_port()?;
+        let child = spawn(port, dir.as_deref(), &[])?;
         let server = RedisServer {
             child,
             port,
@@ -51,21 +65,8 @@ impl RedisServer {
         Ok(server)
     }
 
-    /// Waits (up to 2 s) until it answers PING.
     fn wait_ready(&self) -> std::io::Result<()> {
-        let client = redis::Client::open(self.url.as_str()).map_err(std::io::Error::other)?;
-        for _ in 0..100 {
-            if let Ok(mut connection) = client.get_connection()
-                && redis::cmd("PING").query::<String>(&mut connection).is_ok()
-            {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(std::io::Error::other(format!(
-            "redis-server on port {} never answered",
-            self.port
-        )))
+        wait_ready(self.port).map(drop)
     }
 
     /// Kills the server, as a crash: every connection drops; its state is gone unless it
@@ -77,16 +78,38 @@ impl RedisServer {
 
     /// Starts it again on the same port: empty, or with what it persisted.
     pub fn restart(&mut self) -> std::io::Result<()> {
-        self.child = spawn(self.port, self.dir.as_deref())?;
+        self.child = spawn(self.port, self.dir.as_deref(), &[])?;
         self.wait_ready()
     }
 }
 
-fn spawn(port: u16, dir: Option<&Path>) -> std::io::Result<Child> {
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits (up to 2 s) until the server on `port` answers PING; a connection to it.
+fn wait_ready(port: u16) -> std::io::Result<redis::Connection> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}").as_str())
+        .map_err(std::io::Error::other)?;
+    for _ in 0..100 {
+        if let Ok(mut connection) = client.get_connection()
+            && redis::cmd("PING").query::<String>(&mut connection).is_ok()
+        {
+            return Ok(connection);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(std::io::Error::other(format!(
+        "redis-server on port {port} never answered"
+    )))
+}
+
+fn spawn(port: u16, dir: Option<&Path>, extra: &[&str]) -> std::io::Result<Child> {
     let mut command = Command::new("redis-server");
     command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", ""]);
+        .args(["--save", ""])
+        .args(extra);
     match dir {
         None => command.args(["--appendonly", "no"]),
         Some(dir) => {
@@ -105,4 +128,136 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A Redis Cluster of three primaries without replicas, each a `redis-server` of the test's
+/// own on free ports, the 16,384 slots split evenly between them; killed when dropped.
+pub struct RedisCluster {
+    nodes: Vec<Child>,
+    /// Where the nodes keep their cluster configuration files.
+    dir: PathBuf,
+    /// `redis://127.0.0.1:PORT` of each node.
+    pub urls: Vec<String>,
+}
+
+/// The nodes of a [`RedisCluster`].
+const CLUSTER_NODES: usize = 3;
+/// Slots in a Redis Cluster.
+const SLOTS: usize = 16_384;
+
+impl RedisCluster {
+    /// Starts one and waits until every node sees every slot served.
+    pub fn start() -> Option<RedisCluster> {
+        required(Self::launch())
+    }
+
+    /// As [`start`](Self::start), with an error instead of a skip.
+    pub fn launch() -> std::io::Result<RedisCluster> {
+        let first = free_port()?;
+        let dir = std::env::temp_dir().join(format!(
+            "smsroute-redis-cluster-{}-{first}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            dir,
+            urls: Vec::new(),
+        };
+        let mut ports = Vec::new();
+        for index in 0..CLUSTER_NODES {
+            let port = if index == 0 { first } else { free_port()? };
+            // The bus port is its own free port: port + 10,000 may be past 65,535.
+            let bus = free_port()?;
+            let config = cluster.dir.join(format!("nodes-{port}.conf"));
+            let config = config.to_string_lossy();
+            let bus = bus.to_string();
+            let extra = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &config,
+                "--cluster-port",
+                &bus,
+                "--appendonly",
+                "no",
+            ];
+            cluster.nodes.push(spawn(port, None, &extra)?);
+            cluster.urls.push(format!("redis://127.0.0.1:{port}"));
+            ports.push((port, bus));
+        }
+        let mut connections = Vec::new();
+        for (index, (port, _)) in ports.iter().enumerate() {
+            let mut connection = wait_ready(*port)?;
+            let (from, to) = (
+                SLOTS * index / CLUSTER_NODES,
+                SLOTS * (index + 1) / CLUSTER_NODES - 1,
+            );
+            redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(from)
+                .arg(to)
+                .query::<()>(&mut connection)
+                .map_err(std::io::Error::other)?;
+            connections.push(connection);
+        }
+        for (port, bus) in &ports[1..] {
+            redis::cmd("CLUSTER")
+                .arg("MEET")
+                .arg("127.0.0.1")
+                .arg(port)
+                .arg(bus)
+                .query::<()>(&mut connections[0])
+                .map_err(std::io::Error::other)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !connections.iter_mut().all(serves_every_slot) {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other(
+                    "the Redis Cluster's nodes never agreed on its slots",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(cluster)
+    }
+
+    /// Where it is, for the cluster's threads.
+    pub fn target(&self) -> RedisTarget {
+        RedisTarget::Cluster(self.urls.clone())
+    }
+}
+
+/// Whether this node knows every node and sees every slot served (`cluster_state:ok`).
+fn serves_every_slot(connection: &mut redis::Connection) -> bool {
+    let Ok(info) = redis::cmd("CLUSTER").arg("INFO").query::<String>(connection) else {
+        return false;
+    };
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.trim().strip_prefix(name))
+            .map(str::to_string)
+    };
+    field("cluster_state:").as_deref() == Some("ok")
+        && field("cluster_known_nodes:") == Some(CLUSTER_NODES.to_string())
+        && field("cluster_slots_ok:") == Some(SLOTS.to_string())
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs one command on `target` (a server or a Redis Cluster): for tests that look at what
+/// the nodes left in Redis.
+pub fn query<T: redis::FromRedisValue>(
+    target: &RedisTarget,
+    command: &redis::Cmd,
+) -> redis::RedisResult<T> {
+    command.query(&mut target.connect(Duration::from_secs(2))?)
 }

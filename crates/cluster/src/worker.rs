@@ -1,20 +1,9 @@
-//! What the cluster's background threads share: a Redis connection with timeouts, and a
-//! thread asked to stop, and waited for, when its owner is dropped.
+//! What the cluster's background threads share: a thread asked to stop, and waited for, when
+//! its owner is dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
-
-use redis::{Client, Connection};
-
-/// A connection whose connect, reads and writes each give up after `timeout`.
-pub(crate) fn connect(client: &Client, timeout: Duration) -> redis::RedisResult<Connection> {
-    let connection = client.get_connection_with_timeout(timeout)?;
-    connection.set_read_timeout(Some(timeout))?;
-    connection.set_write_timeout(Some(timeout))?;
-    Ok(connection)
-}
 
 /// A named thread that runs until its stop flag is set.
 #[derive(Debug)]

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use smsroute_cluster::testing::RedisServer;
-use smsroute_cluster::{BalanceLeaser, LocalBalances};
+use smsroute_cluster::testing::{RedisCluster, RedisServer, query};
+use smsroute_cluster::{BalanceLeaser, LocalBalances, RedisTarget};
 
 /// A node's balances: what a router keeps.
 #[derive(Default)]
@@ -47,7 +47,7 @@ const PRICE: u64 = 4_000;
 
 /// Two nodes spend `opening` for `run_for`, each charge followed by `pause`, then stop:
 /// what they spent, and what Redis holds after they gave back their allowances.
-fn spend(redis: &RedisServer, opening: u64, pause: Duration, run_for: Duration) -> (u64, u64) {
+fn spend(redis: &RedisTarget, opening: u64, pause: Duration, run_for: Duration) -> (u64, u64) {
     let accounts = [("acme".to_string(), opening)];
     let spent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -55,7 +55,7 @@ fn spend(redis: &RedisServer, opening: u64, pause: Duration, run_for: Duration) 
     let mut spenders = Vec::new();
     for _ in 0..2 {
         let held = Arc::new(Held::default());
-        let leaser = BalanceLeaser::start(&redis.url, &accounts, held.clone()).unwrap();
+        let leaser = BalanceLeaser::start(redis, &accounts, held.clone()).unwrap();
         let (spent, stop) = (spent.clone(), stop.clone());
         let local = held.clone();
         spenders.push(std::thread::spawn(move || {
@@ -78,12 +78,7 @@ fn spend(redis: &RedisServer, opening: u64, pause: Duration, run_for: Duration) 
         leaser.stop();
         assert_eq!(held.held("acme"), 0);
     }
-    let client = redis::Client::open(redis.url.as_str()).unwrap();
-    let mut connection = client.get_connection().unwrap();
-    let left: u64 = redis::cmd("GET")
-        .arg("smsroute:{account:acme}:balance")
-        .query(&mut connection)
-        .unwrap();
+    let left: u64 = query(redis, redis::cmd("GET").arg("smsroute:{account:acme}:balance")).unwrap();
     (spent.load(Ordering::Relaxed), left)
 }
 
@@ -92,8 +87,20 @@ fn two_nodes_never_spend_more_than_the_shared_balance() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    // As fast as they can: the balance runs out.
-    let (spent, left) = spend(&redis, OPENING, Duration::ZERO, Duration::from_secs(2));
+    never_overspent(&redis.target());
+}
+
+#[test]
+fn two_nodes_never_spend_more_than_the_shared_balance_on_a_redis_cluster() {
+    let Some(redis) = RedisCluster::start() else {
+        return;
+    };
+    never_overspent(&redis.target());
+}
+
+/// Two nodes spend as fast as they can: the balance runs out, never overspent.
+fn never_overspent(redis: &RedisTarget) {
+    let (spent, left) = spend(redis, OPENING, Duration::ZERO, Duration::from_secs(2));
     eprintln!("spent {spent}, left {left} of {OPENING}");
     assert!(spent <= OPENING, "overspent: {spent} of {OPENING}");
     assert_eq!(spent + left, OPENING, "nothing lost or made up");
@@ -110,7 +117,7 @@ fn what_the_nodes_hold_goes_back_when_they_stop() {
     };
     let opening = 100 * OPENING;
     let (spent, left) = spend(
-        &redis,
+        &redis.target(),
         opening,
         Duration::from_millis(2),
         Duration::from_secs(1),

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smsroute_cluster::CapSync;
-use smsroute_cluster::testing::RedisServer;
+use smsroute_cluster::testing::{RedisCluster, RedisServer};
+use smsroute_cluster::{CapSync, RedisTarget};
 use smsroute_policy::FrequencyCaps;
 
 const PAIR: u64 = 0x5EED_0000_0000_0042;
@@ -16,10 +16,22 @@ fn a_recipients_messages_on_one_node_count_on_the_others() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
+    counts_on_the_others(&redis.target());
+}
+
+#[test]
+fn a_recipients_messages_on_one_node_count_on_the_others_on_a_redis_cluster() {
+    let Some(redis) = RedisCluster::start() else {
+        return;
+    };
+    counts_on_the_others(&redis.target());
+}
+
+fn counts_on_the_others(redis: &RedisTarget) {
     let a = Arc::new(FrequencyCaps::new(1024));
     let b = Arc::new(FrequencyCaps::new(1024));
-    let a_sync = CapSync::start(&redis.url, "a", a.clone()).unwrap();
-    let b_sync = CapSync::start(&redis.url, "b", b.clone()).unwrap();
+    let a_sync = CapSync::start(redis, "a", a.clone()).unwrap();
+    let b_sync = CapSync::start(redis, "b", b.clone()).unwrap();
     // Three a day: node a sends two.
     let now = 1_000_000;
     assert!(a.try_take(PAIR, 3, DAY, now).is_some());
@@ -75,7 +87,7 @@ fn a_recipients_messages_on_one_node_count_on_the_others() {
     );
     // A node that starts later reads what was sent before it.
     let c = Arc::new(FrequencyCaps::new(1024));
-    let _c_sync = CapSync::start(&redis.url, "c", c.clone()).unwrap();
+    let _c_sync = CapSync::start(redis, "c", c.clone()).unwrap();
     assert!(
         c.try_take(PAIR, 3, DAY, now + 4).is_none(),
         "c knows of all three"

@@ -40,7 +40,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Node `node`'s leaser of `bucket`, 50 ms leases.
 fn leaser(redis: &RedisServer, node: u64, bucket: SharedBucket) -> Leaser {
     let options = LeaseOptions {
-        url: redis.url.clone(),
+        redis: redis.target(),
         node_id: format!("node-{node}"),
         lease: Duration::from_millis(50),
     };
@@ -155,7 +155,7 @@ fn a_receipt_on_the_other_routers_bind_finishes_the_message() {
         let mut nodes = Vec::new();
         for node in ["a", "b"] {
             let exchange =
-                ReceiptExchange::start(&redis.url, node, Duration::from_secs(60)).unwrap();
+                ReceiptExchange::start(&redis.target(), node, Duration::from_secs(60)).unwrap();
             let options = EngineOptions::default().receipt_relay(exchange.relay());
             let behaviour = slow.clone();
             let (router, events) = Router::start(&config(), options, move |c| {

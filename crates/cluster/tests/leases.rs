@@ -1,7 +1,8 @@
-//! Three nodes leasing one contract from a real `redis-server` (started here on a free port):
-//! the contract's bound holds over every window and at least 95 % of it is used while the
-//! nodes want more; a killed node's share goes to the others. Without `redis-server` on the
-//! PATH these tests say so and pass, unless `SMSROUTE_REQUIRE_REDIS` is set (CI sets it).
+//! Three nodes leasing one contract from a real `redis-server` (started here on a free port),
+//! or from a real Redis Cluster of three: the contract's bound holds over every window and at
+//! least 95 % of it is used while the nodes want more; a killed node's share goes to the
+//! others. Without `redis-server` on the PATH these tests say so and pass, unless
+//! `SMSROUTE_REQUIRE_REDIS` is set (CI sets it).
 
 mod common;
 
@@ -10,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{count_between, max_in_window};
-use smsroute_cluster::testing::RedisServer;
-use smsroute_cluster::{LeaseOptions, Leaser, SharedBucket};
+use smsroute_cluster::testing::{RedisCluster, RedisServer, query};
+use smsroute_cluster::{LeaseOptions, Leaser, RedisTarget, SharedBucket};
 
 const TPS: f64 = 1_000.0;
 const BURST: u32 = 100;
@@ -36,15 +37,21 @@ fn sender(
     })
 }
 
-fn node(url: &str) -> Arc<Leaser> {
+/// A node leasing the shared contract (its pool 0) and `others`.
+fn node_with(redis: &RedisTarget, others: &[SharedBucket]) -> Arc<Leaser> {
     static NODES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let options = LeaseOptions {
-        url: url.to_string(),
+        redis: redis.clone(),
         node_id: format!("node-{}", NODES.fetch_add(1, Ordering::Relaxed)),
         lease: Duration::from_millis(50),
     };
-    let bucket = SharedBucket::carrier("shared", TPS, BURST);
-    Arc::new(Leaser::start(&options, &[bucket]).unwrap())
+    let mut buckets = vec![SharedBucket::carrier("shared", TPS, BURST)];
+    buckets.extend_from_slice(others);
+    Arc::new(Leaser::start(&options, &buckets).unwrap())
+}
+
+fn node(redis: &RedisTarget) -> Arc<Leaser> {
+    node_with(redis, &[])
 }
 
 #[test]
@@ -52,10 +59,41 @@ fn three_nodes_keep_one_contract_and_use_it() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
+    keep_one_contract_and_use_it(&redis.target(), &[]);
+}
+
+/// On a Redis Cluster each node's lease round trip goes to every primary: the contract's
+/// bucket and two others, each on its own primary.
+#[test]
+fn three_nodes_keep_one_contract_and_use_it_on_a_redis_cluster() {
+    let Some(redis) = RedisCluster::start() else {
+        return;
+    };
+    let target = redis.target();
+    let others = [
+        SharedBucket::carrier("fr-beta", TPS, BURST),
+        SharedBucket::carrier("it-zeta", TPS, BURST),
+    ];
+    // The fixture gives each primary a third of the 16,384 slots.
+    let primaries: std::collections::HashSet<usize> = ["shared", "fr-beta", "it-zeta"]
+        .iter()
+        .map(|id| {
+            let key = SharedBucket::carrier(id, TPS, BURST).key;
+            let slot: u16 = query(&target, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key)).unwrap();
+            usize::from(slot) * 3 / 16_384
+        })
+        .collect();
+    assert_eq!(primaries.len(), 3, "the three buckets on three primaries");
+    keep_one_contract_and_use_it(&target, &others);
+}
+
+/// Three nodes lease the shared contract (and `others`, untouched) and send as fast as their
+/// leases allow for 3 s.
+fn keep_one_contract_and_use_it(redis: &RedisTarget, others: &[SharedBucket]) {
     let epoch = Instant::now();
     let sends = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let nodes: Vec<_> = (0..3).map(|_| node(&redis.url)).collect();
+    let nodes: Vec<_> = (0..3).map(|_| node_with(redis, others)).collect();
     let senders: Vec<_> = nodes
         .iter()
         .map(|n| sender(n.clone(), epoch, sends.clone(), stop.clone()))
@@ -105,8 +143,8 @@ fn a_killed_nodes_share_goes_to_the_others_within_a_lease() {
     let sends = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let stop_killed = Arc::new(AtomicBool::new(false));
-    let killed = node(&redis.url);
-    let survivors: Vec<_> = (0..2).map(|_| node(&redis.url)).collect();
+    let killed = node(&redis.target());
+    let survivors: Vec<_> = (0..2).map(|_| node(&redis.target())).collect();
     let mut senders: Vec<_> = survivors
         .iter()
         .map(|n| sender(n.clone(), epoch, sends.clone(), stop.clone()))
@@ -141,7 +179,7 @@ fn with_redis_down_each_node_keeps_its_static_share_and_leasing_resumes() {
     let epoch = Instant::now();
     let sends = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let nodes: Vec<_> = (0..2).map(|_| node(&redis.url)).collect();
+    let nodes: Vec<_> = (0..2).map(|_| node(&redis.target())).collect();
     let senders: Vec<_> = nodes
         .iter()
         .map(|n| sender(n.clone(), epoch, sends.clone(), stop.clone()))
@@ -191,7 +229,7 @@ fn with_redis_down_each_node_keeps_its_static_share_and_leasing_resumes() {
 #[test]
 fn an_unreachable_redis_is_an_error_naming_it_without_its_password() {
     let options = LeaseOptions {
-        url: "redis://:hunter2@127.0.0.1:1".into(),
+        redis: RedisTarget::Server("redis://:hunter2@127.0.0.1:1".into()),
         node_id: "test".into(),
         lease: Duration::from_millis(50),
     };
@@ -202,6 +240,49 @@ fn an_unreachable_redis_is_an_error_naming_it_without_its_password() {
         .to_string();
     assert!(
         error.starts_with("redis redis://***@127.0.0.1:1: "),
+        "{error}"
+    );
+    assert!(!error.contains("hunter2"), "{error}");
+}
+
+#[test]
+fn a_redis_cluster_node_given_as_one_server_is_refused_by_name() {
+    let Some(redis) = RedisCluster::start() else {
+        return;
+    };
+    let options = LeaseOptions {
+        redis: RedisTarget::Server(redis.urls[0].clone()),
+        node_id: "test".into(),
+        lease: Duration::from_millis(50),
+    };
+    let bucket = SharedBucket::carrier("shared", TPS, BURST);
+    let error = Leaser::start(&options, &[bucket])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("a node of a Redis Cluster") && error.contains("redis_cluster"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unreachable_redis_cluster_is_an_error_naming_its_nodes_without_passwords() {
+    let options = LeaseOptions {
+        redis: RedisTarget::Cluster(vec![
+            "redis://:hunter2@127.0.0.1:1".into(),
+            "redis://:hunter2@127.0.0.1:2".into(),
+        ]),
+        node_id: "test".into(),
+        lease: Duration::from_millis(50),
+    };
+    let bucket = SharedBucket::carrier("shared", TPS, BURST);
+    let error = Leaser::start(&options, &[bucket])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.starts_with("redis cluster [redis://***@127.0.0.1:1, redis://***@127.0.0.1:2]: "),
         "{error}"
     );
     assert!(!error.contains("hunter2"), "{error}");

@@ -1,4 +1,4 @@
-//! Opt-outs shared through a real `redis-server`: a STOP on one node blocks sends on the
+//! Opt-outs shared through a real `redis-server` (or a Redis Cluster): a STOP on one node blocks sends on the
 //! others within a second, an opt-in clears it everywhere, a node joining brings its own
 //! opt-outs and takes the others', and changes made while Redis is down are shared when it
 //! comes back (empty).
@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smsroute_cluster::OptOutSync;
-use smsroute_cluster::testing::RedisServer;
+use smsroute_cluster::testing::{RedisCluster, RedisServer};
+use smsroute_cluster::{OptOutSync, RedisTarget};
 use smsroute_policy::Suppression;
 use smsroute_types::E164;
 
@@ -25,9 +25,9 @@ fn until(within: Duration, what: &str, holds: impl Fn() -> bool) -> Duration {
     start.elapsed()
 }
 
-fn node(url: &str) -> (Arc<Suppression>, OptOutSync) {
+fn node(redis: &RedisTarget) -> (Arc<Suppression>, OptOutSync) {
     let list = Arc::new(Suppression::in_memory());
-    let sync = OptOutSync::start(url, list.clone()).unwrap();
+    let sync = OptOutSync::start(redis, list.clone()).unwrap();
     (list, sync)
 }
 
@@ -36,8 +36,20 @@ fn a_stop_on_one_node_blocks_the_others_within_a_second() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let (a, _a_sync) = node(&redis.url);
-    let (b, _b_sync) = node(&redis.url);
+    stop_reaches_every_node(&redis.target());
+}
+
+#[test]
+fn a_stop_on_one_node_blocks_the_others_within_a_second_on_a_redis_cluster() {
+    let Some(redis) = RedisCluster::start() else {
+        return;
+    };
+    stop_reaches_every_node(&redis.target());
+}
+
+fn stop_reaches_every_node(redis: &RedisTarget) {
+    let (a, _a_sync) = node(redis);
+    let (b, _b_sync) = node(redis);
     let number = n("447700900123");
     a.opt_out(&number, Some("ACME")).unwrap();
     let took = until(Duration::from_secs(1), "STOP reaches b", || {
@@ -59,7 +71,7 @@ fn a_stop_on_one_node_blocks_the_others_within_a_second() {
     });
     let c = Arc::new(Suppression::in_memory());
     c.opt_out(&n("447700900300"), Some("Shop Two")).unwrap();
-    let _c_sync = OptOutSync::start(&redis.url, c.clone()).unwrap();
+    let _c_sync = OptOutSync::start(redis, c.clone()).unwrap();
     assert!(c.is_suppressed(&n("447700900200"), "X"), "taken at start");
     until(Duration::from_secs(1), "c's own opt-out reaches a", || {
         a.is_suppressed(&n("447700900300"), "Shop Two")
@@ -71,8 +83,8 @@ fn changes_while_redis_is_down_are_shared_when_it_returns() {
     let Some(mut redis) = RedisServer::start() else {
         return;
     };
-    let (a, a_sync) = node(&redis.url);
-    let (b, _b_sync) = node(&redis.url);
+    let (a, a_sync) = node(&redis.target());
+    let (b, _b_sync) = node(&redis.target());
     a.opt_out(&n("447700900001"), None).unwrap();
     until(Duration::from_secs(1), "before the outage", || {
         b.is_suppressed(&n("447700900001"), "X")

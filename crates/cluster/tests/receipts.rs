@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use smsroute_carrier::{Receipt, ReceiptAck};
-use smsroute_cluster::ReceiptExchange;
-use smsroute_cluster::testing::RedisServer;
+use smsroute_cluster::testing::{RedisCluster, RedisServer};
+use smsroute_cluster::{ReceiptExchange, RedisTarget};
 use smsroute_delivery::ReceiptStatus;
 
 fn receipt(id: &str) -> Receipt {
@@ -20,8 +20,8 @@ fn receipt(id: &str) -> Receipt {
 
 type Taken = Arc<Mutex<Vec<(String, Receipt)>>>;
 
-fn node(url: &str, id: &str) -> (ReceiptExchange, Taken) {
-    let exchange = ReceiptExchange::start(url, id, Duration::from_secs(60)).unwrap();
+fn node(redis: &RedisTarget, id: &str) -> (ReceiptExchange, Taken) {
+    let exchange = ReceiptExchange::start(redis, id, Duration::from_secs(60)).unwrap();
     let taken: Taken = Arc::default();
     let sink = taken.clone();
     exchange.deliver_to(move |carrier, receipt| {
@@ -44,8 +44,20 @@ fn a_receipt_on_another_nodes_bind_reaches_its_owner() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let (a, a_took) = node(&redis.url, "a");
-    let (b, b_took) = node(&redis.url, "b");
+    reaches_its_owner(&redis.target());
+}
+
+#[test]
+fn a_receipt_on_another_nodes_bind_reaches_its_owner_on_a_redis_cluster() {
+    let Some(redis) = RedisCluster::start() else {
+        return;
+    };
+    reaches_its_owner(&redis.target());
+}
+
+fn reaches_its_owner(redis: &RedisTarget) {
+    let (a, a_took) = node(redis, "a");
+    let (b, b_took) = node(redis, "b");
     a.relay().waiting("uk", &["m-1", "m-2"]);
     b.relay().waiting("uk", &["m-3"]);
     let owned = |x: &ReceiptExchange| x.stats().owned.load(std::sync::atomic::Ordering::Relaxed);

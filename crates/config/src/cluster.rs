@@ -1,32 +1,44 @@
-//! `[cluster]`: the Redis several nodes share their contracts through, this node's name, and
-//! the lease length.
+//! `[cluster]`: the Redis several nodes share their contracts through (one server, or a Redis
+//! Cluster's nodes), this node's name, and the lease length.
 
 use toml::Spanned;
 
 use super::raw::RawCluster;
 use super::validate::{Checker, is_id};
-use super::{ClusterConfig, DEFAULT_LEASE_MS, Secret};
+use super::{ClusterConfig, DEFAULT_LEASE_MS, RedisAddress, Secret};
 
 pub(super) fn cluster(check: &mut Checker<'_>, raw: &Spanned<RawCluster>) -> ClusterConfig {
     let c = raw.get_ref();
-    let url = match &c.url {
-        Some(url) => {
-            let text = url.get_ref();
-            let scheme = text.split_once("://").map(|(scheme, _)| scheme);
-            // Never the URL itself in an error: it may hold a password.
-            match scheme {
-                Some("redis") => {}
-                Some("rediss") => check.error(
-                    url.span(),
-                    "cluster url: TLS to Redis (rediss://) is not supported by this build; use redis://host:port",
-                ),
-                _ => check.error(url.span(), "cluster url must be redis://host:port"),
+    let redis = match (&c.url, &c.redis_cluster) {
+        (Some(url), None) => RedisAddress::Server(redis_url(check, url, "cluster url")),
+        (None, Some(nodes)) => {
+            if nodes.get_ref().is_empty() {
+                check.error(
+                    nodes.span(),
+                    "redis_cluster needs at least one node (redis://host:port)",
+                );
             }
-            text.clone()
+            RedisAddress::Cluster(
+                nodes
+                    .get_ref()
+                    .iter()
+                    .map(|url| redis_url(check, url, "redis_cluster node"))
+                    .collect(),
+            )
         }
-        None => {
-            check.error(raw.span(), "[cluster] needs url (redis://host:port)");
-            String::new()
+        (Some(url), Some(_)) => {
+            check.error(
+                url.span(),
+                "[cluster] takes url (one Redis server) or redis_cluster (a Redis Cluster's nodes), not both",
+            );
+            RedisAddress::Server(Secret(String::new()))
+        }
+        (None, None) => {
+            check.error(
+                raw.span(),
+                "[cluster] needs url (redis://host:port) or redis_cluster (a Redis Cluster's nodes)",
+            );
+            RedisAddress::Server(Secret(String::new()))
         }
     };
     let node_id = match &c.node_id {
@@ -44,7 +56,7 @@ pub(super) fn cluster(check: &mut Checker<'_>, raw: &Spanned<RawCluster>) -> Clu
         }
     };
     ClusterConfig {
-        url: Secret(url),
+        redis,
         node_id,
         lease_ms: check.int(
             c.lease_ms.as_ref(),
@@ -53,4 +65,19 @@ pub(super) fn cluster(check: &mut Checker<'_>, raw: &Spanned<RawCluster>) -> Clu
             DEFAULT_LEASE_MS,
         ),
     }
+}
+
+/// A Redis URL, checked for its scheme; `what` names it in errors (never the URL itself: it
+/// may hold a password).
+fn redis_url(check: &mut Checker<'_>, url: &Spanned<String>, what: &str) -> Secret {
+    let text = url.get_ref();
+    match text.split_once("://").map(|(scheme, _)| scheme) {
+        Some("redis") => {}
+        Some("rediss") => check.error(
+            url.span(),
+            format!("{what}: TLS to Redis (rediss://) is not supported by this build; use redis://host:port"),
+        ),
+        _ => check.error(url.span(), format!("{what} must be redis://host:port")),
+    }
+    Secret(text.clone())
 }

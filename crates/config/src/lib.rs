@@ -98,12 +98,21 @@ pub struct TlsConfig {
 /// `docs/cluster.md`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterConfig {
-    /// `redis://[:password@]host:port[/db]` (no TLS in this build).
-    pub url: Secret,
+    /// Where the nodes' Redis is (no TLS in this build).
+    pub redis: RedisAddress,
     /// This node's name among the nodes, `[a-z0-9_-]+`.
     pub node_id: String,
     /// How long a lease of tokens lasts, milliseconds (1..=1000).
     pub lease_ms: u64,
+}
+
+/// Where the nodes of a `[cluster]` share their state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RedisAddress {
+    /// One server (`url = "redis://[:password@]host:port[/db]"`).
+    Server(Secret),
+    /// A Redis Cluster, through any of these nodes (`redis_cluster = ["redis://host:port", …]`).
+    Cluster(Vec<Secret>),
 }
 
 /// The default `[cluster] lease_ms`.

@@ -243,6 +243,7 @@ pub(super) struct RawRouting {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCluster {
     pub url: Option<Spanned<String>>,
+    pub redis_cluster: Option<Spanned<Vec<Spanned<String>>>>,
     pub node_id: Option<Spanned<String>>,
     pub lease_ms: Option<Spanned<i64>>,
 }

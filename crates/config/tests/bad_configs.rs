@@ -1,6 +1,6 @@
 //! Malformed configurations: each names the file, line and column, and says what was expected.
 
-use smsroute_config::Config;
+use smsroute_config::{Config, RedisAddress};
 
 const CARRIER: &str = "[[carriers]]\nid = \"uk-alpha\"\ntps = 500\n";
 
@@ -57,7 +57,10 @@ fn cases() -> Vec<(String, &'static str, &'static str)> {
         (with("[[quiet_hours]]\nprefix = \"44\"\nutc_offset = \"+01:00\"\nzone = \"Europe/London\"\nstart = \"21:00\"\nend = \"08:00\"\n"), "7:8", "give utc_offset or zone, not both"),
         (with("[policy]\nsuppression_file = \"\"\n"), "5:20", "suppression_file must name a file"),
         (with("[journal]\nsync = \"batch\"\n"), "4:1", "[journal] needs dir"),
-        (with("[cluster]\nnode_id = \"a\"\n"), "4:1", "[cluster] needs url (redis://host:port)"),
+        (with("[cluster]\nnode_id = \"a\"\n"), "4:1", "[cluster] needs url (redis://host:port) or redis_cluster"),
+        (with("[cluster]\nurl = \"redis://h:6379\"\nredis_cluster = [\"redis://h:7000\"]\nnode_id = \"a\"\n"), "5:7", "url (one Redis server) or redis_cluster (a Redis Cluster's nodes), not both"),
+        (with("[cluster]\nredis_cluster = []\nnode_id = \"a\"\n"), "5:17", "redis_cluster needs at least one node"),
+        (with("[cluster]\nredis_cluster = [\"redis://h:7000\", \"h:7001\"]\nnode_id = \"a\"\n"), "5:36", "redis_cluster node must be redis://host:port"),
         (with("[cluster]\nurl = \"http://:pw@h:6379\"\nnode_id = \"a\"\n"), "5:7", "cluster url must be redis://host:port"),
         (with("[cluster]\nurl = \"rediss://h:6379\"\nnode_id = \"a\"\n"), "5:7", "TLS to Redis (rediss://) is not supported by this build"),
         (with("[cluster]\nurl = \"redis://h:6379\"\nnode_id = \"Node A\"\n"), "6:11", "node_id must be [a-z0-9_-]+, got \"Node A\""),
@@ -288,7 +291,26 @@ fn a_cluster_section_parses_and_hides_its_url() {
     );
     let config = smsroute_config::Config::parse(&text, "c.toml").unwrap();
     let cluster = config.cluster.as_ref().unwrap();
-    assert_eq!(cluster.url.expose(), "redis://:hunter2@10.0.0.5:6379");
+    let RedisAddress::Server(url) = &cluster.redis else {
+        panic!("one server: {:?}", cluster.redis);
+    };
+    assert_eq!(url.expose(), "redis://:hunter2@10.0.0.5:6379");
     assert_eq!((cluster.node_id.as_str(), cluster.lease_ms), ("node-a", 50));
     assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn a_redis_cluster_is_given_by_its_nodes() {
+    let text = format!(
+        "{CARRIER}[cluster]\nredis_cluster = [\"redis://:pw@10.0.0.5:7000\", \"redis://:pw@10.0.0.6:7000\"]\nnode_id = \"node-a\"\n"
+    );
+    let config = smsroute_config::Config::parse(&text, "c.toml").unwrap();
+    let RedisAddress::Cluster(nodes) = &config.cluster.as_ref().unwrap().redis else {
+        panic!("a Redis Cluster");
+    };
+    let nodes: Vec<&str> = nodes.iter().map(|n| n.expose()).collect();
+    assert_eq!(
+        nodes,
+        ["redis://:pw@10.0.0.5:7000", "redis://:pw@10.0.0.6:7000"]
+    );
 }
