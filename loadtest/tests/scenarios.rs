@@ -137,6 +137,21 @@ fn bad_scenarios_say_what_is_wrong() {
             &format!("{BASE}[[faults]]\nat_s = 1\nkind = \"meteor\"\n"),
             "unknown variant `meteor`",
         ),
+        // A Redis Cluster is for several serve nodes, and a redis_down fault for one server.
+        (
+            &format!("{BASE}redis = \"cluster\"\n"),
+            "redis = \"cluster\" needs nodes above 1",
+        ),
+        (
+            &format!(
+                "{BASE}mode = \"serve\"\nnodes = 3\nredis = \"cluster\"\n[[faults]]\nat_s = 1\nkind = \"redis_down\"\nduration_s = 1\n"
+            ),
+            "redis_down needs mode = \"serve\" with nodes above 1 and redis = \"server\"",
+        ),
+        (
+            &format!("{BASE}redis = \"sentinel\"\n"),
+            "unknown variant `sentinel`",
+        ),
         (
             &BASE.replace("prefixes = 30", "prefixes = 3"),
             "config.generate: prefixes",

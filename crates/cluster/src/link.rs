@@ -54,7 +54,7 @@ impl RedisTarget {
                     .get_connection()?;
                 connection.set_read_timeout(Some(timeout))?;
                 connection.set_write_timeout(Some(timeout))?;
-                Ok(Link::Cluster(connection))
+                Ok(Link::Cluster(Box::new(connection)))
             }
         }
     }
@@ -76,7 +76,7 @@ fn refuse_cluster_node(connection: &mut Connection) -> RedisResult<()> {
 /// A connection to either kind of target.
 pub(crate) enum Link {
     Server(Connection),
-    Cluster(ClusterConnection),
+    Cluster(Box<ClusterConnection>),
 }
 
 impl Link {

@@ -230,7 +230,10 @@ impl RedisCluster {
 
 /// Whether this node knows every node and sees every slot served (`cluster_state:ok`).
 fn serves_every_slot(connection: &mut redis::Connection) -> bool {
-    let Ok(info) = redis::cmd("CLUSTER").arg("INFO").query::<String>(connection) else {
+    let Ok(info) = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query::<String>(connection)
+    else {
         return false;
     };
     let field = |name: &str| {

@@ -78,7 +78,11 @@ fn spend(redis: &RedisTarget, opening: u64, pause: Duration, run_for: Duration) 
         leaser.stop();
         assert_eq!(held.held("acme"), 0);
     }
-    let left: u64 = query(redis, redis::cmd("GET").arg("smsroute:{account:acme}:balance")).unwrap();
+    let left: u64 = query(
+        redis,
+        redis::cmd("GET").arg("smsroute:{account:acme}:balance"),
+    )
+    .unwrap();
     (spent.load(Ordering::Relaxed), left)
 }
 

@@ -72,6 +72,9 @@ pub enum Problem {
     /// `nodes` out of range, or above 1 outside mode `serve`.
     #[error("nodes = {0}: expected 1 to 8, and above 1 only with mode = \"serve\"")]
     Nodes(u32),
+    /// `redis = "cluster"` with one node: nothing to share.
+    #[error("redis = \"cluster\" needs nodes above 1 (mode = \"serve\")")]
+    RedisClusterWithoutNodes,
     /// `mix.senders` is empty.
     #[error("mix.senders must name at least one sender")]
     NoSenders,
@@ -173,8 +176,9 @@ pub enum FaultError {
     /// `kill` stops a `smsroute serve` process: only mode `serve` has one.
     #[error("kill (of the `smsroute serve` process) needs mode = \"serve\"")]
     KillOutsideServe,
-    /// `redis_down` kills the Redis several `serve` nodes share: only `nodes` above 1 have one.
-    #[error("redis_down needs mode = \"serve\" with nodes above 1")]
+    /// `redis_down` kills the `redis-server` several `serve` nodes share: only `nodes` above 1
+    /// with `redis = "server"` have one.
+    #[error("redis_down needs mode = \"serve\" with nodes above 1 and redis = \"server\"")]
     RedisWithoutCluster,
     /// A fault mode `serve` cannot inject.
     #[error("{0} is not available in mode = \"serve\" (use kill for a crash)")]

@@ -32,6 +32,10 @@ pub struct Scenario {
     /// through a `redis-server` the harness starts (`[cluster]`). Default 1: no cluster.
     #[serde(default = "one")]
     pub nodes: u32,
+    /// With `nodes` above 1: the Redis the harness starts for them, one `redis-server`
+    /// (`"server"`, the default) or a Redis Cluster of three (`"cluster"`).
+    #[serde(default)]
+    pub redis: SharedRedis,
     /// Seconds of load.
     pub duration_s: f64,
     /// Seconds at the start whose messages are not in the latency figures.
@@ -59,6 +63,17 @@ pub struct Scenario {
     /// Engine bounds.
     #[serde(default)]
     pub engine: EngineSettings,
+}
+
+/// The Redis a scenario's nodes share.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SharedRedis {
+    /// One `redis-server`, persisting every write.
+    #[default]
+    Server,
+    /// A Redis Cluster of three primaries.
+    Cluster,
 }
 
 /// Where a scenario's simulated carriers run.
@@ -318,6 +333,9 @@ impl Scenario {
         if !(1..=8).contains(&self.nodes) || (self.nodes > 1 && self.mode != Mode::Serve) {
             return Err(Problem::Nodes(self.nodes));
         }
+        if self.redis == SharedRedis::Cluster && self.nodes < 2 {
+            return Err(Problem::RedisClusterWithoutNodes);
+        }
         let mut behaviours = BTreeMap::new();
         for c in &config.carriers {
             let b = match self.carriers.get(&c.id) {
@@ -386,7 +404,7 @@ impl Scenario {
                     crashes.push((*at_s, *restart_after_ms));
                 }
                 Fault::RedisDown { at_s, duration_s } => {
-                    if self.nodes < 2 {
+                    if self.nodes < 2 || self.redis != SharedRedis::Server {
                         return Err(fail(FaultError::RedisWithoutCluster));
                     }
                     if !(duration_s.is_finite() && *duration_s >= 0.0) {

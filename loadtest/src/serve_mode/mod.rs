@@ -8,10 +8,11 @@
 //! still holds unfinished is in flight; one it finished (its receipt never came), does not
 //! know, or does not answer for is lost.
 //!
-//! With `nodes` above 1 the harness starts a `redis-server` and that many `smsroute serve`
-//! processes with `[cluster]` (`docs/cluster.md`), each with its own journal and its own
-//! client binds; messages go to the nodes in turn. A `kill` fault kills node 0; a
-//! `redis_down` fault kills the `redis-server` (which persists every write) and restarts it.
+//! With `nodes` above 1 the harness starts a `redis-server` (or, with `redis = "cluster"`, a
+//! Redis Cluster of three) and that many `smsroute serve` processes with `[cluster]`
+//! (`docs/cluster.md`), each with its own journal and its own client binds; messages go to
+//! the nodes in turn. A `kill` fault kills node 0; a `redis_down` fault kills the
+//! `redis-server` (which persists every write) and restarts it.
 //!
 //! An `inbound` fault has the carrier's simulator send the replies to the processes' binds
 //! (one of them takes each). A STOP counts from a second after it was sent: a message the
@@ -25,11 +26,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use smsroute_cluster::testing::{RedisCluster, RedisServer};
 use smsroute_types::Message;
 
 use crate::ledger::{Books, Tally};
 use crate::report::{Crashes, Report, ServeFigures, Timeline};
 use crate::run::{Context, Downtimes, Progress, RunError, RunOptions};
+use crate::scenario::SharedRedis;
 use crate::smpp_mode::{SmppFleet, marked_message};
 
 use client::Client;
@@ -60,24 +63,26 @@ pub(crate) fn run(
     let nodes = scenario.nodes.max(1) as usize;
     // It persists every write (appendfsync always), so a `redis_down` fault is a restart
     // that keeps what it acknowledged, as a production Redis with AOF does.
-    let mut redis = if nodes > 1 {
-        Some(
-            smsroute_cluster::testing::RedisServer::start_persistent(&dir.join("redis")).map_err(
-                |e| RunError::Serve(format!("nodes > 1 needs redis-server on the PATH: {e}")),
-            )?,
-        )
-    } else {
-        None
+    let needs = |e| RunError::Serve(format!("nodes > 1 needs redis-server on the PATH: {e}"));
+    let (mut redis, redis_cluster) = match (nodes > 1, scenario.redis) {
+        (false, _) => (None, None),
+        (true, SharedRedis::Server) => (
+            Some(RedisServer::start_persistent(&dir.join("redis")).map_err(needs)?),
+            None,
+        ),
+        (true, SharedRedis::Cluster) => (None, Some(RedisCluster::launch().map_err(needs)?)),
+    };
+    let redis_lines = match (&redis, &redis_cluster) {
+        (Some(server), _) => Some(format!("url = \"{}\"", server.url)),
+        (_, Some(cluster)) => Some(format!("redis_cluster = {:?}", cluster.urls)),
+        _ => None,
     };
     let mut hubs = Vec::with_capacity(nodes);
     for node in 0..nodes {
-        let (config, dir) = match &redis {
+        let (config, dir) = match &redis_lines {
             None => (config.clone(), dir.to_path_buf()),
             Some(redis) => (
-                format!(
-                    "{config}\n[cluster]\nurl = \"{}\"\nnode_id = \"node-{node}\"\n",
-                    redis.url
-                ),
+                format!("{config}\n[cluster]\n{redis}\nnode_id = \"node-{node}\"\n"),
                 dir.join(format!("node-{node}")),
             ),
         };
