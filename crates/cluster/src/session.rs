@@ -32,6 +32,10 @@ pub(crate) struct Lease {
     want: u64,
     /// The fraction of a token the static share owes this bucket (while Redis is down).
     carry: f64,
+    /// When this node last asked Redis for a lease of it.
+    asked_at: Option<Instant>,
+    /// The rate this node can expect, tokens a second (smoothed; 0: not judged yet).
+    rate: f64,
 }
 
 impl Lease {
@@ -43,7 +47,31 @@ impl Lease {
             lease_end: 0,
             want: 1,
             carry: 0.0,
+            asked_at: None,
+            rate: 0.0,
         }
+    }
+
+    /// Judges the rate this node can expect from the contract after a grant of `granted`
+    /// of the `want` it asked for at `asked`: while Redis grants less than asked the
+    /// contract is contended, and what it grants over the time since the last ask is this
+    /// node's share; otherwise the node can have the contract's rate. Smoothed over
+    /// renewals, and told to the pool (the lanes' queue-wait estimates use it).
+    fn judge_rate(&mut self, granted: u64, want: u64, asked: Instant) {
+        let tps = self.bucket.tps;
+        let since = self.asked_at.replace(asked).map(|at| asked - at);
+        let seen = match since {
+            Some(since) if want > 0 && granted < want && !since.is_zero() => {
+                granted as f64 / since.as_secs_f64()
+            }
+            _ => tps,
+        };
+        self.rate = if self.rate == 0.0 {
+            seen
+        } else {
+            0.9 * self.rate + 0.1 * seen
+        };
+        self.pool.set_rate(self.rate.min(tps));
     }
 }
 
@@ -164,6 +192,7 @@ impl Session {
                 lease.lease_end = tat.parse().unwrap_or(0);
             }
             lease.pool.refill(granted, asked + lease.plan.lease);
+            lease.judge_rate(granted, lease.want, asked);
         }
         Ok(())
     }
@@ -181,6 +210,9 @@ impl Session {
             let tokens = share.floor();
             lease.carry = share - tokens;
             lease.pool.refill(tokens as u64, now + lease.plan.lease);
+            lease.asked_at = None;
+            lease.rate = lease.bucket.tps / live;
+            lease.pool.set_rate(lease.rate);
         }
     }
 

@@ -99,8 +99,23 @@ fn keep_one_contract_and_use_it(redis: &RedisTarget, others: &[SharedBucket]) {
         .map(|n| sender(n.clone(), epoch, sends.clone(), stop.clone()))
         .collect();
     std::thread::sleep(Duration::from_secs(3));
+    // What each node judges its part of the contested contract (its lanes' queue waits
+    // count with it): about a third each.
+    let rates: Vec<f64> = nodes.iter().map(|n| n.pool(0).rate()).collect();
     stop.store(true, Ordering::Relaxed);
     senders.into_iter().for_each(|s| s.join().unwrap());
+    for rate in &rates {
+        assert!(
+            (TPS / 10.0..=TPS * 0.8).contains(rate),
+            "a node judges {rate:.0} a second its part of {TPS}: {rates:?}"
+        );
+    }
+    eprintln!("judged parts of the contract: {rates:.0?}");
+    let judged: f64 = rates.iter().sum();
+    assert!(
+        (TPS * 0.7..=TPS * 1.3).contains(&judged),
+        "the parts add up to {judged:.0} of {TPS}"
+    );
     let mut sends = sends.lock().unwrap().clone();
     sends.sort();
     let second = max_in_window(&sends, Duration::from_secs(1));
@@ -286,4 +301,18 @@ fn an_unreachable_redis_cluster_is_an_error_naming_its_nodes_without_passwords()
         "{error}"
     );
     assert!(!error.contains("hunter2"), "{error}");
+}
+
+#[test]
+fn a_node_alone_on_a_contract_judges_it_all_its_own() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let lone = node(&redis.target());
+    // A trickle: every ask granted in full.
+    for _ in 0..20 {
+        lone.pool(0).try_take(1, Instant::now());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(lone.pool(0).rate(), TPS);
 }

@@ -22,6 +22,9 @@ pub struct LeasePool {
     taken: AtomicU64,
     /// Tokens asked for and refused since the leaser last looked (unmet demand).
     refused: AtomicU64,
+    /// The rate this node can expect from the shared contract, tokens a second (`f64` bits;
+    /// 0: not known), as the leaser last judged it.
+    rate: AtomicU64,
 }
 
 impl LeasePool {
@@ -33,6 +36,7 @@ impl LeasePool {
             deadline: AtomicU64::new(0),
             taken: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            rate: AtomicU64::new(0),
         }
     }
 
@@ -89,6 +93,18 @@ impl LeasePool {
         self.tokens.store(tokens, Ordering::Release);
         self.deadline
             .store(self.nanos(deadline).max(1), Ordering::Release);
+    }
+
+    /// The rate this node can expect from the contract, tokens a second: its share while
+    /// the nodes together want more than the contract, else the contract's. 0: not known yet.
+    pub fn rate(&self) -> f64 {
+        f64::from_bits(self.rate.load(Ordering::Relaxed))
+    }
+
+    /// Sets what [`rate`](Self::rate) says (the leaser, at each renewal).
+    pub fn set_rate(&self, per_second: f64) {
+        self.rate
+            .store(per_second.max(0.0).to_bits(), Ordering::Relaxed);
     }
 
     fn nanos(&self, at: Instant) -> u64 {

@@ -47,6 +47,9 @@ pub(crate) struct CarrierState {
     pub counts: CarrierCounts,
     /// The carrier's link as last read on the tick (`Up` until read).
     pub link: LinkState,
+    /// This node's lease of the carrier's contract when nodes share it: its rate is this
+    /// node's part of the contract.
+    pub lease: Option<std::sync::Arc<smsroute_throttle::LeasePool>>,
 }
 
 /// Receipt statuses counted apart (one per [`ReceiptStatus`] label).
@@ -106,6 +109,16 @@ impl CarrierState {
 }
 
 impl CarrierState {
+    /// The rate the lane drains at, segments a second: the adaptive rate, or this node's
+    /// part of a shared contract when that is less.
+    pub fn lane_rate(&self) -> f64 {
+        let rate = self.adaptive.rate();
+        match &self.lease {
+            Some(lease) if lease.rate() > 0.0 => rate.min(lease.rate()),
+            _ => rate,
+        }
+    }
+
     /// A message of `segments` joined the lane.
     pub fn joined_lane(&mut self, segments: u32) {
         self.queued += 1;
@@ -148,6 +161,7 @@ impl CarrierState {
             ),
             counts: CarrierCounts::default(),
             link: LinkState::Up,
+            lease: None,
         })
     }
 }

@@ -395,8 +395,10 @@ impl<C: Carrier> Dispatcher<C> {
         for slot in &snapshot.slots[self.slots.len()..] {
             let index = self.slots.len() as u64;
             let contract = slot.contract.load(Ordering::Acquire);
-            let state = CarrierState::new(&slot.id, contract, options.health, options.seed ^ index)
-                .expect("health config validated at start");
+            let mut state =
+                CarrierState::new(&slot.id, contract, options.health, options.seed ^ index)
+                    .expect("health config validated at start");
+            state.lease = slot.lease.clone();
             self.carriers.push(state);
             self.budgets.push(RetryBudget::new(
                 options.retry_ratio,

@@ -4,7 +4,8 @@
 //! with room (on the tick, with the current route table, so after a reload too).
 //!
 //! A lane's expected wait is its queued segments over the carrier's current rate (the
-//! adaptive rate its bucket runs at). When no candidate has room the message joins the lane
+//! adaptive rate its bucket runs at, or this node's part of a contract shared with other
+//! nodes when that is less: `CarrierState::lane_rate`). When no candidate has room the message joins the lane
 //! with the shortest wait, so every carrier stays busy while demand exceeds the contracts.
 
 use smsroute_types::SplitMix64;
@@ -16,7 +17,7 @@ const MOVE_BUDGET: usize = 2_048;
 
 /// How long a message joining `state`'s lane would wait for the segments ahead of it.
 pub(super) fn queue_wait(state: &CarrierState) -> Nanos {
-    let rate = state.adaptive.rate().max(1e-3);
+    let rate = state.lane_rate().max(1e-3);
     (state.queued_segments as f64 / rate * 1e9).min(Nanos::MAX as f64) as Nanos
 }
 
@@ -92,7 +93,7 @@ impl<C: Carrier> Dispatcher<C> {
                 continue;
             }
             // Segments beyond what the longest wait holds.
-            let holds = (state.adaptive.rate() * max as f64 / 1e9) as u64;
+            let holds = (state.lane_rate() * max as f64 / 1e9) as u64;
             let mut excess = state.queued_segments.saturating_sub(holds);
             for _ in 0..MOVE_BUDGET {
                 if excess == 0 {
@@ -207,5 +208,50 @@ impl<C: Carrier> Dispatcher<C> {
         target.lane.push_back(level, key);
         self.mark_dirty(to);
         Some(Some(segments))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use smsroute_health::HealthConfig;
+    use smsroute_throttle::LeasePool;
+
+    use super::queue_wait;
+    use crate::dispatch::carrier::CarrierState;
+    use crate::registry::pack_contract;
+
+    fn lane(queued_segments: u64) -> CarrierState {
+        let contract = pack_contract(1_000, 100);
+        let mut state = CarrierState::new("c", contract, HealthConfig::default(), 1).unwrap();
+        state.queued = 1;
+        state.queued_segments = queued_segments;
+        state
+    }
+
+    #[test]
+    fn a_lane_drains_at_its_contract_without_a_lease() {
+        let state = lane(500);
+        assert_eq!(
+            queue_wait(&state),
+            500_000_000,
+            "500 segments at 1,000 a second"
+        );
+    }
+
+    #[test]
+    fn a_shared_contracts_lane_drains_at_this_nodes_part_of_it() {
+        let mut state = lane(500);
+        let lease = Arc::new(LeasePool::new());
+        state.lease = Some(lease.clone());
+        // Not judged yet: the contract's rate.
+        assert_eq!(queue_wait(&state), 500_000_000);
+        // A third of the contract: three times the wait.
+        lease.set_rate(1_000.0 / 3.0);
+        assert_eq!(queue_wait(&state), 1_500_000_000);
+        // A share above the carrier's own rate changes nothing.
+        lease.set_rate(5_000.0);
+        assert_eq!(queue_wait(&state), 500_000_000);
     }
 }
