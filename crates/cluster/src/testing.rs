@@ -134,6 +134,8 @@ impl Drop for RedisServer {
 /// own on free ports, the 16,384 slots split evenly between them; killed when dropped.
 pub struct RedisCluster {
     nodes: Vec<Child>,
+    /// Each node's port and cluster bus port.
+    ports: Vec<(u16, u16)>,
     /// Where the nodes keep their cluster configuration files.
     dir: PathBuf,
     /// `redis://127.0.0.1:PORT` of each node.
@@ -161,31 +163,19 @@ impl RedisCluster {
         std::fs::create_dir_all(&dir)?;
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
+            ports: Vec::new(),
             dir,
             urls: Vec::new(),
         };
-        let mut ports = Vec::new();
         for index in 0..CLUSTER_NODES {
             let port = if index == 0 { first } else { free_port()? };
             // The bus port is its own free port: port + 10,000 may be past 65,535.
             let bus = free_port()?;
-            let config = cluster.dir.join(format!("nodes-{port}.conf"));
-            let config = config.to_string_lossy();
-            let bus = bus.to_string();
-            let extra = [
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                &config,
-                "--cluster-port",
-                &bus,
-                "--appendonly",
-                "no",
-            ];
-            cluster.nodes.push(spawn(port, None, &extra)?);
+            cluster.ports.push((port, bus));
+            cluster.nodes.push(cluster.spawn_node(index)?);
             cluster.urls.push(format!("redis://127.0.0.1:{port}"));
-            ports.push((port, bus));
         }
+        let ports = cluster.ports.clone();
         let mut connections = Vec::new();
         for (index, (port, _)) in ports.iter().enumerate() {
             let mut connection = wait_ready(*port)?;
@@ -210,22 +200,64 @@ impl RedisCluster {
                 .query::<()>(&mut connections[0])
                 .map_err(std::io::Error::other)?;
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !connections.iter_mut().all(serves_every_slot) {
-            if Instant::now() > deadline {
-                return Err(std::io::Error::other(
-                    "the Redis Cluster's nodes never agreed on its slots",
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_agreed(&mut connections)?;
         Ok(cluster)
+    }
+
+    /// Starts node `index` on its ports and its cluster configuration file (empty of data).
+    fn spawn_node(&self, index: usize) -> std::io::Result<Child> {
+        let (port, bus) = self.ports[index];
+        let config = self.dir.join(format!("nodes-{port}.conf"));
+        let config = config.to_string_lossy();
+        let bus = bus.to_string();
+        let extra = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            &config,
+            "--cluster-port",
+            &bus,
+            "--appendonly",
+            "no",
+        ];
+        spawn(port, None, &extra)
+    }
+
+    /// Kills node `index` (a primary with a third of the slots), as a crash.
+    pub fn kill_node(&mut self, index: usize) {
+        let _ = self.nodes[index].kill();
+        let _ = self.nodes[index].wait();
+    }
+
+    /// Starts node `index` again, empty, with its slots; waits until every node sees every
+    /// slot served.
+    pub fn restart_node(&mut self, index: usize) -> std::io::Result<()> {
+        self.nodes[index] = self.spawn_node(index)?;
+        let mut connections = Vec::new();
+        for (port, _) in &self.ports {
+            connections.push(wait_ready(*port)?);
+        }
+        wait_agreed(&mut connections)
     }
 
     /// Where it is, for the cluster's threads.
     pub fn target(&self) -> RedisTarget {
         RedisTarget::Cluster(self.urls.clone())
     }
+}
+
+/// Waits (up to 10 s) until every node sees every slot served.
+fn wait_agreed(connections: &mut [redis::Connection]) -> std::io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !connections.iter_mut().all(serves_every_slot) {
+        if Instant::now() > deadline {
+            return Err(std::io::Error::other(
+                "the Redis Cluster's nodes never agreed on its slots",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
 }
 
 /// Whether this node knows every node and sees every slot served (`cluster_state:ok`).

@@ -191,21 +191,53 @@ fn with_redis_down_each_node_keeps_its_static_share_and_leasing_resumes() {
     let Some(mut redis) = RedisServer::start() else {
         return;
     };
+    let target = redis.target();
+    let redis = &mut redis;
+    static_share_while_down(&target, move || {
+        redis.kill();
+        Box::new(move || redis.restart().unwrap())
+    });
+}
+
+/// A Redis Cluster's primary that holds the contract's slot crashes and comes back empty:
+/// the same fallback and the same recovery as with one server.
+#[test]
+fn with_a_redis_cluster_primary_down_each_node_keeps_its_static_share_and_leasing_resumes() {
+    let Some(mut redis) = RedisCluster::start() else {
+        return;
+    };
+    let target = redis.target();
+    let key = SharedBucket::carrier("shared", TPS, BURST).key;
+    let slot: u16 = query(&target, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key)).unwrap();
+    let primary = usize::from(slot) * 3 / 16_384;
+    let redis = &mut redis;
+    static_share_while_down(&target, move || {
+        redis.kill_node(primary);
+        Box::new(move || redis.restart_node(primary).unwrap())
+    });
+}
+
+/// Two nodes send as fast as their leases allow; after 1 s `kill` takes Redis away, and the
+/// restart it returns brings it back 1.5 s later.
+fn static_share_while_down<'a>(
+    target: &RedisTarget,
+    kill: impl FnOnce() -> Box<dyn FnOnce() + 'a>,
+) {
     let epoch = Instant::now();
     let sends = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let nodes: Vec<_> = (0..2).map(|_| node(&redis.target())).collect();
+    let nodes: Vec<_> = (0..2).map(|_| node(target)).collect();
     let senders: Vec<_> = nodes
         .iter()
         .map(|n| sender(n.clone(), epoch, sends.clone(), stop.clone()))
         .collect();
     std::thread::sleep(Duration::from_secs(1));
-    redis.kill();
+    let restart = kill();
     std::thread::sleep(Duration::from_millis(1_500));
     let down = nodes
         .iter()
         .all(|n| !n.stats().redis_up.load(Ordering::Relaxed));
-    redis.restart().unwrap();
+    restart();
     std::thread::sleep(Duration::from_millis(1_500));
     stop.store(true, Ordering::Relaxed);
     senders.into_iter().for_each(|s| s.join().unwrap());
