@@ -145,7 +145,7 @@ fn contracts(config: &Config) -> Vec<(String, SharedBucket)> {
             continue;
         };
         let carrier = &config.carriers[r.carrier].id;
-        let name = format!("route:{carrier}:{}", r.prefix);
+        let name = smsroute_engine::route_bucket_name(carrier, &r.prefix);
         if routes.iter().all(|(n, _)| *n != name) {
             let bucket = SharedBucket::route(carrier, &r.prefix, f64::from(tps), burst);
             routes.push((name, bucket));
@@ -153,7 +153,7 @@ fn contracts(config: &Config) -> Vec<(String, SharedBucket)> {
     }
     let senders = config.senders.iter().map(|s| {
         let bucket = SharedBucket::sender(&s.id, f64::from(s.tps), s.burst);
-        (format!("sender:{}", s.id), bucket)
+        (smsroute_engine::sender_bucket_name(&s.id), bucket)
     });
     carriers.chain(routes).chain(senders).collect()
 }

@@ -282,29 +282,15 @@ fn buckets_on_path(
         tps: c.tps,
         burst: c.burst,
     }];
-    let route = config
-        .routes
-        .iter()
-        .filter(|r| r.carrier == index && number.as_str().starts_with(&r.prefix))
-        .filter(|r| r.period.holds(at_ms))
-        .filter_map(|r| r.limit.map(|l| (r, l)))
-        .max_by_key(|(r, _)| r.prefix.len());
-    if let Some((r, (tps, burst))) = route {
-        out.push(Bucket {
-            kind: "route",
-            key: Some(r.prefix.clone()),
-            tps,
-            burst,
-        });
-    }
-    if let Some(s) = from.and_then(|f| config.senders.iter().find(|s| s.id == f)) {
-        out.push(Bucket {
-            kind: "sender",
-            key: Some(s.id.clone()),
-            tps: s.tps,
-            burst: s.burst,
-        });
-    }
+    // The engine's own rule; a checked configuration's contracts are valid quotas.
+    let others = smsroute_engine::buckets_on_path(config, index, number.as_str(), from, at_ms)
+        .unwrap_or_default();
+    out.extend(others.into_iter().map(|b| Bucket {
+        kind: b.kind,
+        key: Some(b.key.to_string()),
+        tps: b.tps,
+        burst: b.burst,
+    }));
     out
 }
 

@@ -23,6 +23,50 @@ type Map<K> = HashMap<K, Bucket, ahash::RandomState>;
 pub(crate) struct Bucket {
     pub gcra: Arc<Gcra>,
     pub lease: Option<Arc<LeasePool>>,
+    /// What it is keyed by, and its contract, for `smsroute explain`.
+    pub kind: PathBucket,
+}
+
+/// A route or sender bucket as `smsroute explain` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathBucket {
+    /// `"route"` or `"sender"`.
+    pub kind: &'static str,
+    /// The route row's prefix, or the sender id.
+    pub key: Arc<str>,
+    /// Its contract: segments a second, and depth.
+    pub tps: u32,
+    /// Bucket depth in segments.
+    pub burst: u32,
+}
+
+/// The name a route row's own contract goes by among shared contracts
+/// (`EngineOptions::leases`).
+pub fn route_bucket_name(carrier: &str, prefix: &str) -> String {
+    format!("route:{carrier}:{prefix}")
+}
+
+/// The name a sender id's own contract goes by among shared contracts.
+pub fn sender_bucket_name(sender: &str) -> String {
+    format!("sender:{sender}")
+}
+
+/// The route and sender buckets a message from `from` to `to` passes on carrier `carrier`
+/// (an index into `config.carriers`) at `wall_ms` besides the carrier's own: the rule the
+/// lanes apply, for `smsroute explain`.
+pub fn buckets_on_path(
+    config: &Config,
+    carrier: usize,
+    to: &str,
+    from: Option<&str>,
+    wall_ms: i64,
+) -> Result<Vec<PathBucket>, InvalidQuota> {
+    // A configuration holds at most MAX_CARRIERS carriers: every index is a slot.
+    let slot = |index: usize| CarrierSlot(u16::try_from(index).unwrap_or(u16::MAX));
+    let slots: Vec<CarrierSlot> = (0..config.carriers.len()).map(slot).collect();
+    let buckets = Buckets::build(config, &slots, &Buckets::default(), &HashMap::new())?;
+    let found = buckets.of_parts(slot(carrier), to.as_bytes(), from, wall_ms);
+    Ok(found.into_iter().map(|b| b.kind.clone()).collect())
 }
 
 /// A route bucket's key: the carrier, the prefix's length and its digits as a number.
@@ -56,7 +100,12 @@ impl Buckets {
         leases: &HashMap<String, Arc<LeasePool>>,
     ) -> Result<Buckets, InvalidQuota> {
         let mut out = Buckets::default();
-        let bucket = |old: Option<&Bucket>, tps: u32, burst: u32, name: String| {
+        let bucket = |old: Option<&Bucket>,
+                      tps: u32,
+                      burst: u32,
+                      name: String,
+                      kind: &'static str,
+                      key: &str| {
             let quota = Quota::per_second(f64::from(tps), burst)?;
             let gcra = match old {
                 Some(b) => {
@@ -68,6 +117,12 @@ impl Buckets {
             Ok::<_, InvalidQuota>(Bucket {
                 gcra,
                 lease: leases.get(&name).cloned(),
+                kind: PathBucket {
+                    kind,
+                    key: key.into(),
+                    tps,
+                    burst,
+                },
             })
         };
         for r in &config.routes {
@@ -84,8 +139,15 @@ impl Buckets {
             if out.route.contains_key(&key) {
                 continue;
             }
-            let name = format!("route:{}:{}", config.carriers[r.carrier].id, r.prefix);
-            let b = bucket(previous.route.get(&key), tps, burst, name)?;
+            let name = route_bucket_name(&config.carriers[r.carrier].id, &r.prefix);
+            let b = bucket(
+                previous.route.get(&key),
+                tps,
+                burst,
+                name,
+                "route",
+                &r.prefix,
+            )?;
             out.route.insert(key, b);
             if out.lengths.len() <= slot.get() {
                 out.lengths.resize(slot.get() + 1, SmallVec::new());
@@ -98,7 +160,14 @@ impl Buckets {
         }
         for s in &config.senders {
             let old = previous.senders.get(s.id.as_str());
-            let b = bucket(old, s.tps, s.burst, format!("sender:{}", s.id))?;
+            let b = bucket(
+                old,
+                s.tps,
+                s.burst,
+                sender_bucket_name(&s.id),
+                "sender",
+                &s.id,
+            )?;
             out.senders.insert(s.id.as_str().into(), b);
         }
         Ok(out)
@@ -117,8 +186,19 @@ impl Buckets {
         message: &Message,
         wall_ms: i64,
     ) -> SmallVec<[&Bucket; 2]> {
+        let to = message.to().as_str().as_bytes();
+        self.of_parts(carrier, to, Some(message.from().as_str()), wall_ms)
+    }
+
+    /// As [`of`](Self::of), for a destination's digits and a sender id (if any).
+    fn of_parts(
+        &self,
+        carrier: CarrierSlot,
+        digits: &[u8],
+        from: Option<&str>,
+        wall_ms: i64,
+    ) -> SmallVec<[&Bucket; 2]> {
         let mut out = SmallVec::new();
-        let digits = message.to().as_str().as_bytes();
         for &len in self.lengths.get(carrier.get()).map_or(&[][..], |l| &l[..]) {
             let Some(head) = digits.get(..usize::from(len)) else {
                 continue;
@@ -134,7 +214,7 @@ impl Buckets {
             }
         }
         if !self.senders.is_empty()
-            && let Some(b) = self.senders.get(message.from().as_str())
+            && let Some(b) = from.and_then(|from| self.senders.get(from))
         {
             out.push(b);
         }

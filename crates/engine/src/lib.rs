@@ -62,6 +62,7 @@ mod registry;
 mod router;
 mod shared;
 
+pub use buckets::{PathBucket, buckets_on_path, route_bucket_name, sender_bucket_name};
 pub use event::{EventStream, StatusEvent};
 pub use inbound::{InboundEvent, InboundStream};
 pub use options::EngineOptions;
