@@ -296,3 +296,29 @@ pub fn query<T: redis::FromRedisValue>(
 ) -> redis::RedisResult<T> {
     command.query(&mut target.connect(Duration::from_secs(2))?)
 }
+
+/// Two tests of one body, `fn(&RedisTarget)`: `$server` against a `redis-server` of its own,
+/// `$cluster` against a Redis Cluster of three of its own (each skipped as
+/// [`RedisServer::start`] says when there is no `redis-server`).
+///
+/// ```text
+/// smsroute_cluster::on_server_and_cluster!(stops_spread, stops_spread_on_a_redis_cluster, body);
+/// ```
+#[macro_export]
+macro_rules! on_server_and_cluster {
+    ($server:ident, $cluster:ident, $body:path) => {
+        #[test]
+        fn $server() {
+            if let Some(redis) = $crate::testing::RedisServer::start() {
+                $body(&redis.target());
+            }
+        }
+
+        #[test]
+        fn $cluster() {
+            if let Some(redis) = $crate::testing::RedisCluster::start() {
+                $body(&redis.target());
+            }
+        }
+    };
+}

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use smsroute_cluster::testing::{RedisCluster, RedisServer, query};
+use smsroute_cluster::testing::{RedisServer, query};
 use smsroute_cluster::{BalanceLeaser, LocalBalances, RedisTarget};
 
 /// A node's balances: what a router keeps.
@@ -86,21 +86,11 @@ fn spend(redis: &RedisTarget, opening: u64, pause: Duration, run_for: Duration) 
     (spent.load(Ordering::Relaxed), left)
 }
 
-#[test]
-fn two_nodes_never_spend_more_than_the_shared_balance() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    never_overspent(&redis.target());
-}
-
-#[test]
-fn two_nodes_never_spend_more_than_the_shared_balance_on_a_redis_cluster() {
-    let Some(redis) = RedisCluster::start() else {
-        return;
-    };
-    never_overspent(&redis.target());
-}
+smsroute_cluster::on_server_and_cluster!(
+    two_nodes_never_spend_more_than_the_shared_balance,
+    two_nodes_never_spend_more_than_the_shared_balance_on_a_redis_cluster,
+    never_overspent
+);
 
 /// Two nodes spend as fast as they can: the balance runs out, never overspent.
 fn never_overspent(redis: &RedisTarget) {

@@ -4,28 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smsroute_cluster::testing::{RedisCluster, RedisServer};
 use smsroute_cluster::{CapSync, RedisTarget};
 use smsroute_policy::FrequencyCaps;
 
 const PAIR: u64 = 0x5EED_0000_0000_0042;
 const DAY: u32 = 86_400;
 
-#[test]
-fn a_recipients_messages_on_one_node_count_on_the_others() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    counts_on_the_others(&redis.target());
-}
-
-#[test]
-fn a_recipients_messages_on_one_node_count_on_the_others_on_a_redis_cluster() {
-    let Some(redis) = RedisCluster::start() else {
-        return;
-    };
-    counts_on_the_others(&redis.target());
-}
+smsroute_cluster::on_server_and_cluster!(
+    a_recipients_messages_on_one_node_count_on_the_others,
+    a_recipients_messages_on_one_node_count_on_the_others_on_a_redis_cluster,
+    counts_on_the_others
+);
 
 fn counts_on_the_others(redis: &RedisTarget) {
     let a = Arc::new(FrequencyCaps::new(1024));

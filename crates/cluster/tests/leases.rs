@@ -273,18 +273,23 @@ fn static_share_while_down<'a>(
     );
 }
 
-#[test]
-fn an_unreachable_redis_is_an_error_naming_it_without_its_password() {
+/// Why a leaser of the shared contract on `redis` did not start.
+fn start_error(redis: RedisTarget) -> String {
     let options = LeaseOptions {
-        redis: RedisTarget::Server("redis://:hunter2@127.0.0.1:1".into()),
+        redis,
         node_id: "test".into(),
         lease: Duration::from_millis(50),
     };
     let bucket = SharedBucket::carrier("shared", TPS, BURST);
-    let error = Leaser::start(&options, &[bucket])
+    Leaser::start(&options, &[bucket])
         .err()
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+#[test]
+fn an_unreachable_redis_is_an_error_naming_it_without_its_password() {
+    let error = start_error(RedisTarget::Server("redis://:hunter2@127.0.0.1:1".into()));
     assert!(
         error.starts_with("redis redis://***@127.0.0.1:1: "),
         "{error}"
@@ -297,16 +302,7 @@ fn a_redis_cluster_node_given_as_one_server_is_refused_by_name() {
     let Some(redis) = RedisCluster::start() else {
         return;
     };
-    let options = LeaseOptions {
-        redis: RedisTarget::Server(redis.urls[0].clone()),
-        node_id: "test".into(),
-        lease: Duration::from_millis(50),
-    };
-    let bucket = SharedBucket::carrier("shared", TPS, BURST);
-    let error = Leaser::start(&options, &[bucket])
-        .err()
-        .unwrap()
-        .to_string();
+    let error = start_error(RedisTarget::Server(redis.urls[0].clone()));
     assert!(
         error.contains("a node of a Redis Cluster") && error.contains("redis_cluster"),
         "{error}"
@@ -315,19 +311,10 @@ fn a_redis_cluster_node_given_as_one_server_is_refused_by_name() {
 
 #[test]
 fn an_unreachable_redis_cluster_is_an_error_naming_its_nodes_without_passwords() {
-    let options = LeaseOptions {
-        redis: RedisTarget::Cluster(vec![
-            "redis://:hunter2@127.0.0.1:1".into(),
-            "redis://:hunter2@127.0.0.1:2".into(),
-        ]),
-        node_id: "test".into(),
-        lease: Duration::from_millis(50),
-    };
-    let bucket = SharedBucket::carrier("shared", TPS, BURST);
-    let error = Leaser::start(&options, &[bucket])
-        .err()
-        .unwrap()
-        .to_string();
+    let error = start_error(RedisTarget::Cluster(vec![
+        "redis://:hunter2@127.0.0.1:1".into(),
+        "redis://:hunter2@127.0.0.1:2".into(),
+    ]));
     assert!(
         error.starts_with("redis cluster [redis://***@127.0.0.1:1, redis://***@127.0.0.1:2]: "),
         "{error}"

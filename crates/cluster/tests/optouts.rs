@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smsroute_cluster::testing::{RedisCluster, RedisServer};
+use smsroute_cluster::testing::RedisServer;
 use smsroute_cluster::{OptOutSync, RedisTarget};
 use smsroute_policy::Suppression;
 use smsroute_types::E164;
@@ -31,21 +31,11 @@ fn node(redis: &RedisTarget) -> (Arc<Suppression>, OptOutSync) {
     (list, sync)
 }
 
-#[test]
-fn a_stop_on_one_node_blocks_the_others_within_a_second() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    stop_reaches_every_node(&redis.target());
-}
-
-#[test]
-fn a_stop_on_one_node_blocks_the_others_within_a_second_on_a_redis_cluster() {
-    let Some(redis) = RedisCluster::start() else {
-        return;
-    };
-    stop_reaches_every_node(&redis.target());
-}
+smsroute_cluster::on_server_and_cluster!(
+    a_stop_on_one_node_blocks_the_others_within_a_second,
+    a_stop_on_one_node_blocks_the_others_within_a_second_on_a_redis_cluster,
+    stop_reaches_every_node
+);
 
 fn stop_reaches_every_node(redis: &RedisTarget) {
     let (a, _a_sync) = node(redis);

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use smsroute_carrier::{Receipt, ReceiptAck};
-use smsroute_cluster::testing::{RedisCluster, RedisServer};
 use smsroute_cluster::{ReceiptExchange, RedisTarget};
 use smsroute_delivery::ReceiptStatus;
 
@@ -39,21 +38,11 @@ fn wait(what: &str, holds: impl Fn() -> bool) {
     }
 }
 
-#[test]
-fn a_receipt_on_another_nodes_bind_reaches_its_owner() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    reaches_its_owner(&redis.target());
-}
-
-#[test]
-fn a_receipt_on_another_nodes_bind_reaches_its_owner_on_a_redis_cluster() {
-    let Some(redis) = RedisCluster::start() else {
-        return;
-    };
-    reaches_its_owner(&redis.target());
-}
+smsroute_cluster::on_server_and_cluster!(
+    a_receipt_on_another_nodes_bind_reaches_its_owner,
+    a_receipt_on_another_nodes_bind_reaches_its_owner_on_a_redis_cluster,
+    reaches_its_owner
+);
 
 fn reaches_its_owner(redis: &RedisTarget) {
     let (a, a_took) = node(redis, "a");
