@@ -95,7 +95,8 @@ impl LeasePlan {
 /// Counts a node's leaser keeps (for metrics and tests).
 #[derive(Debug, Default)]
 pub struct LeaseStats {
-    /// Round trips to Redis.
+    /// Renewals: round trips to one Redis server (to a Redis Cluster, one to each primary
+    /// holding a contract).
     pub round_trips: AtomicU64,
     /// Failed round trips (Redis unreachable or erroring).
     pub failures: AtomicU64,
