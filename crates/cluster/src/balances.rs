@@ -11,7 +11,7 @@ use std::time::Duration;
 use redis::Script;
 
 use crate::LeaseError;
-use crate::link::{Link, RedisTarget};
+use crate::link::{Commands, Link, RedisTarget};
 use crate::worker::Worker;
 
 /// The reservation script (`balance.lua`).
@@ -166,7 +166,7 @@ impl Keeper {
     }
 
     /// One round trip for every account whose allowance is too low or too high (`all_back`:
-    /// give everything back).
+    /// give everything back); on a Redis Cluster, one per account.
     fn exchange(&mut self, stats: &BalanceStats, all_back: bool) -> redis::RedisResult<()> {
         if self.connection.is_none() {
             let mut connection = self.target.connect(TIMEOUT)?;
@@ -174,7 +174,7 @@ impl Keeper {
             self.connection = Some(connection);
         }
         let connection = self.connection.as_mut().expect("connected");
-        let mut pipe = connection.pipe();
+        let mut commands = Commands::default();
         let mut asked = Vec::new();
         for (index, account) in self.accounts.iter().enumerate() {
             let held = self.local.held(&account.id);
@@ -192,46 +192,46 @@ impl Keeper {
             if returned == 0 && wanted == 0 {
                 continue;
             }
-            pipe.cmd("EVALSHA")
+            let mut command = redis::cmd("EVALSHA");
+            command
                 .arg(self.script.get_hash())
                 .arg(1)
                 .arg(&account.key)
                 .arg(returned)
                 .arg(wanted);
+            commands.push(&account.key, command);
             asked.push((index, returned));
         }
-        if asked.is_empty() {
-            for account in &mut self.accounts {
-                account.last_held = self.local.held(&account.id);
-            }
-            return Ok(());
-        }
-        match pipe.query::<Vec<u64>>(connection) {
-            Ok(granted) => {
-                for ((index, returned), granted) in asked.into_iter().zip(granted) {
-                    let account = &self.accounts[index];
-                    self.local.credit(&account.id, granted);
+        // Each account's reply on its own: on a Redis Cluster, an account whose primary failed
+        // loses its exchange, the others keep what their primaries granted.
+        let (granted, failed) = if commands.is_empty() {
+            (Vec::new(), None)
+        } else {
+            commands.query::<u64>(connection)
+        };
+        let mut lost = 0;
+        for ((index, returned), granted) in asked.into_iter().zip(granted) {
+            match granted {
+                Some(granted) => {
+                    self.local.credit(&self.accounts[index].id, granted);
                     stats.reserved.fetch_add(granted, Ordering::Relaxed);
                     stats.returned.fetch_add(returned, Ordering::Relaxed);
                 }
+                // Redis may have taken the return before the reply was lost: crediting it
+                // here again could spend it twice. It is lost to the account instead (the
+                // safe direction), and said so.
+                None => lost += returned,
             }
-            Err(e) => {
-                // Redis may have taken the returns before the reply was lost: crediting them
-                // here again could spend them twice. They are lost to the account instead
-                // (the safe direction), and said so.
-                let lost: u64 = asked.iter().map(|(_, returned)| returned).sum();
-                if lost > 0 {
-                    tracing::warn!(
-                        micros = lost,
-                        "cluster: balance returns not confirmed by Redis: not spent again here"
-                    );
-                }
-                return Err(e);
-            }
+        }
+        if lost > 0 {
+            tracing::warn!(
+                micros = lost,
+                "cluster: balance returns not confirmed by Redis: not spent again here"
+            );
         }
         for account in &mut self.accounts {
             account.last_held = self.local.held(&account.id);
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 }

@@ -10,9 +10,9 @@
 //! cannot be reached, each node takes a static share, the contract over the nodes it last saw
 //! live, and leasing resumes when Redis answers again.
 //!
-//! Redis is one server or a Redis Cluster ([`RedisTarget`]): every key carries a `{tag}`, so
-//! what a script touches together lives in one slot, and the buckets, accounts and node
-//! inboxes spread over the cluster's primaries.
+//! Redis is one server or a Redis Cluster ([`RedisTarget`]): what a script touches together
+//! shares a `{tag}` and so lives in one slot; the buckets, accounts, node inboxes and receipt
+//! owners (keys without a tag) spread over the cluster's primaries.
 //!
 //! # Example
 //! ```no_run

@@ -14,7 +14,7 @@ use smsroute_carrier::{Receipt, ReceiptAck, ReceiptRelay};
 use smsroute_delivery::ReceiptStatus;
 
 use crate::LeaseError;
-use crate::link::{Link, RedisTarget};
+use crate::link::{Commands, Link, RedisTarget};
 use crate::worker::Worker;
 
 /// Longest a connect or a round trip may take.
@@ -270,8 +270,9 @@ impl Exchange {
         }
     }
 
-    /// Records ownership, passes receipts on, and takes this node's inbox: two round trips
-    /// at most, one for the inbox. What fails stays queued for the next exchange.
+    /// Records ownership, passes receipts on, and takes this node's inbox: three round trips
+    /// at most on a server (on a Redis Cluster, the receipts passed on take one per owner).
+    /// What fails stays queued for the next exchange.
     fn exchange(&mut self) -> redis::RedisResult<()> {
         if self.connection.is_none() {
             self.connection = Some(self.target.connect(TIMEOUT)?);
@@ -314,7 +315,7 @@ impl Exchange {
         self.stats
             .owned
             .fetch_add(recorded as u64, Ordering::Relaxed);
-        let mut second = connection.pipe();
+        let mut second = Commands::default();
         let mut forwarded = Vec::new();
         let mut waiting = std::collections::VecDeque::new();
         let mut owners = owners.into_iter();
@@ -341,9 +342,10 @@ impl Exchange {
                     continue;
                 }
             };
-            second
-                .cmd("XADD")
-                .arg(inbox(&owner))
+            let inbox = inbox(&owner);
+            let mut command = redis::cmd("XADD");
+            command
+                .arg(&inbox)
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(INBOX_LENGTH)
@@ -357,23 +359,30 @@ impl Exchange {
                 .arg("error")
                 .arg(receipt.error)
                 .arg("dup")
-                .arg(u8::from(receipt.possible_duplicate))
-                .ignore();
+                .arg(u8::from(receipt.possible_duplicate));
+            second.push(&inbox, command);
             forwarded.push((came, carrier, receipt, ack));
         }
         self.unowned = waiting;
-        if !forwarded.is_empty() {
-            if let Err(e) = second.query::<()>(connection) {
-                // Looked up again next time.
-                self.unowned.extend(forwarded);
-                return Err(e);
+        if !second.is_empty() {
+            // Each receipt's XADD answered on its own: on a Redis Cluster an owner whose
+            // primary failed keeps its receipts here (looked up again next time), the others'
+            // are in their inboxes and not sent twice.
+            let (added, failed) = second.query::<redis::Value>(connection);
+            let mut passed = 0;
+            for (work, added) in forwarded.into_iter().zip(added) {
+                match added {
+                    // In the owner's inbox (Redis has it): the carrier may forget it.
+                    Some(_) => {
+                        passed += 1;
+                        work.3.taken();
+                    }
+                    None => self.unowned.push_back(work),
+                }
             }
-            self.stats
-                .forwarded
-                .fetch_add(forwarded.len() as u64, Ordering::Relaxed);
-            // In the owner's inbox (Redis has it): the carrier may forget it.
-            for (.., ack) in forwarded {
-                ack.taken();
+            self.stats.forwarded.fetch_add(passed, Ordering::Relaxed);
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
         self.take_inbox()

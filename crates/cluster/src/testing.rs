@@ -53,6 +53,10 @@ impl RedisServer {
     }
 
     fn launch(dir: Option<PathBuf>) -> std::io::Result<RedisServer> {
+        launch_retried(|| Self::launch_once(dir.clone()))
+    }
+
+    fn launch_once(dir: Option<PathBuf>) -> std::io::Result<RedisServer> {
         let port = free_port()?;
         let child = spawn(port, dir.as_deref(), &[])?;
         let server = RedisServer {
@@ -84,14 +88,39 @@ impl RedisServer {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(free_ports(1)?[0])
 }
 
-/// Waits (up to 2 s) until the server on `port` answers PING; a connection to it.
+/// `count` distinct free ports (each held until all are found). Another process may still
+/// take one before the server binds it: [`launch_retried`].
+fn free_ports(count: usize) -> std::io::Result<Vec<u16>> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// Launches, and on other ports again (twice at most) if a port was taken meanwhile. A
+/// missing `redis-server` is not tried again.
+fn launch_retried<T>(launch: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut result = launch();
+    for _ in 0..2 {
+        match &result {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => result = launch(),
+            _ => break,
+        }
+    }
+    result
+}
+
+/// Waits (up to 5 s) until the server on `port` answers PING; a connection to it.
 fn wait_ready(port: u16) -> std::io::Result<redis::Connection> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}").as_str())
         .map_err(std::io::Error::other)?;
-    for _ in 0..100 {
+    for _ in 0..250 {
         if let Ok(mut connection) = client.get_connection()
             && redis::cmd("PING").query::<String>(&mut connection).is_ok()
         {
@@ -155,10 +184,16 @@ impl RedisCluster {
 
     /// As [`start`](Self::start), with an error instead of a skip.
     pub fn launch() -> std::io::Result<RedisCluster> {
-        let first = free_port()?;
+        launch_retried(Self::launch_once)
+    }
+
+    fn launch_once() -> std::io::Result<RedisCluster> {
+        // Each node's port and its cluster bus port: all distinct.
+        let free = free_ports(2 * CLUSTER_NODES)?;
         let dir = std::env::temp_dir().join(format!(
-            "smsroute-redis-cluster-{}-{first}",
-            std::process::id()
+            "smsroute-redis-cluster-{}-{}",
+            std::process::id(),
+            free[0]
         ));
         std::fs::create_dir_all(&dir)?;
         let mut cluster = RedisCluster {
@@ -168,9 +203,8 @@ impl RedisCluster {
             urls: Vec::new(),
         };
         for index in 0..CLUSTER_NODES {
-            let port = if index == 0 { first } else { free_port()? };
             // The bus port is its own free port: port + 10,000 may be past 65,535.
-            let bus = free_port()?;
+            let (port, bus) = (free[2 * index], free[2 * index + 1]);
             cluster.ports.push((port, bus));
             cluster.nodes.push(cluster.spawn_node(index)?);
             cluster.urls.push(format!("redis://127.0.0.1:{port}"));
@@ -243,6 +277,18 @@ impl RedisCluster {
     /// Where it is, for the cluster's threads.
     pub fn target(&self) -> RedisTarget {
         RedisTarget::Cluster(self.urls.clone())
+    }
+
+    /// The index of the node whose slots hold `key` (asked of a live node: `CLUSTER KEYSLOT`).
+    pub fn primary_of(&self, key: &str) -> usize {
+        let slot: usize = query(
+            &self.target(),
+            redis::cmd("CLUSTER").arg("KEYSLOT").arg(key),
+        )
+        .expect("CLUSTER KEYSLOT");
+        (0..CLUSTER_NODES)
+            .find(|&index| slot < SLOTS * (index + 1) / CLUSTER_NODES)
+            .expect("a slot below 16,384")
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use smsroute_cluster::testing::{RedisServer, query};
+use smsroute_cluster::testing::{RedisCluster, RedisServer, query};
 use smsroute_cluster::{BalanceLeaser, LocalBalances, RedisTarget};
 
 /// A node's balances: what a router keeps.
@@ -119,4 +119,62 @@ fn what_the_nodes_hold_goes_back_when_they_stop() {
     eprintln!("spent {spent}, left {left} of {opening}");
     assert!(spent > 0 && left > 0);
     assert_eq!(spent + left, opening, "allowances given back whole");
+}
+
+/// A Redis Cluster primary that crashes holds one account's balance; another's is on a live
+/// primary: that account keeps every grant its primary made while the first one's failed
+/// (nothing of it lost: spent and left make its opening), and the first is never overspent.
+#[test]
+fn a_failing_primary_loses_nothing_of_the_accounts_on_the_others() {
+    let Some(mut redis) = RedisCluster::start() else {
+        return;
+    };
+    let target = redis.target();
+    let key = |account: &str| format!("smsroute:{{account:{account}}}:balance");
+    // The crashing primary's account first: the exchange meets its failure before the other's.
+    let crashing = "acme";
+    let down = redis.primary_of(&key(crashing));
+    let live = (0..100)
+        .map(|n| format!("other-{n}"))
+        .find(|account| redis.primary_of(&key(account)) != down)
+        .expect("an account on another primary");
+    let opening = 100 * OPENING;
+    let accounts = [(crashing.to_string(), opening), (live.clone(), opening)];
+    let held = Arc::new(Held::default());
+    let leaser = BalanceLeaser::start(&target, &accounts, held.clone()).unwrap();
+    let spent: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let spender = {
+        let (held, spent, stop) = (held.clone(), spent.clone(), stop.clone());
+        let names = [crashing.to_string(), live.clone()];
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for (name, spent) in names.iter().zip(spent.iter()) {
+                    if held.charge(name, PRICE) {
+                        spent.fetch_add(PRICE, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    redis.kill_node(down);
+    std::thread::sleep(Duration::from_millis(1500));
+    redis.restart_node(down).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    spender.join().unwrap();
+    leaser.stop();
+    let left: u64 = query(&target, redis::cmd("GET").arg(key(&live))).unwrap();
+    let [crashed_spent, live_spent] = [0, 1].map(|i| spent[i].load(Ordering::Relaxed));
+    eprintln!("{live}: spent {live_spent}, left {left}; {crashing}: spent {crashed_spent}");
+    assert!(live_spent > 0 && crashed_spent > 0);
+    assert_eq!(held.held(&live), 0, "given back at the stop");
+    assert_eq!(
+        live_spent + left,
+        opening,
+        "{live}: nothing lost or made up"
+    );
+    assert!(crashed_spent <= opening);
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use smsroute_carrier::{Receipt, ReceiptAck};
+use smsroute_cluster::testing::RedisCluster;
 use smsroute_cluster::{ReceiptExchange, RedisTarget};
 use smsroute_delivery::ReceiptStatus;
 
@@ -75,4 +76,59 @@ fn reaches_its_owner(redis: &RedisTarget) {
             .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
+}
+
+/// On a Redis Cluster, one owner's inbox is on a primary that crashes: the receipts for the
+/// other owner pass once (not again with every retry of the first's), and the first owner's
+/// reaches it when its primary is back.
+#[test]
+fn a_failing_primary_delays_only_its_owners_receipts() {
+    let Some(mut redis) = RedisCluster::start() else {
+        return;
+    };
+    let target = redis.target();
+    let inbox = |node: &str| format!("smsroute:{{node:{node}}}:receipts");
+    let owner_key = |id: &str| format!("smsroute:rcpt:uk:{id}");
+    let down = redis.primary_of(&inbox("a"));
+    // Names whose keys are not on the primary that goes down.
+    let elsewhere = |prefix: &str, key: &dyn Fn(&str) -> String, skip: &str| {
+        (0..100)
+            .map(|n| format!("{prefix}{n}"))
+            .find(|k| k != skip && redis.primary_of(&key(k)) != down)
+            .expect("a key on another primary")
+    };
+    let other_owner = elsewhere("n", &inbox, "");
+    let receiver = elsewhere("n", &inbox, &other_owner);
+    let for_a = elsewhere("m-", &owner_key, "");
+    let for_other = elsewhere("m-", &owner_key, &for_a);
+    let (a, a_took) = node(&target, "a");
+    let (other, other_took) = node(&target, &other_owner);
+    let (b, _) = node(&target, &receiver);
+    a.relay().waiting("uk", &[for_a.as_str()]);
+    other.relay().waiting("uk", &[for_other.as_str()]);
+    let owned = |x: &ReceiptExchange| x.stats().owned.load(std::sync::atomic::Ordering::Relaxed);
+    wait("ownership recorded", || {
+        owned(&a) == 1 && owned(&other) == 1
+    });
+    redis.kill_node(down);
+    b.relay()
+        .unmatched("uk", &receipt(&for_a), ReceiptAck::none());
+    b.relay()
+        .unmatched("uk", &receipt(&for_other), ReceiptAck::none());
+    wait("the other owner takes its receipt", || {
+        other_took.lock().unwrap().len() == 1
+    });
+    // Several exchanges fail on a's inbox meanwhile.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        other_took.lock().unwrap().len(),
+        1,
+        "passed once, not again with each failed exchange"
+    );
+    assert!(a_took.lock().unwrap().is_empty());
+    redis.restart_node(down).unwrap();
+    wait("a takes its receipt once its primary is back", || {
+        a_took.lock().unwrap().len() == 1
+    });
+    assert_eq!(a_took.lock().unwrap()[0].1, receipt(&for_a));
 }

@@ -110,7 +110,8 @@ impl CarrierState {
 
 impl CarrierState {
     /// The rate the lane drains at, segments a second: the adaptive rate, or this node's
-    /// part of a shared contract when that is less.
+    /// part of the carrier's shared contract when that is less (a route's or a sender's
+    /// shared contract holds only its own messages and does not count here).
     pub fn lane_rate(&self) -> f64 {
         let rate = self.adaptive.rate();
         match &self.lease {
