@@ -316,6 +316,46 @@ fn an_unreachable_redis_cluster_is_an_error_naming_its_nodes_without_passwords()
 }
 
 #[test]
+fn a_target_prints_without_passwords() {
+    let server = RedisTarget::Server("redis://:hunter2@10.0.0.1:6379".into());
+    let cluster = RedisTarget::Cluster(vec!["redis://user:hunter2@10.0.0.2:6379".into()]);
+    for printed in [format!("{server:?}"), format!("{cluster:?}")] {
+        assert!(printed.contains("10.0.0."), "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+}
+
+/// An ACL user without `INFO` (which tells a Redis Cluster node from a server) may still
+/// lease: the server is taken for what it was given as.
+#[test]
+fn a_user_without_info_may_still_lease() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    smsroute_cluster::testing::query::<()>(
+        &redis.target(),
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("router")
+            .arg("on")
+            .arg(">secret")
+            .arg("~*")
+            .arg("&*")
+            .arg("+@all")
+            .arg("-info"),
+    )
+    .unwrap();
+    let url = redis.url.replace("redis://", "redis://router:secret@");
+    let options = LeaseOptions {
+        redis: RedisTarget::Server(url),
+        node_id: "limited".into(),
+        lease: Duration::from_millis(50),
+    };
+    let leaser = Leaser::start(&options, &[SharedBucket::carrier("shared", TPS, BURST)]);
+    assert!(leaser.is_ok(), "{:?}", leaser.err().map(|e| e.to_string()));
+}
+
+#[test]
 fn a_node_alone_on_a_contract_judges_it_all_its_own() {
     let Some(redis) = RedisServer::start() else {
         return;
