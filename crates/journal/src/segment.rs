@@ -22,7 +22,31 @@ pub fn write_frame(record: &Record<'_>, out: &mut Vec<u8>) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
     record.encode(out);
-    seal(out, start)
+    let end = out.len();
+    seal(out, start, end)
+}
+
+/// Appends `record` as one frame to `out` with its checksum left to fill in: the engine's
+/// writer leaves the CRC to the sync thread ([`seal_frames`]), off the message's path.
+/// Returns the payload's length.
+pub fn write_unsealed(record: &Record<'_>, out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    record.encode(out);
+    let len = out.len() - start - HEADER;
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    len
+}
+
+/// Fills in the checksum of every frame of `frames`, whole frames from [`write_unsealed`].
+pub fn seal_frames(frames: &mut [u8]) {
+    let mut at = 0;
+    while at + HEADER <= frames.len() {
+        let len = u32::from_le_bytes([frames[at], frames[at + 1], frames[at + 2], frames[at + 3]])
+            as usize;
+        seal(frames, at, at + HEADER + len);
+        at += HEADER + len;
+    }
 }
 
 /// Appends an encoded record (a payload read back) as one frame to `out`.
@@ -30,12 +54,13 @@ pub fn write_payload(payload: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
     out.extend_from_slice(payload);
-    seal(out, start);
+    let end = out.len();
+    seal(out, start, end);
 }
 
-/// Fills in the header of the frame starting at `start`; returns the payload's length.
-fn seal(out: &mut [u8], start: usize) -> usize {
-    let payload = &out[start + HEADER..];
+/// Fills in the header of the frame from `start` to `end`; returns the payload's length.
+fn seal(out: &mut [u8], start: usize, end: usize) -> usize {
+    let payload = &out[start + HEADER..end];
     let (len, crc) = (payload.len(), crc32fast::hash(payload));
     out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
     out[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
@@ -337,6 +362,25 @@ mod tests {
             Ok(())
         });
         (seen, end)
+    }
+
+    #[test]
+    fn frames_sealed_later_are_the_frames_sealed_at_once() {
+        let records = [
+            Record::Acknowledged { upto: 7 },
+            Record::Flagged {
+                id: smsroute_types::MessageId(300),
+            },
+            Record::Acknowledged { upto: 0 },
+        ];
+        let (mut now, mut later) = (MAGIC.to_vec(), MAGIC.to_vec());
+        for record in &records {
+            write_frame(record, &mut now);
+            write_unsealed(record, &mut later);
+        }
+        assert_ne!(now, later, "checksums not yet filled in");
+        seal_frames(&mut later[MAGIC.len()..]);
+        assert_eq!(now, later);
     }
 
     #[test]

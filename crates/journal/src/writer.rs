@@ -1,7 +1,7 @@
 //! The writer: the owner appends encoded frames to its own buffer (no lock, no allocation
 //! once warm), `flush` hands the buffer to the sync thread (one lock per batch, not per
-//! record), and the sync thread writes every handed batch with one `fdatasync` (group commit),
-//! then publishes the last durable sequence number.
+//! record), and the sync thread fills in the frames' checksums, writes every handed batch
+//! with one `fdatasync` (group commit), then publishes the last durable sequence number.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -140,7 +140,8 @@ impl Writer {
             return Err(JournalError::Failed);
         }
         let start = self.buf.len();
-        let len = segment::write_frame(record, &mut self.buf);
+        // The checksum is the sync thread's to fill in.
+        let len = segment::write_unsealed(record, &mut self.buf);
         if len > MAX_RECORD {
             self.buf.truncate(start);
             return Err(JournalError::TooLarge(len));
@@ -299,6 +300,7 @@ impl Syncer {
                 pending.last
             };
             let started = Instant::now();
+            segment::seal_frames(&mut batch);
             if let Err(e) = self.write(&batch) {
                 tracing::error!(dir = %self.dir.display(), segment = self.number, error = %e,
                     "journal write failed: no further record will be durable");
