@@ -290,6 +290,21 @@ impl RedisCluster {
             .find(|&index| slot < SLOTS * (index + 1) / CLUSTER_NODES)
             .expect("a slot below 16,384")
     }
+
+    /// The first name `{prefix}0`, `{prefix}1`, … not in `skip` whose key (`key(name)`) is
+    /// not on node `node`: for tests that take one primary away from under some keys only.
+    pub fn name_off(
+        &self,
+        node: usize,
+        prefix: &str,
+        key: impl Fn(&str) -> String,
+        skip: &[&str],
+    ) -> String {
+        (0..1_000)
+            .map(|n| format!("{prefix}{n}"))
+            .find(|name| !skip.contains(&name.as_str()) && self.primary_of(&key(name)) != node)
+            .expect("a name whose key is on another node")
+    }
 }
 
 /// Waits (up to 10 s) until every node sees every slot served.

@@ -134,10 +134,7 @@ fn a_failing_primary_loses_nothing_of_the_accounts_on_the_others() {
     // The crashing primary's account first: the exchange meets its failure before the other's.
     let crashing = "acme";
     let down = redis.primary_of(&key(crashing));
-    let live = (0..100)
-        .map(|n| format!("other-{n}"))
-        .find(|account| redis.primary_of(&key(account)) != down)
-        .expect("an account on another primary");
+    let live = redis.name_off(down, "other-", key, &[]);
     let opening = 100 * OPENING;
     let accounts = [(crashing.to_string(), opening), (live.clone(), opening)];
     let held = Arc::new(Held::default());

@@ -91,16 +91,10 @@ fn a_failing_primary_delays_only_its_owners_receipts() {
     let owner_key = |id: &str| format!("smsroute:rcpt:uk:{id}");
     let down = redis.primary_of(&inbox("a"));
     // Names whose keys are not on the primary that goes down.
-    let elsewhere = |prefix: &str, key: &dyn Fn(&str) -> String, skip: &str| {
-        (0..100)
-            .map(|n| format!("{prefix}{n}"))
-            .find(|k| k != skip && redis.primary_of(&key(k)) != down)
-            .expect("a key on another primary")
-    };
-    let other_owner = elsewhere("n", &inbox, "");
-    let receiver = elsewhere("n", &inbox, &other_owner);
-    let for_a = elsewhere("m-", &owner_key, "");
-    let for_other = elsewhere("m-", &owner_key, &for_a);
+    let other_owner = redis.name_off(down, "n", inbox, &[]);
+    let receiver = redis.name_off(down, "n", inbox, &[&other_owner]);
+    let for_a = redis.name_off(down, "m-", owner_key, &[]);
+    let for_other = redis.name_off(down, "m-", owner_key, &[&for_a]);
     let (a, a_took) = node(&target, "a");
     let (other, other_took) = node(&target, &other_owner);
     let (b, _) = node(&target, &receiver);
