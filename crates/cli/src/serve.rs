@@ -117,7 +117,8 @@ async fn serve(
     let _balances = crate::cluster::lease_balances(config, &router)?;
     if let Some(exchange) = &receipts {
         let peer = router.clone();
-        exchange.deliver_to(move |carrier, receipt| peer.receipt_from_peer(carrier, receipt));
+        exchange
+            .deliver_to(move |carrier, receipt, ack| peer.receipt_from_peer(carrier, receipt, ack));
     }
     let hub = smsroute_serve::Hub::new(router.clone(), events, &config.clients);
     let listener = tokio::net::TcpListener::bind(http)

@@ -2,8 +2,11 @@
 //! that did not submit the message. Each node records which node owns the carrier ids it
 //! waits for (`smsroute:rcpt:CARRIER:ID` → node, for as long as receipts are awaited), and a
 //! node handed a receipt it does not wait for passes it to the owner's inbox stream
-//! (`smsroute:{node:ID}:receipts`), which the owner reads and matches as its own. All of it in
-//! batches on a thread of its own: the router only queues (the [`ReceiptRelay`] calls).
+//! (`smsroute:{node:ID}:receipts`), which the owner reads and matches as its own. An owner
+//! deletes a receipt from its inbox only once its router has it safe (with a journal: once
+//! what it did is durable), so an owner killed in between reads it again when it comes back.
+//! All of it in batches on a thread of its own: the router only queues (the [`ReceiptRelay`]
+//! calls).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -40,8 +43,9 @@ const UNOWNED: usize = 100_000;
 /// A receipt waiting for its owner: when it came, its carrier, and the carrier's answer.
 type Unowned = (std::time::Instant, String, Receipt, ReceiptAck);
 
-/// Takes a receipt passed here for `carrier`: `false` if it could not (it is dropped).
-type Deliver = Box<dyn Fn(&str, Receipt) -> bool + Send + Sync>;
+/// Takes a receipt passed here for `carrier`, answering its [`ReceiptAck`] once the receipt
+/// is safe: `false` if it could not take it (it is dropped).
+type Deliver = Box<dyn Fn(&str, Receipt, ReceiptAck) -> bool + Send + Sync>;
 
 /// What the exchange has done (for metrics and tests).
 #[derive(Debug, Default)]
@@ -135,6 +139,7 @@ impl ReceiptExchange {
         let (work, queue) = std::sync::mpsc::sync_channel(QUEUE);
         let stats = Arc::new(ReceiptStats::default());
         let deliver: Arc<OnceLock<Deliver>> = Arc::default();
+        let (answers_tx, answers) = std::sync::mpsc::channel();
         let exchange = Exchange {
             target: redis.clone(),
             connection: Some(connection),
@@ -148,6 +153,11 @@ impl ReceiptExchange {
             owned: std::collections::VecDeque::new(),
             retried_at: std::time::Instant::now(),
             exchanged_at: std::time::Instant::now(),
+            in_hand: std::collections::HashSet::new(),
+            read_after: None,
+            answers_tx,
+            answers,
+            to_delete: Vec::new(),
         };
         let worker = Worker::spawn("smsroute-receipts", move |stop| exchange.run(stop));
         Ok(Self {
@@ -162,8 +172,13 @@ impl ReceiptExchange {
         self.relay.clone()
     }
 
-    /// Where receipts other nodes pass here go (`Router::receipt_from_peer`); once.
-    pub fn deliver_to(&self, deliver: impl Fn(&str, Receipt) -> bool + Send + Sync + 'static) {
+    /// Where receipts other nodes pass here go (`Router::receipt_from_peer`); once. A receipt
+    /// stays in this node's inbox until its [`ReceiptAck`] says taken; answered "not taken" (or
+    /// dropped unanswered) it is handed over again.
+    pub fn deliver_to(
+        &self,
+        deliver: impl Fn(&str, Receipt, ReceiptAck) -> bool + Send + Sync + 'static,
+    ) {
         let _ = self.deliver.set(Box::new(deliver));
     }
 
@@ -197,6 +212,16 @@ struct Exchange {
     retried_at: std::time::Instant,
     /// When the last exchange began: receipts that came since are new.
     exchanged_at: std::time::Instant,
+    /// Inbox entries handed to the router and not yet answered.
+    in_hand: std::collections::HashSet<String>,
+    /// The last inbox entry read: the next read starts after it (from the start again once a
+    /// receipt comes back not taken).
+    read_after: Option<String>,
+    /// The routers' answers, by inbox entry: taken (delete it) or not (read it again).
+    answers_tx: std::sync::mpsc::Sender<(String, bool)>,
+    answers: Receiver<(String, bool)>,
+    /// Inbox entries to delete (kept until Redis has deleted them).
+    to_delete: Vec<String>,
 }
 
 impl Exchange {
@@ -388,33 +413,61 @@ impl Exchange {
         self.take_inbox()
     }
 
-    /// Hands the receipts other nodes passed here to the router, then deletes them.
+    /// Hands the receipts other nodes passed here to the router, and deletes those it has
+    /// safe (or refused: dropped, as one that does not parse).
     fn take_inbox(&mut self) -> redis::RedisResult<()> {
         let Some(deliver) = self.deliver.get() else {
             return Ok(());
         };
+        while let Ok((entry, taken)) = self.answers.try_recv() {
+            if !self.in_hand.remove(&entry) {
+                continue; // refused when handed over: deleted already
+            }
+            if taken {
+                self.to_delete.push(entry);
+            } else {
+                // The router stopped before it had it safe: hand it over again.
+                self.read_after = None;
+            }
+        }
         let connection = self.connection.as_mut().expect("connected");
+        let start = self
+            .read_after
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |id| format!("({id}"));
         let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
             .arg(&self.inbox)
-            .arg("-")
+            .arg(start)
             .arg("+")
             .arg("COUNT")
             .arg(BATCH)
             .query(connection)?;
-        let mut taken = Vec::with_capacity(entries.len());
-        for (id, fields) in entries {
-            if let Some((carrier, receipt)) = parse(&fields)
-                && deliver(&carrier, receipt)
-            {
-                self.stats.received.fetch_add(1, Ordering::Relaxed);
+        for (entry, fields) in entries {
+            self.read_after = Some(entry.clone());
+            if self.in_hand.contains(&entry) {
+                continue;
             }
-            taken.push(id);
+            let Some((carrier, receipt)) = parse(&fields) else {
+                self.to_delete.push(entry);
+                continue;
+            };
+            let (answers, id) = (self.answers_tx.clone(), entry.clone());
+            let ack = ReceiptAck::new(move |taken| {
+                let _ = answers.send((id, taken));
+            });
+            if deliver(&carrier, receipt, ack) {
+                self.stats.received.fetch_add(1, Ordering::Relaxed);
+                self.in_hand.insert(entry);
+            } else {
+                self.to_delete.push(entry);
+            }
         }
-        if !taken.is_empty() {
+        if !self.to_delete.is_empty() {
             redis::cmd("XDEL")
                 .arg(&self.inbox)
-                .arg(&taken)
+                .arg(&self.to_delete)
                 .query::<()>(connection)?;
+            self.to_delete.clear();
         }
         Ok(())
     }

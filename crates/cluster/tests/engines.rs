@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{count_between, max_in_window};
-use smsroute_carrier::Receipt;
+use smsroute_carrier::{Receipt, ReceiptAck};
 use smsroute_cluster::testing::RedisServer;
 use smsroute_cluster::{LeaseOptions, Leaser, ReceiptExchange, SharedBucket};
 use smsroute_config::Config;
@@ -163,7 +163,9 @@ fn a_receipt_on_the_other_routers_bind_finishes_the_message() {
             })
             .unwrap();
             let peer = router.clone();
-            exchange.deliver_to(move |carrier, receipt| peer.receipt_from_peer(carrier, receipt));
+            exchange.deliver_to(move |carrier, receipt, ack| {
+                peer.receipt_from_peer(carrier, receipt, ack)
+            });
             nodes.push((router, events, exchange));
         }
         let message = Message::builder("447700900123", "ACME", "hello")
@@ -185,7 +187,11 @@ fn a_receipt_on_the_other_routers_bind_finishes_the_message() {
             error: 0,
             possible_duplicate: false,
         };
-        assert!(nodes[1].0.receipt_from_peer("shared", receipt));
+        assert!(
+            nodes[1]
+                .0
+                .receipt_from_peer("shared", receipt, ReceiptAck::none())
+        );
         let finished = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
                 let event = nodes[0].1.recv().await.unwrap();

@@ -24,8 +24,9 @@ fn node(redis: &RedisTarget, id: &str) -> (ReceiptExchange, Taken) {
     let exchange = ReceiptExchange::start(redis, id, Duration::from_secs(60)).unwrap();
     let taken: Taken = Arc::default();
     let sink = taken.clone();
-    exchange.deliver_to(move |carrier, receipt| {
+    exchange.deliver_to(move |carrier, receipt, ack| {
         sink.lock().unwrap().push((carrier.to_string(), receipt));
+        ack.taken();
         true
     });
     (exchange, taken)
@@ -125,4 +126,81 @@ fn a_failing_primary_delays_only_its_owners_receipts() {
         a_took.lock().unwrap().len() == 1
     });
     assert_eq!(a_took.lock().unwrap()[0].1, receipt(&for_a));
+}
+
+/// An owner deletes a receipt from its inbox only once its router has it safe: one answered
+/// "not taken" is handed over again, and an owner killed before it had them safe gets them
+/// again when it comes back (the receipt a node killed at the wrong moment used to lose,
+/// leaving its message waiting for it for the whole receipt timeout).
+#[test]
+fn a_receipt_stays_in_its_owners_inbox_until_the_owner_has_it_safe() {
+    let Some(redis) = smsroute_cluster::testing::RedisServer::start() else {
+        return;
+    };
+    let target = redis.target();
+    // a's router holds what it is handed without answering yet (its journal not synced).
+    type Held = Arc<Mutex<Vec<(Receipt, ReceiptAck)>>>;
+    let held: Held = Arc::default();
+    let a = ReceiptExchange::start(&target, "a", Duration::from_secs(60)).unwrap();
+    let sink = held.clone();
+    a.deliver_to(move |_, receipt, ack| {
+        sink.lock().unwrap().push((receipt, ack));
+        true
+    });
+    let (b, _) = node(&target, "b");
+    a.relay().waiting("uk", &["m-1", "m-2"]);
+    let owned = |x: &ReceiptExchange| x.stats().owned.load(std::sync::atomic::Ordering::Relaxed);
+    wait("ownership recorded", || owned(&a) == 2);
+    b.relay()
+        .unmatched("uk", &receipt("m-1"), ReceiptAck::none());
+    b.relay()
+        .unmatched("uk", &receipt("m-2"), ReceiptAck::none());
+    let ids = |held: &Held| {
+        let mut ids: Vec<String> = held
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(r, _)| r.message_id.to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    wait("a is handed both", || held.lock().unwrap().len() == 2);
+    // m-2 answered not taken (its router stopped first): handed over again, m-1 not.
+    let refused = {
+        let mut held = held.lock().unwrap();
+        let at = held
+            .iter()
+            .position(|(r, _)| &*r.message_id == "m-2")
+            .unwrap();
+        held.remove(at)
+    };
+    drop(refused);
+    wait("m-2 handed over again", || held.lock().unwrap().len() == 2);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ids(&held), ["m-1", "m-2"], "each in hand once");
+    // a is killed before either is safe, then comes back.
+    drop(a);
+    let (a, a_took) = node(&target, "a");
+    wait("the new a is handed both again", || {
+        a_took.lock().unwrap().len() == 2
+    });
+    // Taken now (the helper answers at once): deleted on a's next exchange, so never handed
+    // over again.
+    let inbox_length = || {
+        smsroute_cluster::testing::query::<usize>(
+            &target,
+            redis::cmd("XLEN").arg("smsroute:{node:a}:receipts"),
+        )
+        .unwrap()
+    };
+    wait("taken receipts leave the inbox", || inbox_length() == 0);
+    drop(a);
+    let (_a, again) = node(&target, "a");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        again.lock().unwrap().is_empty(),
+        "nothing handed over again"
+    );
+    drop(held);
 }

@@ -65,14 +65,19 @@ async fn a_receipt_from_another_nodes_bind_finishes_the_message() {
     }
     let (carrier, part_ids) = ids.remove(0);
     assert_eq!((carrier.as_str(), part_ids.len()), ("a", 1));
-    // Another node's bind took the receipt and passed it here.
-    assert!(router.receipt_from_peer("a", receipt(&part_ids[0])));
+    // Another node's bind took the receipt and passed it here; its answer says taken once
+    // the router has it (the other node's inbox keeps it until then).
+    let answer = Arc::new(Mutex::new(None));
+    let answered = answer.clone();
+    let ack = ReceiptAck::new(move |taken| *answered.lock().unwrap() = Some(taken));
+    assert!(router.receipt_from_peer("a", receipt(&part_ids[0]), ack));
     ledger.settle(&mut events).await;
     assert_eq!(ledger.count(|e| *e == Event::Delivered), 1);
+    assert_eq!(*answer.lock().unwrap(), Some(true));
     assert!(relay.unmatched.lock().unwrap().is_empty());
     // One nobody here waits for goes to the relay; an unknown carrier is refused.
-    assert!(router.receipt_from_peer("a", receipt("not-ours")));
-    assert!(!router.receipt_from_peer("nope", receipt("x")));
+    assert!(router.receipt_from_peer("a", receipt("not-ours"), ReceiptAck::none()));
+    assert!(!router.receipt_from_peer("nope", receipt("x"), ReceiptAck::none()));
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

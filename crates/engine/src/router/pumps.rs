@@ -12,16 +12,17 @@ use crate::registry::SlotEntry;
 impl<C: Carrier> Router<C> {
     /// A receipt for carrier `carrier` that came on another node's bind of the account and
     /// was passed here (`smsroute-cluster`): matched as if this router's own connection had
-    /// taken it. `false` when no carrier has that id, or the receipt queue is full (it is
-    /// dropped: the other node has already answered the carrier for it).
-    pub fn receipt_from_peer(&self, carrier: &str, receipt: Receipt) -> bool {
+    /// taken it, `ack` answered as a carrier's would be (taken once what the receipt did is
+    /// safe: with a journal, durable). `false` when no carrier has that id, or the receipt
+    /// queue is full (the receipt is dropped, `ack` answered not taken).
+    pub fn receipt_from_peer(&self, carrier: &str, receipt: Receipt, ack: ReceiptAck) -> bool {
         let snapshot = self.shared.snapshot.load();
         let Some(index) = snapshot.slots.iter().position(|s| &*s.id == carrier) else {
             return false;
         };
         self.handle
             .matched_tx
-            .try_send((CarrierSlot(index as u16), receipt, ReceiptAck::none()))
+            .try_send((CarrierSlot(index as u16), receipt, ack))
             .is_ok()
     }
 
