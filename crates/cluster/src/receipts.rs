@@ -39,12 +39,15 @@ const RETRY_EVERY: Duration = Duration::from_millis(100);
 const OWNED: usize = 1_000_000;
 /// Most receipts waiting for their owner to be recorded; past it the oldest are dropped.
 const UNOWNED: usize = 100_000;
+/// How long after a router answered a passed receipt "not taken" the inbox is read from its
+/// start again.
+const NOT_TAKEN_WAIT: Duration = Duration::from_secs(1);
 
 /// A receipt waiting for its owner: when it came, its carrier, and the carrier's answer.
 type Unowned = (std::time::Instant, String, Receipt, ReceiptAck);
 
 /// Takes a receipt passed here for `carrier`, answering its [`ReceiptAck`] once the receipt
-/// is safe: `false` if it could not take it (it is dropped).
+/// is safe: `false` if it cannot take it now (it stays in the inbox for a later exchange).
 type Deliver = Box<dyn Fn(&str, Receipt, ReceiptAck) -> bool + Send + Sync>;
 
 /// What the exchange has done (for metrics and tests).
@@ -158,6 +161,7 @@ impl ReceiptExchange {
             answers_tx,
             answers,
             to_delete: Vec::new(),
+            reread_at: None,
         };
         let worker = Worker::spawn("smsroute-receipts", move |stop| exchange.run(stop));
         Ok(Self {
@@ -174,7 +178,8 @@ impl ReceiptExchange {
 
     /// Where receipts other nodes pass here go (`Router::receipt_from_peer`); once. A receipt
     /// stays in this node's inbox until its [`ReceiptAck`] says taken; answered "not taken" (or
-    /// dropped unanswered) it is handed over again.
+    /// dropped unanswered) it is handed over again a second later; `deliver` returning `false`
+    /// (cannot take it now) leaves it and those after it for the next exchange.
     pub fn deliver_to(
         &self,
         deliver: impl Fn(&str, Receipt, ReceiptAck) -> bool + Send + Sync + 'static,
@@ -222,6 +227,8 @@ struct Exchange {
     answers: Receiver<(String, bool)>,
     /// Inbox entries to delete (kept until Redis has deleted them).
     to_delete: Vec<String>,
+    /// When to read the inbox from its start again (a receipt came back not taken).
+    reread_at: Option<std::time::Instant>,
 }
 
 impl Exchange {
@@ -414,23 +421,40 @@ impl Exchange {
     }
 
     /// Hands the receipts other nodes passed here to the router, and deletes those it has
-    /// safe (or refused: dropped, as one that does not parse).
+    /// safe (and those that do not parse). One the router cannot take now (its queue full, or
+    /// it stopped) stays and is handed over on a later exchange; one it answered not taken,
+    /// after [`NOT_TAKEN_WAIT`].
     fn take_inbox(&mut self) -> redis::RedisResult<()> {
         let Some(deliver) = self.deliver.get() else {
             return Ok(());
         };
+        let now = std::time::Instant::now();
         while let Ok((entry, taken)) = self.answers.try_recv() {
             if !self.in_hand.remove(&entry) {
-                continue; // refused when handed over: deleted already
+                // Refused when handed over (answered as `deliver` returned): it stayed.
+                continue;
             }
             if taken {
                 self.to_delete.push(entry);
             } else {
-                // The router stopped before it had it safe: hand it over again.
-                self.read_after = None;
+                // Its router could not keep it: read from the start again, after a pause (a
+                // router whose journal failed answers every receipt so).
+                self.reread_at.get_or_insert(now + NOT_TAKEN_WAIT);
             }
         }
+        if self.reread_at.is_some_and(|at| now >= at) {
+            self.reread_at = None;
+            self.read_after = None;
+        }
         let connection = self.connection.as_mut().expect("connected");
+        // Deleted before the next read, so a reread never hands over a taken receipt again.
+        if !self.to_delete.is_empty() {
+            redis::cmd("XDEL")
+                .arg(&self.inbox)
+                .arg(&self.to_delete)
+                .query::<()>(connection)?;
+            self.to_delete.clear();
+        }
         let start = self
             .read_after
             .as_ref()
@@ -443,31 +467,26 @@ impl Exchange {
             .arg(BATCH)
             .query(connection)?;
         for (entry, fields) in entries {
-            self.read_after = Some(entry.clone());
             if self.in_hand.contains(&entry) {
+                self.read_after = Some(entry);
                 continue;
             }
             let Some((carrier, receipt)) = parse(&fields) else {
-                self.to_delete.push(entry);
+                self.to_delete.push(entry.clone());
+                self.read_after = Some(entry);
                 continue;
             };
             let (answers, id) = (self.answers_tx.clone(), entry.clone());
             let ack = ReceiptAck::new(move |taken| {
                 let _ = answers.send((id, taken));
             });
-            if deliver(&carrier, receipt, ack) {
-                self.stats.received.fetch_add(1, Ordering::Relaxed);
-                self.in_hand.insert(entry);
-            } else {
-                self.to_delete.push(entry);
+            if !deliver(&carrier, receipt, ack) {
+                // Not now: this one and those after it are read again next time.
+                break;
             }
-        }
-        if !self.to_delete.is_empty() {
-            redis::cmd("XDEL")
-                .arg(&self.inbox)
-                .arg(&self.to_delete)
-                .query::<()>(connection)?;
-            self.to_delete.clear();
+            self.stats.received.fetch_add(1, Ordering::Relaxed);
+            self.in_hand.insert(entry.clone());
+            self.read_after = Some(entry);
         }
         Ok(())
     }

@@ -35,7 +35,7 @@ fn node(redis: &RedisTarget, id: &str) -> (ReceiptExchange, Taken) {
 fn wait(what: &str, holds: impl Fn() -> bool) {
     let start = Instant::now();
     while !holds() {
-        assert!(start.elapsed() < Duration::from_secs(2), "{what}");
+        assert!(start.elapsed() < Duration::from_secs(5), "{what}");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -203,4 +203,47 @@ fn a_receipt_stays_in_its_owners_inbox_until_the_owner_has_it_safe() {
         "nothing handed over again"
     );
     drop(held);
+}
+
+/// A receipt the owner's router cannot take now (its queue full, or it stopped) stays in the
+/// inbox and is handed over on a later exchange, in order with those after it.
+#[test]
+fn a_receipt_the_router_cannot_take_now_waits_in_the_inbox() {
+    let Some(redis) = smsroute_cluster::testing::RedisServer::start() else {
+        return;
+    };
+    let target = redis.target();
+    let a = ReceiptExchange::start(&target, "a", Duration::from_secs(60)).unwrap();
+    let took: Taken = Arc::default();
+    let (sink, refusals) = (took.clone(), Arc::new(Mutex::new(0)));
+    let refused = refusals.clone();
+    a.deliver_to(move |carrier, receipt, ack| {
+        let mut refused = refused.lock().unwrap();
+        if *refused < 3 {
+            *refused += 1;
+            return false;
+        }
+        sink.lock().unwrap().push((carrier.to_string(), receipt));
+        ack.taken();
+        true
+    });
+    let (b, _) = node(&target, "b");
+    a.relay().waiting("uk", &["m-1", "m-2"]);
+    let owned = |x: &ReceiptExchange| x.stats().owned.load(std::sync::atomic::Ordering::Relaxed);
+    wait("ownership recorded", || owned(&a) == 2);
+    b.relay()
+        .unmatched("uk", &receipt("m-1"), ReceiptAck::none());
+    b.relay()
+        .unmatched("uk", &receipt("m-2"), ReceiptAck::none());
+    wait("a takes both once its router can", || {
+        took.lock().unwrap().len() == 2
+    });
+    let ids: Vec<String> = took
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, r)| r.message_id.to_string())
+        .collect();
+    assert_eq!(ids, ["m-1", "m-2"]);
+    assert_eq!(*refusals.lock().unwrap(), 3);
 }

@@ -75,9 +75,14 @@ async fn a_receipt_from_another_nodes_bind_finishes_the_message() {
     assert_eq!(ledger.count(|e| *e == Event::Delivered), 1);
     assert_eq!(*answer.lock().unwrap(), Some(true));
     assert!(relay.unmatched.lock().unwrap().is_empty());
-    // One nobody here waits for goes to the relay; an unknown carrier is refused.
+    // One nobody here waits for goes to the relay; one for a carrier this router does not
+    // have is dropped, answered taken (no router here could use it).
     assert!(router.receipt_from_peer("a", receipt("not-ours"), ReceiptAck::none()));
-    assert!(!router.receipt_from_peer("nope", receipt("x"), ReceiptAck::none()));
+    let answer = Arc::new(Mutex::new(None));
+    let answered = answer.clone();
+    let ack = ReceiptAck::new(move |taken| *answered.lock().unwrap() = Some(taken));
+    assert!(router.receipt_from_peer("nope", receipt("x"), ack));
+    assert_eq!(*answer.lock().unwrap(), Some(true));
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -85,4 +90,7 @@ async fn a_receipt_from_another_nodes_bind_finishes_the_message() {
         *relay.unmatched.lock().unwrap(),
         [("a".to_string(), "not-ours".to_string())]
     );
+    // A router that stopped cannot take one now: the caller keeps it for later.
+    router.shutdown(Duration::from_secs(1)).await;
+    assert!(!router.receipt_from_peer("a", receipt("late"), ReceiptAck::none()));
 }

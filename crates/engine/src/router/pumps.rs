@@ -13,13 +13,26 @@ impl<C: Carrier> Router<C> {
     /// A receipt for carrier `carrier` that came on another node's bind of the account and
     /// was passed here (`smsroute-cluster`): matched as if this router's own connection had
     /// taken it, `ack` answered as a carrier's would be (taken once what the receipt did is
-    /// safe: with a journal, durable). `false` when no carrier has that id, or the receipt
-    /// queue is full (the receipt is dropped, `ack` answered not taken).
+    /// safe: with a journal, durable). `false` when it cannot take it now: its receipt queue is
+    /// full, or it stopped (shutting down, or its journal failed); the caller keeps the receipt
+    /// for later. A receipt for a carrier this router does not have is dropped, answered
+    /// taken (no router here can use it).
     pub fn receipt_from_peer(&self, carrier: &str, receipt: Receipt, ack: ReceiptAck) -> bool {
+        if self
+            .shared
+            .stopped
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return false;
+        }
         let snapshot = self.shared.snapshot.load();
         let Some(index) = snapshot.slots.iter().position(|s| &*s.id == carrier) else {
-            return false;
+            tracing::warn!(carrier, id = %receipt.message_id,
+                "receipt passed from another node for a carrier this node does not have: dropped");
+            ack.taken();
+            return true;
         };
+        // Refused, `ack` is dropped here, before this returns: answered not taken.
         self.handle
             .matched_tx
             .try_send((CarrierSlot(index as u16), receipt, ack))
