@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use smsroute_benches::pipeline::{
-    durable_router, messages, policy_messages, policy_router, push_through, router, runtime,
+    durable_router, install_prometheus_recorder, messages, policy_messages, policy_router,
+    push_through, router, runtime,
 };
 
 const N: usize = 10_000;
@@ -29,15 +30,7 @@ fn engine(c: &mut Criterion) {
         if name == "pipeline" {
             // Handles bind to the recorder installed when a router registers them, so the
             // bare router above keeps its no-op handles.
-            let recorder = smsroute_metrics::prometheus_builder().build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).expect("the first recorder");
-            std::thread::spawn(move || {
-                loop {
-                    std::thread::sleep(Duration::from_secs(1));
-                    handle.run_upkeep();
-                }
-            });
+            install_prometheus_recorder();
         }
         let rt = runtime();
         let (router, mut events) = router(&rt, N);

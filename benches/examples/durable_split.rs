@@ -13,7 +13,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use smsroute_benches::pipeline::{durable_router, messages, push_through, router};
+use smsroute_benches::pipeline::{
+    durable_router, install_prometheus_recorder, messages, push_through, router,
+};
 use smsroute_delivery::Event;
 use smsroute_engine::{EventStream, Router};
 use smsroute_sim::SimCarrier;
@@ -98,15 +100,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("smsroute-split-journal-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // As in the benches: handles bound to a Prometheus recorder, upkeep running.
-    let recorder = smsroute_metrics::prometheus_builder().build_recorder();
-    let handle = recorder.handle();
-    metrics::set_global_recorder(recorder).expect("the first recorder");
-    std::thread::spawn(move || {
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-            handle.run_upkeep();
-        }
-    });
+    install_prometheus_recorder();
     let (plain_rt, durable_rt) = (runtime("plain-rt"), runtime("durable-rt"));
     let (plain, mut plain_events) = router(&plain_rt, *N);
     let (durable, mut durable_events) = durable_router(&durable_rt, *N, &dir);

@@ -175,6 +175,21 @@ pub fn push_through(
     sent
 }
 
+/// Installs the Prometheus recorder globally, as a deployment has it, with its upkeep running
+/// on a thread of its own: handles a router registers from now on record into it. Once a
+/// process.
+pub fn install_prometheus_recorder() {
+    let recorder = smsroute_metrics::prometheus_builder().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("the first recorder");
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            handle.run_upkeep();
+        }
+    });
+}
+
 /// A multi-threaded runtime with one worker: the dispatcher's thread; the caller's thread
 /// submits and takes events, as a gateway would.
 pub fn runtime() -> Runtime {

@@ -32,6 +32,19 @@ fn node(redis: &RedisTarget, id: &str) -> (ReceiptExchange, Taken) {
     (exchange, taken)
 }
 
+/// Node "b", its bind taking receipts m-1 and m-2, which `a` waits for (recorded first): b
+/// passes them to a's inbox.
+fn pass_two_to_a(target: &RedisTarget, a: &ReceiptExchange) -> ReceiptExchange {
+    let (b, _) = node(target, "b");
+    a.relay().waiting("uk", &["m-1", "m-2"]);
+    let owned = |x: &ReceiptExchange| x.stats().owned.load(std::sync::atomic::Ordering::Relaxed);
+    wait("ownership recorded", || owned(a) == 2);
+    for id in ["m-1", "m-2"] {
+        b.relay().unmatched("uk", &receipt(id), ReceiptAck::none());
+    }
+    b
+}
+
 fn wait(what: &str, holds: impl Fn() -> bool) {
     let start = Instant::now();
     while !holds() {
@@ -147,14 +160,7 @@ fn a_receipt_stays_in_its_owners_inbox_until_the_owner_has_it_safe() {
         sink.lock().unwrap().push((receipt, ack));
         true
     });
-    let (b, _) = node(&target, "b");
-    a.relay().waiting("uk", &["m-1", "m-2"]);
-    let owned = |x: &ReceiptExchange| x.stats().owned.load(std::sync::atomic::Ordering::Relaxed);
-    wait("ownership recorded", || owned(&a) == 2);
-    b.relay()
-        .unmatched("uk", &receipt("m-1"), ReceiptAck::none());
-    b.relay()
-        .unmatched("uk", &receipt("m-2"), ReceiptAck::none());
+    let _b = pass_two_to_a(&target, &a);
     let ids = |held: &Held| {
         let mut ids: Vec<String> = held
             .lock()
@@ -227,14 +233,7 @@ fn a_receipt_the_router_cannot_take_now_waits_in_the_inbox() {
         ack.taken();
         true
     });
-    let (b, _) = node(&target, "b");
-    a.relay().waiting("uk", &["m-1", "m-2"]);
-    let owned = |x: &ReceiptExchange| x.stats().owned.load(std::sync::atomic::Ordering::Relaxed);
-    wait("ownership recorded", || owned(&a) == 2);
-    b.relay()
-        .unmatched("uk", &receipt("m-1"), ReceiptAck::none());
-    b.relay()
-        .unmatched("uk", &receipt("m-2"), ReceiptAck::none());
+    let _b = pass_two_to_a(&target, &a);
     wait("a takes both once its router can", || {
         took.lock().unwrap().len() == 2
     });
