@@ -1,5 +1,6 @@
 //! Where `engine/pipeline_durable` spends its time against `engine/pipeline`: both pipelines in
-//! alternating rounds (both see the same host noise), each batch's wall time (median), the CPU
+//! alternating rounds (both see the same host noise), each batch's wall time (median and mean:
+//! criterion quotes the mean, which the slow rounds weigh on), the CPU
 //! each thread spent on it (mean over the rounds, user and system, from
 //! `/proc/self/task/*/stat`: the submitting thread, each dispatcher's runtime worker, the
 //! journal's sync and compaction threads) and the two ratios `docs/benchmarks.md` quotes.
@@ -139,10 +140,14 @@ fn main() {
             }
         }
     }
-    let mut medians = [Duration::ZERO; 2];
+    let (mut medians, mut means) = ([Duration::ZERO; 2], [Duration::ZERO; 2]);
     for (slot, name) in ["pipeline", "pipeline_durable"].into_iter().enumerate() {
         medians[slot] = median(&mut walls[slot]);
-        println!("{name}: median batch {:?}", medians[slot]);
+        means[slot] = walls[slot].iter().sum::<Duration>() / walls[slot].len() as u32;
+        println!(
+            "{name}: median batch {:?}, mean {:?}",
+            medians[slot], means[slot]
+        );
         for (thread, ticks) in cpu[slot].iter().filter(|(_, t)| **t > 0) {
             let ms = *ticks as f64 / TICKS_PER_S * 1000.0 / rounds as f64;
             println!("  {thread}: {ms:.2} ms CPU a batch");
@@ -160,8 +165,9 @@ fn main() {
     }
     let dispatcher = |slot: usize, name: &str| cpu[slot].get(name).copied().unwrap_or(0) as f64;
     println!(
-        "ratios (durable / in memory): wall {:.3}, dispatcher CPU {:.3}",
+        "ratios (durable / in memory): wall {:.3} (means {:.3}), dispatcher CPU {:.3}",
         medians[1].as_secs_f64() / medians[0].as_secs_f64(),
+        means[1].as_secs_f64() / means[0].as_secs_f64(),
         dispatcher(1, "durable-rt") / dispatcher(0, "plain-rt").max(1.0)
     );
     durable_rt.block_on(durable.shutdown(Duration::from_secs(5)));

@@ -41,6 +41,7 @@ pub(super) fn journal(check: &mut Checker<'_>, raw: &Spanned<RawJournal>) -> Jou
             (0, 1_000),
             1,
         ),
+        preallocate: j.preallocate.unwrap_or(true),
     }
 }
 

@@ -127,6 +127,9 @@ pub struct JournalConfig {
     pub sync: JournalSync,
     /// At most one sync per this many milliseconds (0 to 1,000; default 1).
     pub batch_interval_ms: u64,
+    /// Write each next segment ahead of use, so syncs overwrite written blocks (default
+    /// true).
+    pub preallocate: bool,
 }
 
 /// `[journal] sync`.

@@ -221,6 +221,7 @@ pub(super) struct RawJournal {
     pub dir: Option<Spanned<String>>,
     pub sync: Option<Spanned<String>>,
     pub batch_interval_ms: Option<Spanned<i64>>,
+    pub preallocate: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -162,6 +162,7 @@ smpp = false
 dir = "var/journal"
 sync = "always"
 batch_interval_ms = 0
+preallocate = false
 "#;
     let config = Config::parse(text, "full.toml").unwrap();
     assert_eq!(
@@ -182,6 +183,7 @@ batch_interval_ms = 0
             dir: "var/journal".into(),
             sync: smsroute_config::JournalSync::Always,
             batch_interval_ms: 0,
+            preallocate: false,
         })
     );
     assert_eq!(

@@ -208,5 +208,6 @@ pub(crate) fn journal_from(
         smsroute_config::JournalSync::None => smsroute_journal::SyncMode::None,
     };
     options.batch_interval = std::time::Duration::from_millis(config.batch_interval_ms);
+    options.preallocate = config.preallocate;
     options
 }

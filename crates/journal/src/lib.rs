@@ -47,6 +47,7 @@ mod compact;
 mod record;
 mod recover;
 mod segment;
+mod spare;
 mod writer;
 
 pub use compact::Compacted;
@@ -86,6 +87,10 @@ pub struct JournalOptions {
     /// Once this many segments have closed since the last compaction, a background thread
     /// folds them into one compacted file (0: never). Default 4.
     pub compact_after_segments: usize,
+    /// Write each next segment ahead of use (zeros, synced, by a background thread), so
+    /// syncs overwrite written blocks rather than grow the file: faster syncs, at the cost of
+    /// writing each segment's bytes twice. Ignored with `sync = "none"`. Default true.
+    pub preallocate: bool,
 }
 
 impl JournalOptions {
@@ -98,6 +103,7 @@ impl JournalOptions {
             segment_bytes: 64 << 20,
             max_pending_bytes: 64 << 20,
             compact_after_segments: 4,
+            preallocate: true,
         }
     }
 }

@@ -212,6 +212,12 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
     Ok(out)
 }
 
+/// Whether the bytes after a segment's last record are a pre-written segment's unused zeros
+/// (at least a frame header of them: a frame cut short is shorter or not all zeros).
+fn unused_space(tail: &[u8]) -> bool {
+    tail.len() >= segment::HEADER && tail.iter().all(|b| *b == 0)
+}
+
 impl Fold {
     /// Folds one file's records in; `last` says whether it is the newest segment, whose torn
     /// tail is cut off (returns how many bytes were cut).
@@ -235,6 +241,14 @@ impl Fold {
                     .and_then(|()| std::fs::File::open(dir)?.sync_all())
                     .map_err(|e| JournalError::io(path, e))?;
                 Ok(bytes.len() as u64)
+            }
+            // A pre-written segment's unused zeros after its last record (a crash came
+            // before it was cut to its records on closing): nothing was torn.
+            End::Torn { offset } if unused_space(&bytes[offset as usize..]) => {
+                tracing::debug!(segment = %path.display(), offset,
+                    "journal: unused space after the last record cut off");
+                truncate(path, offset)?;
+                Ok(0)
             }
             End::Torn { offset } => {
                 let cut = bytes.len() as u64 - offset;

@@ -28,6 +28,8 @@ pub struct Writer {
     appended: u64,
     thread: Option<JoinHandle<()>>,
     compactor: Option<JoinHandle<()>>,
+    /// Writes the spare segments (`preallocate`).
+    preparer: Option<crate::spare::Preparer>,
     max_pending: usize,
     /// Bytes appended since the writer started.
     bytes: u64,
@@ -72,7 +74,17 @@ impl Writer {
         on_durable: OnDurable,
     ) -> Result<Writer, JournalError> {
         let number = recovered.next_segment;
-        let file = create_segment(&options.dir, number)?;
+        crate::spare::remove_unfinished(&options.dir);
+        let preallocate = options.preallocate && options.sync != SyncMode::None;
+        let (preparer, spare_tx) = if preallocate {
+            let (preparer, tx) = crate::spare::Preparer::start(&options.dir)
+                .map_err(|e| JournalError::io(&options.dir, e))?;
+            (Some(preparer), Some(tx))
+        } else {
+            (None, None)
+        };
+        let min_spare = spare_tx.as_ref().map(|_| options.segment_bytes);
+        let (file, capacity) = open_segment(&options.dir, number, min_spare)?;
         let (closed_tx, closed_rx) = std::sync::mpsc::channel();
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
@@ -117,6 +129,9 @@ impl Writer {
             segment_bytes: options.segment_bytes,
             closed: closed_tx,
             marker: Vec::with_capacity(32),
+            capacity,
+            spare: spare_tx,
+            spare_requested: false,
         };
         let thread = std::thread::Builder::new()
             .name("journal-sync".into())
@@ -128,6 +143,7 @@ impl Writer {
             appended: 0,
             thread: Some(thread),
             compactor: Some(compactor),
+            preparer,
             max_pending: options.max_pending_bytes,
             bytes: 0,
         })
@@ -239,6 +255,10 @@ impl Writer {
         if let Some(compactor) = self.compactor.take() {
             let _ = compactor.join();
         }
+        // Its requests ended with the sync thread.
+        if let Some(preparer) = &mut self.preparer {
+            preparer.stop();
+        }
     }
 }
 
@@ -282,6 +302,13 @@ struct Syncer {
     closed: std::sync::mpsc::Sender<u64>,
     /// The `Synced` frame written before each batch.
     marker: Vec<u8>,
+    /// The open segment's length when it opened (a spare's, or its header's): writes below
+    /// it overwrite written blocks.
+    capacity: u64,
+    /// Asks for a spare segment of so many bytes (`preallocate`).
+    spare: Option<std::sync::mpsc::Sender<u64>>,
+    /// A spare was asked for since the segment opened.
+    spare_requested: bool,
 }
 
 impl Syncer {
@@ -293,7 +320,16 @@ impl Syncer {
                 while pending.bytes.is_empty() && !pending.closing {
                     self.shared.ready.wait(&mut pending);
                 }
-                if pending.bytes.is_empty() || pending.abandoned {
+                if pending.abandoned {
+                    // As a crash: the segment keeps whatever it holds past its records.
+                    return;
+                }
+                if pending.bytes.is_empty() {
+                    drop(pending);
+                    if let Err(error) = self.trim() {
+                        tracing::warn!(dir = %self.dir.display(), segment = self.number,
+                            %error, "journal: the last segment keeps its unused space");
+                    }
                     return;
                 }
                 std::mem::swap(&mut pending.bytes, &mut batch);
@@ -320,6 +356,7 @@ impl Syncer {
     /// Writes a batch and makes it durable as the mode says; opens the next segment past
     /// the size limit.
     fn write(&mut self, batch: &[u8]) -> std::io::Result<()> {
+        let before = self.written;
         match self.mode {
             SyncMode::Always => {
                 // One sync per record: each frame written and synced on its own.
@@ -345,26 +382,47 @@ impl Syncer {
                 self.file.write_all(batch)?;
                 self.file.sync_data()?;
                 self.written += self.marker.len() as u64;
-                self.shared
-                    .disk_bytes
-                    .fetch_add(self.marker.len() as u64, Ordering::Relaxed);
             }
             SyncMode::None => self.file.write_all(batch)?,
         }
         self.written += batch.len() as u64;
-        self.shared
-            .disk_bytes
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        // Only what grew the file is new on the disk.
+        let grown = self.written.saturating_sub(self.capacity.max(before));
+        self.shared.disk_bytes.fetch_add(grown, Ordering::Relaxed);
+        if let Some(spare) = &self.spare
+            && !self.spare_requested
+            && self.written >= self.segment_bytes / 2
+        {
+            self.spare_requested = true;
+            let _ = spare.send(self.segment_bytes);
+        }
         if self.written >= self.segment_bytes {
-            self.file.sync_all()?;
+            self.trim()?;
             let _ = self.closed.send(self.number);
             self.number += 1;
-            self.file = create_segment(&self.dir, self.number).map_err(std::io::Error::other)?;
+            let min_spare = self.spare.as_ref().map(|_| self.segment_bytes);
+            let (file, capacity) =
+                open_segment(&self.dir, self.number, min_spare).map_err(std::io::Error::other)?;
+            (self.file, self.capacity) = (file, capacity);
             self.written = MAGIC.len() as u64;
-            self.shared.files.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(segment = self.number, "journal segment opened");
+            self.spare_requested = false;
+            self.shared.measure_disk(&self.dir);
+            tracing::debug!(
+                segment = self.number,
+                spare = capacity > self.written,
+                "journal segment opened"
+            );
         }
         Ok(())
+    }
+
+    /// Cuts the open segment to its records (a spare's unused zeros go) and syncs it all.
+    fn trim(&mut self) -> std::io::Result<()> {
+        if self.capacity > self.written {
+            self.file.set_len(self.written)?;
+            self.capacity = self.written;
+        }
+        self.file.sync_all()
     }
 }
 
@@ -398,6 +456,25 @@ fn run_compactor(
     }
 }
 
+/// Opens segment `number`: the spare when there is one of at least `min_spare` bytes, else
+/// a new file. Returns it positioned after its header, with its length.
+fn open_segment(
+    dir: &Path,
+    number: u64,
+    min_spare: Option<u64>,
+) -> Result<(File, u64), JournalError> {
+    if let Some(min) = min_spare {
+        let path = dir.join(segment::file_name(number));
+        match crate::spare::take(dir, &path, min) {
+            Ok(Some(taken)) => return Ok(taken),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(dir = %dir.display(), %error,
+                "journal: the spare segment could not be used; a new one grows as written"),
+        }
+    }
+    Ok((create_segment(dir, number)?, MAGIC.len() as u64))
+}
+
 /// Creates segment `number` with its header, synced, and syncs the directory so the file
 /// survives a crash.
 fn create_segment(dir: &Path, number: u64) -> Result<File, JournalError> {
@@ -423,7 +500,7 @@ const COMPACTION_NICE: i32 = 10;
 
 /// Lowers the calling thread's CPU priority to [`COMPACTION_NICE`] (Linux keeps a nice value
 /// per thread); elsewhere, or if refused, it keeps its priority.
-fn lower_priority() {
+pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: setpriority reads only its integer arguments; `who` 0 is the calling thread.

@@ -1,0 +1,180 @@
+//! Pre-written segments (`preallocate`): the spare the background thread writes becomes the
+//! next segment, its unused zeros are cut when it closes or when recovery reads it after a
+//! crash, and every record written into it comes back, nothing more.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use smsroute_journal::{Journal, JournalOptions, Record, Writer};
+use smsroute_types::{Message, MessageId};
+
+const SEGMENT: u64 = 64 << 10;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("smsroute-spare-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn options(dir: &Path) -> JournalOptions {
+    JournalOptions {
+        segment_bytes: SEGMENT,
+        batch_interval: Duration::ZERO,
+        compact_after_segments: 0,
+        ..JournalOptions::new(dir)
+    }
+}
+
+/// Message `n` accepted and in flight to its first carrier, durable.
+fn accept(writer: &mut Writer, n: u64) {
+    let message = Message::builder(&format!("4477009{n:05}"), "ACME", "Your code is 123456")
+        .id(MessageId(n))
+        .build()
+        .unwrap();
+    writer
+        .append(&Record::Accepted {
+            message: Cow::Borrowed(&message),
+            at: 1_000 + n,
+        })
+        .unwrap();
+    let seq = writer
+        .append(&Record::Attempt {
+            id: MessageId(n),
+            carrier: "uk-alpha".into(),
+            attempt: 1,
+        })
+        .unwrap();
+    writer.flush().unwrap();
+    let started = Instant::now();
+    while writer.durable() < seq {
+        assert!(started.elapsed() < Duration::from_secs(10), "never durable");
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+fn segment(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:010}.log"))
+}
+
+fn len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Writes messages from 1 until segment 2 exists, made from the spare; returns the last.
+fn fill_first_segment(dir: &Path, writer: &mut Writer) -> u64 {
+    let mut n = 0;
+    let started = Instant::now();
+    while !segment(dir, 2).exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no rollover");
+        if len(&segment(dir, 1)) > SEGMENT * 3 / 4 {
+            // Past half: the spare is asked for; let it be written before the rollover.
+            while !dir.join("spare.zero").exists() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "no spare written"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        n += 1;
+        accept(writer, n);
+    }
+    n
+}
+
+#[test]
+fn a_segment_made_from_a_spare_gives_back_its_records_after_a_close_or_a_crash() {
+    for crash in [false, true] {
+        let dir = TempDir::new(if crash { "crash" } else { "close" });
+        let (mut writer, _) = Journal::open(&options(&dir.0), Box::new(|_| {})).unwrap();
+        let mut last = fill_first_segment(&dir.0, &mut writer);
+        assert!(
+            !dir.0.join("spare.zero").exists(),
+            "the spare became segment 2"
+        );
+        assert_eq!(len(&segment(&dir.0, 2)), SEGMENT, "written ahead, whole");
+        let first = len(&segment(&dir.0, 1));
+        assert!(
+            (SEGMENT..SEGMENT + 1024).contains(&first),
+            "segment 1 cut to its records: {first}"
+        );
+        for _ in 0..10 {
+            last += 1;
+            accept(&mut writer, last);
+        }
+        if crash {
+            writer.abandon();
+            assert_eq!(
+                len(&segment(&dir.0, 2)),
+                SEGMENT,
+                "a crash leaves the zeros"
+            );
+        } else {
+            writer.close().unwrap();
+            assert!(
+                len(&segment(&dir.0, 2)) < SEGMENT / 4,
+                "closed: cut to its records"
+            );
+        }
+        let (_writer, recovered) = Journal::open(&options(&dir.0), Box::new(|_| {})).unwrap();
+        let ids: Vec<u64> = recovered
+            .unfinished
+            .iter()
+            .map(|u| u.message.id().0)
+            .collect();
+        assert_eq!(ids, (1..=last).collect::<Vec<_>>(), "crash: {crash}");
+        assert_eq!(recovered.torn_bytes, 0, "zeros are not a torn write");
+        assert!(len(&segment(&dir.0, 2)) < SEGMENT / 4, "the zeros are cut");
+    }
+}
+
+#[test]
+fn a_frame_torn_inside_a_written_ahead_segment_is_cut_and_the_rest_recovers() {
+    let dir = TempDir::new("torn");
+    let (mut writer, _) = Journal::open(&options(&dir.0), Box::new(|_| {})).unwrap();
+    let mut last = fill_first_segment(&dir.0, &mut writer);
+    for _ in 0..5 {
+        last += 1;
+        accept(&mut writer, last);
+    }
+    writer.abandon();
+    // Where the records of segment 2 end, a frame a crash cut short: its length and the start
+    // of its payload written, zeros after.
+    let path = segment(&dir.0, 2);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let end = records_end(&bytes);
+    bytes[end..end + 6].copy_from_slice(&[40, 0, 0, 0, 9, 9]);
+    std::fs::write(&path, &bytes).unwrap();
+    let (_writer, recovered) = Journal::open(&options(&dir.0), Box::new(|_| {})).unwrap();
+    assert_eq!(recovered.unfinished.len() as u64, last);
+    assert_eq!(
+        recovered.torn_bytes,
+        SEGMENT - end as u64,
+        "cut at the torn frame"
+    );
+}
+
+/// Where a segment's frames end: after its 8-byte header, each frame is its payload's length
+/// (u32, little-endian), a checksum (u32) and the payload; a zero length is the spare's zeros.
+fn records_end(bytes: &[u8]) -> usize {
+    let mut at = 8;
+    loop {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            return at;
+        }
+        at += 8 + len;
+    }
+}
