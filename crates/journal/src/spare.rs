@@ -119,3 +119,8 @@ pub fn take(dir: &Path, path: &Path, min_bytes: u64) -> std::io::Result<Option<(
 pub fn remove_unfinished(dir: &Path) {
     let _ = std::fs::remove_file(dir.join(SPARE_TMP));
 }
+
+/// Removes the spare (a journal that writes none).
+pub fn remove(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(SPARE));
+}

@@ -81,6 +81,8 @@ impl Writer {
                 .map_err(|e| JournalError::io(&options.dir, e))?;
             (Some(preparer), Some(tx))
         } else {
+            // One written ahead by an earlier run would never be used.
+            crate::spare::remove(&options.dir);
             (None, None)
         };
         let min_spare = spare_tx.as_ref().map(|_| options.segment_bytes);

@@ -178,3 +178,25 @@ fn records_end(bytes: &[u8]) -> usize {
         at += 8 + len;
     }
 }
+
+#[test]
+fn a_journal_that_writes_no_spares_removes_one_an_earlier_run_left() {
+    let dir = TempDir::new("off");
+    let (mut writer, _) = Journal::open(&options(&dir.0), Box::new(|_| {})).unwrap();
+    fill_first_segment(&dir.0, &mut writer);
+    let mut n = 1_000;
+    while !dir.0.join("spare.zero").exists() {
+        assert!(n < 10_000, "no spare written for segment 3");
+        n += 1;
+        accept(&mut writer, n);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    writer.close().unwrap();
+    let off = JournalOptions {
+        preallocate: false,
+        ..options(&dir.0)
+    };
+    let (writer, _) = Journal::open(&off, Box::new(|_| {})).unwrap();
+    assert!(!dir.0.join("spare.zero").exists());
+    writer.close().unwrap();
+}
