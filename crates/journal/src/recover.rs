@@ -220,7 +220,7 @@ fn unused_space(tail: &[u8]) -> bool {
 
 impl Fold {
     /// Folds one file's records in; `last` says whether it is the newest segment, whose torn
-    /// tail is cut off (returns how many bytes were cut).
+    /// tail is cut off (returns how many bytes were cut, zeros after them not counted).
     pub fn read(&mut self, path: &Path, last: bool) -> Result<u64, JournalError> {
         let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, e))?;
         let file = self.files.len() as u32;
@@ -242,11 +242,12 @@ impl Fold {
                     .map_err(|e| JournalError::io(path, e))?;
                 Ok(bytes.len() as u64)
             }
-            // A pre-written segment's unused zeros after its last record (a crash came
-            // before it was cut to its records on closing): nothing was torn.
+            // Zeros after the last record: a segment written ahead that a crash kept from
+            // being cut to its records on closing (or a file the system left longer than
+            // what was written): nothing was torn.
             End::Torn { offset } if unused_space(&bytes[offset as usize..]) => {
-                tracing::debug!(segment = %path.display(), offset,
-                    "journal: unused space after the last record cut off");
+                tracing::info!(segment = %path.display(), offset,
+                    "journal: zeros after the last record cut off");
                 truncate(path, offset)?;
                 Ok(0)
             }
@@ -265,7 +266,9 @@ impl Fold {
                     && offset >= self.synced
                     && segment::synced_after(&bytes, offset) <= offset =>
             {
-                let cut = bytes.len() as u64 - offset;
+                // The zeros after the damage (a segment written ahead) were never written.
+                let written = bytes.len() - bytes.iter().rev().take_while(|b| **b == 0).count();
+                let cut = (written as u64).saturating_sub(offset);
                 tracing::warn!(segment = %path.display(), offset, cut, %problem,
                     "journal: unsynced tail damaged (a crash of the machine?) cut off");
                 truncate(path, offset)?;

@@ -30,8 +30,12 @@ pub(crate) struct Preparer {
 }
 
 impl Preparer {
-    /// Starts the thread; the sender asks for a spare of at least so many bytes.
-    pub fn start(dir: &Path) -> std::io::Result<(Preparer, std::sync::mpsc::Sender<u64>)> {
+    /// Starts the thread; the sender asks for a spare of at least so many bytes;
+    /// `written` is called with each spare written (for the directory's figures).
+    pub fn start(
+        dir: &Path,
+        written: impl Fn() + Send + 'static,
+    ) -> std::io::Result<(Preparer, std::sync::mpsc::Sender<u64>)> {
         let (tx, rx) = std::sync::mpsc::channel::<u64>();
         let stop = Arc::new(AtomicBool::new(false));
         let (dir, stopping) = (dir.to_path_buf(), stop.clone());
@@ -40,9 +44,16 @@ impl Preparer {
             .spawn(move || {
                 crate::writer::lower_priority();
                 while let Ok(bytes) = rx.recv() {
-                    if let Err(error) = prepare(&dir, bytes, &stopping) {
-                        tracing::warn!(dir = %dir.display(), %error,
-                            "journal: no spare segment written; the next one grows as written");
+                    match prepare(&dir, bytes, &stopping) {
+                        Ok(true) => written(),
+                        Ok(false) => {}
+                        Err(error) => {
+                            // Its space goes back to the journal's segments.
+                            let _ = std::fs::remove_file(dir.join(SPARE_TMP));
+                            tracing::warn!(dir = %dir.display(), %error,
+                                "journal: no spare segment written; the next one grows \
+                                as written");
+                        }
                     }
                 }
             })?;
@@ -55,20 +66,26 @@ impl Preparer {
         ))
     }
 
-    /// Waits for the thread (its requests' sender must be gone), stopping a spare under way.
-    pub fn stop(&mut self) {
+    /// Tells the thread to give up a spare under way (the writer is closing).
+    pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for the thread to end (its requests' sender must be gone).
+    pub fn join(&mut self) {
+        self.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-/// Writes a spare of `bytes` zeros, synced, unless one at least that large is there.
-fn prepare(dir: &Path, bytes: u64, stop: &AtomicBool) -> std::io::Result<()> {
+/// Writes a spare of `bytes` zeros, synced, unless one at least that large is there;
+/// whether it wrote one.
+fn prepare(dir: &Path, bytes: u64, stop: &AtomicBool) -> std::io::Result<bool> {
     let spare = dir.join(SPARE);
     match std::fs::metadata(&spare) {
-        Ok(meta) if meta.len() >= bytes => return Ok(()),
+        Ok(meta) if meta.len() >= bytes => return Ok(false),
         _ => {}
     }
     let tmp = dir.join(SPARE_TMP);
@@ -78,7 +95,8 @@ fn prepare(dir: &Path, bytes: u64, stop: &AtomicBool) -> std::io::Result<()> {
     while written < bytes {
         if stop.load(Ordering::Relaxed) {
             drop(file);
-            return std::fs::remove_file(&tmp);
+            std::fs::remove_file(&tmp)?;
+            return Ok(false);
         }
         let n = (bytes - written).min(CHUNK as u64) as usize;
         file.write_all(&zeros[..n])?;
@@ -91,28 +109,47 @@ fn prepare(dir: &Path, bytes: u64, stop: &AtomicBool) -> std::io::Result<()> {
     std::fs::rename(&tmp, &spare)?;
     File::open(dir)?.sync_all()?;
     tracing::debug!(dir = %dir.display(), bytes, "journal: spare segment written");
-    Ok(())
+    Ok(true)
+}
+
+/// Why the spare did not become the segment.
+pub enum NotTaken {
+    /// None of at least the size asked for.
+    None,
+    /// It could not be used; the segment can be made anew.
+    Unused(std::io::Error),
+    /// Renamed to the segment, but the directory could not be synced: the segment may not
+    /// survive a crash, so nothing may be written to it.
+    Renamed(std::io::Error),
 }
 
 /// Makes the spare segment `path` when there is one of at least `min_bytes`: its header
-/// written and synced, then renamed (a crash never leaves a segment without a header). The
-/// file comes back positioned after the header, with its length.
-pub fn take(dir: &Path, path: &Path, min_bytes: u64) -> std::io::Result<Option<(File, u64)>> {
+/// written and synced, then renamed (a crash never leaves a segment without a header), the
+/// directory synced. The file comes back positioned after the header, with its length.
+pub fn take(dir: &Path, path: &Path, min_bytes: u64) -> Result<(File, u64), NotTaken> {
     let spare = dir.join(SPARE);
     let mut file = match OpenOptions::new().write(true).open(&spare) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(NotTaken::None),
+        Err(e) => return Err(NotTaken::Unused(e)),
     };
-    let len = file.metadata()?.len();
+    let len = file.metadata().map_err(NotTaken::Unused)?.len();
     if len < min_bytes {
-        return Ok(None);
+        return Err(NotTaken::None);
     }
-    file.write_all(MAGIC)?;
-    file.sync_data()?;
-    std::fs::rename(&spare, path)?;
-    File::open(dir)?.sync_all()?;
-    Ok(Some((file, len)))
+    if path.exists() {
+        // Never over a segment (the segment numbers only grow: this is damage).
+        let exists = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "segment exists");
+        return Err(NotTaken::Unused(exists));
+    }
+    file.write_all(MAGIC)
+        .and_then(|()| file.sync_data())
+        .and_then(|()| std::fs::rename(&spare, path))
+        .map_err(NotTaken::Unused)?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(NotTaken::Renamed)?;
+    Ok((file, len))
 }
 
 /// Removes a spare left half written by a crash.

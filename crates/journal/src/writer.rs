@@ -15,6 +15,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::record::Record;
 use crate::segment::{self, HEADER, MAGIC, MAX_RECORD};
+use crate::spare::NotTaken;
 use crate::{JournalError, JournalOptions, SyncMode};
 
 /// Called by the sync thread with the highest durable sequence number after every batch.
@@ -76,16 +77,11 @@ impl Writer {
         let number = recovered.next_segment;
         crate::spare::remove_unfinished(&options.dir);
         let preallocate = options.preallocate && options.sync != SyncMode::None;
-        let (preparer, spare_tx) = if preallocate {
-            let (preparer, tx) = crate::spare::Preparer::start(&options.dir)
-                .map_err(|e| JournalError::io(&options.dir, e))?;
-            (Some(preparer), Some(tx))
-        } else {
+        if !preallocate {
             // One written ahead by an earlier run would never be used.
             crate::spare::remove(&options.dir);
-            (None, None)
-        };
-        let min_spare = spare_tx.as_ref().map(|_| options.segment_bytes);
+        }
+        let min_spare = preallocate.then_some(options.segment_bytes);
         let (file, capacity) = open_segment(&options.dir, number, min_spare)?;
         let (closed_tx, closed_rx) = std::sync::mpsc::channel();
         let shared = Arc::new(Shared {
@@ -104,6 +100,15 @@ impl Writer {
             stop_compaction: AtomicBool::new(false),
         });
         shared.measure_disk(&options.dir);
+        let (preparer, spare_tx) = if preallocate {
+            let (dir, measured) = (options.dir.clone(), shared.clone());
+            let (preparer, tx) =
+                crate::spare::Preparer::start(&options.dir, move || measured.measure_disk(&dir))
+                    .map_err(|e| JournalError::io(&options.dir, e))?;
+            (Some(preparer), Some(tx))
+        } else {
+            (None, None)
+        };
         let compactor = {
             let (dir, every, shared) = (
                 options.dir.clone(),
@@ -201,13 +206,15 @@ impl Writer {
         self.bytes
     }
 
-    /// The journal directory's size in bytes: measured at start and after each compaction,
-    /// plus what the sync thread wrote since.
+    /// The journal directory's size in bytes, the spare segment included: measured at start,
+    /// at each new segment, after each spare and each compaction, plus what grew the open
+    /// segment since.
     pub fn disk_bytes(&self) -> u64 {
         self.shared.disk_bytes.load(Ordering::Relaxed)
     }
 
-    /// Files in the journal directory (segments and the compacted file).
+    /// Files in the journal directory (segments, the compacted file, the spare), as last
+    /// measured.
     pub fn files(&self) -> u64 {
         self.shared.files.load(Ordering::Relaxed)
     }
@@ -246,6 +253,9 @@ impl Writer {
     }
 
     fn stop(&mut self) {
+        if let Some(preparer) = &self.preparer {
+            preparer.stop();
+        }
         self.shared.pending.lock().closing = true;
         self.shared.ready.notify_one();
         if let Some(thread) = self.thread.take() {
@@ -259,7 +269,7 @@ impl Writer {
         }
         // Its requests ended with the sync thread.
         if let Some(preparer) = &mut self.preparer {
-            preparer.stop();
+            preparer.join();
         }
     }
 }
@@ -328,7 +338,8 @@ impl Syncer {
                 }
                 if pending.bytes.is_empty() {
                     drop(pending);
-                    if let Err(error) = self.trim() {
+                    // Closing: synced as the mode says (`none`: never).
+                    if let Err(error) = self.trim(self.mode != SyncMode::None) {
                         tracing::warn!(dir = %self.dir.display(), segment = self.number,
                             %error, "journal: the last segment keeps its unused space");
                     }
@@ -399,7 +410,7 @@ impl Syncer {
             let _ = spare.send(self.segment_bytes);
         }
         if self.written >= self.segment_bytes {
-            self.trim()?;
+            self.trim(true)?;
             let _ = self.closed.send(self.number);
             self.number += 1;
             let min_spare = self.spare.as_ref().map(|_| self.segment_bytes);
@@ -418,13 +429,17 @@ impl Syncer {
         Ok(())
     }
 
-    /// Cuts the open segment to its records (a spare's unused zeros go) and syncs it all.
-    fn trim(&mut self) -> std::io::Result<()> {
+    /// Cuts the open segment to its records (a spare's unused zeros go), and syncs it all
+    /// when `sync`.
+    fn trim(&mut self, sync: bool) -> std::io::Result<()> {
         if self.capacity > self.written {
             self.file.set_len(self.written)?;
             self.capacity = self.written;
         }
-        self.file.sync_all()
+        if sync {
+            self.file.sync_all()?;
+        }
+        Ok(())
     }
 }
 
@@ -468,10 +483,11 @@ fn open_segment(
     if let Some(min) = min_spare {
         let path = dir.join(segment::file_name(number));
         match crate::spare::take(dir, &path, min) {
-            Ok(Some(taken)) => return Ok(taken),
-            Ok(None) => {}
-            Err(error) => tracing::warn!(dir = %dir.display(), %error,
+            Ok(taken) => return Ok(taken),
+            Err(NotTaken::None) => {}
+            Err(NotTaken::Unused(error)) => tracing::warn!(dir = %dir.display(), %error,
                 "journal: the spare segment could not be used; a new one grows as written"),
+            Err(NotTaken::Renamed(error)) => return Err(JournalError::io(dir, error)),
         }
     }
     Ok((create_segment(dir, number)?, MAGIC.len() as u64))
@@ -509,7 +525,9 @@ pub(crate) fn lower_priority() {
         #[allow(unsafe_code)]
         let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, COMPACTION_NICE) };
         if done != 0 {
-            tracing::debug!("journal compaction keeps its CPU priority (setpriority refused)");
+            tracing::debug!(
+                "journal background thread keeps its CPU priority (setpriority refused)"
+            );
         }
     }
 }

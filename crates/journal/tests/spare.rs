@@ -37,29 +37,32 @@ fn options(dir: &Path) -> JournalOptions {
     }
 }
 
-/// Message `n` accepted and in flight to its first carrier, durable.
-fn accept(writer: &mut Writer, n: u64) {
-    let message = Message::builder(&format!("4477009{n:05}"), "ACME", "Your code is 123456")
-        .id(MessageId(n))
-        .build()
-        .unwrap();
-    writer
-        .append(&Record::Accepted {
-            message: Cow::Borrowed(&message),
-            at: 1_000 + n,
-        })
-        .unwrap();
-    let seq = writer
-        .append(&Record::Attempt {
-            id: MessageId(n),
-            carrier: "uk-alpha".into(),
-            attempt: 1,
-        })
-        .unwrap();
+/// Messages `from..from + count` accepted and in flight to their first carrier, durable.
+fn accept(writer: &mut Writer, from: u64, count: u64) {
+    let mut seq = 0;
+    for n in from..from + count {
+        let message = Message::builder(&format!("4477009{n:05}"), "ACME", "Your code is 123456")
+            .id(MessageId(n))
+            .build()
+            .unwrap();
+        writer
+            .append(&Record::Accepted {
+                message: Cow::Borrowed(&message),
+                at: 1_000 + n,
+            })
+            .unwrap();
+        seq = writer
+            .append(&Record::Attempt {
+                id: MessageId(n),
+                carrier: "uk-alpha".into(),
+                attempt: 1,
+            })
+            .unwrap();
+    }
     writer.flush().unwrap();
     let started = Instant::now();
     while writer.durable() < seq {
-        assert!(started.elapsed() < Duration::from_secs(10), "never durable");
+        assert!(started.elapsed() < Duration::from_secs(30), "never durable");
         std::thread::sleep(Duration::from_micros(100));
     }
 }
@@ -72,26 +75,48 @@ fn len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-/// Writes messages from 1 until segment 2 exists, made from the spare; returns the last.
-fn fill_first_segment(dir: &Path, writer: &mut Writer) -> u64 {
-    let mut n = 0;
+/// Messages accepted ten at a time after `last` until segment `next` exists (segment `next -
+/// 1` open and empty at the call), the spare written before the rollover; returns the last
+/// message.
+fn fill_until(
+    dir: &Path,
+    writer: &mut Writer,
+    segment_bytes: u64,
+    next: u64,
+    mut last: u64,
+) -> u64 {
     let started = Instant::now();
-    while !segment(dir, 2).exists() {
-        assert!(started.elapsed() < Duration::from_secs(20), "no rollover");
-        if len(&segment(dir, 1)) > SEGMENT * 3 / 4 {
+    let base = writer.bytes_appended();
+    while !segment(dir, next).exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no rollover");
+        if writer.bytes_appended() - base > segment_bytes * 3 / 4 {
             // Past half: the spare is asked for; let it be written before the rollover.
             while !dir.join("spare.zero").exists() {
                 assert!(
-                    started.elapsed() < Duration::from_secs(20),
+                    started.elapsed() < Duration::from_secs(60),
                     "no spare written"
                 );
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        n += 1;
-        accept(writer, n);
+        accept(writer, last + 1, 10);
+        last += 10;
     }
-    n
+    last
+}
+
+fn fill_first_segment(dir: &Path, writer: &mut Writer) -> u64 {
+    fill_until(dir, writer, SEGMENT, 2, 0)
+}
+
+fn recovered_ids(dir: &Path) -> (Vec<u64>, u64) {
+    let (_writer, recovered) = Journal::open(&options(dir), Box::new(|_| {})).unwrap();
+    let ids = recovered
+        .unfinished
+        .iter()
+        .map(|u| u.message.id().0)
+        .collect();
+    (ids, recovered.torn_bytes)
 }
 
 #[test]
@@ -105,15 +130,8 @@ fn a_segment_made_from_a_spare_gives_back_its_records_after_a_close_or_a_crash()
             "the spare became segment 2"
         );
         assert_eq!(len(&segment(&dir.0, 2)), SEGMENT, "written ahead, whole");
-        let first = len(&segment(&dir.0, 1));
-        assert!(
-            (SEGMENT..SEGMENT + 1024).contains(&first),
-            "segment 1 cut to its records: {first}"
-        );
-        for _ in 0..10 {
-            last += 1;
-            accept(&mut writer, last);
-        }
+        accept(&mut writer, last + 1, 10);
+        last += 10;
         if crash {
             writer.abandon();
             assert_eq!(
@@ -128,27 +146,60 @@ fn a_segment_made_from_a_spare_gives_back_its_records_after_a_close_or_a_crash()
                 "closed: cut to its records"
             );
         }
-        let (_writer, recovered) = Journal::open(&options(&dir.0), Box::new(|_| {})).unwrap();
-        let ids: Vec<u64> = recovered
-            .unfinished
-            .iter()
-            .map(|u| u.message.id().0)
-            .collect();
+        let (ids, torn) = recovered_ids(&dir.0);
         assert_eq!(ids, (1..=last).collect::<Vec<_>>(), "crash: {crash}");
-        assert_eq!(recovered.torn_bytes, 0, "zeros are not a torn write");
+        assert_eq!(torn, 0, "zeros are not a torn write");
         assert!(len(&segment(&dir.0, 2)) < SEGMENT / 4, "the zeros are cut");
+        // Compacted, the same messages.
+        Journal::compact(&dir.0).unwrap();
+        assert_eq!(recovered_ids(&dir.0).0, ids);
     }
+}
+
+#[test]
+fn a_larger_spare_an_earlier_run_left_is_used_and_cut_at_the_rollover() {
+    let dir = TempDir::new("larger");
+    // The earlier run: segments of 512 KiB, a spare of that size (two chunks) left behind.
+    let earlier = JournalOptions {
+        segment_bytes: 8 * SEGMENT,
+        ..options(&dir.0)
+    };
+    let (mut writer, _) = Journal::open(&earlier, Box::new(|_| {})).unwrap();
+    let mut last = 0;
+    let started = Instant::now();
+    while !dir.0.join("spare.zero").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no spare written"
+        );
+        accept(&mut writer, last + 1, 10);
+        last += 10;
+    }
+    writer.close().unwrap();
+    assert_eq!(len(&dir.0.join("spare.zero")), 8 * SEGMENT);
+    // This run: segments of 64 KiB; its first segment (2) is the spare, cut when it closes.
+    let (mut writer, _) = Journal::open(&options(&dir.0), Box::new(|_| {})).unwrap();
+    assert_eq!(
+        len(&segment(&dir.0, 2)),
+        8 * SEGMENT,
+        "the spare became segment 2"
+    );
+    last = fill_until(&dir.0, &mut writer, SEGMENT, 3, last);
+    let closed = len(&segment(&dir.0, 2));
+    assert!(
+        (SEGMENT..SEGMENT + 4096).contains(&closed),
+        "segment 2 cut to its records at the rollover: {closed}"
+    );
+    writer.close().unwrap();
+    assert_eq!(recovered_ids(&dir.0).0, (1..=last).collect::<Vec<_>>());
 }
 
 #[test]
 fn a_frame_torn_inside_a_written_ahead_segment_is_cut_and_the_rest_recovers() {
     let dir = TempDir::new("torn");
     let (mut writer, _) = Journal::open(&options(&dir.0), Box::new(|_| {})).unwrap();
-    let mut last = fill_first_segment(&dir.0, &mut writer);
-    for _ in 0..5 {
-        last += 1;
-        accept(&mut writer, last);
-    }
+    let last = fill_first_segment(&dir.0, &mut writer) + 5;
+    accept(&mut writer, last - 4, 5);
     writer.abandon();
     // Where the records of segment 2 end, a frame a crash cut short: its length and the start
     // of its payload written, zeros after.
@@ -160,9 +211,8 @@ fn a_frame_torn_inside_a_written_ahead_segment_is_cut_and_the_rest_recovers() {
     let (_writer, recovered) = Journal::open(&options(&dir.0), Box::new(|_| {})).unwrap();
     assert_eq!(recovered.unfinished.len() as u64, last);
     assert_eq!(
-        recovered.torn_bytes,
-        SEGMENT - end as u64,
-        "cut at the torn frame"
+        recovered.torn_bytes, 6,
+        "the torn frame's bytes, not the zeros after it"
     );
 }
 
@@ -183,12 +233,11 @@ fn records_end(bytes: &[u8]) -> usize {
 fn a_journal_that_writes_no_spares_removes_one_an_earlier_run_left() {
     let dir = TempDir::new("off");
     let (mut writer, _) = Journal::open(&options(&dir.0), Box::new(|_| {})).unwrap();
-    fill_first_segment(&dir.0, &mut writer);
-    let mut n = 1_000;
+    let mut n = fill_first_segment(&dir.0, &mut writer);
     while !dir.0.join("spare.zero").exists() {
-        assert!(n < 10_000, "no spare written for segment 3");
-        n += 1;
-        accept(&mut writer, n);
+        assert!(n < 100_000, "no spare written for segment 3");
+        accept(&mut writer, n + 1, 10);
+        n += 10;
         std::thread::sleep(Duration::from_millis(1));
     }
     writer.close().unwrap();
