@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use smsroute_journal::{Journal, JournalOptions, Record, Writer};
+use smsroute_journal::{Journal, JournalOptions, Record, SyncMode, Writer};
 use smsroute_types::{Message, MessageId};
 
 const SEGMENT: u64 = 64 << 10;
@@ -248,4 +248,22 @@ fn a_journal_that_writes_no_spares_removes_one_an_earlier_run_left() {
     let (writer, _) = Journal::open(&off, Box::new(|_| {})).unwrap();
     assert!(!dir.0.join("spare.zero").exists());
     writer.close().unwrap();
+}
+
+#[test]
+fn a_segment_made_from_a_spare_gives_back_its_records_with_a_sync_per_record() {
+    let dir = TempDir::new("always");
+    let always = JournalOptions {
+        sync: SyncMode::Always,
+        ..options(&dir.0)
+    };
+    let (mut writer, _) = Journal::open(&always, Box::new(|_| {})).unwrap();
+    let mut last = fill_first_segment(&dir.0, &mut writer);
+    assert_eq!(len(&segment(&dir.0, 2)), SEGMENT, "written ahead, whole");
+    accept(&mut writer, last + 1, 10);
+    last += 10;
+    writer.abandon();
+    let (ids, torn) = recovered_ids(&dir.0);
+    assert_eq!(ids, (1..=last).collect::<Vec<_>>());
+    assert_eq!(torn, 0);
 }
