@@ -13,6 +13,14 @@ use smsroute_delivery::{Event, ReceiptStatus};
 use smsroute_engine::EngineOptions;
 use smsroute_sim::{Behaviour, Latency};
 
+/// An answer to a receipt and where it is recorded once given (taken or not).
+fn recorded_answer() -> (ReceiptAck, Arc<Mutex<Option<bool>>>) {
+    let answer = Arc::new(Mutex::new(None));
+    let answered = answer.clone();
+    let ack = ReceiptAck::new(move |taken| *answered.lock().unwrap() = Some(taken));
+    (ack, answer)
+}
+
 #[derive(Debug, Default)]
 struct Recorded {
     waiting: Mutex<Vec<(String, Vec<String>)>>,
@@ -67,9 +75,7 @@ async fn a_receipt_from_another_nodes_bind_finishes_the_message() {
     assert_eq!((carrier.as_str(), part_ids.len()), ("a", 1));
     // Another node's bind took the receipt and passed it here; its answer says taken once
     // the router has it (the other node's inbox keeps it until then).
-    let answer = Arc::new(Mutex::new(None));
-    let answered = answer.clone();
-    let ack = ReceiptAck::new(move |taken| *answered.lock().unwrap() = Some(taken));
+    let (ack, answer) = recorded_answer();
     assert!(router.receipt_from_peer("a", receipt(&part_ids[0]), ack));
     ledger.settle(&mut events).await;
     assert_eq!(ledger.count(|e| *e == Event::Delivered), 1);
@@ -78,9 +84,7 @@ async fn a_receipt_from_another_nodes_bind_finishes_the_message() {
     // One nobody here waits for goes to the relay; one for a carrier this router does not
     // have is dropped, answered taken (no router here could use it).
     assert!(router.receipt_from_peer("a", receipt("not-ours"), ReceiptAck::none()));
-    let answer = Arc::new(Mutex::new(None));
-    let answered = answer.clone();
-    let ack = ReceiptAck::new(move |taken| *answered.lock().unwrap() = Some(taken));
+    let (ack, answer) = recorded_answer();
     assert!(router.receipt_from_peer("nope", receipt("x"), ack));
     assert_eq!(*answer.lock().unwrap(), Some(true));
     for _ in 0..10 {

@@ -212,10 +212,9 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
     Ok(out)
 }
 
-/// Whether the bytes after a segment's last record are a pre-written segment's unused zeros
-/// (at least a frame header of them: a frame cut short is shorter or not all zeros).
-fn unused_space(tail: &[u8]) -> bool {
-    tail.len() >= segment::HEADER && tail.iter().all(|b| *b == 0)
+/// How many zeros end `bytes`: a segment written ahead holds them after its last record.
+fn zeros_at_end(bytes: &[u8]) -> usize {
+    bytes.iter().rev().take_while(|b| **b == 0).count()
 }
 
 impl Fold {
@@ -245,7 +244,11 @@ impl Fold {
             // Zeros after the last record: a segment written ahead that a crash kept from
             // being cut to its records on closing (or a file the system left longer than
             // what was written): nothing was torn.
-            End::Torn { offset } if unused_space(&bytes[offset as usize..]) => {
+            // (At least a frame header of them: a frame cut short is shorter or not zeros.)
+            End::Torn { offset }
+                if bytes.len() - offset as usize >= segment::HEADER
+                    && zeros_at_end(&bytes) >= bytes.len() - offset as usize =>
+            {
                 tracing::info!(segment = %path.display(), offset,
                     "journal: zeros after the last record cut off");
                 truncate(path, offset)?;
@@ -267,7 +270,7 @@ impl Fold {
                     && segment::synced_after(&bytes, offset) <= offset =>
             {
                 // The zeros after the damage (a segment written ahead) were never written.
-                let written = bytes.len() - bytes.iter().rev().take_while(|b| **b == 0).count();
+                let written = bytes.len() - zeros_at_end(&bytes);
                 let cut = (written as u64).saturating_sub(offset);
                 tracing::warn!(segment = %path.display(), offset, cut, %problem,
                     "journal: unsynced tail damaged (a crash of the machine?) cut off");

@@ -138,7 +138,6 @@ impl Writer {
             marker: Vec::with_capacity(32),
             capacity,
             spare: spare_tx,
-            spare_requested: false,
         };
         let thread = std::thread::Builder::new()
             .name("journal-sync".into())
@@ -317,10 +316,9 @@ struct Syncer {
     /// The open segment's length when it opened (a spare's, or its header's): writes below
     /// it overwrite written blocks.
     capacity: u64,
-    /// Asks for a spare segment of so many bytes (`preallocate`).
+    /// Asks for a spare segment of so many bytes (`preallocate`), once a segment is half
+    /// full.
     spare: Option<std::sync::mpsc::Sender<u64>>,
-    /// A spare was asked for since the segment opened.
-    spare_requested: bool,
 }
 
 impl Syncer {
@@ -402,11 +400,11 @@ impl Syncer {
         // Only what grew the file is new on the disk.
         let grown = self.written.saturating_sub(self.capacity.max(before));
         self.shared.disk_bytes.fetch_add(grown, Ordering::Relaxed);
+        let half = self.segment_bytes / 2;
         if let Some(spare) = &self.spare
-            && !self.spare_requested
-            && self.written >= self.segment_bytes / 2
+            && before < half
+            && self.written >= half
         {
-            self.spare_requested = true;
             let _ = spare.send(self.segment_bytes);
         }
         if self.written >= self.segment_bytes {
@@ -418,7 +416,6 @@ impl Syncer {
                 open_segment(&self.dir, self.number, min_spare).map_err(std::io::Error::other)?;
             (self.file, self.capacity) = (file, capacity);
             self.written = MAGIC.len() as u64;
-            self.spare_requested = false;
             self.shared.measure_disk(&self.dir);
             tracing::debug!(
                 segment = self.number,

@@ -1,5 +1,8 @@
 //! Writing, crashing and recovering journals on the real disk.
 
+mod common;
+
+use common::{TempDir, life, make_durable, message};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,71 +16,8 @@ use smsroute_journal::{
 };
 use smsroute_types::{Message, MessageId};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "smsroute-journal-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn message(n: u64) -> Message {
-    Message::builder(&format!("4477009{n:05}"), "ACME", &format!("code {n}"))
-        .id(MessageId(n))
-        .client_ref(&format!("ref-{n}"))
-        .validity(Duration::from_secs(600))
-        .build()
-        .unwrap()
-}
-
 fn open(dir: &Path) -> (Writer, smsroute_journal::Recovered) {
     Journal::open(&JournalOptions::new(dir), Box::new(|_| {})).unwrap()
-}
-
-/// Message n's life, as far as `steps` goes: accepted, attempt 1, submitted, finished sent
-/// (n in the acknowledgement order), acknowledged up to it.
-fn life(writer: &mut Writer, n: u64, steps: usize) {
-    let m = message(n);
-    let ids: Vec<Box<str>> = vec![format!("c{n}").into()];
-    let records = [
-        Record::Accepted {
-            message: Cow::Borrowed(&m),
-            at: 1_000 + n,
-        },
-        Record::Attempt {
-            id: MessageId(n),
-            carrier: "uk-alpha".into(),
-            attempt: 1,
-        },
-        Record::Submitted {
-            id: MessageId(n),
-            carrier: "uk-alpha".into(),
-            carrier_ids: Cow::Borrowed(&ids),
-        },
-        Record::Finished {
-            id: MessageId(n),
-            status: Finish::Sent,
-            ack: n,
-            possible_duplicate: false,
-        },
-        Record::Acknowledged { upto: n },
-    ];
-    for record in records.iter().take(steps) {
-        writer.append(record).unwrap();
-    }
 }
 
 #[test]
@@ -211,10 +151,7 @@ fn segments_roll_over_and_are_read_in_order() {
     for n in 1..=400 {
         life(&mut writer, n, if n % 2 == 0 { 4 } else { 2 });
         if n % 10 == 0 {
-            writer.flush().unwrap();
-            while writer.durable() < writer.appended() {
-                std::thread::sleep(Duration::from_micros(100));
-            }
+            make_durable(&mut writer);
         }
     }
     writer.close().unwrap();
@@ -236,10 +173,7 @@ fn damage_before_the_end_is_reported_with_file_and_offset() {
     for n in 1..=5 {
         life(&mut writer, n, 1);
     }
-    writer.flush().unwrap();
-    while writer.durable() < 5 {
-        std::thread::sleep(Duration::from_micros(100));
-    }
+    make_durable(&mut writer);
     let synced = segment_len(&dir.0);
     // A second batch: its `Synced` record says the first one was synced.
     life(&mut writer, 6, 1);
@@ -268,10 +202,7 @@ fn an_unsynced_tail_left_with_holes_by_a_power_loss_is_cut() {
     for n in 1..=5 {
         life(&mut writer, n, 1);
     }
-    writer.flush().unwrap();
-    while writer.durable() < 5 {
-        std::thread::sleep(Duration::from_micros(100));
-    }
+    make_durable(&mut writer);
     let synced = segment_len(&dir.0) as usize;
     for n in 6..=20 {
         life(&mut writer, n, 1);
@@ -380,10 +311,7 @@ fn background_compaction_keeps_the_directory_to_the_live_messages() {
     for n in 1..=400 {
         life(&mut writer, n, if n % 2 == 0 { 4 } else { 2 });
         if n % 10 == 0 {
-            writer.flush().unwrap();
-            while writer.durable() < writer.appended() {
-                std::thread::sleep(Duration::from_micros(100));
-            }
+            make_durable(&mut writer);
         }
     }
     // About 30 segments closed; the compactor catches up in the background, down to one
@@ -449,10 +377,7 @@ proptest! {
         let mut ends = Vec::new();
         for n in 1..=count {
             life(&mut writer, n, 1);
-            writer.flush().unwrap();
-            while writer.durable() < n {
-                std::thread::sleep(Duration::from_micros(100));
-            }
+            make_durable(&mut writer);
             ends.push(segment_len(&dir.0));
         }
         writer.close().unwrap();

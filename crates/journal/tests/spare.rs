@@ -2,31 +2,15 @@
 //! next segment, its unused zeros are cut when it closes or when recovery reads it after a
 //! crash, and every record written into it comes back, nothing more.
 
-use std::borrow::Cow;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use smsroute_journal::{Journal, JournalOptions, Record, SyncMode, Writer};
-use smsroute_types::{Message, MessageId};
+use common::{TempDir, life, make_durable};
+use smsroute_journal::{Journal, JournalOptions, SyncMode, Writer};
 
 const SEGMENT: u64 = 64 << 10;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("smsroute-spare-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn options(dir: &Path) -> JournalOptions {
     JournalOptions {
@@ -39,32 +23,10 @@ fn options(dir: &Path) -> JournalOptions {
 
 /// Messages `from..from + count` accepted and in flight to their first carrier, durable.
 fn accept(writer: &mut Writer, from: u64, count: u64) {
-    let mut seq = 0;
     for n in from..from + count {
-        let message = Message::builder(&format!("4477009{n:05}"), "ACME", "Your code is 123456")
-            .id(MessageId(n))
-            .build()
-            .unwrap();
-        writer
-            .append(&Record::Accepted {
-                message: Cow::Borrowed(&message),
-                at: 1_000 + n,
-            })
-            .unwrap();
-        seq = writer
-            .append(&Record::Attempt {
-                id: MessageId(n),
-                carrier: "uk-alpha".into(),
-                attempt: 1,
-            })
-            .unwrap();
+        life(writer, n, 2);
     }
-    writer.flush().unwrap();
-    let started = Instant::now();
-    while writer.durable() < seq {
-        assert!(started.elapsed() < Duration::from_secs(30), "never durable");
-        std::thread::sleep(Duration::from_micros(100));
-    }
+    make_durable(writer);
 }
 
 fn segment(dir: &Path, n: u64) -> PathBuf {
