@@ -9,41 +9,17 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use smsroute_carrier::Receipt;
 use smsroute_carrier::mock::MockCarrier;
 use smsroute_delivery::{Event, ReceiptStatus};
 use smsroute_engine::{EngineOptions, EventStream, Router, StatusEvent};
-use smsroute_journal::JournalOptions;
 use smsroute_sim::Behaviour;
 use smsroute_types::{CarrierSlot, Message, MessageId};
 use tokio::runtime::Runtime;
 
-/// A journal directory of its own, removed afterwards.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "smsroute-engine-journal-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        Dir(dir)
-    }
-
-    fn options(&self) -> EngineOptions {
-        EngineOptions::default().journal(JournalOptions::new(&self.0))
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::JournalDir;
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -92,7 +68,7 @@ fn terminal_by_id(events: &[StatusEvent]) -> BTreeMap<MessageId, StatusEvent> {
 
 #[test]
 fn a_crash_loses_nothing_accepted_and_flags_what_was_in_flight() {
-    let dir = Dir::new("crash");
+    let dir = JournalDir::new("journal-crash");
     let config = common::config(&[("alpha", 1000, "0.004")], "");
     const N: u64 = 10;
 
@@ -224,7 +200,7 @@ fn a_crash_loses_nothing_accepted_and_flags_what_was_in_flight() {
 
 #[test]
 fn receipts_awaited_at_a_crash_are_matched_after_the_restart() {
-    let dir = Dir::new("receipts");
+    let dir = JournalDir::new("journal-receipts");
     let config = common::config(&[("alpha", 1000, "0.004")], "");
     let start = |rt: &Runtime| {
         let _enter = rt.enter();
@@ -304,7 +280,7 @@ fn without_a_journal_events_carry_no_acknowledgement_place() {
 
 #[test]
 fn the_configuration_can_ask_for_the_journal() {
-    let dir = Dir::new("configured");
+    let dir = JournalDir::new("journal-configured");
     let extra = format!(
         "[journal]\ndir = {:?}\nsync = \"always\"\n",
         dir.0.display().to_string()
@@ -338,7 +314,7 @@ fn the_configuration_can_ask_for_the_journal() {
 #[tokio::test]
 async fn an_abandoned_router_keeps_every_promise_it_made() {
     use smsroute_sim::Latency;
-    let dir = Dir::new("abandon");
+    let dir = JournalDir::new("journal-abandon");
     // The carrier does not survive the crash: receipts owed by the old one never come, so
     // messages awaiting them end `sent` after the receipt timeout.
     let config = common::config(
@@ -437,7 +413,7 @@ async fn an_abandoned_router_keeps_every_promise_it_made() {
 
 #[test]
 fn an_acknowledgement_past_what_was_handed_out_covers_only_that() {
-    let dir = Dir::new("ack-ahead");
+    let dir = JournalDir::new("journal-ack-ahead");
     let config = common::config(&[("alpha", 1000, "0.004")], "");
     for life in 1..=2 {
         let rt = runtime();
@@ -466,7 +442,7 @@ fn an_acknowledgement_past_what_was_handed_out_covers_only_that() {
 
 #[test]
 fn a_possible_duplicate_stays_flagged_across_a_restart() {
-    let dir = Dir::new("flagged");
+    let dir = JournalDir::new("journal-flagged");
     let config = common::config(&[("alpha", 1000, "0.004")], "");
     // Life 1: the first submit times out (the carrier may have it), the retry is accepted;
     // the receipt has not come at the crash.
@@ -528,7 +504,7 @@ fn a_possible_duplicate_stays_flagged_across_a_restart() {
 
 #[test]
 fn an_id_handed_out_before_a_crash_is_never_handed_out_again() {
-    let dir = Dir::new("ids");
+    let dir = JournalDir::new("journal-ids");
     let config = common::config(&[("alpha", 1000, "0.004")], "");
     let mut given = Vec::new();
     for _life in 0..3 {
@@ -562,7 +538,7 @@ async fn a_receipt_is_answered_taken_only_once_its_effect_is_durable() {
         .into_iter()
         .enumerate()
     {
-        let dir = Dir::new(&format!("receipt-answers-{round}"));
+        let dir = JournalDir::new(&format!("receipt-answers-{round}"));
         let start = || Router::start(&config, dir.options(), |c| MockCarrier::new(&c.id)).unwrap();
         // Life 1: 100 messages accepted by the carrier, their ids durable.
         let (router, mut events) = start();
@@ -654,7 +630,7 @@ async fn a_delivered_part_survives_a_crash() {
     use smsroute_carrier::ReceiptAck;
     let config = common::config(&[("alpha", 1000, "0.004")], "");
     for park in [false, true] {
-        let dir = Dir::new(&format!("parts-{park}"));
+        let dir = JournalDir::new(&format!("parts-{park}"));
         let start = || Router::start(&config, dir.options(), |c| MockCarrier::new(&c.id)).unwrap();
         let receipt = |id: MessageId, part: u32| Receipt {
             message_id: MockCarrier::message_id(id.0, 1, part),
@@ -722,7 +698,7 @@ async fn a_delivered_part_survives_a_crash() {
 async fn a_receipt_for_a_message_that_cannot_be_read_back_is_not_taken() {
     use smsroute_carrier::ReceiptAck;
     let config = common::config(&[("alpha", 100_000, "0.004")], "");
-    let dir = Dir::new("unreadable");
+    let dir = JournalDir::new("journal-unreadable");
     let start = || Router::start(&config, dir.options(), |c| MockCarrier::new(&c.id)).unwrap();
     let (router, mut events) = start();
     // Enough parked messages that the first ones are written out (past the side files'

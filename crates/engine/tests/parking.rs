@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use smsroute_carrier::Receipt;
@@ -15,25 +14,7 @@ use smsroute_engine::{EngineOptions, EventStream, Router, StatusEvent};
 use smsroute_journal::JournalOptions;
 use smsroute_types::{CarrierSlot, Message, MessageId};
 
-/// A journal directory of its own, removed afterwards.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "smsroute-engine-parking-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::JournalDir;
 
 fn message(n: u64, text: &str) -> Message {
     Message::builder(&format!("4477009{n:05}"), "ACME", text)
@@ -70,7 +51,7 @@ fn receipt(id: MessageId, part: u32, status: ReceiptStatus) -> Receipt {
 
 #[tokio::test(flavor = "current_thread")]
 async fn parked_messages_free_their_slots_and_finish_by_receipt_or_timeout() {
-    let dir = Dir::new("finish");
+    let dir = JournalDir::new("parking-finish");
     // Receipts awaited 6 s: messages park after 2 s, so the ones left alone time out parked.
     let config = common::config(
         &[("alpha", 1000, "0.004")],
@@ -183,7 +164,7 @@ async fn parked_messages_free_their_slots_and_finish_by_receipt_or_timeout() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_parked_message_survives_a_restart_and_its_receipt_finds_it() {
-    let dir = Dir::new("restart");
+    let dir = JournalDir::new("parking-restart");
     let config = common::config(&[("alpha", 1000, "0.004")], "");
     let options = || EngineOptions::default().journal(JournalOptions::new(&dir.0));
     let (router, mut events) =
@@ -221,7 +202,7 @@ async fn a_parked_message_survives_a_restart_and_its_receipt_finds_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_for_more_parked_messages_than_slots_all_finish() {
-    let dir = Dir::new("room");
+    let dir = JournalDir::new("parking-room");
     let config = common::config(&[("alpha", 100_000, "0.004")], "");
     let options = EngineOptions::default()
         .max_outstanding(16)
@@ -275,7 +256,7 @@ async fn receipts_for_more_parked_messages_than_slots_all_finish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_for_parked_messages_are_not_starved_by_submits_that_fill_every_slot() {
-    let dir = Dir::new("starve");
+    let dir = JournalDir::new("parking-starve");
     let config = common::config(&[("alpha", 100_000, "0.004")], "");
     let options = EngineOptions::default()
         .max_outstanding(16)

@@ -87,10 +87,9 @@ impl<C: Carrier> Dispatcher<C> {
         flight.started = now;
         if self.journal.is_some() {
             // It waited for its attempt's record: its timeout counts from now, not from then.
-            if let Some(timeout) = entry.delivery.submit_sent(attempt, now) {
-                entry.wake_at = timeout;
-                self.timers.push(timeout, Wake::Entry(key));
-            }
+            // The wake-up armed then comes first: the machine arms the later one if the
+            // submit is still unanswered (most are answered before either).
+            entry.delivery.submit_sent(attempt, now);
         }
         let request = SubmitRequest {
             message: entry.message.clone(),

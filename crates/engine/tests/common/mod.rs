@@ -2,14 +2,40 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use smsroute_config::Config;
 use smsroute_delivery::Event;
 use smsroute_engine::{EngineOptions, EventStream, Rejection, Router, StatusEvent};
+use smsroute_journal::JournalOptions;
 use smsroute_sim::{Behaviour, Outage, OutageKind, SimCarrier};
 use smsroute_types::CarrierSlot;
 use smsroute_types::{Message, MessageId};
+
+/// A journal directory of its own under the system's temporary directory (this test
+/// process's, named `name`), removed afterwards.
+pub struct JournalDir(pub PathBuf);
+
+impl JournalDir {
+    pub fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("smsroute-engine-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        JournalDir(dir)
+    }
+
+    /// Default options with a journal here.
+    pub fn options(&self) -> EngineOptions {
+        EngineOptions::default().journal(JournalOptions::new(&self.0))
+    }
+}
+
+impl Drop for JournalDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 pub const MS: u64 = 1_000_000;
 pub const S: u64 = 1_000_000_000;
