@@ -26,7 +26,7 @@ use smsroute_types::MessageId;
 
 use crate::JournalError;
 use crate::record::{ACCEPTED, ACKNOWLEDGED, COUNTERS, DecodeError, FINISHED, Record};
-use crate::segment::{self, MAGIC};
+use crate::segment::{self, Checksums, MAGIC};
 
 /// What a compaction did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -218,7 +218,7 @@ pub(crate) fn compact(dir: &Path, upto: u64, stop: &AtomicBool) -> Result<Compac
             return Ok(Compacted::default());
         }
         bytes_before += std::fs::metadata(path).map_or(0, |m| m.len());
-        segment::read_closed(path, |offset, payload| {
+        segment::read_closed(path, Checksums::Verify, |offset, _, payload| {
             plan.note(position(input, offset), payload)
         })?;
     }
@@ -250,9 +250,10 @@ pub(crate) fn compact(dir: &Path, upto: u64, stop: &AtomicBool) -> Result<Compac
             return Ok(false);
         }
         let mut failed = None;
-        segment::read_closed(path, |offset, payload| {
+        // The first pass checked every checksum: each kept frame is copied with its own.
+        segment::read_closed(path, Checksums::PassOn, |offset, crc, payload| {
             if failed.is_none() && plan.keep(position(input, offset), payload)? {
-                segment::write_payload(payload, buf);
+                segment::copy_frame(payload, crc, buf);
                 records += 1;
                 if buf.len() >= CHUNK {
                     bytes_after += buf.len() as u64;

@@ -49,7 +49,16 @@ pub fn seal_frames(frames: &mut [u8]) {
     }
 }
 
+/// Appends a frame read back whole (its payload and the checksum that came with it) to `out`:
+/// no checksum computed, the original travels with the bytes.
+pub fn copy_frame(payload: &[u8], crc: u32, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
 /// Appends an encoded record (a payload read back) as one frame to `out`.
+#[cfg(test)]
 pub fn write_payload(payload: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
@@ -188,12 +197,24 @@ pub fn scan(
     End::Clean
 }
 
+/// What [`read_closed`] does with each frame's checksum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checksums {
+    /// Checked: a mismatch is damage.
+    Verify,
+    /// Passed on unchecked: a read of the same closed file checked them already, and the
+    /// caller keeps each with its payload ([`copy_frame`]), so damage since is still found by
+    /// the next read that checks.
+    PassOn,
+}
+
 /// Reads every frame of a closed file (a compacted file, or a segment the writer is done
-/// with) in order without holding the file in memory, calling `each(offset, payload)`. Any
-/// damage, a cut last frame included, is reported with the file and offset.
+/// with) in order without holding the file in memory, calling `each(offset, crc, payload)`.
+/// Any damage, a cut last frame included, is reported with the file and offset.
 pub fn read_closed(
     path: &Path,
-    mut each: impl FnMut(u64, &[u8]) -> Result<(), DecodeError>,
+    checksums: Checksums,
+    mut each: impl FnMut(u64, u32, &[u8]) -> Result<(), DecodeError>,
 ) -> Result<(), crate::JournalError> {
     use std::io::Read;
     let io = |e| crate::JournalError::io(path, e);
@@ -228,10 +249,10 @@ pub fn read_closed(
         if file.read_exact(&mut payload).is_err() {
             return Err(corrupt(at, Damage::Length(len)));
         }
-        if crc32fast::hash(&payload) != crc {
+        if checksums == Checksums::Verify && crc32fast::hash(&payload) != crc {
             return Err(corrupt(at, Damage::Checksum));
         }
-        each(at, &payload).map_err(|e| corrupt(at, Damage::Record(e)))?;
+        each(at, crc, &payload).map_err(|e| corrupt(at, Damage::Record(e)))?;
         at += (HEADER + payload.len()) as u64;
     }
 }
@@ -381,6 +402,39 @@ mod tests {
         assert_ne!(now, later, "checksums not yet filled in");
         seal_frames(&mut later[MAGIC.len()..]);
         assert_eq!(now, later);
+    }
+
+    #[test]
+    fn frames_passed_on_unchecked_keep_their_own_checksums() {
+        let path =
+            std::env::temp_dir().join(format!("smsroute-journal-pass-on-{}", std::process::id()));
+        let mut bytes = segment(3);
+        // The last frame's payload damaged: its checksum no longer matches.
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let mut copied = MAGIC.to_vec();
+        let read = read_closed(&path, Checksums::PassOn, |_, crc, payload| {
+            copy_frame(payload, crc, &mut copied);
+            Ok(())
+        });
+        let checked = read_closed(&path, Checksums::Verify, |_, _, _| Ok(()));
+        let _ = std::fs::remove_file(&path);
+        assert!(read.is_ok());
+        assert_eq!(
+            copied, bytes,
+            "each frame copied as it was, the damaged one too"
+        );
+        assert!(
+            matches!(
+                checked,
+                Err(crate::JournalError::Corrupt {
+                    problem: Damage::Checksum,
+                    ..
+                })
+            ),
+            "{checked:?}"
+        );
     }
 
     #[test]

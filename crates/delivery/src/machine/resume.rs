@@ -44,7 +44,9 @@ pub struct Recovery {
 
 impl Delivery {
     /// The submit of `attempt` leaves only now (it waited for the journal to record it): its
-    /// timeout counts from `now`. Returns the new timeout, for the wake-up.
+    /// timeout counts from `now`. Returns the new timeout (none when that attempt is not in
+    /// flight). A wake-up armed for the old one needs no replacing: [`Delivery::handle_timer`]
+    /// before the new timeout arms it.
     pub fn submit_sent(&mut self, attempt: u32, now: Nanos) -> Option<Nanos> {
         match &mut self.state {
             State::InFlight {
