@@ -538,7 +538,7 @@ async fn a_receipt_is_answered_taken_only_once_its_effect_is_durable() {
         .into_iter()
         .enumerate()
     {
-        let dir = JournalDir::new(&format!("receipt-answers-{round}"));
+        let dir = JournalDir::new(&format!("journal-receipt-answers-{round}"));
         let start = || Router::start(&config, dir.options(), |c| MockCarrier::new(&c.id)).unwrap();
         // Life 1: 100 messages accepted by the carrier, their ids durable.
         let (router, mut events) = start();
@@ -630,7 +630,7 @@ async fn a_delivered_part_survives_a_crash() {
     use smsroute_carrier::ReceiptAck;
     let config = common::config(&[("alpha", 1000, "0.004")], "");
     for park in [false, true] {
-        let dir = JournalDir::new(&format!("parts-{park}"));
+        let dir = JournalDir::new(&format!("journal-parts-{park}"));
         let start = || Router::start(&config, dir.options(), |c| MockCarrier::new(&c.id)).unwrap();
         let receipt = |id: MessageId, part: u32| Receipt {
             message_id: MockCarrier::message_id(id.0, 1, part),

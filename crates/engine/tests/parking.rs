@@ -166,9 +166,8 @@ async fn parked_messages_free_their_slots_and_finish_by_receipt_or_timeout() {
 async fn a_parked_message_survives_a_restart_and_its_receipt_finds_it() {
     let dir = JournalDir::new("parking-restart");
     let config = common::config(&[("alpha", 1000, "0.004")], "");
-    let options = || EngineOptions::default().journal(JournalOptions::new(&dir.0));
     let (router, mut events) =
-        Router::start(&config, options(), |c| MockCarrier::new(&c.id)).unwrap();
+        Router::start(&config, dir.options(), |c| MockCarrier::new(&c.id)).unwrap();
     let id = router.try_submit(message(1, "hello")).unwrap();
     parked(&router, &mut events, 1).await;
     // A clean shutdown leaves it in the journal, unfinished.
@@ -177,7 +176,7 @@ async fn a_parked_message_survives_a_restart_and_its_receipt_finds_it() {
     drop(events);
 
     let (router, mut events) =
-        Router::start(&config, options(), |c| MockCarrier::new(&c.id)).unwrap();
+        Router::start(&config, dir.options(), |c| MockCarrier::new(&c.id)).unwrap();
     // Parked again straight from the journal: no slot held after the restart.
     let stats = router.stats();
     assert_eq!(
