@@ -10,8 +10,7 @@ use std::time::Duration;
 use smsroute_carrier::Receipt;
 use smsroute_carrier::mock::MockCarrier;
 use smsroute_delivery::{Event, FailReason, ReceiptStatus};
-use smsroute_engine::{EngineOptions, EventStream, Router, StatusEvent};
-use smsroute_journal::JournalOptions;
+use smsroute_engine::{EventStream, Router, StatusEvent};
 use smsroute_types::{CarrierSlot, Message, MessageId};
 
 use common::JournalDir;
@@ -57,9 +56,7 @@ async fn parked_messages_free_their_slots_and_finish_by_receipt_or_timeout() {
         &[("alpha", 1000, "0.004")],
         "[retry]\nreceipt_timeout_s = 6\n",
     );
-    let options = EngineOptions::default()
-        .max_outstanding(4)
-        .journal(JournalOptions::new(&dir.0));
+    let options = dir.options().max_outstanding(4);
     let (router, mut events) =
         Router::start(&config, options, |c| MockCarrier::new(&c.id)).unwrap();
 
@@ -203,9 +200,7 @@ async fn a_parked_message_survives_a_restart_and_its_receipt_finds_it() {
 async fn receipts_for_more_parked_messages_than_slots_all_finish() {
     let dir = JournalDir::new("parking-room");
     let config = common::config(&[("alpha", 100_000, "0.004")], "");
-    let options = EngineOptions::default()
-        .max_outstanding(16)
-        .journal(JournalOptions::new(&dir.0));
+    let options = dir.options().max_outstanding(16);
     let (router, mut events) =
         Router::start(&config, options, |c| MockCarrier::new(&c.id)).unwrap();
     let n = 48;
@@ -257,9 +252,7 @@ async fn receipts_for_more_parked_messages_than_slots_all_finish() {
 async fn receipts_for_parked_messages_are_not_starved_by_submits_that_fill_every_slot() {
     let dir = JournalDir::new("parking-starve");
     let config = common::config(&[("alpha", 100_000, "0.004")], "");
-    let options = EngineOptions::default()
-        .max_outstanding(16)
-        .journal(JournalOptions::new(&dir.0));
+    let options = dir.options().max_outstanding(16);
     let (router, mut events) =
         Router::start(&config, options, |c| MockCarrier::new(&c.id)).unwrap();
     let router = std::sync::Arc::new(router);
