@@ -1,6 +1,8 @@
 //! `journal/append/10000`: 10,000 records of one message's life each (accepted with its whole
 //! message, attempt, carrier ids, finished) appended, handed to the sync thread and waited for
 //! until durable (`sync = "batch"`, on the disk of the system's temporary directory).
+//! `journal/encode/10000`: the same records encoded into a reused buffer, nothing written:
+//! the dispatcher's share of a record's cost.
 //! `journal/recover/N`: reading a journal that holds N unfinished messages (each accepted and
 //! awaiting its receipt: three records) back into their states. Sizes:
 //! `SMSROUTE_BENCH_SIZES=100k,1M` (the default).
@@ -61,6 +63,27 @@ fn journal(c: &mut Criterion) {
     });
     drop(writer);
     let _ = std::fs::remove_dir_all(&dir);
+
+    let ids: Vec<_> = messages.iter().map(|m| carrier_ids(m.id())).collect();
+    let lives: Vec<_> = messages
+        .iter()
+        .zip(&ids)
+        .map(|(message, ids)| life(message, ids, true))
+        .collect();
+    let mut buf = Vec::with_capacity(1 << 16);
+    group.bench_function(BenchmarkId::new("encode", APPEND), |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            for life in &lives {
+                for record in life {
+                    record.encode(&mut buf);
+                }
+                bytes += buf.len();
+                buf.clear();
+            }
+            bytes
+        })
+    });
 
     for (label, n) in [("100k", 100_000u64), ("1M", 1_000_000)] {
         if !wanted(label) {

@@ -382,8 +382,12 @@ impl Record<'_> {
 }
 
 fn encode_message(m: &Message, out: &mut Vec<u8>) {
+    // One reservation for the whole record: every field's length and at most 5 bytes of
+    // length or flag before each, 10 for the id, 9 for each optional time.
+    let reference = m.client_ref().map_or(0, str::len);
+    out.reserve(64 + m.text().len() + m.from().as_str().len() + reference);
     put_var(out, m.id().0);
-    put_str(out, m.to().as_str());
+    put_bytes(out, m.to().as_bytes());
     // As written: a numeric sender keeps its `+` (its TON).
     match m.from() {
         Sender::Numeric {
@@ -405,6 +409,10 @@ fn encode_message(m: &Message, out: &mut Vec<u8>) {
             put_str(out, r);
         }
         None => out.push(0),
+    }
+    if !m.has_tags() {
+        out.push(0);
+        return;
     }
     let count = m.tags().count();
     put_u32(out, count as u32);
@@ -475,8 +483,12 @@ fn put_opt_u64(out: &mut Vec<u8>, v: Option<u64>) {
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_u32(out, s.len() as u32);
-    out.extend_from_slice(s.as_bytes());
+    put_bytes(out, s.as_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u32(out, bytes.len() as u32);
+    out.extend_from_slice(bytes);
 }
 
 /// A cursor over a record's bytes; every read names its field when the bytes run out.

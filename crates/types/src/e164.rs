@@ -128,6 +128,11 @@ impl E164 {
         std::str::from_utf8(&self.digits[..self.len as usize]).unwrap_or("")
     }
 
+    /// The digits as ASCII bytes, without `+` ([`E164::as_str`] without its UTF-8 check).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.digits[..self.len as usize]
+    }
+
     /// Number of digits (7..=15).
     pub fn len(&self) -> usize {
         self.len as usize
@@ -253,6 +258,7 @@ mod tests {
             let spaced: String = digits.chars().flat_map(|c| std::iter::once(c).chain(sep.chars())).collect();
             let n = E164::parse(&format!("+{spaced}")).unwrap();
             proptest::prop_assert_eq!(n.as_str(), digits.as_str());
+            proptest::prop_assert_eq!(n.as_bytes(), digits.as_bytes());
         }
     }
 }

@@ -168,6 +168,11 @@ impl Message {
             .map(|tag| tag.split_once(TAG_VALUE).unwrap_or((tag, "")))
     }
 
+    /// Whether the message has any tag (cheaper than looking at [`Message::tags`]).
+    pub fn has_tags(&self) -> bool {
+        self.body.len() > self.text_len
+    }
+
     /// The value of the tag `key` (the first, if repeated).
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags().find(|(k, _)| *k == key).map(|(_, v)| v)
@@ -368,6 +373,12 @@ mod tests {
         assert_eq!(m.tag("class"), Some("marketing"));
         assert_eq!(m.tag("account"), Some(""));
         assert_eq!(m.tag("campaign"), None);
+        assert!(m.has_tags());
+        let untagged = Message::builder("447700900123", "ACME", "a=b; c")
+            .build()
+            .unwrap();
+        assert!(!untagged.has_tags());
+        assert_eq!(untagged.tags().count(), 0);
         let shown = format!("{m:?}");
         assert!(shown.contains(r#"text: "a=b; c""#), "{shown}");
         assert!(shown.contains(r#"("class", "marketing")"#), "{shown}");
