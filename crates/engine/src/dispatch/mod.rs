@@ -27,6 +27,7 @@ mod lanes;
 mod lookup;
 mod park;
 mod quality;
+mod resume;
 mod slab;
 mod spill;
 
