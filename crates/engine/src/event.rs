@@ -148,13 +148,6 @@ impl EventSink {
         }
     }
 
-    /// A durable message's `Accepted` event (with a journal): never dropped, progress events
-    /// on or off, since a gateway waits for it to confirm the message to its own client. At
-    /// most one per outstanding message beyond the queue's limit.
-    pub fn accepted(&mut self, event: StatusEvent) {
-        self.push(event);
-    }
-
     /// Whether progress events are wanted at all (skip building them when not).
     pub fn wants_progress(&self) -> bool {
         self.progress
@@ -179,7 +172,22 @@ impl EventSink {
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        let (len, terminals) = (batch.len(), std::mem::take(&mut self.terminals));
+        let terminals = std::mem::take(&mut self.terminals);
+        self.send(batch, terminals);
+    }
+
+    /// Hands a batch made elsewhere to the gateway as it is, after what was pushed before it:
+    /// the events the journal held (`terminals` of them terminal) once durable. Never dropped,
+    /// progress events on or off: a gateway waits for a durable message's `Accepted` event to
+    /// confirm it to its own client (at most one per outstanding message beyond the queue's
+    /// limit).
+    pub fn hand_over(&mut self, events: Vec<StatusEvent>, terminals: usize) {
+        self.flush();
+        self.send(events, terminals);
+    }
+
+    fn send(&mut self, batch: Vec<StatusEvent>, terminals: usize) {
+        let len = batch.len();
         self.counters.queued.fetch_add(len, Ordering::Relaxed);
         if self.tx.send(batch).is_err() {
             // Nobody listens: the events are taken as soon as they are made.

@@ -55,19 +55,27 @@ impl<C: Carrier> Dispatcher<C> {
         let mut unfinished: Vec<MessageId> = Vec::new();
         if let Some(journal) = self.journal.take() {
             // Synced on the way out: what waited for the disk is durable now.
-            let (durable, held) = journal.close();
+            let (durable, held, events) = journal.close();
+            for held in events {
+                if durable {
+                    self.hand_out_held(held);
+                } else {
+                    // Never durable: a terminal one stays unfinished in the journal, its slot
+                    // given back; an `Accepted` one is dropped.
+                    unfinished.extend(
+                        held.events
+                            .iter()
+                            .filter(|status| status.event.is_terminal())
+                            .map(|status| status.id),
+                    );
+                }
+            }
             for (_, held) in held {
                 match held {
                     journal::Held::Start(job) => unfinished.push(job.message.id()),
-                    journal::Held::Terminal(status) if durable => self.hand_out_terminal(status),
-                    // Never durable: stays unfinished in the journal, its slot given back.
-                    journal::Held::Terminal(status) => unfinished.push(status.id),
-                    journal::Held::Accepted(status) if durable => self.events.accepted(status),
                     journal::Held::Receipt(ack) if durable => ack.taken(),
                     // Dropped unanswered: the carrier offers the receipt again.
-                    journal::Held::Accepted(_)
-                    | journal::Held::Submit { .. }
-                    | journal::Held::Receipt(_) => {}
+                    journal::Held::Submit { .. } | journal::Held::Receipt(_) => {}
                 }
             }
         }

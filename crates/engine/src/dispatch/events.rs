@@ -96,6 +96,19 @@ impl<C: Carrier> Dispatcher<C> {
         }
     }
 
+    /// Hands one turn's held events to the gateway, now durable: their batch as it is.
+    pub(super) fn hand_out_held(&mut self, held: journal::HeldEvents) {
+        if held.last_ack > 0 {
+            self.shared
+                .handed_out
+                .fetch_max(held.last_ack, Ordering::Release);
+        }
+        if self.draining.is_some() {
+            self.drained += held.terminals;
+        }
+        self.events.hand_over(held.events, held.terminals as usize);
+    }
+
     /// Hands a terminal event to the gateway (with a journal, once its record is durable).
     pub(super) fn hand_out_terminal(&mut self, status: StatusEvent) {
         self.shared

@@ -7,7 +7,9 @@
 //! once its attempt is durable, so a crash can never forget a submit that reached a carrier),
 //! a terminal event (handed to the gateway once durable, so it is never heard and then
 //! forgotten), and the answer to a carrier's receipt (given once what the receipt did is
-//! durable, so a crash never loses a receipt its carrier thinks delivered). Everything else
+//! durable, so a crash never loses a receipt its carrier thinks delivered). The events a turn
+//! holds go to the gateway together, as the batch they were written into, once the turn's
+//! records are durable: never copied or read again by the dispatcher. Everything else
 //! (receipt ids, retries) is recorded without waiting: losing it in a crash only makes
 //! recovery more cautious.
 
@@ -17,18 +19,41 @@ use smsroute_journal::{Finish, Flushed, Record, Recovered, Writer};
 
 use super::*;
 
-/// What waits for its record to be durable.
+/// What waits for its record to be durable, besides events ([`HeldEvents`]).
 pub(super) enum Held {
     /// A new message the journal could not record (it failed): never started.
     Start(Job),
-    /// A new message's `Accepted` event.
-    Accepted(StatusEvent),
     /// A submit: sent once its attempt is durable.
     Submit { key: EntryKey, attempt: u32 },
-    /// A terminal event: handed out once durable.
-    Terminal(StatusEvent),
     /// A carrier's receipt, answered once what it did is durable.
     Receipt(ReceiptAck),
+}
+
+/// `Accepted` and terminal events held in one turn (up to [`HELD_EVENTS`]), in the order
+/// they were made: handed to the gateway as one batch once every record up to `seq` is
+/// durable.
+#[derive(Default)]
+pub(super) struct HeldEvents {
+    /// The last record appended when they were closed.
+    seq: u64,
+    pub events: Vec<StatusEvent>,
+    /// How many of them are terminal.
+    pub terminals: u64,
+    /// The highest acknowledgement place among them (0: none terminal).
+    pub last_ack: u64,
+}
+
+/// Held events a batch: a full one is closed at once (its records are appended, so it waits
+/// for them), the size of the event sink's own batches.
+const HELD_EVENTS: usize = 1024;
+
+impl HeldEvents {
+    fn new() -> Self {
+        HeldEvents {
+            events: Vec::with_capacity(HELD_EVENTS),
+            ..HeldEvents::default()
+        }
+    }
 }
 
 /// The journal's writer and what waits for it.
@@ -36,6 +61,10 @@ pub(super) struct Durability {
     writer: Writer,
     /// Held items by the sequence number of their record, oldest first.
     waiting: VecDeque<(u64, Held)>,
+    /// The events this turn holds so far.
+    open: HeldEvents,
+    /// Earlier turns' held events, oldest first.
+    held_events: VecDeque<HeldEvents>,
     /// The next terminal event's place in the acknowledgement order.
     next_ack: u64,
     /// The acknowledgement watermark last recorded.
@@ -44,9 +73,6 @@ pub(super) struct Durability {
     backlogged: bool,
     /// The journal failed: nothing more becomes durable.
     failed: bool,
-    /// The sequence number of the acceptance being started (its `Accepted` event waits for
-    /// it).
-    accepting: u64,
     /// Each hand-over to the sync thread not yet durable: its last sequence number and when.
     flushes: VecDeque<(u64, std::time::Instant)>,
     /// Bytes appended as of the last metric flush.
@@ -67,11 +93,12 @@ impl Durability {
         Durability {
             writer,
             waiting: VecDeque::new(),
+            open: HeldEvents::new(),
+            held_events: VecDeque::new(),
             next_ack: recovered.last_ack + 1,
             acknowledged: recovered.acknowledged,
             backlogged: false,
             failed: false,
-            accepting: 0,
             flushes: VecDeque::new(),
             bytes_seen: 0,
             reserved_ids: recovered.last_id.0,
@@ -146,13 +173,46 @@ impl Durability {
     pub fn finish(&mut self, mut status: StatusEvent) {
         status.ack = self.next_ack;
         self.next_ack += 1;
-        let seq = self.append(&Record::Finished {
+        self.append(&Record::Finished {
             id: status.id,
             status: finish_of(&status.event),
             ack: status.ack,
             possible_duplicate: status.possible_duplicate,
         });
-        self.hold(seq, Held::Terminal(status));
+        self.open.terminals += 1;
+        self.open.last_ack = status.ack;
+        self.hold_event(status);
+    }
+
+    fn hold_event(&mut self, status: StatusEvent) {
+        self.open.events.push(status);
+        if self.open.events.len() >= HELD_EVENTS {
+            self.close_events();
+        }
+    }
+
+    /// Closes the held events (at the end of a turn, or full): they wait for every record so
+    /// far (forever once the journal failed).
+    fn close_events(&mut self) {
+        if self.open.events.is_empty() {
+            return;
+        }
+        let mut events = std::mem::replace(&mut self.open, HeldEvents::new());
+        events.seq = if self.failed {
+            NEVER
+        } else {
+            self.writer.appended()
+        };
+        self.held_events.push_back(events);
+    }
+
+    /// The oldest turn's held events, once durable.
+    fn durable_events(&mut self) -> Option<HeldEvents> {
+        let durable = self.writer.durable();
+        match self.held_events.front() {
+            Some(events) if events.seq <= durable => self.held_events.pop_front(),
+            _ => None,
+        }
     }
 
     /// Records attempt `attempt` of message `id` (entry `key`) to `carrier`; its submit waits
@@ -196,14 +256,15 @@ impl Durability {
         self.append(&Record::PartDelivered { id, part });
     }
 
-    /// A new message's `Accepted` event: handed out once its acceptance is durable.
+    /// A new message's `Accepted` event: handed out once its acceptance (recorded this turn)
+    /// is durable.
     pub fn accepted(&mut self, status: StatusEvent) {
-        self.hold(self.accepting, Held::Accepted(status));
+        self.hold_event(status);
     }
 
     /// Whether anything waits for the disk.
     pub fn is_idle(&self) -> bool {
-        self.waiting.is_empty()
+        self.waiting.is_empty() && self.held_events.is_empty() && self.open.events.is_empty()
     }
 
     /// Hands this turn's records to the sync thread.
@@ -255,7 +316,9 @@ impl Durability {
         self.bytes_seen = bytes;
         m.journal_disk.set(self.writer.disk_bytes() as f64);
         m.journal_files.set(self.writer.files() as f64);
-        m.journal_waiting.set(self.waiting.len() as f64);
+        let events: usize = self.held_events.iter().map(|e| e.events.len()).sum();
+        m.journal_waiting
+            .set((self.waiting.len() + events + self.open.events.len()) as f64);
     }
 
     /// Stops the writer as a crash would (what is not written is lost).
@@ -263,11 +326,13 @@ impl Durability {
         self.writer.abandon();
     }
 
-    /// Syncs what is recorded and stops the writer; the items held are returned, all durable
-    /// unless the journal failed.
-    pub fn close(self) -> (bool, VecDeque<(u64, Held)>) {
+    /// Syncs what is recorded and stops the writer; the items and events held are returned,
+    /// all durable unless the journal failed.
+    pub fn close(mut self) -> (bool, VecDeque<(u64, Held)>, VecDeque<HeldEvents>) {
+        let open = std::mem::take(&mut self.open);
+        self.held_events.push_back(open);
         let ok = !self.failed && self.writer.close().is_ok();
-        (ok, self.waiting)
+        (ok, self.waiting, self.held_events)
     }
 }
 
@@ -299,7 +364,6 @@ impl<C: Carrier> Dispatcher<C> {
                     journal.hold(seq, Held::Start(job));
                     return;
                 }
-                journal.accepting = seq;
                 self.start(job, now);
             }
         }
@@ -333,14 +397,19 @@ impl<C: Carrier> Dispatcher<C> {
             self.shared.stopped.store(true, Ordering::Release);
         }
         journal.commits(&self.shared.metrics.journal_commit);
+        journal.close_events();
         let mut released = false;
+        // Events first: a message's `Accepted` event goes before anything its released submit
+        // reports.
+        while let Some(events) = self.journal.as_mut().and_then(Durability::durable_events) {
+            released = true;
+            self.hand_out_held(events);
+        }
         while let Some(held) = self.journal.as_mut().and_then(Durability::next_durable) {
             released = true;
             match held {
                 Held::Start(job) => self.start(job, now),
-                Held::Accepted(status) => self.events.accepted(status),
                 Held::Submit { key, attempt } => self.send(key, attempt, now),
-                Held::Terminal(status) => self.hand_out_terminal(status),
                 Held::Receipt(ack) => ack.taken(),
             }
         }
