@@ -1,8 +1,10 @@
-//! Submits held for the journal: an attempt is sent once its record is durable, and its
-//! submit timeout counts from that send, not from when the attempt was decided.
+//! Submits and events held for the journal: an attempt is sent once its record is durable,
+//! and its submit timeout counts from that send, not from when the attempt was decided; the
+//! events held go to the gateway in the order they were made.
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use smsroute_delivery::Event;
@@ -64,6 +66,59 @@ fn a_submit_held_for_the_disk_times_out_counting_from_its_send() {
         timed_out - sent >= 500_000_000,
         "timed out {} ns after it was sent, before the submit timeout",
         timed_out - sent
+    );
+    drop(_enter);
+    rt.block_on(router.shutdown(Duration::from_secs(1)));
+}
+
+#[test]
+fn held_events_come_in_order_each_message_accepted_first_and_finished_last() {
+    let dir = JournalDir::new("held-order");
+    let config = common::config(&[("alpha", 100_000, "0.004")], "");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _enter = rt.enter();
+    let options = EngineOptions::default().journal(JournalOptions::new(&dir.0));
+    let (router, mut events) = common::start(&config, options, &[("alpha", Behaviour::default())]);
+    // A burst: several turns' worth, so held events go out in many batches.
+    const N: u64 = 3_000;
+    for n in 1..=N {
+        router.try_submit(common::message(n)).unwrap();
+    }
+    let mut by_id: HashMap<_, Vec<Event>> = HashMap::new();
+    let mut acks = Vec::new();
+    rt.block_on(async {
+        while acks.len() < N as usize {
+            let e = tokio::time::timeout(Duration::from_secs(20), events.recv())
+                .await
+                .expect("every message finishes")
+                .expect("the stream is open");
+            if e.is_terminal() {
+                acks.push(e.ack);
+            }
+            by_id.entry(e.id).or_default().push(e.event);
+        }
+    });
+    assert_eq!(by_id.len(), N as usize);
+    for (id, seen) in &by_id {
+        assert_eq!(seen.first(), Some(&Event::Accepted), "{id}: {seen:?}");
+        assert_eq!(
+            seen.iter().filter(|e| **e == Event::Accepted).count(),
+            1,
+            "{id}"
+        );
+        assert!(
+            seen.last().is_some_and(Event::is_terminal),
+            "{id}: {seen:?}"
+        );
+        assert_eq!(seen.iter().filter(|e| e.is_terminal()).count(), 1, "{id}");
+    }
+    // Handed out in the acknowledgement order, each place once.
+    assert!(
+        acks.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {acks:?}"
     );
     drop(_enter);
     rt.block_on(router.shutdown(Duration::from_secs(1)));
