@@ -116,6 +116,20 @@ pub(crate) struct EventSink {
 /// Events per batch before an early flush.
 const BATCH: usize = 1024;
 
+/// The events in `buffer` (room for `room`) as a batch to hand over, `buffer` left empty with
+/// that room. A batch at least a quarter full goes as it is (no copy) and `buffer` gets a new
+/// allocation; a smaller one is copied out at its size, so a queue of small batches (a quiet
+/// router, a gateway that stopped reading) never holds more than 4x the events' bytes.
+pub(crate) fn take_batch<T>(buffer: &mut Vec<T>, room: usize) -> Vec<T> {
+    if buffer.len() * 4 >= room {
+        std::mem::replace(buffer, Vec::with_capacity(room))
+    } else {
+        let mut batch = Vec::with_capacity(buffer.len());
+        batch.append(buffer);
+        batch
+    }
+}
+
 impl EventSink {
     pub fn new(counters: Arc<Counters>, limit: usize, progress: bool) -> (EventSink, EventStream) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -171,7 +185,7 @@ impl EventSink {
         if self.batch.is_empty() {
             return;
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let batch = take_batch(&mut self.batch, BATCH);
         let terminals = std::mem::take(&mut self.terminals);
         self.send(batch, terminals);
     }
@@ -293,5 +307,29 @@ impl Drop for EventStream {
         while let Ok(batch) = self.rx.try_recv() {
             self.take(batch);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_batch;
+
+    #[test]
+    fn a_batch_a_quarter_full_moves_and_a_smaller_one_is_copied_at_its_size() {
+        let mut buffer: Vec<u32> = Vec::with_capacity(64);
+        buffer.extend(0..16);
+        let at = buffer.as_ptr();
+        let batch = take_batch(&mut buffer, 64);
+        assert_eq!(batch, (0..16).collect::<Vec<_>>());
+        assert_eq!(batch.as_ptr(), at, "moved, not copied");
+        assert!(buffer.is_empty() && buffer.capacity() >= 64);
+
+        buffer.extend(0..15);
+        let at = buffer.as_ptr();
+        let batch = take_batch(&mut buffer, 64);
+        assert_eq!(batch, (0..15).collect::<Vec<_>>());
+        assert_eq!(batch.capacity(), 15, "copied out at its size");
+        assert_eq!(buffer.as_ptr(), at, "the buffer keeps its room");
+        assert!(buffer.is_empty());
     }
 }

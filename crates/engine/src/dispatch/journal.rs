@@ -197,11 +197,15 @@ impl Durability {
         if self.open.events.is_empty() {
             return;
         }
-        let mut events = std::mem::replace(&mut self.open, HeldEvents::new());
-        events.seq = if self.failed {
-            NEVER
-        } else {
-            self.writer.appended()
+        let events = HeldEvents {
+            seq: if self.failed {
+                NEVER
+            } else {
+                self.writer.appended()
+            },
+            events: crate::event::take_batch(&mut self.open.events, HELD_EVENTS),
+            terminals: std::mem::take(&mut self.open.terminals),
+            last_ack: std::mem::take(&mut self.open.last_ack),
         };
         self.held_events.push_back(events);
     }
