@@ -141,3 +141,29 @@ pub(crate) struct Snapshot<C> {
     /// Route and sender buckets.
     pub buckets: Arc<crate::buckets::Buckets>,
 }
+
+impl<C> Snapshot<C> {
+    /// Configuration `generation`: its compiled tables, slots and buckets, and the rest as
+    /// `config` says.
+    pub fn new(
+        generation: u64,
+        config: &smsroute_config::Config,
+        deck: RouteDeck,
+        slot_of: Vec<CarrierSlot>,
+        slots: Vec<Arc<SlotEntry<C>>>,
+        buckets: crate::buckets::Buckets,
+    ) -> Self {
+        Snapshot {
+            generation,
+            deck,
+            slot_of,
+            slots,
+            buckets: Arc::new(buckets),
+            policy: RetryPolicy::from(&config.retry),
+            quality: crate::quality::QualityConfig::from(&config.routing),
+            max_segments: config.limits.max_segments,
+            rules: smsroute_policy::Rules::new(&config.policy),
+            refund_on_failure: config.policy.refund_on_failure,
+        }
+    }
+}

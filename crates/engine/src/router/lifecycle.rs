@@ -83,18 +83,9 @@ impl<C: Carrier> Router<C> {
             self.attach_receipts(CarrierSlot(index as u16), slot);
         }
         let generation = current.generation + 1;
-        self.shared.snapshot.store(Arc::new(Snapshot {
-            generation,
-            deck,
-            slot_of,
-            slots,
-            buckets: Arc::new(buckets),
-            policy: RetryPolicy::from(&config.retry),
-            quality: crate::quality::QualityConfig::from(&config.routing),
-            max_segments: config.limits.max_segments,
-            rules: smsroute_policy::Rules::new(&config.policy),
-            refund_on_failure: config.policy.refund_on_failure,
-        }));
+        self.shared.snapshot.store(Arc::new(Snapshot::new(
+            generation, config, deck, slot_of, slots, buckets,
+        )));
         for account in &config.policy.accounts {
             self.shared.add_account(account);
         }

@@ -22,7 +22,7 @@ use crossbeam::queue::ArrayQueue;
 use parking_lot::Mutex;
 use smsroute_carrier::{Carrier, Inbound, LinkState};
 use smsroute_config::Config;
-use smsroute_delivery::{Nanos, RetryPolicy};
+use smsroute_delivery::Nanos;
 use smsroute_health::HealthBoard;
 use smsroute_routing::{CarrierHealth, RouteDeck};
 use smsroute_types::CarrierSlot;
@@ -111,18 +111,7 @@ impl<C: Carrier> Router<C> {
         let slot_of: Vec<CarrierSlot> = (0..slots.len() as u16).map(CarrierSlot).collect();
         let buckets = Buckets::build(config, &slot_of, &Buckets::default(), &options.leases)
             .map_err(bucket_quota)?;
-        let snapshot = Snapshot {
-            generation: 1,
-            deck,
-            slot_of,
-            slots,
-            buckets: Arc::new(buckets),
-            policy: RetryPolicy::from(&config.retry),
-            quality: crate::quality::QualityConfig::from(&config.routing),
-            max_segments: config.limits.max_segments,
-            rules: smsroute_policy::Rules::new(&config.policy),
-            refund_on_failure: config.policy.refund_on_failure,
-        };
+        let snapshot = Snapshot::new(1, config, deck, slot_of, slots, buckets);
         let file = options
             .suppression_file
             .clone()
