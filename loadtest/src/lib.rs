@@ -39,6 +39,7 @@ mod scenario;
 mod serve_mode;
 mod smpp_mode;
 mod spend;
+mod stall;
 
 pub use ledger::PerMessage;
 pub use profile::{Ramp, RateProfile, Step};

@@ -174,7 +174,8 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
         let _guard = ctx.runtime.enter();
         smsroute_metrics::install_exporter(addr)?;
     }
-    let report = match scenario.mode {
+    let stall = crate::stall::StallMeter::start(&ctx.runtime);
+    let mut report = match scenario.mode {
         Mode::Inproc => drive(&ctx, InprocFleet::new(&ctx), &templates, options),
         Mode::Smpp => SmppFleet::start(&ctx).and_then(|f| drive(&ctx, f, &templates, options)),
         Mode::Serve => {
@@ -186,6 +187,13 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
             report
         }
     };
+    let stall = stall.stop();
+    if let Ok(report) = &mut report {
+        report.stall_ms = stall.as_secs_f64() * 1e3;
+        for carrier in report.carriers.values_mut() {
+            carrier.allow_stall(stall);
+        }
+    }
     if let Some(dir) = &journal {
         let _ = std::fs::remove_dir_all(dir);
     }

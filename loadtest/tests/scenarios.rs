@@ -316,7 +316,9 @@ fn an_overloaded_run_refuses_the_excess_and_loses_nothing() {
     // smsroute-throttle (`never_more_than_rate_times_t_plus_burst`), and CI checks every load
     // test's report on a machine of its own.
     for c in report.carriers.values() {
-        assert!(c.rate_bound < f64::from(c.tps + c.burst) * 1.02);
+        let stall_allowance = 2.0 * f64::from(c.tps) * report.stall_ms / 1e3 + 1.0;
+        assert!(c.rate_bound >= f64::from(c.tps + c.burst));
+        assert!(c.rate_bound < f64::from(c.tps + c.burst) * 1.02 + stall_allowance);
     }
     let json = serde_json::to_value(&report).unwrap();
     for key in [
