@@ -187,7 +187,7 @@ pub fn run(prepared: &Prepared, options: RunOptions) -> Result<Report, RunError>
             report
         }
     };
-    let stall = stall.stop();
+    let stall = stall.longest();
     if let Ok(report) = &mut report {
         report.stall_ms = stall.as_secs_f64() * 1e3;
         for carrier in report.carriers.values_mut() {
